@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds drop bounds/overflow checks in the numeric kernels; debug builds keep them.
+let fast: [SwiftSetting] = [
+  .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))
+]
+
+let package = Package(
+  name: "tptop",
+  products: [
+    .executable(name: "tptrain", targets: ["tptrain"]),
+    .executable(name: "tptop", targets: ["tptop"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+  ],
+  targets: [
+    // C shims: one per C library, each imported by exactly one Swift module.
+    .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+    .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
+    .systemLibrary(name: "CCurses", providers: [.apt(["libncurses-dev"])]),
+
+    // Typed wrapper over MPI communicators and collectives (the only importer of CMPI).
+    .target(name: "TPComm", dependencies: ["CMPI"], swiftSettings: fast),
+    // The tensor-parallel GPT-2 engine (the only importer of CBLAS).
+    .target(name: "TPEngine", dependencies: ["TPComm", "CBLAS"], swiftSettings: fast),
+    // Shared-memory telemetry segment: rings, control page, readers. No MPI, no curses.
+    .target(
+      name: "Telemetry",
+      dependencies: [.product(name: "Atomics", package: "swift-atomics")],
+      swiftSettings: fast),
+    // Dashboard: view model, cell grid, themes; the curses backend is its only curses code.
+    .target(name: "Dashboard", dependencies: ["Telemetry", "CCurses"], swiftSettings: fast),
+
+    .executableTarget(
+      name: "tptrain",
+      dependencies: [
+        "TPEngine", "TPComm", "Telemetry",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: fast),
+    .executableTarget(
+      name: "tptop",
+      dependencies: [
+        "Telemetry", "Dashboard",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: fast),
+
+    .testTarget(name: "TPEngineTests", dependencies: ["TPEngine"]),
+    .testTarget(name: "IntegrationTests", dependencies: ["TPEngine"]),
+    .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),
+    .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry"]),
+  ]
+)

@@ -1,0 +1,209 @@
+import CMPI
+import Glibc
+
+/// An MPI failure, as a thrown value.
+public struct MPIError: Error, CustomStringConvertible {
+  public let call: String
+  public let code: Int32
+  public var description: String { "MPI call \(call) failed with error code \(code)" }
+}
+
+@inline(__always)
+func check(_ rc: Int32, _ call: String) throws {
+  if rc != cmpi_success() { throw MPIError(call: call, code: rc) }
+}
+
+/// Reduction operators.
+public enum ReduceOp: Sendable {
+  case sum, max, min
+  var handle: MPI_Op {
+    switch self {
+    case .sum: return cmpi_op_sum()
+    case .max: return cmpi_op_max()
+    case .min: return cmpi_op_min()
+    }
+  }
+}
+
+/// Monotonic clock in nanoseconds (no allocation, vDSO call).
+@inline(__always)
+public func monotonicNanos() -> UInt64 {
+  var ts = timespec()
+  clock_gettime(CLOCK_MONOTONIC, &ts)
+  return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
+
+/// Running statistics of the collectives issued through one or more communicators.
+/// Reset by the trainer each step; read into the step's metrics.
+public struct CommStats: Sendable {
+  public var count: Int = 0
+  public var bytes: UInt64 = 0
+  public var totalNs: UInt64 = 0
+  public var maxNs: UInt64 = 0
+  /// log2 µs buckets, see `TPEngine.LatencyHistogram`.
+  public var histogram: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
+                         UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
+    (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+  public init() {}
+
+  @inline(__always)
+  mutating func record(bytes b: Int, nanos: UInt64) {
+    count += 1
+    bytes &+= UInt64(b)
+    totalNs &+= nanos
+    if nanos > maxNs { maxNs = nanos }
+    let us = nanos / 1000
+    let bucket = us == 0 ? 0 : Swift.min(63 - us.leadingZeroBitCount, 15)
+    withUnsafeMutableBytes(of: &histogram) { raw in
+      let p = raw.baseAddress!.assumingMemoryBound(to: UInt32.self)
+      p[bucket] &+= 1
+    }
+  }
+
+  public func bucket(_ i: Int) -> UInt32 {
+    withUnsafeBytes(of: histogram) { $0.load(fromByteOffset: i * 4, as: UInt32.self) }
+  }
+}
+
+/// Process-wide MPI lifetime. `initialize()` works under mpirun and as a singleton.
+public enum MPIRuntime {
+  public static func initialize() throws {
+    var provided: Int32 = 0
+    try check(MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided), "MPI_Init_thread")
+  }
+  public static func finalize() { _ = MPI_Finalize() }
+  /// Ends every process of the job (use after a fatal, already-reported error on one rank).
+  public static func abort(_ code: Int32) -> Never {
+    _ = MPI_Abort(cmpi_comm_world(), code)
+    exit(code)
+  }
+  public static func wallTime() -> Double { MPI_Wtime() }
+}
+
+/// A typed MPI communicator. Collectives are timed into `stats` when `collectStats` is set.
+public final class Communicator {
+  let handle: MPI_Comm
+  public let rank: Int
+  public let size: Int
+  private let owned: Bool
+  /// Collective statistics accumulated since the last `resetStats()`.
+  public var stats = CommStats()
+
+  init(handle: MPI_Comm, owned: Bool) {
+    self.handle = handle
+    self.owned = owned
+    var r: Int32 = 0
+    var s: Int32 = 0
+    MPI_Comm_rank(handle, &r)
+    MPI_Comm_size(handle, &s)
+    rank = Int(r)
+    size = Int(s)
+  }
+
+  deinit {
+    if owned {
+      var h: MPI_Comm? = handle
+      MPI_Comm_free(&h)
+    }
+  }
+
+  /// MPI_COMM_WORLD.
+  public static func world() -> Communicator { Communicator(handle: cmpi_comm_world(), owned: false) }
+
+  /// Splits into sub-communicators: ranks with the same `color` end up together, ordered by `key`.
+  public func split(color: Int, key: Int) throws -> Communicator {
+    var out: MPI_Comm? = nil
+    try check(MPI_Comm_split(handle, Int32(color), Int32(key), &out), "MPI_Comm_split")
+    return Communicator(handle: out!, owned: true)
+  }
+
+  /// The ranks of this communicator that share this node's memory.
+  public func splitShared() throws -> Communicator {
+    var out: MPI_Comm? = nil
+    try check(
+      MPI_Comm_split_type(handle, cmpi_comm_type_shared(), Int32(rank), cmpi_info_null(), &out),
+      "MPI_Comm_split_type")
+    return Communicator(handle: out!, owned: true)
+  }
+
+  public func resetStats() { stats = CommStats() }
+
+  /// In-place all-reduce of `count` floats. A communicator of size 1 returns at once.
+  @inline(__always)
+  public func allReduce(_ buffer: UnsafeMutablePointer<Float>, count: Int, _ op: ReduceOp = .sum) {
+    if size == 1 { return }
+    let t0 = monotonicNanos()
+    MPI_Allreduce(cmpi_in_place(), buffer, Int32(count), cmpi_float(), op.handle, handle)
+    stats.record(bytes: count * 4, nanos: monotonicNanos() &- t0)
+  }
+
+  /// In-place all-reduce of doubles (used for loss and norm accumulators).
+  public func allReduce(_ buffer: UnsafeMutablePointer<Double>, count: Int, _ op: ReduceOp = .sum) {
+    if size == 1 { return }
+    let t0 = monotonicNanos()
+    MPI_Allreduce(cmpi_in_place(), buffer, Int32(count), cmpi_double(), op.handle, handle)
+    stats.record(bytes: count * 8, nanos: monotonicNanos() &- t0)
+  }
+
+  /// Broadcast of `count` Int32 values from `root`.
+  public func broadcast(_ buffer: UnsafeMutablePointer<Int32>, count: Int, root: Int = 0) {
+    if size == 1 { return }
+    MPI_Bcast(buffer, Int32(count), cmpi_int32(), Int32(root), handle)
+  }
+
+  /// Broadcast that waits without spinning: polls completion every `pollMicros`, so ranks blocked
+  /// on a paused job use almost no CPU.
+  public func sleepyBroadcast(_ buffer: UnsafeMutablePointer<Int32>, count: Int, root: Int = 0,
+                              pollMicros: UInt32 = 2000) {
+    if size == 1 { return }
+    var req: MPI_Request? = cmpi_request_null()
+    MPI_Ibcast(buffer, Int32(count), cmpi_int32(), Int32(root), handle, &req)
+    var done: Int32 = 0
+    while true {
+      MPI_Test(&req, &done, cmpi_status_ignore())
+      if done != 0 { break }
+      usleep(pollMicros)
+    }
+  }
+
+  /// Barrier that waits without spinning (see `sleepyBroadcast`).
+  public func sleepyBarrier(pollMicros: UInt32 = 2000) {
+    if size == 1 { return }
+    var req: MPI_Request? = cmpi_request_null()
+    MPI_Ibarrier(handle, &req)
+    var done: Int32 = 0
+    while true {
+      MPI_Test(&req, &done, cmpi_status_ignore())
+      if done != 0 { break }
+      usleep(pollMicros)
+    }
+  }
+
+  public func barrier() { if size > 1 { MPI_Barrier(handle) } }
+
+  /// Gathers one Int64 from each rank to all ranks.
+  public func allGather(_ value: Int64) -> [Int64] {
+    var v = value
+    var out = [Int64](repeating: 0, count: size)
+    if size == 1 { return [value] }
+    out.withUnsafeMutableBufferPointer { p in
+      _ = MPI_Allgather(&v, 1, cmpi_int64(), p.baseAddress, 1, cmpi_int64(), handle)
+    }
+    return out
+  }
+
+  /// Gathers a fixed-length byte string from each rank to all ranks.
+  public func allGatherBytes(_ bytes: [UInt8], length: Int) -> [[UInt8]] {
+    var send = bytes
+    send += [UInt8](repeating: 0, count: max(0, length - send.count))
+    send = Array(send.prefix(length))
+    var recv = [UInt8](repeating: 0, count: length * size)
+    send.withUnsafeMutableBufferPointer { s in
+      recv.withUnsafeMutableBufferPointer { r in
+        _ = MPI_Allgather(s.baseAddress, Int32(length), cmpi_byte(), r.baseAddress, Int32(length),
+                          cmpi_byte(), handle)
+      }
+    }
+    return (0..<size).map { Array(recv[$0 * length..<($0 + 1) * length]) }
+  }
+}

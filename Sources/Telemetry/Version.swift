@@ -1,0 +1,1 @@
+public enum TelemetryVersion { public static let major: UInt32 = 1 }
