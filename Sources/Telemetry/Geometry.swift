@@ -1,0 +1,168 @@
+import Atomics
+import Glibc
+
+/// An atomic view of the 8-byte word at `p` (which must be 8-aligned and mapped).
+@inline(__always)
+func atomicWord(_ p: UnsafeMutableRawPointer) -> UnsafeAtomic<UInt64> {
+  UnsafeAtomic<UInt64>(at: p.assumingMemoryBound(to: UInt64.AtomicRepresentation.self))
+}
+
+/// Where every area lies for a given world size, TP degree, shard count and ring length.
+/// Creators compute it; readers recompute it from the header and require the header's offsets
+/// to match exactly.
+struct SegmentGeometry: Equatable {
+  static let maxWorldSize = 4096
+  static let maxSlotCount = 1 << 20
+  static let minSlotCount = 2
+  static let maxShardCount = 1024
+
+  let worldSize: Int
+  let tp: Int
+  let shardCount: Int
+  let slotCount: Int
+
+  var shardEntrySize: Int { SegmentLayout.Shard.entrySize(tp: tp) }
+  var jobDescriptionOffset: Int { SegmentLayout.Header.size }
+  var jobDescriptionSize: Int { max(Self.roundUp(shardCount * shardEntrySize), SegmentLayout.pageSize) }
+  var controlOffset: Int { jobDescriptionOffset + jobDescriptionSize }
+  var rankHeadersOffset: Int { controlOffset + SegmentLayout.Control.size }
+  var rankHeadersSize: Int { Self.roundUp(worldSize * SegmentLayout.RankHeader.stride) }
+  var ringsOffset: Int { rankHeadersOffset + rankHeadersSize }
+  var ringStride: Int { slotCount * SegmentLayout.Slot.size }
+  var totalSize: Int { ringsOffset + worldSize * ringStride }
+
+  func rankHeaderOffset(_ r: Int) -> Int { rankHeadersOffset + r * SegmentLayout.RankHeader.stride }
+  func ringOffset(_ r: Int) -> Int { ringsOffset + r * ringStride }
+
+  static func roundUp(_ n: Int) -> Int { (n + SegmentLayout.pageSize - 1) / SegmentLayout.pageSize * SegmentLayout.pageSize }
+
+  /// Checks the ranges; returns a description of the first problem.
+  static func problem(worldSize: Int, tp: Int, shardCount: Int, slotCount: Int) -> String? {
+    if worldSize < 1 || worldSize > maxWorldSize { return "world size \(worldSize) outside 1...\(maxWorldSize)" }
+    if tp < 1 || tp > worldSize { return "tp \(tp) outside 1...\(worldSize)" }
+    if shardCount < 0 || shardCount > maxShardCount { return "shard count \(shardCount) outside 0...\(maxShardCount)" }
+    if slotCount < minSlotCount || slotCount > maxSlotCount || slotCount & (slotCount - 1) != 0 {
+      return "ring slot count \(slotCount) is not a power of two in \(minSlotCount)...\(maxSlotCount)"
+    }
+    return nil
+  }
+}
+
+/// The validated header of a mapped segment.
+struct ValidatedHeader {
+  let geometry: SegmentGeometry
+  let info: JobInfo
+
+  typealias H = SegmentLayout.Header
+
+  /// Validates everything a reader relies on, in the order the issue lists the refusals.
+  /// Never reads outside `[base, base + size)`.
+  static func validate(base: UnsafeMutableRawPointer, size: Int, job: String, checkOwner: Bool) throws -> ValidatedHeader {
+    let m = Memory(base: base)
+    guard size >= 8 else { throw TelemetryError.truncated(job: job, actual: size, expected: H.size) }
+    let magic = atomicWord(base + H.magic).load(ordering: .acquiring)
+    if magic == 0 { throw TelemetryError.notReady(job) }
+    guard magic == SegmentLayout.magic else { throw TelemetryError.wrongMagic(job) }
+    guard size >= H.size else { throw TelemetryError.truncated(job: job, actual: size, expected: H.size) }
+    let major = m.u32(H.versionMajor)
+    guard major == SegmentLayout.versionMajor else {
+      throw TelemetryError.versionMismatch(job: job, found: major, expected: SegmentLayout.versionMajor)
+    }
+    guard atomicWord(base + H.ready).load(ordering: .acquiring) == SegmentLayout.readyValue else {
+      throw TelemetryError.notReady(job)
+    }
+    let claimed = m.u64(H.totalSize)
+    guard claimed <= UInt64(size) else {
+      throw TelemetryError.truncated(job: job, actual: size, expected: Int(clamping: claimed))
+    }
+    let owner = m.u32(H.ownerUID)
+    if checkOwner && owner != geteuid() {
+      throw TelemetryError.foreignOwner(job: job, owner: owner, me: geteuid())
+    }
+    func corrupt(_ d: String) -> TelemetryError { .corrupt(job: job, detail: d) }
+    let worldSize = Int(m.u32(H.worldSize))
+    let tp = Int(m.u32(H.tp))
+    let dp = Int(m.u32(H.dp))
+    let shardCount = Int(m.u32(H.shardCount))
+    let slots = m.u64(H.slotCount)
+    guard slots <= UInt64(SegmentGeometry.maxSlotCount) else { throw corrupt("ring slot count \(slots)") }
+    if let p = SegmentGeometry.problem(worldSize: worldSize, tp: tp, shardCount: shardCount, slotCount: Int(slots)) {
+      throw corrupt(p)
+    }
+    guard dp >= 1 && tp * dp == worldSize else { throw corrupt("t \(tp) × d \(dp) ≠ world size \(worldSize)") }
+    let g = SegmentGeometry(worldSize: worldSize, tp: tp, shardCount: shardCount, slotCount: Int(slots))
+    let expected: [(Int, Int, String)] = [
+      (H.headerSize, H.size, "header size"),
+      (H.jobDescriptionOffset, g.jobDescriptionOffset, "job-description offset"),
+      (H.jobDescriptionSize, g.jobDescriptionSize, "job-description size"),
+      (H.controlOffset, g.controlOffset, "control offset"),
+      (H.controlSize, SegmentLayout.Control.size, "control size"),
+      (H.rankHeadersOffset, g.rankHeadersOffset, "rank-header offset"),
+      (H.rankHeaderStride, SegmentLayout.RankHeader.stride, "rank-header stride"),
+      (H.ringsOffset, g.ringsOffset, "ring offset"),
+      (H.ringStride, g.ringStride, "ring stride"),
+      (H.slotSize, SegmentLayout.Slot.size, "slot size"),
+      (H.totalSize, g.totalSize, "total size"),
+    ]
+    for (off, want, what) in expected where m.u64(off) != UInt64(want) {
+      throw corrupt("\(what) \(m.u64(off)), expected \(want)")
+    }
+    guard Int(m.u32(H.shardEntrySize)) == g.shardEntrySize else { throw corrupt("shard entry size") }
+    guard g.totalSize <= size else { throw TelemetryError.truncated(job: job, actual: size, expected: g.totalSize) }
+
+    func count(_ off: Int) -> Int { Int(m.u32(off)) }
+    let model = TelemetryModelInfo(
+      layers: count(H.modelLayers), heads: count(H.modelHeads), channels: count(H.modelChannels),
+      vocab: count(H.modelVocab), paddedVocab: count(H.modelPaddedVocab), maxSeq: count(H.modelMaxSeq),
+      batch: count(H.modelBatch), seq: count(H.modelSeq),
+      preset: m.text(H.presetName, capacity: H.presetNameCapacity))
+    let shards = try (0..<shardCount).map { i in
+      try parseShard(m, at: g.jobDescriptionOffset + i * g.shardEntrySize, tp: tp, job: job)
+    }
+    let totalSteps = m.u64(H.totalSteps)
+    let desc = JobDescription(
+      name: m.text(H.jobName, capacity: H.jobNameCapacity), model: model, worldSize: worldSize,
+      tp: tp, dp: dp, totalSteps: Int(clamping: totalSteps), shards: shards)
+    let info = JobInfo(
+      description: desc, creationTime: Double(m.u64(H.creationTimeNs)) / 1e9,
+      incarnation: m.u64(H.incarnation), ownerUID: owner,
+      creatorPid: Int32(bitPattern: m.u32(H.creatorPid)), slotCount: Int(slots),
+      segmentSize: g.totalSize, versionMinor: m.u32(H.versionMinor))
+    return ValidatedHeader(geometry: g, info: info)
+  }
+
+  static func parseShard(_ m: Memory, at off: Int, tp: Int, job: String) throws -> TelemetryShard {
+    typealias S = SegmentLayout.Shard
+    func corrupt(_ d: String) -> TelemetryError { .corrupt(job: job, detail: "shard entry at \(off): \(d)") }
+    let ndim = Int(m.u32(off + S.dimensionCount))
+    guard ndim >= 1 && ndim <= S.maxDimensions else { throw corrupt("\(ndim) dimensions") }
+    guard let split = TelemetrySplitKind(rawValue: m.i32(off + S.split)) else { throw corrupt("split kind") }
+    let sd = Int(m.i32(off + S.splitDim))
+    guard sd >= -1 && sd < ndim else { throw corrupt("split dimension \(sd)") }
+    guard Int(m.u32(off + S.rankCount)) == tp else { throw corrupt("rank count") }
+    var shape: [Int] = []
+    for k in 0..<ndim {
+      let v = m.i64(off + S.shape + 8 * k)
+      guard v >= 0 && v <= Int64(Int32.max) else { throw corrupt("dimension \(v)") }
+      shape.append(Int(v))
+    }
+    var ranks: [[Range<Int>]] = []
+    var descriptions: [String] = []
+    for r in 0..<tp {
+      let p = off + S.headerSize + r * S.rankPartSize
+      let n = Int(m.u32(p + S.rangeCount))
+      guard n <= S.maxRanges else { throw corrupt("\(n) ranges") }
+      var rs: [Range<Int>] = []
+      for k in 0..<n {
+        let a = m.i64(p + S.ranges + 16 * k), b = m.i64(p + S.ranges + 16 * k + 8)
+        guard a >= 0 && a <= b && b <= Int64(Int32.max) else { throw corrupt("range \(a)..<\(b)") }
+        rs.append(Int(a)..<Int(b))
+      }
+      ranks.append(rs)
+      descriptions.append(m.text(p + S.description, capacity: S.descriptionCapacity))
+    }
+    return TelemetryShard(
+      name: m.text(off + S.name, capacity: S.nameCapacity), shape: shape, split: split,
+      splitDim: sd < 0 ? nil : sd, ranks: ranks, rankDescriptions: descriptions)
+  }
+}

@@ -1,0 +1,364 @@
+import Atomics
+import Glibc
+
+/// What one `poll` found in one rank's ring since the previous poll.
+public struct RankPoll: Sendable {
+  /// World rank.
+  public var rank: Int
+  /// Step records accepted, in ring order.
+  public var steps: [StepRecord] = []
+  /// Event records accepted, in ring order.
+  public var events: [EventRecord] = []
+  /// Records overwritten before this reader could copy them (exact: accepted + lost + corrupt
+  /// equals the records published since the previous poll).
+  public var lost: UInt64 = 0
+  /// Records copied consistently whose checksum or kind was wrong (0 unless memory is damaged).
+  public var corrupt: UInt64 = 0
+  /// The ring's write index at this poll.
+  public var writeIndex: UInt64 = 0
+
+  public init(rank: Int) { self.rank = rank }
+}
+
+/// A reader's view of one job. Attaches read-only; control writes map the control page
+/// read-write on first use. Not thread-safe: use one reader per thread.
+///
+///     let job = try JobReader(job: "run1")
+///     let polls = job.poll()                 // new records of every rank since the last poll
+///     try job.request(.pause)                // compare-and-swap on the desired-state word
+public final class JobReader {
+  /// Job name.
+  public let name: String
+  /// Header and job description, read once at attach.
+  public let info: JobInfo
+  /// Seconds without heartbeat after which a rank whose pid is gone counts as stale.
+  public var staleAfter: Double = 5
+
+  let mapping: MappedSegment
+  let geometry: SegmentGeometry
+  private var controlMapping: MappedSegment?
+  /// Per rank, the next ring index this reader will read.
+  private var cursors: [UInt64]
+  private var scratch = SlotPayload()
+
+  typealias R = SegmentLayout.RankHeader
+  typealias S = SegmentLayout.Slot
+  typealias C = SegmentLayout.Control
+
+  /// Attaches to job `job`. Validates magic, major version, size, ready word and owner.
+  /// - Throws: `TelemetryError` with a one-line description.
+  public init(job: String) throws {
+    mapping = try MappedSegment.open(job: job, writable: false)
+    let h = try ValidatedHeader.validate(base: mapping.base, size: mapping.size, job: job, checkOwner: true)
+    name = job
+    info = h.info
+    geometry = h.geometry
+    cursors = Array(repeating: 0, count: h.geometry.worldSize)
+  }
+
+  // MARK: Status
+
+  /// Rank `r`'s header (0 <= r < worldSize; other values give an empty, unattached status).
+  public func rankStatus(_ r: Int) -> RankStatus {
+    guard r >= 0 && r < geometry.worldSize else {
+      return RankStatus(
+        rank: r, attached: false, pid: 0, host: "", localRank: 0, heartbeatAge: nil, state: nil,
+        writeIndex: 0, lastStep: 0, ackedState: nil, ackedStep: 0, checkpointsSaved: 0,
+        lastCheckpointStep: 0, pidAlive: false)
+    }
+    let h = mapping.base + geometry.rankHeaderOffset(r)
+    let m = Memory(base: h)
+    let word = atomicWord(h + R.localRank).load(ordering: .acquiring)
+    let attached = UInt32(truncatingIfNeeded: word >> 32) == R.attachedValue
+    let pid = Int32(bitPattern: m.u32(R.pid))
+    let hb = atomicWord(h + R.heartbeatNs).load(ordering: .relaxed)
+    let now = telemetryMonotonicNanos()
+    let age: Double? = hb == 0 ? nil : (now > hb ? Double(now - hb) / 1e9 : 0)
+    return RankStatus(
+      rank: r, attached: attached, pid: pid, host: m.text(R.host, capacity: R.hostCapacity),
+      localRank: Int(UInt32(truncatingIfNeeded: word)), heartbeatAge: attached ? age : nil,
+      state: RankState(rawValue: atomicWord(h + R.state).load(ordering: .acquiring)),
+      writeIndex: atomicWord(h + R.writeIndex).load(ordering: .acquiring),
+      lastStep: Int(truncatingIfNeeded: atomicWord(h + R.lastStep).load(ordering: .relaxed)),
+      ackedState: DesiredState(rawValue: atomicWord(h + R.ackedDesiredState).load(ordering: .acquiring)),
+      ackedStep: Int(truncatingIfNeeded: atomicWord(h + R.ackedStep).load(ordering: .relaxed)),
+      checkpointsSaved: Int(truncatingIfNeeded: atomicWord(h + R.checkpointsSaved).load(ordering: .acquiring)),
+      lastCheckpointStep: Int(truncatingIfNeeded: atomicWord(h + R.lastCheckpointStep).load(ordering: .relaxed)),
+      pidAlive: attached && processAlive(pid))
+  }
+
+  /// Every rank's header, by world rank.
+  public func ranks() -> [RankStatus] { (0..<geometry.worldSize).map(rankStatus) }
+
+  /// The job's state judged from its rank headers:
+  /// failed if any rank failed; finished if every attached rank finished; stale if a rank that
+  /// has not finished has a heartbeat older than `staleAfter` and its pid is gone (or nothing
+  /// attached and the creator is gone); otherwise the most notable reported state
+  /// (checkpointing, paused, starting, running).
+  public func state() -> JobState { Self.judge(ranks(), creatorAlive: processAlive(info.creatorPid), staleAfter: staleAfter) }
+
+  static func judge(_ rs: [RankStatus], creatorAlive: Bool, staleAfter: Double) -> JobState {
+    let attached = rs.filter { $0.attached }
+    if attached.contains(where: { $0.state == .failed }) { return .failed }
+    if attached.isEmpty { return creatorAlive ? .starting : .stale }
+    if attached.allSatisfy({ $0.state == .finished }) { return .finished }
+    let gone = attached.contains { r in
+      r.state != .finished && !r.pidAlive && (r.heartbeatAge ?? .infinity) > staleAfter
+    }
+    if gone { return .stale }
+    let live = attached.filter { $0.state != .finished }
+    if live.contains(where: { $0.state == .checkpointing }) { return .checkpointing }
+    if live.contains(where: { $0.state == .paused }) { return .paused }
+    if live.contains(where: { $0.state == .starting || $0.state == nil }) { return .starting }
+    return .running
+  }
+
+  /// The control page.
+  public func control() -> ControlStatus {
+    let c = mapping.base + geometry.controlOffset
+    return ControlStatus(
+      desired: DesiredState(rawValue: atomicWord(c + C.desiredState).load(ordering: .acquiring)),
+      checkpointRequests: atomicWord(c + C.checkpointRequests).load(ordering: .acquiring),
+      observedDesired: DesiredState(rawValue: atomicWord(c + C.observedDesiredState).load(ordering: .acquiring)),
+      observedCheckpointRequests: atomicWord(c + C.observedCheckpointRequests).load(ordering: .acquiring))
+  }
+
+  // MARK: Records
+
+  /// Moves every rank's cursor to `max(writeIndex - keepLast, 0)`, so the next poll returns at
+  /// most the `keepLast` newest records per rank (and counts nothing older as lost).
+  public func seekToEnd(keepLast: Int = 0) {
+    for r in 0..<geometry.worldSize {
+      let head = atomicWord(mapping.base + geometry.rankHeaderOffset(r) + R.writeIndex).load(ordering: .acquiring)
+      let keep = UInt64(max(keepLast, 0))
+      cursors[r] = head > keep ? head - keep : 0
+    }
+  }
+
+  /// Moves every rank's cursor back to 0: the next poll returns every record still in the rings
+  /// and counts the overwritten ones as lost.
+  public func seekToStart() {
+    for r in cursors.indices { cursors[r] = 0 }
+  }
+
+  /// New records of every rank since the previous poll (the first poll returns everything still
+  /// in the rings).
+  public func poll() -> [RankPoll] { (0..<geometry.worldSize).map { poll(rank: $0) } }
+
+  /// New records of rank `rank` since its previous poll. Empty for a rank outside the world.
+  public func poll(rank: Int) -> RankPoll {
+    var out = RankPoll(rank: rank)
+    guard rank >= 0 && rank < geometry.worldSize else { return out }
+    var steps: [StepRecord] = []
+    var events: [EventRecord] = []
+    poll(rank: rank, into: &out) { rec in
+      switch rec {
+      case .step(let s): steps.append(s)
+      case .event(let e): events.append(e)
+      }
+    }
+    out.steps = steps
+    out.events = events
+    return out
+  }
+
+  /// Allocation-free form of `poll(rank:)`: calls `body` for each accepted record and updates
+  /// the counters of `result` (records are not appended). Returns accepted records.
+  @discardableResult
+  public func poll(rank: Int, into result: inout RankPoll, _ body: (TelemetryRecord) -> Void) -> Int {
+    guard rank >= 0 && rank < geometry.worldSize else { return 0 }
+    let head = atomicWord(mapping.base + geometry.rankHeaderOffset(rank) + R.writeIndex).load(ordering: .acquiring)
+    result.writeIndex = head
+    var i = cursors[rank]
+    if head < i {
+      // The ring went backwards: the segment was damaged or recreated; start over.
+      i = 0
+    }
+    let slots = UInt64(geometry.slotCount)
+    if head - i > slots {
+      result.lost &+= head - slots - i
+      i = head - slots
+    }
+    let ring = mapping.base + geometry.ringOffset(rank)
+    let mask = slots - 1
+    var accepted = 0
+    while i < head {
+      let slot = ring + Int(truncatingIfNeeded: (i & mask) &* UInt64(S.size))
+      let seq = atomicWord(slot + S.seq)
+      let want = 2 &* i &+ 2
+      let s1 = seq.load(ordering: .acquiring)
+      if s1 != want {
+        // Overwritten by a later lap (or being overwritten now).
+        result.lost &+= 1
+        i &+= 1
+        continue
+      }
+      withUnsafeMutableBytes(of: &scratch) { p in
+        p.baseAddress.unsafelyUnwrapped.copyMemory(from: slot + S.payload, byteCount: S.payloadSize)
+      }
+      atomicMemoryFence(ordering: .acquiring)
+      let s2 = seq.load(ordering: .relaxed)
+      if s2 != s1 {
+        result.lost &+= 1
+        i &+= 1
+        continue
+      }
+      let decoded = withUnsafeBytes(of: &scratch) { p in
+        RecordCodec.decode(p.baseAddress.unsafelyUnwrapped, index: i)
+      }
+      switch decoded {
+      case .record(let rec):
+        accepted += 1
+        body(rec)
+      case .corrupt:
+        result.corrupt &+= 1
+      }
+      i &+= 1
+    }
+    cursors[rank] = i
+    return accepted
+  }
+
+  // MARK: Control
+
+  private func controlPage() throws -> UnsafeMutableRawPointer {
+    if let c = controlMapping { return c.base }
+    let c = try MappedSegment.openWindow(job: name, offset: geometry.controlOffset, length: SegmentLayout.Control.size)
+    controlMapping = c
+    return c.base
+  }
+
+  /// Asks the job to run, pause or stop at its next step boundary, by compare-and-swap on the
+  /// desired-state word. `stop` is final: asking a stopped job to run or pause is refused.
+  /// - Returns: the previous desired state.
+  /// - Throws: `.controlRefused` when the job is finished, failed or stale, or already stopping.
+  @discardableResult
+  public func request(_ desired: DesiredState) throws -> DesiredState {
+    let st = state()
+    if st == .finished || st == .failed || st == .stale {
+      throw TelemetryError.controlRefused("job '\(name)' is \(st.rawValue); it takes no more commands")
+    }
+    let c = try controlPage()
+    let word = atomicWord(c + C.desiredState)
+    var current = word.load(ordering: .acquiring)
+    while true {
+      if current == DesiredState.stop.rawValue && desired != .stop {
+        throw TelemetryError.controlRefused("job '\(name)' is stopping; it cannot \(desired == .run ? "resume" : "pause")")
+      }
+      let (exchanged, original) = word.compareExchange(
+        expected: current, desired: desired.rawValue, ordering: .acquiringAndReleasing)
+      if exchanged {
+        atomicWord(c + C.writes).wrappingIncrement(ordering: .relaxed)
+        return DesiredState(rawValue: original) ?? .run
+      }
+      current = original
+    }
+  }
+
+  /// Asks for one checkpoint (increments the checkpoint-request counter).
+  /// - Returns: the counter's new value.
+  @discardableResult
+  public func requestCheckpoint() throws -> UInt64 {
+    let st = state()
+    if st == .finished || st == .failed || st == .stale {
+      throw TelemetryError.controlRefused("job '\(name)' is \(st.rawValue); it takes no more commands")
+    }
+    let c = try controlPage()
+    let v = atomicWord(c + C.checkpointRequests).wrappingIncrementThenLoad(ordering: .acquiringAndReleasing)
+    atomicWord(c + C.writes).wrappingIncrement(ordering: .relaxed)
+    return v
+  }
+
+  // MARK: Jobs on this machine
+
+  /// Every tptop segment in /dev/shm, summarized. Never throws: a segment that cannot be
+  /// attached is listed with `problem` set.
+  public static func list() -> [JobSummary] {
+    SegmentName.allJobs().map(summary(job:))
+  }
+
+  /// One job's summary (see `list()`).
+  public static func summary(job: String) -> JobSummary {
+    do {
+      let r = try JobReader(job: job)
+      return r.summary()
+    } catch let e as TelemetryError {
+      var foreign = false
+      if case .foreignOwner = e { foreign = true }
+      return JobSummary(
+        name: job, state: nil, worldSize: 0, tp: 0, dp: 0, step: 0, totalSteps: 0, loss: nil,
+        age: segmentAge(job: job), stale: false, foreign: foreign, problem: e.description)
+    } catch {
+      return JobSummary(
+        name: job, state: nil, worldSize: 0, tp: 0, dp: 0, step: 0, totalSteps: 0, loss: nil,
+        age: segmentAge(job: job), stale: false, foreign: false, problem: "\(error)")
+    }
+  }
+
+  /// This job's summary line.
+  public func summary() -> JobSummary {
+    let rs = ranks()
+    let st = Self.judge(rs, creatorAlive: processAlive(info.creatorPid), staleAfter: staleAfter)
+    let now = Double(telemetryRealtimeNanos()) / 1e9
+    return JobSummary(
+      name: name, state: st, worldSize: info.worldSize, tp: info.tp, dp: info.dp,
+      step: rs.map(\.lastStep).max() ?? 0, totalSteps: info.totalSteps, loss: latestLoss(rank: 0),
+      age: max(0, now - info.creationTime), stale: st == .stale, foreign: false, problem: nil)
+  }
+
+  /// Loss of the newest step record still readable in rank `rank`'s ring (does not move the
+  /// poll cursor).
+  public func latestLoss(rank: Int) -> Float? { latestStep(rank: rank)?.loss }
+
+  /// The newest step record still readable in rank `rank`'s ring (does not move the cursor).
+  public func latestStep(rank: Int) -> StepRecord? {
+    guard rank >= 0 && rank < geometry.worldSize else { return nil }
+    let saved = cursors[rank]
+    defer { cursors[rank] = saved }
+    let head = atomicWord(mapping.base + geometry.rankHeaderOffset(rank) + R.writeIndex).load(ordering: .acquiring)
+    var back: UInt64 = 8
+    while back <= UInt64(geometry.slotCount) {
+      cursors[rank] = head > back ? head - back : 0
+      var found: StepRecord?
+      var scratchPoll = RankPoll(rank: rank)
+      poll(rank: rank, into: &scratchPoll) { rec in if case .step(let s) = rec { found = s } }
+      if let f = found { return f }
+      if head <= back { return nil }
+      back *= 8
+    }
+    return nil
+  }
+
+  static func segmentAge(job: String) -> Double {
+    var st = stat()
+    guard stat("/dev/shm/" + SegmentName.prefix + job, &st) == 0 else { return 0 }
+    let now = Double(telemetryRealtimeNanos()) / 1e9
+    return max(0, now - Double(st.st_mtim.tv_sec))
+  }
+
+  /// Removes the segments of jobs that are gone: stale jobs, and finished or failed jobs whose
+  /// processes have all exited. Segments of other users and unreadable segments are kept.
+  /// - Returns: the names removed.
+  @discardableResult
+  public static func collectGarbage(dryRun: Bool = false) -> [String] {
+    var removed: [String] = []
+    for job in SegmentName.allJobs() {
+      guard let r = try? JobReader(job: job) else { continue }
+      let rs = r.ranks()
+      let st = judge(rs, creatorAlive: processAlive(r.info.creatorPid), staleAfter: r.staleAfter)
+      let allGone = rs.allSatisfy { !$0.pidAlive } && !processAlive(r.info.creatorPid)
+      let gone = st == .stale || ((st == .finished || st == .failed) && allGone)
+      if gone {
+        if dryRun || (try? SegmentWriter.remove(job: job)) != nil { removed.append(job) }
+      }
+    }
+    return removed
+  }
+}
+
+/// Whether process `pid` exists (`kill(pid, 0)` succeeds or fails with EPERM).
+public func processAlive(_ pid: Int32) -> Bool {
+  guard pid > 0 else { return false }
+  if kill(pid, 0) == 0 { return true }
+  return errno == EPERM
+}

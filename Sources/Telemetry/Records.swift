@@ -1,0 +1,278 @@
+// Step and event records, and their encoding into a 248-byte slot payload. The writer encodes
+// into a stack buffer and copies the buffer into the slot in one block; the reader copies the
+// slot out in one block and decodes the copy.
+
+/// 16 log2-microsecond latency buckets (same meaning as `TPEngine.LatencyHistogram`).
+public typealias HistogramBuckets = (
+  UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
+  UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32
+)
+
+/// One rank's measurements of one step. Every field of `TPEngine.StepMetrics`, plus the
+/// writer's rank and a timestamp; `index` is filled by readers.
+public struct StepRecord: Sendable {
+  /// Ring index of this record (reader side only; ignored by writers).
+  public var index: UInt64 = 0
+  /// World rank of the writer.
+  public var rank: Int = 0
+  /// CLOCK_MONOTONIC ns when the record was written.
+  public var timestampNs: UInt64 = 0
+  public var step: Int = 0
+  public var loss: Float = 0
+  public var lr: Float = 0
+  public var gradNorm: Float = 0
+  /// Tokens this rank's replica processed (B*T).
+  public var tokens: Int = 0
+  /// Step wall time and its split, ns.
+  public var stepNs: UInt64 = 0
+  public var forwardNs: UInt64 = 0
+  public var backwardNs: UInt64 = 0
+  public var optimizerNs: UInt64 = 0
+  public var commNs: UInt64 = 0
+  public var dataNs: UInt64 = 0
+  /// All-reduces this step: count, payload bytes, total and max latency (ns).
+  public var allReduceCount: Int = 0
+  public var allReduceBytes: UInt64 = 0
+  public var allReduceTotalNs: UInt64 = 0
+  public var allReduceMaxNs: UInt64 = 0
+  /// log2 µs latency histogram.
+  public var histogram: HistogramBuckets = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+  /// Memory, bytes.
+  public var rssBytes: UInt64 = 0
+  public var paramBytes: UInt64 = 0
+  public var gradBytes: UInt64 = 0
+  public var optimizerBytes: UInt64 = 0
+  public var activationBytes: UInt64 = 0
+  /// Compute-busy fraction of the step, 0...1.
+  public var computeBusy: Float = 0
+  /// Achieved GFLOP/s.
+  public var gflops: Float = 0
+
+  public init() {}
+
+  /// Histogram bucket `i` (0..<16); 0 outside.
+  public func bucket(_ i: Int) -> UInt32 {
+    guard i >= 0 && i < 16 else { return 0 }
+    return withUnsafeBytes(of: histogram) { $0.load(fromByteOffset: i * 4, as: UInt32.self) }
+  }
+
+  /// Sets histogram bucket `i` (0..<16); ignored outside.
+  public mutating func setBucket(_ i: Int, _ value: UInt32) {
+    guard i >= 0 && i < 16 else { return }
+    withUnsafeMutableBytes(of: &histogram) { $0.storeBytes(of: value, toByteOffset: i * 4, as: UInt32.self) }
+  }
+}
+
+/// Something that happened between steps on one rank.
+public struct EventRecord: Sendable, Equatable {
+  /// Ring index (reader side only).
+  public var index: UInt64 = 0
+  public var rank: Int = 0
+  public var timestampNs: UInt64 = 0
+  public var kind: EventKind
+  public var step: Int
+  /// Checkpoint path or error text (at most 208 UTF-8 bytes are stored).
+  public var text: String
+
+  public init(kind: EventKind, step: Int, text: String = "") {
+    self.kind = kind
+    self.step = step
+    self.text = text
+  }
+}
+
+/// A record read from a ring.
+public enum TelemetryRecord: Sendable {
+  case step(StepRecord)
+  case event(EventRecord)
+
+  /// Ring index of the record.
+  public var index: UInt64 {
+    switch self {
+    case .step(let s): return s.index
+    case .event(let e): return e.index
+    }
+  }
+}
+
+/// A 248-byte, 8-aligned scratch buffer holding one slot payload (offsets relative to the slot
+/// are `SegmentLayout.Slot.x - 8`).
+struct SlotPayload {
+  var words: (
+    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64
+  ) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+}
+
+enum RecordCodec {
+  typealias S = SegmentLayout.Slot
+  static let base = S.payload
+
+  /// 64-bit checksum of the first 240 payload bytes (slot bytes 8..<248), four independent
+  /// multiply-xor lanes so it costs a few nanoseconds.
+  @inline(__always)
+  static func checksum(_ p: UnsafeRawPointer) -> UInt64 {
+    let m: UInt64 = 0x9E37_79B9_7F4A_7C15
+    var a: UInt64 = 0x243F_6A88_85A3_08D3
+    var b: UInt64 = 0x1319_8A2E_0370_7344
+    var c: UInt64 = 0xA409_3822_299F_31D0
+    var d: UInt64 = 0x082E_FA98_EC4E_6C89
+    var k = 0
+    while k < 28 {
+      a = (a ^ p.load(fromByteOffset: k * 8, as: UInt64.self)) &* m
+      b = (b ^ p.load(fromByteOffset: k * 8 + 8, as: UInt64.self)) &* m
+      c = (c ^ p.load(fromByteOffset: k * 8 + 16, as: UInt64.self)) &* m
+      d = (d ^ p.load(fromByteOffset: k * 8 + 24, as: UInt64.self)) &* m
+      k += 4
+    }
+    a = (a ^ p.load(fromByteOffset: 28 * 8, as: UInt64.self)) &* m
+    b = (b ^ p.load(fromByteOffset: 29 * 8, as: UInt64.self)) &* m
+    var h = a ^ (b >> 7 | b << 57) ^ (c >> 17 | c << 47) ^ (d >> 31 | d << 33)
+    h ^= h >> 29
+    h = h &* 0xBF58_476D_1CE4_E5B9
+    h ^= h >> 32
+    return h
+  }
+
+  @inline(__always)
+  static func put<T>(_ p: UnsafeMutableRawPointer, _ slotOffset: Int, _ v: T) {
+    p.storeBytes(of: v, toByteOffset: slotOffset - base, as: T.self)
+  }
+
+  @inline(__always)
+  static func get<T>(_ p: UnsafeRawPointer, _ slotOffset: Int, _ t: T.Type) -> T {
+    p.load(fromByteOffset: slotOffset - base, as: T.self)
+  }
+
+  /// Encodes a step record into `p` (248 bytes), checksum included.
+  @inline(__always)
+  static func encode(_ r: StepRecord, rank: UInt32, into p: UnsafeMutableRawPointer) {
+    put(p, S.kind, S.Kind.step)
+    put(p, S.eventKind, UInt32(0))
+    put(p, S.step, Int64(truncatingIfNeeded: r.step))
+    put(p, S.timestampNs, r.timestampNs)
+    put(p, S.tokens, Int64(truncatingIfNeeded: r.tokens))
+    put(p, S.loss, r.loss)
+    put(p, S.lr, r.lr)
+    put(p, S.gradNorm, r.gradNorm)
+    put(p, S.computeBusy, r.computeBusy)
+    put(p, S.gflops, r.gflops)
+    put(p, S.rank, rank)
+    put(p, S.stepNs, r.stepNs)
+    put(p, S.forwardNs, r.forwardNs)
+    put(p, S.backwardNs, r.backwardNs)
+    put(p, S.optimizerNs, r.optimizerNs)
+    put(p, S.commNs, r.commNs)
+    put(p, S.dataNs, r.dataNs)
+    put(p, S.allReduceCount, Int64(truncatingIfNeeded: r.allReduceCount))
+    put(p, S.allReduceBytes, r.allReduceBytes)
+    put(p, S.allReduceTotalNs, r.allReduceTotalNs)
+    put(p, S.allReduceMaxNs, r.allReduceMaxNs)
+    put(p, S.rssBytes, r.rssBytes)
+    put(p, S.paramBytes, r.paramBytes)
+    put(p, S.gradBytes, r.gradBytes)
+    put(p, S.optimizerBytes, r.optimizerBytes)
+    put(p, S.activationBytes, r.activationBytes)
+    withUnsafeBytes(of: r.histogram) { h in
+      (p + (S.histogram - base)).copyMemory(from: h.baseAddress!, byteCount: 64)
+    }
+    put(p, S.checksum, checksum(UnsafeRawPointer(p)))
+  }
+
+  /// Encodes an event record into `p` (248 bytes), checksum included. The text is cut at a
+  /// UTF-8 boundary to fit.
+  static func encode(
+    kind: EventKind, step: Int, text: String, timestampNs: UInt64, rank: UInt32,
+    into p: UnsafeMutableRawPointer
+  ) {
+    put(p, S.kind, S.Kind.event)
+    put(p, S.eventKind, kind.rawValue)
+    put(p, S.step, Int64(truncatingIfNeeded: step))
+    put(p, S.timestampNs, timestampNs)
+    put(p, S.eventRank, rank)
+    let n = FixedText.store(text, into: p + (S.text - base), capacity: S.textCapacity)
+    put(p, S.textLength, UInt32(n))
+    put(p, S.checksum, checksum(UnsafeRawPointer(p)))
+  }
+
+  /// Result of decoding a copied payload.
+  enum Decoded {
+    case record(TelemetryRecord)
+    /// Checksum mismatch or unknown kind: a damaged record.
+    case corrupt
+  }
+
+  /// Decodes a copied payload (248 bytes). Never traps on garbage.
+  static func decode(_ p: UnsafeRawPointer, index: UInt64) -> Decoded {
+    guard get(p, S.checksum, UInt64.self) == checksum(p) else { return .corrupt }
+    let kind = get(p, S.kind, UInt32.self)
+    if kind == S.Kind.step {
+      var r = StepRecord()
+      r.index = index
+      r.rank = Int(get(p, S.rank, UInt32.self))
+      r.step = Int(get(p, S.step, Int64.self))
+      r.timestampNs = get(p, S.timestampNs, UInt64.self)
+      r.tokens = Int(get(p, S.tokens, Int64.self))
+      r.loss = get(p, S.loss, Float.self)
+      r.lr = get(p, S.lr, Float.self)
+      r.gradNorm = get(p, S.gradNorm, Float.self)
+      r.computeBusy = get(p, S.computeBusy, Float.self)
+      r.gflops = get(p, S.gflops, Float.self)
+      r.stepNs = get(p, S.stepNs, UInt64.self)
+      r.forwardNs = get(p, S.forwardNs, UInt64.self)
+      r.backwardNs = get(p, S.backwardNs, UInt64.self)
+      r.optimizerNs = get(p, S.optimizerNs, UInt64.self)
+      r.commNs = get(p, S.commNs, UInt64.self)
+      r.dataNs = get(p, S.dataNs, UInt64.self)
+      r.allReduceCount = Int(get(p, S.allReduceCount, Int64.self))
+      r.allReduceBytes = get(p, S.allReduceBytes, UInt64.self)
+      r.allReduceTotalNs = get(p, S.allReduceTotalNs, UInt64.self)
+      r.allReduceMaxNs = get(p, S.allReduceMaxNs, UInt64.self)
+      r.rssBytes = get(p, S.rssBytes, UInt64.self)
+      r.paramBytes = get(p, S.paramBytes, UInt64.self)
+      r.gradBytes = get(p, S.gradBytes, UInt64.self)
+      r.optimizerBytes = get(p, S.optimizerBytes, UInt64.self)
+      r.activationBytes = get(p, S.activationBytes, UInt64.self)
+      withUnsafeMutableBytes(of: &r.histogram) { h in
+        h.baseAddress!.copyMemory(from: p + (S.histogram - base), byteCount: 64)
+      }
+      return .record(.step(r))
+    }
+    if kind == S.Kind.event, let ek = EventKind(rawValue: get(p, S.eventKind, UInt32.self)) {
+      let n = Int(min(get(p, S.textLength, UInt32.self), UInt32(S.textCapacity)))
+      let text = FixedText.load(p + (S.text - base), length: n)
+      var e = EventRecord(kind: ek, step: Int(get(p, S.step, Int64.self)), text: text)
+      e.index = index
+      e.rank = Int(get(p, S.eventRank, UInt32.self))
+      e.timestampNs = get(p, S.timestampNs, UInt64.self)
+      return .record(.event(e))
+    }
+    return .corrupt
+  }
+}
+
+/// Fixed-capacity UTF-8 text fields.
+enum FixedText {
+  /// Stores up to `capacity` bytes of `s`, cut at a UTF-8 character boundary, NUL-padding the
+  /// rest. Returns the bytes stored.
+  @discardableResult
+  static func store(_ s: String, into p: UnsafeMutableRawPointer, capacity: Int) -> Int {
+    p.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
+    var n = 0
+    for scalar in s.unicodeScalars {
+      let len = UTF8.width(scalar)
+      if n + len > capacity { break }
+      UTF8.encode(scalar) { b in p.storeBytes(of: b, toByteOffset: n, as: UInt8.self); n += 1 }
+    }
+    return n
+  }
+
+  /// Reads at most `length` bytes, stopping at the first NUL; invalid UTF-8 is replaced.
+  static func load(_ p: UnsafeRawPointer, length: Int) -> String {
+    var n = 0
+    while n < length && p.load(fromByteOffset: n, as: UInt8.self) != 0 { n += 1 }
+    let buf = UnsafeRawBufferPointer(start: p, count: n)
+    return String(decoding: buf, as: UTF8.self)
+  }
+}

@@ -1,0 +1,273 @@
+import Atomics
+import Glibc
+
+/// The job side of a segment: creates it (local rank 0) or opens it (the other local ranks),
+/// and hands out one `RankWriter` per rank that writes in this process. Also usable without MPI
+/// to build synthetic jobs (tests, benchmarks, demos).
+public final class SegmentWriter {
+  let mapping: MappedSegment
+  let geometry: SegmentGeometry
+  /// The job's published description.
+  public let info: JobInfo
+
+  private init(mapping: MappedSegment, header: ValidatedHeader) {
+    self.mapping = mapping
+    self.geometry = header.geometry
+    self.info = header.info
+  }
+
+  /// Creates the job's segment exclusively (`O_EXCL`, mode 0600), reserves its memory and
+  /// publishes the description; `ready` is written last.
+  /// - Parameter slotCount: ring slots per rank, a power of two (default 4096).
+  /// - Throws: `TelemetryError` (`.alreadyExists`, `.noSpace`, `.invalidArgument`, ...).
+  public static func create(_ d: JobDescription, slotCount: Int = SegmentLayout.defaultSlotCount) throws -> SegmentWriter {
+    if let p = SegmentGeometry.problem(worldSize: d.worldSize, tp: d.tp, shardCount: d.shards.count, slotCount: slotCount) {
+      throw TelemetryError.invalidArgument(p)
+    }
+    guard d.dp >= 1 && d.tp * d.dp == d.worldSize else {
+      throw TelemetryError.invalidArgument("t \(d.tp) × d \(d.dp) must equal the world size \(d.worldSize)")
+    }
+    guard d.totalSteps >= 0 else { throw TelemetryError.invalidArgument("total steps \(d.totalSteps) < 0") }
+    let model = d.model
+    for v in [model.layers, model.heads, model.channels, model.vocab, model.paddedVocab, model.maxSeq, model.batch, model.seq]
+    where v < 0 || v > Int(UInt32.max) {
+      throw TelemetryError.invalidArgument("model dimension \(v) out of range")
+    }
+    for s in d.shards { try checkShard(s, tp: d.tp) }
+    let g = SegmentGeometry(worldSize: d.worldSize, tp: d.tp, shardCount: d.shards.count, slotCount: slotCount)
+    let mapping = try MappedSegment.create(job: d.name, size: g.totalSize)
+    let m = Memory(base: mapping.base)
+    typealias H = SegmentLayout.Header
+    // posix_fallocate zero-fills; write the fields, then the magic, then `ready`.
+    m.set(H.versionMajor, SegmentLayout.versionMajor)
+    m.set(H.versionMinor, SegmentLayout.versionMinor)
+    m.set(H.totalSize, UInt64(g.totalSize))
+    m.set(H.headerSize, UInt64(H.size))
+    m.set(H.jobDescriptionOffset, UInt64(g.jobDescriptionOffset))
+    m.set(H.jobDescriptionSize, UInt64(g.jobDescriptionSize))
+    m.set(H.controlOffset, UInt64(g.controlOffset))
+    m.set(H.controlSize, UInt64(SegmentLayout.Control.size))
+    m.set(H.rankHeadersOffset, UInt64(g.rankHeadersOffset))
+    m.set(H.rankHeaderStride, UInt64(SegmentLayout.RankHeader.stride))
+    m.set(H.ringsOffset, UInt64(g.ringsOffset))
+    m.set(H.ringStride, UInt64(g.ringStride))
+    m.set(H.slotCount, UInt64(slotCount))
+    m.set(H.slotSize, UInt64(SegmentLayout.Slot.size))
+    m.set(H.creationTimeNs, telemetryRealtimeNanos())
+    var rng = SystemRandomNumberGenerator()
+    m.set(H.incarnation, rng.next() as UInt64)
+    m.set(H.ownerUID, geteuid())
+    m.set(H.worldSize, UInt32(d.worldSize))
+    m.set(H.tp, UInt32(d.tp))
+    m.set(H.dp, UInt32(d.dp))
+    m.set(H.totalSteps, UInt64(d.totalSteps))
+    m.set(H.modelLayers, UInt32(model.layers))
+    m.set(H.modelHeads, UInt32(model.heads))
+    m.set(H.modelChannels, UInt32(model.channels))
+    m.set(H.modelVocab, UInt32(model.vocab))
+    m.set(H.modelPaddedVocab, UInt32(model.paddedVocab))
+    m.set(H.modelMaxSeq, UInt32(model.maxSeq))
+    m.set(H.modelBatch, UInt32(model.batch))
+    m.set(H.modelSeq, UInt32(model.seq))
+    m.set(H.shardCount, UInt32(d.shards.count))
+    m.set(H.shardEntrySize, UInt32(g.shardEntrySize))
+    m.set(H.creatorPid, UInt32(bitPattern: getpid()))
+    m.setText(H.jobName, d.name, capacity: H.jobNameCapacity)
+    m.setText(H.presetName, model.preset, capacity: H.presetNameCapacity)
+    for (i, s) in d.shards.enumerated() {
+      writeShard(s, m, at: g.jobDescriptionOffset + i * g.shardEntrySize)
+    }
+    atomicWord(mapping.base + H.magic).store(SegmentLayout.magic, ordering: .releasing)
+    atomicWord(mapping.base + H.ready).store(SegmentLayout.readyValue, ordering: .releasing)
+    let header = try ValidatedHeader.validate(base: mapping.base, size: mapping.size, job: d.name, checkOwner: false)
+    return SegmentWriter(mapping: mapping, header: header)
+  }
+
+  /// Opens a segment another process created (after the caller's barrier).
+  /// - Throws: `TelemetryError` when it is missing, not ready or invalid.
+  public static func open(job: String) throws -> SegmentWriter {
+    let mapping = try MappedSegment.open(job: job, writable: true)
+    let header = try ValidatedHeader.validate(base: mapping.base, size: mapping.size, job: job, checkOwner: true)
+    return SegmentWriter(mapping: mapping, header: header)
+  }
+
+  /// Removes a job's segment name from /dev/shm (mappings stay valid until unmapped).
+  public static func remove(job: String) throws { try MappedSegment.unlink(job: job) }
+
+  /// Claims world rank `worldRank`'s header and ring for this process: records pid, host and
+  /// local rank, and marks the rank attached. State starts as `.starting`.
+  public func rankWriter(worldRank: Int, localRank: Int = 0) throws -> RankWriter {
+    guard worldRank >= 0 && worldRank < geometry.worldSize else {
+      throw TelemetryError.invalidArgument("rank \(worldRank) outside 0..<\(geometry.worldSize)")
+    }
+    return RankWriter(segment: self, worldRank: worldRank, localRank: localRank)
+  }
+
+  /// Reads the control page (world rank 0 only): desired-state word and checkpoint counter.
+  /// Also records them as observed, so readers can see the job noticed.
+  public func pollControl() -> (desired: DesiredState, checkpointRequests: UInt64) {
+    typealias C = SegmentLayout.Control
+    let c = mapping.base + geometry.controlOffset
+    let raw = atomicWord(c + C.desiredState).load(ordering: .acquiring)
+    let ck = atomicWord(c + C.checkpointRequests).load(ordering: .acquiring)
+    let desired = DesiredState(rawValue: raw) ?? .run
+    atomicWord(c + C.observedDesiredState).store(desired.rawValue, ordering: .releasing)
+    atomicWord(c + C.observedCheckpointRequests).store(ck, ordering: .releasing)
+    return (desired, ck)
+  }
+
+  static func checkShard(_ s: TelemetryShard, tp: Int) throws {
+    typealias S = SegmentLayout.Shard
+    func bad(_ why: String) -> TelemetryError { .invalidArgument("shard '\(s.name)': \(why)") }
+    guard s.shape.count >= 1 && s.shape.count <= S.maxDimensions else { throw bad("\(s.shape.count) dimensions (1...4)") }
+    guard s.shape.allSatisfy({ $0 >= 0 && $0 <= Int(Int32.max) }) else { throw bad("dimension out of range") }
+    if let d = s.splitDim { guard d >= 0 && d < s.shape.count else { throw bad("split dimension \(d)") } }
+    guard s.ranks.count == tp else { throw bad("\(s.ranks.count) rank parts, expected t = \(tp)") }
+    guard s.rankDescriptions.count == tp || s.rankDescriptions.isEmpty else { throw bad("\(s.rankDescriptions.count) descriptions") }
+    for rs in s.ranks {
+      guard rs.count <= S.maxRanges else { throw bad("\(rs.count) ranges (at most 4)") }
+      guard rs.allSatisfy({ $0.lowerBound >= 0 && $0.upperBound <= Int(Int32.max) }) else { throw bad("range out of bounds") }
+    }
+  }
+
+  static func writeShard(_ s: TelemetryShard, _ m: Memory, at off: Int) {
+    typealias S = SegmentLayout.Shard
+    m.setText(off + S.name, s.name, capacity: S.nameCapacity)
+    m.set(off + S.dimensionCount, UInt32(s.shape.count))
+    m.set(off + S.split, s.split.rawValue)
+    m.set(off + S.splitDim, Int32(s.splitDim ?? -1))
+    m.set(off + S.rankCount, UInt32(s.ranks.count))
+    for (k, v) in s.shape.enumerated() { m.set(off + S.shape + 8 * k, Int64(v)) }
+    for (r, rs) in s.ranks.enumerated() {
+      let p = off + S.headerSize + r * S.rankPartSize
+      m.set(p + S.rangeCount, UInt32(rs.count))
+      for (k, range) in rs.enumerated() {
+        m.set(p + S.ranges + 16 * k, Int64(range.lowerBound))
+        m.set(p + S.ranges + 16 * k + 8, Int64(range.upperBound))
+      }
+      let text = r < s.rankDescriptions.count ? s.rankDescriptions[r] : ""
+      m.setText(p + S.description, text, capacity: S.descriptionCapacity)
+    }
+  }
+}
+
+/// One rank's writer: its ring (one writer per ring) and its header. Never blocks; the record
+/// paths make no system call and no allocation.
+public final class RankWriter {
+  /// Keeps the mapping alive.
+  private let segment: SegmentWriter
+  private let header: UnsafeMutableRawPointer
+  private let ring: UnsafeMutableRawPointer
+  private let mask: UInt64
+  /// Index of the next record to write.
+  private var next: UInt64
+  /// World rank this writer writes for.
+  public let worldRank: Int
+  private let rank32: UInt32
+
+  typealias R = SegmentLayout.RankHeader
+  typealias S = SegmentLayout.Slot
+
+  init(segment: SegmentWriter, worldRank: Int, localRank: Int) {
+    self.segment = segment
+    self.worldRank = worldRank
+    self.rank32 = UInt32(worldRank)
+    let g = segment.geometry
+    header = segment.mapping.base + g.rankHeaderOffset(worldRank)
+    ring = segment.mapping.base + g.ringOffset(worldRank)
+    mask = UInt64(g.slotCount - 1)
+    next = atomicWord(header + R.writeIndex).load(ordering: .acquiring)
+    let m = Memory(base: header)
+    m.set(R.pid, UInt32(bitPattern: getpid()))
+    m.set(R.worldRank, UInt32(worldRank))
+    m.set(R.localRank, UInt32(truncatingIfNeeded: localRank))
+    var host = [CChar](repeating: 0, count: 256)
+    gethostname(&host, 255)
+    let hostName = host.withUnsafeBufferPointer { b in
+      String(decoding: UnsafeRawBufferPointer(b).prefix { $0 != 0 }, as: UTF8.self)
+    }
+    m.setText(R.host, hostName, capacity: R.hostCapacity)
+    atomicWord(header + R.state).store(RankState.starting.rawValue, ordering: .relaxed)
+    atomicWord(header + R.heartbeatNs).store(telemetryMonotonicNanos(), ordering: .relaxed)
+    atomicWord(header + R.ackedDesiredState).store(DesiredState.run.rawValue, ordering: .relaxed)
+    // `attached` shares a word with localRank; publish it with a release store of that word.
+    let attachedWord = UInt64(UInt32(truncatingIfNeeded: localRank)) | UInt64(R.attachedValue) << 32
+    atomicWord(header + R.localRank).store(attachedWord, ordering: .releasing)
+  }
+
+  /// Records published so far.
+  public var writeIndex: UInt64 { next }
+
+  /// Publishes one step record (seqlock protocol, see docs/TELEMETRY.md). Also sets the rank's
+  /// last step. No system call, no allocation.
+  @inline(__always)
+  public func writeStep(_ r: StepRecord) {
+    var payload = SlotPayload()
+    withUnsafeMutableBytes(of: &payload) { p in
+      RecordCodec.encode(r, rank: rank32, into: p.baseAddress.unsafelyUnwrapped)
+    }
+    publish(&payload)
+    atomicWord(header + R.lastStep).store(UInt64(truncatingIfNeeded: r.step), ordering: .relaxed)
+  }
+
+  /// Publishes one event record. The text is cut to 208 UTF-8 bytes.
+  public func writeEvent(_ kind: EventKind, step: Int, text: String = "") {
+    var payload = SlotPayload()
+    withUnsafeMutableBytes(of: &payload) { p in
+      RecordCodec.encode(
+        kind: kind, step: step, text: text, timestampNs: telemetryMonotonicNanos(), rank: rank32,
+        into: p.baseAddress.unsafelyUnwrapped)
+    }
+    publish(&payload)
+  }
+
+  /// Seqlock write of record `next`: seq = 2i+1 (relaxed), release fence, payload copy,
+  /// seq = 2i+2 (release), then the head = i+1 (release).
+  @inline(__always)
+  private func publish(_ payload: inout SlotPayload) {
+    let i = next
+    let slot = ring + Int(truncatingIfNeeded: (i & mask) &* UInt64(S.size))
+    let seq = atomicWord(slot + S.seq)
+    seq.store(2 &* i &+ 1, ordering: .relaxed)
+    atomicMemoryFence(ordering: .releasing)
+    withUnsafeBytes(of: &payload) { p in
+      (slot + S.payload).copyMemory(from: p.baseAddress.unsafelyUnwrapped, byteCount: S.payloadSize)
+    }
+    seq.store(2 &* i &+ 2, ordering: .releasing)
+    next = i &+ 1
+    atomicWord(header + R.writeIndex).store(next, ordering: .releasing)
+  }
+
+  /// Stores a heartbeat time (CLOCK_MONOTONIC ns; pass one you already read to avoid a clock
+  /// call).
+  @inline(__always)
+  public func heartbeat(nowNs: UInt64 = telemetryMonotonicNanos()) {
+    atomicWord(header + R.heartbeatNs).store(nowNs, ordering: .relaxed)
+  }
+
+  /// Stores the rank's run state.
+  public func setState(_ s: RankState) {
+    atomicWord(header + R.state).store(s.rawValue, ordering: .releasing)
+  }
+
+  /// Acknowledges that this rank applied `desired` at `step`.
+  @inline(__always)
+  public func acknowledge(_ desired: DesiredState, step: Int) {
+    atomicWord(header + R.ackedStep).store(UInt64(truncatingIfNeeded: step), ordering: .relaxed)
+    atomicWord(header + R.ackedDesiredState).store(desired.rawValue, ordering: .releasing)
+  }
+
+  /// Counts a saved checkpoint at `step`.
+  public func checkpointSaved(step: Int) {
+    atomicWord(header + R.lastCheckpointStep).store(UInt64(truncatingIfNeeded: step), ordering: .relaxed)
+    atomicWord(header + R.checkpointsSaved).wrappingIncrement(ordering: .releasing)
+  }
+
+  /// Reads the control page (only meaningful on world rank 0).
+  public func pollControl() -> (desired: DesiredState, checkpointRequests: UInt64) { segment.pollControl() }
+
+  /// Desired state this rank last acknowledged.
+  public var acknowledgedState: DesiredState {
+    DesiredState(rawValue: atomicWord(header + R.ackedDesiredState).load(ordering: .relaxed)) ?? .run
+  }
+}

@@ -1,1 +1,0 @@
-public enum TelemetryVersion { public static let major: UInt32 = 1 }
