@@ -101,7 +101,9 @@ public final class Communicator {
   }
 
   deinit {
-    if owned {
+    var finalized: Int32 = 0
+    MPI_Finalized(&finalized)
+    if owned && finalized == 0 {
       var h: MPI_Comm? = handle
       MPI_Comm_free(&h)
     }

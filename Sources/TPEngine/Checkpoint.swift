@@ -1,0 +1,152 @@
+// llm.c GPT-2 checkpoints: 256 int32 header (magic 20240326, version 3, maxT, V, L, H, C, Vp)
+// then fp32 tensors in llm.c order. Every rank reads only its slices; writing is done by the
+// ranks of DP replica 0, each at its slices' offsets in a temporary file that is fsync'd and
+// renamed into place, so the file is never half-written.
+
+import Glibc
+import TPComm
+
+public let checkpointMagic: Int32 = 20240326
+public let checkpointVersion: Int32 = 3
+public let checkpointHeaderBytes = 1024
+
+public enum Checkpoint {
+  /// Reads and validates a checkpoint's header and size.
+  public static func readConfig(path: String) throws -> GPTConfig {
+    let fd = open(path, O_RDONLY)
+    if fd < 0 { throw EngineError("cannot open checkpoint \(path): \(String(cString: strerror(errno))); pass an existing llm.c GPT-2 checkpoint to --init-from") }
+    defer { close(fd) }
+    var header = [Int32](repeating: 0, count: 256)
+    let got = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 1024, 0) }
+    if got != 1024 { throw EngineError("checkpoint \(path) is truncated: \(max(0, got)) bytes, shorter than its 1024-byte header") }
+    if header[0] != checkpointMagic { throw EngineError("checkpoint \(path) has wrong magic \(header[0]) (expected \(checkpointMagic)): not an llm.c GPT-2 checkpoint") }
+    if header[1] != checkpointVersion { throw EngineError("checkpoint \(path) has version \(header[1]); only version \(checkpointVersion) (fp32) is supported") }
+    let c = GPTConfig(maxSeqLen: Int(header[2]), vocabSize: Int(header[3]), paddedVocabSize: Int(header[7]),
+                      numLayers: Int(header[4]), numHeads: Int(header[5]), channels: Int(header[6]))
+    do { try c.validate() } catch let e as EngineError {
+      throw EngineError("checkpoint \(path) has an impossible header: \(e.message)")
+    }
+    var st = stat()
+    fstat(fd, &st)
+    let expected = checkpointHeaderBytes + 4 * c.parameterCount
+    if Int(st.st_size) != expected {
+      throw EngineError("checkpoint \(path) is \(st.st_size) bytes but its header (L\(c.numLayers) C\(c.channels) H\(c.numHeads) Vp\(c.paddedVocabSize) maxT\(c.maxSeqLen)) needs \(expected): the file is truncated or corrupt")
+    }
+    return c
+  }
+
+  static func header(_ c: GPTConfig) -> [Int32] {
+    var h = [Int32](repeating: 0, count: 256)
+    h[0] = checkpointMagic; h[1] = checkpointVersion; h[2] = Int32(c.maxSeqLen); h[3] = Int32(c.vocabSize)
+    h[4] = Int32(c.numLayers); h[5] = Int32(c.numHeads); h[6] = Int32(c.channels); h[7] = Int32(c.paddedVocabSize)
+    return h
+  }
+}
+
+func preadFully(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ n: Int, _ offset: Int) -> Bool {
+  var done = 0
+  while done < n {
+    let r = pread(fd, buf + done, n - done, off_t(offset + done))
+    if r < 0 && errno == EINTR { continue }
+    if r <= 0 { return false }
+    done += r
+  }
+  return true
+}
+
+func pwriteFully(_ fd: Int32, _ buf: UnsafeRawPointer, _ n: Int, _ offset: Int) -> Bool {
+  var done = 0
+  while done < n {
+    let r = pwrite(fd, buf + done, n - done, off_t(offset + done))
+    if r < 0 && errno == EINTR { continue }
+    if r <= 0 { return false }
+    done += r
+  }
+  return true
+}
+
+extension GPT {
+  /// Byte offset of each tensor in a checkpoint of this model.
+  var tensorFileOffsets: [Int] {
+    var o = checkpointHeaderBytes
+    return layout.map { t in defer { o += 4 * t.globalCount }; return o }
+  }
+
+  /// Loads this rank's slices from an llm.c checkpoint whose config equals `config`.
+  public func load(path: String) throws {
+    let fd = open(path, O_RDONLY)
+    if fd < 0 { throw EngineError("cannot open checkpoint \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    let offsets = tensorFileOffsets
+    var localBase = 0
+    for (i, t) in layout.enumerated() {
+      let dst = params + localBase
+      try t.forEachLocalRun(rank: local.tpRank) { g, l, n in
+        if !preadFully(fd, dst + l, 4 * n, offsets[i] + 4 * g) {
+          throw EngineError("checkpoint \(path) could not be read at tensor \(t.name): truncated or unreadable")
+        }
+      }
+      localBase += localSizes[i]
+    }
+  }
+
+  /// Writes the model to `path` as an llm.c checkpoint. Collective over `world`: every rank
+  /// calls it; ranks of DP replica 0 write their slices (replicated tensors by TP rank 0).
+  public func save(path: String, world: Communicator, dpRank: Int) throws {
+    let tmp = path + ".tmp"
+    var failed: Int32 = 0
+    if world.rank == 0 {
+      let fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY, 0o644)
+      if fd < 0 {
+        failed = 1
+      } else {
+        let h = Checkpoint.header(config)
+        let ok = h.withUnsafeBytes { pwriteFully(fd, $0.baseAddress!, 1024, 0) }
+        let size = checkpointHeaderBytes + 4 * config.parameterCount
+        if !ok || ftruncate(fd, off_t(size)) != 0 { failed = 1 }
+        close(fd)
+      }
+    }
+    world.broadcast(&failed, count: 1)
+    if failed != 0 { throw EngineError("cannot write checkpoint \(tmp): \(String(cString: strerror(errno))); check the directory exists and is writable") }
+
+    var myFailure: Int32 = 0
+    if dpRank == 0 {
+      let fd = open(tmp, O_WRONLY)
+      if fd < 0 { myFailure = 1 } else {
+        let offsets = tensorFileOffsets
+        var localBase = 0
+        for (i, t) in layout.enumerated() {
+          let src = params + localBase
+          localBase += localSizes[i]
+          if t.split == .replicated && local.tpRank != 0 { continue }
+          t.forEachLocalRun(rank: local.tpRank) { g, l, n in
+            if !pwriteFully(fd, src + l, 4 * n, offsets[i] + 4 * g) { myFailure = 1 }
+          }
+        }
+        if fsync(fd) != 0 { myFailure = 1 }
+        close(fd)
+      }
+    }
+    var anyFailure = Double(myFailure)
+    world.allReduce(&anyFailure, count: 1, .max)
+    if anyFailure != 0 {
+      if world.rank == 0 { unlink(tmp) }
+      throw EngineError("writing checkpoint \(tmp) failed (disk full or I/O error); the previous \(path) is untouched")
+    }
+    if world.rank == 0 {
+      if rename(tmp, path) != 0 { failed = 1 }
+      syncDirectory(of: path)
+    }
+    world.broadcast(&failed, count: 1)
+    if failed != 0 { throw EngineError("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))") }
+  }
+}
+
+/// fsyncs the directory holding `path` so a rename is durable.
+public func syncDirectory(of path: String) {
+  let dir: String
+  if let slash = path.lastIndex(of: "/") { dir = slash == path.startIndex ? "/" : String(path[..<slash]) } else { dir = "." }
+  let fd = open(dir, O_RDONLY | O_DIRECTORY)
+  if fd >= 0 { fsync(fd); close(fd) }
+}

@@ -1,0 +1,278 @@
+// The tensor-parallel GPT-2 of one rank: parameter shards, activations and the
+// forward/backward passes. Column-parallel: QKV, MLP fc. Row-parallel: attention projection,
+// MLP projection. Vocab-parallel: token embedding and the tied LM head + cross-entropy.
+
+import Glibc
+import TPComm
+
+/// Named views of one flat buffer laid out in llm.c tensor order (local shard sizes).
+public struct ParameterViews {
+  public var wte: FloatPtr  // (Vp/t, C)
+  public var wpe: FloatPtr  // (maxT, C)
+  public var ln1w: FloatPtr  // (L, C)
+  public var ln1b: FloatPtr  // (L, C)
+  public var qkvw: FloatPtr  // (L, 3·C/t, C)   [q | k | v] rows of this rank's heads
+  public var qkvb: FloatPtr  // (L, 3·C/t)
+  public var attprojw: FloatPtr  // (L, C, C/t)
+  public var attprojb: FloatPtr  // (L, C)
+  public var ln2w: FloatPtr  // (L, C)
+  public var ln2b: FloatPtr  // (L, C)
+  public var fcw: FloatPtr  // (L, 4C/t, C)
+  public var fcb: FloatPtr  // (L, 4C/t)
+  public var fcprojw: FloatPtr  // (L, C, 4C/t)
+  public var fcprojb: FloatPtr  // (L, C)
+  public var lnfw: FloatPtr  // (C)
+  public var lnfb: FloatPtr  // (C)
+
+  init(base: FloatPtr, sizes s: [Int]) {
+    var p = base
+    func next(_ i: Int) -> FloatPtr { defer { p += s[i] }; return p }
+    wte = next(0); wpe = next(1); ln1w = next(2); ln1b = next(3); qkvw = next(4); qkvb = next(5)
+    attprojw = next(6); attprojb = next(7); ln2w = next(8); ln2b = next(9); fcw = next(10)
+    fcb = next(11); fcprojw = next(12); fcprojb = next(13); lnfw = next(14); lnfb = next(15)
+  }
+}
+
+/// Activations of one forward pass, kept for backward (local sizes).
+struct Activations {
+  var encoded: FloatPtr  // (B,T,C)
+  var ln1: FloatPtr  // (L,B,T,C)
+  var ln1Mean: FloatPtr  // (L,B,T)
+  var ln1Rstd: FloatPtr  // (L,B,T)
+  var qkv: FloatPtr  // (L,B,T,3·C/t)
+  var atty: FloatPtr  // (L,B,T,C/t)
+  var att: FloatPtr  // (L,B,H/t,T,T)
+  var attproj: FloatPtr  // (L,B,T,C)
+  var residual2: FloatPtr  // (L,B,T,C)
+  var ln2: FloatPtr  // (L,B,T,C)
+  var ln2Mean: FloatPtr  // (L,B,T)
+  var ln2Rstd: FloatPtr  // (L,B,T)
+  var fch: FloatPtr  // (L,B,T,4C/t)
+  var fchGelu: FloatPtr  // (L,B,T,4C/t)
+  var fcproj: FloatPtr  // (L,B,T,C)
+  var residual3: FloatPtr  // (L,B,T,C)
+  var lnf: FloatPtr  // (B,T,C)
+  var lnfMean: FloatPtr  // (B,T)
+  var lnfRstd: FloatPtr  // (B,T)
+  var logits: FloatPtr  // (B,T,Vp/t); holds dlogits after backward starts
+  var ce: CrossEntropyBuffers
+  // backward scratch
+  var dresidual: FloatPtr  // (B,T,C)
+  var dC: FloatPtr  // (B,T,C)
+  var dqkv: FloatPtr  // (B,T,3·C/t)
+  var datty: FloatPtr  // (B,T,C/t)
+  var dfch: FloatPtr  // (B,T,4C/t)
+  var dattScratch: FloatPtr  // (T,T)
+}
+
+public final class GPT {
+  public let config: GPTConfig
+  public let local: LocalShape
+  public let B: Int
+  public let T: Int
+  public let layout: [TensorShard]
+  /// Elements of each local parameter tensor, llm.c order.
+  public let localSizes: [Int]
+  public let numLocalParameters: Int
+
+  /// Parameter, gradient and AdamW moment buffers; all four share `localSizes` offsets.
+  public let params: FloatPtr
+  public let grads: FloatPtr
+  public let adamM: FloatPtr
+  public let adamV: FloatPtr
+  public let p: ParameterViews
+  public let g: ParameterViews
+
+  /// Token ids for the current batch: inputs (B,T) and targets (B,T).
+  public let inputs: UnsafeMutablePointer<Int32>
+  public let targets: UnsafeMutablePointer<Int32>
+
+  var a: Activations
+  private let activationBase: FloatPtr
+  public let activationCount: Int
+  let tp: TensorParallelMappings
+
+  /// Per-rank index range of parameters that are replicated over TP (counted once in norms).
+  public let replicatedMask: [Bool]
+
+  public init(config: GPTConfig, local: LocalShape, batch B: Int, seq T: Int, tpGroup: Communicator) {
+    self.config = config
+    self.local = local
+    self.B = B
+    self.T = T
+    self.tp = TensorParallelMappings(group: tpGroup)
+    layout = TensorShard.gpt2Layout(config, tp: local.tp)
+    localSizes = layout.map { $0.localCount(rank: local.tpRank) }
+    replicatedMask = layout.map { $0.split == .replicated }
+    numLocalParameters = localSizes.reduce(0, +)
+    let n = numLocalParameters
+    params = .allocate(capacity: n)
+    grads = .allocate(capacity: n)
+    adamM = .allocate(capacity: n)
+    adamV = .allocate(capacity: n)
+    params.initialize(repeating: 0, count: n)
+    grads.initialize(repeating: 0, count: n)
+    adamM.initialize(repeating: 0, count: n)
+    adamV.initialize(repeating: 0, count: n)
+    p = ParameterViews(base: params, sizes: localSizes)
+    g = ParameterViews(base: grads, sizes: localSizes)
+    inputs = .allocate(capacity: B * T)
+    targets = .allocate(capacity: B * T)
+    inputs.initialize(repeating: 0, count: B * T)
+    targets.initialize(repeating: 0, count: B * T)
+
+    let (L, C, BT) = (config.numLayers, config.channels, B * T)
+    let (NH, CL, FL, VL) = (local.headsLocal, local.channelsLocal, local.hiddenLocal, local.vocabLocal)
+    let sizes: [Int] = [
+      BT * C,  // encoded
+      L * BT * C, L * BT, L * BT,  // ln1
+      L * BT * 3 * CL, L * BT * CL, L * B * NH * T * T,  // qkv, atty, att
+      L * BT * C, L * BT * C,  // attproj, residual2
+      L * BT * C, L * BT, L * BT,  // ln2
+      L * BT * FL, L * BT * FL,  // fch, fchGelu
+      L * BT * C, L * BT * C,  // fcproj, residual3
+      BT * C, BT, BT,  // lnf
+      BT * VL,  // logits
+      BT, 2 * BT, BT,  // ce
+      BT * C, BT * C, BT * 3 * CL, BT * CL, BT * FL, T * T,  // backward scratch
+    ]
+    activationCount = sizes.reduce(0, +)
+    activationBase = .allocate(capacity: activationCount)
+    activationBase.initialize(repeating: 0, count: activationCount)
+    var q = activationBase
+    var i = 0
+    func next() -> FloatPtr { defer { q += sizes[i]; i += 1 }; return q }
+    a = Activations(
+      encoded: next(), ln1: next(), ln1Mean: next(), ln1Rstd: next(), qkv: next(), atty: next(),
+      att: next(), attproj: next(), residual2: next(), ln2: next(), ln2Mean: next(), ln2Rstd: next(),
+      fch: next(), fchGelu: next(), fcproj: next(), residual3: next(), lnf: next(), lnfMean: next(),
+      lnfRstd: next(), logits: next(),
+      ce: CrossEntropyBuffers(rowMax: next(), packed: next(), losses: next()),
+      dresidual: next(), dC: next(), dqkv: next(), datty: next(), dfch: next(), dattScratch: next())
+  }
+
+  deinit {
+    params.deallocate(); grads.deallocate(); adamM.deallocate(); adamV.deallocate()
+    inputs.deallocate(); targets.deallocate(); activationBase.deallocate()
+  }
+
+  public var parameterBytes: Int { numLocalParameters * 4 }
+  public var activationBytes: Int { activationCount * 4 }
+
+  /// Offset of tensor `i` in the flat local buffers.
+  public func localOffset(ofTensor i: Int) -> Int { localSizes[..<i].reduce(0, +) }
+
+  // MARK: forward
+
+  /// Forward pass over `inputs`/`targets`; returns this replica's mean loss.
+  public func forward() -> Float {
+    let (L, C, BT) = (config.numLayers, config.channels, B * T)
+    let (NH, CL, FL, VL) = (local.headsLocal, local.channelsLocal, local.hiddenLocal, local.vocabLocal)
+    let hs = config.headSize
+
+    // vocab-parallel embedding + position embedding
+    embeddingForward(a.encoded, inputs, p.wte, BT, C, local.vocabStart, VL)
+    tp.reduceEmbedding(a.encoded, BT * C)
+    positionForward(a.encoded, p.wpe, B, T, C)
+
+    for l in 0..<L {
+      let residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * BT * C
+      let ln1 = a.ln1 + l * BT * C
+      let qkv = a.qkv + l * BT * 3 * CL
+      let atty = a.atty + l * BT * CL
+      let att = a.att + l * B * NH * T * T
+      let attproj = a.attproj + l * BT * C
+      let residual2 = a.residual2 + l * BT * C
+      let ln2 = a.ln2 + l * BT * C
+      let fch = a.fch + l * BT * FL
+      let fchGelu = a.fchGelu + l * BT * FL
+      let fcproj = a.fcproj + l * BT * C
+      let residual3 = a.residual3 + l * BT * C
+
+      layernormForward(ln1, a.ln1Mean + l * BT, a.ln1Rstd + l * BT, residual, p.ln1w + l * C, p.ln1b + l * C, BT, C)
+      // attention: column-parallel QKV (f) → local heads → row-parallel projection (g) + bias
+      tp.copyToTensorParallelForward(ln1, BT * C)
+      matmulForward(qkv, ln1, p.qkvw + l * 3 * CL * C, p.qkvb + l * 3 * CL, BT, C, 3 * CL)
+      attentionForward(atty, att, qkv, B, T, NH, hs)
+      matmulForward(attproj, atty, p.attprojw + l * C * CL, nil, BT, CL, C)
+      tp.reduceFromTensorParallelForward(attproj, BT * C)
+      biasForward(attproj, p.attprojb + l * C, BT, C)
+      residualForward(residual2, residual, attproj, BT * C)
+      layernormForward(ln2, a.ln2Mean + l * BT, a.ln2Rstd + l * BT, residual2, p.ln2w + l * C, p.ln2b + l * C, BT, C)
+      // MLP: column-parallel fc (f) → GELU → row-parallel projection (g) + bias
+      tp.copyToTensorParallelForward(ln2, BT * C)
+      matmulForward(fch, ln2, p.fcw + l * FL * C, p.fcb + l * FL, BT, C, FL)
+      geluForward(fchGelu, fch, BT * FL)
+      matmulForward(fcproj, fchGelu, p.fcprojw + l * C * FL, nil, BT, FL, C)
+      tp.reduceFromTensorParallelForward(fcproj, BT * C)
+      biasForward(fcproj, p.fcprojb + l * C, BT, C)
+      residualForward(residual3, residual2, fcproj, BT * C)
+    }
+    let last = a.residual3 + (L - 1) * BT * C
+    layernormForward(a.lnf, a.lnfMean, a.lnfRstd, last, p.lnfw, p.lnfb, BT, C)
+    // tied LM head, vocab-parallel (f before it), then vocab-parallel cross-entropy
+    tp.copyToTensorParallelForward(a.lnf, BT * C)
+    matmulForward(a.logits, a.lnf, p.wte, nil, BT, C, VL)
+    crossEntropyLocalMax(a.ce.rowMax, a.logits, BT, VL, local.vocabValid)
+    tp.reduceLogitMax(a.ce.rowMax, BT)
+    crossEntropyLocalSums(a.ce.packed, a.logits, a.ce.rowMax, targets, BT, VL, local.vocabValid, local.vocabStart)
+    tp.reduceSumExpAndTarget(a.ce.packed, 2 * BT)
+    return crossEntropyFinish(a.ce.losses, a.ce.rowMax, a.ce.packed, BT)
+  }
+
+  /// Per-position losses of the last forward pass (B·T).
+  public var positionLosses: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: a.ce.losses, count: B * T) }
+
+  public func zeroGrad() { grads.update(repeating: 0, count: numLocalParameters) }
+
+  // MARK: backward
+
+  /// Backward pass of the last forward; accumulates into `grads`. The loss is the mean over
+  /// B·T positions of this replica.
+  public func backward() {
+    let (L, C, BT) = (config.numLayers, config.channels, B * T)
+    let (NH, CL, FL, VL) = (local.headsLocal, local.channelsLocal, local.hiddenLocal, local.vocabLocal)
+    let hs = config.headSize
+
+    crossEntropyBackward(a.logits, a.ce.rowMax, a.ce.packed, targets, 1 / Float(BT), BT, VL,
+                         local.vocabValid, local.vocabStart)
+    // LM head: dlnf = dlogits · wte_local (partial), dwte_local += dlogitsᵀ lnf; f backward
+    matmulBackward(a.dC, g.wte, nil, a.logits, a.lnf, p.wte, BT, C, VL)
+    tp.copyToTensorParallelBackward(a.dC, BT * C)
+    a.dresidual.update(repeating: 0, count: BT * C)
+    let last = a.residual3 + (L - 1) * BT * C
+    layernormBackward(a.dresidual, g.lnfw, g.lnfb, a.dC, last, p.lnfw, a.lnfMean, a.lnfRstd, BT, C)
+
+    for l in stride(from: L - 1, through: 0, by: -1) {
+      let residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * BT * C
+      let ln1 = a.ln1 + l * BT * C
+      let qkv = a.qkv + l * BT * 3 * CL
+      let atty = a.atty + l * BT * CL
+      let att = a.att + l * B * NH * T * T
+      let residual2 = a.residual2 + l * BT * C
+      let ln2 = a.ln2 + l * BT * C
+      let fch = a.fch + l * BT * FL
+      let fchGelu = a.fchGelu + l * BT * FL
+      let dres = a.dresidual  // ∂loss/∂residual3 on entry, ∂loss/∂residual on exit
+
+      // MLP projection (row-parallel; g backward = identity)
+      tp.reduceFromTensorParallelBackward(dres, BT * C)
+      matmulBackward(a.dfch, g.fcprojw + l * C * FL, g.fcprojb + l * C, dres, fchGelu, p.fcprojw + l * C * FL, BT, FL, C)
+      geluBackward(a.dfch, fch, a.dfch, BT * FL)
+      matmulBackward(a.dC, g.fcw + l * FL * C, g.fcb + l * FL, a.dfch, ln2, p.fcw + l * FL * C, BT, C, FL)
+      tp.copyToTensorParallelBackward(a.dC, BT * C)
+      layernormBackward(dres, g.ln2w + l * C, g.ln2b + l * C, a.dC, residual2, p.ln2w + l * C,
+                        a.ln2Mean + l * BT, a.ln2Rstd + l * BT, BT, C)
+      // attention projection (row-parallel), attention, QKV (column-parallel)
+      tp.reduceFromTensorParallelBackward(dres, BT * C)
+      matmulBackward(a.datty, g.attprojw + l * C * CL, g.attprojb + l * C, dres, atty, p.attprojw + l * C * CL, BT, CL, C)
+      attentionBackward(a.dqkv, a.dattScratch, a.datty, qkv, att, B, T, NH, hs)
+      matmulBackward(a.dC, g.qkvw + l * 3 * CL * C, g.qkvb + l * 3 * CL, a.dqkv, ln1, p.qkvw + l * 3 * CL * C, BT, C, 3 * CL)
+      tp.copyToTensorParallelBackward(a.dC, BT * C)
+      layernormBackward(dres, g.ln1w + l * C, g.ln1b + l * C, a.dC, residual, p.ln1w + l * C,
+                        a.ln1Mean + l * BT, a.ln1Rstd + l * BT, BT, C)
+    }
+    embeddingBackward(g.wte, a.dresidual, inputs, BT, C, local.vocabStart, VL)
+    positionBackward(g.wpe, a.dresidual, B, T, C)
+  }
+}

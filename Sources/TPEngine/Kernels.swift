@@ -1,0 +1,301 @@
+// Layer kernels as forward/backward pairs, llm.c style: outputs first, then inputs, then
+// weights, shape ints last. Backward functions *accumulate* into parameter gradients (and into
+// `dinp` where noted). Matrix products go through one `cblas_sgemm` each.
+
+import CBLAS
+import Glibc
+
+public typealias FloatPtr = UnsafeMutablePointer<Float>
+
+// MARK: - sgemm
+
+/// Row-major C = alpha · op(A) · op(B) + beta · C with explicit leading dimensions.
+@inline(__always)
+public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                  a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                  beta: Float, c: FloatPtr, ldc: Int) {
+  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+              blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+}
+
+/// Sets the OpenBLAS thread count for this process.
+public func setBLASThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+
+// MARK: - encoder (token + position embedding; vocab-parallel part)
+
+/// out (B,T,C) = wte[tok - vocabStart] for tokens in [vocabStart, vocabStart + vocabLocal),
+/// zero otherwise. The caller all-reduces over TP and then adds the position embedding.
+public func embeddingForward(_ out: FloatPtr, _ tokens: UnsafePointer<Int32>, _ wte: FloatPtr,
+                             _ BT: Int, _ C: Int, _ vocabStart: Int, _ vocabLocal: Int) {
+  for i in 0..<BT {
+    let row = Int(tokens[i]) - vocabStart
+    let o = out + i * C
+    if row >= 0 && row < vocabLocal {
+      o.update(from: wte + row * C, count: C)
+    } else {
+      o.update(repeating: 0, count: C)
+    }
+  }
+}
+
+public func embeddingBackward(_ dwte: FloatPtr, _ dout: FloatPtr, _ tokens: UnsafePointer<Int32>,
+                              _ BT: Int, _ C: Int, _ vocabStart: Int, _ vocabLocal: Int) {
+  for i in 0..<BT {
+    let row = Int(tokens[i]) - vocabStart
+    if row >= 0 && row < vocabLocal {
+      let d = dwte + row * C
+      let g = dout + i * C
+      for c in 0..<C { d[c] += g[c] }
+    }
+  }
+}
+
+/// out (B,T,C) += wpe[t].
+public func positionForward(_ out: FloatPtr, _ wpe: FloatPtr, _ B: Int, _ T: Int, _ C: Int) {
+  for b in 0..<B {
+    for t in 0..<T {
+      let o = out + (b * T + t) * C
+      let p = wpe + t * C
+      for c in 0..<C { o[c] += p[c] }
+    }
+  }
+}
+
+public func positionBackward(_ dwpe: FloatPtr, _ dout: FloatPtr, _ B: Int, _ T: Int, _ C: Int) {
+  for b in 0..<B {
+    for t in 0..<T {
+      let g = dout + (b * T + t) * C
+      let d = dwpe + t * C
+      for c in 0..<C { d[c] += g[c] }
+    }
+  }
+}
+
+// MARK: - LayerNorm
+
+/// out (N,C) = (inp - mean) * rstd * weight + bias; records mean and rstd (N) for backward.
+public func layernormForward(_ out: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr, _ inp: FloatPtr,
+                             _ weight: FloatPtr, _ bias: FloatPtr, _ N: Int, _ C: Int) {
+  let eps: Float = 1e-5
+  for i in 0..<N {
+    let x = inp + i * C
+    var m: Float = 0
+    for c in 0..<C { m += x[c] }
+    m /= Float(C)
+    var v: Float = 0
+    for c in 0..<C {
+      let d = x[c] - m
+      v += d * d
+    }
+    v /= Float(C)
+    let s = 1 / (v + eps).squareRoot()
+    let o = out + i * C
+    for c in 0..<C { o[c] = (x[c] - m) * s * weight[c] + bias[c] }
+    mean[i] = m
+    rstd[i] = s
+  }
+}
+
+/// dinp += ∂loss/∂inp; dweight, dbias accumulate.
+public func layernormBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: FloatPtr, _ dout: FloatPtr,
+                              _ inp: FloatPtr, _ weight: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr,
+                              _ N: Int, _ C: Int) {
+  for i in 0..<N {
+    let g = dout + i * C
+    let x = inp + i * C
+    let di = dinp + i * C
+    let m = mean[i]
+    let s = rstd[i]
+    var dnormMean: Float = 0
+    var dnormNormMean: Float = 0
+    for c in 0..<C {
+      let norm = (x[c] - m) * s
+      let dnorm = weight[c] * g[c]
+      dnormMean += dnorm
+      dnormNormMean += dnorm * norm
+    }
+    dnormMean /= Float(C)
+    dnormNormMean /= Float(C)
+    for c in 0..<C {
+      let norm = (x[c] - m) * s
+      let dnorm = weight[c] * g[c]
+      dbias[c] += g[c]
+      dweight[c] += norm * g[c]
+      di[c] += (dnorm - dnormMean - norm * dnormNormMean) * s
+    }
+  }
+}
+
+// MARK: - Linear (one sgemm)
+
+/// out (N,OC) = inp (N,IC) · weight (OC,IC)ᵀ + bias (OC, optional).
+public func matmulForward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, _ bias: FloatPtr?,
+                          _ N: Int, _ IC: Int, _ OC: Int) {
+  if let bias {
+    for i in 0..<N { (out + i * OC).update(from: bias, count: OC) }
+  }
+  sgemm(transA: false, transB: true, m: N, n: OC, k: IC, a: inp, lda: IC, b: weight, ldb: IC,
+        beta: bias == nil ? 0 : 1, c: out, ldc: OC)
+}
+
+/// dinp (N,IC) = dout · weight (overwritten unless `accumulateInput`); dweight += doutᵀ · inp;
+/// dbias += Σ dout.
+public func matmulBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: FloatPtr?, _ dout: FloatPtr,
+                           _ inp: FloatPtr, _ weight: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int,
+                           accumulateInput: Bool = false) {
+  sgemm(transA: false, transB: false, m: N, n: IC, k: OC, a: dout, lda: OC, b: weight, ldb: IC,
+        beta: accumulateInput ? 1 : 0, c: dinp, ldc: IC)
+  sgemm(transA: true, transB: false, m: OC, n: IC, k: N, a: dout, lda: OC, b: inp, ldb: IC,
+        beta: 1, c: dweight, ldc: IC)
+  if let dbias { biasBackward(dbias, dout, N, OC) }
+}
+
+/// dbias (OC) += column sums of dout (N,OC).
+public func biasBackward(_ dbias: FloatPtr, _ dout: FloatPtr, _ N: Int, _ OC: Int) {
+  for i in 0..<N {
+    let g = dout + i * OC
+    for o in 0..<OC { dbias[o] += g[o] }
+  }
+}
+
+/// out (N,C) += bias (C).
+public func biasForward(_ out: FloatPtr, _ bias: FloatPtr, _ N: Int, _ C: Int) {
+  for i in 0..<N {
+    let o = out + i * C
+    for c in 0..<C { o[c] += bias[c] }
+  }
+}
+
+// MARK: - Attention (heads of this rank)
+
+/// Causal self-attention over `NH` heads of size `hs`.
+/// - out (B,T,NH·hs); att (B,NH,T,T) post-softmax probabilities, zero above the diagonal;
+///   qkv (B,T,3·NH·hs) laid out [q | k | v] per token, each NH·hs wide.
+public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
+                             _ B: Int, _ T: Int, _ NH: Int, _ hs: Int) {
+  let CL = NH * hs
+  let scale = 1 / Float(hs).squareRoot()
+  for b in 0..<B {
+    for h in 0..<NH {
+      let q = qkv + b * T * 3 * CL + h * hs
+      let k = q + CL
+      let v = q + 2 * CL
+      let a = att + (b * NH + h) * T * T
+      // preatt = scale · Q Kᵀ (the upper triangle is computed and then overwritten)
+      sgemm(transA: false, transB: true, m: T, n: T, k: hs, alpha: scale, a: q, lda: 3 * CL, b: k,
+            ldb: 3 * CL, beta: 0, c: a, ldc: T)
+      for t in 0..<T { softmaxCausalRow(a + t * T, t + 1, T) }
+      sgemm(transA: false, transB: false, m: T, n: hs, k: T, a: a, lda: T, b: v, ldb: 3 * CL,
+            beta: 0, c: out + b * T * CL + h * hs, ldc: CL)
+    }
+  }
+}
+
+@inline(__always)
+func softmaxCausalRow(_ row: FloatPtr, _ n: Int, _ T: Int) {
+  var mx = -Float.greatestFiniteMagnitude
+  for i in 0..<n where row[i] > mx { mx = row[i] }
+  var sum: Float = 0
+  for i in 0..<n {
+    let e = fastExp(row[i] - mx)
+    row[i] = e
+    sum += e
+  }
+  let inv = 1 / sum
+  for i in 0..<n { row[i] *= inv }
+  if n < T { (row + n).update(repeating: 0, count: T - n) }
+}
+
+/// dqkv (B,T,3·NH·hs) = ∂loss/∂qkv (overwritten). `scratch` holds T·T floats.
+public func attentionBackward(_ dqkv: FloatPtr, _ scratch: FloatPtr, _ dout: FloatPtr,
+                              _ qkv: FloatPtr, _ att: FloatPtr, _ B: Int, _ T: Int, _ NH: Int, _ hs: Int) {
+  let CL = NH * hs
+  let scale = 1 / Float(hs).squareRoot()
+  for b in 0..<B {
+    for h in 0..<NH {
+      let q = qkv + b * T * 3 * CL + h * hs
+      let k = q + CL
+      let v = q + 2 * CL
+      let dq = dqkv + b * T * 3 * CL + h * hs
+      let dk = dq + CL
+      let dv = dq + 2 * CL
+      let a = att + (b * NH + h) * T * T
+      let g = dout + b * T * CL + h * hs
+      // datt = dout Vᵀ ; dV = attᵀ dout
+      sgemm(transA: false, transB: true, m: T, n: T, k: hs, a: g, lda: CL, b: v, ldb: 3 * CL,
+            beta: 0, c: scratch, ldc: T)
+      sgemm(transA: true, transB: false, m: T, n: hs, k: T, a: a, lda: T, b: g, ldb: CL,
+            beta: 0, c: dv, ldc: 3 * CL)
+      // softmax backward in place: dpre = att ⊙ (datt − Σ att·datt), causal part only
+      for t in 0..<T {
+        let ar = a + t * T
+        let dr = scratch + t * T
+        var dot: Float = 0
+        for s in 0...t { dot += ar[s] * dr[s] }
+        for s in 0...t { dr[s] = ar[s] * (dr[s] - dot) }
+        if t + 1 < T { (dr + t + 1).update(repeating: 0, count: T - t - 1) }
+      }
+      // dQ = scale · dpre K ; dK = scale · dpreᵀ Q
+      sgemm(transA: false, transB: false, m: T, n: hs, k: T, alpha: scale, a: scratch, lda: T,
+            b: k, ldb: 3 * CL, beta: 0, c: dq, ldc: 3 * CL)
+      sgemm(transA: true, transB: false, m: T, n: hs, k: T, alpha: scale, a: scratch, lda: T,
+            b: q, ldb: 3 * CL, beta: 0, c: dk, ldc: 3 * CL)
+    }
+  }
+}
+
+// MARK: - GELU (tanh approximation)
+
+let geluScale: Float = (2 / Float.pi).squareRoot()
+
+public func geluForward(_ out: FloatPtr, _ inp: FloatPtr, _ N: Int) {
+  for i in 0..<N {
+    let x = inp[i]
+    let cube = 0.044715 * x * x * x
+    out[i] = 0.5 * x * (1 + fastTanh(geluScale * (x + cube)))
+  }
+}
+
+/// dinp = dout · gelu'(inp) (overwritten; may alias dout).
+public func geluBackward(_ dinp: FloatPtr, _ inp: FloatPtr, _ dout: FloatPtr, _ N: Int) {
+  for i in 0..<N {
+    let x = inp[i]
+    let cube = 0.044715 * x * x * x
+    let th = fastTanh(geluScale * (x + cube))
+    let sech2 = 1 - th * th
+    let local = 0.5 * (1 + th) + x * 0.5 * sech2 * geluScale * (1 + 3 * 0.044715 * x * x)
+    dinp[i] = local * dout[i]
+  }
+}
+
+// MARK: - residual
+
+/// out = a + b (N).
+public func residualForward(_ out: FloatPtr, _ a: FloatPtr, _ b: FloatPtr, _ N: Int) {
+  for i in 0..<N { out[i] = a[i] + b[i] }
+}
+
+// MARK: - fast scalar math
+
+/// exp with ~1 ulp-level relative error (≤ 2e-7) for the softmax range, no libm call.
+@inline(__always)
+public func fastExp(_ x: Float) -> Float {
+  // exp(x) = 2^(x·log2 e) = 2^n · 2^f, f in [-0.5, 0.5]
+  let xc = max(-87.0, min(88.0, x))
+  let t = xc * 1.442695041
+  let n = t.rounded()
+  let f = t - n
+  // minimax polynomial for 2^f on [-0.5, 0.5]
+  var p: Float = 1.535336188319500e-4
+  p = p * f + 1.339887440266574e-3
+  p = p * f + 9.618437357674640e-3
+  p = p * f + 5.550332471162809e-2
+  p = p * f + 2.402264791363012e-1
+  p = p * f + 6.931472028550421e-1
+  p = p * f + 1.0
+  let bits = UInt32(bitPattern: Int32(n) + 127) << 23
+  return p * Float(bitPattern: bits)
+}
+
+@inline(__always)
+public func fastTanh(_ x: Float) -> Float { tanhf(x) }

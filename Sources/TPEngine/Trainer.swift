@@ -1,0 +1,257 @@
+// The training loop: data → forward → backward → DP gradient average → norm/clip → AdamW, with
+// per-step measurements, and control decisions applied by every rank at the same step boundary.
+
+import Foundation
+import Glibc
+import TPComm
+
+public struct TrainingOptions: Sendable {
+  public var steps: Int = 10
+  public var optimizer = AdamWConfig()
+  public var schedule = LRSchedule()
+  /// JSON Lines log written by world rank 0 (one object per step).
+  public var logPath: String? = nil
+  /// Final model, llm.c format.
+  public var savePath: String? = nil
+  /// Directory for on-demand checkpoints.
+  public var checkpointDir: String = "checkpoints"
+  /// Debug: after step 1's backward (and DP average), each rank writes its raw gradient shard to
+  /// `<prefix>.rank<r>.bin`.
+  public var dumpGradsPrefix: String? = nil
+  /// Print one line per step on world rank 0.
+  public var printSteps = true
+  public init() {}
+}
+
+/// Everything one rank needs to train.
+public final class Trainer {
+  public let model: GPT
+  public let loader: DataLoader
+  public let world: Communicator
+  public let tpGroup: Communicator
+  public let dpGroup: Communicator
+  public let grid: ParallelLayout
+  public var options: TrainingOptions
+  public let observer: TrainingObserver
+  /// Steps completed so far (the next step to run is `step`, from 0).
+  public private(set) var step = 0
+  public private(set) var lastLoss: Float = .nan
+  /// Global losses of every step run, in order (filled outside the measured step).
+  public private(set) var losses: [Float] = []
+
+  private var lastCheckpointRequests: Int32 = 0
+  private var metrics = StepMetrics()
+  private let statm: Int32
+  private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+  private var logFile: UnsafeMutablePointer<FILE>? = nil
+
+  public init(model: GPT, loader: DataLoader, world: Communicator, tpGroup: Communicator,
+              dpGroup: Communicator, grid: ParallelLayout, options: TrainingOptions,
+              observer: TrainingObserver) throws {
+    self.model = model
+    self.loader = loader
+    self.world = world
+    self.tpGroup = tpGroup
+    self.dpGroup = dpGroup
+    self.grid = grid
+    self.options = options
+    self.observer = observer
+    statm = open("/proc/self/statm", O_RDONLY)
+    if world.rank == 0, let path = options.logPath {
+      guard let f = fopen(path, "w") else {
+        throw EngineError("cannot open log file \(path): \(String(cString: strerror(errno)))")
+      }
+      logFile = f
+    }
+    losses.reserveCapacity(options.steps)
+  }
+
+  deinit {
+    if statm >= 0 { close(statm) }
+    if let f = logFile { fclose(f) }
+  }
+
+  /// Runs until `options.steps` or a stop request; returns the number of steps run.
+  @discardableResult
+  public func run() throws -> Int {
+    observer.stateChanged(.running)
+    let tokensPerStep = Double(model.B * model.T * grid.dp)
+    let flopsPerRank = model.config.flopsPerToken(seqLen: model.T) * Double(model.B * model.T) / Double(grid.tp)
+    while step < options.steps {
+      // control, applied by every rank at this boundary
+      var decision = exchangeDecision(poll: true, sleepy: false)
+      if decision.checkpointRequests != lastCheckpointRequests {
+        lastCheckpointRequests = decision.checkpointRequests
+        try checkpointNow()
+      }
+      if decision.desired == .pause { decision = try pausedLoop() }
+      if decision.desired == .stop {
+        observer.event(.stopped(step: step))
+        break
+      }
+
+      let t0 = monotonicNanos()
+      loader.load(step: step, inputs: model.inputs, targets: model.targets)
+      let t1 = monotonicNanos()
+      tpGroup.resetStats()
+      dpGroup.resetStats()
+      let localLoss = model.forward()
+      let t2 = monotonicNanos()
+      model.zeroGrad()
+      model.backward()
+      let t3 = monotonicNanos()
+      if grid.dp > 1 {
+        dpGroup.allReduce(model.grads, count: model.numLocalParameters, .sum)
+        model.scaleGradients(1 / Float(grid.dp))
+      }
+      if step == 0, let prefix = options.dumpGradsPrefix { dumpGradients(prefix) }
+      let norm = model.gradientNorm(tpGroup: tpGroup)
+      if options.optimizer.gradClip > 0 && norm > options.optimizer.gradClip {
+        model.scaleGradients(options.optimizer.gradClip / norm)
+      }
+      let lr = options.schedule.rate(peak: options.optimizer.learningRate, step: step, total: options.steps)
+      model.adamWUpdate(options.optimizer, lr: lr, t: step + 1)
+      var loss = Double(localLoss)
+      dpGroup.allReduce(&loss, count: 1, .sum)
+      loss /= Double(grid.dp)
+      let t4 = monotonicNanos()
+
+      step += 1
+      lastLoss = Float(loss)
+      fillMetrics(loss: Float(loss), lr: lr, norm: norm, t0: t0, t1: t1, t2: t2, t3: t3, t4: t4, flops: flopsPerRank)
+      observer.stepFinished(metrics)
+      if !loss.isFinite { observer.event(.nonFiniteLoss(step: step)) }
+      losses.append(Float(loss))
+      if world.rank == 0 { report(tokensPerStep: tokensPerStep) }
+    }
+    if let path = options.savePath {
+      observer.stateChanged(.checkpointing)
+      try model.save(path: path, world: world, dpRank: grid.dpRank)
+      observer.event(.checkpointSaved(step: step, path: path))
+    }
+    observer.stateChanged(.finished)
+    return step
+  }
+
+  /// Rank 0 polls the observer; the decision is broadcast so all ranks act on the same one.
+  private func exchangeDecision(poll: Bool, sleepy: Bool) -> ControlDecision {
+    var packed: (Int32, Int32) = (0, 0)
+    if world.rank == 0 {
+      let d = observer.pollControl()
+      packed = (d.desired.rawValue, d.checkpointRequests)
+    }
+    withUnsafeMutableBytes(of: &packed) { raw in
+      let p = raw.baseAddress!.assumingMemoryBound(to: Int32.self)
+      if sleepy { world.sleepyBroadcast(p, count: 2) } else { world.broadcast(p, count: 2) }
+    }
+    return ControlDecision(desired: ControlDecision.Desired(rawValue: packed.0) ?? .run,
+                           checkpointRequests: packed.1)
+  }
+
+  /// Sleeps at the step boundary until the decision is no longer `pause`, keeping heartbeats.
+  private func pausedLoop() throws -> ControlDecision {
+    observer.stateChanged(.paused)
+    observer.event(.paused(step: step))
+    var decision = ControlDecision(desired: .pause, checkpointRequests: lastCheckpointRequests)
+    while decision.desired == .pause {
+      observer.heartbeat()
+      if world.rank == 0 { usleep(10_000) }
+      decision = exchangeDecision(poll: true, sleepy: true)
+      if decision.checkpointRequests != lastCheckpointRequests {
+        lastCheckpointRequests = decision.checkpointRequests
+        try checkpointNow()
+        observer.stateChanged(.paused)
+      }
+    }
+    if decision.desired == .run {
+      observer.stateChanged(.running)
+      observer.event(.resumed(step: step))
+    }
+    return decision
+  }
+
+  /// Saves the model now into the checkpoint directory (collective).
+  public func checkpointNow() throws {
+    observer.stateChanged(.checkpointing)
+    if world.rank == 0 { mkdir(options.checkpointDir, 0o755) }
+    world.barrier()
+    let path = "\(options.checkpointDir)/model_\(String(format: "%08d", step)).bin"
+    try model.save(path: path, world: world, dpRank: grid.dpRank)
+    observer.event(.checkpointSaved(step: step, path: path))
+    observer.stateChanged(.running)
+  }
+
+  private func dumpGradients(_ prefix: String) {
+    let path = "\(prefix).rank\(world.rank).bin"
+    if let f = fopen(path, "w") {
+      fwrite(model.grads, 4, model.numLocalParameters, f)
+      fclose(f)
+    }
+  }
+
+  private func fillMetrics(loss: Float, lr: Float, norm: Float, t0: UInt64, t1: UInt64, t2: UInt64,
+                           t3: UInt64, t4: UInt64, flops: Double) {
+    let tps = tpGroup.stats, dps = dpGroup.stats
+    metrics.step = step
+    metrics.loss = loss
+    metrics.lr = lr
+    metrics.gradNorm = norm
+    metrics.tokens = model.B * model.T
+    metrics.stepNs = t4 - t0
+    metrics.dataNs = t1 - t0
+    metrics.forwardNs = t2 - t1
+    metrics.backwardNs = t3 - t2
+    metrics.optimizerNs = t4 - t3
+    metrics.commNs = tps.totalNs + dps.totalNs
+    metrics.allReduceCount = tps.count + dps.count
+    metrics.allReduceBytes = tps.bytes + dps.bytes
+    metrics.allReduceTotalNs = tps.totalNs + dps.totalNs
+    metrics.allReduceMaxNs = max(tps.maxNs, dps.maxNs)
+    for i in 0..<LatencyHistogram.bucketCount { metrics.allReduceHistogram[i] = tps.bucket(i) &+ dps.bucket(i) }
+    metrics.rssBytes = readRSS()
+    metrics.paramBytes = UInt64(model.parameterBytes)
+    metrics.gradBytes = UInt64(model.parameterBytes)
+    metrics.optimizerBytes = UInt64(2 * model.parameterBytes)
+    metrics.activationBytes = UInt64(model.activationBytes)
+    let busy = Double(metrics.stepNs) - Double(metrics.commNs) - Double(metrics.dataNs)
+    metrics.computeBusy = Float(max(0, busy) / Double(max(1, metrics.stepNs)))
+    metrics.gflops = Float(flops / Double(max(1, metrics.stepNs)))
+  }
+
+  /// Resident set size from /proc/self/statm (one pread into a stack buffer).
+  private func readRSS() -> UInt64 {
+    guard statm >= 0 else { return 0 }
+    var buf: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    return withUnsafeMutableBytes(of: &buf) { raw -> UInt64 in
+      let n = pread(statm, raw.baseAddress, raw.count, 0)
+      guard n > 0 else { return 0 }
+      var field = 0
+      var value: UInt64 = 0
+      for i in 0..<n {
+        let ch = raw[i]
+        if ch == 32 { if field == 1 { break }; field += 1; value = 0; continue }
+        if field == 1 && ch >= 48 && ch <= 57 { value = value * 10 + UInt64(ch - 48) }
+      }
+      return value * UInt64(pageSize)
+    }
+  }
+
+  private func report(tokensPerStep: Double) {
+    let ms = Double(metrics.stepNs) / 1e6
+    let tokS = tokensPerStep / (Double(metrics.stepNs) / 1e9)
+    if options.printSteps {
+      print(String(format: "step %5d/%d | loss %.6f | lr %.2e | norm %.4f | %8.1f ms | %8.0f tok/s",
+                   step, options.steps, metrics.loss, metrics.lr, metrics.gradNorm, ms, tokS))
+      fflush(nil)
+    }
+    if let f = logFile {
+      let line = String(format: "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"step_ms\":%.4f,\"tokens_per_s\":%.2f,\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optimizer_ms\":%.4f,\"comm_ms\":%.4f,\"allreduce_count\":%d,\"allreduce_bytes\":%llu,\"rss_bytes\":%llu,\"gflops\":%.3f}\n",
+                        step, metrics.loss, metrics.lr, metrics.gradNorm, ms, tokS,
+                        Double(metrics.forwardNs) / 1e6, Double(metrics.backwardNs) / 1e6,
+                        Double(metrics.optimizerNs) / 1e6, Double(metrics.commNs) / 1e6,
+                        metrics.allReduceCount, metrics.allReduceBytes, metrics.rssBytes, metrics.gflops)
+      fputs(line, f)
+      fflush(f)
+    }
+  }
+}
