@@ -1,0 +1,130 @@
+import Glibc
+import TPEngine
+import Telemetry
+
+/// Adapts the engine's observer calls to the job's telemetry segment (docs/TELEMETRY.md).
+///
+/// Local rank 0 creates the segment, then every rank calls `barrier()` (an MPI barrier the
+/// caller supplies), then the other local ranks open it. Each rank writes only its own header
+/// and ring; `pollControl()` (world rank 0 only) reads the control page.
+final class TelemetryObserver: TrainingObserver {
+  let segment: SegmentWriter
+  let writer: RankWriter
+  let worldRank: Int
+  /// Last step finished on this rank.
+  private var lastStep = 0
+
+  /// - Throws: `TelemetryError` when the segment cannot be created or opened (the creator's
+  ///   failure is rethrown on the creator; the others then fail to open it).
+  init(
+    jobName: String, worldRank: Int, worldSize: Int, localRank: Int, tp: Int, dp: Int,
+    model: TelemetryModelInfo, shards: [TensorShard], totalSteps: Int, barrier: () -> Void
+  ) throws {
+    self.worldRank = worldRank
+    var created: SegmentWriter?
+    var creationError: Error?
+    if localRank == 0 {
+      let description = JobDescription(
+        name: jobName, model: model, worldSize: worldSize, tp: tp, dp: dp, totalSteps: totalSteps,
+        shards: TelemetryObserver.telemetryShards(shards))
+      do { created = try SegmentWriter.create(description) } catch { creationError = error }
+    }
+    barrier()
+    if let e = creationError { throw e }
+    let segment = try created ?? SegmentWriter.open(job: jobName)
+    self.segment = segment
+    writer = try segment.rankWriter(worldRank: worldRank, localRank: localRank)
+  }
+
+  /// The engine's shard layout in the segment's terms.
+  static func telemetryShards(_ shards: [TensorShard]) -> [TelemetryShard] {
+    shards.map { s in
+      TelemetryShard(
+        name: s.name, shape: s.shape, split: TelemetrySplitKind(rawValue: s.split.rawValue) ?? .replicated,
+        splitDim: s.splitDim, ranks: s.ranks.map { rs in rs.map { $0.start..<max($0.start, $0.end) } },
+        rankDescriptions: s.rankDescriptions)
+    }
+  }
+
+  func stateChanged(_ state: RunState) {
+    writer.setState(RankState(rawValue: UInt64(state.rawValue)) ?? .running)
+    switch state {
+    case .paused: writer.acknowledge(.pause, step: lastStep)
+    case .running: writer.acknowledge(.run, step: lastStep)
+    default: break
+    }
+    writer.heartbeat()
+  }
+
+  /// Copies every field into a step record and publishes it; no allocation, no system call
+  /// besides the vDSO clock read for the heartbeat.
+  func stepFinished(_ m: StepMetrics) {
+    var r = StepRecord()
+    r.rank = worldRank
+    r.step = m.step
+    r.loss = m.loss
+    r.lr = m.lr
+    r.gradNorm = m.gradNorm
+    r.tokens = m.tokens
+    r.stepNs = m.stepNs
+    r.forwardNs = m.forwardNs
+    r.backwardNs = m.backwardNs
+    r.optimizerNs = m.optimizerNs
+    r.commNs = m.commNs
+    r.dataNs = m.dataNs
+    r.allReduceCount = m.allReduceCount
+    r.allReduceBytes = m.allReduceBytes
+    r.allReduceTotalNs = m.allReduceTotalNs
+    r.allReduceMaxNs = m.allReduceMaxNs
+    r.histogram = m.allReduceHistogram.buckets
+    r.rssBytes = m.rssBytes
+    r.paramBytes = m.paramBytes
+    r.gradBytes = m.gradBytes
+    r.optimizerBytes = m.optimizerBytes
+    r.activationBytes = m.activationBytes
+    r.computeBusy = m.computeBusy
+    r.gflops = m.gflops
+    let now = telemetryMonotonicNanos()
+    r.timestampNs = now
+    writer.writeStep(r)
+    writer.heartbeat(nowNs: now)
+    lastStep = m.step
+    writer.acknowledge(.run, step: m.step)
+  }
+
+  func pollControl() -> ControlDecision {
+    let c = writer.pollControl()
+    let desired = ControlDecision.Desired(rawValue: Int32(c.desired.rawValue)) ?? .run
+    return ControlDecision(desired: desired, checkpointRequests: Int32(truncatingIfNeeded: c.checkpointRequests))
+  }
+
+  func heartbeat() { writer.heartbeat() }
+
+  func event(_ e: TrainingEvent) {
+    switch e {
+    case .checkpointSaved(let step, let path):
+      writer.writeEvent(.checkpointSaved, step: step, text: path)
+      writer.checkpointSaved(step: step)
+    case .paused(let step):
+      writer.writeEvent(.paused, step: step)
+      writer.acknowledge(.pause, step: step)
+    case .resumed(let step):
+      writer.writeEvent(.resumed, step: step)
+      writer.acknowledge(.run, step: step)
+    case .stopped(let step):
+      writer.writeEvent(.stopped, step: step)
+      writer.acknowledge(.stop, step: step)
+    case .nonFiniteLoss(let step):
+      writer.writeEvent(.nonFiniteLoss, step: step)
+    case .error(let text):
+      writer.writeEvent(.error, step: lastStep, text: text)
+    }
+    writer.heartbeat()
+  }
+
+  /// Marks this rank finished (or failed). The segment stays for late readers until `tptop gc`.
+  func finish(failed: Bool) {
+    writer.setState(failed ? .failed : .finished)
+    writer.heartbeat()
+  }
+}
