@@ -1,5 +1,272 @@
 import ArgumentParser
+import Dashboard
+import Foundation
+import Telemetry
+
+// The interactive dashboard commands: demo, launch, attach, the default (plain `tptop`), and the
+// hidden dashboard benchmark. The dashboard itself lives in the Dashboard module.
 
 /// The interactive dashboard commands (demo, launch, attach).
-let dashboardSubcommands: [ParsableCommand.Type] = []
-let dashboardDefaultSubcommand: ParsableCommand.Type? = nil
+let dashboardSubcommands: [ParsableCommand.Type] = [Demo.self, Launch.self, Attach.self, Home.self, BenchDashboard.self]
+let dashboardDefaultSubcommand: ParsableCommand.Type? = Home.self
+
+/// Options every interactive command shares.
+struct DisplayOptions: ParsableArguments {
+  @Flag(help: "Disable every control key (p, c, S).")
+  var readonly = false
+  @Option(help: "Theme name (themes/NAME.theme) or path to a .theme file.")
+  var theme: String?
+  @Option(help: "Seconds between screen refreshes.")
+  var refresh: Double = 1.0
+
+  func validate() throws {
+    guard refresh.isFinite, refresh >= 0.05, refresh <= 60 else {
+      throw ValidationError("--refresh must be between 0.05 and 60 seconds (got \(refresh))")
+    }
+  }
+
+  var options: DashboardOptions { DashboardOptions(refresh: refresh, readonly: readonly) }
+}
+
+private func printErr(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
+
+/// Attaches to `job` and runs the dashboard until the user detaches.
+private func attach(job: String, logPath: String?, display: DisplayOptions, launched: LaunchedJob? = nil) throws {
+  let source: TelemetrySource
+  do {
+    let log = logPath ?? {
+      let p = TelemetrySource.defaultLogPath(job: job)
+      return FileManager.default.fileExists(atPath: p) ? p : nil
+    }()
+    source = try TelemetrySource(job: job, logPath: log)
+  } catch {
+    printErr("tptop: \(error)")
+    throw ExitCode(1)
+  }
+  if let l = launched { source.launcherStatus = { l.exitStatus() } }
+  _ = DashboardSession.run(source: source, options: display.options, themeName: display.theme)
+  let alive = launched.map { $0.exitStatus() == nil } ?? true
+  if alive {
+    print("detached from \(job); the job keeps running. Attach again with: tptop attach \(job)")
+  } else {
+    print("left \(job) (the job has exited)")
+  }
+}
+
+/// Starts `plan` and attaches to it.
+private func launchAndAttach(_ plan: LaunchPlan, display: DisplayOptions) throws {
+  let launched: LaunchedJob
+  do {
+    launched = try Launcher.start(plan)
+  } catch {
+    printErr("tptop: \(error)")
+    throw ExitCode(1)
+  }
+  print("started job \(plan.job) (mpirun pid \(launched.pid)); log: \(launched.logPath)")
+  do {
+    _ = try Launcher.waitForSegment(launched) { printErr("tptop: " + $0) }
+  } catch {
+    printErr("tptop: \(error)")
+    throw ExitCode(1)
+  }
+  try attach(job: plan.job, logPath: launched.logPath, display: display, launched: launched)
+}
+
+/// Live jobs, newest first.
+private func liveJobs() -> [JobSummary] {
+  JobReader.list().filter(JobListRow.isLive).sorted { $0.age < $1.age }
+}
+
+struct Demo: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Launch the demo job (small preset on the bundled Shakespeare corpus, TP=2) and attach.",
+    discussion: "Runs: mpirun -np 2 tptrain --model small --data data/shakespeare.txt --tp 2 … --job NAME")
+
+  @Option(help: "Training steps.") var steps: Int = 5000
+  @Option(help: "Batch size.") var batch: Int = 4
+  @Option(help: "Sequence length.") var seq: Int = 64
+  @OptionGroup var display: DisplayOptions
+
+  func validate() throws {
+    guard steps >= 1, batch >= 1, seq >= 1 else { throw ValidationError("--steps, --batch and --seq must be at least 1") }
+  }
+
+  func run() throws {
+    var args = ["--model", "small", "--batch", String(batch), "--seq", String(seq), "--steps", String(steps)]
+    if let data = Demo.findCorpus() { args += ["--data", data] }
+    let plan = LaunchPlan(np: 2, tp: 2, dp: 1, hostfile: nil, job: Launcher.newJobName(), trainArguments: args)
+    try launchAndAttach(plan, display: display)
+  }
+
+  /// data/shakespeare.txt in the working directory or in the package that holds the binary.
+  static func findCorpus() -> String? {
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    let dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+    let candidates = [
+      FileManager.default.currentDirectoryPath + "/data/shakespeare.txt",
+      dir.appendingPathComponent("../../data/shakespeare.txt").standardized.path,
+      dir.appendingPathComponent("../share/tptop/data/shakespeare.txt").standardized.path,
+    ]
+    return candidates.first { FileManager.default.isReadableFile(atPath: $0) }
+  }
+}
+
+struct Launch: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Start a training job with mpirun and attach to it.",
+    discussion: """
+      Everything after -- goes to tptrain; tptop adds --tp, --dp and --job. The job's output goes to
+      a log file shown in the Events view. Example:
+        tptop launch --np 2 --tp 2 -- --model small --steps 500
+      """)
+
+  @Option(help: "Number of MPI ranks (default tp × dp).") var np: Int?
+  @Option(help: "Tensor-parallel size t.") var tp: Int?
+  @Option(help: "Data-parallel size d.") var dp: Int?
+  @Option(help: "mpirun hostfile.") var hostfile: String?
+  @Option(help: "Job name (default: job-<date>-<time>-<pid>).") var job: String?
+  @OptionGroup var display: DisplayOptions
+  @Argument(parsing: .postTerminator, help: "Arguments for tptrain (after --).")
+  var trainArguments: [String] = []
+
+  func validate() throws {
+    do { _ = try LaunchPlan.resolve(np: np, tp: tp, dp: dp) } catch { throw ValidationError("\(error)") }
+    if let j = job, !SegmentName.isValid(j) {
+      throw ValidationError("invalid --job '\(j)': use 1–63 characters from A-Z a-z 0-9 . _ -")
+    }
+    for flag in ["--tp", "--dp", "--job"] where trainArguments.contains(flag) {
+      throw ValidationError("give \(flag) to tptop launch, not after --")
+    }
+    if let h = hostfile, !FileManager.default.isReadableFile(atPath: h) {
+      throw ValidationError("--hostfile \(h): no such readable file")
+    }
+  }
+
+  func run() throws {
+    let (n, t, d) = try LaunchPlan.resolve(np: np, tp: tp, dp: dp)
+    let plan = LaunchPlan(np: n, tp: t, dp: d, hostfile: hostfile, job: job ?? Launcher.newJobName(),
+                          trainArguments: trainArguments)
+    try launchAndAttach(plan, display: display)
+  }
+}
+
+struct Attach: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Attach the dashboard to a running job (the most recent live job when none is named).")
+
+  @Argument(help: "Job name (see `tptop ls`).") var job: String?
+  @OptionGroup var display: DisplayOptions
+
+  func run() throws {
+    var name = job
+    if name == nil {
+      guard let newest = liveJobs().first else {
+        printErr("tptop: no live job to attach; start one with `tptop demo` or `tptop launch -- …`")
+        throw ExitCode(1)
+      }
+      name = newest.name
+    }
+    try attach(job: name!, logPath: nil, display: display)
+  }
+}
+
+struct Home: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "home",
+    abstract: "Attach if exactly one job is live, otherwise pick from the job list.",
+    shouldDisplay: false)
+
+  @OptionGroup var display: DisplayOptions
+
+  func run() throws {
+    let live = liveJobs()
+    if live.count == 1 {
+      try attach(job: live[0].name, logPath: nil, display: display)
+      return
+    }
+    let picked = DashboardSession.pick(themeName: display.theme) {
+      JobReader.list().sorted { $0.age < $1.age }.map(JobListRow.init)
+    }
+    guard let name = picked else { return }
+    try attach(job: name, logPath: nil, display: display)
+  }
+}
+
+struct BenchDashboard: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "bench-dashboard",
+    abstract: "Measure the dashboard's own CPU use with a synthetic 16-rank job attached.",
+    shouldDisplay: false)
+
+  @Option(help: "Seconds to measure.") var seconds: Double = 10
+  @Option(help: "Ranks in the synthetic job.") var ranks: Int = 16
+  @Option(help: "Tensor-parallel size of the synthetic job.") var tp: Int = 4
+  @Option(help: "Steps per second the synthetic job writes.") var stepsPerSecond: Double = 10
+  @Option(help: "Seconds between refreshes (the default refresh when omitted).") var refresh: Double = DashboardOptions().refresh
+  @Option(help: "Screen size WxH of the capture backend.") var size: String = "120x40"
+
+  func run() throws {
+    let dims = size.split(separator: "x").compactMap { Int($0) }
+    guard dims.count == 2, dims[0] > 0, dims[1] > 0 else { throw ValidationError("--size must look like 120x40") }
+    guard ranks >= 1, tp >= 1, ranks % tp == 0, seconds > 0, stepsPerSecond > 0 else {
+      throw ValidationError("need ranks ≥ 1 divisible by tp, and positive --seconds and --steps-per-second")
+    }
+    let name = "bench-dash-\(getpid())"
+    let synthetic: SyntheticJob
+    do { synthetic = try SyntheticJob(job: name, worldSize: ranks, tp: tp, totalSteps: 1_000_000) } catch {
+      printErr("tptop: \(error)")
+      throw ExitCode(1)
+    }
+    defer { try? synthetic.remove() }
+    synthetic.advance(steps: 200)
+    // The writer runs on its own thread; only the dashboard thread's CPU time is measured.
+    let stop = StopFlag()
+    let box = WriterBox(synthetic)
+    let period = 1 / stepsPerSecond
+    let writer = Thread {
+      while !stop.isSet {
+        box.job.advance(steps: 1)
+        sleepSeconds(period)
+      }
+    }
+    writer.start()
+    defer { stop.set() }
+    let source = try TelemetrySource(job: name, logPath: nil)
+    let backend = CaptureBackend(width: dims[0], height: dims[1])
+    let app = DashboardApp(source: source, backend: backend, library: ThemeLibrary(directories: []),
+                           theme: Theme.builtIn, options: DashboardOptions(refresh: refresh))
+    let cpu0 = threadCPUSeconds(), proc0 = processCPUSeconds(), wall0 = monotonicSeconds()
+    app.run(duration: seconds)
+    let cpu = threadCPUSeconds() - cpu0, proc = processCPUSeconds() - proc0, wall = monotonicSeconds() - wall0
+    stop.set()
+    print("# \(ranks) ranks, refresh \(refresh) s, sample every \(DashboardOptions(refresh: refresh).sampleInterval) s, \(app.framesRendered) frames, \(backend.cellsWritten) cells written, \(dims[0])x\(dims[1])")
+    print(String(format: "# process CPU incl. synthetic writer thread: %.2f %%", 100 * proc / wall))
+    print(String(format: "BENCH dashboard_cpu_percent %.3f %%", 100 * cpu / wall))
+  }
+}
+
+/// Hands the synthetic job to the writer thread, which is then its only user.
+final class WriterBox: @unchecked Sendable {
+  let job: SyntheticJob
+  init(_ job: SyntheticJob) { self.job = job }
+}
+
+/// A flag set by one thread and read by another.
+final class StopFlag: @unchecked Sendable {
+  private let lock = NSLock()
+  private var value = false
+  var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+  func set() { lock.lock(); value = true; lock.unlock() }
+}
+
+private func threadCPUSeconds() -> Double {
+  var ts = timespec()
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+  return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+private func processCPUSeconds() -> Double {
+  var ts = timespec()
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+  return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

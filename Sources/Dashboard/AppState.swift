@@ -1,0 +1,167 @@
+// Interaction state and key handling. Pure: `handle` turns a key into state changes and
+// requests; the app loop carries the requests out against the job source.
+
+/// A key press as the dashboard understands it.
+public enum Key: Equatable, Sendable {
+  case char(Character)
+  case left, right, up, down, pageUp, pageDown, home, end
+  case tab, backTab, enter, escape
+}
+
+/// The five views.
+public enum ViewKind: Int, CaseIterable, Sendable {
+  case overview = 0, rank, comm, shards, events
+
+  /// Tab label.
+  public var title: String {
+    switch self {
+    case .overview: return "Overview"
+    case .rank: return "Rank"
+    case .comm: return "Comm"
+    case .shards: return "Shards"
+    case .events: return "Events"
+    }
+  }
+}
+
+/// Something the app loop must do after a key.
+public enum AppRequest: Equatable, Sendable {
+  case setDesired(RunRequest)
+  case checkpoint
+  case cycleTheme
+  case quit
+}
+
+/// A short message on the status line.
+public struct StatusMessage: Equatable, Sendable {
+  public var text: String
+  public var style: Style
+  /// Monotonic time after which it disappears.
+  public var expires: Double
+}
+
+/// Everything the user can change.
+public struct AppState: Equatable, Sendable {
+  /// EMA weights cycled with `s` (0 = raw values).
+  public static let smoothingWeights: [Double] = [0, 0.6, 0.9, 0.99]
+
+  public var view: ViewKind = .overview
+  public var showHelp = false
+  public var confirmingStop = false
+  /// World rank shown in the Rank view.
+  public var selectedRank = 0
+  /// Tensor selected in the Shards view.
+  public var selectedTensor = 0
+  /// Lines scrolled back in the Events view (0 = newest at the bottom).
+  public var eventScroll = 0
+  /// Index into `smoothingWeights`.
+  public var smoothingIndex = 1
+  public var logY = false
+  /// Per-rank loss lines instead of the median line with a min–max band.
+  public var perRankLines = false
+  public var readonly = false
+  public var message: StatusMessage?
+
+  /// Creates the initial state.
+  public init(readonly: Bool = false) { self.readonly = readonly }
+
+  /// The current EMA weight.
+  public var smoothing: Double { AppState.smoothingWeights[smoothingIndex % AppState.smoothingWeights.count] }
+
+  /// Applies a key. `worldSize`/`tensorCount` bound selections; `desired` is what the job is
+  /// currently asked to do (so `p` toggles); `now` is monotonic seconds for message expiry.
+  public mutating func handle(_ key: Key, worldSize: Int, tensorCount: Int, desired: RunRequest,
+                              now: Double) -> [AppRequest] {
+    if confirmingStop {
+      confirmingStop = false
+      if key == .char("y") || key == .char("Y") {
+        say("stop requested: the job stops at the next step boundary", .warn, now)
+        return [.setDesired(.stop)]
+      }
+      say("stop cancelled", .dim, now)
+      return []
+    }
+    if showHelp {
+      // Any key closes help; view keys also act.
+      showHelp = false
+      if key == .escape || key == .char("?") || key == .char("q") { return [] }
+    }
+    switch key {
+    case .char("q"), .char("Q"):
+      return [.quit]
+    case .char("?"), .char("h"):
+      showHelp = true
+    case .char(let c) where ("1"..."5").contains(c):
+      view = ViewKind(rawValue: Int(String(c))! - 1)!
+    case .tab:
+      view = ViewKind(rawValue: (view.rawValue + 1) % ViewKind.allCases.count)!
+    case .backTab:
+      view = ViewKind(rawValue: (view.rawValue + ViewKind.allCases.count - 1) % ViewKind.allCases.count)!
+    case .left:
+      selectedRank = (selectedRank + max(1, worldSize) - 1) % max(1, worldSize)
+    case .right:
+      selectedRank = (selectedRank + 1) % max(1, worldSize)
+    case .up:
+      if view == .shards { selectedTensor = max(0, selectedTensor - 1) }
+      else if view == .events { eventScroll += 1 }
+      else { selectedRank = (selectedRank + max(1, worldSize) - 1) % max(1, worldSize) }
+    case .down:
+      if view == .shards { selectedTensor = min(max(0, tensorCount - 1), selectedTensor + 1) }
+      else if view == .events { eventScroll = max(0, eventScroll - 1) }
+      else { selectedRank = (selectedRank + 1) % max(1, worldSize) }
+    case .pageUp:
+      if view == .events { eventScroll += 10 } else if view == .shards { selectedTensor = max(0, selectedTensor - 10) }
+    case .pageDown:
+      if view == .events { eventScroll = max(0, eventScroll - 10) }
+      else if view == .shards { selectedTensor = min(max(0, tensorCount - 1), selectedTensor + 10) }
+    case .home:
+      if view == .shards { selectedTensor = 0 } else if view == .events { eventScroll = Int.max / 2 }
+    case .end:
+      if view == .shards { selectedTensor = max(0, tensorCount - 1) } else if view == .events { eventScroll = 0 }
+    case .char("s"):
+      smoothingIndex = (smoothingIndex + 1) % AppState.smoothingWeights.count
+      say(smoothing == 0 ? "smoothing off" : "EMA smoothing \(smoothing)", .dim, now)
+    case .char("l"):
+      logY.toggle()
+      say(logY ? "log-scale y" : "linear y", .dim, now)
+    case .char("m"):
+      perRankLines.toggle()
+      say(perRankLines ? "one loss line per rank" : "median line with min–max band", .dim, now)
+    case .char("t"):
+      return [.cycleTheme]
+    case .char("p"), .char(" "):
+      guard allowControl(now) else { return [] }
+      let target: RunRequest = desired == .pause ? .run : .pause
+      say(target == .pause ? "pause requested: ranks pause at the next step boundary" : "resume requested", .accent, now)
+      return [.setDesired(target)]
+    case .char("c"):
+      guard allowControl(now) else { return [] }
+      say("checkpoint requested", .accent, now)
+      return [.checkpoint]
+    case .char("S"):
+      guard allowControl(now) else { return [] }
+      confirmingStop = true
+    case .escape:
+      break
+    default:
+      break
+    }
+    return []
+  }
+
+  private mutating func allowControl(_ now: Double) -> Bool {
+    if readonly { say("read-only: p, c and S are disabled (--readonly)", .warn, now) }
+    return !readonly
+  }
+
+  /// Shows `text` on the status line for a few seconds.
+  public mutating func say(_ text: String, _ style: Style, _ now: Double, seconds: Double = 4) {
+    message = StatusMessage(text: text, style: style, expires: now + seconds)
+  }
+
+  /// Drops an expired message. Returns true when something changed.
+  public mutating func expire(now: Double) -> Bool {
+    if let m = message, m.expires <= now { message = nil; return true }
+    return false
+  }
+}

@@ -1,0 +1,112 @@
+import Foundation
+
+// Frame composition: header, tab bar, the selected view's body, status line, and overlays (help,
+// stop confirmation). Every pane is a Rect handed out here, so panes never overlap.
+
+/// Renders a dashboard model into a cell grid of a given size.
+public enum Renderer {
+  /// Smallest terminal the views are laid out for.
+  public static let minWidth = 60
+  public static let minHeight = 16
+
+  /// The panes of the last layout, by name (tests check that they do not overlap).
+  nonisolated(unsafe) public static var lastPanes: [(String, Rect)] = []
+
+  /// Renders one frame.
+  public static func render(_ m: DashboardModel, width: Int, height: Int) -> CellGrid {
+    var g = CellGrid(width: width, height: height, asciiOnly: !Glyphs.current.unicode)
+    lastPanes = []
+    guard width >= minWidth, height >= minHeight else {
+      tooSmall(&g)
+      return g
+    }
+    let (headerRect, rest) = g.bounds.splitTop(1)
+    let (tabsRect, rest2) = rest.splitTop(1)
+    let body = Rect(x: rest2.x, y: rest2.y, width: rest2.width, height: rest2.height - 1)
+    let status = Rect(x: 0, y: height - 1, width: width, height: 1)
+    drawHeader(&g, m, headerRect)
+    drawTabs(&g, m, tabsRect)
+    lastPanes += [("header", headerRect), ("tabs", tabsRect), ("status", status)]
+    switch m.state.view {
+    case .overview: OverviewView.draw(&g, m, body)
+    case .rank: RankView.draw(&g, m, body)
+    case .comm: CommView.draw(&g, m, body)
+    case .shards: ShardsView.draw(&g, m, body)
+    case .events: EventsView.draw(&g, m, body)
+    }
+    drawStatus(&g, m, status)
+    if m.state.showHelp { HelpView.draw(&g, m, body) }
+    if m.state.confirmingStop { drawConfirm(&g, m, body) }
+    return g
+  }
+
+  /// Adds a pane to the layout record.
+  static func pane(_ name: String, _ r: Rect) { lastPanes.append((name, r)) }
+
+  static func tooSmall(_ g: inout CellGrid) {
+    let msg = "needs \(minWidth)\(Glyphs.current.times)\(minHeight), have \(g.width)\(Glyphs.current.times)\(g.height)"
+    let lines = g.width >= msg.unicodeScalars.count ? [msg] : ["needs \(minWidth)\(Glyphs.current.times)\(minHeight)", "have \(g.width)\(Glyphs.current.times)\(g.height)"]
+    for (i, l) in lines.enumerated() {
+      let y = max(0, g.height / 2 - lines.count / 2) + i
+      let x = max(0, (g.width - l.unicodeScalars.count) / 2)
+      g.put(l, x: x, y: y, style: .warn)
+    }
+  }
+
+  static func drawHeader(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect) {
+    g.fill(r, Cell(" ", .header))
+    let h = m.header
+    let glyphs = Glyphs.current
+    var parts: [(String, Style)] = [(" tptop ", .header), (h.job, .header), ("  \(h.model)", .header),
+                                    ("  \(h.grid)", .header), ("  \(glyphs.dot) ", h.stateStyle),
+                                    (h.state, h.stateStyle)]
+    let total = h.totalSteps > 0 ? "/\(h.totalSteps)" : ""
+    parts.append(("  step \(h.step)\(total)", .header))
+    parts.append(("  \(Format.count(h.tokensPerSecond)) tok/s", .header))
+    if let eta = h.etaSeconds { parts.append(("  ETA \(Format.duration(seconds: eta))", .header)) }
+    if m.state.readonly { parts.append(("  [read-only]", .header)) }
+    // Drop the model text first when the line is too long.
+    let len = parts.reduce(0) { $0 + $1.0.unicodeScalars.count }
+    if len > r.width { parts.remove(at: 2) }
+    var x = r.x
+    for (t, s) in parts { x += g.put(t, x: x, y: r.y, style: s, maxWidth: r.maxX - x) }
+  }
+
+  static func drawTabs(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect) {
+    g.fill(r, Cell(" ", .normal))
+    var x = r.x + 1
+    for v in ViewKind.allCases {
+      let label = " \(v.rawValue + 1) \(v.title) "
+      let style: Style = v == m.state.view ? .selection : .dim
+      x += g.put(label, x: x, y: r.y, style: style, maxWidth: r.maxX - x)
+      x += 1
+    }
+    let help = "? help  q detach"
+    if r.maxX - help.count - 1 > x { g.put(help, x: r.maxX - help.count - 1, y: r.y, style: .dim) }
+  }
+
+  static func drawStatus(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect) {
+    g.fill(r, Cell(" ", .statusBar))
+    if let msg = m.state.message {
+      g.put(" " + msg.text, x: r.x, y: r.y, style: msg.style == .dim ? .statusBar : msg.style, maxWidth: r.width)
+      return
+    }
+    let keys = m.state.readonly
+      ? " 1-5/Tab views  \(arrows) rank  s smooth  l log-y  m lines  t theme  ? help  q detach   [read-only]"
+      : " 1-5/Tab views  \(arrows) rank  p pause/resume  c checkpoint  S stop  s smooth  l log-y  t theme  ? help  q detach"
+    g.put(keys, x: r.x, y: r.y, style: .statusBar, maxWidth: r.width)
+    let right = " theme \(m.themeName) "
+    if r.width > keys.count + right.count + 2 { g.put(right, x: r.maxX - right.count, y: r.y, style: .statusBar) }
+  }
+
+  static var arrows: String { Glyphs.current.unicode ? "←/→" : "</>" }
+
+  static func drawConfirm(_ g: inout CellGrid, _ m: DashboardModel, _ body: Rect) {
+    let text = "Stop job \(m.header.job) gracefully at the next step? (y / n)"
+    let w = min(body.width - 4, text.count + 4)
+    let box = Rect(x: body.x + (body.width - w) / 2, y: body.y + body.height / 2 - 2, width: w, height: 5)
+    g.fill(box, Cell(" ", .normal))
+    g.box(box, title: "confirm stop", style: .warn, titleStyle: .warn)
+    g.put(text, x: box.x + 2, y: box.y + 2, style: .warn, maxWidth: w - 4)
+  }
+}

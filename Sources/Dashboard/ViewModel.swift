@@ -1,0 +1,193 @@
+import Foundation
+
+// The pure view model: numbers derived from the history, computed once per frame, with no
+// knowledge of cells or colours.
+
+/// Header facts.
+public struct HeaderModel: Equatable, Sendable {
+  public var job: String
+  public var model: String
+  public var grid: String
+  public var state: String
+  public var stateStyle: Style
+  public var step: Int
+  public var totalSteps: Int
+  public var tokensPerSecond: Double
+  public var etaSeconds: Double?
+}
+
+/// One row of the per-rank table.
+public struct RankRow: Equatable, Sendable {
+  public var rank: Int
+  public var tp: Int
+  public var dp: Int
+  public var hostPid: String
+  public var state: RankRunState
+  public var step: Int
+  public var loss: Double?
+  public var stepMs: Double?
+  public var tokensPerSecond: Double?
+  public var rssBytes: Double
+  public var memoryFraction: Double
+  public var allReduceP50Ms: Double?
+  public var allReduceMaxMs: Double?
+  public var allReducePercent: Double?
+  public var utilization: Double?
+  public var heartbeatAge: Double
+  public var exitStatus: Int?
+  public var straggler: Bool
+}
+
+/// A loss series for the chart: points (step, value) after smoothing.
+public struct LossSeries: Equatable, Sendable {
+  public var rank: Int
+  public var points: [(Double, Double)]
+  public static func == (a: LossSeries, b: LossSeries) -> Bool {
+    a.rank == b.rank && a.points.count == b.points.count
+      && zip(a.points, b.points).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+  }
+}
+
+/// Everything the views draw, derived from history and state.
+public struct DashboardModel {
+  public var header: HeaderModel
+  public var rows: [RankRow]
+  public var state: AppState
+  public var history: JobHistory
+  public var themeName: String
+
+  /// Steps averaged for rates and latencies.
+  public static let window = 10
+
+  /// Derives the model. `physicalMemory` scales the memory bars (bytes per rank on this host).
+  public init(history h: JobHistory, state: AppState, themeName: String,
+              memoryPerRank: Double = Double(ProcessInfo.processInfo.physicalMemory)) {
+    self.history = h
+    self.state = state
+    self.themeName = themeName
+    let job = h.job
+    var rows: [RankRow] = []
+    var slowest = -1
+    var slowestMs = 0.0
+    var msList: [Double] = []
+    let perRankMem = max(1, memoryPerRank / Double(max(1, job.worldSize)))
+    for r in 0..<job.worldSize {
+      let recent = h.samples[r].suffix(DashboardModel.window)
+      let status = h.ranks[safe: r]
+      let (tp, dp) = job.coordinates(ofRank: r)
+      var row = RankRow(
+        rank: r, tp: tp, dp: dp,
+        hostPid: status.map { "\($0.host):\($0.pid)" } ?? "–",
+        state: status?.state ?? .starting, step: recent.last?.step ?? 0,
+        loss: recent.last.map { Double($0.loss) }, stepMs: nil, tokensPerSecond: nil,
+        rssBytes: Double(recent.last?.rssBytes ?? 0), memoryFraction: 0, allReduceP50Ms: nil,
+        allReduceMaxMs: nil, allReducePercent: nil, utilization: nil,
+        heartbeatAge: status?.heartbeatAge ?? .infinity, exitStatus: status?.exitStatus, straggler: false)
+      if !recent.isEmpty {
+        let stepNs = recent.reduce(0.0) { $0 + Double($1.stepNs) } / Double(recent.count)
+        row.stepMs = stepNs / 1e6
+        let tokens = recent.reduce(0.0) { $0 + Double($1.tokens) } / Double(recent.count)
+        row.tokensPerSecond = stepNs > 0 ? tokens / (stepNs / 1e9) : nil
+        row.memoryFraction = min(1, row.rssBytes / perRankMem)
+        var hist = Array(repeating: 0.0, count: 16)
+        var arTotal = 0.0
+        var arMax: UInt64 = 0
+        for s in recent {
+          for (i, c) in s.allReduceHistogram.prefix(16).enumerated() { hist[i] += Double(c) }
+          arTotal += Double(s.allReduceTotalNs)
+          arMax = max(arMax, s.allReduceMaxNs)
+        }
+        row.allReduceP50Ms = DashboardModel.histogramQuantile(hist, 0.5).map { $0 / 1000 }
+        row.allReduceMaxMs = recent.contains { $0.allReduceCount > 0 } ? Double(arMax) / 1e6 : nil
+        row.allReducePercent = stepNs > 0 ? 100 * arTotal / Double(recent.count) / stepNs : nil
+        row.utilization = recent.reduce(0.0) { $0 + Double($1.computeBusy) } / Double(recent.count)
+        msList.append(row.stepMs!)
+        if row.stepMs! > slowestMs { slowestMs = row.stepMs!; slowest = r }
+      }
+      rows.append(row)
+    }
+    // The straggler: the slowest rank, marked only when it is measurably slower than the median.
+    if msList.count > 1, slowest >= 0 {
+      let median = msList.sorted()[msList.count / 2]
+      if slowestMs > median * 1.02 { rows[slowest].straggler = true }
+    }
+    self.rows = rows
+
+    let (label, style) = DashboardModel.jobState(h)
+    // Job throughput: one TP rank per DP replica processes the replica's tokens.
+    var tps = 0.0
+    for r in rows where r.tp == 0 { tps += r.tokensPerSecond ?? 0 }
+    let step = h.latestStep
+    var eta: Double?
+    if let ms = rows.compactMap(\.stepMs).max(), job.totalSteps > step, label == "running" {
+      eta = Double(job.totalSteps - step) * ms / 1000
+    }
+    header = HeaderModel(job: job.name, model: job.model, grid: "t\(job.tp)\(Glyphs.current.times)d\(job.dp)",
+                         state: label, stateStyle: style, step: step, totalSteps: job.totalSteps,
+                         tokensPerSecond: tps, etaSeconds: eta)
+  }
+
+  /// The job's overall state as the header shows it.
+  public static func jobState(_ h: JobHistory) -> (String, Style) {
+    let ranks = h.ranks
+    if !h.alive && ranks.allSatisfy({ $0.state == .finished }) && !ranks.isEmpty { return ("finished", .ok) }
+    if let f = ranks.first(where: { $0.state == .failed }) { return ("failed (rank \(f.rank))", .error) }
+    if !h.alive { return ("gone", .error) }
+    if ranks.isEmpty || ranks.allSatisfy({ $0.state == .starting }) { return ("starting", .dim) }
+    if ranks.allSatisfy({ $0.state == .finished }) { return ("finished", .ok) }
+    let live = ranks.filter { $0.state != .finished }
+    switch h.desired {
+    case .pause:
+      return live.allSatisfy({ $0.state == .paused }) ? ("paused", .warn) : ("pausing\(Glyphs.current.ellipsis)", .warn)
+    case .stop:
+      return ("stopping\(Glyphs.current.ellipsis)", .warn)
+    case .run:
+      if live.contains(where: { $0.state == .paused }) { return ("resuming\(Glyphs.current.ellipsis)", .accent) }
+      if live.contains(where: { $0.state == .checkpointing }) { return ("checkpointing", .accent) }
+      return ("running", .ok)
+    }
+  }
+
+  /// Quantile of a log2 µs histogram, in microseconds (geometric middle of the bucket).
+  public static func histogramQuantile(_ buckets: [Double], _ q: Double) -> Double? {
+    let total = buckets.reduce(0, +)
+    guard total > 0 else { return nil }
+    var acc = 0.0
+    for (i, c) in buckets.enumerated() {
+      acc += c
+      if acc >= q * total { return i == 0 ? 0.7 : pow(2, Double(i) + 0.5) }
+    }
+    return pow(2, 15.5)
+  }
+
+  /// TensorBoard's debiased exponential moving average of `values` with weight `w`.
+  public static func smooth(_ values: [Double], weight w: Double) -> [Double] {
+    guard w > 0 else { return values }
+    var last = 0.0
+    var n = 0
+    var out: [Double] = []
+    out.reserveCapacity(values.count)
+    for v in values {
+      guard v.isFinite else { out.append(v); continue }
+      n += 1
+      last = last * w + (1 - w) * v
+      let debias = 1 - pow(w, Double(n))
+      out.append(last / debias)
+    }
+    return out
+  }
+
+  /// Smoothed loss series, one per rank.
+  public func lossSeries() -> [LossSeries] {
+    (0..<history.job.worldSize).map { r in
+      let ring = history.samples[r]
+      var xs: [Double] = []
+      var ys: [Double] = []
+      xs.reserveCapacity(ring.count)
+      ys.reserveCapacity(ring.count)
+      for i in 0..<ring.count { xs.append(Double(ring[i].step)); ys.append(Double(ring[i].loss)) }
+      let sm = DashboardModel.smooth(ys, weight: state.smoothing)
+      return LossSeries(rank: r, points: Array(zip(xs, sm)))
+    }
+  }
+}

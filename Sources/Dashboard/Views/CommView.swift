@@ -1,0 +1,76 @@
+import Foundation
+
+/// View 3: rank × time heat maps of all-reduce latency and of compute utilization.
+enum CommView {
+  static func draw(_ g: inout CellGrid, _ m: DashboardModel, _ body: Rect) {
+    let n = m.history.job.worldSize
+    // Side by side when short, stacked when there is room for both with every rank.
+    let stacked = body.height >= 2 * (n + 4) && body.width < 160
+    let a: Rect, b: Rect
+    if stacked {
+      (a, b) = body.splitTop(body.height / 2)
+    } else {
+      (a, b) = body.splitLeft(body.width / 2)
+    }
+    Renderer.pane("latency heatmap", a)
+    Renderer.pane("utilization heatmap", b)
+    // Latency on a log scale across the visible window, so a 10× outlier stands out.
+    var lo = Double.infinity, hi = 0.0
+    let cols = max(1, a.width - 8)
+    for r in 0..<n {
+      for s in m.history.samples[r].suffix(cols) where s.allReduceCount > 0 {
+        let v = Double(s.allReduceTotalNs) / Double(s.allReduceCount)
+        if v > 0 { lo = min(lo, v); hi = max(hi, v) }
+      }
+    }
+    let llo = lo.isFinite ? log(lo) : 0, lhi = hi > 0 ? log(hi) : 1
+    heat(&g, m, a, title: "all-reduce mean latency per step",
+         legend: lo.isFinite ? "\(Format.ms(lo))\(Glyphs.current.dash)\(Format.ms(hi)) ms, log scale" : "no all-reduces yet") { s in
+      guard s.allReduceCount > 0 else { return nil }
+      let v = Double(s.allReduceTotalNs) / Double(s.allReduceCount)
+      let f = lhi - llo > 1e-9 ? (log(max(v, 1)) - llo) / (lhi - llo) : 0.5
+      return (f, Style.latency(f))
+    }
+    heat(&g, m, b, title: "compute utilization per step", legend: "0\(Glyphs.current.dash)100%") { s in
+      let f = Double(s.computeBusy)
+      return (f, Style.utilization(f))
+    }
+  }
+
+  static func heat(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect, title: String, legend: String,
+                   value: (StepSample) -> (Double, Style)?) {
+    g.box(r, title: title)
+    let inner = r.inset(1)
+    guard inner.height > 1, inner.width > 10 else { return }
+    let glyphs = Glyphs.current
+    let n = m.history.job.worldSize
+    let rowsAvail = inner.height - 1
+    let cols = inner.width - 6
+    var first = 0
+    if n > rowsAvail { first = min(max(0, m.state.selectedRank - rowsAvail / 2), n - rowsAvail) }
+    for (i, rank) in (first..<min(n, first + rowsAvail)).enumerated() {
+      let y = inner.y + i
+      let sel = rank == m.state.selectedRank
+      g.put(Format.fit((sel ? String(glyphs.pointer) : " ") + "r\(rank)", 5), x: inner.x, y: y, style: sel ? .accent : .rank(rank))
+      let samples = m.history.samples[rank].suffix(cols)
+      let x0 = inner.x + 6 + cols - samples.count
+      for (k, s) in samples.enumerated() {
+        guard let (f, st) = value(s) else { g[x0 + k, y] = Cell(glyphs.barEmpty, .dim); continue }
+        // Shade encodes the level too, so the map reads without colour.
+        let shade = glyphs.shades[max(1, Style.levelIndex(f))]
+        g[x0 + k, y] = Cell(shade, st)
+      }
+    }
+    let ly = inner.maxY - 1
+    var x = inner.x
+    x += g.put("low ", x: x, y: ly, style: .dim)
+    for lvl in 0..<5 {
+      let f = (Double(lvl) + 0.5) / 5
+      let st = title.hasPrefix("all") ? Style.latency(f) : Style.utilization(f)
+      g[x, ly] = Cell(glyphs.shades[max(1, lvl)], st)
+      x += 1
+    }
+    x += g.put(" high  ", x: x, y: ly, style: .dim)
+    g.put(legend + (n > rowsAvail ? "  (\(n - rowsAvail) ranks hidden, \(Renderer.arrows) scroll)" : ""), x: x, y: ly, style: .dim, maxWidth: inner.maxX - x)
+  }
+}

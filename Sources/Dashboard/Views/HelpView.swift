@@ -1,0 +1,33 @@
+/// The `?` overlay listing every key.
+enum HelpView {
+  static let keys: [(String, String)] = [
+    ("1 2 3 4 5", "Overview, Rank, Comm, Shards, Events"),
+    ("Tab / S-Tab", "next / previous view"),
+    ("\u{2190} \u{2192}", "previous / next rank (Rank, Comm, Overview)"),
+    ("\u{2191} \u{2193} PgUp PgDn", "select tensor (Shards), scroll (Events, tables)"),
+    ("s", "cycle loss smoothing: off, EMA 0.6, 0.9, 0.99"),
+    ("l", "toggle log-scale loss axis"),
+    ("m", "median + min\u{2013}max band / one line per rank"),
+    ("p / space", "pause or resume the whole job at the next step"),
+    ("c", "save a checkpoint at the next step"),
+    ("S", "stop the job gracefully (asks to confirm)"),
+    ("t", "cycle themes"),
+    ("?", "this help (any key closes it)"),
+    ("q", "detach: quit the dashboard, the job keeps running"),
+  ]
+
+  static func draw(_ g: inout CellGrid, _ m: DashboardModel, _ body: Rect) {
+    let w = min(body.width - 2, 72)
+    let h = min(body.height, keys.count + 4)
+    let box = Rect(x: body.x + (body.width - w) / 2, y: body.y + max(0, (body.height - h) / 2), width: w, height: h)
+    Renderer.pane("help", box)
+    g.fill(box, Cell(" ", .normal))
+    g.box(box, title: "keys" + (m.state.readonly ? " (read-only: p, c, S disabled)" : ""), style: .accent)
+    let inner = box.inset(1)
+    for (i, (k, d)) in keys.prefix(inner.height - 1).enumerated() {
+      let y = inner.y + 1 + i
+      g.put(Format.fit(k, 20), x: inner.x + 1, y: y, style: .accent)
+      g.put(d, x: inner.x + 21, y: y, style: .normal, maxWidth: inner.width - 22)
+    }
+  }
+}

@@ -1,0 +1,168 @@
+import Foundation
+
+/// View 1: loss chart and the per-rank table.
+enum OverviewView {
+  static func draw(_ g: inout CellGrid, _ m: DashboardModel, _ body: Rect) {
+    let n = m.rows.count
+    // The table wants a row per rank plus header and borders; the chart keeps at least 7 rows.
+    let tableH = min(n + 3, max(5, body.height - 7))
+    let chartRect = Rect(x: body.x, y: body.y, width: body.width, height: body.height - tableH)
+    let tableRect = Rect(x: body.x, y: chartRect.maxY, width: body.width, height: tableH)
+    Renderer.pane("loss chart", chartRect)
+    Renderer.pane("rank table", tableRect)
+    drawLoss(&g, m, chartRect)
+    drawTable(&g, m, tableRect)
+  }
+
+  static func drawLoss(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect) {
+    let w = m.state.smoothing
+    let mode = m.state.perRankLines ? "per rank" : "median, min\(Glyphs.current.dash)max band"
+    var title = "loss (\(mode)"
+    title += w > 0 ? ", EMA \(w)" : ", raw"
+    title += m.state.logY ? ", log-y)" : ")"
+    g.box(r, title: title)
+    let inner = r.inset(1)
+    let series = m.lossSeries()
+    var chart = LineChart()
+    chart.logY = m.state.logY
+    if m.state.perRankLines {
+      chart.lines = series.map { LineChart.Series(points: $0.points, style: .rank($0.rank)) }
+    } else {
+      // Median and range across ranks at each step.
+      var byStep: [Double: [Double]] = [:]
+      for s in series { for (x, y) in s.points where y.isFinite { byStep[x, default: []].append(y) } }
+      let steps = byStep.keys.sorted()
+      var median: [(Double, Double)] = []
+      var band: [(Double, Double, Double)] = []
+      median.reserveCapacity(steps.count)
+      for x in steps {
+        let ys = byStep[x]!.sorted()
+        median.append((x, ys[ys.count / 2]))
+        if ys.count > 1 && ys.last! > ys.first! { band.append((x, ys.first!, ys.last!)) }
+      }
+      chart.lines = [LineChart.Series(points: median, style: .chartLine)]
+      chart.band = band
+    }
+    chart.draw(into: &g, in: inner)
+    // Latest value in the top-right corner of the frame.
+    if let last = series.compactMap({ $0.points.last?.1 }).sorted().dropFirst(series.count / 2).first {
+      let s = " now \(Format.value(last)) "
+      if r.width > title.count + s.count + 6 { g.put(s, x: r.maxX - s.count - 1, y: r.y, style: .accent) }
+    }
+  }
+
+  /// A table column: title, width, alignment, priority (lower is dropped first) and a cell drawer.
+  struct Column {
+    var title: String
+    var width: Int
+    var right: Bool
+    var priority: Int
+    var draw: (inout CellGrid, RankRow, Int, Int, Int) -> Void  // grid, row, x, y, width
+  }
+
+  static func text(_ f: @escaping (RankRow) -> (String, Style)) -> (inout CellGrid, RankRow, Int, Int, Int) -> Void {
+    return { g, row, x, y, w in
+      let (t, s) = f(row)
+      g.put(Format.fit(t, w), x: x, y: y, style: s, maxWidth: w)
+    }
+  }
+
+  static func rightText(_ f: @escaping (RankRow) -> (String, Style)) -> (inout CellGrid, RankRow, Int, Int, Int) -> Void {
+    return { g, row, x, y, w in
+      let (t, s) = f(row)
+      g.put(Format.fit(t, w, right: true), x: x, y: y, style: s, maxWidth: w)
+    }
+  }
+
+  static func columns(_ m: DashboardModel, width: Int) -> [Column] {
+    let glyphs = Glyphs.current
+    let failedStyle: (RankRow) -> Style = { $0.state == .failed ? .error : .normal }
+    var cols: [Column] = [
+      Column(title: "rank", width: 5, right: false, priority: 100, draw: text { r in
+        ((r.straggler ? String(glyphs.straggler) : " ") + "\(r.rank)", r.straggler ? .warn : .rank(r.rank))
+      }),
+      Column(title: "tp,dp", width: 5, right: false, priority: 40, draw: text { r in ("\(r.tp),\(r.dp)", .dim) }),
+      Column(title: "host:pid", width: 16, right: false, priority: 10, draw: text { r in (r.hostPid, .dim) }),
+      Column(title: "state", width: 8, right: false, priority: 60, draw: text { r in
+        (r.state == .failed ? "FAILED" : r.state.label, r.state == .failed ? .error : r.state == .paused ? .warn : .normal)
+      }),
+      Column(title: "step", width: 6, right: true, priority: 90, draw: rightText { r in ("\(r.step)", failedStyle(r)) }),
+      Column(title: "loss", width: 7, right: true, priority: 95, draw: rightText { r in
+        (r.loss.map(Format.value) ?? "–", r.loss.map { $0.isFinite ? .normal : .error } ?? .dim)
+      }),
+      Column(title: "ms/step", width: 7, right: true, priority: 85, draw: rightText { r in
+        (r.stepMs.map { Format.ms($0 * 1e6) } ?? "–", r.straggler ? .warn : .normal)
+      }),
+      Column(title: "tok/s", width: 6, right: true, priority: 70, draw: rightText { r in
+        (r.tokensPerSecond.map(Format.count) ?? "–", .normal)
+      }),
+      Column(title: "memory", width: 13, right: false, priority: 50, draw: { g, r, x, y, w in
+        let label = Format.fit(Format.bytes(r.rssBytes), 5, right: true)
+        g.put(label, x: x, y: y, style: .normal)
+        drawBar(&g, x: x + 6, y: y, width: w - 6, fraction: r.memoryFraction, style: .memory(r.memoryFraction))
+      }),
+      Column(title: "AR p50/max ms", width: 13, right: true, priority: 75, draw: rightText { r in
+        guard let p = r.allReduceP50Ms else { return ("–", .dim) }
+        return ("\(Format.ms(p * 1e6))/\(Format.ms((r.allReduceMaxMs ?? 0) * 1e6))", .normal)
+      }),
+      Column(title: "AR%", width: 4, right: true, priority: 65, draw: rightText { r in
+        (r.allReducePercent.map { "\(Int($0.rounded()))%" } ?? "–", (r.allReducePercent ?? 0) > 30 ? .warn : .normal)
+      }),
+      Column(title: "util", width: 10, right: false, priority: 55, draw: { g, r, x, y, w in
+        let u = r.utilization ?? 0
+        g.put(Format.fit("\(Int((u * 100).rounded()))%", 4, right: true), x: x, y: y, style: .normal)
+        drawBar(&g, x: x + 5, y: y, width: w - 5, fraction: u, style: .utilization(u))
+      }),
+      Column(title: "beat", width: 5, right: true, priority: 80, draw: rightText { r in
+        (Format.age(r.heartbeatAge), r.heartbeatAge > 10 ? .error : r.heartbeatAge > 3 ? .warn : .dim)
+      }),
+    ]
+    // Drop the least important columns until the row fits, then give spare room to the bars.
+    func total(_ c: [Column]) -> Int { c.reduce(0) { $0 + $1.width + 1 } }
+    while total(cols) > width, let victim = cols.enumerated().min(by: { $0.element.priority < $1.element.priority }) {
+      cols.remove(at: victim.offset)
+    }
+    var spare = width - total(cols)
+    for i in cols.indices where spare > 0 && (cols[i].title == "memory" || cols[i].title == "util" || cols[i].title == "host:pid") {
+      let add = min(spare, cols[i].title == "host:pid" ? 8 : 12)
+      cols[i].width += add
+      spare -= add
+    }
+    return cols
+  }
+
+  static func drawTable(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect) {
+    let stragglers = m.rows.filter(\.straggler).map { "rank \($0.rank)" }
+    var title = "ranks"
+    if let s = stragglers.first { title += " (\(Glyphs.current.straggler) slowest: \(s))" }
+    g.box(r, title: title)
+    let inner = r.inset(1)
+    guard inner.height > 1 else { return }
+    let cols = columns(m, width: inner.width)
+    var x = inner.x
+    for c in cols {
+      g.put(Format.fit(c.title, c.width, right: c.right), x: x, y: inner.y, style: .title, maxWidth: c.width)
+      x += c.width + 1
+    }
+    let visible = inner.height - 1
+    let n = m.rows.count
+    // Keep the selected rank in view.
+    var first = 0
+    if n > visible { first = min(max(0, m.state.selectedRank - visible / 2), n - visible) }
+    for (i, row) in m.rows[first..<min(n, first + visible)].enumerated() {
+      let y = inner.y + 1 + i
+      var x = inner.x
+      for c in cols {
+        c.draw(&g, row, x, y, c.width)
+        x += c.width + 1
+      }
+      if row.rank == m.state.selectedRank && m.rows.count > 1 {
+        g[inner.x, y] = Cell(Glyphs.current.pointer, .accent)
+      }
+    }
+    if n > visible {
+      let more = " \(first)\(Glyphs.current.dash)\(min(n, first + visible) - 1) of \(n), \(Renderer.arrows.replacingOccurrences(of: "←/→", with: "↑/↓")) scroll "
+      g.put(more, x: r.maxX - more.unicodeScalars.count - 1, y: r.maxY - 1, style: .dim)
+    }
+  }
+}
