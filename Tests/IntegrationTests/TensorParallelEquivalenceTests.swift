@@ -1,0 +1,160 @@
+import Foundation
+import XCTest
+
+/// Megatron-style equivalence: the same seed at TP=1, 2 and 4 (and TP=2 × DP=2) trains the same
+/// model — same losses, and every gradient shard equals its slice of the TP=1 gradient.
+final class TensorParallelEquivalenceTests: XCTestCase {
+  // L2 H4 C64 maxT64, vocab 200 padded to 256: rank 1 of 2 and rank 3 of 4 own padded rows.
+  let (L, H, C, V, Vp, maxT) = (2, 4, 64, 200, 256, 64)
+  var modelArgs: [String] { ["--layers", "\(L)", "--heads", "\(H)", "--channels", "\(C)", "--vocab", "\(V)", "--max-seq", "\(maxT)"] }
+  let optArgs = ["--lr", "1e-3", "--weight-decay", "0.1", "--grad-clip", "1.0", "--seed", "42", "--quiet", "--no-telemetry"]
+
+  /// The expected local shard of rank r of t, cut from the full gradient in llm.c order
+  /// (written out tensor by tensor, independently of the engine's layout code).
+  func expectedShard(full: [Float], rank r: Int, of t: Int) -> [Float] {
+    var out: [Float] = []
+    var offset = 0
+    func take(_ count: Int) -> ArraySlice<Float> { defer { offset += count }; return full[offset..<(offset + count)] }
+    let cl = C / t, fl = 4 * C / t, vl = Vp / t
+    // wte (Vp, C): vocab rows
+    let wte = Array(take(Vp * C)); out += wte[(r * vl * C)..<((r + 1) * vl * C)]
+    out += take(maxT * C)  // wpe
+    out += take(L * C); out += take(L * C)  // ln1w, ln1b
+    let qkvw = Array(take(L * 3 * C * C))  // (L, 3C, C): q, k, v row blocks
+    for l in 0..<L { for b in 0..<3 { let s = (l * 3 * C + b * C + r * cl) * C; out += qkvw[s..<(s + cl * C)] } }
+    let qkvb = Array(take(L * 3 * C))
+    for l in 0..<L { for b in 0..<3 { let s = l * 3 * C + b * C + r * cl; out += qkvb[s..<(s + cl)] } }
+    let attprojw = Array(take(L * C * C))  // (L, C, C): input columns
+    for l in 0..<L { for o in 0..<C { let s = (l * C + o) * C + r * cl; out += attprojw[s..<(s + cl)] } }
+    out += take(L * C)  // attprojb
+    out += take(L * C); out += take(L * C)  // ln2
+    let fcw = Array(take(L * 4 * C * C))  // (L, 4C, C): rows
+    for l in 0..<L { let s = (l * 4 * C + r * fl) * C; out += fcw[s..<(s + fl * C)] }
+    let fcb = Array(take(L * 4 * C))
+    for l in 0..<L { let s = l * 4 * C + r * fl; out += fcb[s..<(s + fl)] }
+    let fcprojw = Array(take(L * C * 4 * C))  // (L, C, 4C): input columns
+    for l in 0..<L { for o in 0..<C { let s = (l * C + o) * 4 * C + r * fl; out += fcprojw[s..<(s + fl)] } }
+    out += take(L * C)  // fcprojb
+    out += take(C); out += take(C)  // lnf
+    XCTAssertEqual(offset, full.count, "full gradient size")
+    return out
+  }
+
+  /// Gradient tolerance: |g − g_ref| ≤ 1e-5 + 1e-3·|g_ref| (fp32 sums in a different order).
+  func assertClose(_ got: [Float], _ want: [Float], _ what: String) {
+    XCTAssertEqual(got.count, want.count, "\(what): size")
+    guard got.count == want.count else { return }
+    var worst = 0
+    var bad = 0
+    for i in 0..<got.count {
+      let tol = 1e-5 + 1e-3 * abs(want[i])
+      if abs(got[i] - want[i]) > tol {
+        bad += 1
+        if abs(got[i] - want[i]) > abs(got[worst] - want[worst]) { worst = i }
+      }
+    }
+    XCTAssertEqual(bad, 0, "\(what): \(bad) elements differ; worst at \(worst): \(got[worst]) vs \(want[worst])")
+  }
+
+  func testTensorParallelSizesTrainTheSameModel() throws {
+    let dir = try Harness.tempDir(self)
+    let data = dir.appendingPathComponent("tokens.bin").path
+    try Harness.corpusTokens(data, vocab: V)
+    func run(tp: Int, dp: Int = 1, batch: Int = 4) throws -> (losses: [Double], tag: String) {
+      let tag = "tp\(tp)dp\(dp)"
+      let log = dir.appendingPathComponent("\(tag).jsonl").path
+      _ = try Harness.train(np: tp * dp, modelArgs + optArgs + [
+        "--data", data, "--batch", "\(batch)", "--seq", "32", "--steps", "5", "--tp", "\(tp)", "--dp", "\(dp)",
+        "--log", log, "--dump-grads", dir.appendingPathComponent(tag).path])
+      return (try Harness.losses(log), tag)
+    }
+    let ref = try run(tp: 1)
+    XCTAssertEqual(ref.losses.count, 5)
+    XCTAssertLessThan(ref.losses[4], ref.losses[0], "loss falls over 5 AdamW steps")
+    let full = try Harness.floats(dir.appendingPathComponent("tp1dp1.rank0.bin").path)
+
+    for tp in [2, 4] {
+      let r = try run(tp: tp)
+      for (a, b) in zip(r.losses, ref.losses) {
+        XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-4, "TP=\(tp) loss \(a) vs TP=1 \(b)")
+      }
+      for rank in 0..<tp {
+        let shard = try Harness.floats(dir.appendingPathComponent("\(r.tag).rank\(rank).bin").path)
+        assertClose(shard, expectedShard(full: full, rank: rank, of: tp), "TP=\(tp) rank \(rank) gradient")
+      }
+    }
+
+    // TP=2 × DP=2 with B=4 per replica equals TP=1 with B=8 (replica j = j-th block of the window)
+    let ref8 = try run(tp: 1, batch: 8)
+    let full8 = try Harness.floats(dir.appendingPathComponent("tp1dp1.rank0.bin").path)
+    let grid = try run(tp: 2, dp: 2)
+    for (a, b) in zip(grid.losses, ref8.losses) {
+      XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-4, "TP2×DP2 loss \(a) vs TP=1 B=8 \(b)")
+    }
+    for rank in 0..<4 {
+      let shard = try Harness.floats(dir.appendingPathComponent("tp2dp2.rank\(rank).bin").path)
+      assertClose(shard, expectedShard(full: full8, rank: rank % 2, of: 2), "TP2×DP2 rank \(rank) gradient")
+    }
+  }
+
+  func testSameSeedSavesTheSameModelAtEveryTPSize() throws {
+    let dir = try Harness.tempDir(self)
+    var files: [Data] = []
+    for tp in [1, 2, 4] {
+      let path = dir.appendingPathComponent("init\(tp).bin").path
+      _ = try Harness.train(np: tp, modelArgs + ["--seed", "7", "--steps", "0", "--tp", "\(tp)", "--save", path, "--quiet", "--no-telemetry"])
+      files.append(try Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+    XCTAssertEqual(files[0].count, 1024 + 4 * (Vp * C + maxT * C + L * 12 * C * C + L * 13 * C + 2 * C))
+    XCTAssertEqual(files[0], files[1], "TP=2 init differs from TP=1")
+    XCTAssertEqual(files[0], files[2], "TP=4 init differs from TP=1")
+    // header: magic, version, maxT, V, L, H, C, Vp
+    let header = files[0].withUnsafeBytes { Array($0.bindMemory(to: Int32.self).prefix(8)) }
+    XCTAssertEqual(header, [20240326, 3, Int32(maxT), Int32(V), Int32(L), Int32(H), Int32(C), Int32(Vp)])
+    // padded wte rows are zero
+    let w = files[0].withUnsafeBytes { Array($0.bindMemory(to: Float.self)[256..<(256 + Vp * C)]) }
+    XCTAssertTrue(w[(V * C)...].allSatisfy { $0 == 0 })
+    XCTAssertFalse(w[..<(V * C)].allSatisfy { $0 == 0 })
+  }
+
+  func testCheckpointSavedAtTP2LoadsAtTP1AndTP4() throws {
+    let dir = try Harness.tempDir(self)
+    let data = dir.appendingPathComponent("tokens.bin").path
+    try Harness.corpusTokens(data, vocab: V)
+    let ckpt = dir.appendingPathComponent("tp2.bin").path
+    _ = try Harness.train(np: 2, modelArgs + optArgs + ["--data", data, "--batch", "4", "--seq", "32", "--steps", "3", "--tp", "2", "--save", ckpt])
+    var losses: [Int: [Double]] = [:]
+    for tp in [1, 2, 4] {
+      let log = dir.appendingPathComponent("from\(tp).jsonl").path
+      _ = try Harness.train(np: tp, ["--init-from", ckpt, "--data", data, "--batch", "4", "--seq", "32", "--steps", "2",
+                                     "--tp", "\(tp)", "--log", log, "--quiet", "--no-telemetry"])
+      losses[tp] = try Harness.losses(log)
+    }
+    for tp in [1, 4] {
+      for (a, b) in zip(losses[tp]!, losses[2]!) {
+        XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-5, "loaded at TP=\(tp): \(a) vs TP=2 \(b)")
+      }
+    }
+    // a trained checkpoint re-saved at TP=4 is the same file
+    let resaved = dir.appendingPathComponent("tp4.bin").path
+    _ = try Harness.train(np: 4, ["--init-from", ckpt, "--data", data, "--steps", "0", "--tp", "4", "--save", resaved, "--quiet", "--no-telemetry"])
+    XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: resaved)), try Data(contentsOf: URL(fileURLWithPath: ckpt)))
+  }
+
+  func testLogHasOneObjectPerStepWithTheDocumentedFields() throws {
+    let dir = try Harness.tempDir(self)
+    let log = dir.appendingPathComponent("log.jsonl").path
+    let r = try Harness.train(np: 2, ["--model", "tiny", "--batch", "2", "--seq", "16", "--steps", "3", "--tp", "2", "--log", log, "--no-telemetry"])
+    let rows = try Harness.readLog(log)
+    XCTAssertEqual(rows.map { ($0["step"] as? NSNumber)?.intValue }, [1, 2, 3])
+    for row in rows {
+      for key in ["loss", "lr", "step_ms", "tokens_per_s", "forward_ms", "backward_ms", "optimizer_ms", "comm_ms", "allreduce_count"] {
+        XCTAssertNotNil(row[key] as? NSNumber, "missing \(key) in \(row)")
+      }
+      // 1 embedding + 2 per layer + 2 cross-entropy forward, 1 LM head + 2 per layer backward, 1 norm
+      XCTAssertEqual((row["allreduce_count"] as? NSNumber)?.intValue, 1 + 2 * 2 + 2 + 1 + 2 * 2 + 1)
+    }
+    // rank 0 prints one human line per step
+    XCTAssertEqual(r.stdout.split(separator: "\n").filter { $0.hasPrefix("step ") }.count, 3)
+  }
+}
