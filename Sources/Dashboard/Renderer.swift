@@ -92,8 +92,8 @@ public enum Renderer {
       return
     }
     let keys = m.state.readonly
-      ? " 1-5/Tab views  \(arrows) rank  s smooth  l log-y  m lines  t theme  ? help  q detach   [read-only]"
-      : " 1-5/Tab views  \(arrows) rank  p pause/resume  c checkpoint  S stop  s smooth  l log-y  t theme  ? help  q detach"
+      ? " ? help  q detach  [read-only]  1-5/Tab views  \(arrows) rank  s smooth  l log-y  m lines  t theme"
+      : " ? help  q detach  p pause/resume  c checkpoint  S stop  1-5/Tab views  \(arrows) rank  s smooth  l log-y  t theme"
     g.put(keys, x: r.x, y: r.y, style: .statusBar, maxWidth: r.width)
     let right = " theme \(m.themeName) "
     if r.width > keys.count + right.count + 2 { g.put(right, x: r.maxX - right.count, y: r.y, style: .statusBar) }

@@ -25,6 +25,10 @@ public enum ThemeColor: Equatable, Sendable {
     if w == "default" || w == "none" { return .terminalDefault }
     if let n = names[w] { return .index(n) }
     if let i = Int(w), (0...255).contains(i) { return .index(i) }
+    if w.hasPrefix("#"), w.count == 4, let v = UInt32(w.dropFirst(), radix: 16) {
+      // #rgb shorthand: each digit doubled.
+      return .rgb(UInt8((v >> 8 & 0xF) * 17), UInt8((v >> 4 & 0xF) * 17), UInt8((v & 0xF) * 17))
+    }
     if w.hasPrefix("#"), w.count == 7, let v = UInt32(w.dropFirst(), radix: 16) {
       return .rgb(UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF))
     }

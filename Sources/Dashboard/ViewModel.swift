@@ -108,7 +108,7 @@ public struct DashboardModel {
     }
     // The straggler: the slowest rank, marked only when it is measurably slower than the median.
     if msList.count > 1, slowest >= 0 {
-      let median = msList.sorted()[msList.count / 2]
+      let median = msList.sorted()[(msList.count - 1) / 2]  // lower median: with two ranks, the faster one
       if slowestMs > median * 1.02 { rows[slowest].straggler = true }
     }
     self.rows = rows

@@ -1,0 +1,191 @@
+import XCTest
+@testable import Dashboard
+
+/// Rendered grids at several terminal sizes: panes inside the screen and disjoint, key content
+/// present, and the too-small message below the minimum.
+final class RenderTests: XCTestCase {
+  override func setUp() { Glyphs.current = .utf8 }
+
+  /// A history fed with `steps` polls of a synthetic job.
+  func history(tp: Int = 2, dp: Int = 1, steps: Int = 120) -> (JobHistory, SyntheticSource) {
+    let src = SyntheticSource(name: "unit", tp: tp, dp: dp, stepsPerPoll: 1)
+    let h = JobHistory(job: src.job)
+    for _ in 0..<steps { h.ingest(src.poll()) }
+    return (h, src)
+  }
+
+  func render(_ h: JobHistory, _ state: AppState, _ w: Int, _ hgt: Int) -> CellGrid {
+    Renderer.render(DashboardModel(history: h, state: state, themeName: "default"), width: w, height: hgt)
+  }
+
+  func assertPanesDisjoint(_ g: CellGrid, file: StaticString = #filePath, line: UInt = #line) {
+    let panes = Renderer.lastPanes.filter { $0.0 != "help" }
+    XCTAssertFalse(panes.isEmpty, file: file, line: line)
+    for (name, r) in panes {
+      XCTAssertTrue(g.bounds.contains(r), "\(name) \(r) outside \(g.width)×\(g.height)", file: file, line: line)
+    }
+    for i in 0..<panes.count {
+      for j in (i + 1)..<panes.count {
+        XCTAssertFalse(panes[i].1.intersects(panes[j].1),
+                       "\(panes[i].0) \(panes[i].1) overlaps \(panes[j].0) \(panes[j].1)", file: file, line: line)
+      }
+    }
+  }
+
+  static let sizes = [(80, 24), (120, 40), (200, 60)]
+
+  func testEveryViewAtEverySizeHasDisjointPanes() {
+    let (h, _) = history(tp: 2, dp: 2)
+    for (w, hh) in RenderTests.sizes {
+      for v in ViewKind.allCases {
+        var s = AppState()
+        s.view = v
+        let g = render(h, s, w, hh)
+        XCTAssertEqual(g.width, w)
+        assertPanesDisjoint(g)
+        // Header, tab bar and status line are on every view.
+        XCTAssertTrue(g.rowText(0).contains("unit"), "\(v) \(w)×\(hh): \(g.rowText(0))")
+        XCTAssertTrue(g.rowText(1).contains("\(v.rawValue + 1) \(v.title)"))
+        XCTAssertTrue(g.rowText(hh - 1).contains("q detach"))
+      }
+    }
+  }
+
+  func testOverviewShowsHeaderChartAndEveryRank() {
+    let (h, _) = history(tp: 2)
+    for (w, hh) in RenderTests.sizes {
+      let g = render(h, AppState(), w, hh)
+      let text = g.text
+      XCTAssertTrue(text.contains("running"), text)
+      XCTAssertTrue(text.contains("step 120/5000"), text)
+      XCTAssertTrue(text.contains("tok/s"))
+      XCTAssertTrue(text.contains("loss ("), text)
+      XCTAssertTrue(text.contains("ms/step"))
+      XCTAssertTrue(text.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) }, "braille loss line")
+      // One row per rank; the slowest synthetic rank (the last) carries the straggler glyph.
+      let rows = (0..<hh).map(g.rowText)
+      XCTAssertTrue(rows.contains { $0.contains("│ 0 ") || $0.contains("▶0 ") }, text)
+      XCTAssertTrue(rows.contains { $0.contains("▲1") }, text)
+      if w >= 120 {
+        XCTAssertTrue(text.contains("AR p50/max ms"))
+        XCTAssertTrue(text.contains("node0:4100"), text)
+      }
+    }
+  }
+
+  func testSixteenRanksScrollInsteadOfOverlapping() {
+    let (h, _) = history(tp: 4, dp: 4, steps: 30)
+    let g = render(h, AppState(), 80, 24)
+    assertPanesDisjoint(g)
+    XCTAssertTrue(g.text.contains("of 16"), g.text)
+    let big = render(h, AppState(), 200, 60)
+    XCTAssertTrue(big.text.contains("15"), big.text)
+  }
+
+  func testRankCommShardsEventsContent() {
+    let (h, src) = history(tp: 2)
+    try? src.setDesired(.pause)
+    h.ingest(src.poll())
+    var s = AppState()
+    s.view = .rank
+    s.selectedRank = 1
+    var g = render(h, s, 120, 40)
+    XCTAssertTrue(g.text.contains("rank 1 of 2"), g.text)
+    XCTAssertTrue(g.text.contains("step time split"))
+    XCTAssertTrue(g.text.contains("optimizer"))
+    XCTAssertTrue(g.text.contains("activations"))
+    XCTAssertTrue(g.text.contains("all-reduce latency"))
+
+    s.view = .comm
+    g = render(h, s, 120, 40)
+    XCTAssertTrue(g.text.contains("all-reduce mean latency"))
+    XCTAssertTrue(g.text.contains("compute utilization"))
+    XCTAssertTrue(g.text.contains("r0") && g.text.contains("r1"))
+
+    s.view = .shards
+    s.selectedTensor = 4  // qkvw
+    g = render(h, s, 120, 40)
+    XCTAssertTrue(g.text.contains("qkvw"), g.text)
+    XCTAssertTrue(g.text.contains("heads 0–2 of 6"), g.text)
+    XCTAssertTrue(g.text.contains("heads 3–5 of 6"), g.text)
+    XCTAssertTrue(g.text.contains("column"))
+    XCTAssertTrue(g.text.contains("tp0") && g.text.contains("tp1"))
+
+    s.view = .events
+    g = render(h, s, 120, 40)
+    XCTAssertTrue(g.text.contains("paused at step 120"), g.text)
+    XCTAssertTrue(render(h, s, 120, 40).rowText(0).contains("paused"))
+  }
+
+  func testTooSmallShowsNeededAndActualSize() {
+    let (h, _) = history()
+    for (w, hh) in [(59, 30), (100, 15), (30, 8), (10, 3)] {
+      let g = render(h, AppState(), w, hh)
+      let t = g.text.replacingOccurrences(of: "\n", with: " ")
+      if w >= 20 { XCTAssertTrue(t.contains("needs \(Renderer.minWidth)×\(Renderer.minHeight)"), "\(w)×\(hh): \(t)") }
+      if w >= 30 { XCTAssertTrue(t.contains("have \(w)×\(hh)"), t) }
+      if w < 20 { XCTAssertTrue(t.contains("needs"), t) }
+    }
+  }
+
+  func testHelpAndConfirmOverlays() {
+    let (h, _) = history()
+    var s = AppState()
+    s.showHelp = true
+    var g = render(h, s, 80, 24)
+    for k in ["pause or resume", "checkpoint", "stop the job", "cycle themes", "detach"] {
+      XCTAssertTrue(g.text.contains(k), k)
+    }
+    s.showHelp = false
+    s.confirmingStop = true
+    g = render(h, s, 80, 24)
+    XCTAssertTrue(g.text.contains("(y / n)"), g.text)
+  }
+
+  func testAsciiFallbackWritesOnlyAscii() {
+    Glyphs.current = .ascii
+    defer { Glyphs.current = .utf8 }
+    let (h, _) = history()
+    for v in ViewKind.allCases {
+      var s = AppState()
+      s.view = v
+      let g = render(h, s, 120, 40)
+      XCTAssertTrue(g.cells.allSatisfy { $0.scalar.isASCII }, "\(v): non-ASCII in \(g.text)")
+    }
+    XCTAssertTrue(render(h, AppState(), 40, 10).text.contains("needs 60x16, have 40x10"))
+  }
+
+  func testDiffWritesOnlyChangedCells() {
+    var a = CellGrid(width: 20, height: 3)
+    a.put("hello", x: 0, y: 0)
+    XCTAssertEqual(a.changedRuns(since: nil).reduce(0) { $0 + $1.scalars.count }, 60)
+    var b = a
+    b.put("j", x: 0, y: 0)
+    b.put("X", x: 10, y: 2, style: .error)
+    let runs = b.changedRuns(since: a)
+    XCTAssertEqual(runs.count, 2)
+    XCTAssertEqual(runs[0], CellRun(x: 0, y: 0, style: .normal, scalars: ["j"]))
+    XCTAssertEqual(runs[1], CellRun(x: 10, y: 2, style: .error, scalars: ["X"]))
+    XCTAssertTrue(b.changedRuns(since: b).isEmpty)
+  }
+
+  func testSmoothingIsTensorBoardDebiasedEMA() {
+    let v = [4.0, 2.0, 2.0]
+    let s = DashboardModel.smooth(v, weight: 0.5)
+    XCTAssertEqual(s[0], 4.0, accuracy: 1e-12)  // debiased: first value unchanged
+    XCTAssertEqual(s[1], (0.5 * 2 + 0.25 * 4) / 0.75, accuracy: 1e-12)
+    XCTAssertEqual(DashboardModel.smooth(v, weight: 0), v)
+  }
+
+  func testLayoutInspectorDrawsEachRanksBand() {
+    let (h, _) = history(tp: 2)
+    var s = AppState()
+    s.view = .shards
+    s.selectedTensor = 0  // wte, vocab split: horizontal bands
+    let g = render(h, s, 200, 60)
+    let grid = Renderer.lastPanes.first { $0.0 == "tensor grid" }!.1
+    var styles = Set<Style>()
+    for y in grid.y + 1..<grid.maxY - 2 { styles.insert(g[grid.x + 2, y].style) }
+    XCTAssertTrue(styles.contains(.rank(0)) && styles.contains(.rank(1)), "\(styles)")
+  }
+}

@@ -1,0 +1,47 @@
+import XCTest
+import Telemetry
+@testable import Dashboard
+
+/// The adapter from a real segment (written by Telemetry's synthetic job) to the dashboard model.
+final class TelemetryAdapterTests: XCTestCase {
+  func testSyntheticSegmentReachesTheViews() throws {
+    let name = "dash-unit-\(getpid())"
+    let job = try SyntheticJob(job: name, worldSize: 4, tp: 2, totalSteps: 100)
+    defer { try? job.remove() }
+    job.advance(steps: 30)
+    let src = try TelemetrySource(job: name, logPath: nil)
+    XCTAssertEqual(src.job.worldSize, 4)
+    XCTAssertEqual(src.job.tp, 2)
+    XCTAssertFalse(src.job.tensors.isEmpty)
+    let h = JobHistory(job: src.job)
+    h.ingest(src.poll())
+    XCTAssertEqual(h.samples.map(\.count), [30, 30, 30, 30])
+    XCTAssertEqual(h.ranks.map(\.state), Array(repeating: .running, count: 4))
+    XCTAssertEqual(h.latestStep, 30)
+
+    try src.setDesired(.pause)
+    h.ingest(src.poll())
+    XCTAssertEqual(h.desired, .pause)
+    job.event(.paused)
+    job.setState(.paused)
+    h.ingest(src.poll())
+    // Reported by every rank, shown once.
+    XCTAssertEqual(h.events.count, 1)
+    let model = DashboardModel(history: h, state: AppState(), themeName: "default")
+    XCTAssertEqual(model.header.state, "paused")
+    try src.requestCheckpoint()
+    let g = Renderer.render(model, width: 120, height: 40)
+    XCTAssertTrue(g.text.contains(name))
+    try src.setDesired(.run)
+    job.setState(.running)
+    h.ingest(src.poll())
+    XCTAssertEqual(DashboardModel(history: h, state: AppState(), themeName: "").header.state, "running")
+  }
+
+  func testMissingJobIsOneLineError() {
+    XCTAssertThrowsError(try TelemetrySource(job: "no-such-job-\(getpid())", logPath: nil)) { e in
+      XCTAssertFalse("\(e)".contains("\n"))
+      XCTAssertTrue("\(e)".contains("no job"), "\(e)")
+    }
+  }
+}
