@@ -13,7 +13,7 @@ func atomicWord(_ p: UnsafeMutableRawPointer) -> UnsafeAtomic<UInt64> {
 struct SegmentGeometry: Equatable {
   static let maxWorldSize = 4096
   static let maxSlotCount = 1 << 20
-  static let minSlotCount = 2
+  static let minSlotCount = 16
   static let maxShardCount = 1024
 
   let worldSize: Int

@@ -194,7 +194,7 @@ public final class JobReader {
         continue
       }
       withUnsafeMutableBytes(of: &scratch) { p in
-        p.baseAddress.unsafelyUnwrapped.copyMemory(from: slot + S.payload, byteCount: S.payloadSize)
+        copyPayload(from: slot + S.payload, to: p.baseAddress.unsafelyUnwrapped)
       }
       atomicMemoryFence(ordering: .acquiring)
       let s2 = seq.load(ordering: .relaxed)

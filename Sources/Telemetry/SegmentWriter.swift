@@ -231,7 +231,7 @@ public final class RankWriter {
     seq.store(2 &* i &+ 1, ordering: .relaxed)
     atomicMemoryFence(ordering: .releasing)
     withUnsafeBytes(of: &payload) { p in
-      (slot + S.payload).copyMemory(from: p.baseAddress.unsafelyUnwrapped, byteCount: S.payloadSize)
+      copyPayload(from: p.baseAddress.unsafelyUnwrapped, to: slot + S.payload)
     }
     seq.store(2 &* i &+ 2, ordering: .releasing)
     next = i &+ 1

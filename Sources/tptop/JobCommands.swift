@@ -1,4 +1,360 @@
 import ArgumentParser
+import Foundation
+import Telemetry
 
 /// Plain-text readers and the command-line control channel (ls, watch, export, pause, ...).
-let jobSubcommands: [ParsableCommand.Type] = []
+let jobSubcommands: [ParsableCommand.Type] = [
+  ListJobs.self, WatchJob.self, ExportJob.self, PauseJob.self, ResumeJob.self, CheckpointJob.self,
+  StopJob.self, CollectGarbage.self, BenchTelemetry.self, StressWriter.self, StressReader.self,
+  SyntheticJobCommand.self,
+]
+
+// MARK: Shared helpers
+
+/// Prints `tptop: <message>` on stderr and returns the exit code to throw.
+func failure(_ message: String, code: Int32 = 1) -> ExitCode {
+  FileHandle.standardError.write(Data(("tptop: " + message + "\n").utf8))
+  return ExitCode(code)
+}
+
+/// Runs `body`, turning a `TelemetryError` into one line on stderr and exit status 1.
+func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+  do {
+    return try body()
+  } catch let e as TelemetryError {
+    throw failure(e.description)
+  }
+}
+
+/// Writes one line to stdout and flushes it (so pipes and CI logs see it at once).
+func emit(_ line: String) {
+  FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// "5s", "3m12s", "2h05m", "3d04h".
+func formatAge(_ seconds: Double) -> String {
+  let s = Int(max(0, seconds))
+  if s < 60 { return "\(s)s" }
+  if s < 3600 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }
+  if s < 86400 { return "\(s / 3600)h\(String(format: "%02d", s % 3600 / 60))m" }
+  return "\(s / 86400)d\(String(format: "%02d", s % 86400 / 3600))h"
+}
+
+func formatLoss(_ loss: Float?) -> String {
+  guard let l = loss else { return "-" }
+  return l.isFinite ? String(format: "%.4f", l) : "\(l)"
+}
+
+/// The job argument shared by the control commands.
+struct JobArgument: ParsableArguments {
+  @Argument(help: "Job name (see `tptop ls`).")
+  var job: String
+
+  func validate() throws {
+    guard SegmentName.isValid(job) else { throw ValidationError(TelemetryError.invalidJobName(job).description) }
+  }
+}
+
+/// Options shared by the control commands.
+struct WaitOptions: ParsableArguments {
+  @Flag(name: .customLong("no-wait"), help: "Return once the request is written, without waiting for the ranks.")
+  var noWait = false
+  @Option(help: "Seconds to wait for every rank to acknowledge.")
+  var timeout: Double = 10
+
+  func validate() throws {
+    guard timeout > 0 && timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds") }
+  }
+}
+
+// MARK: ls
+
+struct ListJobs: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "ls", abstract: "List the training jobs on this machine.")
+
+  func run() throws {
+    let jobs = JobReader.list()
+    if jobs.isEmpty {
+      emit("no jobs (no /dev/shm/tptop.* segments)")
+      return
+    }
+    var rows: [[String]] = [["NAME", "STATE", "RANKS", "TxD", "STEP", "LOSS", "AGE", "NOTE"]]
+    for j in jobs {
+      var note: [String] = []
+      if j.stale { note.append("stale") }
+      if j.foreign { note.append("foreign") }
+      if let p = j.problem, !j.foreign { note.append(p) }
+      rows.append([
+        j.name, j.state?.rawValue ?? "?", j.worldSize > 0 ? "\(j.worldSize)" : "-",
+        j.tp > 0 ? "\(j.tp)x\(j.dp)" : "-", j.totalSteps > 0 ? "\(j.step)/\(j.totalSteps)" : "\(j.step)",
+        formatLoss(j.loss), formatAge(j.age), note.joined(separator: "; "),
+      ])
+    }
+    let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
+    for row in rows {
+      let cells = row.enumerated().map { c, v in
+        c == row.count - 1 ? v : v.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+      }
+      emit(cells.joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+    }
+  }
+}
+
+// MARK: watch
+
+struct WatchJob: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "watch",
+    abstract: "Print one plain line per step until the job ends (works in pipes and CI logs).",
+    discussion: "Without JOB, watches the newest running job. Exit status: 0 when the job finishes, 1 when it fails or goes stale.")
+
+  @Argument(help: "Job name (default: the newest live job).")
+  var job: String?
+  @Flag(name: .customLong("from-start"), help: "Print every step still in the rings first.")
+  var fromStart = false
+  @Option(name: .customLong("interval-ms"), help: "Polling interval, milliseconds.")
+  var intervalMs: Int = 50
+
+  func validate() throws {
+    if let j = job, !SegmentName.isValid(j) { throw ValidationError(TelemetryError.invalidJobName(j).description) }
+    guard intervalMs >= 1 && intervalMs <= 10_000 else { throw ValidationError("--interval-ms must be in 1...10000") }
+  }
+
+  func run() throws {
+    let name = try job ?? newestLiveJob()
+    let reader = try reportingErrors { try JobReader(job: name) }
+    let watcher = StepLinePrinter(reader: reader)
+    if !fromStart { reader.seekToEnd(keepLast: 1) }
+    emit("watching \(name): \(reader.info.model.preset) t=\(reader.info.tp) d=\(reader.info.dp), \(reader.info.totalSteps) steps")
+    while true {
+      // Read the state before polling: records published before it are seen by this poll.
+      let state = reader.state()
+      for line in watcher.consume(reader.poll()) { emit(line) }
+      switch state {
+      case .finished, .failed, .stale:
+        for line in watcher.flush() { emit(line) }
+        emit("job \(name) \(state.rawValue) at step \(watcher.lastPrinted)")
+        if state != .finished { throw ExitCode(1) }
+        return
+      default:
+        usleep(useconds_t(intervalMs * 1000))
+      }
+    }
+  }
+
+  func newestLiveJob() throws -> String {
+    let jobs = JobReader.list().filter { $0.problem == nil }
+    let live = jobs.filter { s in s.state.map { ![.finished, .failed, .stale].contains($0) } ?? false }
+    guard let j = (live.isEmpty ? jobs : live).min(by: { $0.age < $1.age }) else {
+      throw failure("no job to watch; start one with tptrain --job NAME or name one (tptop ls)")
+    }
+    return j.name
+  }
+}
+
+/// Joins the ranks' step records into one line per step.
+final class StepLinePrinter {
+  let reader: JobReader
+  private var pending: [Int: [Int: StepRecord]] = [:]
+  private(set) var lastPrinted = 0
+
+  init(reader: JobReader) { self.reader = reader }
+
+  /// Lines for every step all attached ranks have reported, and for events.
+  func consume(_ polls: [RankPoll]) -> [String] {
+    var lines: [String] = []
+    for p in polls {
+      if p.lost > 0 && lastPrinted > 0 { lines.append("rank \(p.rank): \(p.lost) records overwritten before they were read") }
+      for s in p.steps where s.step > lastPrinted { pending[s.step, default: [:]][p.rank] = s }
+      for e in p.events {
+        let text = e.text.isEmpty ? "" : " " + e.text
+        lines.append("event rank \(e.rank) step \(e.step): \(e.kind.name)\(text)")
+      }
+    }
+    let attached = Set(reader.ranks().filter { $0.attached }.map(\.rank))
+    let complete = pending.filter { _, recs in attached.isSubset(of: Set(recs.keys)) }.keys.max()
+    guard let complete else { return lines }
+    lines += emitThrough(complete)
+    return lines
+  }
+
+  /// Lines for every pending step, complete or not.
+  func flush() -> [String] { emitThrough(pending.keys.max() ?? 0) }
+
+  private func emitThrough(_ last: Int) -> [String] {
+    var lines: [String] = []
+    for step in pending.keys.sorted() where step <= last {
+      if let recs = pending.removeValue(forKey: step) { lines.append(line(step: step, recs)) }
+      lastPrinted = max(lastPrinted, step)
+    }
+    return lines
+  }
+
+  func line(step: Int, _ recs: [Int: StepRecord]) -> String {
+    let info = reader.info
+    let rs = recs.values.sorted { $0.rank < $1.rank }
+    let slowest = rs.max { $0.stepNs < $1.stepNs }
+    let loss = rs.first?.loss
+    let replicaTokens = rs.filter { $0.rank % max(info.tp, 1) == 0 }.reduce(0) { $0 + $1.tokens }
+    let tokens = replicaTokens > 0 ? replicaTokens : (rs.first?.tokens ?? 0) * info.dp
+    let seconds = Double(slowest?.stepNs ?? 0) / 1e9
+    let tps = seconds > 0 ? Double(tokens) / seconds : 0
+    let maxAR = Double(rs.map(\.allReduceMaxNs).max() ?? 0) / 1e6
+    var s = "step \(step)"
+    if info.totalSteps > 0 { s += "/\(info.totalSteps)" }
+    s += "  loss \(formatLoss(loss))  tok/s \(String(format: "%.0f", tps))"
+    if let sl = slowest { s += "  slowest r\(sl.rank) \(String(format: "%.1f", Double(sl.stepNs) / 1e6)) ms" }
+    s += "  allreduce max \(String(format: "%.3f", maxAR)) ms"
+    let expected = reader.ranks().filter { $0.attached }.count
+    if rs.count < expected { s += "  (\(rs.count)/\(expected) ranks)" }
+    return s
+  }
+}
+
+// MARK: export
+
+struct ExportJob: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "export", abstract: "Write every record still in the job's rings as JSON lines or CSV.")
+
+  @Argument(help: "Job name.")
+  var job: String
+  @Option(help: "Output format: jsonl or csv.")
+  var format: String
+  @Option(name: [.short, .long], help: "Output file (default: standard output).")
+  var output: String?
+
+  func validate() throws {
+    guard SegmentName.isValid(job) else { throw ValidationError(TelemetryError.invalidJobName(job).description) }
+    guard TelemetryExport.Format(rawValue: format) != nil else {
+      throw ValidationError("--format must be jsonl or csv, not '\(format)'")
+    }
+  }
+
+  func run() throws {
+    let fmt = TelemetryExport.Format(rawValue: format) ?? .jsonl
+    let reader = try reportingErrors { try JobReader(job: job) }
+    var out = ""
+    if fmt == .csv { out += TelemetryExport.csvHeader + "\n" }
+    var lost: UInt64 = 0
+    var count = 0
+    for p in reader.poll() {
+      lost += p.lost
+      var records: [TelemetryRecord] = p.steps.map { .step($0) } + p.events.map { .event($0) }
+      records.sort { $0.index < $1.index }
+      for r in records { out += TelemetryExport.line(r, format: fmt) + "\n" }
+      count += records.count
+    }
+    if let path = output {
+      guard FileManager.default.createFile(atPath: path, contents: Data(out.utf8)) else {
+        throw failure("cannot write \(path): check the directory exists and is writable")
+      }
+      FileHandle.standardError.write(Data("exported \(count) records (\(lost) already overwritten) to \(path)\n".utf8))
+    } else {
+      FileHandle.standardOutput.write(Data(out.utf8))
+    }
+  }
+}
+
+// MARK: control
+
+/// Polls `done` every 10 ms until it is true, the job ends, or `timeout` passes.
+func waitFor(_ reader: JobReader, timeout: Double, _ done: ([RankStatus]) -> Bool) -> Bool {
+  let deadline = Date().addingTimeInterval(timeout)
+  while Date() < deadline {
+    let rs = reader.ranks().filter { $0.attached }
+    if !rs.isEmpty && done(rs) { return true }
+    let st = reader.state()
+    if st == .failed || st == .stale { return false }
+    usleep(10_000)
+  }
+  return false
+}
+
+func controlCommand(_ job: String, _ desired: DesiredState, _ wait: WaitOptions) throws {
+  let reader = try reportingErrors { try JobReader(job: job) }
+  let previous = try reportingErrors { try reader.request(desired) }
+  let verb = desired == .run ? "resume" : desired.name
+  if wait.noWait {
+    emit("asked job \(job) to \(verb) (desired state was \(previous.name))")
+    return
+  }
+  let ok = waitFor(reader, timeout: wait.timeout) { rs in
+    switch desired {
+    case .pause: return rs.allSatisfy { $0.ackedState == .pause && $0.state == .paused || $0.state == .finished }
+    case .run: return rs.allSatisfy { $0.ackedState == .run && $0.state != .paused }
+    case .stop: return rs.allSatisfy { $0.state == .finished || $0.state == .failed }
+    }
+  }
+  guard ok else {
+    throw failure("job \(job) did not acknowledge '\(verb)' within \(wait.timeout) s (commands apply at step boundaries; check `tptop ls`)")
+  }
+  let step = reader.rankStatus(0).ackedStep
+  switch desired {
+  case .pause: emit("job \(job) paused at step \(step)")
+  case .run: emit("job \(job) resumed at step \(step)")
+  case .stop: emit("job \(job) stopped at step \(step)")
+  }
+}
+
+struct PauseJob: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "pause", abstract: "Pause a job at its next step boundary (all ranks at the same step).")
+  @OptionGroup var target: JobArgument
+  @OptionGroup var wait: WaitOptions
+  func run() throws { try controlCommand(target.job, .pause, wait) }
+}
+
+struct ResumeJob: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "resume", abstract: "Resume a paused job.")
+  @OptionGroup var target: JobArgument
+  @OptionGroup var wait: WaitOptions
+  func run() throws { try controlCommand(target.job, .run, wait) }
+}
+
+struct StopJob: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "stop", abstract: "Stop a job cleanly at its next step boundary (final: it cannot be resumed).")
+  @OptionGroup var target: JobArgument
+  @OptionGroup var wait: WaitOptions
+  func run() throws { try controlCommand(target.job, .stop, wait) }
+}
+
+struct CheckpointJob: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "checkpoint", abstract: "Ask a job to save a checkpoint at its next step boundary.")
+  @OptionGroup var target: JobArgument
+  @OptionGroup var wait: WaitOptions
+
+  func run() throws {
+    let reader = try reportingErrors { try JobReader(job: target.job) }
+    let before = reader.rankStatus(0).checkpointsSaved
+    let n = try reportingErrors { try reader.requestCheckpoint() }
+    if wait.noWait {
+      emit("asked job \(target.job) for a checkpoint (request #\(n))")
+      return
+    }
+    let ok = waitFor(reader, timeout: wait.timeout) { rs in rs.allSatisfy { $0.rank != 0 || $0.checkpointsSaved > before } }
+    guard ok else {
+      throw failure("job \(target.job) saved no checkpoint within \(wait.timeout) s (request #\(n) stays pending; check `tptop ls`)")
+    }
+    let s = reader.rankStatus(0)
+    emit("job \(target.job) saved a checkpoint at step \(s.lastCheckpointStep)")
+  }
+}
+
+// MARK: gc
+
+struct CollectGarbage: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "gc", abstract: "Remove the segments of jobs that are gone (stale, or finished with every process exited).")
+  @Flag(name: .customLong("dry-run"), help: "Only print what would be removed.")
+  var dryRun = false
+
+  func run() throws {
+    let removed = JobReader.collectGarbage(dryRun: dryRun)
+    if removed.isEmpty { emit("nothing to remove") }
+    for r in removed { emit((dryRun ? "would remove " : "removed ") + "/dev/shm/tptop.\(r)") }
+  }
+}
