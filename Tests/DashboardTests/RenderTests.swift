@@ -67,7 +67,7 @@ final class RenderTests: XCTestCase {
       XCTAssertTrue(rows.contains { $0.contains("│ 0 ") || $0.contains("▶0 ") }, text)
       XCTAssertTrue(rows.contains { $0.contains("▲1") }, text)
       if w >= 120 {
-        XCTAssertTrue(text.contains("AR p50/max ms"))
+        XCTAssertTrue(text.contains("AR p50/max"))
         XCTAssertTrue(text.contains("node0:4100"), text)
       }
     }

@@ -13,7 +13,7 @@ enum HelpView {
     ("S", "stop the job gracefully (asks to confirm)"),
     ("t", "cycle themes"),
     ("?", "this help (any key closes it)"),
-    ("q", "detach: quit the dashboard, the job keeps running"),
+    ("q", "detach (the job keeps running)"),
   ]
 
   static func draw(_ g: inout CellGrid, _ m: DashboardModel, _ body: Rect) {

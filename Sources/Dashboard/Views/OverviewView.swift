@@ -83,7 +83,7 @@ enum OverviewView {
       }),
       Column(title: "tp,dp", width: 5, right: false, priority: 40, draw: text { r in ("\(r.tp),\(r.dp)", .dim) }),
       Column(title: "host:pid", width: 16, right: false, priority: 10, draw: text { r in (r.hostPid, .dim) }),
-      Column(title: "state", width: 8, right: false, priority: 60, draw: text { r in
+      Column(title: "state", width: 8, right: false, priority: 45, draw: text { r in
         (r.state == .failed ? "FAILED" : r.state.label, r.state == .failed ? .error : r.state == .paused ? .warn : .normal)
       }),
       Column(title: "step", width: 6, right: true, priority: 90, draw: rightText { r in ("\(r.step)", failedStyle(r)) }),
@@ -96,19 +96,19 @@ enum OverviewView {
       Column(title: "tok/s", width: 6, right: true, priority: 70, draw: rightText { r in
         (r.tokensPerSecond.map(Format.count) ?? "–", .normal)
       }),
-      Column(title: "memory", width: 13, right: false, priority: 50, draw: { g, r, x, y, w in
+      Column(title: "memory", width: 10, right: false, priority: 50, draw: { g, r, x, y, w in
         let label = Format.fit(Format.bytes(r.rssBytes), 5, right: true)
         g.put(label, x: x, y: y, style: .normal)
         drawBar(&g, x: x + 6, y: y, width: w - 6, fraction: r.memoryFraction, style: .memory(r.memoryFraction))
       }),
-      Column(title: "AR p50/max ms", width: 13, right: true, priority: 75, draw: rightText { r in
+      Column(title: "AR p50/max", width: 10, right: true, priority: 75, draw: rightText { r in
         guard let p = r.allReduceP50Ms else { return ("–", .dim) }
         return ("\(Format.ms(p * 1e6))/\(Format.ms((r.allReduceMaxMs ?? 0) * 1e6))", .normal)
       }),
       Column(title: "AR%", width: 4, right: true, priority: 65, draw: rightText { r in
         (r.allReducePercent.map { "\(Int($0.rounded()))%" } ?? "–", (r.allReducePercent ?? 0) > 30 ? .warn : .normal)
       }),
-      Column(title: "util", width: 10, right: false, priority: 55, draw: { g, r, x, y, w in
+      Column(title: "util", width: 8, right: false, priority: 55, draw: { g, r, x, y, w in
         let u = r.utilization ?? 0
         g.put(Format.fit("\(Int((u * 100).rounded()))%", 4, right: true), x: x, y: y, style: .normal)
         drawBar(&g, x: x + 5, y: y, width: w - 5, fraction: u, style: .utilization(u))
@@ -119,12 +119,18 @@ enum OverviewView {
     ]
     // Drop the least important columns until the row fits, then give spare room to the bars.
     func total(_ c: [Column]) -> Int { c.reduce(0) { $0 + $1.width + 1 } }
+    let all = cols
     while total(cols) > width, let victim = cols.enumerated().min(by: { $0.element.priority < $1.element.priority }) {
       cols.remove(at: victim.offset)
     }
+    // Put back any dropped column that fits after all, most important first, in table order.
+    for c in all.filter({ c in !cols.contains { $0.title == c.title } }).sorted(by: { $0.priority > $1.priority }) {
+      let trial = all.filter { a in a.title == c.title || cols.contains { $0.title == a.title } }
+      if total(trial) <= width { cols = trial }
+    }
     var spare = width - total(cols)
-    for i in cols.indices where spare > 0 && (cols[i].title == "memory" || cols[i].title == "util" || cols[i].title == "host:pid") {
-      let add = min(spare, cols[i].title == "host:pid" ? 8 : 12)
+    for i in cols.indices where spare > 0 && (cols[i].title == "memory" || cols[i].title == "util" || cols[i].title == "host:pid" || cols[i].title == "AR p50/max") {
+      let add = min(spare, cols[i].title == "host:pid" ? 8 : cols[i].title == "AR p50/max" ? 3 : 12)
       cols[i].width += add
       spare -= add
     }
@@ -141,7 +147,8 @@ enum OverviewView {
     let cols = columns(m, width: inner.width)
     var x = inner.x
     for c in cols {
-      g.put(Format.fit(c.title, c.width, right: c.right), x: x, y: inner.y, style: .title, maxWidth: c.width)
+      let title = c.title == "AR p50/max" && c.width >= 13 ? "AR p50/max ms" : c.title
+      g.put(Format.fit(title, c.width, right: c.right), x: x, y: inner.y, style: .title, maxWidth: c.width)
       x += c.width + 1
     }
     let visible = inner.height - 1

@@ -37,7 +37,7 @@ enum ShardsView {
     let shapeW = min(16, max(8, tensors.map { shapeText($0.shape).count }.max()! + 1))
     let fixed = nameW + shapeW + 11 + 8
     // One slice column per TP rank while they fit.
-    let sliceW = 17
+    let sliceW = min(28, max(10, tensors.flatMap { $0.descriptions }.map { $0.unicodeScalars.count }.max() ?? 10))
     let shown = max(0, min(job.tp, (inner.width - fixed) / (sliceW + 1)))
     var x = inner.x
     g.put(Format.fit("tensor", nameW), x: x, y: inner.y, style: .title); x += nameW

@@ -1,0 +1,189 @@
+import Foundation
+import Telemetry
+import XCTest
+
+/// The dashboard in a real terminal (tmux with its own socket and a fixed size) attached to a real
+/// two-rank job started with `tptop launch`: both ranks' rows, a falling loss, pause and resume
+/// on every rank, the shard view, detach with the job still running, attach again, stop.
+///
+/// Needs tmux, mpirun, and the tptop and tptrain binaries next to the test bundle (or in
+/// $TPTOP_E2E_BIN_DIR, e.g. .build/release for speed); skips naming what is missing.
+final class EndToEndTests: XCTestCase {
+  var socket = ""
+  var binDir = ""
+  var job = ""
+  var logDir = ""
+
+  static func which(_ name: String) -> String? {
+    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+      let p = "\(dir)/\(name)"
+      if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    return nil
+  }
+
+  @discardableResult
+  static func sh(_ args: [String], timeout: Double = 30) -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = args
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    do { try p.run() } catch { return (-1, "\(error)") }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+  }
+
+  func tmux(_ args: String...) -> String { EndToEndTests.sh(["tmux", "-L", socket] + args).1 }
+  func screen() -> String { tmux("capture-pane", "-p", "-t", "e2e") }
+  func keys(_ k: String...) { _ = EndToEndTests.sh(["tmux", "-L", socket, "send-keys", "-t", "e2e"] + k) }
+
+  /// Polls the screen until `ok` holds, failing with the last screen and the job log after `timeout`.
+  @discardableResult
+  func waitFor(_ what: String, timeout: Double = 60, _ ok: (String) -> Bool) throws -> String {
+    let start = Date()
+    var s = ""
+    while Date().timeIntervalSince(start) < timeout {
+      s = screen()
+      if ok(s) { return s }
+      usleep(200_000)
+    }
+    let log = (try? String(contentsOfFile: "\(logDir)/\(job).log", encoding: .utf8)) ?? "(no log)"
+    XCTFail("timed out waiting for \(what). Screen:\n\(s)\nJob log tail:\n\(log.suffix(2000))")
+    throw XCTSkip("aborted after failure")
+  }
+
+  /// (state, step) of each rank from the Overview table rows ("│▶0    0,0   host:pid  state  step …").
+  static func rankRows(_ s: String) -> [Int: (String, Int)] {
+    var out: [Int: (String, Int)] = [:]
+    let re = try! NSRegularExpression(pattern: #"│.(\d+)\s+\d+,\d+\s+\S+\s+(\w+)\s+(\d+)\s"#)
+    for line in s.split(separator: "\n").map(String.init) {
+      let ns = line as NSString
+      if let m = re.firstMatch(in: line, range: NSRange(location: 0, length: ns.length)) {
+        out[Int(ns.substring(with: m.range(at: 1)))!] = (ns.substring(with: m.range(at: 2)), Int(ns.substring(with: m.range(at: 3)))!)
+      }
+    }
+    return out
+  }
+
+  /// The smoothed latest loss shown in the chart's frame (" now 3.350 ").
+  static func shownLoss(_ s: String) -> Double? {
+    guard let r = s.range(of: #"now ([0-9.]+)"#, options: .regularExpression) else { return nil }
+    return Double(s[r].dropFirst(4))
+  }
+
+  override func setUpWithError() throws {
+    let env = ProcessInfo.processInfo.environment
+    let selfDir = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]).deletingLastPathComponent().path
+    binDir = env["TPTOP_E2E_BIN_DIR"] ?? selfDir
+    var missing: [String] = []
+    if EndToEndTests.which("tmux") == nil { missing.append("tmux (not on PATH)") }
+    if EndToEndTests.which("mpirun") == nil { missing.append("mpirun (not on PATH)") }
+    for b in ["tptop", "tptrain"] where !FileManager.default.isExecutableFile(atPath: "\(binDir)/\(b)") {
+      missing.append("\(binDir)/\(b) (build it: swift build --product \(b))")
+    }
+    if missing.isEmpty {
+      let help = EndToEndTests.sh(["\(binDir)/tptrain", "--help"]).1
+      if !help.contains("--job") { missing.append("tptrain --job support (not in `tptrain --help`)") }
+    }
+    if !missing.isEmpty { throw XCTSkip("end-to-end dashboard test needs: " + missing.joined(separator: "; ")) }
+    socket = "tptop-e2e-\(getpid())"
+    job = "e2e-dash-\(getpid())"
+    logDir = NSTemporaryDirectory() + "tptop-e2e-\(getpid())"
+    try FileManager.default.createDirectory(atPath: logDir, withIntermediateDirectories: true)
+  }
+
+  override func tearDown() {
+    // Stop and reap whatever is left: ranks by pid from the segment, then the segment itself.
+    if !job.isEmpty, let r = try? JobReader(job: job) {
+      try? r.request(.stop)
+      usleep(1_000_000)
+      for s in r.ranks() where s.pid > 0 && processAlive(s.pid) { kill(s.pid, SIGTERM) }
+    }
+    if !socket.isEmpty { _ = tmux("kill-server") }
+    if !job.isEmpty { try? SegmentWriter.remove(job: job) }
+    if !logDir.isEmpty { try? FileManager.default.removeItem(atPath: logDir) }
+  }
+
+  func testLaunchPauseResumeShardsDetachAttachStop() throws {
+    // A shell in a fixed-size terminal, so the pane survives tptop exiting.
+    _ = tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40",
+             "env TPTOP_LOG_DIR=\(logDir) TERM=xterm-256color LANG=C.UTF-8 bash --norc --noprofile")
+    usleep(300_000)
+    let tptop = "\(binDir)/tptop"
+    keys("\(tptop) launch --np 2 --tp 2 --job \(job) --refresh 0.2 -- --model tiny --batch 2 --seq 16 --steps 1000000 --quiet", "Enter")
+
+    // Both ranks' rows, running.
+    var s = try waitFor("both ranks running", timeout: 180) { s in
+      let rows = EndToEndTests.rankRows(s)
+      return rows[0]?.0 == "running" && rows[1]?.0 == "running" && (rows[0]?.1 ?? 0) > 0
+    }
+    XCTAssertTrue(s.contains(job))
+    XCTAssertTrue(s.contains("t2×d1"))
+
+    // A falling loss: the smoothed loss shown later is below the first one seen.
+    let firstLoss = try XCTUnwrap(EndToEndTests.shownLoss(s), s)
+    let firstStep = EndToEndTests.rankRows(s)[0]!.1
+    s = try waitFor("loss to fall", timeout: 120) { s in
+      guard let l = EndToEndTests.shownLoss(s), let st = EndToEndTests.rankRows(s)[0]?.1 else { return false }
+      return st >= firstStep + 30 && l < firstLoss
+    }
+
+    // p pauses every rank at the same step; the step stops advancing.
+    keys("p")
+    s = try waitFor("every rank paused", timeout: 60) { s in
+      let rows = EndToEndTests.rankRows(s)
+      return s.contains("● paused") && rows[0]?.0 == "paused" && rows[1]?.0 == "paused"
+    }
+    let pausedRows = EndToEndTests.rankRows(s)
+    XCTAssertEqual(pausedRows[0]!.1, pausedRows[1]!.1, "ranks paused at different steps:\n\(s)")
+    usleep(2_000_000)
+    s = screen()
+    let still = EndToEndTests.rankRows(s)
+    XCTAssertEqual(still[0]!.1, pausedRows[0]!.1, s)
+    XCTAssertEqual(still[1]!.1, pausedRows[1]!.1, s)
+
+    // p again resumes: every rank advances.
+    keys("p")
+    s = try waitFor("every rank advancing again", timeout: 60) { s in
+      let rows = EndToEndTests.rankRows(s)
+      return s.contains("● running") && (rows[0]?.1 ?? 0) > pausedRows[0]!.1 + 2 && (rows[1]?.1 ?? 0) > pausedRows[1]!.1 + 2
+    }
+
+    // The shard view lists each rank's slices.
+    keys("4")
+    s = try waitFor("the shard view", timeout: 20) { $0.contains("parameter tensors") }
+    XCTAssertTrue(s.contains("tp0 slice") && s.contains("tp1 slice"), s)
+    XCTAssertTrue(s.contains("qkvw"), s)
+    XCTAssertTrue(s.contains("heads 0–1 of 4") && s.contains("heads 2–3 of 4"), s)
+
+    // q detaches; the job keeps running.
+    keys("q")
+    s = try waitFor("detach message", timeout: 20) { $0.contains("detached from \(self.job)") }
+    let reader = try JobReader(job: job)
+    let before = reader.summary().step
+    usleep(1_500_000)
+    let after = reader.summary()
+    XCTAssertEqual(after.state, .running)
+    XCTAssertGreaterThan(after.step, before, "the job stopped advancing after detach")
+    let ls = EndToEndTests.sh([tptop, "ls"]).1
+    XCTAssertTrue(ls.contains(job), ls)
+
+    // Attach again, then stop the job with S and y.
+    keys("clear; \(tptop) attach \(job) --refresh 0.2", "Enter")
+    s = try waitFor("reattached", timeout: 30) { s in
+      EndToEndTests.rankRows(s)[0]?.0 == "running" && s.contains("● running")
+    }
+    keys("S")
+    try waitFor("stop confirmation", timeout: 10) { $0.contains("(y / n)") }
+    keys("y")
+    try waitFor("the job to stop", timeout: 60) { s in
+      let rows = EndToEndTests.rankRows(s)
+      return rows[0]?.0 == "finished" && rows[1]?.0 == "finished"
+    }
+    keys("q")
+    try waitFor("dashboard to exit", timeout: 20) { $0.contains("left \(self.job)") || $0.contains("detached from \(self.job)") }
+  }
+}
