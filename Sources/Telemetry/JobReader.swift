@@ -16,6 +16,9 @@ public struct RankPoll: Sendable {
   public var corrupt: UInt64 = 0
   /// The ring's write index at this poll.
   public var writeIndex: UInt64 = 0
+  /// Slots this reader examined (accepted, corrupt, or found overwritten by the seqlock check);
+  /// records skipped because the writer lapped the reader are not counted.
+  public var reads: UInt64 = 0
 
   public init(rank: Int) { self.rank = rank }
 }
@@ -85,6 +88,12 @@ public final class JobReader {
       checkpointsSaved: Int(truncatingIfNeeded: atomicWord(h + R.checkpointsSaved).load(ordering: .acquiring)),
       lastCheckpointStep: Int(truncatingIfNeeded: atomicWord(h + R.lastCheckpointStep).load(ordering: .relaxed)),
       pidAlive: attached && processAlive(pid))
+  }
+
+  /// Rank `r`'s reported state alone (one load; nil for an unknown value or rank).
+  public func rankState(_ r: Int) -> RankState? {
+    guard r >= 0 && r < geometry.worldSize else { return nil }
+    return RankState(rawValue: atomicWord(mapping.base + geometry.rankHeaderOffset(r) + R.state).load(ordering: .acquiring))
   }
 
   /// Every rank's header, by world rank.
@@ -187,6 +196,7 @@ public final class JobReader {
       let seq = atomicWord(slot + S.seq)
       let want = 2 &* i &+ 2
       let s1 = seq.load(ordering: .acquiring)
+      result.reads &+= 1
       if s1 != want {
         // Overwritten by a later lap (or being overwritten now).
         result.lost &+= 1
@@ -273,14 +283,15 @@ public final class JobReader {
 
   /// Every tptop segment in /dev/shm, summarized. Never throws: a segment that cannot be
   /// attached is listed with `problem` set.
-  public static func list() -> [JobSummary] {
-    SegmentName.allJobs().map(summary(job:))
+  public static func list(staleAfter: Double = 5) -> [JobSummary] {
+    SegmentName.allJobs().map { summary(job: $0, staleAfter: staleAfter) }
   }
 
   /// One job's summary (see `list()`).
-  public static func summary(job: String) -> JobSummary {
+  public static func summary(job: String, staleAfter: Double = 5) -> JobSummary {
     do {
       let r = try JobReader(job: job)
+      r.staleAfter = staleAfter
       return r.summary()
     } catch let e as TelemetryError {
       var foreign = false
@@ -340,10 +351,11 @@ public final class JobReader {
   /// processes have all exited. Segments of other users and unreadable segments are kept.
   /// - Returns: the names removed.
   @discardableResult
-  public static func collectGarbage(dryRun: Bool = false) -> [String] {
+  public static func collectGarbage(dryRun: Bool = false, staleAfter: Double = 5) -> [String] {
     var removed: [String] = []
     for job in SegmentName.allJobs() {
       guard let r = try? JobReader(job: job) else { continue }
+      r.staleAfter = staleAfter
       let rs = r.ranks()
       let st = judge(rs, creatorAlive: processAlive(r.info.creatorPid), staleAfter: r.staleAfter)
       let allGone = rs.allSatisfy { !$0.pidAlive } && !processAlive(r.info.creatorPid)

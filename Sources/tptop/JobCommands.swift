@@ -73,8 +73,15 @@ struct ListJobs: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "ls", abstract: "List the training jobs on this machine.")
 
+  @Option(name: .customLong("stale-after"), help: "Seconds without heartbeat (and no process) before a job counts as stale.")
+  var staleAfter: Double = 5
+
+  func validate() throws {
+    guard staleAfter >= 0 && staleAfter.isFinite else { throw ValidationError("--stale-after must be a non-negative number of seconds") }
+  }
+
   func run() throws {
-    let jobs = JobReader.list()
+    let jobs = JobReader.list(staleAfter: staleAfter)
     if jobs.isEmpty {
       emit("no jobs (no /dev/shm/tptop.* segments)")
       return
@@ -351,9 +358,15 @@ struct CollectGarbage: ParsableCommand {
     commandName: "gc", abstract: "Remove the segments of jobs that are gone (stale, or finished with every process exited).")
   @Flag(name: .customLong("dry-run"), help: "Only print what would be removed.")
   var dryRun = false
+  @Option(name: .customLong("stale-after"), help: "Seconds without heartbeat (and no process) before a job counts as gone.")
+  var staleAfter: Double = 5
+
+  func validate() throws {
+    guard staleAfter >= 0 && staleAfter.isFinite else { throw ValidationError("--stale-after must be a non-negative number of seconds") }
+  }
 
   func run() throws {
-    let removed = JobReader.collectGarbage(dryRun: dryRun)
+    let removed = JobReader.collectGarbage(dryRun: dryRun, staleAfter: staleAfter)
     if removed.isEmpty { emit("nothing to remove") }
     for r in removed { emit((dryRun ? "would remove " : "removed ") + "/dev/shm/tptop.\(r)") }
   }

@@ -31,6 +31,9 @@ struct BenchTelemetry: ParsableCommand {
     var rec = SyntheticJob.plausibleRecord(step: 1, rank: 0, model: synthetic.description.model)
     rec.timestampNs = telemetryMonotonicNanos()
 
+    // Option values are copied out: reading a property wrapper inside the timed loop is slow.
+    let batch = self.batch
+    let records = self.records
     func measure() -> (median: Double, p99: Double) {
       let batches = records / batch
       var samples = [Double](repeating: 0, count: batches)
@@ -56,6 +59,7 @@ struct BenchTelemetry: ParsableCommand {
     let child = Process()
     child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
     child.arguments = ["stress-reader", "--job", job, "--interval-us", "1000", "--quiet"]
+    let reader = try reportingErrors { try JobReader(job: job) }
     do { try child.run() } catch { throw failure("cannot start the reader process: \(error)") }
     usleep(200_000)
     let withReader = measure()
@@ -63,6 +67,19 @@ struct BenchTelemetry: ParsableCommand {
     child.waitUntilExit()
     emit("BENCH telemetry_write_with_reader_1khz_ns_median \(String(format: "%.1f", withReader.median)) ns")
     emit("BENCH telemetry_write_with_reader_1khz_ns_p99 \(String(format: "%.1f", withReader.p99)) ns")
+
+    // Reader cost: copy, check and decode every record of a full ring.
+    let readRounds = 200
+    var readSamples = [Double](repeating: 0, count: readRounds)
+    var sink = RankPoll(rank: 0)
+    for k in 0..<readRounds {
+      reader.seekToStart()
+      let t0 = telemetryMonotonicNanos()
+      let n = reader.poll(rank: 0, into: &sink) { _ in }
+      readSamples[k] = Double(telemetryMonotonicNanos() - t0) / Double(max(n, 1))
+    }
+    readSamples.sort()
+    emit("BENCH telemetry_read_ns_median \(String(format: "%.1f", readSamples[readRounds / 2])) ns")
 
     // What the observer does per step: clock read, record, heartbeat, acknowledgement.
     let steps = 200_000
@@ -197,7 +214,7 @@ struct StressReader: ParsableCommand {
     var mismatched: UInt64 = 0
     var lastIndex: Int64 = -1
     var outOfOrder: UInt64 = 0
-    func drain() {
+    func drain() -> Int {
       r.poll(rank: 0, into: &total) { rec in
         accepted += 1
         let idx = rec.index
@@ -211,14 +228,17 @@ struct StressReader: ParsableCommand {
         }
       }
     }
-    while r.rankStatus(0).state != .finished {
-      drain()
-      if intervalUs > 0 { usleep(useconds_t(intervalUs)) }
+    // The writer marks itself finished after its last record; check that only when idle.
+    // (Option values are copied out: reading a property wrapper in the loop is slow.)
+    let sleepUs = intervalUs
+    while true {
+      if drain() == 0 && r.rankState(0) == .finished { break }
+      if sleepUs > 0 { usleep(useconds_t(sleepUs)) }
     }
-    drain()  // everything published before `finished`
+    _ = drain()  // everything published before `finished`
     let head = total.writeIndex
     if quiet { return }
-    emit("STRESS accepted=\(accepted) lost=\(total.lost) corrupt=\(total.corrupt) mismatched=\(mismatched) outoforder=\(outOfOrder) head=\(head)")
+    emit("STRESS reads=\(total.reads) accepted=\(accepted) lost=\(total.lost) corrupt=\(total.corrupt) mismatched=\(mismatched) outoforder=\(outOfOrder) head=\(head)")
   }
 }
 

@@ -1,0 +1,242 @@
+import Foundation
+import Glibc
+import XCTest
+
+@testable import Telemetry
+
+/// The control page in-process, and the command-line readers against a synthetic job process
+/// that obeys the control page like tptrain does.
+final class ControlTests: XCTestCase {
+  func testDesiredStateCompareAndSwap() throws {
+    let job = uniqueJob("cas")
+    defer { removeJob(job) }
+    let w = try SegmentWriter.create(smallDescription(job), slotCount: 16)
+    let ranks = try (0..<2).map { try w.rankWriter(worldRank: $0) }
+    for r in ranks { r.setState(.running) }
+    let a = try JobReader(job: job), b = try JobReader(job: job)
+    XCTAssertEqual(a.control().desired, .run)
+    XCTAssertEqual(try a.request(.pause), .run)
+    XCTAssertEqual(b.control().desired, .pause)
+    XCTAssertEqual(try b.request(.run), .pause)
+    XCTAssertEqual(try b.request(.stop), .run)
+    XCTAssertThrowsError(try a.request(.run)) { e in
+      guard case .controlRefused(let msg) = e as? TelemetryError else { return XCTFail("\(e)") }
+      XCTAssertTrue(msg.contains("stopping"))
+    }
+    XCTAssertThrowsError(try a.request(.pause))
+    XCTAssertEqual(try a.request(.stop), .stop)
+    // The job side sees it.
+    XCTAssertEqual(w.pollControl().desired, .stop)
+    XCTAssertEqual(a.control().observedDesired, .stop)
+    // A finished job takes no commands.
+    for r in ranks { r.setState(.finished) }
+    XCTAssertThrowsError(try a.requestCheckpoint())
+  }
+
+  func testConcurrentCheckpointRequestsAreAllCounted() throws {
+    let job = uniqueJob("ckpt")
+    defer { removeJob(job) }
+    let w = try SegmentWriter.create(smallDescription(job), slotCount: 16)
+    for r in 0..<2 { try w.rankWriter(worldRank: r).setState(.running) }
+    let threads = 4, each = 2000
+    let group = DispatchGroup()
+    let failures = Locked(0)
+    for _ in 0..<threads {
+      group.enter()
+      Thread {
+        if let r = try? JobReader(job: job) {
+          for _ in 0..<each where (try? r.requestCheckpoint()) == nil { failures.with { $0 += 1 } }
+        } else {
+          failures.with { $0 += 1 }
+        }
+        group.leave()
+      }.start()
+    }
+    group.wait()
+    XCTAssertEqual(failures.with { $0 }, 0)
+    XCTAssertEqual(w.pollControl().checkpointRequests, UInt64(threads * each))
+  }
+
+  func testLivenessJudgement() {
+    func rank(_ s: RankState?, alive: Bool = true, age: Double = 0.1, attached: Bool = true) -> RankStatus {
+      RankStatus(
+        rank: 0, attached: attached, pid: 1, host: "h", localRank: 0, heartbeatAge: age, state: s, writeIndex: 0,
+        lastStep: 0, ackedState: .run, ackedStep: 0, checkpointsSaved: 0, lastCheckpointStep: 0, pidAlive: alive)
+    }
+    func judge(_ rs: [RankStatus], creator: Bool = true) -> JobState { JobReader.judge(rs, creatorAlive: creator, staleAfter: 5) }
+    XCTAssertEqual(judge([rank(.running), rank(.running)]), .running)
+    XCTAssertEqual(judge([rank(.paused), rank(.paused)]), .paused)
+    XCTAssertEqual(judge([rank(.finished), rank(.finished, alive: false, age: 100)]), .finished)
+    XCTAssertEqual(judge([rank(.running), rank(.failed)]), .failed)
+    XCTAssertEqual(judge([rank(.running), rank(.running, alive: false, age: 10)]), .stale)
+    // Old heartbeat but the process lives (e.g. a very long step): not stale.
+    XCTAssertEqual(judge([rank(.running, alive: true, age: 100)]), .running)
+    // Process gone but heartbeat fresh: not yet stale.
+    XCTAssertEqual(judge([rank(.running, alive: false, age: 1)]), .running)
+    XCTAssertEqual(judge([rank(nil, attached: false)], creator: true), .starting)
+    XCTAssertEqual(judge([rank(nil, attached: false)], creator: false), .stale)
+    XCTAssertEqual(judge([rank(.checkpointing), rank(.running)]), .checkpointing)
+  }
+
+  private func tool() throws -> String {
+    guard let t = ToolPaths.debug else { throw XCTSkip("no tptop executable next to the tests") }
+    return t
+  }
+
+  func testPauseResumeCheckpointStopFromTheCommandLine() throws {
+    let tool = try tool()
+    let job = uniqueJob("ctl")
+    defer { removeJob(job) }
+    let proc = try startTool(tool, ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "100000", "--step-ms", "5"])
+    defer { if proc.isRunning { proc.terminate() } }
+    let reader = try XCTUnwrap(attachWhenReady(job))
+    XCTAssertTrue(eventually { reader.rankStatus(1).lastStep >= 3 })
+
+    let paused = try runTool(tool, ["pause", job])
+    XCTAssertEqual(paused.status, 0, paused.stderr)
+    XCTAssertTrue(paused.stdout.hasPrefix("job \(job) paused at step "), paused.stdout)
+    let rs = reader.ranks()
+    XCTAssertEqual(rs.map(\.state), [.paused, .paused])
+    XCTAssertEqual(rs.map(\.ackedState), [.pause, .pause])
+    XCTAssertEqual(rs[0].ackedStep, rs[1].ackedStep, "both ranks pause at the same step")
+    XCTAssertEqual(rs[0].lastStep, rs[1].lastStep)
+    XCTAssertEqual(reader.state(), .paused)
+    let stepAtPause = rs[0].lastStep
+    usleep(300_000)
+    XCTAssertEqual(reader.rankStatus(0).lastStep, stepAtPause, "a paused job makes no steps")
+    XCTAssertLessThan(reader.rankStatus(1).heartbeatAge ?? 99, 1, "a paused job keeps its heartbeat")
+
+    let resumed = try runTool(tool, ["resume", job])
+    XCTAssertEqual(resumed.status, 0, resumed.stderr)
+    XCTAssertTrue(eventually { reader.rankStatus(0).lastStep > stepAtPause })
+    XCTAssertEqual(reader.state(), .running)
+
+    let ck = try runTool(tool, ["checkpoint", job])
+    XCTAssertEqual(ck.status, 0, ck.stderr)
+    XCTAssertTrue(ck.stdout.contains("saved a checkpoint at step"), ck.stdout)
+    XCTAssertEqual(reader.rankStatus(1).checkpointsSaved, 1)
+
+    let stopped = try runTool(tool, ["stop", job])
+    XCTAssertEqual(stopped.status, 0, stopped.stderr)
+    XCTAssertTrue(stopped.stdout.contains("stopped at step"), stopped.stdout)
+    proc.waitUntilExit()
+    XCTAssertEqual(proc.terminationStatus, 0)
+    XCTAssertEqual(reader.state(), .finished)
+    let events = reader.poll().flatMap(\.events).map(\.kind)
+    for k in [EventKind.paused, .resumed, .checkpointSaved, .stopped] {
+      XCTAssertEqual(events.filter { $0 == k }.count, 2, "\(k) on both ranks")
+    }
+
+    // A finished job refuses commands with one line and a non-zero status.
+    let late = try runTool(tool, ["pause", job])
+    XCTAssertNotEqual(late.status, 0)
+    XCTAssertTrue(late.stderr.hasPrefix("tptop: job '\(job)' is finished"), late.stderr)
+    XCTAssertEqual(late.stderr.split(separator: "\n").count, 1)
+  }
+
+  func testWatchPrintsOneLinePerStepAndEndsWithTheJob() throws {
+    let tool = try tool()
+    let job = uniqueJob("watch")
+    defer { removeJob(job) }
+    let proc = try startTool(tool, ["synthetic-job", "--job", job, "--ranks", "4", "--tp", "2", "--steps", "25", "--step-ms", "20"])
+    _ = try XCTUnwrap(attachWhenReady(job))
+    let watch = try runTool(tool, ["watch", job, "--from-start", "--interval-ms", "20"])
+    proc.waitUntilExit()
+    XCTAssertEqual(watch.status, 0, watch.stderr)
+    let lines = watch.stdout.split(separator: "\n").map(String.init)
+    let stepLines = lines.filter { $0.hasPrefix("step ") }
+    XCTAssertEqual(stepLines.count, 25, watch.stdout)
+    for (k, l) in stepLines.enumerated() {
+      XCTAssertTrue(l.hasPrefix("step \(k + 1)/25  loss "), l)
+      XCTAssertTrue(l.contains("tok/s "), l)
+      XCTAssertTrue(l.contains("slowest r"), l)
+      XCTAssertTrue(l.contains("allreduce max "), l)
+      XCTAssertFalse(l.contains("ranks)"), "every rank reported: \(l)")
+    }
+    XCTAssertEqual(lines.last, "job \(job) finished at step 25")
+  }
+
+  func testListExportAndGarbageCollection() throws {
+    let tool = try tool()
+    let job = uniqueJob("export")
+    defer { removeJob(job) }
+    let proc = try startTool(tool, ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "1", "--steps", "12", "--step-ms", "1"])
+    proc.waitUntilExit()
+    XCTAssertEqual(proc.terminationStatus, 0)
+
+    let ls = try runTool(tool, ["ls"])
+    XCTAssertEqual(ls.status, 0)
+    let row = try XCTUnwrap(ls.stdout.split(separator: "\n").first { $0.hasPrefix(job + " ") }, ls.stdout)
+    XCTAssertTrue(row.contains("finished"), String(row))
+    XCTAssertTrue(row.contains("1x2"), String(row))
+    XCTAssertTrue(row.contains("12/12"), String(row))
+    XCTAssertTrue(ls.stdout.hasPrefix("NAME"), ls.stdout)
+
+    let jsonl = try runTool(tool, ["export", job, "--format", "jsonl"])
+    XCTAssertEqual(jsonl.status, 0, jsonl.stderr)
+    let objects = try jsonl.stdout.split(separator: "\n").map { line in
+      try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], String(line))
+    }
+    XCTAssertEqual(objects.count, 24)
+    XCTAssertEqual(objects.filter { $0["rank"] as? Int == 1 }.count, 12)
+    let last = try XCTUnwrap(objects.last)
+    XCTAssertEqual(last["type"] as? String, "step")
+    XCTAssertEqual(last["step"] as? Int, 12)
+    XCTAssertEqual((last["allreduce_hist"] as? [Int])?.count, 16)
+    let expected = SyntheticJob.plausibleRecord(step: 12, rank: 1, model: TelemetryModelInfo(
+      layers: 4, heads: 4, channels: 64, vocab: 50257, paddedVocab: 50304, maxSeq: 256, batch: 4, seq: 64, preset: "synthetic"))
+    XCTAssertEqual(last["step_ns"] as? Int, Int(expected.stepNs))
+    XCTAssertEqual((last["loss"] as? Double).map { Float($0) }, expected.loss)
+
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tptop-export-\(getpid())")
+    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let csvPath = dir.appendingPathComponent("out.csv").path
+    let csv = try runTool(tool, ["export", job, "--format", "csv", "--output", csvPath])
+    XCTAssertEqual(csv.status, 0, csv.stderr)
+    let rows = try String(contentsOfFile: csvPath, encoding: .utf8).split(separator: "\n")
+    XCTAssertEqual(rows.count, 25)
+    XCTAssertEqual(String(rows[0]), TelemetryExport.csvHeader)
+    for r in rows { XCTAssertEqual(r.split(separator: ",", omittingEmptySubsequences: false).count, TelemetryExport.csvColumns.count) }
+    XCTAssertTrue(rows[1].hasPrefix("step,0,0,1,"), String(rows[1]))
+
+    let bad = try runTool(tool, ["export", job, "--format", "xml"])
+    XCTAssertNotEqual(bad.status, 0)
+    XCTAssertTrue(bad.stderr.contains("jsonl or csv"), bad.stderr)
+
+    // The job's process is gone and it finished: gc removes it.
+    let gc = try runTool(tool, ["gc"])
+    XCTAssertEqual(gc.status, 0)
+    XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(job)"), gc.stdout)
+    XCTAssertThrowsError(try JobReader(job: job))
+  }
+
+  func testKilledJobIsStaleAndCollected() throws {
+    let tool = try tool()
+    let job = uniqueJob("stale")
+    defer { removeJob(job) }
+    let proc = try startTool(tool, ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "100000", "--step-ms", "5"])
+    let reader = try XCTUnwrap(attachWhenReady(job))
+    kill(proc.processIdentifier, SIGKILL)
+    proc.waitUntilExit()
+    reader.staleAfter = 0.2
+    XCTAssertTrue(eventually(5) { reader.state() == .stale })
+    let ls = try runTool(tool, ["ls", "--stale-after", "0.2"])
+    XCTAssertTrue(ls.stdout.split(separator: "\n").contains { $0.hasPrefix(job + " ") && $0.contains("stale") }, ls.stdout)
+    let gc = try runTool(tool, ["gc", "--stale-after", "0.2"])
+    XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(job)"), gc.stdout)
+  }
+
+  func testUnknownJobIsOneClearLine() throws {
+    let tool = try tool()
+    for cmd in [["watch", "nope-\(getpid())"], ["pause", "nope-\(getpid())"], ["export", "nope-\(getpid())", "--format", "csv"]] {
+      let r = try runTool(tool, cmd)
+      XCTAssertNotEqual(r.status, 0)
+      XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+      XCTAssertTrue(r.stderr.contains("no job"), r.stderr)
+    }
+    let bad = try runTool(tool, ["pause", "bad/name"])
+    XCTAssertNotEqual(bad.status, 0)
+    XCTAssertTrue(bad.stderr.contains("invalid job name"), bad.stderr)
+  }
+}
