@@ -66,10 +66,40 @@ func pwriteFully(_ fd: Int32, _ buf: UnsafeRawPointer, _ n: Int, _ offset: Int) 
 }
 
 extension GPT {
-  /// Byte offset of each tensor in a checkpoint of this model.
-  var tensorFileOffsets: [Int] {
-    var o = checkpointHeaderBytes
-    return layout.map { t in defer { o += 4 * t.globalCount }; return o }
+  /// Reads this rank's slices of a global tensor set stored in llm.c order from `fileBase` in
+  /// `fd` into `buffer` (local layout). Works for any saved TP size: the file is global.
+  func readSlices(fd: Int32, into buffer: FloatPtr, fileBase: Int) -> String? {
+    var fileOffset = fileBase
+    var localBase = 0
+    for (i, t) in layout.enumerated() {
+      let dst = buffer + localBase
+      var failed = false
+      t.forEachLocalRun(rank: local.tpRank) { g, l, n in
+        if !failed && !preadFully(fd, dst + l, 4 * n, fileOffset + 4 * g) { failed = true }
+      }
+      if failed { return t.name }
+      localBase += localSizes[i]
+      fileOffset += 4 * t.globalCount
+    }
+    return nil
+  }
+
+  /// Writes this rank's slices of `buffer` (local layout) at their global offsets from
+  /// `fileBase`; replicated tensors only from TP rank 0. Returns false on an I/O error.
+  func writeSlices(fd: Int32, from buffer: FloatPtr, fileBase: Int) -> Bool {
+    var fileOffset = fileBase
+    var localBase = 0
+    var ok = true
+    for (i, t) in layout.enumerated() {
+      let src = buffer + localBase
+      localBase += localSizes[i]
+      defer { fileOffset += 4 * t.globalCount }
+      if t.split == .replicated && local.tpRank != 0 { continue }
+      t.forEachLocalRun(rank: local.tpRank) { g, l, n in
+        if ok && !pwriteFully(fd, src + l, 4 * n, fileOffset + 4 * g) { ok = false }
+      }
+    }
+    return ok
   }
 
   /// Loads this rank's slices from an llm.c checkpoint whose config equals `config`.
@@ -77,16 +107,8 @@ extension GPT {
     let fd = open(path, O_RDONLY)
     if fd < 0 { throw EngineError("cannot open checkpoint \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
-    let offsets = tensorFileOffsets
-    var localBase = 0
-    for (i, t) in layout.enumerated() {
-      let dst = params + localBase
-      try t.forEachLocalRun(rank: local.tpRank) { g, l, n in
-        if !preadFully(fd, dst + l, 4 * n, offsets[i] + 4 * g) {
-          throw EngineError("checkpoint \(path) could not be read at tensor \(t.name): truncated or unreadable")
-        }
-      }
-      localBase += localSizes[i]
+    if let bad = readSlices(fd: fd, into: params, fileBase: checkpointHeaderBytes) {
+      throw EngineError("checkpoint \(path) could not be read at tensor \(bad): truncated or unreadable")
     }
   }
 
@@ -114,16 +136,7 @@ extension GPT {
     if dpRank == 0 {
       let fd = open(tmp, O_WRONLY)
       if fd < 0 { myFailure = 1 } else {
-        let offsets = tensorFileOffsets
-        var localBase = 0
-        for (i, t) in layout.enumerated() {
-          let src = params + localBase
-          localBase += localSizes[i]
-          if t.split == .replicated && local.tpRank != 0 { continue }
-          t.forEachLocalRun(rank: local.tpRank) { g, l, n in
-            if !pwriteFully(fd, src + l, 4 * n, offsets[i] + 4 * g) { myFailure = 1 }
-          }
-        }
+        if !writeSlices(fd: fd, from: params, fileBase: checkpointHeaderBytes) { myFailure = 1 }
         if fsync(fd) != 0 { myFailure = 1 }
         close(fd)
       }

@@ -13,14 +13,33 @@ public struct TrainingOptions: Sendable {
   public var logPath: String? = nil
   /// Final model, llm.c format.
   public var savePath: String? = nil
-  /// Directory for on-demand checkpoints.
+  /// Directory of checkpoints (periodic, requested, on SIGTERM/SIGINT): `step_<n>/` inside it.
   public var checkpointDir: String = "checkpoints"
+  /// Save a checkpoint every this many steps, and at the end of the run (0 = only on request
+  /// or signal).
+  public var checkpointEvery: Int = 0
+  /// Keep the newest N checkpoints in `checkpointDir` (0 = keep all).
+  public var keepCheckpoints: Int = 3
+  /// Steps already completed when this run starts (from a resumed checkpoint).
+  public var startStep: Int = 0
+  /// Seed the model was initialised with (recorded in checkpoints; no RNG runs after init).
+  public var seed: UInt64 = 0
   /// Debug: after step 1's backward (and DP average), each rank writes its raw gradient shard to
   /// `<prefix>.rank<r>.bin`.
   public var dumpGradsPrefix: String? = nil
   /// Print one line per step on world rank 0.
   public var printSteps = true
   public init() {}
+}
+
+/// Why `Trainer.run()` returned.
+public enum StopReason: Sendable, Equatable {
+  /// All `options.steps` steps ran.
+  case completed
+  /// A controller asked the job to stop.
+  case stopRequested
+  /// A rank received this signal (SIGTERM/SIGINT); a checkpoint was written first.
+  case signal(Int32)
 }
 
 /// Everything one rank needs to train.
@@ -38,6 +57,13 @@ public final class Trainer {
   public private(set) var lastLoss: Float = .nan
   /// Global losses of every step run, in order (filled outside the measured step).
   public private(set) var losses: [Float] = []
+  /// Why the last `run()` returned.
+  public private(set) var stopReason: StopReason = .completed
+  /// Path and step of the newest checkpoint this trainer wrote (or resumed from).
+  public private(set) var lastCheckpointPath: String? = nil
+  public private(set) var lastCheckpointStep = -1
+  /// Wall time of the newest checkpoint write, seconds.
+  public private(set) var lastCheckpointSeconds = 0.0
 
   private var lastCheckpointRequests: Int32 = 0
   private var metrics = StepMetrics()
@@ -63,7 +89,9 @@ public final class Trainer {
       }
       logFile = f
     }
-    losses.reserveCapacity(options.steps)
+    losses.reserveCapacity(max(0, options.steps - options.startStep))
+    step = options.startStep
+    if options.startStep > 0 { lastCheckpointStep = options.startStep }
   }
 
   deinit {
@@ -77,15 +105,17 @@ public final class Trainer {
     observer.stateChanged(.running)
     let tokensPerStep = Double(model.B * model.T * grid.dp)
     let flopsPerRank = model.config.flopsPerToken(seqLen: model.T) * Double(model.B * model.T) / Double(grid.tp)
+    stopReason = .completed
     while step < options.steps {
       // control, applied by every rank at this boundary
-      var decision = exchangeDecision(poll: true, sleepy: false)
-      if decision.checkpointRequests != lastCheckpointRequests {
-        lastCheckpointRequests = decision.checkpointRequests
-        try checkpointNow()
+      var (decision, signal) = exchangeDecision(sleepy: false)
+      if try applyBoundary(decision, signal: signal) { break }
+      if decision.desired == .pause {
+        decision = try pausedLoop()
+        if stopReason != .completed { break }
       }
-      if decision.desired == .pause { decision = try pausedLoop() }
       if decision.desired == .stop {
+        stopReason = .stopRequested
         observer.event(.stopped(step: step))
         break
       }
@@ -124,6 +154,9 @@ public final class Trainer {
       losses.append(Float(loss))
       if world.rank == 0 { report(tokensPerStep: tokensPerStep) }
     }
+    if stopReason == .completed && options.checkpointEvery > 0 && lastCheckpointStep != step {
+      try checkpoint(reason: "final")
+    }
     if let path = options.savePath {
       observer.stateChanged(.checkpointing)
       try model.save(path: path, world: world, dpRank: grid.dpRank)
@@ -133,19 +166,43 @@ public final class Trainer {
     return step
   }
 
-  /// Rank 0 polls the observer; the decision is broadcast so all ranks act on the same one.
-  private func exchangeDecision(poll: Bool, sleepy: Bool) -> ControlDecision {
-    var packed: (Int32, Int32) = (0, 0)
+  /// One small collective per step boundary: an all-reduce(max) of [desired state, checkpoint
+  /// counter, signal]. Rank 0 contributes the observer's decision (the others −∞), every rank
+  /// its received signal, so a signal that reached only one rank stops all of them together.
+  private func exchangeDecision(sleepy: Bool) -> (ControlDecision, signal: Int32) {
+    var packed: (Double, Double, Double) = (-.infinity, -.infinity, Double(StopSignal.received))
     if world.rank == 0 {
       let d = observer.pollControl()
-      packed = (d.desired.rawValue, d.checkpointRequests)
+      packed.0 = Double(d.desired.rawValue)
+      packed.1 = Double(d.checkpointRequests)
     }
+    if sleepy { world.sleepyBarrier() }
     withUnsafeMutableBytes(of: &packed) { raw in
-      let p = raw.baseAddress!.assumingMemoryBound(to: Int32.self)
-      if sleepy { world.sleepyBroadcast(p, count: 2) } else { world.broadcast(p, count: 2) }
+      world.allReduce(raw.baseAddress!.assumingMemoryBound(to: Double.self), count: 3, .max)
     }
-    return ControlDecision(desired: ControlDecision.Desired(rawValue: packed.0) ?? .run,
-                           checkpointRequests: packed.1)
+    let desired = ControlDecision.Desired(rawValue: Int32(max(0, min(2, packed.0)))) ?? .run
+    let requests = packed.1.isFinite ? Int32(truncatingIfNeeded: Int64(packed.1)) : lastCheckpointRequests
+    return (ControlDecision(desired: desired, checkpointRequests: requests), Int32(packed.2))
+  }
+
+  /// Applies checkpoint requests, periodic checkpoints and signals at a step boundary; returns
+  /// true when the job must stop now (a signal: checkpoint written first).
+  private func applyBoundary(_ decision: ControlDecision, signal: Int32) throws -> Bool {
+    if decision.checkpointRequests != lastCheckpointRequests {
+      lastCheckpointRequests = decision.checkpointRequests
+      try checkpoint(reason: "request")
+    }
+    let every = options.checkpointEvery
+    if every > 0 && step % every == 0 && step != lastCheckpointStep && step > options.startStep {
+      try checkpoint(reason: "periodic")
+    }
+    if signal != 0 {
+      if step != lastCheckpointStep { try checkpoint(reason: "signal \(StopSignal.name(signal))") }
+      stopReason = .signal(signal)
+      observer.event(.stopped(step: step))
+      return true
+    }
+    return false
   }
 
   /// Sleeps at the step boundary until the decision is no longer `pause`, keeping heartbeats.
@@ -156,12 +213,11 @@ public final class Trainer {
     while decision.desired == .pause {
       observer.heartbeat()
       if world.rank == 0 { usleep(10_000) }
-      decision = exchangeDecision(poll: true, sleepy: true)
-      if decision.checkpointRequests != lastCheckpointRequests {
-        lastCheckpointRequests = decision.checkpointRequests
-        try checkpointNow()
-        observer.stateChanged(.paused)
-      }
+      let (next, signal) = exchangeDecision(sleepy: true)
+      decision = next
+      let requested = decision.checkpointRequests != lastCheckpointRequests
+      if try applyBoundary(decision, signal: signal) { return decision }
+      if requested { observer.stateChanged(.paused) }
     }
     if decision.desired == .run {
       observer.stateChanged(.running)
@@ -170,16 +226,37 @@ public final class Trainer {
     return decision
   }
 
-  /// Saves the model now into the checkpoint directory (collective).
-  public func checkpointNow() throws {
+  /// The run's configuration as recorded in checkpoints.
+  public var runConfiguration: RunConfiguration {
+    RunConfiguration(model: model.config, batch: model.B, seq: model.T, totalSteps: options.steps,
+                     optimizer: options.optimizer, schedule: options.schedule, dataPath: loader.stream.path,
+                     dataTokens: loader.stream.count, seed: options.seed)
+  }
+
+  /// Writes a checkpoint of the current step into `options.checkpointDir` (collective) and
+  /// returns its directory.
+  @discardableResult
+  public func checkpoint(reason: String) throws -> String {
     observer.stateChanged(.checkpointing)
-    if world.rank == 0 { mkdir(options.checkpointDir, 0o755) }
-    world.barrier()
-    let path = "\(options.checkpointDir)/model_\(String(format: "%08d", step)).bin"
-    try model.save(path: path, world: world, dpRank: grid.dpRank)
+    let header = TrainingStateHeader(step: step, dataPosition: step, tp: grid.tp, dp: grid.dp,
+                                     parameterCount: model.config.parameterCount, run: runConfiguration)
+    let t0 = monotonicNanos()
+    let path = try CheckpointStore.save(model: model, header: header, reason: reason, dir: options.checkpointDir,
+                                        keep: options.keepCheckpoints, world: world, dpRank: grid.dpRank)
+    lastCheckpointSeconds = Double(monotonicNanos() - t0) / 1e9
+    lastCheckpointPath = path
+    lastCheckpointStep = step
     observer.event(.checkpointSaved(step: step, path: path))
     observer.stateChanged(.running)
+    if world.rank == 0 && options.printSteps {
+      print("checkpoint \(path) (\(reason)) written in " + String(format: "%.1f ms", lastCheckpointSeconds * 1000))
+      fflush(nil)
+    }
+    return path
   }
+
+  /// Saves a checkpoint now (collective), as for a controller's request.
+  public func checkpointNow() throws { try checkpoint(reason: "request") }
 
   private func dumpGradients(_ prefix: String) {
     let path = "\(prefix).rank\(world.rank).bin"

@@ -1,0 +1,337 @@
+// Checkpoint directories: DIR/step_<8 digits>/{model.bin, state.bin, manifest.json}.
+//
+// Saving is collective: world rank 0 creates DIR/.tmp-step_<n>/ and sizes both files; every rank
+// of DP replica 0 pwrites its own slices (parameters into model.bin, AdamW m and v into state.bin)
+// and fsyncs; rank 0 checksums the files, writes manifest.json, fsyncs, renames the directory into
+// place and fsyncs DIR. A crash at any moment leaves earlier checkpoints intact: a directory named
+// step_* is complete by construction, and its manifest lets a reader prove it.
+
+import Foundation
+import Glibc
+import TPComm
+
+/// The checkpoint checksum: 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime
+/// 0x100000001b3) taken over 8-byte little-endian words instead of single bytes, so it runs
+/// at memory speed; a file's trailing 1–7 bytes are folded in one at a time. Chunks passed to
+/// `update` must be multiples of 8 bytes except the last.
+public struct FNV1a64: Sendable {
+  /// Name recorded in manifests.
+  public static let algorithm = "fnv1a64-words"
+  public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+  public init() {}
+
+  public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    let prime: UInt64 = 0x0000_0100_0000_01b3
+    var h = value
+    let words = bytes.count / 8
+    for i in 0..<words {
+      h = (h ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))) &* prime
+    }
+    for i in (8 * words)..<bytes.count { h = (h ^ UInt64(bytes[i])) &* prime }
+    value = h
+  }
+
+  /// Size and checksum of the file at `path`, read in 1 MiB chunks.
+  public static func file(_ path: String) throws -> (bytes: Int, checksum: UInt64) {
+    let fd = open(path, O_RDONLY)
+    if fd < 0 { throw EngineError("cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    let chunk = 1 << 20
+    let buf = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
+    defer { buf.deallocate() }
+    var h = FNV1a64()
+    var total = 0
+    var atEnd = false
+    while !atEnd {
+      var filled = 0  // fill whole chunks so every chunk but the last is a multiple of 8
+      while filled < chunk {
+        let n = read(fd, buf + filled, chunk - filled)
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { throw EngineError("cannot read \(path): \(String(cString: strerror(errno)))") }
+        if n == 0 { atEnd = true; break }
+        filled += n
+      }
+      h.update(UnsafeRawBufferPointer(start: buf, count: filled))
+      total += filled
+    }
+    return (total, h.value)
+  }
+}
+
+/// manifest.json of one checkpoint directory.
+public struct CheckpointManifest: Codable, Sendable, Equatable {
+  /// One file of the checkpoint with its size and checksum (16 hex digits, see `FNV1a64`).
+  public struct File: Codable, Sendable, Equatable {
+    public var name: String
+    public var bytes: Int
+    public var checksum: String
+  }
+  public var format: String = CheckpointStore.format
+  public var version: Int = 1
+  /// Checksum algorithm of `files` (`FNV1a64.algorithm`).
+  public var checksum: String = FNV1a64.algorithm
+  /// Optimizer steps completed.
+  public var step: Int
+  /// Tensor/data-parallel sizes at save time.
+  public var tp: Int
+  public var dp: Int
+  /// Why it was written: "periodic", "request", "signal SIGTERM", "final".
+  public var reason: String
+  /// UTC time of writing, ISO 8601.
+  public var created: String
+  public var config: RunConfiguration
+  public var files: [File]
+}
+
+/// A checkpoint that passed every check.
+public struct ValidCheckpoint: Sendable {
+  /// The step_* directory.
+  public var path: String
+  public var manifest: CheckpointManifest
+  public var state: TrainingStateHeader
+  public var modelPath: String { path + "/model.bin" }
+  public var statePath: String { path + "/state.bin" }
+}
+
+/// Naming, validation, discovery, writing and pruning of checkpoint directories.
+public enum CheckpointStore {
+  public static let format = "tptop-checkpoint"
+  static let modelFile = "model.bin"
+  static let stateFile = "state.bin"
+  static let manifestFile = "manifest.json"
+
+  /// "step_00000100".
+  public static func directoryName(step: Int) -> String { "step_" + String(format: "%08d", step) }
+
+  /// The step of a directory named step_<digits>, else nil.
+  public static func step(ofDirectoryName name: String) -> Int? {
+    guard name.hasPrefix("step_") else { return nil }
+    let digits = name.dropFirst(5)
+    guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+    return Int(digits)
+  }
+
+  /// step_* directories in `dir`, newest (highest step) first.
+  public static func candidates(in dir: String) -> [(step: Int, path: String)] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+    return names.compactMap { n in step(ofDirectoryName: n).map { ($0, dir + "/" + n) } }.sorted { $0.step > $1.step }
+  }
+
+  // MARK: Validation
+
+  /// Proves the checkpoint at `path` (a step_* directory) complete and intact: the manifest
+  /// parses, every file has its recorded size and checksum, and the headers agree with it.
+  public static func validate(_ path: String) throws -> ValidCheckpoint {
+    let manifestPath = path + "/" + manifestFile
+    guard let data = FileManager.default.contents(atPath: manifestPath) else {
+      throw EngineError("no \(manifestFile) (incomplete checkpoint)")
+    }
+    let m: CheckpointManifest
+    do { m = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
+      throw EngineError("\(manifestFile) is not a valid manifest (damaged)")
+    }
+    if m.format != format || m.version != 1 || m.checksum != FNV1a64.algorithm {
+      throw EngineError("\(manifestFile) has format '\(m.format)' version \(m.version), expected '\(format)' version 1")
+    }
+    for name in [modelFile, stateFile] where !m.files.contains(where: { $0.name == name }) {
+      throw EngineError("\(manifestFile) does not list \(name) (incomplete checkpoint)")
+    }
+    for f in m.files {
+      let filePath = path + "/" + f.name
+      var st = stat()
+      if stat(filePath, &st) != 0 { throw EngineError("\(f.name) is missing (incomplete checkpoint)") }
+      if Int(st.st_size) != f.bytes {
+        throw EngineError("\(f.name) is \(st.st_size) bytes, manifest says \(f.bytes) (truncated)")
+      }
+      let (_, sum) = try FNV1a64.file(filePath)
+      if hex(sum) != f.checksum {
+        throw EngineError("\(f.name) checksum \(hex(sum)) does not match the manifest's \(f.checksum) (corrupt)")
+      }
+    }
+    let modelConfig = try Checkpoint.readConfig(path: path + "/" + modelFile)
+    let state = try TrainingStateHeader.read(path: path + "/" + stateFile)
+    if modelConfig != m.config.model || state.run != m.config || state.step != m.step {
+      throw EngineError("model.bin, state.bin and \(manifestFile) disagree about the model or step (damaged)")
+    }
+    return ValidCheckpoint(path: path, manifest: m, state: state)
+  }
+
+  /// The checkpoint to resume from. `path` is either a checkpoint directory (holding
+  /// manifest.json: used as named, no fallback) or a directory of step_* checkpoints (the newest
+  /// valid one; each newer invalid one is passed to `skipped` with its reason).
+  public static func resolve(_ path: String, skipped: (String, String) -> Void) throws -> ValidCheckpoint {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+      throw EngineError("--resume \(path): no such directory; give a --checkpoint-dir or one of its step_* checkpoints")
+    }
+    guard isDir.boolValue else {
+      throw EngineError("--resume \(path) is a file, not a checkpoint directory; use --init-from for an llm.c model file")
+    }
+    if FileManager.default.fileExists(atPath: path + "/" + manifestFile) || step(ofDirectoryName: lastComponent(path)) != nil {
+      do { return try validate(path) } catch let e as EngineError {
+        throw EngineError("checkpoint \(path) is unusable: \(e.message)")
+      }
+    }
+    let all = candidates(in: path)
+    if all.isEmpty {
+      throw EngineError("--resume \(path) holds no checkpoints (no step_* directories)")
+    }
+    var reasons: [String] = []
+    for c in all {
+      do { return try validate(c.path) } catch let e as EngineError {
+        skipped(c.path, e.message)
+        reasons.append("\(lastComponent(c.path)): \(e.message)")
+      }
+    }
+    throw EngineError("--resume \(path) holds no valid checkpoint (\(reasons.joined(separator: "; ")))")
+  }
+
+  static func lastComponent(_ path: String) -> String {
+    var p = path
+    while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
+    return p.split(separator: "/").last.map(String.init) ?? p
+  }
+
+  static func hex(_ v: UInt64) -> String {
+    let s = String(v, radix: 16)
+    return String(repeating: "0", count: 16 - s.count) + s
+  }
+
+  // MARK: Writing
+
+  /// Writes a checkpoint of `model` and its optimizer state for `header.step` into `dir`, keeps
+  /// the newest `keep` checkpoints, and returns the new directory's path. Collective over
+  /// `world`; ranks of DP replica 0 write their slices. Throws the same error on every rank.
+  public static func save(model: GPT, header: TrainingStateHeader, reason: String, dir: String, keep: Int,
+                          world: Communicator, dpRank: Int) throws -> String {
+    let name = directoryName(step: header.step)
+    let final = dir + "/" + name
+    let tmp = dir + "/.tmp-" + name
+    let modelBytes = checkpointHeaderBytes + 4 * model.config.parameterCount
+
+    // 1. rank 0: fresh temporary directory with both files at their final sizes
+    var setupError = ""
+    if world.rank == 0 {
+      setupError = prepare(dir: dir, tmp: tmp, model: model, header: header, modelBytes: modelBytes)
+    }
+    try agree(world, setupError)
+
+    // 2. every rank of replica 0: its slices of the weights and of m, v
+    var failed = false
+    if dpRank == 0 {
+      let mf = open(tmp + "/" + modelFile, O_WRONLY)
+      let sf = open(tmp + "/" + stateFile, O_WRONLY)
+      let base = trainingStateHeaderBytes
+      failed = mf < 0 || sf < 0
+        || !model.writeSlices(fd: mf, from: model.params, fileBase: checkpointHeaderBytes)
+        || !model.writeSlices(fd: sf, from: model.adamM, fileBase: base)
+        || !model.writeSlices(fd: sf, from: model.adamV, fileBase: base + 4 * model.config.parameterCount)
+        || fsync(mf) != 0 || fsync(sf) != 0
+      if mf >= 0 { close(mf) }
+      if sf >= 0 { close(sf) }
+    }
+    var anyFailed = failed ? 1.0 : 0.0
+    world.allReduce(&anyFailed, count: 1, .max)
+    if anyFailed != 0 {
+      if world.rank == 0 { removeTree(tmp) }
+      throw EngineError("writing checkpoint \(tmp) failed (disk full or I/O error); earlier checkpoints are untouched")
+    }
+
+    // 3. rank 0: manifest, rename into place, prune
+    var finishError = ""
+    if world.rank == 0 {
+      finishError = finish(tmp: tmp, final: final, dir: dir, header: header, reason: reason, keep: keep)
+    }
+    try agree(world, finishError)
+    return final
+  }
+
+  /// Broadcasts rank 0's error (empty = none) and throws it on every rank.
+  static func agree(_ world: Communicator, _ error: String) throws {
+    let bytes = Array(error.utf8.prefix(511))
+    let all = world.allGatherBytes(bytes, length: 512)
+    let first = all[0].prefix { $0 != 0 }
+    if !first.isEmpty { throw EngineError(String(decoding: first, as: UTF8.self)) }
+  }
+
+  static func prepare(dir: String, tmp: String, model: GPT, header: TrainingStateHeader, modelBytes: Int) -> String {
+    if mkdir(dir, 0o755) != 0 && errno != EEXIST {
+      return "cannot create checkpoint directory \(dir): \(String(cString: strerror(errno)))"
+    }
+    removeTree(tmp)
+    if mkdir(tmp, 0o755) != 0 {
+      return "cannot create \(tmp): \(String(cString: strerror(errno))); check --checkpoint-dir is writable"
+    }
+    let encoded: [UInt8]
+    do { encoded = try header.encoded() } catch let e as EngineError { return e.message } catch { return "\(error)" }
+    let files: [(String, [UInt8], Int)] = [
+      (modelFile, Checkpoint.header(model.config).withUnsafeBytes { Array($0) }, modelBytes),
+      (stateFile, encoded, header.fileBytes),
+    ]
+    for (name, head, size) in files {
+      let fd = open(tmp + "/" + name, O_CREAT | O_TRUNC | O_WRONLY, 0o644)
+      if fd < 0 { return "cannot create \(tmp)/\(name): \(String(cString: strerror(errno)))" }
+      let ok = head.withUnsafeBytes { pwriteFully(fd, $0.baseAddress!, head.count, 0) } && ftruncate(fd, off_t(size)) == 0
+      close(fd)
+      if !ok { return "cannot write \(tmp)/\(name) (disk full or I/O error)" }
+    }
+    return ""
+  }
+
+  static func finish(tmp: String, final: String, dir: String, header: TrainingStateHeader, reason: String, keep: Int) -> String {
+    do {
+      var files: [CheckpointManifest.File] = []
+      for name in [modelFile, stateFile] {
+        let (bytes, sum) = try FNV1a64.file(tmp + "/" + name)
+        files.append(.init(name: name, bytes: bytes, checksum: hex(sum)))
+      }
+      let manifest = CheckpointManifest(step: header.step, tp: header.tp, dp: header.dp, reason: reason,
+                                        created: ISO8601DateFormatter().string(from: Date()), config: header.run, files: files)
+      let encoder = JSONEncoder.sorted
+      encoder.outputFormatting.insert(.prettyPrinted)
+      let json = try encoder.encode(manifest)
+      let fd = open(tmp + "/" + manifestFile, O_CREAT | O_TRUNC | O_WRONLY, 0o644)
+      if fd < 0 { return "cannot create \(tmp)/\(manifestFile): \(String(cString: strerror(errno)))" }
+      let ok = json.withUnsafeBytes { pwriteFully(fd, $0.baseAddress!, json.count, 0) } && fsync(fd) == 0
+      close(fd)
+      if !ok { return "cannot write \(tmp)/\(manifestFile) (disk full or I/O error)" }
+      syncDirectory(of: tmp + "/" + manifestFile)
+      // A checkpoint of the same step already there (e.g. a request right after a periodic
+      // save) is replaced: both hold the same state.
+      if FileManager.default.fileExists(atPath: final) { removeTree(final) }
+      if rename(tmp, final) != 0 { return "cannot rename \(tmp) to \(final): \(String(cString: strerror(errno)))" }
+      syncDirectory(of: final)
+      prune(dir: dir, keep: keep)
+      return ""
+    } catch let e as EngineError {
+      return e.message
+    } catch {
+      return "\(error)"
+    }
+  }
+
+  /// Removes all but the newest `keep` step_* directories (keep ≤ 0 keeps all) and stale
+  /// temporary directories.
+  static func prune(dir: String, keep: Int) {
+    guard keep > 0 else { return }
+    for c in candidates(in: dir).dropFirst(keep) { removeTree(c.path) }
+  }
+
+  /// Removes a checkpoint directory and its files (one level deep, as written here).
+  static func removeTree(_ path: String) {
+    try? FileManager.default.removeItem(atPath: path)
+  }
+}
+
+extension GPT {
+  /// Loads this rank's slices of the AdamW moments from a state.bin written at any TP size.
+  public func loadOptimizerState(path: String) throws {
+    let fd = open(path, O_RDONLY)
+    if fd < 0 { throw EngineError("cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    let base = trainingStateHeaderBytes
+    if let bad = readSlices(fd: fd, into: adamM, fileBase: base) ?? readSlices(fd: fd, into: adamV, fileBase: base + 4 * config.parameterCount) {
+      throw EngineError("\(path) could not be read at tensor \(bad): truncated or unreadable")
+    }
+  }
+}
