@@ -12,6 +12,7 @@ public struct CrossEntropyBuffers {
 }
 
 /// Local part 1: the maximum over this rank's real vocabulary entries of each row.
+@inline(never)
 public func crossEntropyLocalMax(_ rowMax: FloatPtr, _ logits: FloatPtr, _ BT: Int, _ Vl: Int, _ valid: Int) {
   for i in 0..<BT {
     let l = logits + i * Vl
@@ -22,6 +23,7 @@ public func crossEntropyLocalMax(_ rowMax: FloatPtr, _ logits: FloatPtr, _ BT: I
 }
 
 /// Local part 2: Σexp(l − max) over real entries, and the target logit when this rank owns it.
+@inline(never)
 public func crossEntropyLocalSums(_ packed: FloatPtr, _ logits: FloatPtr, _ rowMax: FloatPtr,
                                   _ targets: UnsafePointer<Int32>, _ BT: Int, _ Vl: Int, _ valid: Int,
                                   _ vocabStart: Int) {
@@ -37,6 +39,7 @@ public func crossEntropyLocalSums(_ packed: FloatPtr, _ logits: FloatPtr, _ rowM
 }
 
 /// After the reductions: per-position losses (BT); returns their mean.
+@inline(never)
 public func crossEntropyFinish(_ losses: FloatPtr, _ rowMax: FloatPtr, _ packed: FloatPtr, _ BT: Int) -> Float {
   var total: Double = 0
   for i in 0..<BT {
@@ -49,6 +52,7 @@ public func crossEntropyFinish(_ losses: FloatPtr, _ rowMax: FloatPtr, _ packed:
 
 /// dlogits (in place over logits) = (softmax − onehot) · dloss over real entries; padded
 /// entries get zero gradient.
+@inline(never)
 public func crossEntropyBackward(_ logits: FloatPtr, _ rowMax: FloatPtr, _ packed: FloatPtr,
                                  _ targets: UnsafePointer<Int32>, _ dloss: Float, _ BT: Int, _ Vl: Int,
                                  _ valid: Int, _ vocabStart: Int) {

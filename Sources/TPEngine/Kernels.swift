@@ -25,6 +25,7 @@ public func setBLASThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))
 
 /// out (B,T,C) = wte[tok - vocabStart] for tokens in [vocabStart, vocabStart + vocabLocal),
 /// zero otherwise. The caller all-reduces over TP and then adds the position embedding.
+@inline(never)
 public func embeddingForward(_ out: FloatPtr, _ tokens: UnsafePointer<Int32>, _ wte: FloatPtr,
                              _ BT: Int, _ C: Int, _ vocabStart: Int, _ vocabLocal: Int) {
   for i in 0..<BT {
@@ -38,6 +39,7 @@ public func embeddingForward(_ out: FloatPtr, _ tokens: UnsafePointer<Int32>, _ 
   }
 }
 
+@inline(never)
 public func embeddingBackward(_ dwte: FloatPtr, _ dout: FloatPtr, _ tokens: UnsafePointer<Int32>,
                               _ BT: Int, _ C: Int, _ vocabStart: Int, _ vocabLocal: Int) {
   for i in 0..<BT {
@@ -51,6 +53,7 @@ public func embeddingBackward(_ dwte: FloatPtr, _ dout: FloatPtr, _ tokens: Unsa
 }
 
 /// out (B,T,C) += wpe[t].
+@inline(never)
 public func positionForward(_ out: FloatPtr, _ wpe: FloatPtr, _ B: Int, _ T: Int, _ C: Int) {
   for b in 0..<B {
     for t in 0..<T {
@@ -61,6 +64,7 @@ public func positionForward(_ out: FloatPtr, _ wpe: FloatPtr, _ B: Int, _ T: Int
   }
 }
 
+@inline(never)
 public func positionBackward(_ dwpe: FloatPtr, _ dout: FloatPtr, _ B: Int, _ T: Int, _ C: Int) {
   for b in 0..<B {
     for t in 0..<T {
@@ -74,6 +78,7 @@ public func positionBackward(_ dwpe: FloatPtr, _ dout: FloatPtr, _ B: Int, _ T: 
 // MARK: - LayerNorm
 
 /// out (N,C) = (inp - mean) * rstd * weight + bias; records mean and rstd (N) for backward.
+@inline(never)
 public func layernormForward(_ out: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr, _ inp: FloatPtr,
                              _ weight: FloatPtr, _ bias: FloatPtr, _ N: Int, _ C: Int) {
   let eps: Float = 1e-5
@@ -97,6 +102,7 @@ public func layernormForward(_ out: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr
 }
 
 /// dinp += ∂loss/∂inp; dweight, dbias accumulate.
+@inline(never)
 public func layernormBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: FloatPtr, _ dout: FloatPtr,
                               _ inp: FloatPtr, _ weight: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr,
                               _ N: Int, _ C: Int) {
@@ -129,6 +135,7 @@ public func layernormBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: Fl
 // MARK: - Linear (one sgemm)
 
 /// out (N,OC) = inp (N,IC) · weight (OC,IC)ᵀ + bias (OC, optional).
+@inline(never)
 public func matmulForward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, _ bias: FloatPtr?,
                           _ N: Int, _ IC: Int, _ OC: Int) {
   if let bias {
@@ -140,6 +147,7 @@ public func matmulForward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, 
 
 /// dinp (N,IC) = dout · weight (overwritten unless `accumulateInput`); dweight += doutᵀ · inp;
 /// dbias += Σ dout.
+@inline(never)
 public func matmulBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: FloatPtr?, _ dout: FloatPtr,
                            _ inp: FloatPtr, _ weight: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int,
                            accumulateInput: Bool = false) {
@@ -151,6 +159,7 @@ public func matmulBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: Float
 }
 
 /// dbias (OC) += column sums of dout (N,OC).
+@inline(never)
 public func biasBackward(_ dbias: FloatPtr, _ dout: FloatPtr, _ N: Int, _ OC: Int) {
   for i in 0..<N {
     let g = dout + i * OC
@@ -159,6 +168,7 @@ public func biasBackward(_ dbias: FloatPtr, _ dout: FloatPtr, _ N: Int, _ OC: In
 }
 
 /// out (N,C) += bias (C).
+@inline(never)
 public func biasForward(_ out: FloatPtr, _ bias: FloatPtr, _ N: Int, _ C: Int) {
   for i in 0..<N {
     let o = out + i * C
@@ -171,6 +181,7 @@ public func biasForward(_ out: FloatPtr, _ bias: FloatPtr, _ N: Int, _ C: Int) {
 /// Causal self-attention over `NH` heads of size `hs`.
 /// - out (B,T,NH·hs); att (B,NH,T,T) post-softmax probabilities, zero above the diagonal;
 ///   qkv (B,T,3·NH·hs) laid out [q | k | v] per token, each NH·hs wide.
+@inline(never)
 public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
                              _ B: Int, _ T: Int, _ NH: Int, _ hs: Int) {
   let CL = NH * hs
@@ -207,6 +218,7 @@ func softmaxCausalRow(_ row: FloatPtr, _ n: Int, _ T: Int) {
 }
 
 /// dqkv (B,T,3·NH·hs) = ∂loss/∂qkv (overwritten). `scratch` holds T·T floats.
+@inline(never)
 public func attentionBackward(_ dqkv: FloatPtr, _ scratch: FloatPtr, _ dout: FloatPtr,
                               _ qkv: FloatPtr, _ att: FloatPtr, _ B: Int, _ T: Int, _ NH: Int, _ hs: Int) {
   let CL = NH * hs
@@ -248,6 +260,7 @@ public func attentionBackward(_ dqkv: FloatPtr, _ scratch: FloatPtr, _ dout: Flo
 
 let geluScale: Float = (2 / Float.pi).squareRoot()
 
+@inline(never)
 public func geluForward(_ out: FloatPtr, _ inp: FloatPtr, _ N: Int) {
   for i in 0..<N {
     let x = inp[i]
@@ -257,20 +270,28 @@ public func geluForward(_ out: FloatPtr, _ inp: FloatPtr, _ N: Int) {
 }
 
 /// dinp = dout · gelu'(inp) (overwritten; may alias dout).
+@inline(never)
 public func geluBackward(_ dinp: FloatPtr, _ inp: FloatPtr, _ dout: FloatPtr, _ N: Int) {
-  for i in 0..<N {
-    let x = inp[i]
-    let cube = 0.044715 * x * x * x
-    let th = fastTanh(geluScale * (x + cube))
-    let sech2 = 1 - th * th
-    let local = 0.5 * (1 + th) + x * 0.5 * sech2 * geluScale * (1 + 3 * 0.044715 * x * x)
-    dinp[i] = local * dout[i]
+  // In place, two pointers: keeps the loop free of the aliasing check that defeats vectorising.
+  if dinp == dout {
+    for i in 0..<N { dinp[i] *= geluDerivative(inp[i]) }
+  } else {
+    for i in 0..<N { dinp[i] = geluDerivative(inp[i]) * dout[i] }
   }
+}
+
+@inline(__always)
+func geluDerivative(_ x: Float) -> Float {
+  let cube = 0.044715 * x * x * x
+  let th = fastTanh(geluScale * (x + cube))
+  let sech2 = 1 - th * th
+  return 0.5 * (1 + th) + x * 0.5 * sech2 * geluScale * (1 + 3 * 0.044715 * x * x)
 }
 
 // MARK: - residual
 
 /// out = a + b (N).
+@inline(never)
 public func residualForward(_ out: FloatPtr, _ a: FloatPtr, _ b: FloatPtr, _ N: Int) {
   for i in 0..<N { out[i] = a[i] + b[i] }
 }
@@ -283,7 +304,8 @@ public func fastExp(_ x: Float) -> Float {
   // exp(x) = 2^(x·log2 e) = 2^n · 2^f, f in [-0.5, 0.5]
   let xc = max(-87.0, min(88.0, x))
   let t = xc * 1.442695041
-  let n = t.rounded()
+  // round to nearest with the 1.5·2^23 trick (vectorises; roundf is a libm call)
+  let n = (t + 12_582_912.0) - 12_582_912.0
   let f = t - n
   // minimax polynomial for 2^f on [-0.5, 0.5]
   var p: Float = 1.535336188319500e-4
@@ -297,5 +319,23 @@ public func fastExp(_ x: Float) -> Float {
   return p * Float(bitPattern: bits)
 }
 
+/// tanh as a branch-free 13/6 rational approximation on [-7.9, 7.9] (saturated outside);
+/// a few ulp of error, and it vectorises (libm's tanhf does not).
 @inline(__always)
-public func fastTanh(_ x: Float) -> Float { tanhf(x) }
+public func fastTanh(_ x: Float) -> Float {
+  let c = max(-7.90531110763549805, min(7.90531110763549805, x))
+  let x2 = c * c
+  var p: Float = -2.76076847742355e-16
+  p = p * x2 + 2.00018790482477e-13
+  p = p * x2 - 8.60467152213735e-11
+  p = p * x2 + 5.12229709037114e-08
+  p = p * x2 + 1.48572235717979e-05
+  p = p * x2 + 6.37261928875436e-04
+  p = p * x2 + 4.89352455891786e-03
+  p = p * c
+  var q: Float = 1.19825839466702e-06
+  q = q * x2 + 1.18534705686654e-04
+  q = q * x2 + 2.26843463243900e-03
+  q = q * x2 + 4.89352518554385e-03
+  return p / q
+}

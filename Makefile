@@ -1,0 +1,41 @@
+# tptop — build, demo, tests, benchmarks.
+#   make demo    dashboard + a TP=2 training of the small preset on the bundled corpus
+#   make test    the whole test suite (engine, telemetry, dashboard; real mpirun ranks)
+#   make bench   benchmark lines (BENCH <name> <value> <unit>)
+
+SWIFT ?= swift
+CONFIG ?= release
+BIN = .build/$(CONFIG)
+# mpirun refuses root without these; CI runs as root.
+export OMPI_ALLOW_RUN_AS_ROOT = 1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = 1
+
+.PHONY: all deps test-deps build demo train test bench clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+test-deps:
+	@bash scripts/install-deps.sh --test
+
+build: deps
+	$(SWIFT) build -c $(CONFIG)
+
+demo: build
+	$(BIN)/tptop demo
+
+# Plain training without the dashboard (TP=2, small preset, bundled corpus).
+train: build
+	mpirun --oversubscribe -np 2 $(BIN)/tptrain --model small --batch 8 --seq 256 --steps 200 --tp 2
+
+test: test-deps
+	$(SWIFT) build -c $(CONFIG)
+	$(SWIFT) test -c $(CONFIG)
+
+bench: build
+	bash scripts/bench.sh $(BIN)
+
+clean:
+	rm -rf .build

@@ -1,0 +1,63 @@
+// OpenBLAS 0.3.21 does not recognise recent Xeons (e.g. Sapphire/Emerald Rapids) and falls back
+// to its SSE3 "Prescott" kernels, 5× slower than its AVX-512 ones. The core type can only be
+// chosen through OPENBLAS_CORETYPE before the library initialises, so tptrain re-executes itself
+// once with it set when the detected core is a generic one and the CPU has better instructions.
+
+import CBLAS
+import Glibc
+
+public enum BLASTuning {
+  /// The kernel family OpenBLAS chose.
+  public static var coreName: String {
+    guard let p = openblas_get_corename() else { return "unknown" }
+    return String(cString: p)
+  }
+
+  static let genericCores: Set<String> = ["prescott", "core2", "katmai", "coppermine", "northwood", "banias", "atom", "nehalem", "unknown"]
+
+  /// The OPENBLAS_CORETYPE to use instead of the detected one, or nil to keep it.
+  public static func preferredCoreType() -> String? {
+    guard genericCores.contains(coreName.lowercased()) else { return nil }
+    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+      let flagsLine = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+    else { return nil }
+    let flags = Set(flagsLine.split(separator: " ").map(String.init))
+    if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"]) { return "SkylakeX" }
+    if flags.isSuperset(of: ["avx2", "fma"]) { return "Haswell" }
+    return nil
+  }
+
+  /// Re-executes the current process with OPENBLAS_CORETYPE set when that gives faster
+  /// kernels. Call first thing in main, before MPI starts. No-op when the variable is already
+  /// set, when TPTRAIN_BLAS_AUTOTUNE=0, or when the detected core is already specific.
+  public static func reexecWithBetterCoreIfNeeded() {
+    if getenv("OPENBLAS_CORETYPE") != nil { return }
+    if let v = getenv("TPTRAIN_BLAS_AUTOTUNE"), String(cString: v) == "0" { return }
+    guard let core = preferredCoreType() else { return }
+    setenv("OPENBLAS_CORETYPE", core, 1)
+    execv("/proc/self/exe", CommandLine.unsafeArgv)
+    // exec failed: carry on with the generic kernels
+  }
+}
+
+extension BLASTuning {
+  /// Single-core sgemm throughput in GFLOP/s: best of `repeats` square n×n×n products on one
+  /// OpenBLAS thread (the peak MFU is measured against).
+  public static func measureSingleCorePeak(n: Int = 1024, repeats: Int = 5) -> Double {
+    setBLASThreads(1)
+    let a = FloatPtr.allocate(capacity: n * n), b = FloatPtr.allocate(capacity: n * n), c = FloatPtr.allocate(capacity: n * n)
+    defer { a.deallocate(); b.deallocate(); c.deallocate() }
+    for i in 0..<(n * n) { a[i] = Float(i % 7) * 1e-3; b[i] = Float(i % 5) * 1e-3 }
+    c.initialize(repeating: 0, count: n * n)
+    var best = Double.infinity
+    for _ in 0...repeats {
+      var t0 = timespec(), t1 = timespec()
+      clock_gettime(CLOCK_MONOTONIC, &t0)
+      sgemm(transA: false, transB: true, m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, beta: 0, c: c, ldc: n)
+      clock_gettime(CLOCK_MONOTONIC, &t1)
+      let dt = Double(t1.tv_sec - t0.tv_sec) + Double(t1.tv_nsec - t0.tv_nsec) * 1e-9
+      best = min(best, dt)
+    }
+    return 2 * Double(n * n * n) / best / 1e9
+  }
+}
