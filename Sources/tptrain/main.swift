@@ -71,7 +71,15 @@ struct TPTrain: ParsableCommand {
   @Flag(help: "Do not print a line per step.") var quiet = false
   @Option(name: .customLong("dump-grads"), help: .hidden) var dumpGrads: String?
 
+  @Flag(name: .customLong("measure-peak"), help: .hidden) var measurePeak = false
+
   func run() throws {
+    if measurePeak {
+      // benchmark helper: the single-core sgemm peak MFU is measured against
+      print(String(format: "BENCH sgemm_peak_1core %.2f GFLOP/s", BLASTuning.measureSingleCorePeak()))
+      print("BENCH blas_core \(BLASTuning.coreName) name")
+      return
+    }
     do { try MPIRuntime.initialize() } catch {
       throw ValidationError("MPI failed to start (\(error)); run under mpirun")
     }
@@ -292,7 +300,7 @@ struct TPTrain: ParsableCommand {
 
     let observer: TrainingObserver = try makeObserver(world: world, node: node, grid: grid, config: config, gpt: gpt)
     if world.rank == 0 && !quiet {
-      print("tptrain: \(describe(config)) | tp \(grid.tp) × dp \(grid.dp) | B \(batch) T \(seq) | \(config.parameterCount) params | data \(dataPath) (\(stream.count) tokens)")
+      print("tptrain: \(describe(config)) | tp \(grid.tp) × dp \(grid.dp) | B \(batch) T \(seq) | \(config.parameterCount) params | data \(dataPath) (\(stream.count) tokens) | BLAS \(BLASTuning.coreName)")
     }
     return try Trainer(model: gpt, loader: loader, world: world, tpGroup: tpGroup, dpGroup: dpGroup,
                        grid: grid, options: options, observer: observer)
@@ -333,4 +341,5 @@ func printError(_ line: String) {
   FileHandle.standardError.write((line + "\n").data(using: .utf8)!)
 }
 
+BLASTuning.reexecWithBetterCoreIfNeeded()
 TPTrain.main()
