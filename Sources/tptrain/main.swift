@@ -10,6 +10,7 @@ import ArgumentParser
 import Foundation
 import TPComm
 import TPEngine
+import Telemetry
 
 struct TPTrain: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -298,7 +299,7 @@ struct TPTrain: ParsableCommand {
     options.dumpGradsPrefix = dumpGrads
     options.printSteps = !quiet
 
-    let observer: TrainingObserver = try makeObserver(world: world, node: node, grid: grid, config: config, gpt: gpt)
+    let observer: TrainingObserver = try makeObserver(world: world, node: node, grid: grid, config: config, gpt: gpt, settings: settings)
     if world.rank == 0 && !quiet {
       print("tptrain: \(describe(config)) | tp \(grid.tp) × dp \(grid.dp) | B \(batch) T \(seq) | \(config.parameterCount) params | data \(dataPath) (\(stream.count) tokens) | BLAS \(BLASTuning.coreName)")
     }
@@ -310,8 +311,28 @@ struct TPTrain: ParsableCommand {
     "GPT-2 L\(c.numLayers) H\(c.numHeads) C\(c.channels) V\(c.vocabSize)(\(c.paddedVocabSize)) maxT\(c.maxSeqLen)"
   }
 
-  func makeObserver(world: Communicator, node: Communicator, grid: ParallelLayout, config: GPTConfig, gpt: GPT) throws -> TrainingObserver {
-    return NullObserver()
+  func makeObserver(world: Communicator, node: Communicator, grid: ParallelLayout, config: GPTConfig, gpt: GPT, settings: Settings) throws -> TrainingObserver {
+    if noTelemetry { return NullObserver() }
+    // Every rank must use rank 0's name (a default name holds rank 0's time and pid).
+    let proposed = job ?? defaultJobName()
+    let name = String(decoding: world.allGatherBytes(Array(proposed.utf8), length: 128)[0].prefix { $0 != 0 }, as: UTF8.self)
+    let info = TelemetryModelInfo(
+      layers: config.numLayers, heads: config.numHeads, channels: config.channels, vocab: config.vocabSize,
+      paddedVocab: config.paddedVocabSize, maxSeq: config.maxSeqLen, batch: settings.batch, seq: settings.seq,
+      preset: model ?? (initFrom != nil ? "checkpoint" : "custom"))
+    let observer = try TelemetryObserver(
+      jobName: name, worldRank: world.rank, worldSize: world.size, localRank: node.rank, tp: grid.tp, dp: grid.dp,
+      model: info, shards: gpt.layout, totalSteps: settings.steps, barrier: { node.barrier() })
+    if world.rank == 0 && !quiet { print("tptrain: telemetry job \(name) (watch with: tptop attach \(name))") }
+    return observer
+  }
+
+  func defaultJobName() -> String {
+    var t = time(nil)
+    var tmv = tm()
+    localtime_r(&t, &tmv)
+    return String(format: "tp-%04d%02d%02d-%02d%02d%02d-%d", Int(tmv.tm_year) + 1900, Int(tmv.tm_mon) + 1, Int(tmv.tm_mday),
+                  Int(tmv.tm_hour), Int(tmv.tm_min), Int(tmv.tm_sec), Int(getpid()))
   }
 }
 
