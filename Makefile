@@ -30,9 +30,12 @@ demo: build
 train: build
 	mpirun --oversubscribe -np 2 $(BIN)/tptrain --model small --batch 8 --seq 256 --steps 200 --tp 2
 
+# Release build (the MPI tests run real training); -enable-testing keeps @testable imports working.
+TESTFLAGS = -c $(CONFIG) -Xswiftc -enable-testing
+
 test: test-deps
-	$(SWIFT) build -c $(CONFIG)
-	$(SWIFT) test -c $(CONFIG)
+	$(SWIFT) build $(TESTFLAGS)
+	$(SWIFT) test $(TESTFLAGS)
 
 bench: build
 	bash scripts/bench.sh $(BIN)

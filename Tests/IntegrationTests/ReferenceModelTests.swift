@@ -5,7 +5,8 @@ import XCTest
 /// reads the same llm.c checkpoint and token files.
 final class ReferenceModelTests: XCTestCase {
   func python() throws -> String {
-    for p in ["/usr/bin/python3", "/usr/local/bin/python3"] + (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map { "\($0)/python3" }
+    let onPath = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map { "\($0)/python3" }
+    for p in onPath + ["/usr/bin/python3", "/usr/local/bin/python3"]
     where FileManager.default.isExecutableFile(atPath: p) {
       let r = try Harness.run(p, ["-c", "import numpy"])
       if r.status == 0 { return p }

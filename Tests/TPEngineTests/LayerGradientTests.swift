@@ -155,7 +155,7 @@ final class LayerGradientTests: XCTestCase {
     var rng = Rng(s: 5)
     let (B, T, C, Vl, start) = (2, 3, 4, 5, 5)  // this rank owns ids 5..9
     let wte = Buf(Vl * C, &rng), wpe = Buf(T * C, &rng), r = Buf(B * T * C, &rng)
-    var tokens: [Int32] = [5, 9, 2, 7, 7, 0]
+    let tokens: [Int32] = [5, 9, 2, 7, 7, 0]
     let out = Buf(zeros: B * T * C)
     func loss() -> Double {
       tokens.withUnsafeBufferPointer { embeddingForward(out.p, $0.baseAddress!, wte.p, B * T, C, start, Vl) }
@@ -177,7 +177,7 @@ final class LayerGradientTests: XCTestCase {
     var rng = Rng(s: 6)
     let (BT, Vl, valid) = (4, 8, 6)
     let logits = Buf(BT * Vl, &rng, scale: 3)
-    var targets: [Int32] = [0, 5, 3, 1]
+    let targets: [Int32] = [0, 5, 3, 1]
     let rowMax = Buf(zeros: BT), packed = Buf(zeros: 2 * BT), losses = Buf(zeros: BT)
     let work = Buf(zeros: BT * Vl)
     func loss() -> Double {
