@@ -202,37 +202,35 @@ public final class RankWriter {
   /// last step. No system call, no allocation.
   @inline(__always)
   public func writeStep(_ r: StepRecord) {
-    var payload = SlotPayload()
-    withUnsafeMutableBytes(of: &payload) { p in
-      RecordCodec.encode(r, rank: rank32, into: p.baseAddress.unsafelyUnwrapped)
+    // Every payload byte is written by the encoder, so the stack buffer needs no zeroing.
+    withUnsafeTemporaryAllocation(byteCount: S.payloadSize, alignment: 8) { buf in
+      let p = buf.baseAddress.unsafelyUnwrapped
+      RecordCodec.encode(r, rank: rank32, into: p)
+      publish(UnsafeRawPointer(p))
     }
-    publish(&payload)
     atomicWord(header + R.lastStep).store(UInt64(truncatingIfNeeded: r.step), ordering: .relaxed)
   }
 
   /// Publishes one event record. The text is cut to 208 UTF-8 bytes.
   public func writeEvent(_ kind: EventKind, step: Int, text: String = "") {
-    var payload = SlotPayload()
-    withUnsafeMutableBytes(of: &payload) { p in
+    withUnsafeTemporaryAllocation(byteCount: S.payloadSize, alignment: 8) { buf in
+      let p = buf.baseAddress.unsafelyUnwrapped
       RecordCodec.encode(
-        kind: kind, step: step, text: text, timestampNs: telemetryMonotonicNanos(), rank: rank32,
-        into: p.baseAddress.unsafelyUnwrapped)
+        kind: kind, step: step, text: text, timestampNs: telemetryMonotonicNanos(), rank: rank32, into: p)
+      publish(UnsafeRawPointer(p))
     }
-    publish(&payload)
   }
 
   /// Seqlock write of record `next`: seq = 2i+1 (relaxed), release fence, payload copy,
   /// seq = 2i+2 (release), then the head = i+1 (release).
   @inline(__always)
-  private func publish(_ payload: inout SlotPayload) {
+  private func publish(_ payload: UnsafeRawPointer) {
     let i = next
     let slot = ring + Int(truncatingIfNeeded: (i & mask) &* UInt64(S.size))
     let seq = atomicWord(slot + S.seq)
     seq.store(2 &* i &+ 1, ordering: .relaxed)
     atomicMemoryFence(ordering: .releasing)
-    withUnsafeBytes(of: &payload) { p in
-      copyPayload(from: p.baseAddress.unsafelyUnwrapped, to: slot + S.payload)
-    }
+    copyPayload(from: payload, to: slot + S.payload)
     seq.store(2 &* i &+ 2, ordering: .releasing)
     next = i &+ 1
     atomicWord(header + R.writeIndex).store(next, ordering: .releasing)
