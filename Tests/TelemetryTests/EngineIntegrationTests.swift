@@ -1,0 +1,184 @@
+import Foundation
+import Glibc
+import XCTest
+
+@testable import Telemetry
+
+/// A real TP=2 training run under mpirun publishing into the segment, steered through the
+/// control page. Skipped when mpirun or the tptrain executable is missing.
+final class EngineIntegrationTests: XCTestCase {
+  private var checkpointDir: URL!
+
+  override func setUp() {
+    checkpointDir = FileManager.default.temporaryDirectory.appendingPathComponent("tptop-telemetry-ck-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+  }
+
+  override func tearDown() {
+    try? FileManager.default.removeItem(at: checkpointDir)
+  }
+
+  private func tools() throws -> (mpirun: String, tptrain: String) {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    guard let mpirun = path.split(separator: ":").map({ "\($0)/mpirun" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+    else { throw XCTSkip("mpirun not found") }
+    let tptrain = ToolPaths.buildDir.appendingPathComponent("tptrain").path
+    guard FileManager.default.isExecutableFile(atPath: tptrain) else { throw XCTSkip("no tptrain executable next to the tests") }
+    return (mpirun, tptrain)
+  }
+
+  /// Starts `mpirun -np 2 tptrain --model tiny --tp 2 ...` for job `job`.
+  private func launch(_ job: String, steps: Int) throws -> Process {
+    let (mpirun, tptrain) = try tools()
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: mpirun)
+    p.arguments = [
+      "--oversubscribe", "-np", "2", tptrain, "--model", "tiny", "--tp", "2", "--batch", "2", "--seq", "16",
+      "--steps", "\(steps)", "--job", job, "--quiet", "--threads", "1", "--checkpoint-dir", checkpointDir.path,
+    ]
+    var env = ProcessInfo.processInfo.environment
+    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    p.environment = env
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    return p
+  }
+
+  private func waitExit(_ p: Process, timeout: Double = 60) -> Bool {
+    eventually(timeout) { !p.isRunning }
+  }
+
+  /// CPU time (user + system) of `pid` so far, seconds.
+  private func cpuSeconds(_ pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+      let close = stat.lastIndex(of: ")")
+    else { return 0 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    // Fields after the command: state is [0]; utime and stime are fields 14 and 15 of the line.
+    guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return 0 }
+    return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
+  }
+
+  func testEveryRankPublishesARecordEveryStep() throws {
+    let job = uniqueJob("train")
+    defer { removeJob(job) }
+    let p = try launch(job, steps: 12)
+    XCTAssertTrue(waitExit(p))
+    XCTAssertEqual(p.terminationStatus, 0)
+    let r = try JobReader(job: job)
+    XCTAssertEqual(r.state(), .finished)
+    XCTAssertEqual(r.info.worldSize, 2)
+    XCTAssertEqual(r.info.tp, 2)
+    XCTAssertEqual(r.info.dp, 1)
+    XCTAssertEqual(r.info.totalSteps, 12)
+    XCTAssertEqual(r.info.model.preset, "tiny")
+    XCTAssertEqual(r.info.model.batch, 2)
+    XCTAssertEqual(r.info.model.seq, 16)
+    let qkv = try XCTUnwrap(r.info.shards.first { $0.name == "qkvw" })
+    XCTAssertEqual(qkv.split, .column)
+    XCTAssertEqual(qkv.ranks.count, 2)
+    XCTAssertEqual(qkv.ranks[0].count, 3)
+    XCTAssertFalse(qkv.rankDescriptions[0].isEmpty)
+    let polls = r.poll()
+    for p in polls {
+      XCTAssertEqual(p.steps.map(\.step), Array(1...12), "rank \(p.rank)")
+      XCTAssertEqual(p.lost, 0)
+      for s in p.steps {
+        XCTAssertEqual(s.rank, p.rank)
+        XCTAssertEqual(s.tokens, 32)
+        XCTAssertGreaterThan(s.stepNs, 0)
+        XCTAssertGreaterThan(s.allReduceCount, 0)
+        XCTAssertGreaterThan(s.paramBytes, 0)
+        XCTAssertTrue(s.loss.isFinite)
+      }
+    }
+    // Loss is global: identical on both ranks.
+    XCTAssertEqual(polls[0].steps.map(\.loss), polls[1].steps.map(\.loss))
+    for s in r.ranks() {
+      XCTAssertTrue(s.attached)
+      XCTAssertEqual(s.state, .finished)
+      XCTAssertEqual(s.lastStep, 12)
+      XCTAssertFalse(s.host.isEmpty)
+    }
+  }
+
+  func testPauseResumeCheckpointAndStopThroughTheControlPage() throws {
+    let job = uniqueJob("steer")
+    defer { removeJob(job) }
+    let p = try launch(job, steps: 1_000_000)
+    defer { if p.isRunning { p.terminate() } }
+    let r = try XCTUnwrap(attachWhenReady(job, timeout: 60))
+    XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.lastStep >= 3 } })
+
+    // Pause: both ranks stop at the same step boundary.
+    try r.request(.pause)
+    XCTAssertTrue(eventually(20) { r.ranks().allSatisfy { $0.state == .paused && $0.ackedState == .pause } })
+    var rs = r.ranks()
+    XCTAssertEqual(rs[0].ackedStep, rs[1].ackedStep)
+    XCTAssertEqual(rs[0].lastStep, rs[1].lastStep)
+    let stepAtPause = rs[0].lastStep
+    XCTAssertEqual(r.state(), .paused)
+
+    // Paused: no steps, fresh heartbeats.
+    usleep(500_000)
+    rs = r.ranks()
+    XCTAssertEqual(rs.map(\.lastStep), [stepAtPause, stepAtPause])
+    for s in rs { XCTAssertLessThan(s.heartbeatAge ?? 99, 0.5) }
+
+    // Resume.
+    let t0 = telemetryMonotonicNanos()
+    try r.request(.run)
+    XCTAssertTrue(eventually(20) { r.ranks().allSatisfy { $0.state == .running && $0.ackedState == .run } })
+    let resumeMs = Double(telemetryMonotonicNanos() - t0) / 1e6
+    print("resume acknowledged by every rank after \(String(format: "%.1f", resumeMs)) ms")
+    XCTAssertTrue(eventually(20) { r.ranks().allSatisfy { $0.lastStep > stepAtPause } })
+
+    // Checkpoint on request.
+    try r.requestCheckpoint()
+    XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.checkpointsSaved >= 1 } })
+
+    // Stop: a clean end.
+    try r.request(.stop)
+    XCTAssertTrue(waitExit(p))
+    XCTAssertEqual(p.terminationStatus, 0)
+    XCTAssertEqual(r.state(), .finished)
+    r.seekToStart()
+    let polls = r.poll()
+    for p in polls {
+      let kinds = p.events.map(\.kind)
+      XCTAssertTrue(kinds.contains(.paused), "rank \(p.rank): \(kinds)")
+      XCTAssertTrue(kinds.contains(.resumed), "rank \(p.rank): \(kinds)")
+      XCTAssertTrue(kinds.contains(.checkpointSaved), "rank \(p.rank): \(kinds)")
+      XCTAssertTrue(kinds.contains(.stopped), "rank \(p.rank): \(kinds)")
+      let paused = p.events.first { $0.kind == .paused }
+      XCTAssertEqual(paused?.step, stepAtPause)
+    }
+    XCTAssertEqual(polls[0].events.first { $0.kind == .stopped }?.step, polls[1].events.first { $0.kind == .stopped }?.step)
+    XCTAssertFalse(polls[0].events.first { $0.kind == .checkpointSaved }?.text.isEmpty ?? true)
+  }
+
+  /// The issue's budget: a paused job sleeps, using at most 2 % of one core in total.
+  func testPausedJobSleeps() throws {
+    let job = uniqueJob("sleep")
+    defer { removeJob(job) }
+    let p = try launch(job, steps: 1_000_000)
+    defer { if p.isRunning { p.terminate() } }
+    let r = try XCTUnwrap(attachWhenReady(job, timeout: 60))
+    XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.lastStep >= 2 } })
+    try r.request(.pause)
+    XCTAssertTrue(eventually(20) { r.ranks().allSatisfy { $0.state == .paused } })
+    usleep(200_000)
+    let pids = r.ranks().map(\.pid)
+    let cpu0 = pids.map(cpuSeconds)
+    let wall = 3.0
+    usleep(UInt32(wall * 1e6))
+    let perRank = zip(pids.map(cpuSeconds), cpu0).map { $0 - $1 }
+    let cpu = perRank.reduce(0, +)
+    let tick = 1 / Double(sysconf(Int32(_SC_CLK_TCK)))
+    print("paused job CPU: \(String(format: "%.2f", cpu / wall * 100)) % of one core; per rank \(perRank.map { String(format: "%.2f", $0 / wall * 100) }) %")
+    XCTAssertLessThanOrEqual(cpu, 0.02 * wall + tick, "a paused job must sleep (≤ 2 % CPU for the whole job)")
+    try r.request(.stop)
+    XCTAssertTrue(waitExit(p))
+  }
+}
