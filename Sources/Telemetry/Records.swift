@@ -119,33 +119,52 @@ enum RecordCodec {
   typealias S = SegmentLayout.Slot
   static let base = S.payload
 
-  /// 64-bit checksum of the first 240 payload bytes (slot bytes 8..<248): 15 full-width
-  /// multiplies of word pairs (each word xor-ed with its own key) folded into four independent
-  /// lanes, then a final mix. A few nanoseconds; any change to one word changes the result
-  /// except with probability about 2^-60.
+  /// The 30 payload words a checksum covers (slot bytes 8..<248).
+  typealias Words = (
+    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64
+  )
+
+  /// One multiply-fold of a word pair, each word xor-ed with a key for its position.
   @inline(__always)
-  static func checksum(_ p: UnsafeRawPointer) -> UInt64 {
-    @inline(__always) func w(_ k: Int) -> UInt64 { p.load(fromByteOffset: k * 8, as: UInt64.self) }
-    @inline(__always) func mum(_ k: Int) -> UInt64 {
-      let a = w(k) ^ (0xA076_1D64_78BD_642F &+ UInt64(k) &* 0x9E37_79B9_7F4A_7C15)
-      let b = w(k + 1) ^ (0xE703_7ED1_A0B4_28DB &+ UInt64(k) &* 0xC2B2_AE3D_27D4_EB4F)
-      let (hi, lo) = a.multipliedFullWidth(by: b)
-      return hi ^ lo
-    }
-    var l0 = mum(0), l1 = mum(2), l2 = mum(4), l3 = mum(6)
-    l0 = (l0 &+ mum(8)) ^ mum(16)
-    l1 = (l1 &+ mum(10)) ^ mum(18)
-    l2 = (l2 &+ mum(12)) ^ mum(20)
-    l3 = (l3 &+ mum(14)) ^ mum(22)
-    l0 = l0 &+ mum(24)
-    l1 = l1 &+ mum(26)
-    l2 = l2 &+ mum(28)
+  static func mum(_ x: UInt64, _ y: UInt64, _ k: UInt64) -> UInt64 {
+    let a = x ^ (0xA076_1D64_78BD_642F &+ k &* 0x9E37_79B9_7F4A_7C15)
+    let b = y ^ (0xE703_7ED1_A0B4_28DB &+ k &* 0xC2B2_AE3D_27D4_EB4F)
+    let (hi, lo) = a.multipliedFullWidth(by: b)
+    return hi ^ lo
+  }
+
+  /// 64-bit checksum of the 30 payload words (slot bytes 8..<248): 15 full-width multiplies
+  /// of key-xored word pairs folded into four independent lanes, then a final mix. A change to
+  /// one word changes the result except with probability about 2^-60. The writer passes the
+  /// words it is about to store (no reload); readers pass the words they copied.
+  @inline(__always)
+  static func checksum(_ w: Words) -> UInt64 {
+    var l0 = mum(w.0, w.1, 0), l1 = mum(w.2, w.3, 2), l2 = mum(w.4, w.5, 4), l3 = mum(w.6, w.7, 6)
+    l0 = (l0 &+ mum(w.8, w.9, 8)) ^ mum(w.16, w.17, 16)
+    l1 = (l1 &+ mum(w.10, w.11, 10)) ^ mum(w.18, w.19, 18)
+    l2 = (l2 &+ mum(w.12, w.13, 12)) ^ mum(w.20, w.21, 20)
+    l3 = (l3 &+ mum(w.14, w.15, 14)) ^ mum(w.22, w.23, 22)
+    l0 = l0 &+ mum(w.24, w.25, 24)
+    l1 = l1 &+ mum(w.26, w.27, 26)
+    l2 = l2 &+ mum(w.28, w.29, 28)
     var h = l0 ^ (l1 << 17 | l1 >> 47) ^ (l2 << 31 | l2 >> 33) ^ (l3 << 47 | l3 >> 17)
     h ^= h >> 29
     h = h &* 0xBF58_476D_1CE4_E5B9
     h ^= h >> 32
     return h
   }
+
+  /// Checksum of the 30 words at `p` (a copied payload).
+  @inline(__always)
+  static func checksum(_ p: UnsafeRawPointer) -> UInt64 {
+    checksum(p.load(as: Words.self))
+  }
+
+  /// Two 32-bit values as one little-endian word (`lo` at the lower address).
+  @inline(__always)
+  static func pair(_ lo: UInt32, _ hi: UInt32) -> UInt64 { UInt64(lo) | UInt64(hi) << 32 }
 
   @inline(__always)
   static func put<T>(_ p: UnsafeMutableRawPointer, _ slotOffset: Int, _ v: T) {
@@ -157,39 +176,28 @@ enum RecordCodec {
     p.load(fromByteOffset: slotOffset - base, as: T.self)
   }
 
-  /// Encodes a step record into `p` (248 bytes), checksum included.
+  /// Encodes a step record into `p` (248 bytes), checksum included. The 30 words are formed
+  /// in registers (32-bit fields paired), checksummed there, then stored as whole words.
   @inline(__always)
   static func encode(_ r: StepRecord, rank: UInt32, into p: UnsafeMutableRawPointer) {
-    put(p, S.kind, S.Kind.step)
-    put(p, S.eventKind, UInt32(0))
-    put(p, S.step, Int64(truncatingIfNeeded: r.step))
-    put(p, S.timestampNs, r.timestampNs)
-    put(p, S.tokens, Int64(truncatingIfNeeded: r.tokens))
-    put(p, S.loss, r.loss)
-    put(p, S.lr, r.lr)
-    put(p, S.gradNorm, r.gradNorm)
-    put(p, S.computeBusy, r.computeBusy)
-    put(p, S.gflops, r.gflops)
-    put(p, S.rank, rank)
-    put(p, S.stepNs, r.stepNs)
-    put(p, S.forwardNs, r.forwardNs)
-    put(p, S.backwardNs, r.backwardNs)
-    put(p, S.optimizerNs, r.optimizerNs)
-    put(p, S.commNs, r.commNs)
-    put(p, S.dataNs, r.dataNs)
-    put(p, S.allReduceCount, Int64(truncatingIfNeeded: r.allReduceCount))
-    put(p, S.allReduceBytes, r.allReduceBytes)
-    put(p, S.allReduceTotalNs, r.allReduceTotalNs)
-    put(p, S.allReduceMaxNs, r.allReduceMaxNs)
-    put(p, S.rssBytes, r.rssBytes)
-    put(p, S.paramBytes, r.paramBytes)
-    put(p, S.gradBytes, r.gradBytes)
-    put(p, S.optimizerBytes, r.optimizerBytes)
-    put(p, S.activationBytes, r.activationBytes)
-    withUnsafeBytes(of: r.histogram) { h in
-      (p + (S.histogram - base)).copyMemory(from: h.baseAddress!, byteCount: 64)
-    }
-    put(p, S.checksum, checksum(UnsafeRawPointer(p)))
+    let h = r.histogram
+    let w: Words = (
+      pair(S.Kind.step, 0),  // 8: kind, event kind
+      UInt64(bitPattern: Int64(truncatingIfNeeded: r.step)),  // 16
+      r.timestampNs,  // 24
+      UInt64(bitPattern: Int64(truncatingIfNeeded: r.tokens)),  // 32
+      pair(r.loss.bitPattern, r.lr.bitPattern),  // 40
+      pair(r.gradNorm.bitPattern, r.computeBusy.bitPattern),  // 48
+      pair(r.gflops.bitPattern, rank),  // 56
+      r.stepNs, r.forwardNs, r.backwardNs, r.optimizerNs, r.commNs, r.dataNs,  // 64...104
+      UInt64(bitPattern: Int64(truncatingIfNeeded: r.allReduceCount)),  // 112
+      r.allReduceBytes, r.allReduceTotalNs, r.allReduceMaxNs,  // 120...136
+      r.rssBytes, r.paramBytes, r.gradBytes, r.optimizerBytes, r.activationBytes,  // 144...176
+      pair(h.0, h.1), pair(h.2, h.3), pair(h.4, h.5), pair(h.6, h.7),  // 184...
+      pair(h.8, h.9), pair(h.10, h.11), pair(h.12, h.13), pair(h.14, h.15)  // ...240
+    )
+    p.storeBytes(of: w, as: Words.self)
+    put(p, S.checksum, checksum(w))
   }
 
   /// Encodes an event record into `p` (248 bytes), checksum included. The text is cut at a
