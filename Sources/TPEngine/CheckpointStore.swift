@@ -258,7 +258,10 @@ public enum CheckpointStore {
     if mkdir(dir, 0o755) != 0 && errno != EEXIST {
       return "cannot create checkpoint directory \(dir): \(String(cString: strerror(errno)))"
     }
-    removeTree(tmp)
+    // Leftovers of writes that were killed (any step): never complete, never read.
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(".tmp-step_") {
+      removeTree(dir + "/" + name)
+    }
     if mkdir(tmp, 0o755) != 0 {
       return "cannot create \(tmp): \(String(cString: strerror(errno))); check --checkpoint-dir is writable"
     }
@@ -310,8 +313,7 @@ public enum CheckpointStore {
     }
   }
 
-  /// Removes all but the newest `keep` step_* directories (keep ≤ 0 keeps all) and stale
-  /// temporary directories.
+  /// Removes all but the newest `keep` step_* directories (keep ≤ 0 keeps all).
   static func prune(dir: String, keep: Int) {
     guard keep > 0 else { return }
     for c in candidates(in: dir).dropFirst(keep) { removeTree(c.path) }

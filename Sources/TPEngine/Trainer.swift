@@ -66,6 +66,8 @@ public final class Trainer {
   public private(set) var lastCheckpointSeconds = 0.0
 
   private var lastCheckpointRequests: Int32 = 0
+  /// Ticks spent paused (selects which paused ticks collect every rank's signal).
+  private var pausedTicks = 0
   private var metrics = StepMetrics()
   private let statm: Int32
   private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
@@ -169,14 +171,36 @@ public final class Trainer {
   /// One small collective per step boundary: an all-reduce(max) of [desired state, checkpoint
   /// counter, signal]. Rank 0 contributes the observer's decision (the others −∞), every rank
   /// its received signal, so a signal that reached only one rank stops all of them together.
+  ///
+  /// While paused (`sleepy`), a blocking all-reduce would spin on whichever rank arrives first,
+  /// so most ticks only broadcast rank 0's decision with a sleeping wait; every
+  /// `pausedSignalTicks`-th tick a sleeping barrier followed by the all-reduce also collects the
+  /// other ranks' signals: while paused, a signal that reached only ranks other than 0 is seen
+  /// within about a second (rank 0's own signal rides on every broadcast).
   private func exchangeDecision(sleepy: Bool) -> (ControlDecision, signal: Int32) {
+    if sleepy {
+      pausedTicks &+= 1
+      if pausedTicks % Self.pausedSignalTicks != 0 {
+        var packed: (Int32, Int32, Int32) = (0, 0, StopSignal.received)
+        if world.rank == 0 {
+          let d = observer.pollControl()
+          packed.0 = d.desired.rawValue
+          packed.1 = d.checkpointRequests
+        }
+        withUnsafeMutableBytes(of: &packed) { raw in
+          world.sleepyBroadcast(raw.baseAddress!.assumingMemoryBound(to: Int32.self), count: 3)
+        }
+        let desired = ControlDecision.Desired(rawValue: packed.0) ?? .run
+        return (ControlDecision(desired: desired, checkpointRequests: packed.1), packed.2)
+      }
+      world.sleepyBarrier()
+    }
     var packed: (Double, Double, Double) = (-.infinity, -.infinity, Double(StopSignal.received))
     if world.rank == 0 {
       let d = observer.pollControl()
       packed.0 = Double(d.desired.rawValue)
       packed.1 = Double(d.checkpointRequests)
     }
-    if sleepy { world.sleepyBarrier() }
     withUnsafeMutableBytes(of: &packed) { raw in
       world.allReduce(raw.baseAddress!.assumingMemoryBound(to: Double.self), count: 3, .max)
     }
@@ -184,6 +208,9 @@ public final class Trainer {
     let requests = packed.1.isFinite ? Int32(truncatingIfNeeded: Int64(packed.1)) : lastCheckpointRequests
     return (ControlDecision(desired: desired, checkpointRequests: requests), Int32(packed.2))
   }
+
+  /// While paused, one tick in this many collects every rank's signal (see `exchangeDecision`).
+  static let pausedSignalTicks = 100
 
   /// Applies checkpoint requests, periodic checkpoints and signals at a step boundary; returns
   /// true when the job must stop now (a signal: checkpoint written first).

@@ -231,7 +231,7 @@ final class JobSupervisor: @unchecked Sendable {
       lock.unlock()
       let cleanStop = stderr.contains("received: stopped at step")
       if status == 0 || (stopped && cleanStop) {
-        let summary = status == 0 ? "finished" : "stopped on request after a checkpoint"
+        let summary = cleanStop ? "stopped on request after a checkpoint" : "finished"
         onEvent(.finished(incarnation: incarnation, status: 0, summary: summary))
         return 0
       }
