@@ -267,6 +267,15 @@ struct TPTrain: ParsableCommand {
         throw EngineError("\(flag) \(path): directory does not exist or is not writable")
       }
     }
+    if let dir = checkpointDir, checkpointEvery > 0 {
+      // Checked now so a periodic checkpoint cannot fail for want of a directory mid-run.
+      var isDir: ObjCBool = false
+      let exists = FileManager.default.fileExists(atPath: dir, isDirectory: &isDir)
+      let parent = (dir as NSString).deletingLastPathComponent.isEmpty ? "." : (dir as NSString).deletingLastPathComponent
+      if exists ? !(isDir.boolValue && FileManager.default.isWritableFile(atPath: dir)) : !FileManager.default.isWritableFile(atPath: parent) {
+        throw EngineError("--checkpoint-dir \(dir): not a writable directory, and cannot be created in \(parent)")
+      }
+    }
 
     let local = try LocalShape(config: config, tp: grid.tp, tpRank: grid.tpRank)
     let tpGroup = try world.split(color: grid.dpRank, key: grid.tpRank)

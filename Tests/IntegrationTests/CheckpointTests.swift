@@ -117,10 +117,12 @@ final class CheckpointTests: XCTestCase {
       (["--resume", good, "--batch", "8"], "saved with other settings (--batch 8 vs 4)"),
       (["--resume", good, "--model", "small"], "not the --model small preset"),
       (["--resume", good, "--steps", "1"], "before the checkpoint's step 2"),
+      (common + ["--checkpoint-every", "1", "--checkpoint-dir", path("missing/ck")], "not a writable directory"),
     ]
     for (args, phrase) in cases {
       let out = path("out"), log = path("out.jsonl"), save = path("out.bin")
-      let r = try Harness.mpirun(np: 1, args + ["--checkpoint-dir", out, "--log", log, "--save", save, "--no-telemetry"], timeout: 60)
+      let target = args.contains("--checkpoint-dir") ? [] : ["--checkpoint-dir", out]
+      let r = try Harness.mpirun(np: 1, args + target + ["--log", log, "--save", save, "--no-telemetry"], timeout: 60)
       XCTAssertNotEqual(r.status, 0, "accepted \(args)")
       let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("tptrain:") }
       XCTAssertEqual(lines.count, 1, "\(args): expected one line, got:\n\(r.stderr)")
@@ -167,7 +169,7 @@ final class CheckpointTests: XCTestCase {
     let tptop = Harness.productsDirectory.appendingPathComponent("tptop").path
     let help = try Harness.run(tptop, ["supervise", "--help"], timeout: 30)
     try XCTSkipUnless(help.status == 0, "`tptop supervise` is not among tptop's subcommands yet")
-    let steps = 300
+    let steps = 1000
     let train = common + ["--tp", "2", "--steps", "\(steps)"]
     _ = try Harness.train(np: 2, train + ["--log", path("ref.jsonl")])
 
