@@ -20,6 +20,7 @@ public struct RankPoll: Sendable {
   /// records skipped because the writer lapped the reader are not counted.
   public var reads: UInt64 = 0
 
+  /// An empty result for world rank `rank`.
   public init(rank: Int) { self.rank = rank }
 }
 

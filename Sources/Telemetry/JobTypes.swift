@@ -60,6 +60,7 @@ public struct TelemetryShard: Sendable, Equatable {
   public var name: String
   /// Global shape, 1 to 4 dimensions.
   public var shape: [Int]
+  /// How the tensor is split.
   public var split: TelemetrySplitKind
   /// Index into `shape` of the split dimension; nil when replicated.
   public var splitDim: Int?
@@ -130,12 +131,19 @@ public struct JobInfo: Sendable, Equatable {
   /// Minor layout version.
   public var versionMinor: UInt32
 
+  /// Job name (shorthands for the fields of `description` follow).
   public var name: String { description.name }
+  /// The model configuration.
   public var model: TelemetryModelInfo { description.model }
+  /// Number of ranks.
   public var worldSize: Int { description.worldSize }
+  /// Tensor-parallel degree t.
   public var tp: Int { description.tp }
+  /// Data-parallel degree d.
   public var dp: Int { description.dp }
+  /// Steps the job plans to run.
   public var totalSteps: Int { description.totalSteps }
+  /// Shard layout.
   public var shards: [TelemetryShard] { description.shards }
 }
 
@@ -143,6 +151,7 @@ public struct JobInfo: Sendable, Equatable {
 public enum RankState: UInt64, Sendable, CaseIterable {
   case starting = 0, running = 1, paused = 2, checkpointing = 3, finished = 4, failed = 5
 
+  /// Lower-case name for display and export.
   public var name: String {
     switch self {
     case .starting: return "starting"
@@ -166,6 +175,7 @@ public enum JobState: String, Sendable, CaseIterable {
 public enum DesiredState: UInt64, Sendable, CaseIterable {
   case run = 0, pause = 1, stop = 2
 
+  /// Lower-case name for display and export.
   public var name: String {
     switch self {
     case .run: return "run"
@@ -179,6 +189,7 @@ public enum DesiredState: UInt64, Sendable, CaseIterable {
 public enum EventKind: UInt32, Sendable, CaseIterable {
   case checkpointSaved = 1, paused = 2, resumed = 3, stopped = 4, nonFiniteLoss = 5, error = 6
 
+  /// Lower-case name for display and export.
   public var name: String {
     switch self {
     case .checkpointSaved: return "checkpoint_saved"
@@ -197,8 +208,11 @@ public struct RankStatus: Sendable, Equatable {
   public var rank: Int
   /// Whether the rank has opened the segment (ranks on other hosts never do).
   public var attached: Bool
+  /// Process id of the rank (0 before it attached).
   public var pid: Int32
+  /// Host name of the rank.
   public var host: String
+  /// Rank within its host.
   public var localRank: Int
   /// Seconds since the last heartbeat; nil before the first.
   public var heartbeatAge: Double?
@@ -210,9 +224,11 @@ public struct RankStatus: Sendable, Equatable {
   public var lastStep: Int
   /// Desired state this rank last applied, and the step at which it did.
   public var ackedState: DesiredState?
+  /// Step at which `ackedState` was applied.
   public var ackedStep: Int
   /// Checkpoints this rank has saved, and the step of the last one.
   public var checkpointsSaved: Int
+  /// Step of the last checkpoint.
   public var lastCheckpointStep: Int
   /// Whether `kill(pid, 0)` finds the process (false when not attached).
   public var pidAlive: Bool
@@ -226,19 +242,25 @@ public struct ControlStatus: Sendable, Equatable {
   public var checkpointRequests: UInt64
   /// Desired state / checkpoint counter world rank 0 last read.
   public var observedDesired: DesiredState?
+  /// Checkpoint counter world rank 0 last read.
   public var observedCheckpointRequests: UInt64
 }
 
 /// One line of `tptop ls`.
 public struct JobSummary: Sendable, Equatable {
+  /// Job name.
   public var name: String
   /// Judged state; nil when the segment could not be attached (see `problem`).
   public var state: JobState?
+  /// Ranks, t and d (0 when the segment could not be attached).
   public var worldSize: Int
+  /// Tensor-parallel degree.
   public var tp: Int
+  /// Data-parallel degree.
   public var dp: Int
   /// Highest step any rank reported (0 before the first).
   public var step: Int
+  /// Steps the job plans to run.
   public var totalSteps: Int
   /// Loss of the latest step record of world rank 0, if any is in the ring.
   public var loss: Float?

@@ -171,7 +171,7 @@ final class EngineIntegrationTests: XCTestCase {
     usleep(200_000)
     let pids = r.ranks().map(\.pid)
     let cpu0 = pids.map(cpuSeconds)
-    let wall = 3.0
+    let wall = 5.0
     usleep(UInt32(wall * 1e6))
     let perRank = zip(pids.map(cpuSeconds), cpu0).map { $0 - $1 }
     let cpu = perRank.reduce(0, +)
