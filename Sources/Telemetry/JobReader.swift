@@ -352,9 +352,10 @@ public final class JobReader {
   /// processes have all exited. Segments of other users and unreadable segments are kept.
   /// - Returns: the names removed.
   @discardableResult
-  public static func collectGarbage(dryRun: Bool = false, staleAfter: Double = 5) -> [String] {
+  /// - Parameter only: when non-empty, consider only these job names.
+  public static func collectGarbage(dryRun: Bool = false, staleAfter: Double = 5, only: [String] = []) -> [String] {
     var removed: [String] = []
-    for job in SegmentName.allJobs() {
+    for job in SegmentName.allJobs() where only.isEmpty || only.contains(job) {
       guard let r = try? JobReader(job: job) else { continue }
       r.staleAfter = staleAfter
       let rs = r.ranks()

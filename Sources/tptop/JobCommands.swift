@@ -360,13 +360,16 @@ struct CollectGarbage: ParsableCommand {
   var dryRun = false
   @Option(name: .customLong("stale-after"), help: "Seconds without heartbeat (and no process) before a job counts as gone.")
   var staleAfter: Double = 5
+  @Argument(help: "Only consider these jobs (default: every job on this machine).")
+  var jobs: [String] = []
 
   func validate() throws {
     guard staleAfter >= 0 && staleAfter.isFinite else { throw ValidationError("--stale-after must be a non-negative number of seconds") }
+    for j in jobs where !SegmentName.isValid(j) { throw ValidationError(TelemetryError.invalidJobName(j).description) }
   }
 
   func run() throws {
-    let removed = JobReader.collectGarbage(dryRun: dryRun, staleAfter: staleAfter)
+    let removed = JobReader.collectGarbage(dryRun: dryRun, staleAfter: staleAfter, only: jobs)
     if removed.isEmpty { emit("nothing to remove") }
     for r in removed { emit((dryRun ? "would remove " : "removed ") + "/dev/shm/tptop.\(r)") }
   }

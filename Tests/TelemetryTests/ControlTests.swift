@@ -205,7 +205,11 @@ final class ControlTests: XCTestCase {
     XCTAssertTrue(bad.stderr.contains("jsonl or csv"), bad.stderr)
 
     // The job's process is gone and it finished: gc removes it.
-    let gc = try runTool(tool, ["gc"])
+    // (Limited to this test's job: other people's finished jobs on this machine stay.)
+    let dry = try runTool(tool, ["gc", "--dry-run", job])
+    XCTAssertTrue(dry.stdout.contains("would remove /dev/shm/tptop.\(job)"), dry.stdout)
+    XCTAssertNoThrow(try JobReader(job: job))
+    let gc = try runTool(tool, ["gc", job])
     XCTAssertEqual(gc.status, 0)
     XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(job)"), gc.stdout)
     XCTAssertThrowsError(try JobReader(job: job))
@@ -223,7 +227,7 @@ final class ControlTests: XCTestCase {
     XCTAssertTrue(eventually(5) { reader.state() == .stale })
     let ls = try runTool(tool, ["ls", "--stale-after", "0.2"])
     XCTAssertTrue(ls.stdout.split(separator: "\n").contains { $0.hasPrefix(job + " ") && $0.contains("stale") }, ls.stdout)
-    let gc = try runTool(tool, ["gc", "--stale-after", "0.2"])
+    let gc = try runTool(tool, ["gc", "--stale-after", "0.2", job])
     XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(job)"), gc.stdout)
   }
 
