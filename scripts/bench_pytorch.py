@@ -58,6 +58,12 @@ def main():
     torch.manual_seed(1337)
     L, C, H, V, T, B = 6, 384, 6, 256, 256, 8
     model = GPT(L, C, H, V, T)
+    for name, p in model.named_parameters():  # GPT-2 initialisation, as tptrain
+        if p.dim() == 2:
+            std = 0.02 / math.sqrt(2 * L) if name.endswith(("proj.weight", "fcproj.weight")) else 0.02
+            nn.init.normal_(p, std=std)
+        elif "ln" not in name:
+            nn.init.zeros_(p)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.0)
     data = torch.tensor(list(open(a.data, "rb").read()), dtype=torch.long)
     times = []
