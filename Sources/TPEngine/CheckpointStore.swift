@@ -80,7 +80,31 @@ public struct CheckpointManifest: Codable, Sendable, Equatable {
   /// UTC time of writing, ISO 8601.
   public var created: String
   public var config: RunConfiguration
+  /// The optimizer settings of `config` as decimal numbers, for people (not read back).
+  public var optimizer: ReadableOptimizer?
   public var files: [File]
+}
+
+/// AdamW and schedule settings in decimal, written into manifests next to the exact bit patterns.
+public struct ReadableOptimizer: Codable, Sendable, Equatable {
+  public var learningRate: Double
+  public var beta1: Double
+  public var beta2: Double
+  public var eps: Double
+  public var weightDecay: Double
+  public var gradClip: Double
+  public var schedule: String
+  public var warmupSteps: Int
+  public var minFraction: Double
+
+  public init(_ c: RunConfiguration) {
+    // The shortest decimal that reads back as the same Float, e.g. 0.0003 rather than 0.000300000014.
+    func decimal(_ f: Float) -> Double { Double("\(f)") ?? Double(f) }
+    let o = c.optimizer, s = c.lrSchedule
+    learningRate = decimal(o.learningRate); beta1 = decimal(o.beta1); beta2 = decimal(o.beta2); eps = decimal(o.eps)
+    weightDecay = decimal(o.weightDecay); gradClip = decimal(o.gradClip)
+    schedule = c.schedule; warmupSteps = s.warmupSteps; minFraction = decimal(s.minFraction)
+  }
 }
 
 /// A checkpoint that passed every check.
@@ -289,7 +313,8 @@ public enum CheckpointStore {
         files.append(.init(name: name, bytes: bytes, checksum: hex(sum)))
       }
       let manifest = CheckpointManifest(step: header.step, tp: header.tp, dp: header.dp, reason: reason,
-                                        created: ISO8601DateFormatter().string(from: Date()), config: header.run, files: files)
+                                        created: ISO8601DateFormatter().string(from: Date()), config: header.run,
+                                        optimizer: ReadableOptimizer(header.run), files: files)
       let encoder = JSONEncoder.sorted
       encoder.outputFormatting.insert(.prettyPrinted)
       let json = try encoder.encode(manifest)
