@@ -164,6 +164,7 @@ struct WatchJob: ParsableCommand {
 final class StepLinePrinter {
   let reader: JobReader
   private var pending: [Int: [Int: StepRecord]] = [:]
+  private var pendingEvents: [EventRecord] = []
   private(set) var lastPrinted = 0
 
   init(reader: JobReader) { self.reader = reader }
@@ -174,11 +175,10 @@ final class StepLinePrinter {
     for p in polls {
       if p.lost > 0 && lastPrinted > 0 { lines.append("rank \(p.rank): \(p.lost) records overwritten before they were read") }
       for s in p.steps where s.step > lastPrinted { pending[s.step, default: [:]][p.rank] = s }
-      for e in p.events {
-        let text = e.text.isEmpty ? "" : " " + e.text
-        lines.append("event rank \(e.rank) step \(e.step): \(e.kind.name)\(text)")
-      }
+      pendingEvents += p.events
     }
+    // Events of steps already printed go out now; later ones after their step's line.
+    lines += takeEvents(through: lastPrinted)
     let attached = Set(reader.ranks().filter { $0.attached }.map(\.rank))
     let complete = pending.filter { _, recs in attached.isSubset(of: Set(recs.keys)) }.keys.max()
     guard let complete else { return lines }
@@ -186,14 +186,27 @@ final class StepLinePrinter {
     return lines
   }
 
-  /// Lines for every pending step, complete or not.
-  func flush() -> [String] { emitThrough(pending.keys.max() ?? 0) }
+  /// Lines for every pending step, complete or not, and every pending event.
+  func flush() -> [String] { emitThrough(pending.keys.max() ?? 0) + takeEvents(through: Int.max) }
 
   private func emitThrough(_ last: Int) -> [String] {
     var lines: [String] = []
     for step in pending.keys.sorted() where step <= last {
       if let recs = pending.removeValue(forKey: step) { lines.append(line(step: step, recs)) }
       lastPrinted = max(lastPrinted, step)
+      lines += takeEvents(through: step)
+    }
+    return lines
+  }
+
+  /// Lines for the pending events of steps up to `step`, in arrival order.
+  private func takeEvents(through step: Int) -> [String] {
+    var lines: [String] = []
+    pendingEvents.removeAll { e in
+      guard e.step <= step else { return false }
+      let text = e.text.isEmpty ? "" : " " + e.text
+      lines.append("event rank \(e.rank) step \(e.step): \(e.kind.name)\(text)")
+      return true
     }
     return lines
   }
