@@ -16,6 +16,9 @@ public struct RankPoll: Sendable {
   public var corrupt: UInt64 = 0
   /// The ring's write index at this poll.
   public var writeIndex: UInt64 = 0
+  /// Of `lost`, the records whose slot was overwritten while this reader was copying it (the
+  /// seqlock's second check caught the tear).
+  public var torn: UInt64 = 0
   /// Slots this reader examined (accepted, corrupt, or found overwritten by the seqlock check);
   /// records skipped because the writer lapped the reader are not counted.
   public var reads: UInt64 = 0
@@ -211,6 +214,7 @@ public final class JobReader {
       let s2 = seq.load(ordering: .relaxed)
       if s2 != s1 {
         result.lost &+= 1
+        result.torn &+= 1
         i &+= 1
         continue
       }

@@ -246,7 +246,7 @@ struct StressReader: ParsableCommand {
     _ = drain()  // everything published before `finished`
     let head = total.writeIndex
     if quiet { return }
-    emit("STRESS reads=\(total.reads) accepted=\(accepted) lost=\(total.lost) corrupt=\(total.corrupt) mismatched=\(mismatched) outoforder=\(outOfOrder) head=\(head)")
+    emit("STRESS reads=\(total.reads) accepted=\(accepted) lost=\(total.lost) torn=\(total.torn) corrupt=\(total.corrupt) mismatched=\(mismatched) outoforder=\(outOfOrder) head=\(head)")
   }
 }
 

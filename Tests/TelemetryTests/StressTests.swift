@@ -9,7 +9,7 @@ import XCTest
 /// accepted + lost + corrupt must equal the records written, exactly.
 final class StressTests: XCTestCase {
   struct ReaderReport {
-    var reads: UInt64, accepted: UInt64, lost: UInt64, corrupt: UInt64, mismatched: UInt64, outOfOrder: UInt64, head: UInt64
+    var reads: UInt64, accepted: UInt64, lost: UInt64, torn: UInt64, corrupt: UInt64, mismatched: UInt64, outOfOrder: UInt64, head: UInt64
   }
 
   static func parse(_ line: String) -> ReaderReport? {
@@ -18,10 +18,10 @@ final class StressTests: XCTestCase {
       let kv = part.split(separator: "=")
       if kv.count == 2, let n = UInt64(kv[1]) { v[String(kv[0])] = n }
     }
-    guard let reads = v["reads"], let a = v["accepted"], let l = v["lost"], let c = v["corrupt"],
+    guard let reads = v["reads"], let a = v["accepted"], let l = v["lost"], let t = v["torn"], let c = v["corrupt"],
       let m = v["mismatched"], let o = v["outoforder"], let h = v["head"]
     else { return nil }
-    return ReaderReport(reads: reads, accepted: a, lost: l, corrupt: c, mismatched: m, outOfOrder: o, head: h)
+    return ReaderReport(reads: reads, accepted: a, lost: l, torn: t, corrupt: c, mismatched: m, outOfOrder: o, head: h)
   }
 
   /// One round: a writer for `seconds`, `readers` readers polling without pause.
@@ -62,6 +62,7 @@ final class StressTests: XCTestCase {
     let start = Date()
     var reads: UInt64 = 0
     var accepted: UInt64 = 0
+    var torn: UInt64 = 0
     var rounds = 0
     // Small rings make the writer lap the readers constantly (the torn-read case); larger ones
     // let readers accept long runs.
@@ -76,10 +77,13 @@ final class StressTests: XCTestCase {
         XCTAssertGreaterThan(r.head, 0)
         reads += r.reads
         accepted += r.accepted
+        torn += r.torn
+        XCTAssertLessThanOrEqual(r.torn, r.lost)
       }
       rounds += 1
     }
-    print("stress: \(rounds) rounds, \(reads) reads, \(accepted) accepted, \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+    print("stress: \(rounds) rounds, \(reads) reads, \(accepted) accepted, \(torn) tears caught, \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
     XCTAssertGreaterThanOrEqual(reads, target)
+    if release != nil { XCTAssertGreaterThan(torn, 0, "the 16-slot rounds should overwrite slots mid-copy") }
   }
 }
