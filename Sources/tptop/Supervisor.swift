@@ -186,6 +186,15 @@ final class JobSupervisor: @unchecked Sendable {
     return f
   }
 
+  /// Removes job `job`'s segment when every process that wrote it is gone (a leftover of an
+  /// earlier supervisor), so the incarnation can create it; a live job's segment is left alone.
+  static func removeDeadSegment(_ job: String) {
+    guard let r = try? JobReader(job: job) else { return }
+    if !r.ranks().contains(where: { $0.pidAlive }) && !processAlive(r.info.creatorPid) {
+      try? SegmentWriter.remove(job: job)
+    }
+  }
+
   // MARK: Running
 
   /// Asks the running incarnation to checkpoint and stop (SIGTERM to its ranks, which all stop at
@@ -221,7 +230,7 @@ final class JobSupervisor: @unchecked Sendable {
     var incarnation = 0
     while true {
       let job = baseJob.map { Self.jobName(base: $0, incarnation: incarnation) }
-      if let job { try? SegmentWriter.remove(job: job) }  // a leftover of an earlier supervisor
+      if let job { Self.removeDeadSegment(job) }
       let args = Self.arguments(arguments, incarnation: incarnation, job: job, resume: resume)
       let command = mpirun + [tptrain] + args
       onEvent(.launched(incarnation: incarnation, command: command, job: job))
