@@ -22,18 +22,27 @@ final class EndToEndTests: XCTestCase {
     return nil
   }
 
+  /// Runs a command and returns its status and output. Uses posix_spawn and waitpid with the
+  /// output in a file: `tmux new-session` leaves a daemon behind that holds inherited
+  /// descriptors, which stalls pipe- and Process-based helpers.
   @discardableResult
-  static func sh(_ args: [String], timeout: Double = 30) -> (Int32, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    do { try p.run() } catch { return (-1, "\(error)") }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+  static func sh(_ args: [String]) -> (Int32, String) {
+    let path = NSTemporaryDirectory() + "tptop-e2e-out-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    defer { unlink(path) }
+    var fa = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&fa)
+    defer { posix_spawn_file_actions_destroy(&fa) }
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&fa, 1, path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_adddup2(&fa, 1, 2)
+    let argv: [UnsafeMutablePointer<CChar>?] = (["/usr/bin/env"] + args).map { strdup($0) } + [nil]
+    defer { for a in argv { free(a) } }
+    var pid: pid_t = 0
+    guard posix_spawn(&pid, "/usr/bin/env", &fa, nil, argv, environ) == 0 else { return (-1, "spawn failed") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    return ((status >> 8) & 0xFF, text)
   }
 
   func tmux(_ args: String...) -> String { EndToEndTests.sh(["tmux", "-L", socket] + args).1 }

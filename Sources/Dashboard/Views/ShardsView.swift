@@ -90,7 +90,8 @@ enum ShardsView {
     let inner = r.inset(1)
     guard inner.height > 0 else { return }
     let hasStats = (0..<job.worldSize).contains { m.history.stats(tensor: sel, rank: $0) != nil }
-    var header = Format.fit("rank", 5) + Format.fit("slice", 22) + Format.fit("bytes", 8, right: true)
+    let sliceW = min(30, max(12, (t.descriptions.map { $0.unicodeScalars.count }.max() ?? 10) + 2))
+    var header = Format.fit("rank", 5) + Format.fit("slice", sliceW) + Format.fit("bytes", 8, right: true)
     if hasStats { header += Format.fit("|w|", 9, right: true) + Format.fit("|g|", 9, right: true) + Format.fit("upd/w", 9, right: true) }
     g.put(header, x: inner.x, y: inner.y, style: .title, maxWidth: inner.width)
     // World ranks in TP order; DP replicas hold the same slices.
@@ -98,7 +99,7 @@ enum ShardsView {
     for rank in 0..<min(job.worldSize, max(0, rows)) {
       let (tp, dp) = job.coordinates(ofRank: rank)
       let y = inner.y + 1 + rank
-      var line = Format.fit("r\(rank)", 5) + Format.fit(t.descriptions[safe: tp] ?? "–", 22)
+      var line = Format.fit("r\(rank)", 5) + Format.fit(t.descriptions[safe: tp] ?? "–", sliceW)
         + Format.fit(Format.bytes(Double(t.localBytes(tp: tp))), 8, right: true)
       if hasStats, let s = m.history.stats(tensor: sel, rank: rank) {
         line += Format.fit(Format.value(Double(s.weightNorm)), 9, right: true)
