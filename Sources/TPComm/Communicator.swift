@@ -101,6 +101,7 @@ public final class Communicator {
   }
 
   deinit {
+    scratch.deallocate()
     var finalized: Int32 = 0
     MPI_Finalized(&finalized)
     if owned && finalized == 0 {
@@ -131,11 +132,16 @@ public final class Communicator {
   public func resetStats() { stats = CommStats() }
 
   /// In-place all-reduce of `count` floats. A communicator of size 1 returns at once.
+  ///
+  /// A ring (reduce-scatter, then all-gather) over `MPI_Sendrecv` into a scratch buffer kept
+  /// by the communicator: OpenMPI's own `MPI_Allreduce` allocates temporary buffers on every
+  /// call, and this runs inside the allocation-free training step. Every rank ends with
+  /// bitwise-identical results (each chunk is reduced once and then copied).
   @inline(__always)
   public func allReduce(_ buffer: UnsafeMutablePointer<Float>, count: Int, _ op: ReduceOp = .sum) {
     if size == 1 { return }
     let t0 = monotonicNanos()
-    MPI_Allreduce(cmpi_in_place(), buffer, Int32(count), cmpi_float(), op.handle, handle)
+    ringAllReduce(buffer, count: count, op: op)
     stats.record(bytes: count * 4, nanos: monotonicNanos() &- t0)
   }
 
@@ -143,8 +149,53 @@ public final class Communicator {
   public func allReduce(_ buffer: UnsafeMutablePointer<Double>, count: Int, _ op: ReduceOp = .sum) {
     if size == 1 { return }
     let t0 = monotonicNanos()
-    MPI_Allreduce(cmpi_in_place(), buffer, Int32(count), cmpi_double(), op.handle, handle)
+    ringAllReduce(buffer, count: count, op: op)
     stats.record(bytes: count * 8, nanos: monotonicNanos() &- t0)
+  }
+
+  /// Scratch for one ring chunk; grown outside the step by `reserveScratch`.
+  private var scratch = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+  private var scratchBytes = 64
+
+  /// Makes sure all-reduces of up to `bytes` bytes need no allocation.
+  public func reserveScratch(bytes: Int) {
+    let need = (bytes + size - 1) / size + 64
+    if need <= scratchBytes { return }
+    scratch.deallocate()
+    scratch = UnsafeMutableRawPointer.allocate(byteCount: need, alignment: 64)
+    scratchBytes = need
+  }
+
+  private func ringAllReduce<T: BinaryFloatingPoint>(_ buffer: UnsafeMutablePointer<T>, count n: Int, op: ReduceOp) {
+    let p = size, r = rank
+    let right = Int32((r + 1) % p), left = Int32((r + p - 1) % p)
+    @inline(__always) func start(_ i: Int) -> Int { n * i / p }
+    let maxChunk = (n + p - 1) / p
+    if maxChunk * MemoryLayout<T>.stride > scratchBytes { reserveScratch(bytes: n * MemoryLayout<T>.stride * 2) }
+    let tmp = scratch.assumingMemoryBound(to: T.self)
+    let bytes = Int32(MemoryLayout<T>.stride)
+    // reduce-scatter: after p-1 steps rank r owns the reduced chunk (r+1) mod p
+    for s in 0..<(p - 1) {
+      let sendChunk = (r - s + 2 * p) % p, recvChunk = (r - s - 1 + 2 * p) % p
+      let ss = start(sendChunk), sn = start(sendChunk + 1) - ss
+      let rs = start(recvChunk), rn = start(recvChunk + 1) - rs
+      MPI_Sendrecv(buffer + ss, Int32(sn) * bytes, cmpi_byte(), right, 7001,
+                   tmp, Int32(rn) * bytes, cmpi_byte(), left, 7001, handle, cmpi_status_ignore())
+      let dst = buffer + rs
+      switch op {
+      case .sum: for i in 0..<rn { dst[i] += tmp[i] }
+      case .max: for i in 0..<rn where tmp[i] > dst[i] { dst[i] = tmp[i] }
+      case .min: for i in 0..<rn where tmp[i] < dst[i] { dst[i] = tmp[i] }
+      }
+    }
+    // all-gather of the reduced chunks
+    for s in 0..<(p - 1) {
+      let sendChunk = (r + 1 - s + 2 * p) % p, recvChunk = (r - s + 2 * p) % p
+      let ss = start(sendChunk), sn = start(sendChunk + 1) - ss
+      let rs = start(recvChunk), rn = start(recvChunk + 1) - rs
+      MPI_Sendrecv(buffer + ss, Int32(sn) * bytes, cmpi_byte(), right, 7002,
+                   buffer + rs, Int32(rn) * bytes, cmpi_byte(), left, 7002, handle, cmpi_status_ignore())
+    }
   }
 
   /// Broadcast of `count` Int32 values from `root`.
@@ -156,7 +207,7 @@ public final class Communicator {
   /// Broadcast that waits without spinning: polls completion every `pollMicros`, so ranks blocked
   /// on a paused job use almost no CPU.
   public func sleepyBroadcast(_ buffer: UnsafeMutablePointer<Int32>, count: Int, root: Int = 0,
-                              pollMicros: UInt32 = 2000) {
+                              pollMicros: UInt32 = 5000) {
     if size == 1 { return }
     var req: MPI_Request? = cmpi_request_null()
     MPI_Ibcast(buffer, Int32(count), cmpi_int32(), Int32(root), handle, &req)
@@ -169,7 +220,7 @@ public final class Communicator {
   }
 
   /// Barrier that waits without spinning (see `sleepyBroadcast`).
-  public func sleepyBarrier(pollMicros: UInt32 = 2000) {
+  public func sleepyBarrier(pollMicros: UInt32 = 5000) {
     if size == 1 { return }
     var req: MPI_Request? = cmpi_request_null()
     MPI_Ibarrier(handle, &req)

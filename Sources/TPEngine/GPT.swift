@@ -101,6 +101,8 @@ public final class GPT {
     self.B = B
     self.T = T
     self.tp = TensorParallelMappings(group: tpGroup)
+    // the largest TP all-reduce is one (B,T,C) activation
+    tpGroup.reserveScratch(bytes: 4 * B * T * max(config.channels, 2))
     layout = TensorShard.gpt2Layout(config, tp: local.tp)
     localSizes = layout.map { $0.localCount(rank: local.tpRank) }
     replicatedMask = layout.map { $0.split == .replicated }

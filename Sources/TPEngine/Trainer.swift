@@ -57,6 +57,8 @@ public final class Trainer {
   public private(set) var lastLoss: Float = .nan
   /// Global losses of every step run, in order (filled outside the measured step).
   public private(set) var losses: [Float] = []
+  /// Heap allocations made inside steps after the first (counted only under the test preload).
+  public private(set) var stepAllocations = 0
   /// Why the last `run()` returned.
   public private(set) var stopReason: StopReason = .completed
   /// Path and step of the newest checkpoint this trainer wrote (or resumed from).
@@ -84,6 +86,7 @@ public final class Trainer {
     self.grid = grid
     self.options = options
     self.observer = observer
+    dpGroup.reserveScratch(bytes: 4 * model.numLocalParameters)
     statm = open("/proc/self/statm", O_RDONLY)
     if world.rank == 0, let path = options.logPath {
       guard let f = fopen(path, "w") else {
@@ -122,6 +125,7 @@ public final class Trainer {
         break
       }
 
+      let allocationsBefore = AllocationProbe.count()
       let t0 = monotonicNanos()
       loader.load(step: step, inputs: model.inputs, targets: model.targets)
       let t1 = monotonicNanos()
@@ -152,6 +156,8 @@ public final class Trainer {
       lastLoss = Float(loss)
       fillMetrics(loss: Float(loss), lr: lr, norm: norm, t0: t0, t1: t1, t2: t2, t3: t3, t4: t4, flops: flopsPerRank)
       observer.stepFinished(metrics)
+      // the first step may fill lazily allocated library pools; every later one must not allocate
+      if step > 1 { stepAllocations += AllocationProbe.count() - allocationsBefore }
       if !loss.isFinite { observer.event(.nonFiniteLoss(step: step)) }
       losses.append(Float(loss))
       if world.rank == 0 { report(tokensPerStep: tokensPerStep) }

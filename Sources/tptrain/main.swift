@@ -118,6 +118,9 @@ struct TPTrain: ParsableCommand {
       let saved = trainer.lastCheckpointPath.map { "checkpoint \($0)" } ?? "no checkpoint"
       printError("tptrain: \(StopSignal.name(sig)) received: stopped at step \(trainer.step) after \(saved); resume with --resume \(trainer.options.checkpointDir)")
     }
+    if AllocationProbe.isActive {
+      print("tptrain: rank \(world.rank): \(trainer.stepAllocations) heap allocations inside steps after the first")
+    }
     if world.rank == 0, !quiet {
       print(String(format: "done: %d steps, final loss %.6f", trainer.step, trainer.lastLoss))
     }

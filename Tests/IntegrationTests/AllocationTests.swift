@@ -1,0 +1,41 @@
+import Foundation
+import XCTest
+
+/// The training step does not allocate: a counting malloc preload (Tests/Fixtures/alloccount.c)
+/// counts the training thread's allocations in every step after the first.
+final class AllocationTests: XCTestCase {
+  func buildPreload(_ dir: URL) throws -> String {
+    let cc = ["/usr/bin/cc", "/usr/bin/gcc", "/usr/bin/clang"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    guard let cc else { throw XCTSkip("no C compiler to build the counting preload") }
+    let so = dir.appendingPathComponent("alloccount.so").path
+    let src = Harness.packageRoot.appendingPathComponent("Tests/Fixtures/alloccount.c").path
+    let r = try Harness.run(cc, ["-shared", "-fPIC", "-O2", "-o", so, src])
+    XCTAssertEqual(r.status, 0, r.stderr)
+    return so
+  }
+
+  func allocationCounts(_ output: String) -> [Int] {
+    output.split(separator: "\n").compactMap { line -> Int? in
+      guard line.contains("heap allocations inside steps") else { return nil }
+      return line.split(separator: " ").compactMap { Int($0) }.last
+    }
+  }
+
+  func testTrainingStepsDoNotAllocate() throws {
+    let dir = try Harness.tempDir(self)
+    let so = try buildPreload(dir)
+    let steps = 32
+    for (np, grid) in [(2, ["--tp", "2"]), (4, ["--tp", "2", "--dp", "2"])] {
+      let job = "alloc-test-\(getpid())-\(np)"
+      let r = try Harness.run("/usr/bin/mpirun", ["--oversubscribe", "-x", "LD_PRELOAD=\(so)", "-np", "\(np)", Harness.tptrain,
+                                                  "--model", "tiny", "--batch", "4", "--seq", "32", "--steps", "\(steps)",
+                                                  "--threads", "1", "--quiet", "--job", job] + grid)
+      _ = try? Harness.run(Harness.productsDirectory.appendingPathComponent("tptop").path, ["gc", job])
+      XCTAssertEqual(r.status, 0, r.stderr)
+      let counts = allocationCounts(r.stdout)
+      XCTAssertEqual(counts.count, np, "one count per rank:\n\(r.stdout)")
+      // A per-step allocation would show ≥ 31; MPI may grow a request pool once or twice.
+      for c in counts { XCTAssertLessThanOrEqual(c, 3, "heap allocations in \(steps - 1) steps (telemetry on, \(grid))") }
+    }
+  }
+}
