@@ -97,6 +97,8 @@ public final class JobHistory {
   public let log: LogTail?
   /// Incremented whenever anything visible changed (the draw loop skips unchanged frames).
   public private(set) var generation = 0
+  /// The rank mpirun reported as the first to die, and mpirun's words, when the log says so.
+  public private(set) var culprit: (rank: Int, text: String)?
   /// Wall time of the last poll.
   public private(set) var lastPoll: Double = 0
 
@@ -142,8 +144,26 @@ public final class JobHistory {
     for s in p.shardStats { shardStats[s.tensor &* 1024 &+ s.rank] = s; changed = true }
     if p.desired != desired { desired = p.desired; changed = true }
     if p.alive != alive { alive = p.alive; changed = true }
-    if log?.update() == true { changed = true }
+    if let log, log.update() {
+      changed = true
+      findCulprit(log)
+    }
     if changed { generation += 1 }
+  }
+
+  /// Scans new log lines for mpirun's "process rank N … exited on signal S" report.
+  private func findCulprit(_ log: LogTail) {
+    guard culprit == nil else { return }
+    for line in log.lines.suffix(log.lines.count) where line.contains("noticed that process rank") {
+      let words = line.split(separator: " ")
+      guard let i = words.firstIndex(of: "rank"), i + 1 < words.count, let r = Int(words[i + 1]) else { continue }
+      var what = line
+      if let on = line.range(of: "exited on ") { what = String(line[on.lowerBound...]) }
+      culprit = (r, what.trimmingCharacters(in: .whitespaces))
+      events.append(JobEvent(kind: .rankFailed, rank: r, step: samples[safe: r]?.last?.step ?? 0,
+                             wallTime: Date().timeIntervalSince1970, text: "mpirun: rank \(r) \(culprit!.text)"))
+      return
+    }
   }
 
   /// Latest statistics of `tensor` on `rank`.

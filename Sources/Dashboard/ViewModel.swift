@@ -131,7 +131,10 @@ public struct DashboardModel {
   public static func jobState(_ h: JobHistory) -> (String, Style) {
     let ranks = h.ranks
     if !h.alive && ranks.allSatisfy({ $0.state == .finished }) && !ranks.isEmpty { return ("finished", .ok) }
-    if let f = ranks.first(where: { $0.state == .failed }) { return ("failed (rank \(f.rank))", .error) }
+    if let f = ranks.first(where: { $0.state == .failed }) {
+      // Name the rank mpirun saw die first; the others were taken down with it.
+      return ("failed (rank \(h.culprit?.rank ?? f.rank))", .error)
+    }
     if !h.alive { return ("gone", .error) }
     if ranks.isEmpty || ranks.allSatisfy({ $0.state == .starting }) { return ("starting", .dim) }
     if ranks.allSatisfy({ $0.state == .finished }) { return ("finished", .ok) }

@@ -45,11 +45,12 @@ private func attach(job: String, logPath: String?, display: DisplayOptions, laun
   }
   if let l = launched { source.launcherStatus = { l.exitStatus() } }
   _ = DashboardSession.run(source: source, options: display.options, themeName: display.theme)
-  let alive = launched.map { $0.exitStatus() == nil } ?? true
-  if alive {
+  let state = JobReader.summary(job: job).state
+  let ended = state == .finished || state == .failed || state == .stale || launched.map { $0.exitStatus() != nil } ?? false
+  if !ended {
     print("detached from \(job); the job keeps running. Attach again with: tptop attach \(job)")
   } else {
-    print("left \(job) (the job has exited)")
+    print("left \(job) (the job has ended: \(state?.rawValue ?? "exited"))")
   }
 }
 

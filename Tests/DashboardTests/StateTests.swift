@@ -152,3 +152,31 @@ final class StateTests: XCTestCase {
     XCTAssertEqual(plan.mpirunArguments(tptrain: "t", root: false, cores: 8), ["-np", "4", "t", "--tp", "2", "--dp", "2", "--job", "j1", "--steps", "5"])
   }
 }
+
+/// A failed rank: named in the header, with mpirun's report of which rank died first.
+final class FailureTests: XCTestCase {
+  func testFailedRankIsNamedFromTheLog() throws {
+    let path = NSTemporaryDirectory() + "tptop-fail-\(getpid()).log"
+    defer { unlink(path) }
+    try "step 1\n".write(toFile: path, atomically: true, encoding: .utf8)
+    let src = SyntheticSource(name: "fail", tp: 2, logPath: path)
+    let h = JobHistory(job: src.job)
+    h.ingest(src.poll())
+    try ("step 1\nmpirun noticed that process rank 1 with PID 0 on node vm exited on signal 9 (Killed).\n")
+      .write(toFile: path, atomically: true, encoding: .utf8)
+    var p = src.poll()
+    p.ranks = p.ranks.map { var r = $0; r.state = .failed; r.exitStatus = 137; r.heartbeatAge = 6; return r }
+    h.ingest(p)
+    XCTAssertEqual(h.culprit?.rank, 1)
+    let m = DashboardModel(history: h, state: AppState(), themeName: "default")
+    XCTAssertEqual(m.header.state, "failed (rank 1)")
+    XCTAssertTrue(h.events.suffix(5).contains { $0.text.contains("rank 1 exited on signal 9") })
+    XCTAssertTrue(h.events.suffix(5).contains { $0.text.contains("rank 0 failed (exit status 137, last heartbeat 6.0s ago)") })
+    var s = AppState()
+    s.view = .rank
+    s.selectedRank = 1
+    let g = Renderer.render(m, width: 100, height: 30)
+    XCTAssertTrue(g.rowText(0).contains("failed (rank 1)"))
+    XCTAssertTrue(Renderer.render(DashboardModel(history: h, state: s, themeName: ""), width: 100, height: 30).text.contains("exit 137"))
+  }
+}

@@ -114,7 +114,9 @@ enum OverviewView {
         drawBar(&g, x: x + 5, y: y, width: w - 5, fraction: u, style: .utilization(u))
       }),
       Column(title: "beat", width: 5, right: true, priority: 80, draw: rightText { r in
-        (Format.age(r.heartbeatAge), r.heartbeatAge > 10 ? .error : r.heartbeatAge > 3 ? .warn : .dim)
+        // A finished rank stops beating: its age is history, not a warning.
+        let done = r.state == .finished
+        return (Format.age(r.heartbeatAge), done ? .dim : r.heartbeatAge > 10 ? .error : r.heartbeatAge > 3 ? .warn : .dim)
       }),
     ]
     // Drop the least important columns until the row fits, then give spare room to the bars.
@@ -129,10 +131,13 @@ enum OverviewView {
       if total(trial) <= width { cols = trial }
     }
     var spare = width - total(cols)
-    for i in cols.indices where spare > 0 && (cols[i].title == "memory" || cols[i].title == "util" || cols[i].title == "host:pid" || cols[i].title == "AR p50/max") {
-      let add = min(spare, cols[i].title == "host:pid" ? 8 : cols[i].title == "AR p50/max" ? 3 : 12)
-      cols[i].width += add
-      spare -= add
+    // Spare room goes to the bars first, then host:pid and the latency column.
+    for (title, most) in [("memory", 12), ("util", 12), ("host:pid", 8), ("AR p50/max", 3)] where spare > 0 {
+      if let i = cols.firstIndex(where: { $0.title == title }) {
+        let add = min(spare, most)
+        cols[i].width += add
+        spare -= add
+      }
     }
     return cols
   }

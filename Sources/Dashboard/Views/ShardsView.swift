@@ -37,7 +37,10 @@ enum ShardsView {
     let shapeW = min(16, max(8, tensors.map { shapeText($0.shape).count }.max()! + 1))
     let fixed = nameW + shapeW + 11 + 8
     // One slice column per TP rank while they fit.
-    let sliceW = min(28, max(10, tensors.flatMap { $0.descriptions }.map { $0.unicodeScalars.count }.max() ?? 10))
+    // Slice columns as wide as the longest description, within an equal share of the room.
+    let longest = tensors.flatMap { $0.descriptions }.map { $0.unicodeScalars.count }.max() ?? 10
+    let share = (inner.width - fixed) / max(1, job.tp) - 1
+    let sliceW = max(10, min(longest, share))
     let shown = max(0, min(job.tp, (inner.width - fixed) / (sliceW + 1)))
     var x = inner.x
     g.put(Format.fit("tensor", nameW), x: x, y: inner.y, style: .title); x += nameW
@@ -90,7 +93,7 @@ enum ShardsView {
     let inner = r.inset(1)
     guard inner.height > 0 else { return }
     let hasStats = (0..<job.worldSize).contains { m.history.stats(tensor: sel, rank: $0) != nil }
-    let sliceW = min(30, max(12, (t.descriptions.map { $0.unicodeScalars.count }.max() ?? 10) + 2))
+    let sliceW = max(12, min(inner.width - 20, (t.descriptions.map { $0.unicodeScalars.count }.max() ?? 10) + 2))
     var header = Format.fit("rank", 5) + Format.fit("slice", sliceW) + Format.fit("bytes", 8, right: true)
     if hasStats { header += Format.fit("|w|", 9, right: true) + Format.fit("|g|", 9, right: true) + Format.fit("upd/w", 9, right: true) }
     g.put(header, x: inner.x, y: inner.y, style: .title, maxWidth: inner.width)
