@@ -5,7 +5,7 @@ struct TPTop: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "tptop",
     abstract: "Watch and steer tensor-parallel GPT training jobs.",
-    subcommands: dashboardSubcommands + jobSubcommands,
+    subcommands: dashboardSubcommands + jobSubcommands + [SuperviseCommand.self],
     defaultSubcommand: dashboardDefaultSubcommand)
 }
 
