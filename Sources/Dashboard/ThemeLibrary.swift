@@ -16,9 +16,18 @@ public struct ThemeLibrary: Sendable {
                                        executablePath: String = CommandLine.arguments.first ?? "") -> [String] {
     var dirs: [String] = []
     if let e = environment["TPTOP_THEMES"], !e.isEmpty { dirs += e.split(separator: ":").map(String.init) }
-    let exe = URL(fileURLWithPath: executablePath).resolvingSymlinksInPath().deletingLastPathComponent()
-    dirs.append(exe.appendingPathComponent("../../themes").standardized.path)
-    dirs.append(exe.appendingPathComponent("../share/tptop/themes").standardized.path)
+    // The executable as invoked (.build/release/tptop) and as resolved (SwiftPM's real directory
+    // is .build/<triple>/release, one level deeper).
+    var exeDirs: [URL] = []
+    if executablePath.contains("/") { exeDirs.append(URL(fileURLWithPath: executablePath).deletingLastPathComponent()) }
+    if let real = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"), executablePath == (CommandLine.arguments.first ?? "") {
+      exeDirs.append(URL(fileURLWithPath: real).deletingLastPathComponent())
+    }
+    for exe in exeDirs { dirs.append(exe.appendingPathComponent("../../themes").standardized.path) }
+    for exe in exeDirs { dirs.append(exe.appendingPathComponent("../share/tptop/themes").standardized.path) }
+    if let real = exeDirs.last, exeDirs.count > 1 || !executablePath.contains("/") {
+      dirs.append(real.appendingPathComponent("../../../themes").standardized.path)
+    }
     dirs.append(FileManager.default.currentDirectoryPath + "/themes")
     var seen = Set<String>()
     return dirs.filter { seen.insert($0).inserted }

@@ -106,6 +106,7 @@ struct Demo: ParsableCommand {
     let candidates = [
       FileManager.default.currentDirectoryPath + "/data/shakespeare.txt",
       dir.appendingPathComponent("../../data/shakespeare.txt").standardized.path,
+      dir.appendingPathComponent("../../../data/shakespeare.txt").standardized.path,  // .build/<triple>/release
       dir.appendingPathComponent("../share/tptop/data/shakespeare.txt").standardized.path,
     ]
     return candidates.first { FileManager.default.isReadableFile(atPath: $0) }
