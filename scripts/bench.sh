@@ -36,5 +36,22 @@ print(f"BENCH {name}_mfu {gflops / (peak * cores):.3f} ratio")
 PY
 done
 
-"$BIN/tptop" bench-telemetry 2>/dev/null || echo "BENCH telemetry unavailable"
-"$BIN/tptop" bench-dashboard 2>/dev/null || echo "BENCH dashboard unavailable"
+STEP_MS=$(python3 -c "import json,statistics,sys; r=[json.loads(l) for l in open(sys.argv[1])][2:]; print(statistics.median(x['step_ms'] for x in r))" "$tmp/tp2.jsonl")
+"$BIN/tptop" bench-telemetry --step-ms "$STEP_MS" || echo "BENCH telemetry unavailable"
+# the same small TP=2 training with telemetry on, for a direct (noisier) comparison
+mpirun --oversubscribe -np 2 "$BIN/tptrain" --model small --batch 8 --seq 256 --steps "$STEPS" --tp 2 \
+  --quiet --log "$tmp/tel.jsonl" --job "bench-$$" >/dev/null
+"$BIN/tptop" gc "bench-$$" >/dev/null 2>&1 || true
+python3 - "$tmp/tp2.jsonl" "$tmp/tel.jsonl" <<'PY'
+import json, statistics, sys
+med = lambda p: statistics.median(json.loads(l)["step_ms"] for l in list(open(p))[2:])
+off, on = med(sys.argv[1]), med(sys.argv[2])
+print(f"BENCH small_tp2_step_ms_telemetry_off {off:.1f} ms")
+print(f"BENCH small_tp2_step_ms_telemetry_on {on:.1f} ms")
+PY
+"$BIN/tptop" bench-dashboard || echo "BENCH dashboard unavailable"
+if python3 -c "import torch" 2>/dev/null; then
+  python3 "$(dirname "$0")/bench_pytorch.py" --threads "$CORES" --steps "$STEPS" --data "$(dirname "$0")/../data/shakespeare.txt"
+else
+  echo "# PyTorch not installed: scripts/bench_pytorch.py gives the baseline where it is"
+fi
