@@ -123,7 +123,7 @@ public enum Launcher {
     let logPath = LogFiles.path(job: plan.job)
     let args = [mpirun] + plan.mpirunArguments(tptrain: tptrain, root: geteuid() == 0, cores: ProcessInfo.processInfo.activeProcessorCount)
     let header = "# tptop launch \(Date())\n# " + args.joined(separator: " ") + "\n"
-    FileManager.default.createFile(atPath: logPath, contents: header.data(using: .utf8))
+    _ = FileManager.default.createFile(atPath: logPath, contents: header.data(using: .utf8))
 
     var attr = posix_spawnattr_t()
     posix_spawnattr_init(&attr)

@@ -107,7 +107,7 @@ final class EndToEndTests: XCTestCase {
   override func tearDown() {
     // Stop and reap whatever is left: ranks by pid from the segment, then the segment itself.
     if !job.isEmpty, let r = try? JobReader(job: job) {
-      try? r.request(.stop)
+      _ = try? r.request(.stop)
       usleep(1_000_000)
       for s in r.ranks() where s.pid > 0 && processAlive(s.pid) { kill(s.pid, SIGTERM) }
     }
