@@ -52,6 +52,18 @@ public struct LaunchPlan: Sendable, Equatable {
   }
 }
 
+extension LaunchPlan {
+  /// The `tptop supervise` command line that runs this plan and relaunches it from its latest
+  /// checkpoint up to `restarts` times when a rank dies.
+  public func superviseArguments(tptop: String, mpirun: String, tptrain: String, restarts: Int, cores: Int) -> [String] {
+    var a = [tptop, "supervise", "--restart", String(restarts), "--np", String(np), "--mpirun", mpirun, "--tptrain", tptrain]
+    if let h = hostfile { a += ["--mpirun-arg=--hostfile", "--mpirun-arg=\(h)"] }
+    if np > cores && hostfile == nil { a.append("--mpirun-arg=--oversubscribe") }
+    a += ["--", "--tp", String(tp), "--dp", String(dp), "--job", job] + trainArguments
+    return a
+  }
+}
+
 /// A job started by this process.
 public final class LaunchedJob {
   public let pid: pid_t
@@ -107,7 +119,9 @@ public enum Launcher {
   /// Starts mpirun for `plan` in a new session with stdin from /dev/null and stdout/stderr
   /// appended to the job's log file.
   /// - Throws: `ControlError` (one line) when mpirun or tptrain cannot be found or started.
-  public static func start(_ plan: LaunchPlan) throws -> LaunchedJob {
+  /// With `restarts` > 0 the job runs under `tptop supervise` (this executable), which
+  /// relaunches it from its latest checkpoint when a rank dies.
+  public static func start(_ plan: LaunchPlan, restarts: Int = 0) throws -> LaunchedJob {
     guard let mpirun = findExecutable("mpirun", nextToSelf: false) else {
       throw ControlError("mpirun not found on PATH: install Open MPI (apt-get install openmpi-bin)")
     }
@@ -121,7 +135,16 @@ public enum Launcher {
       throw ControlError("cannot create the log directory \(logDir): \(error.localizedDescription)")
     }
     let logPath = LogFiles.path(job: plan.job)
-    let args = [mpirun] + plan.mpirunArguments(tptrain: tptrain, root: geteuid() == 0, cores: ProcessInfo.processInfo.activeProcessorCount)
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    let program: String
+    let args: [String]
+    if restarts > 0 {
+      program = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+      args = plan.superviseArguments(tptop: program, mpirun: mpirun, tptrain: tptrain, restarts: restarts, cores: cores)
+    } else {
+      program = mpirun
+      args = [mpirun] + plan.mpirunArguments(tptrain: tptrain, root: geteuid() == 0, cores: cores)
+    }
     let header = "# tptop launch \(Date())\n# " + args.joined(separator: " ") + "\n"
     _ = FileManager.default.createFile(atPath: logPath, contents: header.data(using: .utf8))
 
@@ -139,9 +162,9 @@ public enum Launcher {
     let cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
     defer { for p in cargs { free(p) } }
     var pid: pid_t = 0
-    let rc = posix_spawn(&pid, mpirun, &fa, &attr, cargs, environ)
+    let rc = posix_spawn(&pid, program, &fa, &attr, cargs, environ)
     guard rc == 0 else {
-      throw ControlError("cannot start mpirun: \(String(cString: strerror(rc)))")
+      throw ControlError("cannot start \(program): \(String(cString: strerror(rc)))")
     }
     return LaunchedJob(pid: pid, logPath: logPath, job: plan.job)
   }

@@ -6,12 +6,16 @@ import Telemetry
 /// A job read from its shared-memory telemetry segment.
 public final class TelemetrySource: JobSource {
   public let job: JobSpec
-  let reader: JobReader
+  private(set) var reader: JobReader
   private var seenEvents = Set<String>()
   private var eventOrder: [String] = []
   /// Supplies the launcher's exit status of the job (mpirun's), when this process launched it.
   public var launcherStatus: (() -> Int32?)?
-  private let segmentPath: String
+  private var segmentPath: String
+  /// Follow a supervised job's restarts (`tptop supervise` names incarnation k `<job>.r<k>`).
+  public var followRestarts = true
+  private let baseName: String
+  private var incarnation = 0
 
   /// Attaches to `name`. `logPath` is the job's stdout/stderr log, when known.
   /// - Throws: the telemetry error (one line) when the job cannot be attached.
@@ -27,6 +31,31 @@ public final class TelemetrySource: JobSource {
     job = JobSpec(name: name, model: model, tp: info.tp, dp: info.dp, totalSteps: info.totalSteps,
                   tensors: tensors, logPath: logPath)
     segmentPath = "/dev/shm/" + SegmentName.prefix + name
+    // attaching to `<base>.r<k>` follows later incarnations of the same base
+    if let dot = name.range(of: ".r", options: .backwards), let k = Int(name[dot.upperBound...]), k > 0 {
+      baseName = String(name[..<dot.lowerBound])
+      incarnation = k
+    } else {
+      baseName = name
+    }
+  }
+
+  /// The job name of the incarnation being read.
+  public var currentJobName: String { reader.info.description.name }
+
+  /// Switches to the next incarnation when the supervisor has started one.
+  private func followRestart(now: Double) -> JobEvent? {
+    let next = "\(baseName).r\(incarnation + 1)"
+    guard followRestarts, access("/dev/shm/" + SegmentName.prefix + next, F_OK) == 0,
+      let r = try? JobReader(job: next), r.info.worldSize == job.worldSize
+    else { return nil }
+    reader = r
+    incarnation += 1
+    segmentPath = "/dev/shm/" + SegmentName.prefix + next
+    seenEvents.removeAll()
+    eventOrder.removeAll()
+    return JobEvent(kind: .info, rank: -1, step: 0, wallTime: now,
+                    text: "restarted by the supervisor: now following \(next) (incarnation \(incarnation))")
   }
 
   /// The default log path of a job launched by tptop, whether or not it exists.
@@ -37,6 +66,7 @@ public final class TelemetrySource: JobSource {
     let nowMono = Double(telemetryMonotonicNanos()) / 1e9
     let nowWall = Date().timeIntervalSince1970
     func wall(_ ns: UInt64) -> Double { ns == 0 ? nowWall : nowWall - (nowMono - Double(ns) / 1e9) }
+    if let e = followRestart(now: nowWall) { p.events.append(e) }
     let polls = reader.poll()
     p.steps = Array(repeating: [], count: job.worldSize)
     p.lost = Array(repeating: 0, count: job.worldSize)

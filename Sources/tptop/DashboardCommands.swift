@@ -55,10 +55,10 @@ private func attach(job: String, logPath: String?, display: DisplayOptions, laun
 }
 
 /// Starts `plan` and attaches to it.
-private func launchAndAttach(_ plan: LaunchPlan, display: DisplayOptions) throws {
+private func launchAndAttach(_ plan: LaunchPlan, display: DisplayOptions, restarts: Int = 0) throws {
   let launched: LaunchedJob
   do {
-    launched = try Launcher.start(plan)
+    launched = try Launcher.start(plan, restarts: restarts)
   } catch {
     printErr("tptop: \(error)")
     throw ExitCode(1)
@@ -127,6 +127,8 @@ struct Launch: ParsableCommand {
   @Option(help: "Data-parallel size d.") var dp: Int?
   @Option(help: "mpirun hostfile.") var hostfile: String?
   @Option(help: "Job name (default: job-<date>-<time>-<pid>).") var job: String?
+  @Option(help: "When a rank dies, relaunch from the latest checkpoint up to K times (runs the job under `tptop supervise`; give tptrain --checkpoint-dir and --checkpoint-every).")
+  var restart: Int = 0
   @OptionGroup var display: DisplayOptions
   @Argument(parsing: .postTerminator, help: "Arguments for tptrain (after --).")
   var trainArguments: [String] = []
@@ -142,13 +144,17 @@ struct Launch: ParsableCommand {
     if let h = hostfile, !FileManager.default.isReadableFile(atPath: h) {
       throw ValidationError("--hostfile \(h): no such readable file")
     }
+    if restart < 0 { throw ValidationError("--restart must be ≥ 0 (got \(restart))") }
   }
 
   func run() throws {
     let (n, t, d) = try LaunchPlan.resolve(np: np, tp: tp, dp: dp)
     let plan = LaunchPlan(np: n, tp: t, dp: d, hostfile: hostfile, job: job ?? Launcher.newJobName(),
                           trainArguments: trainArguments)
-    try launchAndAttach(plan, display: display)
+    if restart > 0 && !trainArguments.contains("--checkpoint-every") {
+      printErr("tptop: note: without --checkpoint-every a restarted job starts again from step 0")
+    }
+    try launchAndAttach(plan, display: display, restarts: restart)
   }
 }
 
