@@ -178,9 +178,13 @@ public func biasForward(_ out: FloatPtr, _ bias: FloatPtr, _ N: Int, _ C: Int) {
 
 // MARK: - Attention (heads of this rank)
 
+/// Query/key block of the causal attention: blocks above the diagonal are never computed.
+public let attentionBlock = 64
+
 /// Causal self-attention over `NH` heads of size `hs`.
 /// - out (B,T,NH·hs); att (B,NH,T,T) post-softmax probabilities, zero above the diagonal;
 ///   qkv (B,T,3·NH·hs) laid out [q | k | v] per token, each NH·hs wide.
+/// Query block [r0, r1) only needs keys [0, r1): a causal step skips about 3/8 of the products.
 @inline(never)
 public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
                              _ B: Int, _ T: Int, _ NH: Int, _ hs: Int) {
@@ -192,12 +196,19 @@ public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
       let k = q + CL
       let v = q + 2 * CL
       let a = att + (b * NH + h) * T * T
-      // preatt = scale · Q Kᵀ (the upper triangle is computed and then overwritten)
-      sgemm(transA: false, transB: true, m: T, n: T, k: hs, alpha: scale, a: q, lda: 3 * CL, b: k,
-            ldb: 3 * CL, beta: 0, c: a, ldc: T)
-      for t in 0..<T { softmaxCausalRow(a + t * T, t + 1, T) }
-      sgemm(transA: false, transB: false, m: T, n: hs, k: T, a: a, lda: T, b: v, ldb: 3 * CL,
-            beta: 0, c: out + b * T * CL + h * hs, ldc: CL)
+      let o = out + b * T * CL + h * hs
+      var r0 = 0
+      while r0 < T {
+        let r1 = min(T, r0 + attentionBlock)
+        // preatt[r0..<r1, 0..<r1] = scale · Q Kᵀ
+        sgemm(transA: false, transB: true, m: r1 - r0, n: r1, k: hs, alpha: scale, a: q + r0 * 3 * CL,
+              lda: 3 * CL, b: k, ldb: 3 * CL, beta: 0, c: a + r0 * T, ldc: T)
+        for t in r0..<r1 { softmaxCausalRow(a + t * T, t + 1, T) }
+        // out[r0..<r1] = att[r0..<r1, 0..<r1] · V[0..<r1]
+        sgemm(transA: false, transB: false, m: r1 - r0, n: hs, k: r1, a: a + r0 * T, lda: T, b: v,
+              ldb: 3 * CL, beta: 0, c: o + r0 * CL, ldc: CL)
+        r0 = r1
+      }
     }
   }
 }
@@ -233,25 +244,36 @@ public func attentionBackward(_ dqkv: FloatPtr, _ scratch: FloatPtr, _ dout: Flo
       let dv = dq + 2 * CL
       let a = att + (b * NH + h) * T * T
       let g = dout + b * T * CL + h * hs
-      // datt = dout Vᵀ ; dV = attᵀ dout
-      sgemm(transA: false, transB: true, m: T, n: T, k: hs, a: g, lda: CL, b: v, ldb: 3 * CL,
-            beta: 0, c: scratch, ldc: T)
-      sgemm(transA: true, transB: false, m: T, n: hs, k: T, a: a, lda: T, b: g, ldb: CL,
-            beta: 0, c: dv, ldc: 3 * CL)
-      // softmax backward in place: dpre = att ⊙ (datt − Σ att·datt), causal part only
-      for t in 0..<T {
-        let ar = a + t * T
-        let dr = scratch + t * T
-        var dot: Float = 0
-        for s in 0...t { dot += ar[s] * dr[s] }
-        for s in 0...t { dr[s] = ar[s] * (dr[s] - dot) }
-        if t + 1 < T { (dr + t + 1).update(repeating: 0, count: T - t - 1) }
+      // per query block: datt = dout Vᵀ, softmax backward (dpre in scratch), dQ = scale · dpre K
+      var r0 = 0
+      while r0 < T {
+        let r1 = min(T, r0 + attentionBlock)
+        sgemm(transA: false, transB: true, m: r1 - r0, n: r1, k: hs, a: g + r0 * CL, lda: CL, b: v,
+              ldb: 3 * CL, beta: 0, c: scratch + r0 * T, ldc: T)
+        for t in r0..<r1 {
+          let ar = a + t * T
+          let dr = scratch + t * T
+          var dot: Float = 0
+          for s in 0...t { dot += ar[s] * dr[s] }
+          for s in 0...t { dr[s] = ar[s] * (dr[s] - dot) }
+          if t + 1 < T { (dr + t + 1).update(repeating: 0, count: T - t - 1) }
+        }
+        sgemm(transA: false, transB: false, m: r1 - r0, n: hs, k: r1, alpha: scale, a: scratch + r0 * T,
+              lda: T, b: k, ldb: 3 * CL, beta: 0, c: dq + r0 * 3 * CL, ldc: 3 * CL)
+        r0 = r1
       }
-      // dQ = scale · dpre K ; dK = scale · dpreᵀ Q
-      sgemm(transA: false, transB: false, m: T, n: hs, k: T, alpha: scale, a: scratch, lda: T,
-            b: k, ldb: 3 * CL, beta: 0, c: dq, ldc: 3 * CL)
-      sgemm(transA: true, transB: false, m: T, n: hs, k: T, alpha: scale, a: scratch, lda: T,
-            b: q, ldb: 3 * CL, beta: 0, c: dk, ldc: 3 * CL)
+      // per key block [c0, c1): only queries t ≥ c0 attend to it
+      //   dV = attᵀ dout ; dK = scale · dpreᵀ Q
+      var c0 = 0
+      while c0 < T {
+        let c1 = min(T, c0 + attentionBlock)
+        sgemm(transA: true, transB: false, m: c1 - c0, n: hs, k: T - c0, a: a + c0 * T + c0, lda: T,
+              b: g + c0 * CL, ldb: CL, beta: 0, c: dv + c0 * 3 * CL, ldc: 3 * CL)
+        sgemm(transA: true, transB: false, m: c1 - c0, n: hs, k: T - c0, alpha: scale,
+              a: scratch + c0 * T + c0, lda: T, b: q + c0 * 3 * CL, ldb: 3 * CL, beta: 0,
+              c: dk + c0 * 3 * CL, ldc: 3 * CL)
+        c0 = c1
+      }
     }
   }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import TPEngine
 
@@ -106,8 +107,17 @@ final class LayerGradientTests: XCTestCase {
   }
 
   func testAttentionBackward() {
+    try? checkAttention(B: 2, T: 5, NH: 2, hs: 4)
+  }
+
+  /// Longer than two causal blocks (the last one partial).
+  func testBlockedCausalAttentionBackward() {
+    XCTAssertGreaterThan(130, 2 * attentionBlock)
+    try? checkAttention(B: 1, T: 130, NH: 1, hs: 3)
+  }
+
+  func checkAttention(B: Int, T: Int, NH: Int, hs: Int) throws {
     var rng = Rng(s: 3)
-    let (B, T, NH, hs) = (2, 5, 2, 4)
     let qkv = Buf(B * T * 3 * NH * hs, &rng), r = Buf(B * T * NH * hs, &rng)
     let out = Buf(zeros: B * T * NH * hs), att = Buf(zeros: B * NH * T * T)
     func loss() -> Double {
@@ -125,6 +135,27 @@ final class LayerGradientTests: XCTestCase {
           s += a
         }
         XCTAssertEqual(s, 1, accuracy: 1e-5)
+      }
+    }
+    // forward against a direct O(T²) evaluation in double
+    for b in 0..<B {
+      for h in 0..<NH {
+        for t in Swift.stride(from: 0, to: T, by: max(1, T / 7)) {
+          var w = [Double](repeating: 0, count: t + 1)
+          for u in 0...t {
+            var d: Double = 0
+            for c in 0..<hs { d += Double(qkv[(b * T + t) * 3 * NH * hs + h * hs + c]) * Double(qkv[(b * T + u) * 3 * NH * hs + NH * hs + h * hs + c]) }
+            w[u] = d / Double(hs).squareRoot()
+          }
+          let m = w.max()!
+          let e = w.map { Foundation.exp($0 - m) }
+          let z = e.reduce(0, +)
+          for c in 0..<hs {
+            var y: Double = 0
+            for u in 0...t { y += e[u] / z * Double(qkv[(b * T + u) * 3 * NH * hs + 2 * NH * hs + h * hs + c]) }
+            XCTAssertEqual(Double(out[(b * T + t) * NH * hs + h * hs + c]), y, accuracy: 1e-5)
+          }
+        }
       }
     }
     let dqkv = Buf(zeros: qkv.n), scratch = Buf(zeros: T * T)
