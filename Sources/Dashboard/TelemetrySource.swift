@@ -100,6 +100,12 @@ public final class TelemetrySource: JobSource {
         s.wallTime = wall(r.timestampNs)
         return s
       }
+      for t in rp.tensorStats {
+        for (i, n) in t.entries.enumerated() {
+          p.shardStats.append(ShardStats(tensor: t.firstTensor + i, rank: rp.rank, step: t.step, weightNorm: n.weightNorm,
+                                         gradNorm: n.gradNorm, updateRatio: n.updateRatio))
+        }
+      }
       for e in rp.events {
         // Every rank reports job-wide events (pause, resume, stop): show each once.
         let key = "\(e.kind.rawValue)/\(e.step)/\(e.text)"

@@ -110,6 +110,15 @@ public protocol TrainingObserver: AnyObject {
   /// Called on every rank while paused (about every 10 ms) to keep the heartbeat fresh.
   func heartbeat()
   func event(_ event: TrainingEvent)
+  /// Norms of this rank's parameter shards (see the default implementation below).
+  func tensorStatistics(step: Int, values: UnsafeBufferPointer<Float>)
+}
+
+extension TrainingObserver {
+  /// Norms of this rank's parameter shards, every few steps: `values` holds (weight norm,
+  /// gradient norm, update/weight ratio) for each of the 16 tensors in llm.c order. The buffer
+  /// is only valid during the call. Default: ignored.
+  public func tensorStatistics(step: Int, values: UnsafeBufferPointer<Float>) {}
 }
 
 /// Observer that ignores everything and never asks for a pause.

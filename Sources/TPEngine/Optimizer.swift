@@ -45,7 +45,8 @@ import Glibc
 
 extension GPT {
   /// Global L2 norm of the gradient: sharded tensors summed over TP, replicated tensors once.
-  public func gradientNorm(tpGroup: Communicator) -> Float {
+  /// With `perTensor`, also stores each local tensor's gradient sum of squares (16 doubles).
+  public func gradientNorm(tpGroup: Communicator, perTensor: UnsafeMutablePointer<Double>? = nil) -> Float {
     var sums: (Double, Double) = (0, 0)  // (sharded, replicated)
     var offset = 0
     for i in 0..<localSizes.count {
@@ -61,6 +62,7 @@ extension GPT {
         acc += Double(s)
         k = end
       }
+      perTensor?[i] = acc
       if replicatedMask[i] { sums.1 += acc } else { sums.0 += acc }
       offset += n
     }
@@ -74,20 +76,41 @@ extension GPT {
     for i in 0..<numLocalParameters { grads[i] *= s }
   }
 
-  /// One AdamW update at optimizer step `t` (from 1).
-  public func adamWUpdate(_ o: AdamWConfig, lr: Float, t: Int) {
+  /// One AdamW update at optimizer step `t` (from 1). With `stats`, also stores per local
+  /// tensor the sums of squares of the update and of the new weights (2 doubles per tensor).
+  public func adamWUpdate(_ o: AdamWConfig, lr: Float, t: Int, stats: UnsafeMutablePointer<Double>? = nil) {
     let b1c = 1 - Float(Glibc.pow(Double(o.beta1), Double(t)))
     let b2c = 1 - Float(Glibc.pow(Double(o.beta2), Double(t)))
     let (b1, b2, eps, wd) = (o.beta1, o.beta2, o.eps, o.weightDecay)
-    for i in 0..<numLocalParameters {
-      let gr = grads[i]
-      let m = b1 * adamM[i] + (1 - b1) * gr
-      let v = b2 * adamV[i] + (1 - b2) * gr * gr
-      adamM[i] = m
-      adamV[i] = v
-      let mh = m / b1c
-      let vh = v / b2c
-      params[i] -= lr * (mh / (vh.squareRoot() + eps) + wd * params[i])
+    guard let stats else {
+      for i in 0..<numLocalParameters {
+        let gr = grads[i]
+        let m = b1 * adamM[i] + (1 - b1) * gr
+        let v = b2 * adamV[i] + (1 - b2) * gr * gr
+        adamM[i] = m
+        adamV[i] = v
+        params[i] -= lr * ((m / b1c) / ((v / b2c).squareRoot() + eps) + wd * params[i])
+      }
+      return
+    }
+    var offset = 0
+    for tensor in 0..<localSizes.count {
+      var du: Double = 0, w2: Double = 0
+      for i in offset..<(offset + localSizes[tensor]) {
+        let gr = grads[i]
+        let m = b1 * adamM[i] + (1 - b1) * gr
+        let v = b2 * adamV[i] + (1 - b2) * gr * gr
+        adamM[i] = m
+        adamV[i] = v
+        let delta = lr * ((m / b1c) / ((v / b2c).squareRoot() + eps) + wd * params[i])
+        params[i] -= delta
+        du += Double(delta * delta)
+        w2 += Double(params[i] * params[i])
+      }
+      stats[2 * tensor] = du
+      stats[2 * tensor + 1] = w2
+      offset += localSizes[tensor]
     }
   }
+
 }

@@ -29,6 +29,8 @@ public struct TrainingOptions: Sendable {
   public var dumpGradsPrefix: String? = nil
   /// Print one line per step on world rank 0.
   public var printSteps = true
+  /// Publish per-shard weight/gradient norms and update ratios every N steps (0 = never).
+  public var shardStatsEvery = 10
   public init() {}
 }
 
@@ -71,6 +73,10 @@ public final class Trainer {
   /// Ticks spent paused (selects which paused ticks collect every rank's signal).
   private var pausedTicks = 0
   private var metrics = StepMetrics()
+  /// Scratch for per-tensor statistics: gradient, update and weight sums of squares, and the
+  /// published (weight norm, gradient norm, update ratio) triples.
+  private let statSums = UnsafeMutablePointer<Double>.allocate(capacity: 3 * 16)
+  private let statValues = UnsafeMutablePointer<Float>.allocate(capacity: 3 * 16)
   private let statm: Int32
   private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
   private var logFile: UnsafeMutablePointer<FILE>? = nil
@@ -100,6 +106,8 @@ public final class Trainer {
   }
 
   deinit {
+    statSums.deallocate()
+    statValues.deallocate()
     if statm >= 0 { close(statm) }
     if let f = logFile { fclose(f) }
   }
@@ -141,12 +149,13 @@ public final class Trainer {
         model.scaleGradients(1 / Float(grid.dp))
       }
       if step == 0, let prefix = options.dumpGradsPrefix { dumpGradients(prefix) }
-      let norm = model.gradientNorm(tpGroup: tpGroup)
+      let publishStats = options.shardStatsEvery > 0 && (step == 0 || (step + 1) % options.shardStatsEvery == 0)
+      let norm = model.gradientNorm(tpGroup: tpGroup, perTensor: publishStats ? statSums : nil)
       if options.optimizer.gradClip > 0 && norm > options.optimizer.gradClip {
         model.scaleGradients(options.optimizer.gradClip / norm)
       }
       let lr = options.schedule.rate(peak: options.optimizer.learningRate, step: step, total: options.steps)
-      model.adamWUpdate(options.optimizer, lr: lr, t: step + 1)
+      model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, stats: publishStats ? statSums + 16 : nil)
       var loss = Double(localLoss)
       dpGroup.allReduce(&loss, count: 1, .sum)
       loss /= Double(grid.dp)
@@ -156,6 +165,7 @@ public final class Trainer {
       lastLoss = Float(loss)
       fillMetrics(loss: Float(loss), lr: lr, norm: norm, t0: t0, t1: t1, t2: t2, t3: t3, t4: t4, flops: flopsPerRank)
       observer.stepFinished(metrics)
+      if publishStats { publishTensorStatistics() }
       // the first step may fill lazily allocated library pools; every later one must not allocate
       if step > 1 { stepAllocations += AllocationProbe.count() - allocationsBefore }
       if !loss.isFinite { observer.event(.nonFiniteLoss(step: step)) }
@@ -290,6 +300,18 @@ public final class Trainer {
 
   /// Saves a checkpoint now (collective), as for a controller's request.
   public func checkpointNow() throws { try checkpoint(reason: "request") }
+
+  /// Per local tensor: ‖θ‖, ‖g‖ (before clipping) and ‖Δθ‖/‖θ‖ of this step's update.
+  private func publishTensorStatistics() {
+    let n = model.localSizes.count
+    for i in 0..<n {
+      let w = statSums[16 + 2 * i + 1].squareRoot()
+      statValues[3 * i] = Float(w)
+      statValues[3 * i + 1] = Float(statSums[i].squareRoot())
+      statValues[3 * i + 2] = w > 0 ? Float(statSums[16 + 2 * i].squareRoot() / w) : 0
+    }
+    observer.tensorStatistics(step: step, values: UnsafeBufferPointer(start: statValues, count: 3 * n))
+  }
 
   private func dumpGradients(_ prefix: String) {
     let path = "\(prefix).rank\(world.rank).bin"

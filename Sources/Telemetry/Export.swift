@@ -78,6 +78,12 @@ public enum TelemetryExport {
     case .event(let e):
       return "{\"type\":\"event\",\"rank\":\(e.rank),\"index\":\(e.index),\"step\":\(e.step),"
         + "\"timestamp_ns\":\(e.timestampNs),\"event\":\"\(e.kind.name)\",\"text\":\(jsonString(e.text))}"
+    case .tensorStats(let t):
+      let entries = t.entries.enumerated().map { i, n in
+        "{\"tensor\":\(t.firstTensor + i),\"weight_norm\":\(number(n.weightNorm)),\"grad_norm\":\(number(n.gradNorm)),\"update_ratio\":\(number(n.updateRatio))}"
+      }.joined(separator: ",")
+      return "{\"type\":\"tensor_stats\",\"rank\":\(t.rank),\"index\":\(t.index),\"step\":\(t.step),"
+        + "\"timestamp_ns\":\(t.timestampNs),\"tensors\":[\(entries)]}"
     }
   }
 
@@ -102,6 +108,15 @@ public enum TelemetryExport {
       values["timestamp_ns"] = "\(e.timestampNs)"
       values["event"] = e.kind.name
       values["text"] = csvField(e.text)
+    case .tensorStats(let t):
+      values["type"] = "tensor_stats"
+      values["rank"] = "\(t.rank)"
+      values["index"] = "\(t.index)"
+      values["step"] = "\(t.step)"
+      values["timestamp_ns"] = "\(t.timestampNs)"
+      values["text"] = csvField(t.entries.enumerated().map { i, n in
+        "\(t.firstTensor + i):\(number(n.weightNorm))/\(number(n.gradNorm))/\(number(n.updateRatio))"
+      }.joined(separator: " "))
     }
     return csvColumns.map { values[$0] ?? "" }.joined(separator: ",")
   }

@@ -9,6 +9,8 @@ public struct RankPoll: Sendable {
   public var steps: [StepRecord] = []
   /// Event records accepted, in ring order.
   public var events: [EventRecord] = []
+  /// Tensor-statistics records accepted, in ring order.
+  public var tensorStats: [TensorStatsRecord] = []
   /// Records overwritten before this reader could copy them (exact: accepted + lost + corrupt
   /// equals the records published since the previous poll).
   public var lost: UInt64 = 0
@@ -164,14 +166,17 @@ public final class JobReader {
     guard rank >= 0 && rank < geometry.worldSize else { return out }
     var steps: [StepRecord] = []
     var events: [EventRecord] = []
+    var tensorStats: [TensorStatsRecord] = []
     poll(rank: rank, into: &out) { rec in
       switch rec {
       case .step(let s): steps.append(s)
       case .event(let e): events.append(e)
+      case .tensorStats(let t): tensorStats.append(t)
       }
     }
     out.steps = steps
     out.events = events
+    out.tensorStats = tensorStats
     return out
   }
 

@@ -15,7 +15,7 @@ public enum SegmentLayout {
   /// Readers refuse any other major version.
   public static let versionMajor: UInt32 = 1
   /// Minor versions only append fields; readers accept any.
-  public static let versionMinor: UInt32 = 0
+  public static let versionMinor: UInt32 = 1
   /// Value of the `ready` word once the creator has written everything ("READY!\0\0").
   public static let readyValue: UInt64 = 0x0000_2159_4441_4552
 
@@ -138,7 +138,11 @@ public enum SegmentLayout {
     public static let timestampNs = 24  // u64, CLOCK_MONOTONIC ns
     public static let checksum = 248  // u64 over bytes 8..<248
 
-    public enum Kind { public static let step: UInt32 = 1; public static let event: UInt32 = 2 }
+    public enum Kind {
+      public static let step: UInt32 = 1
+      public static let event: UInt32 = 2
+      public static let tensorStats: UInt32 = 3
+    }
 
     // Step record fields.
     public static let tokens = 32  // i64
@@ -170,6 +174,14 @@ public enum SegmentLayout {
     public static let eventRank = 36  // u32, world rank of the writer
     public static let text = 40  // UTF-8, up to 208 bytes
     public static let textCapacity = 208
+
+    // Tensor-statistics record fields (kind 3, minor version 1): `eventKind` holds the entry
+    // count; entries are (weight norm, gradient norm, update/weight ratio) as 3 x f32 each, for
+    // tensors firstTensor ..< firstTensor + count of the writer's local shards.
+    public static let statsRank = 32  // u32
+    public static let statsFirstTensor = 36  // u32
+    public static let statsEntries = 40  // 3 x f32 per entry
+    public static let statsCapacity = 17  // entries that fit before the checksum
   }
 
   /// Default ring length per rank.

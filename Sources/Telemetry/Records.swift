@@ -81,16 +81,44 @@ public struct EventRecord: Sendable, Equatable {
   }
 }
 
+/// Norms of one rank's parameter shards, published every few steps (minor version 1).
+public struct TensorStatsRecord: Sendable, Equatable {
+  /// Ring index (reader side only).
+  public var index: UInt64 = 0
+  public var rank: Int = 0
+  public var timestampNs: UInt64 = 0
+  public var step: Int = 0
+  /// Index (llm.c order) of the first tensor in `entries`.
+  public var firstTensor: Int = 0
+  /// Per tensor: L2 norm of the local weights, of the local gradient, and ‖Δθ‖/‖θ‖ of the update.
+  public var entries: [TensorNorms] = []
+  public init() {}
+}
+
+/// Norms of one tensor shard.
+public struct TensorNorms: Sendable, Equatable {
+  public var weightNorm: Float
+  public var gradNorm: Float
+  public var updateRatio: Float
+  public init(weightNorm: Float, gradNorm: Float, updateRatio: Float) {
+    self.weightNorm = weightNorm
+    self.gradNorm = gradNorm
+    self.updateRatio = updateRatio
+  }
+}
+
 /// A record read from a ring.
 public enum TelemetryRecord: Sendable {
   case step(StepRecord)
   case event(EventRecord)
+  case tensorStats(TensorStatsRecord)
 
   /// Ring index of the record.
   public var index: UInt64 {
     switch self {
     case .step(let s): return s.index
     case .event(let e): return e.index
+    case .tensorStats(let t): return t.index
     }
   }
 }
@@ -216,6 +244,24 @@ enum RecordCodec {
     put(p, S.checksum, checksum(UnsafeRawPointer(p)))
   }
 
+  /// Encodes up to `Slot.statsCapacity` tensor norms (weight, gradient, update ratio triples
+  /// in `values`) into `p`, checksum included.
+  static func encodeTensorStats(
+    step: Int, firstTensor: Int, values: UnsafeBufferPointer<Float>, timestampNs: UInt64, rank: UInt32,
+    into p: UnsafeMutableRawPointer
+  ) {
+    p.initializeMemory(as: UInt8.self, repeating: 0, count: S.payloadSize)
+    let n = min(values.count / 3, S.statsCapacity)
+    put(p, S.kind, S.Kind.tensorStats)
+    put(p, S.eventKind, UInt32(n))
+    put(p, S.step, Int64(truncatingIfNeeded: step))
+    put(p, S.timestampNs, timestampNs)
+    put(p, S.statsRank, rank)
+    put(p, S.statsFirstTensor, UInt32(truncatingIfNeeded: firstTensor))
+    for i in 0..<(3 * n) { put(p, S.statsEntries + 4 * i, values[i]) }
+    put(p, S.checksum, checksum(UnsafeRawPointer(p)))
+  }
+
   /// Result of decoding a copied payload.
   enum Decoded {
     case record(TelemetryRecord)
@@ -267,6 +313,22 @@ enum RecordCodec {
       e.rank = Int(get(p, S.eventRank, UInt32.self))
       e.timestampNs = get(p, S.timestampNs, UInt64.self)
       return .record(.event(e))
+    }
+    if kind == S.Kind.tensorStats {
+      let n = Int(get(p, S.eventKind, UInt32.self))
+      guard n <= S.statsCapacity else { return .corrupt }
+      var t = TensorStatsRecord()
+      t.index = index
+      t.rank = Int(get(p, S.statsRank, UInt32.self))
+      t.step = Int(get(p, S.step, Int64.self))
+      t.timestampNs = get(p, S.timestampNs, UInt64.self)
+      t.firstTensor = Int(get(p, S.statsFirstTensor, UInt32.self))
+      t.entries = (0..<n).map { i in
+        TensorNorms(weightNorm: get(p, S.statsEntries + 12 * i, Float.self),
+                    gradNorm: get(p, S.statsEntries + 12 * i + 4, Float.self),
+                    updateRatio: get(p, S.statsEntries + 12 * i + 8, Float.self))
+      }
+      return .record(.tensorStats(t))
     }
     return .corrupt
   }

@@ -221,6 +221,17 @@ public final class RankWriter {
     }
   }
 
+  /// Publishes the norms of this rank's shards: `values` holds (weight norm, gradient norm,
+  /// update ratio) per tensor from `firstTensor`, at most `Slot.statsCapacity` tensors.
+  public func writeTensorStats(step: Int, firstTensor: Int, values: UnsafeBufferPointer<Float>) {
+    withUnsafeTemporaryAllocation(byteCount: S.payloadSize, alignment: 8) { buf in
+      let p = buf.baseAddress.unsafelyUnwrapped
+      RecordCodec.encodeTensorStats(step: step, firstTensor: firstTensor, values: values,
+                                    timestampNs: telemetryMonotonicNanos(), rank: rank32, into: p)
+      publish(UnsafeRawPointer(p))
+    }
+  }
+
   /// Seqlock write of record `next`: seq = 2i+1 (relaxed), release fence, payload copy,
   /// seq = 2i+2 (release), then the head = i+1 (release).
   @inline(__always)

@@ -261,7 +261,7 @@ struct ExportJob: ParsableCommand {
     var count = 0
     for p in reader.poll() {
       lost += p.lost
-      var records: [TelemetryRecord] = p.steps.map { .step($0) } + p.events.map { .event($0) }
+      var records: [TelemetryRecord] = p.steps.map { .step($0) } + p.events.map { .event($0) } + p.tensorStats.map { .tensorStats($0) }
       records.sort { $0.index < $1.index }
       for r in records { out += TelemetryExport.line(r, format: fmt) + "\n" }
       count += records.count

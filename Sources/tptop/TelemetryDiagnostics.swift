@@ -233,6 +233,8 @@ struct StressReader: ParsableCommand {
           if !StressPattern.matches(s, idx) || idx % StressPattern.eventEvery == StressPattern.eventEvery - 1 { mismatched += 1 }
         case .event(let e):
           if e.text != "event \(idx)" || e.step != Int(idx) || e.kind != .checkpointSaved { mismatched += 1 }
+        case .tensorStats:
+          mismatched += 1  // the stress writer publishes none
         }
       }
     }

@@ -100,6 +100,10 @@ final class TelemetryObserver: TrainingObserver {
 
   func heartbeat() { writer.heartbeat() }
 
+  func tensorStatistics(step: Int, values: UnsafeBufferPointer<Float>) {
+    writer.writeTensorStats(step: step, firstTensor: 0, values: values)
+  }
+
   func event(_ e: TrainingEvent) {
     switch e {
     case .checkpointSaved(let step, let path):

@@ -68,6 +68,8 @@ struct TPTrain: ParsableCommand {
   var resume: String?
   @Option(help: "Telemetry job name (shared-memory segment).") var job: String?
   @Flag(name: .customLong("no-telemetry"), help: "Do not publish telemetry.") var noTelemetry = false
+  @Option(name: .customLong("shard-stats-every"), help: "Publish per-shard weight/gradient norms and update ratios every N steps (0 = never).")
+  var shardStatsEvery: Int = 10
   @Option(help: "OpenBLAS threads per rank (default: cores on the node / ranks on the node).") var threads: Int?
   @Flag(help: "Do not print a line per step.") var quiet = false
   @Option(name: .customLong("dump-grads"), help: .hidden) var dumpGrads: String?
@@ -310,6 +312,7 @@ struct TPTrain: ParsableCommand {
     options.checkpointDir = checkpointDir ?? resumed.map { resumeDirectory(of: $0.path) } ?? "checkpoints"
     options.dumpGradsPrefix = dumpGrads
     options.printSteps = !quiet
+    options.shardStatsEvery = max(0, shardStatsEvery)
 
     let observer: TrainingObserver = try makeObserver(world: world, node: node, grid: grid, config: config, gpt: gpt, settings: settings)
     if world.rank == 0 && !quiet {
