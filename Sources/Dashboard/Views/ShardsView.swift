@@ -93,7 +93,9 @@ enum ShardsView {
     let inner = r.inset(1)
     guard inner.height > 0 else { return }
     let hasStats = (0..<job.worldSize).contains { m.history.stats(tensor: sel, rank: $0) != nil }
-    let sliceW = max(12, min(inner.width - 20, (t.descriptions.map { $0.unicodeScalars.count }.max() ?? 10) + 2))
+    // the norm columns (27 cells) keep their room; the slice text is cut to what is left
+    let statsW = hasStats ? 27 : 0
+    let sliceW = max(12, min(inner.width - 13 - statsW, (t.descriptions.map { $0.unicodeScalars.count }.max() ?? 10) + 2))
     var header = Format.fit("rank", 5) + Format.fit("slice", sliceW) + Format.fit("bytes", 8, right: true)
     if hasStats { header += Format.fit("|w|", 9, right: true) + Format.fit("|g|", 9, right: true) + Format.fit("upd/w", 9, right: true) }
     g.put(header, x: inner.x, y: inner.y, style: .title, maxWidth: inner.width)
