@@ -7,7 +7,7 @@ import Glibc
 
 public enum AllocationProbe {
   typealias CountFunction = @convention(c) () -> Int
-  nonisolated(unsafe) static let counter: CountFunction? = {
+  static let counter: CountFunction? = {
     guard let sym = dlsym(nil, "tptop_thread_allocations") else { return nil }
     return unsafeBitCast(sym, to: CountFunction.self)
   }()

@@ -212,8 +212,8 @@ final class BackgroundJob {
     try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
     out = d.appendingPathComponent("out")
     err = d.appendingPathComponent("err")
-    FileManager.default.createFile(atPath: out.path, contents: nil)
-    FileManager.default.createFile(atPath: err.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = args
     var env = ProcessInfo.processInfo.environment
