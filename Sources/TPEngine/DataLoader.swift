@@ -25,6 +25,9 @@ public final class TokenStream {
     defer { close(fd) }
     var st = stat()
     fstat(fd, &st)
+    if (st.st_mode & S_IFMT) == S_IFDIR {
+      throw EngineError("data path \(path) is a directory: pass a text file or an llm.c token file with --data")
+    }
     let size = Int(st.st_size)
     if size == 0 { throw EngineError("data file \(path) is empty: pass a text file or an llm.c token file with --data") }
     guard let m = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
