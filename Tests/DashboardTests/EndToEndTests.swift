@@ -195,4 +195,37 @@ final class EndToEndTests: XCTestCase {
     keys("q")
     try waitFor("dashboard to exit", timeout: 20) { $0.contains("left \(self.job)") || $0.contains("detached from \(self.job)") }
   }
+
+  /// `tptop demo` itself (the README's run command): the small preset at TP=2 on the bundled
+  /// corpus, both ranks running and the loss falling; detach leaves it running.
+  func testDemoRunsTheSmallPresetAtTP2() throws {
+    _ = tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40",
+             "env TPTOP_LOG_DIR=\(logDir) TERM=xterm-256color LANG=C.UTF-8 bash --norc --noprofile")
+    usleep(300_000)
+    let tptop = "\(binDir)/tptop"
+    // a short batch keeps each step quick on a 2-core CI machine
+    keys("\(tptop) demo --batch 2 --seq 16 --steps 100000 --refresh 0.2", "Enter")
+    var s = try waitFor("the demo's ranks running", timeout: 180) { s in
+      let rows = EndToEndTests.rankRows(s)
+      return rows[0]?.0 == "running" && rows[1]?.0 == "running" && (rows[0]?.1 ?? 0) > 0
+    }
+    // header: " tptop <job>  small L6 H6 C384 B2 T16  t2×d1  ● running …"
+    let header = s.split(separator: "\n").first.map(String.init) ?? ""
+    let words = header.split(separator: " ").map(String.init)
+    job = words.count > 1 ? words[1] : ""
+    XCTAssertTrue(job.hasPrefix("job-"), header)
+    XCTAssertTrue(header.contains("small L6 H6 C384"), header)
+    XCTAssertTrue(header.contains("t2×d1"), header)
+    let firstLoss = try XCTUnwrap(EndToEndTests.shownLoss(s), s)
+    let firstStep = EndToEndTests.rankRows(s)[0]!.1
+    s = try waitFor("the demo's loss to fall", timeout: 180) { s in
+      guard let l = EndToEndTests.shownLoss(s), let st = EndToEndTests.rankRows(s)[0]?.1 else { return false }
+      return st >= firstStep + 20 && l < firstLoss
+    }
+    keys("q")
+    _ = try waitFor("detach message", timeout: 20) { $0.contains("detached from \(self.job)") }
+    XCTAssertEqual(try JobReader(job: job).summary().state, .running)
+    let stop = EndToEndTests.sh([tptop, "stop", job])
+    XCTAssertEqual(stop.0, 0, stop.1)
+  }
 }
