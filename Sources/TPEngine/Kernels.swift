@@ -77,6 +77,21 @@ public func positionBackward(_ dwpe: FloatPtr, _ dout: FloatPtr, _ B: Int, _ T: 
 
 // MARK: - LayerNorm
 
+/// Σ x[c] and Σ x[c]·y[c] over C with 8 independent partial sums (Swift does not reassociate
+/// float additions, so a single accumulator would serialise on the add latency).
+@inline(__always)
+func sum8(_ x: FloatPtr, _ C: Int) -> Float {
+  var acc = SIMD8<Float>()
+  var c = 0
+  while c + 8 <= C {
+    acc += UnsafeRawPointer(x + c).loadUnaligned(as: SIMD8<Float>.self)
+    c += 8
+  }
+  var s = acc.sum()
+  while c < C { s += x[c]; c += 1 }
+  return s
+}
+
 /// out (N,C) = (inp - mean) * rstd * weight + bias; records mean and rstd (N) for backward.
 @inline(never)
 public func layernormForward(_ out: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr, _ inp: FloatPtr,
@@ -84,14 +99,16 @@ public func layernormForward(_ out: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr
   let eps: Float = 1e-5
   for i in 0..<N {
     let x = inp + i * C
-    var m: Float = 0
-    for c in 0..<C { m += x[c] }
-    m /= Float(C)
-    var v: Float = 0
-    for c in 0..<C {
-      let d = x[c] - m
-      v += d * d
+    let m = sum8(x, C) / Float(C)
+    var acc = SIMD8<Float>()
+    var c = 0
+    while c + 8 <= C {
+      let d = UnsafeRawPointer(x + c).loadUnaligned(as: SIMD8<Float>.self) - m
+      acc += d * d
+      c += 8
     }
+    var v = acc.sum()
+    while c < C { let d = x[c] - m; v += d * d; c += 1 }
     v /= Float(C)
     let s = 1 / (v + eps).squareRoot()
     let o = out + i * C
@@ -112,13 +129,24 @@ public func layernormBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: Fl
     let di = dinp + i * C
     let m = mean[i]
     let s = rstd[i]
-    var dnormMean: Float = 0
-    var dnormNormMean: Float = 0
-    for c in 0..<C {
-      let norm = (x[c] - m) * s
+    var a1 = SIMD8<Float>(), a2 = SIMD8<Float>()
+    var c = 0
+    while c + 8 <= C {
+      let xv = UnsafeRawPointer(x + c).loadUnaligned(as: SIMD8<Float>.self)
+      let gv = UnsafeRawPointer(g + c).loadUnaligned(as: SIMD8<Float>.self)
+      let wv = UnsafeRawPointer(weight + c).loadUnaligned(as: SIMD8<Float>.self)
+      let dnorm = wv * gv
+      a1 += dnorm
+      a2 += dnorm * ((xv - m) * s)
+      c += 8
+    }
+    var dnormMean = a1.sum()
+    var dnormNormMean = a2.sum()
+    while c < C {
       let dnorm = weight[c] * g[c]
       dnormMean += dnorm
-      dnormNormMean += dnorm * norm
+      dnormNormMean += dnorm * ((x[c] - m) * s)
+      c += 1
     }
     dnormMean /= Float(C)
     dnormNormMean /= Float(C)
@@ -215,17 +243,33 @@ public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
 
 @inline(__always)
 func softmaxCausalRow(_ row: FloatPtr, _ n: Int, _ T: Int) {
-  var mx = -Float.greatestFiniteMagnitude
-  for i in 0..<n where row[i] > mx { mx = row[i] }
-  var sum: Float = 0
-  for i in 0..<n {
-    let e = fastExp(row[i] - mx)
-    row[i] = e
-    sum += e
+  // max and sum with 8 partial lanes; the exp pass has no reduction, so it vectorises as is
+  var mx8 = SIMD8<Float>(repeating: -Float.greatestFiniteMagnitude)
+  var i = 0
+  while i + 8 <= n {
+    mx8 = pointwiseMax(mx8, UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self))
+    i += 8
   }
-  let inv = 1 / sum
-  for i in 0..<n { row[i] *= inv }
+  var mx = mx8.max()
+  while i < n { mx = max(mx, row[i]); i += 1 }
+  for k in 0..<n { row[k] = fastExp(row[k] - mx) }
+  let inv = 1 / sum8(row, n)
+  for k in 0..<n { row[k] *= inv }
   if n < T { (row + n).update(repeating: 0, count: T - n) }
+}
+
+/// Σ x[i]·y[i] with 8 partial lanes.
+@inline(__always)
+func dot8(_ x: FloatPtr, _ y: FloatPtr, _ n: Int) -> Float {
+  var acc = SIMD8<Float>()
+  var i = 0
+  while i + 8 <= n {
+    acc += UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) * UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+    i += 8
+  }
+  var s = acc.sum()
+  while i < n { s += x[i] * y[i]; i += 1 }
+  return s
 }
 
 /// dqkv (B,T,3·NH·hs) = ∂loss/∂qkv (overwritten). `scratch` holds T·T floats.
@@ -253,8 +297,7 @@ public func attentionBackward(_ dqkv: FloatPtr, _ scratch: FloatPtr, _ dout: Flo
         for t in r0..<r1 {
           let ar = a + t * T
           let dr = scratch + t * T
-          var dot: Float = 0
-          for s in 0...t { dot += ar[s] * dr[s] }
+          let dot = dot8(ar, dr, t + 1)
           for s in 0...t { dr[s] = ar[s] * (dr[s] - dot) }
           if t + 1 < T { (dr + t + 1).update(repeating: 0, count: T - t - 1) }
         }
