@@ -243,14 +243,16 @@ public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
 
 @inline(__always)
 func softmaxCausalRow(_ row: FloatPtr, _ n: Int, _ T: Int) {
-  // max and sum with 8 partial lanes; the exp pass has no reduction, so it vectorises as is
-  var mx8 = SIMD8<Float>(repeating: -Float.greatestFiniteMagnitude)
+  // max and sum with partial lanes; the exp pass has no reduction, so it vectorises as is
+  // (four scalar lanes: the generic SIMD pointwiseMax is not inlined)
+  var (m0, m1, m2, m3) = (-Float.greatestFiniteMagnitude, -Float.greatestFiniteMagnitude,
+                          -Float.greatestFiniteMagnitude, -Float.greatestFiniteMagnitude)
   var i = 0
-  while i + 8 <= n {
-    mx8 = pointwiseMax(mx8, UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self))
-    i += 8
+  while i + 4 <= n {
+    m0 = max(m0, row[i]); m1 = max(m1, row[i + 1]); m2 = max(m2, row[i + 2]); m3 = max(m3, row[i + 3])
+    i += 4
   }
-  var mx = mx8.max()
+  var mx = max(max(m0, m1), max(m2, m3))
   while i < n { mx = max(mx, row[i]); i += 1 }
   for k in 0..<n { row[k] = fastExp(row[k] - mx) }
   let inv = 1 / sum8(row, n)
