@@ -116,12 +116,17 @@ final class EndToEndTests: XCTestCase {
     if !logDir.isEmpty { try? FileManager.default.removeItem(atPath: logDir) }
   }
 
-  func testLaunchPauseResumeShardsDetachAttachStop() throws {
-    // A shell in a fixed-size terminal, so the pane survives tptop exiting.
+  /// A shell in a fixed-size 120×40 terminal (so the pane survives tptop exiting); returns the
+  /// tptop path to type.
+  func startShell() -> String {
     _ = tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40",
              "env TPTOP_LOG_DIR=\(logDir) TERM=xterm-256color LANG=C.UTF-8 bash --norc --noprofile")
     usleep(300_000)
-    let tptop = "\(binDir)/tptop"
+    return "\(binDir)/tptop"
+  }
+
+  func testLaunchPauseResumeShardsDetachAttachStop() throws {
+    let tptop = startShell()
     keys("\(tptop) launch --np 2 --tp 2 --job \(job) --refresh 0.2 -- --model tiny --batch 2 --seq 16 --steps 1000000 --quiet", "Enter")
 
     // Both ranks' rows, running.
@@ -199,10 +204,7 @@ final class EndToEndTests: XCTestCase {
   /// `tptop demo` itself (the README's run command): the small preset at TP=2 on the bundled
   /// corpus, both ranks running and the loss falling; detach leaves it running.
   func testDemoRunsTheSmallPresetAtTP2() throws {
-    _ = tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40",
-             "env TPTOP_LOG_DIR=\(logDir) TERM=xterm-256color LANG=C.UTF-8 bash --norc --noprofile")
-    usleep(300_000)
-    let tptop = "\(binDir)/tptop"
+    let tptop = startShell()
     // a short batch keeps each step quick on a 2-core CI machine
     keys("\(tptop) demo --batch 2 --seq 16 --steps 100000 --refresh 0.2", "Enter")
     var s = try waitFor("the demo's ranks running", timeout: 180) { s in
