@@ -82,6 +82,8 @@ public final class GPT {
   public let adamV: FloatPtr
   public let p: ParameterViews
   public let g: ParameterViews
+  /// Per-tensor Σg² scratch for `gradientNorm` (one double per local tensor).
+  let normScratch: UnsafeMutablePointer<Double>
 
   /// Token ids for the current batch: inputs (B,T) and targets (B,T).
   public let inputs: UnsafeMutablePointer<Int32>
@@ -108,14 +110,16 @@ public final class GPT {
     replicatedMask = layout.map { $0.split == .replicated }
     numLocalParameters = localSizes.reduce(0, +)
     let n = numLocalParameters
-    params = .allocate(capacity: n)
-    grads = .allocate(capacity: n)
-    adamM = .allocate(capacity: n)
-    adamV = .allocate(capacity: n)
+    params = Arena.allocate(n)
+    grads = Arena.allocate(n)
+    adamM = Arena.allocate(n)
+    adamV = Arena.allocate(n)
     params.initialize(repeating: 0, count: n)
     grads.initialize(repeating: 0, count: n)
     adamM.initialize(repeating: 0, count: n)
     adamV.initialize(repeating: 0, count: n)
+    normScratch = .allocate(capacity: localSizes.count)
+    normScratch.initialize(repeating: 0, count: localSizes.count)
     p = ParameterViews(base: params, sizes: localSizes)
     g = ParameterViews(base: grads, sizes: localSizes)
     inputs = .allocate(capacity: B * T)
@@ -139,7 +143,7 @@ public final class GPT {
       BT * C, BT * C, BT * 3 * CL, BT * CL, BT * FL, T * T,  // backward scratch
     ]
     activationCount = sizes.reduce(0, +)
-    activationBase = .allocate(capacity: activationCount)
+    activationBase = Arena.allocate(activationCount)
     activationBase.initialize(repeating: 0, count: activationCount)
     var q = activationBase
     var i = 0
@@ -154,8 +158,9 @@ public final class GPT {
   }
 
   deinit {
-    params.deallocate(); grads.deallocate(); adamM.deallocate(); adamV.deallocate()
-    inputs.deallocate(); targets.deallocate(); activationBase.deallocate()
+    for buffer in [params, grads, adamM, adamV] { Arena.deallocate(buffer, numLocalParameters) }
+    Arena.deallocate(activationBase, activationCount)
+    inputs.deallocate(); targets.deallocate(); normScratch.deallocate()
   }
 
   public var parameterBytes: Int { numLocalParameters * 4 }
@@ -176,6 +181,7 @@ public final class GPT {
     embeddingForward(a.encoded, inputs, p.wte, BT, C, local.vocabStart, VL)
     tp.reduceEmbedding(a.encoded, BT * C)
     positionForward(a.encoded, p.wpe, B, T, C)
+    layernormForward(a.ln1, a.ln1Mean, a.ln1Rstd, a.encoded, p.ln1w, p.ln1b, BT, C)
 
     for l in 0..<L {
       let residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * BT * C
@@ -191,27 +197,32 @@ public final class GPT {
       let fcproj = a.fcproj + l * BT * C
       let residual3 = a.residual3 + l * BT * C
 
-      layernormForward(ln1, a.ln1Mean + l * BT, a.ln1Rstd + l * BT, residual, p.ln1w + l * C, p.ln1b + l * C, BT, C)
+      // ln1 = LayerNorm(residual) was written by the previous layer's last sweep (or above)
       // attention: column-parallel QKV (f) → local heads → row-parallel projection (g) + bias
       tp.copyToTensorParallelForward(ln1, BT * C)
       matmulForward(qkv, ln1, p.qkvw + l * 3 * CL * C, p.qkvb + l * 3 * CL, BT, C, 3 * CL)
       attentionForward(atty, att, qkv, B, T, NH, hs)
       matmulForward(attproj, atty, p.attprojw + l * C * CL, nil, BT, CL, C)
       tp.reduceFromTensorParallelForward(attproj, BT * C)
-      biasForward(attproj, p.attprojb + l * C, BT, C)
-      residualForward(residual2, residual, attproj, BT * C)
-      layernormForward(ln2, a.ln2Mean + l * BT, a.ln2Rstd + l * BT, residual2, p.ln2w + l * C, p.ln2b + l * C, BT, C)
+      // residual2 = residual + attproj + bias; ln2 = LayerNorm(residual2)
+      residualLayernormForward(residual2, ln2, a.ln2Mean + l * BT, a.ln2Rstd + l * BT, residual, attproj,
+                               p.attprojb + l * C, p.ln2w + l * C, p.ln2b + l * C, BT, C)
       // MLP: column-parallel fc (f) → GELU → row-parallel projection (g) + bias
       tp.copyToTensorParallelForward(ln2, BT * C)
       matmulForward(fch, ln2, p.fcw + l * FL * C, p.fcb + l * FL, BT, C, FL)
       geluForward(fchGelu, fch, BT * FL)
       matmulForward(fcproj, fchGelu, p.fcprojw + l * C * FL, nil, BT, FL, C)
       tp.reduceFromTensorParallelForward(fcproj, BT * C)
-      biasForward(fcproj, p.fcprojb + l * C, BT, C)
-      residualForward(residual3, residual2, fcproj, BT * C)
+      // residual3 = residual2 + fcproj + bias, then the next LayerNorm (layer l+1's ln1, or lnf)
+      if l + 1 < L {
+        residualLayernormForward(residual3, ln1 + BT * C, a.ln1Mean + (l + 1) * BT, a.ln1Rstd + (l + 1) * BT,
+                                 residual2, fcproj, p.fcprojb + l * C, p.ln1w + (l + 1) * C,
+                                 p.ln1b + (l + 1) * C, BT, C)
+      } else {
+        residualLayernormForward(residual3, a.lnf, a.lnfMean, a.lnfRstd, residual2, fcproj,
+                                 p.fcprojb + l * C, p.lnfw, p.lnfb, BT, C)
+      }
     }
-    let last = a.residual3 + (L - 1) * BT * C
-    layernormForward(a.lnf, a.lnfMean, a.lnfRstd, last, p.lnfw, p.lnfb, BT, C)
     // tied LM head, vocab-parallel (f before it), then vocab-parallel cross-entropy
     tp.copyToTensorParallelForward(a.lnf, BT * C)
     matmulForward(a.logits, a.lnf, p.wte, nil, BT, C, VL)
@@ -225,11 +236,14 @@ public final class GPT {
   /// Per-position losses of the last forward pass (B·T).
   public var positionLosses: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: a.ce.losses, count: B * T) }
 
+  /// Sets every gradient to zero. A training step does not need it: `backward` overwrites all
+  /// of `grads`.
   public func zeroGrad() { grads.update(repeating: 0, count: numLocalParameters) }
 
   // MARK: backward
 
-  /// Backward pass of the last forward; accumulates into `grads`. The loss is the mean over
+  /// Backward pass of the last forward; overwrites all of `grads` (each parameter's gradient has
+  /// one producer, `wte` two: the LM head writes, the embedding adds). The loss is the mean over
   /// B·T positions of this replica.
   public func backward() {
     let (L, C, BT) = (config.numLayers, config.channels, B * T)
@@ -238,12 +252,13 @@ public final class GPT {
 
     crossEntropyBackward(a.logits, a.ce.rowMax, a.ce.packed, targets, 1 / Float(BT), BT, VL,
                          local.vocabValid, local.vocabStart)
-    // LM head: dlnf = dlogits · wte_local (partial), dwte_local += dlogitsᵀ lnf; f backward
+    // LM head: dlnf = dlogits · wte_local (partial), dwte_local = dlogitsᵀ lnf; f backward
     matmulBackward(a.dC, g.wte, nil, a.logits, a.lnf, p.wte, BT, C, VL)
     tp.copyToTensorParallelBackward(a.dC, BT * C)
-    a.dresidual.update(repeating: 0, count: BT * C)
     let last = a.residual3 + (L - 1) * BT * C
-    layernormBackward(a.dresidual, g.lnfw, g.lnfb, a.dC, last, p.lnfw, a.lnfMean, a.lnfRstd, BT, C)
+    // dresidual = ∂loss/∂residual3[L-1]; its column sums are the last MLP projection's bias grad
+    layernormBackward(a.dresidual, g.lnfw, g.lnfb, a.dC, last, p.lnfw, a.lnfMean, a.lnfRstd, BT, C,
+                      accumulateInput: false, dinpColumnSums: g.fcprojb + (L - 1) * C)
 
     for l in stride(from: L - 1, through: 0, by: -1) {
       let residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * BT * C
@@ -257,22 +272,26 @@ public final class GPT {
       let fchGelu = a.fchGelu + l * BT * FL
       let dres = a.dresidual  // ∂loss/∂residual3 on entry, ∂loss/∂residual on exit
 
-      // MLP projection (row-parallel; g backward = identity)
+      // MLP projection (row-parallel; g backward = identity). Its bias gradient (Σ dres) was
+      // produced by the LayerNorm backward that finished dres.
       tp.reduceFromTensorParallelBackward(dres, BT * C)
-      matmulBackward(a.dfch, g.fcprojw + l * C * FL, g.fcprojb + l * C, dres, fchGelu, p.fcprojw + l * C * FL, BT, FL, C)
-      geluBackward(a.dfch, fch, a.dfch, BT * FL)
-      matmulBackward(a.dC, g.fcw + l * FL * C, g.fcb + l * FL, a.dfch, ln2, p.fcw + l * FL * C, BT, C, FL)
+      matmulBackward(a.dfch, g.fcprojw + l * C * FL, nil, dres, fchGelu, p.fcprojw + l * C * FL, BT, FL, C)
+      geluBiasBackward(a.dfch, g.fcb + l * FL, fch, BT, FL)
+      matmulBackward(a.dC, g.fcw + l * FL * C, nil, a.dfch, ln2, p.fcw + l * FL * C, BT, C, FL)
       tp.copyToTensorParallelBackward(a.dC, BT * C)
       layernormBackward(dres, g.ln2w + l * C, g.ln2b + l * C, a.dC, residual2, p.ln2w + l * C,
-                        a.ln2Mean + l * BT, a.ln2Rstd + l * BT, BT, C)
+                        a.ln2Mean + l * BT, a.ln2Rstd + l * BT, BT, C, dinpColumnSums: g.attprojb + l * C)
       // attention projection (row-parallel), attention, QKV (column-parallel)
       tp.reduceFromTensorParallelBackward(dres, BT * C)
-      matmulBackward(a.datty, g.attprojw + l * C * CL, g.attprojb + l * C, dres, atty, p.attprojw + l * C * CL, BT, CL, C)
+      matmulBackward(a.datty, g.attprojw + l * C * CL, nil, dres, atty, p.attprojw + l * C * CL, BT, CL, C)
       attentionBackward(a.dqkv, a.dattScratch, a.datty, qkv, att, B, T, NH, hs)
       matmulBackward(a.dC, g.qkvw + l * 3 * CL * C, g.qkvb + l * 3 * CL, a.dqkv, ln1, p.qkvw + l * 3 * CL * C, BT, C, 3 * CL)
       tp.copyToTensorParallelBackward(a.dC, BT * C)
+      // dres becomes ∂loss/∂residual: for l > 0 that is residual3[l-1], the output of the
+      // previous layer's MLP projection, whose bias gradient is its column sums
       layernormBackward(dres, g.ln1w + l * C, g.ln1b + l * C, a.dC, residual, p.ln1w + l * C,
-                        a.ln1Mean + l * BT, a.ln1Rstd + l * BT, BT, C)
+                        a.ln1Mean + l * BT, a.ln1Rstd + l * BT, BT, C,
+                        dinpColumnSums: l > 0 ? g.fcprojb + (l - 1) * C : nil)
     }
     embeddingBackward(g.wte, a.dresidual, inputs, BT, C, local.vocabStart, VL)
     positionBackward(g.wpe, a.dresidual, B, T, C)

@@ -1,6 +1,9 @@
 // Layer kernels as forward/backward pairs, llm.c style: outputs first, then inputs, then
-// weights, shape ints last. Backward functions *accumulate* into parameter gradients (and into
-// `dinp` where noted). Matrix products go through one `cblas_sgemm` each.
+// weights, shape ints last. Backward functions *overwrite* their parameter gradients (every
+// parameter has exactly one producer per step, so the step needs no gradient memset); the
+// exception is `embeddingBackward`, which adds to the LM head's gradient of the tied `wte`.
+// Input gradients are overwritten or accumulated as each function says. Matrix products go
+// through one `cblas_sgemm` each.
 
 import CBLAS
 import Glibc
@@ -39,6 +42,7 @@ public func embeddingForward(_ out: FloatPtr, _ tokens: UnsafePointer<Int32>, _ 
   }
 }
 
+/// dwte += scatter of dout rows (adds to the LM head's gradient of the tied embedding).
 @inline(never)
 public func embeddingBackward(_ dwte: FloatPtr, _ dout: FloatPtr, _ tokens: UnsafePointer<Int32>,
                               _ BT: Int, _ C: Int, _ vocabStart: Int, _ vocabLocal: Int) {
@@ -64,9 +68,11 @@ public func positionForward(_ out: FloatPtr, _ wpe: FloatPtr, _ B: Int, _ T: Int
   }
 }
 
+/// dwpe[0..<T] = Σ_b dout[b, t] (rows ≥ T are left alone: this step did not use them).
 @inline(never)
 public func positionBackward(_ dwpe: FloatPtr, _ dout: FloatPtr, _ B: Int, _ T: Int, _ C: Int) {
-  for b in 0..<B {
+  dwpe.update(from: dout, count: T * C)
+  for b in 1..<max(1, B) {
     for t in 0..<T {
       let g = dout + (b * T + t) * C
       let d = dwpe + t * C
@@ -96,33 +102,62 @@ func sum8(_ x: FloatPtr, _ C: Int) -> Float {
 @inline(never)
 public func layernormForward(_ out: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr, _ inp: FloatPtr,
                              _ weight: FloatPtr, _ bias: FloatPtr, _ N: Int, _ C: Int) {
-  let eps: Float = 1e-5
   for i in 0..<N {
-    let x = inp + i * C
-    let m = sum8(x, C) / Float(C)
-    var acc = SIMD8<Float>()
-    var c = 0
-    while c + 8 <= C {
-      let d = UnsafeRawPointer(x + c).loadUnaligned(as: SIMD8<Float>.self) - m
-      acc += d * d
-      c += 8
-    }
-    var v = acc.sum()
-    while c < C { let d = x[c] - m; v += d * d; c += 1 }
-    v /= Float(C)
-    let s = 1 / (v + eps).squareRoot()
-    let o = out + i * C
-    for c in 0..<C { o[c] = (x[c] - m) * s * weight[c] + bias[c] }
-    mean[i] = m
-    rstd[i] = s
+    layernormRow(out + i * C, &mean[i], &rstd[i], inp + i * C, weight, bias, C)
   }
 }
 
-/// dinp += ∂loss/∂inp; dweight, dbias accumulate.
+/// One row of LayerNorm (eps 1e-5).
+@inline(__always)
+func layernormRow(_ o: FloatPtr, _ mean: inout Float, _ rstd: inout Float, _ x: FloatPtr,
+                  _ weight: FloatPtr, _ bias: FloatPtr, _ C: Int) {
+  let eps: Float = 1e-5
+  let m = sum8(x, C) / Float(C)
+  var acc = SIMD8<Float>()
+  var c = 0
+  while c + 8 <= C {
+    let d = UnsafeRawPointer(x + c).loadUnaligned(as: SIMD8<Float>.self) - m
+    acc += d * d
+    c += 8
+  }
+  var v = acc.sum()
+  while c < C { let d = x[c] - m; v += d * d; c += 1 }
+  v /= Float(C)
+  let s = 1 / (v + eps).squareRoot()
+  for c in 0..<C { o[c] = (x[c] - m) * s * weight[c] + bias[c] }
+  mean = m
+  rstd = s
+}
+
+/// The end of a row-parallel block and the next LayerNorm in one sweep:
+/// residualOut (N,C) = residualIn + proj + projBias, then out = LayerNorm(residualOut)
+/// (records mean and rstd). Each row is finished while it is still in L1.
+@inline(never)
+public func residualLayernormForward(_ residualOut: FloatPtr, _ out: FloatPtr, _ mean: FloatPtr,
+                                     _ rstd: FloatPtr, _ residualIn: FloatPtr, _ proj: FloatPtr,
+                                     _ projBias: FloatPtr, _ weight: FloatPtr, _ bias: FloatPtr,
+                                     _ N: Int, _ C: Int) {
+  for i in 0..<N {
+    let r = residualOut + i * C
+    let a = residualIn + i * C
+    let p = proj + i * C
+    for c in 0..<C { r[c] = a[c] + (p[c] + projBias[c]) }
+    layernormRow(out + i * C, &mean[i], &rstd[i], r, weight, bias, C)
+  }
+}
+
+/// dinp += ∂loss/∂inp (or = with `accumulateInput: false`); dweight, dbias are overwritten.
+/// `dinpColumnSums` (C), when given, receives Σ over rows of the final dinp: the gradient of a
+/// bias that was added to this LayerNorm's input (a row-parallel block's bias), without another
+/// sweep over dinp.
 @inline(never)
 public func layernormBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: FloatPtr, _ dout: FloatPtr,
                               _ inp: FloatPtr, _ weight: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr,
-                              _ N: Int, _ C: Int) {
+                              _ N: Int, _ C: Int, accumulateInput: Bool = true,
+                              dinpColumnSums: FloatPtr? = nil) {
+  dweight.update(repeating: 0, count: C)
+  dbias.update(repeating: 0, count: C)
+  dinpColumnSums?.update(repeating: 0, count: C)
   for i in 0..<N {
     let g = dout + i * C
     let x = inp + i * C
@@ -155,7 +190,11 @@ public func layernormBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: Fl
       let dnorm = weight[c] * g[c]
       dbias[c] += g[c]
       dweight[c] += norm * g[c]
-      di[c] += (dnorm - dnormMean - norm * dnormNormMean) * s
+      let d = (dnorm - dnormMean - norm * dnormNormMean) * s
+      di[c] = accumulateInput ? di[c] + d : d
+    }
+    if let sums = dinpColumnSums {
+      for c in 0..<C { sums[c] += di[c] }
     }
   }
 }
@@ -173,22 +212,37 @@ public func matmulForward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, 
         beta: bias == nil ? 0 : 1, c: out, ldc: OC)
 }
 
-/// dinp (N,IC) = dout · weight (overwritten unless `accumulateInput`); dweight += doutᵀ · inp;
-/// dbias += Σ dout.
+/// dinp (N,IC) = dout · weight (overwritten unless `accumulateInput`); dweight = doutᵀ · inp;
+/// dbias = Σ dout (pass nil when another kernel produces it).
 @inline(never)
 public func matmulBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: FloatPtr?, _ dout: FloatPtr,
                            _ inp: FloatPtr, _ weight: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int,
                            accumulateInput: Bool = false) {
+  matmulBackwardInput(dinp, dout, weight, N, IC, OC, accumulate: accumulateInput)
+  matmulBackwardWeight(dweight, dbias, dout, inp, N, IC, OC)
+}
+
+/// The input half of `matmulBackward`: dinp (N,IC) = dout (N,OC) · weight (OC,IC).
+@inline(__always)
+public func matmulBackwardInput(_ dinp: FloatPtr, _ dout: FloatPtr, _ weight: FloatPtr,
+                                _ N: Int, _ IC: Int, _ OC: Int, accumulate: Bool = false) {
   sgemm(transA: false, transB: false, m: N, n: IC, k: OC, a: dout, lda: OC, b: weight, ldb: IC,
-        beta: accumulateInput ? 1 : 0, c: dinp, ldc: IC)
+        beta: accumulate ? 1 : 0, c: dinp, ldc: IC)
+}
+
+/// The parameter half of `matmulBackward`: dweight (OC,IC) = doutᵀ · inp; dbias = Σ dout.
+@inline(__always)
+public func matmulBackwardWeight(_ dweight: FloatPtr, _ dbias: FloatPtr?, _ dout: FloatPtr, _ inp: FloatPtr,
+                                 _ N: Int, _ IC: Int, _ OC: Int) {
   sgemm(transA: true, transB: false, m: OC, n: IC, k: N, a: dout, lda: OC, b: inp, ldb: IC,
-        beta: 1, c: dweight, ldc: IC)
+        beta: 0, c: dweight, ldc: IC)
   if let dbias { biasBackward(dbias, dout, N, OC) }
 }
 
-/// dbias (OC) += column sums of dout (N,OC).
+/// dbias (OC) = column sums of dout (N,OC).
 @inline(never)
 public func biasBackward(_ dbias: FloatPtr, _ dout: FloatPtr, _ N: Int, _ OC: Int) {
+  dbias.update(repeating: 0, count: OC)
   for i in 0..<N {
     let g = dout + i * OC
     for o in 0..<OC { dbias[o] += g[o] }
@@ -231,7 +285,7 @@ public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
         // preatt[r0..<r1, 0..<r1] = scale · Q Kᵀ
         sgemm(transA: false, transB: true, m: r1 - r0, n: r1, k: hs, alpha: scale, a: q + r0 * 3 * CL,
               lda: 3 * CL, b: k, ldb: 3 * CL, beta: 0, c: a + r0 * T, ldc: T)
-        for t in r0..<r1 { softmaxCausalRow(a + t * T, t + 1, T) }
+        for t in r0..<r1 { softmaxCausalRow(a + t * T, t + 1, r1) }
         // out[r0..<r1] = att[r0..<r1, 0..<r1] · V[0..<r1]
         sgemm(transA: false, transB: false, m: r1 - r0, n: hs, k: r1, a: a + r0 * T, lda: T, b: v,
               ldb: 3 * CL, beta: 0, c: o + r0 * CL, ldc: CL)
@@ -241,8 +295,10 @@ public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
   }
 }
 
+/// Softmax of row[0..<n] in place; row[n..<end] = 0 (the rest of the diagonal block: the
+/// products with V and the backward read it). Entries past the block are never read.
 @inline(__always)
-func softmaxCausalRow(_ row: FloatPtr, _ n: Int, _ T: Int) {
+func softmaxCausalRow(_ row: FloatPtr, _ n: Int, _ end: Int) {
   // max and sum with partial lanes; the exp pass has no reduction, so it vectorises as is
   // (four scalar lanes: the generic SIMD pointwiseMax is not inlined)
   var (m0, m1, m2, m3) = (-Float.greatestFiniteMagnitude, -Float.greatestFiniteMagnitude,
@@ -257,7 +313,7 @@ func softmaxCausalRow(_ row: FloatPtr, _ n: Int, _ T: Int) {
   for k in 0..<n { row[k] = fastExp(row[k] - mx) }
   let inv = 1 / sum8(row, n)
   for k in 0..<n { row[k] *= inv }
-  if n < T { (row + n).update(repeating: 0, count: T - n) }
+  if n < end { (row + n).update(repeating: 0, count: end - n) }
 }
 
 /// Σ x[i]·y[i] with 8 partial lanes.
@@ -301,7 +357,7 @@ public func attentionBackward(_ dqkv: FloatPtr, _ scratch: FloatPtr, _ dout: Flo
           let dr = scratch + t * T
           let dot = dot8(ar, dr, t + 1)
           for s in 0...t { dr[s] = ar[s] * (dr[s] - dot) }
-          if t + 1 < T { (dr + t + 1).update(repeating: 0, count: T - t - 1) }
+          if t + 1 < r1 { (dr + t + 1).update(repeating: 0, count: r1 - t - 1) }
         }
         sgemm(transA: false, transB: false, m: r1 - r0, n: hs, k: r1, alpha: scale, a: scratch + r0 * T,
               lda: T, b: k, ldb: 3 * CL, beta: 0, c: dq + r0 * 3 * CL, ldc: 3 * CL)
@@ -344,6 +400,22 @@ public func geluBackward(_ dinp: FloatPtr, _ inp: FloatPtr, _ dout: FloatPtr, _ 
     for i in 0..<N { dinp[i] *= geluDerivative(inp[i]) }
   } else {
     for i in 0..<N { dinp[i] = geluDerivative(inp[i]) * dout[i] }
+  }
+}
+
+/// In place over d (N,OC): d = d · gelu'(inp); dbias (OC) = Σ rows of the result (the gradient
+/// of the bias added before the GELU).
+@inline(never)
+public func geluBiasBackward(_ d: FloatPtr, _ dbias: FloatPtr, _ inp: FloatPtr, _ N: Int, _ OC: Int) {
+  dbias.update(repeating: 0, count: OC)
+  for i in 0..<N {
+    let row = d + i * OC
+    let x = inp + i * OC
+    for o in 0..<OC {
+      let v = row[o] * geluDerivative(x[o])
+      row[o] = v
+      dbias[o] += v
+    }
   }
 }
 

@@ -47,26 +47,22 @@ extension GPT {
   /// Global L2 norm of the gradient: sharded tensors summed over TP, replicated tensors once.
   /// With `perTensor`, also stores each local tensor's gradient sum of squares (16 doubles).
   public func gradientNorm(tpGroup: Communicator, perTensor: UnsafeMutablePointer<Double>? = nil) -> Float {
-    var sums: (Double, Double) = (0, 0)  // (sharded, replicated)
+    let squares = perTensor ?? normScratch
     var offset = 0
     for i in 0..<localSizes.count {
-      let n = localSizes[i]
-      let gp = grads + offset
-      var s: Float = 0
-      var acc: Double = 0
-      var k = 0
-      while k < n {
-        let end = min(n, k + 4096)
-        s = 0
-        for j in k..<end { s += gp[j] * gp[j] }
-        acc += Double(s)
-        k = end
-      }
-      perTensor?[i] = acc
-      if replicatedMask[i] { sums.1 += acc } else { sums.0 += acc }
-      offset += n
+      squares[i] = sumOfSquares(grads + offset, localSizes[i])
+      offset += localSizes[i]
     }
-    var total = sums.0 + (local.tpRank == 0 ? sums.1 : 0)
+    return globalNorm(tensorSquares: squares, tpGroup: tpGroup)
+  }
+
+  /// The global gradient norm from each local tensor's Σg² (as `adamWUpdate` records them).
+  public func globalNorm(tensorSquares squares: UnsafeMutablePointer<Double>, tpGroup: Communicator) -> Float {
+    var sharded: Double = 0, replicated: Double = 0
+    for i in 0..<localSizes.count {
+      if replicatedMask[i] { replicated += squares[i] } else { sharded += squares[i] }
+    }
+    var total = sharded + (local.tpRank == 0 ? replicated : 0)
     tpGroup.allReduce(&total, count: 1, .sum)
     return Float(total.squareRoot())
   }
@@ -76,41 +72,108 @@ extension GPT {
     for i in 0..<numLocalParameters { grads[i] *= s }
   }
 
-  /// One AdamW update at optimizer step `t` (from 1). With `stats`, also stores per local
-  /// tensor the sums of squares of the update and of the new weights (2 doubles per tensor).
-  public func adamWUpdate(_ o: AdamWConfig, lr: Float, t: Int, stats: UnsafeMutablePointer<Double>? = nil) {
-    let b1c = 1 - Float(Glibc.pow(Double(o.beta1), Double(t)))
-    let b2c = 1 - Float(Glibc.pow(Double(o.beta2), Double(t)))
-    let (b1, b2, eps, wd) = (o.beta1, o.beta2, o.eps, o.weightDecay)
-    guard let stats else {
-      for i in 0..<numLocalParameters {
-        let gr = grads[i]
-        let m = b1 * adamM[i] + (1 - b1) * gr
-        let v = b2 * adamV[i] + (1 - b2) * gr * gr
-        adamM[i] = m
-        adamV[i] = v
-        params[i] -= lr * ((m / b1c) / ((v / b2c).squareRoot() + eps) + wd * params[i])
-      }
-      return
-    }
+  /// One AdamW update at optimizer step `t` (from 1) with gradients `gradScale · grads`, in one
+  /// sweep over parameters, gradients and moments. Per local tensor it can also record
+  /// `gradSquares` (16 doubles: Σ(gradScale·g)², for the gradient norm when no clipping needs it
+  /// beforehand) and `stats` (2 doubles each: Σ update², Σ new weight²).
+  public func adamWUpdate(_ o: AdamWConfig, lr: Float, t: Int, gradScale: Float = 1,
+                          gradSquares: UnsafeMutablePointer<Double>? = nil,
+                          stats: UnsafeMutablePointer<Double>? = nil) {
+    let k = AdamWConstants(o, lr: lr, t: t, gradScale: gradScale)
     var offset = 0
     for tensor in 0..<localSizes.count {
-      var du: Double = 0, w2: Double = 0
-      for i in offset..<(offset + localSizes[tensor]) {
-        let gr = grads[i]
-        let m = b1 * adamM[i] + (1 - b1) * gr
-        let v = b2 * adamV[i] + (1 - b2) * gr * gr
-        adamM[i] = m
-        adamV[i] = v
-        let delta = lr * ((m / b1c) / ((v / b2c).squareRoot() + eps) + wd * params[i])
-        params[i] -= delta
-        du += Double(delta * delta)
-        w2 += Double(params[i] * params[i])
+      let n = localSizes[tensor]
+      let (p, g, m, v) = (params + offset, grads + offset, adamM + offset, adamV + offset)
+      let sums: (g2: Double, du: Double, w2: Double)
+      switch (gradSquares != nil, stats != nil) {
+      case (false, false): sums = adamWRange(p, g, m, v, n, k, squares: false, stats: false)
+      case (true, false): sums = adamWRange(p, g, m, v, n, k, squares: true, stats: false)
+      case (false, true): sums = adamWRange(p, g, m, v, n, k, squares: false, stats: true)
+      case (true, true): sums = adamWRange(p, g, m, v, n, k, squares: true, stats: true)
       }
-      stats[2 * tensor] = du
-      stats[2 * tensor + 1] = w2
-      offset += localSizes[tensor]
+      gradSquares?[tensor] = sums.g2
+      if let stats {
+        stats[2 * tensor] = sums.du
+        stats[2 * tensor + 1] = sums.w2
+      }
+      offset += n
     }
   }
+}
 
+struct AdamWConstants {
+  let b1, c1, b2, c2, lr, invB1c, invB2c, eps, wd, gradScale: Float
+  init(_ o: AdamWConfig, lr: Float, t: Int, gradScale: Float) {
+    b1 = o.beta1; c1 = 1 - o.beta1; b2 = o.beta2; c2 = 1 - o.beta2
+    self.lr = lr
+    invB1c = 1 / (1 - Float(Glibc.pow(Double(o.beta1), Double(t))))
+    invB2c = 1 / (1 - Float(Glibc.pow(Double(o.beta2), Double(t))))
+    eps = o.eps; wd = o.weightDecay
+    self.gradScale = gradScale
+  }
+}
+
+/// Σ x² over n floats: 8 float lanes per block of 4096, blocks summed in double.
+@inline(never)
+func sumOfSquares(_ x: FloatPtr, _ n: Int) -> Double {
+  var total: Double = 0
+  var i = 0
+  while i < n {
+    let end = min(n, i + 4096)
+    var acc = SIMD8<Float>()
+    while i + 8 <= end {
+      let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+      acc += v * v
+      i += 8
+    }
+    var s = acc.sum()
+    while i < end { s += x[i] * x[i]; i += 1 }
+    total += Double(s)
+  }
+  return total
+}
+
+/// AdamW over one tensor, 8 lanes at a time: m, v, θ updated in place; returns the optional
+/// sums (float lanes per block of 4096, blocks summed in double).
+@inline(__always)
+func adamWRange(_ p: FloatPtr, _ g: FloatPtr, _ m: FloatPtr, _ v: FloatPtr, _ n: Int, _ k: AdamWConstants,
+                squares: Bool, stats: Bool) -> (g2: Double, du: Double, w2: Double) {
+  typealias V = SIMD8<Float>
+  @inline(__always) func load(_ q: FloatPtr, _ i: Int) -> V { UnsafeRawPointer(q + i).loadUnaligned(as: V.self) }
+  @inline(__always) func store(_ x: V, _ q: FloatPtr, _ i: Int) { UnsafeMutableRawPointer(q + i).storeBytes(of: x, as: V.self) }
+  var (g2, du, w2) = (0.0, 0.0, 0.0)
+  var i = 0
+  while i < n {
+    let end = min(n, i + 4096)
+    var (ag, ad, aw) = (V(), V(), V())
+    while i + 8 <= end {
+      let gr = load(g, i) * k.gradScale
+      let mv = k.b1 * load(m, i) + k.c1 * gr
+      let vv = k.b2 * load(v, i) + k.c2 * (gr * gr)
+      store(mv, m, i)
+      store(vv, v, i)
+      let pv = load(p, i)
+      let delta = k.lr * ((mv * k.invB1c) / ((vv * k.invB2c).squareRoot() + k.eps) + k.wd * pv)
+      let np = pv - delta
+      store(np, p, i)
+      if squares { ag += gr * gr }
+      if stats { ad += delta * delta; aw += np * np }
+      i += 8
+    }
+    var (sg, sd, sw) = (ag.sum(), ad.sum(), aw.sum())
+    while i < end {
+      let gr = g[i] * k.gradScale
+      let mv = k.b1 * m[i] + k.c1 * gr
+      let vv = k.b2 * v[i] + k.c2 * (gr * gr)
+      m[i] = mv
+      v[i] = vv
+      let delta = k.lr * ((mv * k.invB1c) / ((vv * k.invB2c).squareRoot() + k.eps) + k.wd * p[i])
+      p[i] -= delta
+      if squares { sg += gr * gr }
+      if stats { sd += delta * delta; sw += p[i] * p[i] }
+      i += 1
+    }
+    g2 += Double(sg); du += Double(sd); w2 += Double(sw)
+  }
+  return (g2, du, w2)
 }

@@ -141,7 +141,6 @@ public final class Trainer {
       dpGroup.resetStats()
       let localLoss = model.forward()
       let t2 = monotonicNanos()
-      model.zeroGrad()
       model.backward()
       let t3 = monotonicNanos()
       if grid.dp > 1 {
@@ -150,12 +149,20 @@ public final class Trainer {
       }
       if step == 0, let prefix = options.dumpGradsPrefix { dumpGradients(prefix) }
       let publishStats = options.shardStatsEvery > 0 && (step == 0 || (step + 1) % options.shardStatsEvery == 0)
-      let norm = model.gradientNorm(tpGroup: tpGroup, perTensor: publishStats ? statSums : nil)
-      if options.optimizer.gradClip > 0 && norm > options.optimizer.gradClip {
-        model.scaleGradients(options.optimizer.gradClip / norm)
-      }
       let lr = options.schedule.rate(peak: options.optimizer.learningRate, step: step, total: options.steps)
-      model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, stats: publishStats ? statSums + 16 : nil)
+      let clip = options.optimizer.gradClip
+      let norm: Float
+      if clip > 0 {
+        // clipping needs the norm before the update
+        norm = model.gradientNorm(tpGroup: tpGroup, perTensor: publishStats ? statSums : nil)
+        model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, gradScale: norm > clip ? clip / norm : 1,
+                          stats: publishStats ? statSums + 16 : nil)
+      } else {
+        // otherwise the AdamW sweep also sums the squares the norm needs
+        model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, gradSquares: statSums,
+                          stats: publishStats ? statSums + 16 : nil)
+        norm = model.globalNorm(tensorSquares: statSums, tpGroup: tpGroup)
+      }
       var loss = Double(localLoss)
       dpGroup.allReduce(&loss, count: 1, .sum)
       loss /= Double(grid.dp)
