@@ -446,14 +446,15 @@ public func fastExp(_ x: Float) -> Float {
   // round to nearest with the 1.5·2^23 trick (vectorises; roundf is a libm call)
   let n = (t + 12_582_912.0) - 12_582_912.0
   let f = t - n
-  // minimax polynomial for 2^f on [-0.5, 0.5]
+  // minimax polynomial for 2^f on [-0.5, 0.5], Horner steps as fused multiply-adds (Swift does
+  // not contract a * b + c on its own)
   var p: Float = 1.535336188319500e-4
-  p = p * f + 1.339887440266574e-3
-  p = p * f + 9.618437357674640e-3
-  p = p * f + 5.550332471162809e-2
-  p = p * f + 2.402264791363012e-1
-  p = p * f + 6.931472028550421e-1
-  p = p * f + 1.0
+  p = Float(1.339887440266574e-3).addingProduct(p, f)
+  p = Float(9.618437357674640e-3).addingProduct(p, f)
+  p = Float(5.550332471162809e-2).addingProduct(p, f)
+  p = Float(2.402264791363012e-1).addingProduct(p, f)
+  p = Float(6.931472028550421e-1).addingProduct(p, f)
+  p = Float(1.0).addingProduct(p, f)
   let bits = UInt32(bitPattern: Int32(n) + 127) << 23
   return p * Float(bitPattern: bits)
 }
@@ -464,17 +465,18 @@ public func fastExp(_ x: Float) -> Float {
 public func fastTanh(_ x: Float) -> Float {
   let c = max(-7.90531110763549805, min(7.90531110763549805, x))
   let x2 = c * c
+  // Horner steps as fused multiply-adds
   var p: Float = -2.76076847742355e-16
-  p = p * x2 + 2.00018790482477e-13
-  p = p * x2 - 8.60467152213735e-11
-  p = p * x2 + 5.12229709037114e-08
-  p = p * x2 + 1.48572235717979e-05
-  p = p * x2 + 6.37261928875436e-04
-  p = p * x2 + 4.89352455891786e-03
+  p = Float(2.00018790482477e-13).addingProduct(p, x2)
+  p = Float(-8.60467152213735e-11).addingProduct(p, x2)
+  p = Float(5.12229709037114e-08).addingProduct(p, x2)
+  p = Float(1.48572235717979e-05).addingProduct(p, x2)
+  p = Float(6.37261928875436e-04).addingProduct(p, x2)
+  p = Float(4.89352455891786e-03).addingProduct(p, x2)
   p = p * c
   var q: Float = 1.19825839466702e-06
-  q = q * x2 + 1.18534705686654e-04
-  q = q * x2 + 2.26843463243900e-03
-  q = q * x2 + 4.89352518554385e-03
+  q = Float(1.18534705686654e-04).addingProduct(q, x2)
+  q = Float(2.26843463243900e-03).addingProduct(q, x2)
+  q = Float(4.89352518554385e-03).addingProduct(q, x2)
   return p / q
 }
