@@ -2,7 +2,8 @@
 """PyTorch CPU baseline for BENCHMARKS.md: the same GPT-2 (llm.c / nanoGPT model) and batch as
 `tptrain --model small --batch 8 --seq 256`, AdamW, N threads. Prints BENCH lines.
 
-Usage: python3 scripts/bench_pytorch.py [--threads 2] [--steps 10]
+Usage: python3 scripts/bench_pytorch.py [--threads 2] [--steps 10] [--times FILE]
+(--times appends every step's milliseconds to FILE, one per line, first two steps excluded)
 """
 import argparse, math, statistics, time
 
@@ -53,6 +54,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--data", default="data/shakespeare.txt")
+    ap.add_argument("--times", help="append per-step milliseconds (after warm-up) to this file")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1337)
@@ -78,10 +80,14 @@ def main():
         opt.step()
         times.append(time.perf_counter() - t0)
     dt = statistics.median(times[2:])
+    if a.times:
+        with open(a.times, "a") as f:
+            f.writelines(f"{t * 1e3:.3f}\n" for t in times[2:])
     flops_tok = 6 * (12 * L * C * C + V * C) + 12 * L * C * T
     tok_s = B * T / dt
     print(f"BENCH pytorch_small_threads{a.threads}_tokens_per_s {tok_s:.1f} tok/s")
     print(f"BENCH pytorch_small_threads{a.threads}_step_ms {dt * 1e3:.1f} ms")
+    print(f"BENCH pytorch_small_threads{a.threads}_step_ms_min {min(times[2:]) * 1e3:.1f} ms")
     print(f"BENCH pytorch_small_threads{a.threads}_gflops {flops_tok * tok_s / 1e9:.1f} GFLOP/s")
     print(f"# torch {torch.__version__}, final loss {loss.item():.4f}")
 
