@@ -97,7 +97,7 @@ public final class GPT {
   /// Per-rank index range of parameters that are replicated over TP (counted once in norms).
   public let replicatedMask: [Bool]
 
-  public init(config: GPTConfig, local: LocalShape, batch B: Int, seq T: Int, tpGroup: Communicator) {
+  public init(config: GPTConfig, local: LocalShape, batch B: Int, seq T: Int, tpGroup: Communicator) throws {
     self.config = config
     self.local = local
     self.B = B
@@ -109,24 +109,6 @@ public final class GPT {
     localSizes = layout.map { $0.localCount(rank: local.tpRank) }
     replicatedMask = layout.map { $0.split == .replicated }
     numLocalParameters = localSizes.reduce(0, +)
-    let n = numLocalParameters
-    params = Arena.allocate(n)
-    grads = Arena.allocate(n)
-    adamM = Arena.allocate(n)
-    adamV = Arena.allocate(n)
-    params.initialize(repeating: 0, count: n)
-    grads.initialize(repeating: 0, count: n)
-    adamM.initialize(repeating: 0, count: n)
-    adamV.initialize(repeating: 0, count: n)
-    normScratch = .allocate(capacity: localSizes.count)
-    normScratch.initialize(repeating: 0, count: localSizes.count)
-    p = ParameterViews(base: params, sizes: localSizes)
-    g = ParameterViews(base: grads, sizes: localSizes)
-    inputs = .allocate(capacity: B * T)
-    targets = .allocate(capacity: B * T)
-    inputs.initialize(repeating: 0, count: B * T)
-    targets.initialize(repeating: 0, count: B * T)
-
     let (L, C, BT) = (config.numLayers, config.channels, B * T)
     let (NH, CL, FL, VL) = (local.headsLocal, local.channelsLocal, local.hiddenLocal, local.vocabLocal)
     let sizes: [Int] = [
@@ -143,7 +125,31 @@ public final class GPT {
       BT * C, BT * C, BT * 3 * CL, BT * CL, BT * FL, T * T,  // backward scratch
     ]
     activationCount = sizes.reduce(0, +)
-    activationBase = Arena.allocate(activationCount)
+    // refuse up front what this node cannot hold, rather than being killed while touching pages
+    let need = 4 * (4 * numLocalParameters + activationCount)
+    if let available = Arena.availableBytes(), need > available {
+      func gib(_ b: Int) -> String { String(format: "%.2f GiB", Double(b) / Double(1 << 30)) }
+      throw EngineError("this rank needs \(gib(need)) (parameters, gradients and AdamW moments \(gib(16 * numLocalParameters)), activations \(gib(4 * activationCount))) but the node has \(gib(available)) available; use a smaller model, batch or sequence, or more TP ranks")
+    }
+    let n = numLocalParameters
+    params = try Arena.allocate(n, "parameters")
+    grads = try Arena.allocate(n, "gradients")
+    adamM = try Arena.allocate(n, "AdamW first moments")
+    adamV = try Arena.allocate(n, "AdamW second moments")
+    params.initialize(repeating: 0, count: n)
+    grads.initialize(repeating: 0, count: n)
+    adamM.initialize(repeating: 0, count: n)
+    adamV.initialize(repeating: 0, count: n)
+    normScratch = .allocate(capacity: localSizes.count)
+    normScratch.initialize(repeating: 0, count: localSizes.count)
+    p = ParameterViews(base: params, sizes: localSizes)
+    g = ParameterViews(base: grads, sizes: localSizes)
+    inputs = .allocate(capacity: B * T)
+    targets = .allocate(capacity: B * T)
+    inputs.initialize(repeating: 0, count: B * T)
+    targets.initialize(repeating: 0, count: B * T)
+
+    activationBase = try Arena.allocate(activationCount, "activations")
     activationBase.initialize(repeating: 0, count: activationCount)
     var q = activationBase
     var i = 0

@@ -289,7 +289,7 @@ struct TPTrain: ParsableCommand {
     let cores = ProcessInfo.processInfo.activeProcessorCount
     setBLASThreads(threads ?? max(1, cores / node.size))
 
-    let gpt = GPT(config: config, local: local, batch: batch, seq: seq, tpGroup: tpGroup)
+    let gpt = try GPT(config: config, local: local, batch: batch, seq: seq, tpGroup: tpGroup)
     if let r = resumed {
       try gpt.load(path: r.path + "/model.bin")
       try gpt.loadOptimizerState(path: r.path + "/state.bin")

@@ -33,6 +33,12 @@ final class BadInputTests: XCTestCase {
     return p
   }
 
+  /// A model far beyond any node's memory (~1.2 TiB of weights and AdamW state per rank).
+  func testModelTooLargeForMemory() throws {
+    try expectRejected(["--layers", "96", "--heads", "64", "--channels", "8192", "--vocab", "256",
+                        "--max-seq", "64", "--batch", "1", "--seq", "64", "--steps", "1"], "smaller model")
+  }
+
   func testMissingCheckpoint() throws {
     try expectRejected(["--init-from", dir.appendingPathComponent("nope.bin").path], "cannot open checkpoint")
   }
