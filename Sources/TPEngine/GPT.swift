@@ -42,15 +42,15 @@ struct Activations {
   var qkv: FloatPtr  // (L,B,T,3·C/t)
   var atty: FloatPtr  // (L,B,T,C/t)
   var att: FloatPtr  // (L,B,H/t,T,T)
-  var attproj: FloatPtr  // (L,B,T,C)
   var residual2: FloatPtr  // (L,B,T,C)
   var ln2: FloatPtr  // (L,B,T,C)
   var ln2Mean: FloatPtr  // (L,B,T)
   var ln2Rstd: FloatPtr  // (L,B,T)
   var fch: FloatPtr  // (L,B,T,4C/t)
   var fchGelu: FloatPtr  // (L,B,T,4C/t)
-  var fcproj: FloatPtr  // (L,B,T,C)
   var residual3: FloatPtr  // (L,B,T,C)
+  var proj: FloatPtr  // (B,T,C) a row-parallel block's partial output, all-reduced in place;
+                      // consumed at once, so one buffer serves every projection of every layer
   var lnf: FloatPtr  // (B,T,C)
   var lnfMean: FloatPtr  // (B,T)
   var lnfRstd: FloatPtr  // (B,T)
@@ -115,10 +115,10 @@ public final class GPT {
       BT * C,  // encoded
       L * BT * C, L * BT, L * BT,  // ln1
       L * BT * 3 * CL, L * BT * CL, L * B * NH * T * T,  // qkv, atty, att
-      L * BT * C, L * BT * C,  // attproj, residual2
+      L * BT * C,  // residual2
       L * BT * C, L * BT, L * BT,  // ln2
       L * BT * FL, L * BT * FL,  // fch, fchGelu
-      L * BT * C, L * BT * C,  // fcproj, residual3
+      L * BT * C, BT * C,  // residual3, proj
       BT * C, BT, BT,  // lnf
       BT * VL,  // logits
       BT, 2 * BT, BT,  // ce
@@ -156,8 +156,8 @@ public final class GPT {
     func next() -> FloatPtr { defer { q += sizes[i]; i += 1 }; return q }
     a = Activations(
       encoded: next(), ln1: next(), ln1Mean: next(), ln1Rstd: next(), qkv: next(), atty: next(),
-      att: next(), attproj: next(), residual2: next(), ln2: next(), ln2Mean: next(), ln2Rstd: next(),
-      fch: next(), fchGelu: next(), fcproj: next(), residual3: next(), lnf: next(), lnfMean: next(),
+      att: next(), residual2: next(), ln2: next(), ln2Mean: next(), ln2Rstd: next(),
+      fch: next(), fchGelu: next(), residual3: next(), proj: next(), lnf: next(), lnfMean: next(),
       lnfRstd: next(), logits: next(),
       ce: CrossEntropyBuffers(rowMax: next(), packed: next(), losses: next()),
       dresidual: next(), dC: next(), dqkv: next(), datty: next(), dfch: next(), dattScratch: next())
@@ -195,12 +195,10 @@ public final class GPT {
       let qkv = a.qkv + l * BT * 3 * CL
       let atty = a.atty + l * BT * CL
       let att = a.att + l * B * NH * T * T
-      let attproj = a.attproj + l * BT * C
       let residual2 = a.residual2 + l * BT * C
       let ln2 = a.ln2 + l * BT * C
       let fch = a.fch + l * BT * FL
       let fchGelu = a.fchGelu + l * BT * FL
-      let fcproj = a.fcproj + l * BT * C
       let residual3 = a.residual3 + l * BT * C
 
       // ln1 = LayerNorm(residual) was written by the previous layer's last sweep (or above)
@@ -208,24 +206,24 @@ public final class GPT {
       tp.copyToTensorParallelForward(ln1, BT * C)
       matmulForward(qkv, ln1, p.qkvw + l * 3 * CL * C, p.qkvb + l * 3 * CL, BT, C, 3 * CL)
       attentionForward(atty, att, qkv, B, T, NH, hs)
-      matmulForward(attproj, atty, p.attprojw + l * C * CL, nil, BT, CL, C)
-      tp.reduceFromTensorParallelForward(attproj, BT * C)
+      matmulForward(a.proj, atty, p.attprojw + l * C * CL, nil, BT, CL, C)
+      tp.reduceFromTensorParallelForward(a.proj, BT * C)
       // residual2 = residual + attproj + bias; ln2 = LayerNorm(residual2)
-      residualLayernormForward(residual2, ln2, a.ln2Mean + l * BT, a.ln2Rstd + l * BT, residual, attproj,
+      residualLayernormForward(residual2, ln2, a.ln2Mean + l * BT, a.ln2Rstd + l * BT, residual, a.proj,
                                p.attprojb + l * C, p.ln2w + l * C, p.ln2b + l * C, BT, C)
       // MLP: column-parallel fc (f) → GELU → row-parallel projection (g) + bias
       tp.copyToTensorParallelForward(ln2, BT * C)
       matmulForward(fch, ln2, p.fcw + l * FL * C, p.fcb + l * FL, BT, C, FL)
       geluForward(fchGelu, fch, BT * FL)
-      matmulForward(fcproj, fchGelu, p.fcprojw + l * C * FL, nil, BT, FL, C)
-      tp.reduceFromTensorParallelForward(fcproj, BT * C)
+      matmulForward(a.proj, fchGelu, p.fcprojw + l * C * FL, nil, BT, FL, C)
+      tp.reduceFromTensorParallelForward(a.proj, BT * C)
       // residual3 = residual2 + fcproj + bias, then the next LayerNorm (layer l+1's ln1, or lnf)
       if l + 1 < L {
         residualLayernormForward(residual3, ln1 + BT * C, a.ln1Mean + (l + 1) * BT, a.ln1Rstd + (l + 1) * BT,
-                                 residual2, fcproj, p.fcprojb + l * C, p.ln1w + (l + 1) * C,
+                                 residual2, a.proj, p.fcprojb + l * C, p.ln1w + (l + 1) * C,
                                  p.ln1b + (l + 1) * C, BT, C)
       } else {
-        residualLayernormForward(residual3, a.lnf, a.lnfMean, a.lnfRstd, residual2, fcproj,
+        residualLayernormForward(residual3, a.lnf, a.lnfMean, a.lnfRstd, residual2, a.proj,
                                  p.fcprojb + l * C, p.lnfw, p.lnfb, BT, C)
       }
     }
