@@ -79,7 +79,10 @@ struct TPTrain: ParsableCommand {
   func run() throws {
     if measurePeak {
       // benchmark helper: the single-core sgemm peak MFU is measured against
-      print(String(format: "BENCH sgemm_peak_1core %.2f GFLOP/s", BLASTuning.measureSingleCorePeak()))
+      let (peak, median) = BLASTuning.measureSingleCorePeak()
+      print(String(format: "BENCH sgemm_peak_1core %.2f GFLOP/s", peak))
+      // the same series' median call: well below the peak when the host is busy
+      print(String(format: "BENCH sgemm_median_1core %.2f GFLOP/s", median))
       print("BENCH blas_core \(BLASTuning.coreName) name")
       return
     }
