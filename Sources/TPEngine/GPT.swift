@@ -175,6 +175,18 @@ public final class GPT {
   /// Offset of tensor `i` in the flat local buffers.
   public func localOffset(ofTensor i: Int) -> Int { localSizes[..<i].reduce(0, +) }
 
+  /// Layer `l`'s slices of the activations: its input residual (the embeddings for layer 0),
+  /// ln1, qkv, atty, att, residual2, ln2, fch, fchGelu and its output residual3.
+  @inline(__always)
+  func layerActivations(_ l: Int) -> (FloatPtr, FloatPtr, FloatPtr, FloatPtr, FloatPtr, FloatPtr, FloatPtr,
+                                       FloatPtr, FloatPtr, FloatPtr) {
+    let (C, BT) = (config.channels, B * T)
+    let (NH, CL, FL) = (local.headsLocal, local.channelsLocal, local.hiddenLocal)
+    return (l == 0 ? a.encoded : a.residual3 + (l - 1) * BT * C, a.ln1 + l * BT * C, a.qkv + l * BT * 3 * CL,
+            a.atty + l * BT * CL, a.att + l * B * NH * T * T, a.residual2 + l * BT * C, a.ln2 + l * BT * C,
+            a.fch + l * BT * FL, a.fchGelu + l * BT * FL, a.residual3 + l * BT * C)
+  }
+
   // MARK: forward
 
   /// Forward pass over `inputs`/`targets`; returns this replica's mean loss.
@@ -190,16 +202,7 @@ public final class GPT {
     layernormForward(a.ln1, a.ln1Mean, a.ln1Rstd, a.encoded, p.ln1w, p.ln1b, BT, C)
 
     for l in 0..<L {
-      let residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * BT * C
-      let ln1 = a.ln1 + l * BT * C
-      let qkv = a.qkv + l * BT * 3 * CL
-      let atty = a.atty + l * BT * CL
-      let att = a.att + l * B * NH * T * T
-      let residual2 = a.residual2 + l * BT * C
-      let ln2 = a.ln2 + l * BT * C
-      let fch = a.fch + l * BT * FL
-      let fchGelu = a.fchGelu + l * BT * FL
-      let residual3 = a.residual3 + l * BT * C
+      let (residual, ln1, qkv, atty, att, residual2, ln2, fch, fchGelu, residual3) = layerActivations(l)
 
       // ln1 = LayerNorm(residual) was written by the previous layer's last sweep (or above)
       // attention: column-parallel QKV (f) → local heads → row-parallel projection (g) + bias
@@ -265,15 +268,7 @@ public final class GPT {
                       accumulateInput: false, dinpColumnSums: g.fcprojb + (L - 1) * C)
 
     for l in stride(from: L - 1, through: 0, by: -1) {
-      let residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * BT * C
-      let ln1 = a.ln1 + l * BT * C
-      let qkv = a.qkv + l * BT * 3 * CL
-      let atty = a.atty + l * BT * CL
-      let att = a.att + l * B * NH * T * T
-      let residual2 = a.residual2 + l * BT * C
-      let ln2 = a.ln2 + l * BT * C
-      let fch = a.fch + l * BT * FL
-      let fchGelu = a.fchGelu + l * BT * FL
+      let (residual, ln1, qkv, atty, att, residual2, ln2, fch, fchGelu, _) = layerActivations(l)
       let dres = a.dresidual  // ∂loss/∂residual3 on entry, ∂loss/∂residual on exit
 
       // MLP projection (row-parallel; g backward = identity). Its bias gradient (Σ dres) was
