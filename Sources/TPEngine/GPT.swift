@@ -243,10 +243,6 @@ public final class GPT {
   /// Per-position losses of the last forward pass (B·T).
   public var positionLosses: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: a.ce.losses, count: B * T) }
 
-  /// Sets every gradient to zero. A training step does not need it: `backward` overwrites all
-  /// of `grads`.
-  public func zeroGrad() { grads.update(repeating: 0, count: numLocalParameters) }
-
   // MARK: backward
 
   /// Backward pass of the last forward; overwrites all of `grads` (each parameter's gradient has
