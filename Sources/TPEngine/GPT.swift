@@ -97,7 +97,10 @@ public final class GPT {
   /// Per-rank index range of parameters that are replicated over TP (counted once in norms).
   public let replicatedMask: [Bool]
 
-  public init(config: GPTConfig, local: LocalShape, batch B: Int, seq T: Int, tpGroup: Communicator) throws {
+  /// `ranksOnNode` ranks share this node's memory (each holds a similar shard); the constructor
+  /// refuses, with one line, a model they cannot hold together.
+  public init(config: GPTConfig, local: LocalShape, batch B: Int, seq T: Int, tpGroup: Communicator,
+              ranksOnNode: Int = 1) throws {
     self.config = config
     self.local = local
     self.B = B
@@ -127,9 +130,10 @@ public final class GPT {
     activationCount = sizes.reduce(0, +)
     // refuse up front what this node cannot hold, rather than being killed while touching pages
     let need = 4 * (4 * numLocalParameters + activationCount)
-    if let available = Arena.availableBytes(), need > available {
+    if let available = Arena.availableBytes(), need * max(1, ranksOnNode) > available {
       func gib(_ b: Int) -> String { String(format: "%.2f GiB", Double(b) / Double(1 << 30)) }
-      throw EngineError("this rank needs \(gib(need)) (parameters, gradients and AdamW moments \(gib(16 * numLocalParameters)), activations \(gib(4 * activationCount))) but the node has \(gib(available)) available; use a smaller model, batch or sequence, or more TP ranks")
+      let who = ranksOnNode > 1 ? "\(ranksOnNode) ranks on this node need \(ranksOnNode) × " : "this rank needs "
+      throw EngineError("\(who)\(gib(need)) (parameters, gradients and AdamW moments \(gib(16 * numLocalParameters)), activations \(gib(4 * activationCount))) but the node has \(gib(available)) available; use a smaller model, batch or sequence, or more TP ranks")
     }
     let n = numLocalParameters
     params = try Arena.allocate(n, "parameters")

@@ -292,7 +292,7 @@ struct TPTrain: ParsableCommand {
     let cores = ProcessInfo.processInfo.activeProcessorCount
     setBLASThreads(threads ?? max(1, cores / node.size))
 
-    let gpt = try GPT(config: config, local: local, batch: batch, seq: seq, tpGroup: tpGroup)
+    let gpt = try GPT(config: config, local: local, batch: batch, seq: seq, tpGroup: tpGroup, ranksOnNode: node.size)
     if let r = resumed {
       try gpt.load(path: r.path + "/model.bin")
       try gpt.loadOptimizerState(path: r.path + "/state.bin")
