@@ -14,7 +14,7 @@ enum Arena {
     let raw = mmap(nil, bytes + hugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
     guard let raw, raw != MAP_FAILED else {
       let gib = Double(count) * 4 / Double(1 << 30)
-      throw EngineError(String(format: "cannot allocate %.2f GiB for the %@ on this rank (%@); use a smaller model, batch or sequence, or more TP ranks",
+      throw EngineError(String(format: "cannot allocate %.2f GiB for the %@ on this rank (%@); use a smaller model, batch or sequence length, or spread the ranks over more nodes",
                                gib, what, String(cString: strerror(errno))))
     }
     // trim to a 2 MiB boundary so whole huge pages can back the buffer

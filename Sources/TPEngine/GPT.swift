@@ -133,7 +133,7 @@ public final class GPT {
     if let available = Arena.availableBytes(), need * max(1, ranksOnNode) > available {
       func gib(_ b: Int) -> String { String(format: "%.2f GiB", Double(b) / Double(1 << 30)) }
       let who = ranksOnNode > 1 ? "\(ranksOnNode) ranks on this node need \(ranksOnNode) × " : "this rank needs "
-      throw EngineError("\(who)\(gib(need)) (parameters, gradients and AdamW moments \(gib(16 * numLocalParameters)), activations \(gib(4 * activationCount))) but the node has \(gib(available)) available; use a smaller model, batch or sequence, or more TP ranks")
+      throw EngineError("\(who)\(gib(need)) (parameters, gradients and AdamW moments \(gib(16 * numLocalParameters)), activations \(gib(4 * activationCount))) but the node has \(gib(available)) available; use a smaller model, batch or sequence length, or spread the ranks over more nodes")
     }
     let n = numLocalParameters
     params = try Arena.allocate(n, "parameters")
