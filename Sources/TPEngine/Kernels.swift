@@ -218,22 +218,8 @@ public func matmulForward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, 
 public func matmulBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: FloatPtr?, _ dout: FloatPtr,
                            _ inp: FloatPtr, _ weight: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int,
                            accumulateInput: Bool = false) {
-  matmulBackwardInput(dinp, dout, weight, N, IC, OC, accumulate: accumulateInput)
-  matmulBackwardWeight(dweight, dbias, dout, inp, N, IC, OC)
-}
-
-/// The input half of `matmulBackward`: dinp (N,IC) = dout (N,OC) · weight (OC,IC).
-@inline(__always)
-public func matmulBackwardInput(_ dinp: FloatPtr, _ dout: FloatPtr, _ weight: FloatPtr,
-                                _ N: Int, _ IC: Int, _ OC: Int, accumulate: Bool = false) {
   sgemm(transA: false, transB: false, m: N, n: IC, k: OC, a: dout, lda: OC, b: weight, ldb: IC,
-        beta: accumulate ? 1 : 0, c: dinp, ldc: IC)
-}
-
-/// The parameter half of `matmulBackward`: dweight (OC,IC) = doutᵀ · inp; dbias = Σ dout.
-@inline(__always)
-public func matmulBackwardWeight(_ dweight: FloatPtr, _ dbias: FloatPtr?, _ dout: FloatPtr, _ inp: FloatPtr,
-                                 _ N: Int, _ IC: Int, _ OC: Int) {
+        beta: accumulateInput ? 1 : 0, c: dinp, ldc: IC)
   sgemm(transA: true, transB: false, m: OC, n: IC, k: N, a: dout, lda: OC, b: inp, ldb: IC,
         beta: 0, c: dweight, ldc: IC)
   if let dbias { biasBackward(dbias, dout, N, OC) }
