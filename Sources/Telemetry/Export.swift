@@ -96,24 +96,23 @@ public enum TelemetryExport {
 
   static func csv(_ r: TelemetryRecord) -> String {
     var values = [String: String]()
+    func header(_ type: String, rank: Int, index: UInt64, step: Int, timestampNs: UInt64) {
+      values["type"] = type
+      values["rank"] = "\(rank)"
+      values["index"] = "\(index)"
+      values["step"] = "\(step)"
+      values["timestamp_ns"] = "\(timestampNs)"
+    }
     switch r {
     case .step(let s):
       values["type"] = "step"
       for (k, v) in stepFields(s) { values[k] = v == "null" ? "" : v }
     case .event(let e):
-      values["type"] = "event"
-      values["rank"] = "\(e.rank)"
-      values["index"] = "\(e.index)"
-      values["step"] = "\(e.step)"
-      values["timestamp_ns"] = "\(e.timestampNs)"
+      header("event", rank: e.rank, index: e.index, step: e.step, timestampNs: e.timestampNs)
       values["event"] = e.kind.name
       values["text"] = csvField(e.text)
     case .tensorStats(let t):
-      values["type"] = "tensor_stats"
-      values["rank"] = "\(t.rank)"
-      values["index"] = "\(t.index)"
-      values["step"] = "\(t.step)"
-      values["timestamp_ns"] = "\(t.timestampNs)"
+      header("tensor_stats", rank: t.rank, index: t.index, step: t.step, timestampNs: t.timestampNs)
       values["text"] = csvField(t.entries.enumerated().map { i, n in
         "\(t.firstTensor + i):\(number(n.weightNorm))/\(number(n.gradNorm))/\(number(n.updateRatio))"
       }.joined(separator: " "))
