@@ -25,11 +25,13 @@ let package = Package(
     .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
     .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
     .systemLibrary(name: "CCurses", providers: [.apt(["libncurses-dev"])]),
+    // glibc's CPU-affinity calls (GNU extensions the Glibc module leaves out).
+    .systemLibrary(name: "CSched"),
 
     // Typed wrapper over MPI communicators and collectives (the only importer of CMPI).
     .target(name: "TPComm", dependencies: ["CMPI"], swiftSettings: fast),
-    // The tensor-parallel GPT-2 engine (the only importer of CBLAS).
-    .target(name: "TPEngine", dependencies: ["TPComm", "CBLAS"], swiftSettings: fast),
+    // The tensor-parallel GPT-2 engine (the only importer of CBLAS and CSched).
+    .target(name: "TPEngine", dependencies: ["TPComm", "CBLAS", "CSched"], swiftSettings: fast),
     // Shared-memory telemetry segment: rings, control page, readers. No MPI, no curses.
     .target(
       name: "Telemetry",

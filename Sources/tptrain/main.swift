@@ -289,8 +289,9 @@ struct TPTrain: ParsableCommand {
     let tpGroup = try world.split(color: grid.dpRank, key: grid.tpRank)
     let dpGroup = try world.split(color: grid.tpRank, key: grid.dpRank)
     let node = try world.splitShared()
-    let cores = ProcessInfo.processInfo.activeProcessorCount
-    setBLASThreads(threads ?? max(1, cores / node.size))
+    let placement = CPUPlacement.apply(localRank: node.rank, localSize: node.size, requestedThreads: threads)
+    if let note = placement.note, world.rank == 0, !quiet { printError("tptrain: " + note) }
+    setBLASThreads(placement.threads)
 
     let gpt = try GPT(config: config, local: local, batch: batch, seq: seq, tpGroup: tpGroup, ranksOnNode: node.size)
     if let r = resumed {
@@ -319,7 +320,7 @@ struct TPTrain: ParsableCommand {
 
     let observer: TrainingObserver = try makeObserver(world: world, node: node, grid: grid, config: config, gpt: gpt, settings: settings)
     if world.rank == 0 && !quiet {
-      print("tptrain: \(describe(config)) | tp \(grid.tp) × dp \(grid.dp) | B \(batch) T \(seq) | \(config.parameterCount) params | data \(dataPath) (\(stream.count) tokens) | BLAS \(BLASTuning.coreName)")
+      print("tptrain: \(describe(config)) | tp \(grid.tp) × dp \(grid.dp) | B \(batch) T \(seq) | \(config.parameterCount) params | data \(dataPath) (\(stream.count) tokens) | BLAS \(BLASTuning.coreName) × \(placement.threads) thread\(placement.threads == 1 ? "" : "s")/rank")
     }
     return try Trainer(model: gpt, loader: loader, world: world, tpGroup: tpGroup, dpGroup: dpGroup,
                        grid: grid, options: options, observer: observer)
