@@ -13,12 +13,15 @@ public struct CrossEntropyBuffers {
 
 /// Local part 1: the maximum over this rank's real vocabulary entries of each row.
 @inline(never)
-public func crossEntropyLocalMax(_ rowMax: FloatPtr, _ logits: FloatPtr, _ BT: Int, _ Vl: Int, _ valid: Int) {
-  for i in 0..<BT {
-    let l = logits + i * Vl
-    var m = -Float.greatestFiniteMagnitude
-    for j in 0..<valid where l[j] > m { m = l[j] }
-    rowMax[i] = m
+public func crossEntropyLocalMax(_ rowMax: FloatPtr, _ logits: FloatPtr, _ BT: Int, _ Vl: Int, _ valid: Int,
+                                 pool: WorkerPool = .serial) {
+  pool.forEachRange(BT) { _, rows in
+    for i in rows {
+      let l = logits + i * Vl
+      var m = -Float.greatestFiniteMagnitude
+      for j in 0..<valid where l[j] > m { m = l[j] }
+      rowMax[i] = m
+    }
   }
 }
 
@@ -26,15 +29,17 @@ public func crossEntropyLocalMax(_ rowMax: FloatPtr, _ logits: FloatPtr, _ BT: I
 @inline(never)
 public func crossEntropyLocalSums(_ packed: FloatPtr, _ logits: FloatPtr, _ rowMax: FloatPtr,
                                   _ targets: UnsafePointer<Int32>, _ BT: Int, _ Vl: Int, _ valid: Int,
-                                  _ vocabStart: Int) {
-  for i in 0..<BT {
-    let l = logits + i * Vl
-    let m = rowMax[i]
-    var s: Float = 0
-    for j in 0..<valid { s += fastExp(l[j] - m) }
-    let t = Int(targets[i]) - vocabStart
-    packed[2 * i] = s
-    packed[2 * i + 1] = (t >= 0 && t < valid) ? l[t] : 0
+                                  _ vocabStart: Int, pool: WorkerPool = .serial) {
+  pool.forEachRange(BT) { _, rows in
+    for i in rows {
+      let l = logits + i * Vl
+      let m = rowMax[i]
+      var s: Float = 0
+      for j in 0..<valid { s += fastExp(l[j] - m) }
+      let t = Int(targets[i]) - vocabStart
+      packed[2 * i] = s
+      packed[2 * i + 1] = (t >= 0 && t < valid) ? l[t] : 0
+    }
   }
 }
 
@@ -55,14 +60,16 @@ public func crossEntropyFinish(_ losses: FloatPtr, _ rowMax: FloatPtr, _ packed:
 @inline(never)
 public func crossEntropyBackward(_ logits: FloatPtr, _ rowMax: FloatPtr, _ packed: FloatPtr,
                                  _ targets: UnsafePointer<Int32>, _ dloss: Float, _ BT: Int, _ Vl: Int,
-                                 _ valid: Int, _ vocabStart: Int) {
-  for i in 0..<BT {
-    let l = logits + i * Vl
-    let m = rowMax[i]
-    let inv = dloss / packed[2 * i]
-    for j in 0..<valid { l[j] = fastExp(l[j] - m) * inv }
-    if valid < Vl { (l + valid).update(repeating: 0, count: Vl - valid) }
-    let t = Int(targets[i]) - vocabStart
-    if t >= 0 && t < valid { l[t] -= dloss }
+                                 _ valid: Int, _ vocabStart: Int, pool: WorkerPool = .serial) {
+  pool.forEachRange(BT) { _, rows in
+    for i in rows {
+      let l = logits + i * Vl
+      let m = rowMax[i]
+      let inv = dloss / packed[2 * i]
+      for j in 0..<valid { l[j] = fastExp(l[j] - m) * inv }
+      if valid < Vl { (l + valid).update(repeating: 0, count: Vl - valid) }
+      let t = Int(targets[i]) - vocabStart
+      if t >= 0 && t < valid { l[t] -= dloss }
+    }
   }
 }

@@ -93,14 +93,17 @@ public final class GPT {
   private let activationBase: FloatPtr
   public let activationCount: Int
   let tp: TensorParallelMappings
+  /// The rank's threads for the work between GEMMs (one: everything on the calling thread).
+  public let pool: WorkerPool
 
   /// Per-rank index range of parameters that are replicated over TP (counted once in norms).
   public let replicatedMask: [Bool]
 
   /// `ranksOnNode` ranks share this node's memory (each holds a similar shard); the constructor
-  /// refuses, with one line, a model they cannot hold together.
+  /// refuses, with one line, a model they cannot hold together. `threads` is the rank's share
+  /// of cores: GEMMs use them through OpenBLAS, everything else through `pool`.
   public init(config: GPTConfig, local: LocalShape, batch B: Int, seq T: Int, tpGroup: Communicator,
-              ranksOnNode: Int = 1) throws {
+              ranksOnNode: Int = 1, threads: Int = 1) throws {
     self.config = config
     self.local = local
     self.B = B
@@ -144,6 +147,8 @@ public final class GPT {
     grads.initialize(repeating: 0, count: n)
     adamM.initialize(repeating: 0, count: n)
     adamV.initialize(repeating: 0, count: n)
+    // per thread: attention's T·T, LayerNorm backward's 3·C column sums, 3 doubles per tensor
+    pool = WorkerPool(threads: threads, scratchFloats: max(T * T, 3 * C, 6 * localSizes.count))
     normScratch = .allocate(capacity: localSizes.count)
     normScratch.initialize(repeating: 0, count: localSizes.count)
     p = ParameterViews(base: params, sizes: localSizes)
@@ -200,10 +205,10 @@ public final class GPT {
     let hs = config.headSize
 
     // vocab-parallel embedding + position embedding
-    embeddingForward(a.encoded, inputs, p.wte, BT, C, local.vocabStart, VL)
+    embeddingForward(a.encoded, inputs, p.wte, BT, C, local.vocabStart, VL, pool: pool)
     tp.reduceEmbedding(a.encoded, BT * C)
-    positionForward(a.encoded, p.wpe, B, T, C)
-    layernormForward(a.ln1, a.ln1Mean, a.ln1Rstd, a.encoded, p.ln1w, p.ln1b, BT, C)
+    positionForward(a.encoded, p.wpe, B, T, C, pool: pool)
+    layernormForward(a.ln1, a.ln1Mean, a.ln1Rstd, a.encoded, p.ln1w, p.ln1b, BT, C, pool: pool)
 
     for l in 0..<L {
       let (residual, ln1, qkv, atty, att, residual2, ln2, fch, fchGelu, residual3) = layerActivations(l)
@@ -211,35 +216,36 @@ public final class GPT {
       // ln1 = LayerNorm(residual) was written by the previous layer's last sweep (or above)
       // attention: column-parallel QKV (f) → local heads → row-parallel projection (g) + bias
       tp.copyToTensorParallelForward(ln1, BT * C)
-      matmulForward(qkv, ln1, p.qkvw + l * 3 * CL * C, p.qkvb + l * 3 * CL, BT, C, 3 * CL)
-      attentionForward(atty, att, qkv, B, T, NH, hs)
+      matmulForward(qkv, ln1, p.qkvw + l * 3 * CL * C, p.qkvb + l * 3 * CL, BT, C, 3 * CL, pool: pool)
+      attentionForward(atty, att, qkv, B, T, NH, hs, pool: pool)
       matmulForward(a.proj, atty, p.attprojw + l * C * CL, nil, BT, CL, C)
       tp.reduceFromTensorParallelForward(a.proj, BT * C)
       // residual2 = residual + attproj + bias; ln2 = LayerNorm(residual2)
       residualLayernormForward(residual2, ln2, a.ln2Mean + l * BT, a.ln2Rstd + l * BT, residual, a.proj,
-                               p.attprojb + l * C, p.ln2w + l * C, p.ln2b + l * C, BT, C)
+                               p.attprojb + l * C, p.ln2w + l * C, p.ln2b + l * C, BT, C, pool: pool)
       // MLP: column-parallel fc (f) → GELU → row-parallel projection (g) + bias
       tp.copyToTensorParallelForward(ln2, BT * C)
-      matmulForward(fch, ln2, p.fcw + l * FL * C, p.fcb + l * FL, BT, C, FL)
-      geluForward(fchGelu, fch, BT * FL)
+      matmulForward(fch, ln2, p.fcw + l * FL * C, p.fcb + l * FL, BT, C, FL, pool: pool)
+      geluForward(fchGelu, fch, BT * FL, pool: pool)
       matmulForward(a.proj, fchGelu, p.fcprojw + l * C * FL, nil, BT, FL, C)
       tp.reduceFromTensorParallelForward(a.proj, BT * C)
       // residual3 = residual2 + fcproj + bias, then the next LayerNorm (layer l+1's ln1, or lnf)
       if l + 1 < L {
         residualLayernormForward(residual3, ln1 + BT * C, a.ln1Mean + (l + 1) * BT, a.ln1Rstd + (l + 1) * BT,
                                  residual2, a.proj, p.fcprojb + l * C, p.ln1w + (l + 1) * C,
-                                 p.ln1b + (l + 1) * C, BT, C)
+                                 p.ln1b + (l + 1) * C, BT, C, pool: pool)
       } else {
         residualLayernormForward(residual3, a.lnf, a.lnfMean, a.lnfRstd, residual2, a.proj,
-                                 p.fcprojb + l * C, p.lnfw, p.lnfb, BT, C)
+                                 p.fcprojb + l * C, p.lnfw, p.lnfb, BT, C, pool: pool)
       }
     }
     // tied LM head, vocab-parallel (f before it), then vocab-parallel cross-entropy
     tp.copyToTensorParallelForward(a.lnf, BT * C)
     matmulForward(a.logits, a.lnf, p.wte, nil, BT, C, VL)
-    crossEntropyLocalMax(a.ce.rowMax, a.logits, BT, VL, local.vocabValid)
+    crossEntropyLocalMax(a.ce.rowMax, a.logits, BT, VL, local.vocabValid, pool: pool)
     tp.reduceLogitMax(a.ce.rowMax, BT)
-    crossEntropyLocalSums(a.ce.packed, a.logits, a.ce.rowMax, targets, BT, VL, local.vocabValid, local.vocabStart)
+    crossEntropyLocalSums(a.ce.packed, a.logits, a.ce.rowMax, targets, BT, VL, local.vocabValid, local.vocabStart,
+                          pool: pool)
     tp.reduceSumExpAndTarget(a.ce.packed, 2 * BT)
     return crossEntropyFinish(a.ce.losses, a.ce.rowMax, a.ce.packed, BT)
   }
@@ -258,14 +264,14 @@ public final class GPT {
     let hs = config.headSize
 
     crossEntropyBackward(a.logits, a.ce.rowMax, a.ce.packed, targets, 1 / Float(BT), BT, VL,
-                         local.vocabValid, local.vocabStart)
+                         local.vocabValid, local.vocabStart, pool: pool)
     // LM head: dlnf = dlogits · wte_local (partial), dwte_local = dlogitsᵀ lnf; f backward
     matmulBackward(a.dC, g.wte, nil, a.logits, a.lnf, p.wte, BT, C, VL)
     tp.copyToTensorParallelBackward(a.dC, BT * C)
     let last = a.residual3 + (L - 1) * BT * C
     // dresidual = ∂loss/∂residual3[L-1]; its column sums are the last MLP projection's bias grad
     layernormBackward(a.dresidual, g.lnfw, g.lnfb, a.dC, last, p.lnfw, a.lnfMean, a.lnfRstd, BT, C,
-                      accumulateInput: false, dinpColumnSums: g.fcprojb + (L - 1) * C)
+                      accumulateInput: false, dinpColumnSums: g.fcprojb + (L - 1) * C, pool: pool)
 
     for l in stride(from: L - 1, through: 0, by: -1) {
       let (residual, ln1, qkv, atty, att, residual2, ln2, fch, fchGelu, _) = layerActivations(l)
@@ -275,24 +281,25 @@ public final class GPT {
       // produced by the LayerNorm backward that finished dres.
       tp.reduceFromTensorParallelBackward(dres, BT * C)
       matmulBackward(a.dfch, g.fcprojw + l * C * FL, nil, dres, fchGelu, p.fcprojw + l * C * FL, BT, FL, C)
-      geluBiasBackward(a.dfch, g.fcb + l * FL, fch, BT, FL)
+      geluBiasBackward(a.dfch, g.fcb + l * FL, fch, BT, FL, pool: pool)
       matmulBackward(a.dC, g.fcw + l * FL * C, nil, a.dfch, ln2, p.fcw + l * FL * C, BT, C, FL)
       tp.copyToTensorParallelBackward(a.dC, BT * C)
       layernormBackward(dres, g.ln2w + l * C, g.ln2b + l * C, a.dC, residual2, p.ln2w + l * C,
-                        a.ln2Mean + l * BT, a.ln2Rstd + l * BT, BT, C, dinpColumnSums: g.attprojb + l * C)
+                        a.ln2Mean + l * BT, a.ln2Rstd + l * BT, BT, C, dinpColumnSums: g.attprojb + l * C, pool: pool)
       // attention projection (row-parallel), attention, QKV (column-parallel)
       tp.reduceFromTensorParallelBackward(dres, BT * C)
       matmulBackward(a.datty, g.attprojw + l * C * CL, nil, dres, atty, p.attprojw + l * C * CL, BT, CL, C)
-      attentionBackward(a.dqkv, a.dattScratch, a.datty, qkv, att, B, T, NH, hs)
-      matmulBackward(a.dC, g.qkvw + l * 3 * CL * C, g.qkvb + l * 3 * CL, a.dqkv, ln1, p.qkvw + l * 3 * CL * C, BT, C, 3 * CL)
+      attentionBackward(a.dqkv, a.dattScratch, a.datty, qkv, att, B, T, NH, hs, pool: pool)
+      matmulBackward(a.dC, g.qkvw + l * 3 * CL * C, g.qkvb + l * 3 * CL, a.dqkv, ln1, p.qkvw + l * 3 * CL * C,
+                     BT, C, 3 * CL, pool: pool)
       tp.copyToTensorParallelBackward(a.dC, BT * C)
       // dres becomes ∂loss/∂residual: for l > 0 that is residual3[l-1], the output of the
       // previous layer's MLP projection, whose bias gradient is its column sums
       layernormBackward(dres, g.ln1w + l * C, g.ln1b + l * C, a.dC, residual, p.ln1w + l * C,
                         a.ln1Mean + l * BT, a.ln1Rstd + l * BT, BT, C,
-                        dinpColumnSums: l > 0 ? g.fcprojb + (l - 1) * C : nil)
+                        dinpColumnSums: l > 0 ? g.fcprojb + (l - 1) * C : nil, pool: pool)
     }
-    embeddingBackward(g.wte, a.dresidual, inputs, BT, C, local.vocabStart, VL)
-    positionBackward(g.wpe, a.dresidual, B, T, C)
+    embeddingBackward(g.wte, a.dresidual, inputs, BT, C, local.vocabStart, VL, pool: pool)
+    positionBackward(g.wpe, a.dresidual, B, T, C, pool: pool)
   }
 }

@@ -3,7 +3,9 @@
 // parameter has exactly one producer per step, so the step needs no gradient memset); the
 // exception is `embeddingBackward`, which adds to the LM head's gradient of the tied `wte`.
 // Input gradients are overwritten or accumulated as each function says. Matrix products go
-// through one `cblas_sgemm` each.
+// through one `cblas_sgemm` each. A kernel given a `pool` splits its rows, columns or heads over
+// the pool's threads (the default runs it on the calling thread alone); the split never changes
+// which element a thread writes, only column sums are added up from per-thread parts.
 
 import CBLAS
 import Glibc
@@ -30,8 +32,15 @@ public func setBLASThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))
 /// zero otherwise. The caller all-reduces over TP and then adds the position embedding.
 @inline(never)
 public func embeddingForward(_ out: FloatPtr, _ tokens: UnsafePointer<Int32>, _ wte: FloatPtr,
-                             _ BT: Int, _ C: Int, _ vocabStart: Int, _ vocabLocal: Int) {
-  for i in 0..<BT {
+                             _ BT: Int, _ C: Int, _ vocabStart: Int, _ vocabLocal: Int,
+                             pool: WorkerPool = .serial) {
+  pool.forEachRange(BT) { _, rows in embeddingForwardRows(out, tokens, wte, rows, C, vocabStart, vocabLocal) }
+}
+
+@inline(__always)
+func embeddingForwardRows(_ out: FloatPtr, _ tokens: UnsafePointer<Int32>, _ wte: FloatPtr,
+                          _ rows: Range<Int>, _ C: Int, _ vocabStart: Int, _ vocabLocal: Int) {
+  for i in rows {
     let row = Int(tokens[i]) - vocabStart
     let o = out + i * C
     if row >= 0 && row < vocabLocal {
@@ -45,24 +54,29 @@ public func embeddingForward(_ out: FloatPtr, _ tokens: UnsafePointer<Int32>, _ 
 /// dwte += scatter of dout rows (adds to the LM head's gradient of the tied embedding).
 @inline(never)
 public func embeddingBackward(_ dwte: FloatPtr, _ dout: FloatPtr, _ tokens: UnsafePointer<Int32>,
-                              _ BT: Int, _ C: Int, _ vocabStart: Int, _ vocabLocal: Int) {
-  for i in 0..<BT {
-    let row = Int(tokens[i]) - vocabStart
-    if row >= 0 && row < vocabLocal {
-      let d = dwte + row * C
-      let g = dout + i * C
-      for c in 0..<C { d[c] += g[c] }
+                              _ BT: Int, _ C: Int, _ vocabStart: Int, _ vocabLocal: Int,
+                              pool: WorkerPool = .serial) {
+  // split by columns: two positions with the same token add to the same row
+  pool.forEachRange(C, align: 16) { _, cols in
+    for i in 0..<BT {
+      let row = Int(tokens[i]) - vocabStart
+      if row >= 0 && row < vocabLocal {
+        let d = dwte + row * C
+        let g = dout + i * C
+        for c in cols { d[c] += g[c] }
+      }
     }
   }
 }
 
 /// out (B,T,C) += wpe[t].
 @inline(never)
-public func positionForward(_ out: FloatPtr, _ wpe: FloatPtr, _ B: Int, _ T: Int, _ C: Int) {
-  for b in 0..<B {
-    for t in 0..<T {
-      let o = out + (b * T + t) * C
-      let p = wpe + t * C
+public func positionForward(_ out: FloatPtr, _ wpe: FloatPtr, _ B: Int, _ T: Int, _ C: Int,
+                            pool: WorkerPool = .serial) {
+  pool.forEachRange(B * T) { _, rows in
+    for i in rows {
+      let o = out + i * C
+      let p = wpe + (i % T) * C
       for c in 0..<C { o[c] += p[c] }
     }
   }
@@ -70,13 +84,16 @@ public func positionForward(_ out: FloatPtr, _ wpe: FloatPtr, _ B: Int, _ T: Int
 
 /// dwpe[0..<T] = Σ_b dout[b, t] (rows ≥ T are left alone: this step did not use them).
 @inline(never)
-public func positionBackward(_ dwpe: FloatPtr, _ dout: FloatPtr, _ B: Int, _ T: Int, _ C: Int) {
-  dwpe.update(from: dout, count: T * C)
-  for b in 1..<max(1, B) {
-    for t in 0..<T {
-      let g = dout + (b * T + t) * C
-      let d = dwpe + t * C
-      for c in 0..<C { d[c] += g[c] }
+public func positionBackward(_ dwpe: FloatPtr, _ dout: FloatPtr, _ B: Int, _ T: Int, _ C: Int,
+                             pool: WorkerPool = .serial) {
+  pool.forEachRange(T) { _, ts in
+    (dwpe + ts.lowerBound * C).update(from: dout + ts.lowerBound * C, count: ts.count * C)
+    for b in 1..<max(1, B) {
+      for t in ts {
+        let g = dout + (b * T + t) * C
+        let d = dwpe + t * C
+        for c in 0..<C { d[c] += g[c] }
+      }
     }
   }
 }
@@ -101,9 +118,10 @@ func sum8(_ x: FloatPtr, _ C: Int) -> Float {
 /// out (N,C) = (inp - mean) * rstd * weight + bias; records mean and rstd (N) for backward.
 @inline(never)
 public func layernormForward(_ out: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr, _ inp: FloatPtr,
-                             _ weight: FloatPtr, _ bias: FloatPtr, _ N: Int, _ C: Int) {
-  for i in 0..<N {
-    layernormRow(out + i * C, &mean[i], &rstd[i], inp + i * C, weight, bias, C)
+                             _ weight: FloatPtr, _ bias: FloatPtr, _ N: Int, _ C: Int,
+                             pool: WorkerPool = .serial) {
+  pool.forEachRange(N) { _, rows in
+    for i in rows { layernormRow(out + i * C, &mean[i], &rstd[i], inp + i * C, weight, bias, C) }
   }
 }
 
@@ -136,13 +154,15 @@ func layernormRow(_ o: FloatPtr, _ mean: inout Float, _ rstd: inout Float, _ x: 
 public func residualLayernormForward(_ residualOut: FloatPtr, _ out: FloatPtr, _ mean: FloatPtr,
                                      _ rstd: FloatPtr, _ residualIn: FloatPtr, _ proj: FloatPtr,
                                      _ projBias: FloatPtr, _ weight: FloatPtr, _ bias: FloatPtr,
-                                     _ N: Int, _ C: Int) {
-  for i in 0..<N {
-    let r = residualOut + i * C
-    let a = residualIn + i * C
-    let p = proj + i * C
-    for c in 0..<C { r[c] = a[c] + (p[c] + projBias[c]) }
-    layernormRow(out + i * C, &mean[i], &rstd[i], r, weight, bias, C)
+                                     _ N: Int, _ C: Int, pool: WorkerPool = .serial) {
+  pool.forEachRange(N) { _, rows in
+    for i in rows {
+      let r = residualOut + i * C
+      let a = residualIn + i * C
+      let p = proj + i * C
+      for c in 0..<C { r[c] = a[c] + (p[c] + projBias[c]) }
+      layernormRow(out + i * C, &mean[i], &rstd[i], r, weight, bias, C)
+    }
   }
 }
 
@@ -154,11 +174,32 @@ public func residualLayernormForward(_ residualOut: FloatPtr, _ out: FloatPtr, _
 public func layernormBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: FloatPtr, _ dout: FloatPtr,
                               _ inp: FloatPtr, _ weight: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr,
                               _ N: Int, _ C: Int, accumulateInput: Bool = true,
-                              dinpColumnSums: FloatPtr? = nil) {
+                              dinpColumnSums: FloatPtr? = nil, pool: WorkerPool = .serial) {
+  // rows split over the pool; thread 0 sums its rows' columns into the outputs, the others into
+  // their scratch (3·C floats each), added in afterwards
+  pool.forEachRange(N) { w, rows in
+    let part = w == 0 ? nil : pool.scratch(w)
+    layernormBackwardRows(dinp, part ?? dweight, part.map { $0 + C } ?? dbias, dout, inp, weight, mean, rstd,
+                          rows, C, accumulateInput, dinpColumnSums == nil ? nil : part.map { $0 + 2 * C } ?? dinpColumnSums)
+  }
+  for w in 1..<pool.width {
+    let part = pool.scratch(w)
+    for c in 0..<C {
+      dweight[c] += part[c]
+      dbias[c] += part[C + c]
+    }
+    if let sums = dinpColumnSums { for c in 0..<C { sums[c] += part[2 * C + c] } }
+  }
+}
+
+@inline(__always)
+func layernormBackwardRows(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: FloatPtr, _ dout: FloatPtr,
+                           _ inp: FloatPtr, _ weight: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr,
+                           _ rows: Range<Int>, _ C: Int, _ accumulateInput: Bool, _ dinpColumnSums: FloatPtr?) {
   dweight.update(repeating: 0, count: C)
   dbias.update(repeating: 0, count: C)
   dinpColumnSums?.update(repeating: 0, count: C)
-  for i in 0..<N {
+  for i in rows {
     let g = dout + i * C
     let x = inp + i * C
     let di = dinp + i * C
@@ -204,9 +245,11 @@ public func layernormBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: Fl
 /// out (N,OC) = inp (N,IC) · weight (OC,IC)ᵀ + bias (OC, optional).
 @inline(never)
 public func matmulForward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, _ bias: FloatPtr?,
-                          _ N: Int, _ IC: Int, _ OC: Int) {
+                          _ N: Int, _ IC: Int, _ OC: Int, pool: WorkerPool = .serial) {
   if let bias {
-    for i in 0..<N { (out + i * OC).update(from: bias, count: OC) }
+    pool.forEachRange(N) { _, rows in
+      for i in rows { (out + i * OC).update(from: bias, count: OC) }
+    }
   }
   sgemm(transA: false, transB: true, m: N, n: OC, k: IC, a: inp, lda: IC, b: weight, ldb: IC,
         beta: bias == nil ? 0 : 1, c: out, ldc: OC)
@@ -217,21 +260,23 @@ public func matmulForward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, 
 @inline(never)
 public func matmulBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: FloatPtr?, _ dout: FloatPtr,
                            _ inp: FloatPtr, _ weight: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int,
-                           accumulateInput: Bool = false) {
+                           accumulateInput: Bool = false, pool: WorkerPool = .serial) {
   sgemm(transA: false, transB: false, m: N, n: IC, k: OC, a: dout, lda: OC, b: weight, ldb: IC,
         beta: accumulateInput ? 1 : 0, c: dinp, ldc: IC)
   sgemm(transA: true, transB: false, m: OC, n: IC, k: N, a: dout, lda: OC, b: inp, ldb: IC,
         beta: 0, c: dweight, ldc: IC)
-  if let dbias { biasBackward(dbias, dout, N, OC) }
+  if let dbias { biasBackward(dbias, dout, N, OC, pool: pool) }
 }
 
 /// dbias (OC) = column sums of dout (N,OC).
 @inline(never)
-public func biasBackward(_ dbias: FloatPtr, _ dout: FloatPtr, _ N: Int, _ OC: Int) {
-  dbias.update(repeating: 0, count: OC)
-  for i in 0..<N {
-    let g = dout + i * OC
-    for o in 0..<OC { dbias[o] += g[o] }
+public func biasBackward(_ dbias: FloatPtr, _ dout: FloatPtr, _ N: Int, _ OC: Int, pool: WorkerPool = .serial) {
+  pool.forEachRange(OC, align: 16) { _, cols in
+    (dbias + cols.lowerBound).update(repeating: 0, count: cols.count)
+    for i in 0..<N {
+      let g = dout + i * OC
+      for o in cols { dbias[o] += g[o] }
+    }
   }
 }
 
@@ -253,32 +298,48 @@ public let attentionBlock = 64
 /// - out (B,T,NH·hs); att (B,NH,T,T) post-softmax probabilities, zero above the diagonal;
 ///   qkv (B,T,3·NH·hs) laid out [q | k | v] per token, each NH·hs wide.
 /// Query block [r0, r1) only needs keys [0, r1): a causal step skips about 3/8 of the products.
+/// With a pool, the (batch, head) pairs are split over its threads, each running its small
+/// GEMMs on one OpenBLAS thread.
 @inline(never)
 public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
-                             _ B: Int, _ T: Int, _ NH: Int, _ hs: Int) {
+                             _ B: Int, _ T: Int, _ NH: Int, _ hs: Int, pool: WorkerPool = .serial) {
   let CL = NH * hs
   let scale = 1 / Float(hs).squareRoot()
-  for b in 0..<B {
-    for h in 0..<NH {
-      let q = qkv + b * T * 3 * CL + h * hs
-      let k = q + CL
-      let v = q + 2 * CL
-      let a = att + (b * NH + h) * T * T
-      let o = out + b * T * CL + h * hs
-      var r0 = 0
-      while r0 < T {
-        let r1 = min(T, r0 + attentionBlock)
-        // preatt[r0..<r1, 0..<r1] = scale · Q Kᵀ
-        sgemm(transA: false, transB: true, m: r1 - r0, n: r1, k: hs, alpha: scale, a: q + r0 * 3 * CL,
-              lda: 3 * CL, b: k, ldb: 3 * CL, beta: 0, c: a + r0 * T, ldc: T)
-        for t in r0..<r1 { softmaxCausalRow(a + t * T, t + 1, r1) }
-        // out[r0..<r1] = att[r0..<r1, 0..<r1] · V[0..<r1]
-        sgemm(transA: false, transB: false, m: r1 - r0, n: hs, k: r1, a: a + r0 * T, lda: T, b: v,
-              ldb: 3 * CL, beta: 0, c: o + r0 * CL, ldc: CL)
-        r0 = r1
+  withSingleThreadedBLAS(pool) {
+    pool.forEachRange(B * NH) { _, pairs in
+      for bh in pairs {
+        let (b, h) = (bh / NH, bh % NH)
+        let q = qkv + b * T * 3 * CL + h * hs
+        let k = q + CL
+        let v = q + 2 * CL
+        let a = att + (b * NH + h) * T * T
+        let o = out + b * T * CL + h * hs
+        var r0 = 0
+        while r0 < T {
+          let r1 = min(T, r0 + attentionBlock)
+          // preatt[r0..<r1, 0..<r1] = scale · Q Kᵀ
+          sgemm(transA: false, transB: true, m: r1 - r0, n: r1, k: hs, alpha: scale, a: q + r0 * 3 * CL,
+                lda: 3 * CL, b: k, ldb: 3 * CL, beta: 0, c: a + r0 * T, ldc: T)
+          for t in r0..<r1 { softmaxCausalRow(a + t * T, t + 1, r1) }
+          // out[r0..<r1] = att[r0..<r1, 0..<r1] · V[0..<r1]
+          sgemm(transA: false, transB: false, m: r1 - r0, n: hs, k: r1, a: a + r0 * T, lda: T, b: v,
+                ldb: 3 * CL, beta: 0, c: o + r0 * CL, ldc: CL)
+          r0 = r1
+        }
       }
     }
   }
+}
+
+/// Runs `body` with OpenBLAS on one thread when the pool has several (each pool thread then
+/// runs its own GEMMs), restoring the thread count after.
+@inline(__always)
+func withSingleThreadedBLAS(_ pool: WorkerPool, _ body: () -> Void) {
+  if pool.width == 1 { body(); return }
+  let previous = openblas_get_num_threads()
+  openblas_set_num_threads(1)
+  body()
+  openblas_set_num_threads(previous)
 }
 
 /// Softmax of row[0..<n] in place; row[n..<end] = 0 (the rest of the diagonal block: the
@@ -316,50 +377,56 @@ func dot8(_ x: FloatPtr, _ y: FloatPtr, _ n: Int) -> Float {
   return s
 }
 
-/// dqkv (B,T,3·NH·hs) = ∂loss/∂qkv (overwritten). `scratch` holds T·T floats.
+/// dqkv (B,T,3·NH·hs) = ∂loss/∂qkv (overwritten). `scratch` holds T·T floats (with a pool,
+/// its other threads use their own scratch).
 @inline(never)
 public func attentionBackward(_ dqkv: FloatPtr, _ scratch: FloatPtr, _ dout: FloatPtr,
-                              _ qkv: FloatPtr, _ att: FloatPtr, _ B: Int, _ T: Int, _ NH: Int, _ hs: Int) {
+                              _ qkv: FloatPtr, _ att: FloatPtr, _ B: Int, _ T: Int, _ NH: Int, _ hs: Int,
+                              pool: WorkerPool = .serial) {
   let CL = NH * hs
   let scale = 1 / Float(hs).squareRoot()
-  for b in 0..<B {
-    for h in 0..<NH {
-      let q = qkv + b * T * 3 * CL + h * hs
-      let k = q + CL
-      let v = q + 2 * CL
-      let dq = dqkv + b * T * 3 * CL + h * hs
-      let dk = dq + CL
-      let dv = dq + 2 * CL
-      let a = att + (b * NH + h) * T * T
-      let g = dout + b * T * CL + h * hs
-      // per query block: datt = dout Vᵀ, softmax backward (dpre in scratch), dQ = scale · dpre K
-      var r0 = 0
-      while r0 < T {
-        let r1 = min(T, r0 + attentionBlock)
-        sgemm(transA: false, transB: true, m: r1 - r0, n: r1, k: hs, a: g + r0 * CL, lda: CL, b: v,
-              ldb: 3 * CL, beta: 0, c: scratch + r0 * T, ldc: T)
-        for t in r0..<r1 {
-          let ar = a + t * T
-          let dr = scratch + t * T
-          let dot = dot8(ar, dr, t + 1)
-          for s in 0...t { dr[s] = ar[s] * (dr[s] - dot) }
-          if t + 1 < r1 { (dr + t + 1).update(repeating: 0, count: r1 - t - 1) }
+  withSingleThreadedBLAS(pool) {
+    pool.forEachRange(B * NH) { w, pairs in
+      let scratch = w == 0 ? scratch : pool.scratch(w)
+      for bh in pairs {
+        let (b, h) = (bh / NH, bh % NH)
+        let q = qkv + b * T * 3 * CL + h * hs
+        let k = q + CL
+        let v = q + 2 * CL
+        let dq = dqkv + b * T * 3 * CL + h * hs
+        let dk = dq + CL
+        let dv = dq + 2 * CL
+        let a = att + (b * NH + h) * T * T
+        let g = dout + b * T * CL + h * hs
+        // per query block: datt = dout Vᵀ, softmax backward (dpre in scratch), dQ = scale · dpre K
+        var r0 = 0
+        while r0 < T {
+          let r1 = min(T, r0 + attentionBlock)
+          sgemm(transA: false, transB: true, m: r1 - r0, n: r1, k: hs, a: g + r0 * CL, lda: CL, b: v,
+                ldb: 3 * CL, beta: 0, c: scratch + r0 * T, ldc: T)
+          for t in r0..<r1 {
+            let ar = a + t * T
+            let dr = scratch + t * T
+            let dot = dot8(ar, dr, t + 1)
+            for s in 0...t { dr[s] = ar[s] * (dr[s] - dot) }
+            if t + 1 < r1 { (dr + t + 1).update(repeating: 0, count: r1 - t - 1) }
+          }
+          sgemm(transA: false, transB: false, m: r1 - r0, n: hs, k: r1, alpha: scale, a: scratch + r0 * T,
+                lda: T, b: k, ldb: 3 * CL, beta: 0, c: dq + r0 * 3 * CL, ldc: 3 * CL)
+          r0 = r1
         }
-        sgemm(transA: false, transB: false, m: r1 - r0, n: hs, k: r1, alpha: scale, a: scratch + r0 * T,
-              lda: T, b: k, ldb: 3 * CL, beta: 0, c: dq + r0 * 3 * CL, ldc: 3 * CL)
-        r0 = r1
-      }
-      // per key block [c0, c1): only queries t ≥ c0 attend to it
-      //   dV = attᵀ dout ; dK = scale · dpreᵀ Q
-      var c0 = 0
-      while c0 < T {
-        let c1 = min(T, c0 + attentionBlock)
-        sgemm(transA: true, transB: false, m: c1 - c0, n: hs, k: T - c0, a: a + c0 * T + c0, lda: T,
-              b: g + c0 * CL, ldb: CL, beta: 0, c: dv + c0 * 3 * CL, ldc: 3 * CL)
-        sgemm(transA: true, transB: false, m: c1 - c0, n: hs, k: T - c0, alpha: scale,
-              a: scratch + c0 * T + c0, lda: T, b: q + c0 * 3 * CL, ldb: 3 * CL, beta: 0,
-              c: dk + c0 * 3 * CL, ldc: 3 * CL)
-        c0 = c1
+        // per key block [c0, c1): only queries t ≥ c0 attend to it
+        //   dV = attᵀ dout ; dK = scale · dpreᵀ Q
+        var c0 = 0
+        while c0 < T {
+          let c1 = min(T, c0 + attentionBlock)
+          sgemm(transA: true, transB: false, m: c1 - c0, n: hs, k: T - c0, a: a + c0 * T + c0, lda: T,
+                b: g + c0 * CL, ldb: CL, beta: 0, c: dv + c0 * 3 * CL, ldc: 3 * CL)
+          sgemm(transA: true, transB: false, m: c1 - c0, n: hs, k: T - c0, alpha: scale,
+                a: scratch + c0 * T + c0, lda: T, b: q + c0 * 3 * CL, ldb: 3 * CL, beta: 0,
+                c: dk + c0 * 3 * CL, ldc: 3 * CL)
+          c0 = c1
+        }
       }
     }
   }
@@ -370,11 +437,13 @@ public func attentionBackward(_ dqkv: FloatPtr, _ scratch: FloatPtr, _ dout: Flo
 let geluScale: Float = (2 / Float.pi).squareRoot()
 
 @inline(never)
-public func geluForward(_ out: FloatPtr, _ inp: FloatPtr, _ N: Int) {
-  for i in 0..<N {
-    let x = inp[i]
-    let cube = 0.044715 * x * x * x
-    out[i] = 0.5 * x * (1 + fastTanh(geluScale * (x + cube)))
+public func geluForward(_ out: FloatPtr, _ inp: FloatPtr, _ N: Int, pool: WorkerPool = .serial) {
+  pool.forEachRange(N, align: 64) { _, r in
+    for i in r {
+      let x = inp[i]
+      let cube = 0.044715 * x * x * x
+      out[i] = 0.5 * x * (1 + fastTanh(geluScale * (x + cube)))
+    }
   }
 }
 
@@ -392,15 +461,21 @@ public func geluBackward(_ dinp: FloatPtr, _ inp: FloatPtr, _ dout: FloatPtr, _ 
 /// In place over d (N,OC): d = d · gelu'(inp); dbias (OC) = Σ rows of the result (the gradient
 /// of the bias added before the GELU).
 @inline(never)
-public func geluBiasBackward(_ d: FloatPtr, _ dbias: FloatPtr, _ inp: FloatPtr, _ N: Int, _ OC: Int) {
-  dbias.update(repeating: 0, count: OC)
-  for i in 0..<N {
-    let row = d + i * OC
-    let x = inp + i * OC
-    for o in 0..<OC {
-      let v = row[o] * geluDerivative(x[o])
-      row[o] = v
-      dbias[o] += v
+public func geluBiasBackward(_ d: FloatPtr, _ dbias: FloatPtr, _ inp: FloatPtr, _ N: Int, _ OC: Int,
+                             pool: WorkerPool = .serial) {
+  // split by columns, so each thread owns its part of dbias
+  pool.forEachRange(OC, align: 16) { _, cols in
+    let (o0, width) = (cols.lowerBound, cols.count)
+    let db = dbias + o0
+    db.update(repeating: 0, count: width)
+    for i in 0..<N {
+      let row = d + i * OC + o0
+      let x = inp + i * OC + o0
+      for o in 0..<width {
+        let v = row[o] * geluDerivative(x[o])
+        row[o] = v
+        db[o] += v
+      }
     }
   }
 }

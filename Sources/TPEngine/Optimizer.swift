@@ -48,12 +48,29 @@ extension GPT {
   /// With `perTensor`, also stores each local tensor's gradient sum of squares (16 doubles).
   public func gradientNorm(tpGroup: Communicator, perTensor: UnsafeMutablePointer<Double>? = nil) -> Float {
     let squares = perTensor ?? normScratch
-    var offset = 0
-    for i in 0..<localSizes.count {
-      squares[i] = sumOfSquares(grads + offset, localSizes[i])
-      offset += localSizes[i]
+    let count = localSizes.count
+    pool.forEachRange(numLocalParameters, align: 64) { w, range in
+      let part = pool.doubleScratch(w)
+      part.update(repeating: 0, count: count)
+      forEachTensorPiece(range) { tensor, lo, hi in part[tensor] = sumOfSquares(grads + lo, hi - lo) }
+    }
+    for i in 0..<count {
+      squares[i] = 0
+      for w in 0..<pool.width { squares[i] += pool.doubleScratch(w)[i] }
     }
     return globalNorm(tensorSquares: squares, tpGroup: tpGroup)
+  }
+
+  /// Calls `body(tensor, lo, hi)` for each local tensor's part [lo, hi) of the flat range.
+  @inline(__always)
+  func forEachTensorPiece(_ range: Range<Int>, _ body: (Int, Int, Int) -> Void) {
+    var offset = 0
+    for tensor in 0..<localSizes.count {
+      let end = offset + localSizes[tensor]
+      let lo = max(offset, range.lowerBound), hi = min(end, range.upperBound)
+      if lo < hi { body(tensor, lo, hi) }
+      offset = end
+    }
   }
 
   /// The global gradient norm from each local tensor's Σg² (as `adamWUpdate` records them).
@@ -80,23 +97,37 @@ extension GPT {
                           gradSquares: UnsafeMutablePointer<Double>? = nil,
                           stats: UnsafeMutablePointer<Double>? = nil) {
     let k = AdamWConstants(o, lr: lr, t: t, gradScale: gradScale)
-    var offset = 0
-    for tensor in 0..<localSizes.count {
-      let n = localSizes[tensor]
-      let (p, g, m, v) = (params + offset, grads + offset, adamM + offset, adamV + offset)
-      let sums: (g2: Double, du: Double, w2: Double)
-      switch (gradSquares != nil, stats != nil) {
-      case (false, false): sums = adamWRange(p, g, m, v, n, k, squares: false, stats: false)
-      case (true, false): sums = adamWRange(p, g, m, v, n, k, squares: true, stats: false)
-      case (false, true): sums = adamWRange(p, g, m, v, n, k, squares: false, stats: true)
-      case (true, true): sums = adamWRange(p, g, m, v, n, k, squares: true, stats: true)
+    let count = localSizes.count
+    let (wantSquares, wantStats) = (gradSquares != nil, stats != nil)
+    // the flat parameter range split over the pool; per thread, 3 sums per tensor
+    pool.forEachRange(numLocalParameters, align: 64) { w, range in
+      let part = pool.doubleScratch(w)
+      part.update(repeating: 0, count: 3 * count)
+      forEachTensorPiece(range) { tensor, lo, hi in
+        let (p, g, m, v, n) = (params + lo, grads + lo, adamM + lo, adamV + lo, hi - lo)
+        let sums: (g2: Double, du: Double, w2: Double)
+        switch (wantSquares, wantStats) {
+        case (false, false): sums = adamWRange(p, g, m, v, n, k, squares: false, stats: false)
+        case (true, false): sums = adamWRange(p, g, m, v, n, k, squares: true, stats: false)
+        case (false, true): sums = adamWRange(p, g, m, v, n, k, squares: false, stats: true)
+        case (true, true): sums = adamWRange(p, g, m, v, n, k, squares: true, stats: true)
+        }
+        part[3 * tensor] = sums.g2
+        part[3 * tensor + 1] = sums.du
+        part[3 * tensor + 2] = sums.w2
       }
-      gradSquares?[tensor] = sums.g2
+    }
+    for tensor in 0..<count {
+      var (g2, du, w2) = (0.0, 0.0, 0.0)
+      for w in 0..<pool.width {
+        let part = pool.doubleScratch(w)
+        g2 += part[3 * tensor]; du += part[3 * tensor + 1]; w2 += part[3 * tensor + 2]
+      }
+      gradSquares?[tensor] = g2
       if let stats {
-        stats[2 * tensor] = sums.du
-        stats[2 * tensor + 1] = sums.w2
+        stats[2 * tensor] = du
+        stats[2 * tensor + 1] = w2
       }
-      offset += n
     }
   }
 }

@@ -293,7 +293,8 @@ struct TPTrain: ParsableCommand {
     if let note = placement.note, world.rank == 0, !quiet { printError("tptrain: " + note) }
     setBLASThreads(placement.threads)
 
-    let gpt = try GPT(config: config, local: local, batch: batch, seq: seq, tpGroup: tpGroup, ranksOnNode: node.size)
+    let gpt = try GPT(config: config, local: local, batch: batch, seq: seq, tpGroup: tpGroup, ranksOnNode: node.size,
+                      threads: placement.threads)
     if let r = resumed {
       try gpt.load(path: r.path + "/model.bin")
       try gpt.loadOptimizerState(path: r.path + "/state.bin")

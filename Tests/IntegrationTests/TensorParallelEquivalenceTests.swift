@@ -97,6 +97,28 @@ final class TensorParallelEquivalenceTests: XCTestCase {
     }
   }
 
+  /// A rank's threads (OpenBLAS plus the pool that splits the other kernels) change only the
+  /// order of a few sums: the same run on 1 and 3 threads trains the same model.
+  func testThreadsPerRankTrainTheSameModel() throws {
+    let dir = try Harness.tempDir(self)
+    let data = dir.appendingPathComponent("tokens.bin").path
+    try Harness.corpusTokens(data, vocab: V)
+    func run(threads: Int) throws -> [Double] {
+      let log = dir.appendingPathComponent("t\(threads).jsonl").path
+      _ = try Harness.train(np: 1, modelArgs + optArgs + [
+        "--data", data, "--batch", "4", "--seq", "32", "--steps", "5", "--threads", "\(threads)",
+        "--log", log, "--dump-grads", dir.appendingPathComponent("t\(threads)").path])
+      return try Harness.losses(log)
+    }
+    let one = try run(threads: 1), three = try run(threads: 3)
+    XCTAssertEqual(one.count, 5)
+    for (a, b) in zip(three, one) {
+      XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-5, "3 threads loss \(a) vs 1 thread \(b)")
+    }
+    assertClose(try Harness.floats(dir.appendingPathComponent("t3.rank0.bin").path),
+                try Harness.floats(dir.appendingPathComponent("t1.rank0.bin").path), "3-thread gradient")
+  }
+
   func testSameSeedSavesTheSameModelAtEveryTPSize() throws {
     let dir = try Harness.tempDir(self)
     var files: [Data] = []

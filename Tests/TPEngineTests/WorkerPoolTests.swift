@@ -1,0 +1,113 @@
+import XCTest
+@testable import TPEngine
+
+/// The worker pool splits work exactly once over its threads, survives many fork-joins with
+/// sleeping workers, and every kernel that takes a pool computes what it computes alone.
+final class WorkerPoolTests: XCTestCase {
+  typealias Buf = LayerGradientTests.Buf
+  typealias Rng = LayerGradientTests.Rng
+
+  func testRangesCoverEveryIndexOnceForAnyWidth() {
+    for threads in 1...4 {
+      let pool = WorkerPool(threads: threads)
+      XCTAssertEqual(pool.width, threads)
+      for (n, align) in [(0, 1), (1, 1), (3, 1), (7, 1), (100, 8), (1000, 64), (5, 16), (4097, 64)] {
+        let hits = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, n))
+        defer { hits.deallocate() }
+        hits.initialize(repeating: 0, count: max(1, n))
+        let owners = UnsafeMutablePointer<Int>.allocate(capacity: threads)
+        defer { owners.deallocate() }
+        owners.initialize(repeating: 0, count: threads)
+        pool.forEachRange(n, align: align) { w, r in
+          owners[w] += 1
+          if r.lowerBound % align != 0 { hits[0] = -100 }  // ranges start on the alignment
+          for i in r { hits[i] += 1 }
+        }
+        for i in 0..<n { XCTAssertEqual(hits[i], 1, "threads \(threads) n \(n) align \(align) index \(i)") }
+        for w in 0..<threads { XCTAssertEqual(owners[w], 1, "each thread is called once (threads \(threads), n \(n))") }
+      }
+    }
+  }
+
+  func testManyJoinsWithSleepingWorkers() {
+    let pool = WorkerPool(threads: 3)
+    let slots = UnsafeMutablePointer<Int>.allocate(capacity: 3)
+    defer { slots.deallocate() }
+    slots.initialize(repeating: 0, count: 3)
+    for round in 0..<3000 {
+      pool.run { w in slots[w] += 1 }
+      // now and then let the workers fall asleep, so both the spinning and the wake-up paths run
+      if round % 500 == 0 { usleep(2000) }
+      XCTAssertEqual(slots[0] + slots[1] + slots[2], 3 * (round + 1))
+    }
+  }
+
+  func testPoolIsReleasedWithItsThreads() {
+    weak var weakPool: WorkerPool?
+    do {
+      let pool = WorkerPool(threads: 2, scratchFloats: 10)
+      weakPool = pool
+      pool.run { _ in }
+      XCTAssertEqual(pool.scratchFloats, 16)  // rounded up to 64 bytes
+    }
+    XCTAssertNil(weakPool)
+  }
+
+  func testKernelsGiveTheSameResultsOnAPool() {
+    var rng = Rng(s: 21)
+    let pool = WorkerPool(threads: 3, scratchFloats: 64 * 64)
+    let (N, C, OC) = (37, 24, 52)
+    // LayerNorm forward/backward (column sums from per-thread parts)
+    let x = Buf(N * C, &rng, scale: 2), w = Buf(C, &rng), b = Buf(C, &rng), dout = Buf(N * C, &rng)
+    let out1 = Buf(zeros: N * C), out2 = Buf(zeros: N * C), m1 = Buf(zeros: N), m2 = Buf(zeros: N)
+    let r1 = Buf(zeros: N), r2 = Buf(zeros: N)
+    layernormForward(out1.p, m1.p, r1.p, x.p, w.p, b.p, N, C)
+    layernormForward(out2.p, m2.p, r2.p, x.p, w.p, b.p, N, C, pool: pool)
+    for i in 0..<(N * C) { XCTAssertEqual(out1[i], out2[i]) }
+    let dx1 = Buf(zeros: N * C), dx2 = Buf(zeros: N * C), dw1 = Buf(zeros: C), dw2 = Buf(C, &rng)
+    let db1 = Buf(zeros: C), db2 = Buf(C, &rng), cs1 = Buf(zeros: C), cs2 = Buf(C, &rng)
+    layernormBackward(dx1.p, dw1.p, db1.p, dout.p, x.p, w.p, m1.p, r1.p, N, C, accumulateInput: false, dinpColumnSums: cs1.p)
+    layernormBackward(dx2.p, dw2.p, db2.p, dout.p, x.p, w.p, m1.p, r1.p, N, C, accumulateInput: false, dinpColumnSums: cs2.p,
+                      pool: pool)
+    for i in 0..<(N * C) { XCTAssertEqual(dx1[i], dx2[i]) }
+    for c in 0..<C {
+      XCTAssertEqual(dw1[c], dw2[c], accuracy: 1e-5)
+      XCTAssertEqual(db1[c], db2[c], accuracy: 1e-5)
+      XCTAssertEqual(cs1[c], cs2[c], accuracy: 1e-5)
+    }
+    // GELU and bias column sums (columns split: exact)
+    let h = Buf(N * OC, &rng, scale: 3), g1 = Buf(zeros: N * OC), g2 = Buf(zeros: N * OC)
+    geluForward(g1.p, h.p, N * OC)
+    geluForward(g2.p, h.p, N * OC, pool: pool)
+    for i in 0..<(N * OC) { XCTAssertEqual(g1[i], g2[i]) }
+    let d = Buf(N * OC, &rng), d1 = Buf(zeros: N * OC), d2 = Buf(zeros: N * OC), gb1 = Buf(zeros: OC), gb2 = Buf(OC, &rng)
+    d1.p.update(from: d.p, count: N * OC)
+    d2.p.update(from: d.p, count: N * OC)
+    geluBiasBackward(d1.p, gb1.p, h.p, N, OC)
+    geluBiasBackward(d2.p, gb2.p, h.p, N, OC, pool: pool)
+    for i in 0..<(N * OC) { XCTAssertEqual(d1[i], d2[i]) }
+    for o in 0..<OC { XCTAssertEqual(gb1[o], gb2[o]) }
+    let bb1 = Buf(zeros: OC), bb2 = Buf(OC, &rng)
+    biasBackward(bb1.p, d.p, N, OC)
+    biasBackward(bb2.p, d.p, N, OC, pool: pool)
+    for o in 0..<OC { XCTAssertEqual(bb1[o], bb2[o]) }
+  }
+
+  func testAttentionGivesTheSameResultsOnAPool() {
+    var rng = Rng(s: 22)
+    let (B, T, NH, hs) = (2, 70, 3, 8)  // T past one attention block
+    let pool = WorkerPool(threads: 2, scratchFloats: T * T)
+    let CL = NH * hs
+    let qkv = Buf(B * T * 3 * CL, &rng), dout = Buf(B * T * CL, &rng)
+    let o1 = Buf(zeros: B * T * CL), o2 = Buf(zeros: B * T * CL)
+    let a1 = Buf(zeros: B * NH * T * T), a2 = Buf(zeros: B * NH * T * T)
+    attentionForward(o1.p, a1.p, qkv.p, B, T, NH, hs)
+    attentionForward(o2.p, a2.p, qkv.p, B, T, NH, hs, pool: pool)
+    for i in 0..<(B * T * CL) { XCTAssertEqual(o1[i], o2[i], accuracy: 1e-6) }
+    let s1 = Buf(zeros: T * T), s2 = Buf(zeros: T * T)
+    let dq1 = Buf(zeros: B * T * 3 * CL), dq2 = Buf(zeros: B * T * 3 * CL)
+    attentionBackward(dq1.p, s1.p, dout.p, qkv.p, a1.p, B, T, NH, hs)
+    attentionBackward(dq2.p, s2.p, dout.p, qkv.p, a1.p, B, T, NH, hs, pool: pool)
+    for i in 0..<(B * T * 3 * CL) { XCTAssertEqual(dq1[i], dq2[i], accuracy: 1e-6) }
+  }
+}
