@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Prints benchmark lines `BENCH <name> <value> <unit>`: engine throughput and MFU for the small
 # preset (B8, T256) at TP=1 and TP=2, the telemetry and dashboard figures, and — where PyTorch is
-# installed — an interleaved TP=2 vs PyTorch comparison.
+# installed — an interleaved TP=2 / PyTorch / TP=1 comparison.
 # Usage: scripts/bench.sh [BIN_DIR] (default .build/release)
 #   STEPS=N   steps per training run (default 20; the first two are warm-up and not counted)
-#   ROUNDS=N  alternating tptrain / PyTorch runs for the comparison (default 3)
+#   ROUNDS=N  rounds of the interleaved comparison (default 3)
 #   PYTHON=…  the interpreter that has torch (default python3)
 #
 # Step times on a shared VM vary from one second to the next, so each figure is the median over
@@ -75,22 +75,27 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   echo "# PyTorch not installed for $PY: set PYTHON to an interpreter with torch for the comparison"
   exit 0
 fi
-# Interleaved rounds (tptrain TP=2, then PyTorch with one thread per core), so both see the
-# same machine; medians over all counted steps of all rounds.
+# Interleaved rounds (tptrain TP=2, PyTorch with one thread per core, tptrain TP=1), so all
+# three see the same machine; medians over all counted steps of all rounds.
 for r in $(seq "$ROUNDS"); do
   train 2 "$tmp/cmp_tp2_$r.jsonl"
   "$PY" "$HERE/bench_pytorch.py" --threads "$CORES" --steps "$STEPS" --data "$HERE/../data/shakespeare.txt" \
     --times "$tmp/cmp_torch.txt" 2>/dev/null | grep '^#' || true
+  train 1 "$tmp/cmp_tp1_$r.jsonl"
 done
-python3 - "$tmp/cmp_torch.txt" "$tmp"/cmp_tp2_*.jsonl <<'PY'
+python3 - "$tmp" "$ROUNDS" <<'PY'
 import json, statistics, sys
-torch = [float(l) for l in open(sys.argv[1])]
-ours = [json.loads(l)["step_ms"] for p in sys.argv[2:] for l in list(open(p))[2:]]
+tmp, rounds = sys.argv[1], int(sys.argv[2])
+torch = [float(l) for l in open(f"{tmp}/cmp_torch.txt")]
+ours = {tp: [json.loads(l)["step_ms"] for r in range(1, rounds + 1) for l in list(open(f"{tmp}/cmp_tp{tp}_{r}.jsonl"))[2:]]
+        for tp in (1, 2)}
 BT = 8 * 256
-for name, xs in (("small_tp2_interleaved", ours), ("pytorch_small_interleaved", torch)):
+for name, xs in (("small_tp2_interleaved", ours[2]), ("small_tp1_interleaved", ours[1]),
+                 ("pytorch_small_interleaved", torch)):
     print(f"BENCH {name}_step_ms {statistics.median(xs):.1f} ms")
     print(f"BENCH {name}_step_ms_min {min(xs):.1f} ms")
     print(f"BENCH {name}_tokens_per_s {BT / statistics.median(xs) * 1e3:.1f} tok/s")
-print(f"BENCH small_tp2_vs_pytorch {statistics.median(torch) / statistics.median(ours):.3f} ratio")
-print(f"BENCH small_tp2_vs_pytorch_best {min(torch) / min(ours):.3f} ratio")
+for tp in (2, 1):
+    print(f"BENCH small_tp{tp}_vs_pytorch {statistics.median(torch) / statistics.median(ours[tp]):.3f} ratio")
+    print(f"BENCH small_tp{tp}_vs_pytorch_best {min(torch) / min(ours[tp]):.3f} ratio")
 PY

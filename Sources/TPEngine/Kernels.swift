@@ -34,21 +34,21 @@ public func setBLASThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))
 public func embeddingForward(_ out: FloatPtr, _ tokens: UnsafePointer<Int32>, _ wte: FloatPtr,
                              _ BT: Int, _ C: Int, _ vocabStart: Int, _ vocabLocal: Int,
                              pool: WorkerPool = .serial) {
-  pool.forEachRange(BT) { _, rows in embeddingForwardRows(out, tokens, wte, rows, C, vocabStart, vocabLocal) }
-}
-
-@inline(__always)
-func embeddingForwardRows(_ out: FloatPtr, _ tokens: UnsafePointer<Int32>, _ wte: FloatPtr,
-                          _ rows: Range<Int>, _ C: Int, _ vocabStart: Int, _ vocabLocal: Int) {
-  for i in rows {
-    let row = Int(tokens[i]) - vocabStart
-    let o = out + i * C
-    if row >= 0 && row < vocabLocal {
-      o.update(from: wte + row * C, count: C)
-    } else {
-      o.update(repeating: 0, count: C)
+  struct Rows: RangeJob {
+    let out: FloatPtr, tokens: UnsafePointer<Int32>, wte: FloatPtr, C: Int, vocabStart: Int, vocabLocal: Int
+    func run(_: Int, _ rows: Range<Int>) {
+      for i in rows {
+        let row = Int(tokens[i]) - vocabStart
+        let o = out + i * C
+        if row >= 0 && row < vocabLocal {
+          o.update(from: wte + row * C, count: C)
+        } else {
+          o.update(repeating: 0, count: C)
+        }
+      }
     }
   }
+  pool.forEachRange(BT, Rows(out: out, tokens: tokens, wte: wte, C: C, vocabStart: vocabStart, vocabLocal: vocabLocal))
 }
 
 /// dwte += scatter of dout rows (adds to the LM head's gradient of the tied embedding).
@@ -57,45 +57,58 @@ public func embeddingBackward(_ dwte: FloatPtr, _ dout: FloatPtr, _ tokens: Unsa
                               _ BT: Int, _ C: Int, _ vocabStart: Int, _ vocabLocal: Int,
                               pool: WorkerPool = .serial) {
   // split by columns: two positions with the same token add to the same row
-  pool.forEachRange(C, align: 16) { _, cols in
-    for i in 0..<BT {
-      let row = Int(tokens[i]) - vocabStart
-      if row >= 0 && row < vocabLocal {
-        let d = dwte + row * C
-        let g = dout + i * C
-        for c in cols { d[c] += g[c] }
+  struct Columns: RangeJob {
+    let dwte: FloatPtr, dout: FloatPtr, tokens: UnsafePointer<Int32>, BT: Int, C: Int, vocabStart: Int, vocabLocal: Int
+    func run(_: Int, _ cols: Range<Int>) {
+      for i in 0..<BT {
+        let row = Int(tokens[i]) - vocabStart
+        if row >= 0 && row < vocabLocal {
+          let d = dwte + row * C
+          let g = dout + i * C
+          for c in cols { d[c] += g[c] }
+        }
       }
     }
   }
+  pool.forEachRange(C, align: 16, Columns(dwte: dwte, dout: dout, tokens: tokens, BT: BT, C: C,
+                                          vocabStart: vocabStart, vocabLocal: vocabLocal))
 }
 
 /// out (B,T,C) += wpe[t].
 @inline(never)
 public func positionForward(_ out: FloatPtr, _ wpe: FloatPtr, _ B: Int, _ T: Int, _ C: Int,
                             pool: WorkerPool = .serial) {
-  pool.forEachRange(B * T) { _, rows in
-    for i in rows {
-      let o = out + i * C
-      let p = wpe + (i % T) * C
-      for c in 0..<C { o[c] += p[c] }
+  struct Rows: RangeJob {
+    let out: FloatPtr, wpe: FloatPtr, T: Int, C: Int
+    func run(_: Int, _ rows: Range<Int>) {
+      for i in rows {
+        let o = out + i * C
+        let p = wpe + (i % T) * C
+        for c in 0..<C { o[c] += p[c] }
+      }
     }
   }
+  pool.forEachRange(B * T, Rows(out: out, wpe: wpe, T: T, C: C))
 }
 
 /// dwpe[0..<T] = Σ_b dout[b, t] (rows ≥ T are left alone: this step did not use them).
 @inline(never)
 public func positionBackward(_ dwpe: FloatPtr, _ dout: FloatPtr, _ B: Int, _ T: Int, _ C: Int,
                              pool: WorkerPool = .serial) {
-  pool.forEachRange(T) { _, ts in
-    (dwpe + ts.lowerBound * C).update(from: dout + ts.lowerBound * C, count: ts.count * C)
-    for b in 1..<max(1, B) {
-      for t in ts {
-        let g = dout + (b * T + t) * C
-        let d = dwpe + t * C
-        for c in 0..<C { d[c] += g[c] }
+  struct Positions: RangeJob {
+    let dwpe: FloatPtr, dout: FloatPtr, B: Int, T: Int, C: Int
+    func run(_: Int, _ ts: Range<Int>) {
+      (dwpe + ts.lowerBound * C).update(from: dout + ts.lowerBound * C, count: ts.count * C)
+      for b in 1..<max(1, B) {
+        for t in ts {
+          let g = dout + (b * T + t) * C
+          let d = dwpe + t * C
+          for c in 0..<C { d[c] += g[c] }
+        }
       }
     }
   }
+  pool.forEachRange(T, Positions(dwpe: dwpe, dout: dout, B: B, T: T, C: C))
 }
 
 // MARK: - LayerNorm
@@ -120,9 +133,13 @@ func sum8(_ x: FloatPtr, _ C: Int) -> Float {
 public func layernormForward(_ out: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr, _ inp: FloatPtr,
                              _ weight: FloatPtr, _ bias: FloatPtr, _ N: Int, _ C: Int,
                              pool: WorkerPool = .serial) {
-  pool.forEachRange(N) { _, rows in
-    for i in rows { layernormRow(out + i * C, &mean[i], &rstd[i], inp + i * C, weight, bias, C) }
+  struct Rows: RangeJob {
+    let out: FloatPtr, mean: FloatPtr, rstd: FloatPtr, inp: FloatPtr, weight: FloatPtr, bias: FloatPtr, C: Int
+    func run(_: Int, _ rows: Range<Int>) {
+      for i in rows { layernormRow(out + i * C, &mean[i], &rstd[i], inp + i * C, weight, bias, C) }
+    }
   }
+  pool.forEachRange(N, Rows(out: out, mean: mean, rstd: rstd, inp: inp, weight: weight, bias: bias, C: C))
 }
 
 /// One row of LayerNorm (eps 1e-5).
@@ -155,15 +172,21 @@ public func residualLayernormForward(_ residualOut: FloatPtr, _ out: FloatPtr, _
                                      _ rstd: FloatPtr, _ residualIn: FloatPtr, _ proj: FloatPtr,
                                      _ projBias: FloatPtr, _ weight: FloatPtr, _ bias: FloatPtr,
                                      _ N: Int, _ C: Int, pool: WorkerPool = .serial) {
-  pool.forEachRange(N) { _, rows in
-    for i in rows {
-      let r = residualOut + i * C
-      let a = residualIn + i * C
-      let p = proj + i * C
-      for c in 0..<C { r[c] = a[c] + (p[c] + projBias[c]) }
-      layernormRow(out + i * C, &mean[i], &rstd[i], r, weight, bias, C)
+  struct Rows: RangeJob {
+    let residualOut: FloatPtr, out: FloatPtr, mean: FloatPtr, rstd: FloatPtr, residualIn: FloatPtr
+    let proj: FloatPtr, projBias: FloatPtr, weight: FloatPtr, bias: FloatPtr, C: Int
+    func run(_: Int, _ rows: Range<Int>) {
+      for i in rows {
+        let r = residualOut + i * C
+        let a = residualIn + i * C
+        let p = proj + i * C
+        for c in 0..<C { r[c] = a[c] + (p[c] + projBias[c]) }
+        layernormRow(out + i * C, &mean[i], &rstd[i], r, weight, bias, C)
+      }
     }
   }
+  pool.forEachRange(N, Rows(residualOut: residualOut, out: out, mean: mean, rstd: rstd, residualIn: residualIn,
+                            proj: proj, projBias: projBias, weight: weight, bias: bias, C: C))
 }
 
 /// dinp += ∂loss/∂inp (or = with `accumulateInput: false`); dweight, dbias are overwritten.
@@ -177,11 +200,19 @@ public func layernormBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: Fl
                               dinpColumnSums: FloatPtr? = nil, pool: WorkerPool = .serial) {
   // rows split over the pool; thread 0 sums its rows' columns into the outputs, the others into
   // their scratch (3·C floats each), added in afterwards
-  pool.forEachRange(N) { w, rows in
-    let part = w == 0 ? nil : pool.scratch(w)
-    layernormBackwardRows(dinp, part ?? dweight, part.map { $0 + C } ?? dbias, dout, inp, weight, mean, rstd,
-                          rows, C, accumulateInput, dinpColumnSums == nil ? nil : part.map { $0 + 2 * C } ?? dinpColumnSums)
+  precondition(pool.width == 1 || pool.scratchFloats >= 3 * C, "pool scratch too small for LayerNorm backward")
+  struct Rows: RangeJob {
+    let dinp: FloatPtr, dweight: FloatPtr, dbias: FloatPtr, dout: FloatPtr, inp: FloatPtr, weight: FloatPtr
+    let mean: FloatPtr, rstd: FloatPtr, C: Int, accumulateInput: Bool, dinpColumnSums: FloatPtr?, pool: WorkerPool
+    func run(_ w: Int, _ rows: Range<Int>) {
+      let part = w == 0 ? nil : pool.scratch(w)
+      layernormBackwardRows(dinp, part ?? dweight, part.map { $0 + C } ?? dbias, dout, inp, weight, mean, rstd,
+                            rows, C, accumulateInput, dinpColumnSums == nil ? nil : part.map { $0 + 2 * C } ?? dinpColumnSums)
+    }
   }
+  pool.forEachRange(N, Rows(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight,
+                            mean: mean, rstd: rstd, C: C, accumulateInput: accumulateInput,
+                            dinpColumnSums: dinpColumnSums, pool: pool))
   for w in 1..<pool.width {
     let part = pool.scratch(w)
     for c in 0..<C {
@@ -246,11 +277,13 @@ func layernormBackwardRows(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: Float
 @inline(never)
 public func matmulForward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, _ bias: FloatPtr?,
                           _ N: Int, _ IC: Int, _ OC: Int, pool: WorkerPool = .serial) {
-  if let bias {
-    pool.forEachRange(N) { _, rows in
+  struct BiasRows: RangeJob {
+    let out: FloatPtr, bias: FloatPtr, OC: Int
+    func run(_: Int, _ rows: Range<Int>) {
       for i in rows { (out + i * OC).update(from: bias, count: OC) }
     }
   }
+  if let bias { pool.forEachRange(N, BiasRows(out: out, bias: bias, OC: OC)) }
   sgemm(transA: false, transB: true, m: N, n: OC, k: IC, a: inp, lda: IC, b: weight, ldb: IC,
         beta: bias == nil ? 0 : 1, c: out, ldc: OC)
 }
@@ -271,13 +304,17 @@ public func matmulBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: Float
 /// dbias (OC) = column sums of dout (N,OC).
 @inline(never)
 public func biasBackward(_ dbias: FloatPtr, _ dout: FloatPtr, _ N: Int, _ OC: Int, pool: WorkerPool = .serial) {
-  pool.forEachRange(OC, align: 16) { _, cols in
-    (dbias + cols.lowerBound).update(repeating: 0, count: cols.count)
-    for i in 0..<N {
-      let g = dout + i * OC
-      for o in cols { dbias[o] += g[o] }
+  struct Columns: RangeJob {
+    let dbias: FloatPtr, dout: FloatPtr, N: Int, OC: Int
+    func run(_: Int, _ cols: Range<Int>) {
+      (dbias + cols.lowerBound).update(repeating: 0, count: cols.count)
+      for i in 0..<N {
+        let g = dout + i * OC
+        for o in cols { dbias[o] += g[o] }
+      }
     }
   }
+  pool.forEachRange(OC, align: 16, Columns(dbias: dbias, dout: dout, N: N, OC: OC))
 }
 
 /// out (N,C) += bias (C).
@@ -303,10 +340,11 @@ public let attentionBlock = 64
 @inline(never)
 public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
                              _ B: Int, _ T: Int, _ NH: Int, _ hs: Int, pool: WorkerPool = .serial) {
-  let CL = NH * hs
-  let scale = 1 / Float(hs).squareRoot()
-  withSingleThreadedBLAS(pool) {
-    pool.forEachRange(B * NH) { _, pairs in
+  struct Heads: RangeJob {
+    let out: FloatPtr, att: FloatPtr, qkv: FloatPtr, T: Int, NH: Int, hs: Int
+    func run(_: Int, _ pairs: Range<Int>) {
+      let CL = NH * hs
+      let scale = 1 / Float(hs).squareRoot()
       for bh in pairs {
         let (b, h) = (bh / NH, bh % NH)
         let q = qkv + b * T * 3 * CL + h * hs
@@ -328,6 +366,9 @@ public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
         }
       }
     }
+  }
+  withSingleThreadedBLAS(pool) {
+    pool.forEachRange(B * NH, Heads(out: out, att: att, qkv: qkv, T: T, NH: NH, hs: hs))
   }
 }
 
@@ -383,10 +424,12 @@ func dot8(_ x: FloatPtr, _ y: FloatPtr, _ n: Int) -> Float {
 public func attentionBackward(_ dqkv: FloatPtr, _ scratch: FloatPtr, _ dout: FloatPtr,
                               _ qkv: FloatPtr, _ att: FloatPtr, _ B: Int, _ T: Int, _ NH: Int, _ hs: Int,
                               pool: WorkerPool = .serial) {
-  let CL = NH * hs
-  let scale = 1 / Float(hs).squareRoot()
-  withSingleThreadedBLAS(pool) {
-    pool.forEachRange(B * NH) { w, pairs in
+  struct Heads: RangeJob {
+    let dqkv: FloatPtr, scratch: FloatPtr, dout: FloatPtr, qkv: FloatPtr, att: FloatPtr
+    let T: Int, NH: Int, hs: Int, pool: WorkerPool
+    func run(_ w: Int, _ pairs: Range<Int>) {
+      let CL = NH * hs
+      let scale = 1 / Float(hs).squareRoot()
       let scratch = w == 0 ? scratch : pool.scratch(w)
       for bh in pairs {
         let (b, h) = (bh / NH, bh % NH)
@@ -430,6 +473,11 @@ public func attentionBackward(_ dqkv: FloatPtr, _ scratch: FloatPtr, _ dout: Flo
       }
     }
   }
+  precondition(pool.width == 1 || pool.scratchFloats >= T * T, "pool scratch too small for attention backward")
+  withSingleThreadedBLAS(pool) {
+    pool.forEachRange(B * NH, Heads(dqkv: dqkv, scratch: scratch, dout: dout, qkv: qkv, att: att, T: T, NH: NH,
+                                    hs: hs, pool: pool))
+  }
 }
 
 // MARK: - GELU (tanh approximation)
@@ -438,13 +486,17 @@ let geluScale: Float = (2 / Float.pi).squareRoot()
 
 @inline(never)
 public func geluForward(_ out: FloatPtr, _ inp: FloatPtr, _ N: Int, pool: WorkerPool = .serial) {
-  pool.forEachRange(N, align: 64) { _, r in
-    for i in r {
-      let x = inp[i]
-      let cube = 0.044715 * x * x * x
-      out[i] = 0.5 * x * (1 + fastTanh(geluScale * (x + cube)))
+  struct Elements: RangeJob {
+    let out: FloatPtr, inp: FloatPtr
+    func run(_: Int, _ r: Range<Int>) {
+      for i in r {
+        let x = inp[i]
+        let cube = 0.044715 * x * x * x
+        out[i] = 0.5 * x * (1 + fastTanh(geluScale * (x + cube)))
+      }
     }
   }
+  pool.forEachRange(N, align: 64, Elements(out: out, inp: inp))
 }
 
 /// dinp = dout · gelu'(inp) (overwritten; may alias dout).
@@ -464,20 +516,24 @@ public func geluBackward(_ dinp: FloatPtr, _ inp: FloatPtr, _ dout: FloatPtr, _ 
 public func geluBiasBackward(_ d: FloatPtr, _ dbias: FloatPtr, _ inp: FloatPtr, _ N: Int, _ OC: Int,
                              pool: WorkerPool = .serial) {
   // split by columns, so each thread owns its part of dbias
-  pool.forEachRange(OC, align: 16) { _, cols in
-    let (o0, width) = (cols.lowerBound, cols.count)
-    let db = dbias + o0
-    db.update(repeating: 0, count: width)
-    for i in 0..<N {
-      let row = d + i * OC + o0
-      let x = inp + i * OC + o0
-      for o in 0..<width {
-        let v = row[o] * geluDerivative(x[o])
-        row[o] = v
-        db[o] += v
+  struct Columns: RangeJob {
+    let d: FloatPtr, dbias: FloatPtr, inp: FloatPtr, N: Int, OC: Int
+    func run(_: Int, _ cols: Range<Int>) {
+      let (o0, width) = (cols.lowerBound, cols.count)
+      let db = dbias + o0
+      db.update(repeating: 0, count: width)
+      for i in 0..<N {
+        let row = d + i * OC + o0
+        let x = inp + i * OC + o0
+        for o in 0..<width {
+          let v = row[o] * geluDerivative(x[o])
+          row[o] = v
+          db[o] += v
+        }
       }
     }
   }
+  pool.forEachRange(OC, align: 16, Columns(d: d, dbias: dbias, inp: inp, N: N, OC: OC))
 }
 
 @inline(__always)

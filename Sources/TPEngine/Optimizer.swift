@@ -49,28 +49,20 @@ extension GPT {
   public func gradientNorm(tpGroup: Communicator, perTensor: UnsafeMutablePointer<Double>? = nil) -> Float {
     let squares = perTensor ?? normScratch
     let count = localSizes.count
-    pool.forEachRange(numLocalParameters, align: 64) { w, range in
-      let part = pool.doubleScratch(w)
-      part.update(repeating: 0, count: count)
-      forEachTensorPiece(range) { tensor, lo, hi in part[tensor] = sumOfSquares(grads + lo, hi - lo) }
+    struct Squares: RangeJob {
+      let grads: FloatPtr, sizes: [Int], pool: WorkerPool
+      func run(_ w: Int, _ range: Range<Int>) {
+        let part = pool.doubleScratch(w)
+        part.update(repeating: 0, count: sizes.count)
+        forEachTensorPiece(sizes, range) { tensor, lo, hi in part[tensor] = sumOfSquares(grads + lo, hi - lo) }
+      }
     }
+    pool.forEachRange(numLocalParameters, align: 64, Squares(grads: grads, sizes: localSizes, pool: pool))
     for i in 0..<count {
       squares[i] = 0
       for w in 0..<pool.width { squares[i] += pool.doubleScratch(w)[i] }
     }
     return globalNorm(tensorSquares: squares, tpGroup: tpGroup)
-  }
-
-  /// Calls `body(tensor, lo, hi)` for each local tensor's part [lo, hi) of the flat range.
-  @inline(__always)
-  func forEachTensorPiece(_ range: Range<Int>, _ body: (Int, Int, Int) -> Void) {
-    var offset = 0
-    for tensor in 0..<localSizes.count {
-      let end = offset + localSizes[tensor]
-      let lo = max(offset, range.lowerBound), hi = min(end, range.upperBound)
-      if lo < hi { body(tensor, lo, hi) }
-      offset = end
-    }
   }
 
   /// The global gradient norm from each local tensor's Σg² (as `adamWUpdate` records them).
@@ -100,23 +92,30 @@ extension GPT {
     let count = localSizes.count
     let (wantSquares, wantStats) = (gradSquares != nil, stats != nil)
     // the flat parameter range split over the pool; per thread, 3 sums per tensor
-    pool.forEachRange(numLocalParameters, align: 64) { w, range in
-      let part = pool.doubleScratch(w)
-      part.update(repeating: 0, count: 3 * count)
-      forEachTensorPiece(range) { tensor, lo, hi in
-        let (p, g, m, v, n) = (params + lo, grads + lo, adamM + lo, adamV + lo, hi - lo)
-        let sums: (g2: Double, du: Double, w2: Double)
-        switch (wantSquares, wantStats) {
-        case (false, false): sums = adamWRange(p, g, m, v, n, k, squares: false, stats: false)
-        case (true, false): sums = adamWRange(p, g, m, v, n, k, squares: true, stats: false)
-        case (false, true): sums = adamWRange(p, g, m, v, n, k, squares: false, stats: true)
-        case (true, true): sums = adamWRange(p, g, m, v, n, k, squares: true, stats: true)
+    struct Update: RangeJob {
+      let params: FloatPtr, grads: FloatPtr, adamM: FloatPtr, adamV: FloatPtr, sizes: [Int], pool: WorkerPool
+      let k: AdamWConstants, wantSquares: Bool, wantStats: Bool
+      func run(_ w: Int, _ range: Range<Int>) {
+        let part = pool.doubleScratch(w)
+        part.update(repeating: 0, count: 3 * sizes.count)
+        forEachTensorPiece(sizes, range) { tensor, lo, hi in
+          let (p, g, m, v, n) = (params + lo, grads + lo, adamM + lo, adamV + lo, hi - lo)
+          let sums: (g2: Double, du: Double, w2: Double)
+          switch (wantSquares, wantStats) {
+          case (false, false): sums = adamWRange(p, g, m, v, n, k, squares: false, stats: false)
+          case (true, false): sums = adamWRange(p, g, m, v, n, k, squares: true, stats: false)
+          case (false, true): sums = adamWRange(p, g, m, v, n, k, squares: false, stats: true)
+          case (true, true): sums = adamWRange(p, g, m, v, n, k, squares: true, stats: true)
+          }
+          part[3 * tensor] = sums.g2
+          part[3 * tensor + 1] = sums.du
+          part[3 * tensor + 2] = sums.w2
         }
-        part[3 * tensor] = sums.g2
-        part[3 * tensor + 1] = sums.du
-        part[3 * tensor + 2] = sums.w2
       }
     }
+    pool.forEachRange(numLocalParameters, align: 64,
+                      Update(params: params, grads: grads, adamM: adamM, adamV: adamV, sizes: localSizes, pool: pool,
+                             k: k, wantSquares: wantSquares, wantStats: wantStats))
     for tensor in 0..<count {
       var (g2, du, w2) = (0.0, 0.0, 0.0)
       for w in 0..<pool.width {
@@ -129,6 +128,19 @@ extension GPT {
         stats[2 * tensor + 1] = w2
       }
     }
+  }
+}
+
+/// Calls `body(tensor, lo, hi)` for each tensor's part [lo, hi) of the flat range, the tensors
+/// lying back to back with `sizes` elements each.
+@inline(__always)
+func forEachTensorPiece(_ sizes: [Int], _ range: Range<Int>, _ body: (Int, Int, Int) -> Void) {
+  var offset = 0
+  for tensor in 0..<sizes.count {
+    let end = offset + sizes[tensor]
+    let lo = max(offset, range.lowerBound), hi = min(end, range.upperBound)
+    if lo < hi { body(tensor, lo, hi) }
+    offset = end
   }
 }
 

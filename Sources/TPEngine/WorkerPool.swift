@@ -3,13 +3,28 @@
 // GEMM over the rank's threads; without this pool the LayerNorms, GELU, softmax, attention's
 // per-head products and AdamW would run on one core while the others idle.
 //
-// The pool is created once, outside the step; `run` hands a non-escaping closure to the
-// workers and joins them before returning, so it allocates nothing. Workers spin briefly after
-// each job and then sleep on a condition variable, so they leave the cores to OpenBLAS during
-// the GEMMs in between.
+// The pool is created once, outside the step. A job is a small struct (`RangeJob`): the pool
+// hands the other threads a pointer to it on the caller's stack plus its type, and joins them
+// before returning, so a job allocates nothing (a closure would: making a non-escaping closure
+// callable from other threads costs a heap-allocated wrapper per call). Workers spin briefly
+// after each job and then sleep on a condition variable, so they leave the cores to OpenBLAS
+// during the GEMMs in between.
 
 import Glibc
 import Synchronization
+
+/// Work split over a pool: every thread runs `run(worker, range)` on its part of 0..<n.
+public protocol RangeJob {
+  func run(_ worker: Int, _ range: Range<Int>)
+  /// Calls `run` on the job `job` points to (dispatch for the pool's threads).
+  static func invoke(_ job: UnsafeRawPointer, _ worker: Int, _ range: Range<Int>)
+}
+
+extension RangeJob {
+  public static func invoke(_ job: UnsafeRawPointer, _ worker: Int, _ range: Range<Int>) {
+    job.assumingMemoryBound(to: Self.self).pointee.run(worker, range)
+  }
+}
 
 public final class WorkerPool: @unchecked Sendable {
   /// Threads taking part in each job, the caller included.
@@ -61,24 +76,24 @@ public final class WorkerPool: @unchecked Sendable {
     UnsafeMutableRawPointer(scratch(w)).assumingMemoryBound(to: Double.self)
   }
 
-  /// Runs `body(w)` for every worker index w in 0..<width (0 on the calling thread) and returns
-  /// when all have finished.
-  public func run(_ body: (Int) -> Void) {
-    let n = width
-    if n == 1 { body(0); return }
-    withoutActuallyEscaping(body) { body in shared.post(body, helpers: n - 1) }
-  }
-
   /// Splits 0..<n into `width` contiguous ranges, each a multiple of `align` long except the
-  /// last, and runs `body(worker, range)` for every worker (a range may be empty).
-  public func forEachRange(_ n: Int, align: Int = 1, _ body: (Int, Range<Int>) -> Void) {
+  /// last, runs `job.run(worker, range)` for every worker (a range may be empty; worker 0 is the
+  /// calling thread) and returns when all have finished.
+  public func forEachRange<J: RangeJob>(_ n: Int, align: Int = 1, _ job: J) {
     let w = width
-    if w == 1 { body(0, 0..<n); return }
-    let units = (n + align - 1) / align
-    run { i in
-      let lo = min(n, units * i / w * align), hi = min(n, units * (i + 1) / w * align)
-      body(i, lo..<hi)
+    if w == 1 { job.run(0, 0..<n); return }
+    withUnsafePointer(to: job) { p in
+      shared.post(UnsafeRawPointer(p), J.self, split: Split(n: n, align: align, width: w))
     }
+  }
+}
+
+/// How 0..<n is cut into `width` aligned ranges.
+struct Split {
+  var n = 0, align = 1, width = 1
+  func range(_ i: Int) -> Range<Int> {
+    let units = (n + align - 1) / align
+    return min(n, units * i / width * align)..<min(n, units * (i + 1) / width * align)
   }
 }
 
@@ -88,7 +103,9 @@ private final class JobBoard: @unchecked Sendable {
   let pending = Atomic<Int>(0)
   let sleepers = Atomic<Int>(0)
   let stopping = Atomic<Bool>(false)
-  var job: ((Int) -> Void)?
+  var job: UnsafeRawPointer?
+  var jobType: (any RangeJob.Type)?
+  var split = Split()
   let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
   let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
@@ -107,18 +124,21 @@ private final class JobBoard: @unchecked Sendable {
     wake.deallocate()
   }
 
-  /// Publishes `body` to the helpers, runs its share 0 here, and waits for theirs. `body` must
-  /// not outlive this call (the caller passes a closure made escapable for its duration).
-  func post(_ body: @escaping (Int) -> Void, helpers: Int) {
-    job = body
-    pending.store(helpers, ordering: .relaxed)
-    generation.add(1, ordering: .sequentiallyConsistent)  // publishes `job`
+  /// Publishes the job to the helpers, runs part 0 here, and waits for theirs. `job` must stay
+  /// valid until this returns.
+  func post(_ job: UnsafeRawPointer, _ type: any RangeJob.Type, split: Split) {
+    self.job = job
+    jobType = type
+    self.split = split
+    pending.store(split.width - 1, ordering: .relaxed)
+    generation.add(1, ordering: .sequentiallyConsistent)  // publishes the job
     // a worker registers as a sleeper before its last look at `generation` (both sequentially
     // consistent), so either it sees the new job or this sees it asleep
     if sleepers.load(ordering: .sequentiallyConsistent) > 0 { broadcast() }
-    body(0)
+    type.invoke(job, 0, split.range(0))
     while pending.load(ordering: .acquiring) > 0 {}
-    job = nil
+    self.job = nil
+    jobType = nil
   }
 
   func stop() {
@@ -150,7 +170,7 @@ private final class JobBoard: @unchecked Sendable {
       }
       if generation.load(ordering: .acquiring) == seen { return }  // woken to stop
       seen += 1
-      job?(index)
+      if let job, let jobType { jobType.invoke(job, index, split.range(index)) }
       pending.subtract(1, ordering: .releasing)
     }
   }

@@ -7,39 +7,56 @@ final class WorkerPoolTests: XCTestCase {
   typealias Buf = LayerGradientTests.Buf
   typealias Rng = LayerGradientTests.Rng
 
+  /// Counts, per index, how many threads covered it, and per thread how often it was called.
+  struct Cover: RangeJob {
+    let hits: UnsafeMutablePointer<Int32>, calls: UnsafeMutablePointer<Int>, misaligned: UnsafeMutablePointer<Int>
+    let align: Int
+    func run(_ w: Int, _ r: Range<Int>) {
+      calls[w] += 1
+      if !r.isEmpty && r.lowerBound % align != 0 { misaligned[w] += 1 }
+      for i in r { hits[i] += 1 }
+    }
+  }
+
   func testRangesCoverEveryIndexOnceForAnyWidth() {
     for threads in 1...4 {
       let pool = WorkerPool(threads: threads)
       XCTAssertEqual(pool.width, threads)
       for (n, align) in [(0, 1), (1, 1), (3, 1), (7, 1), (100, 8), (1000, 64), (5, 16), (4097, 64)] {
         let hits = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, n))
-        defer { hits.deallocate() }
+        let calls = UnsafeMutablePointer<Int>.allocate(capacity: threads)
+        let misaligned = UnsafeMutablePointer<Int>.allocate(capacity: threads)
+        defer { hits.deallocate(); calls.deallocate(); misaligned.deallocate() }
         hits.initialize(repeating: 0, count: max(1, n))
-        let owners = UnsafeMutablePointer<Int>.allocate(capacity: threads)
-        defer { owners.deallocate() }
-        owners.initialize(repeating: 0, count: threads)
-        pool.forEachRange(n, align: align) { w, r in
-          owners[w] += 1
-          if r.lowerBound % align != 0 { hits[0] = -100 }  // ranges start on the alignment
-          for i in r { hits[i] += 1 }
-        }
+        calls.initialize(repeating: 0, count: threads)
+        misaligned.initialize(repeating: 0, count: threads)
+        pool.forEachRange(n, align: align, Cover(hits: hits, calls: calls, misaligned: misaligned, align: align))
         for i in 0..<n { XCTAssertEqual(hits[i], 1, "threads \(threads) n \(n) align \(align) index \(i)") }
-        for w in 0..<threads { XCTAssertEqual(owners[w], 1, "each thread is called once (threads \(threads), n \(n))") }
+        for w in 0..<threads {
+          XCTAssertEqual(calls[w], 1, "each thread is called once (threads \(threads), n \(n))")
+          XCTAssertEqual(misaligned[w], 0, "ranges start on the alignment (threads \(threads), n \(n))")
+        }
       }
     }
   }
 
   func testManyJoinsWithSleepingWorkers() {
     let pool = WorkerPool(threads: 3)
-    let slots = UnsafeMutablePointer<Int>.allocate(capacity: 3)
-    defer { slots.deallocate() }
-    slots.initialize(repeating: 0, count: 3)
+    let hits = UnsafeMutablePointer<Int32>.allocate(capacity: 3)
+    let calls = UnsafeMutablePointer<Int>.allocate(capacity: 3)
+    let misaligned = UnsafeMutablePointer<Int>.allocate(capacity: 3)
+    defer { hits.deallocate(); calls.deallocate(); misaligned.deallocate() }
+    hits.initialize(repeating: 0, count: 3)
+    calls.initialize(repeating: 0, count: 3)
+    misaligned.initialize(repeating: 0, count: 3)
+    let job = Cover(hits: hits, calls: calls, misaligned: misaligned, align: 1)
     for round in 0..<3000 {
-      pool.run { w in slots[w] += 1 }
+      pool.forEachRange(3, job)
       // now and then let the workers fall asleep, so both the spinning and the wake-up paths run
       if round % 500 == 0 { usleep(2000) }
-      XCTAssertEqual(slots[0] + slots[1] + slots[2], 3 * (round + 1))
+      XCTAssertEqual(calls[0] + calls[1] + calls[2], 3 * (round + 1))
     }
+    for i in 0..<3 { XCTAssertEqual(hits[i], 3000) }
   }
 
   func testPoolIsReleasedWithItsThreads() {
@@ -47,7 +64,14 @@ final class WorkerPoolTests: XCTestCase {
     do {
       let pool = WorkerPool(threads: 2, scratchFloats: 10)
       weakPool = pool
-      pool.run { _ in }
+      let hits = UnsafeMutablePointer<Int32>.allocate(capacity: 4)
+      let calls = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+      let misaligned = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+      defer { hits.deallocate(); calls.deallocate(); misaligned.deallocate() }
+      hits.initialize(repeating: 0, count: 4)
+      calls.initialize(repeating: 0, count: 2)
+      misaligned.initialize(repeating: 0, count: 2)
+      pool.forEachRange(4, Cover(hits: hits, calls: calls, misaligned: misaligned, align: 1))
       XCTAssertEqual(pool.scratchFloats, 16)  // rounded up to 64 bytes
     }
     XCTAssertNil(weakPool)
