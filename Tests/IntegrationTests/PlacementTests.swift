@@ -15,7 +15,7 @@ final class PlacementTests: XCTestCase {
   }
 
   func testSingleRankUsesEveryCoreDespiteDefaultBinding() throws {
-    let cores = CPUPlacement.affinity(of: 0).count
+    let cores = CPUPlacement.cores(of: CPUPlacement.affinity(of: 0)).count
     let r = try Harness.run(mpi, ["-np", "1", Harness.tptrain] + tiny)
     XCTAssertEqual(r.status, 0, r.stderr)
     XCTAssertEqual(threadsPerRank(r.stdout), cores, r.stdout)
@@ -23,7 +23,7 @@ final class PlacementTests: XCTestCase {
   }
 
   func testExplicitCoreBindingIsHonouredWithANote() throws {
-    guard CPUPlacement.affinity(of: 0).count >= 2 else { throw XCTSkip("needs 2 cores") }
+    guard CPUPlacement.cores(of: CPUPlacement.affinity(of: 0)).count >= 2 else { throw XCTSkip("needs 2 cores") }
     let r = try Harness.run(mpi, ["--bind-to", "core", "-np", "1", Harness.tptrain] + tiny)
     XCTAssertEqual(r.status, 0, r.stderr)
     XCTAssertEqual(threadsPerRank(r.stdout), 1, r.stdout)
