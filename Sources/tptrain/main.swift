@@ -70,7 +70,7 @@ struct TPTrain: ParsableCommand {
   @Flag(name: .customLong("no-telemetry"), help: "Do not publish telemetry.") var noTelemetry = false
   @Option(name: .customLong("shard-stats-every"), help: "Publish per-shard weight/gradient norms and update ratios every N steps (0 = never).")
   var shardStatsEvery: Int = 10
-  @Option(help: "OpenBLAS threads per rank (default: cores on the node / ranks on the node).") var threads: Int?
+  @Option(help: "Threads per rank, for OpenBLAS and the engine's worker pool (default: physical cores on the node / ranks on the node).") var threads: Int?
   @Flag(help: "Do not print a line per step.") var quiet = false
   @Option(name: .customLong("dump-grads"), help: .hidden) var dumpGrads: String?
 
@@ -258,6 +258,9 @@ struct TPTrain: ParsableCommand {
     }
     if seq > config.maxSeqLen {
       throw EngineError("--seq \(seq) is larger than the model's max-seq \(config.maxSeqLen): lower --seq or use a model with --max-seq ≥ \(seq)")
+    }
+    if let threads, threads < 1 {
+      throw EngineError("--threads must be ≥ 1 (got \(threads)); leave it out to use the rank's share of the cores")
     }
     if checkpointEvery < 0 || keepCheckpoints < 0 {
       throw EngineError("--checkpoint-every and --keep-checkpoints must be ≥ 0 (got \(checkpointEvery), \(keepCheckpoints))")

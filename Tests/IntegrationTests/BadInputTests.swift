@@ -39,6 +39,10 @@ final class BadInputTests: XCTestCase {
                         "--max-seq", "64", "--batch", "1", "--seq", "64", "--steps", "1"], "smaller model")
   }
 
+  func testZeroThreads() throws {
+    try expectRejected(["--model", "tiny", "--steps", "1", "--threads", "0"], "--threads must be ≥ 1")
+  }
+
   func testMissingCheckpoint() throws {
     try expectRejected(["--init-from", dir.appendingPathComponent("nope.bin").path], "cannot open checkpoint")
   }
