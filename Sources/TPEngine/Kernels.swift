@@ -346,12 +346,9 @@ public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
       let CL = NH * hs
       let scale = 1 / Float(hs).squareRoot()
       for bh in pairs {
-        let (b, h) = (bh / NH, bh % NH)
-        let q = qkv + b * T * 3 * CL + h * hs
-        let k = q + CL
-        let v = q + 2 * CL
-        let a = att + (b * NH + h) * T * T
-        let o = out + b * T * CL + h * hs
+        let (q, k, v) = headQKV(qkv, bh, T, NH, hs)
+        let a = att + bh * T * T
+        let o = out + (bh / NH) * T * CL + (bh % NH) * hs
         var r0 = 0
         while r0 < T {
           let r1 = min(T, r0 + attentionBlock)
@@ -370,6 +367,15 @@ public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
   withSingleThreadedBLAS(pool) {
     pool.forEachRange(B * NH, Heads(out: out, att: att, qkv: qkv, T: T, NH: NH, hs: hs))
   }
+}
+
+/// Head `bh` = b·NH + h's query, key and value columns in a (B,T,3·NH·hs) [q | k | v] buffer
+/// (row stride 3·NH·hs).
+@inline(__always)
+func headQKV(_ qkv: FloatPtr, _ bh: Int, _ T: Int, _ NH: Int, _ hs: Int) -> (FloatPtr, FloatPtr, FloatPtr) {
+  let CL = NH * hs
+  let q = qkv + (bh / NH) * T * 3 * CL + (bh % NH) * hs
+  return (q, q + CL, q + 2 * CL)
 }
 
 /// Runs `body` with OpenBLAS on one thread when the pool has several (each pool thread then
@@ -432,15 +438,10 @@ public func attentionBackward(_ dqkv: FloatPtr, _ scratch: FloatPtr, _ dout: Flo
       let scale = 1 / Float(hs).squareRoot()
       let scratch = w == 0 ? scratch : pool.scratch(w)
       for bh in pairs {
-        let (b, h) = (bh / NH, bh % NH)
-        let q = qkv + b * T * 3 * CL + h * hs
-        let k = q + CL
-        let v = q + 2 * CL
-        let dq = dqkv + b * T * 3 * CL + h * hs
-        let dk = dq + CL
-        let dv = dq + 2 * CL
-        let a = att + (b * NH + h) * T * T
-        let g = dout + b * T * CL + h * hs
+        let (q, k, v) = headQKV(qkv, bh, T, NH, hs)
+        let (dq, dk, dv) = headQKV(dqkv, bh, T, NH, hs)
+        let a = att + bh * T * T
+        let g = dout + (bh / NH) * T * CL + (bh % NH) * hs
         // per query block: datt = dout Vᵀ, softmax backward (dpre in scratch), dQ = scale · dpre K
         var r0 = 0
         while r0 < T {

@@ -7,7 +7,22 @@ final class WorkerPoolTests: XCTestCase {
   typealias Buf = LayerGradientTests.Buf
   typealias Rng = LayerGradientTests.Rng
 
-  /// Counts, per index, how many threads covered it, and per thread how often it was called.
+  /// Counts, per index, how many threads covered it, and per thread how often it was called
+  /// and whether its range started off the alignment.
+  final class Tally {
+    let hits: UnsafeMutablePointer<Int32>, calls: UnsafeMutablePointer<Int>, misaligned: UnsafeMutablePointer<Int>
+    init(n: Int, threads: Int) {
+      hits = .allocate(capacity: max(1, n))
+      calls = .allocate(capacity: threads)
+      misaligned = .allocate(capacity: threads)
+      hits.initialize(repeating: 0, count: max(1, n))
+      calls.initialize(repeating: 0, count: threads)
+      misaligned.initialize(repeating: 0, count: threads)
+    }
+    deinit { hits.deallocate(); calls.deallocate(); misaligned.deallocate() }
+    func job(align: Int = 1) -> Cover { Cover(hits: hits, calls: calls, misaligned: misaligned, align: align) }
+  }
+
   struct Cover: RangeJob {
     let hits: UnsafeMutablePointer<Int32>, calls: UnsafeMutablePointer<Int>, misaligned: UnsafeMutablePointer<Int>
     let align: Int
@@ -23,18 +38,12 @@ final class WorkerPoolTests: XCTestCase {
       let pool = WorkerPool(threads: threads)
       XCTAssertEqual(pool.width, threads)
       for (n, align) in [(0, 1), (1, 1), (3, 1), (7, 1), (100, 8), (1000, 64), (5, 16), (4097, 64)] {
-        let hits = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, n))
-        let calls = UnsafeMutablePointer<Int>.allocate(capacity: threads)
-        let misaligned = UnsafeMutablePointer<Int>.allocate(capacity: threads)
-        defer { hits.deallocate(); calls.deallocate(); misaligned.deallocate() }
-        hits.initialize(repeating: 0, count: max(1, n))
-        calls.initialize(repeating: 0, count: threads)
-        misaligned.initialize(repeating: 0, count: threads)
-        pool.forEachRange(n, align: align, Cover(hits: hits, calls: calls, misaligned: misaligned, align: align))
-        for i in 0..<n { XCTAssertEqual(hits[i], 1, "threads \(threads) n \(n) align \(align) index \(i)") }
+        let tally = Tally(n: n, threads: threads)
+        pool.forEachRange(n, align: align, tally.job(align: align))
+        for i in 0..<n { XCTAssertEqual(tally.hits[i], 1, "threads \(threads) n \(n) align \(align) index \(i)") }
         for w in 0..<threads {
-          XCTAssertEqual(calls[w], 1, "each thread is called once (threads \(threads), n \(n))")
-          XCTAssertEqual(misaligned[w], 0, "ranges start on the alignment (threads \(threads), n \(n))")
+          XCTAssertEqual(tally.calls[w], 1, "each thread is called once (threads \(threads), n \(n))")
+          XCTAssertEqual(tally.misaligned[w], 0, "ranges start on the alignment (threads \(threads), n \(n))")
         }
       }
     }
@@ -42,21 +51,15 @@ final class WorkerPoolTests: XCTestCase {
 
   func testManyJoinsWithSleepingWorkers() {
     let pool = WorkerPool(threads: 3)
-    let hits = UnsafeMutablePointer<Int32>.allocate(capacity: 3)
-    let calls = UnsafeMutablePointer<Int>.allocate(capacity: 3)
-    let misaligned = UnsafeMutablePointer<Int>.allocate(capacity: 3)
-    defer { hits.deallocate(); calls.deallocate(); misaligned.deallocate() }
-    hits.initialize(repeating: 0, count: 3)
-    calls.initialize(repeating: 0, count: 3)
-    misaligned.initialize(repeating: 0, count: 3)
-    let job = Cover(hits: hits, calls: calls, misaligned: misaligned, align: 1)
+    let tally = Tally(n: 3, threads: 3)
+    let job = tally.job()
     for round in 0..<3000 {
       pool.forEachRange(3, job)
       // now and then let the workers fall asleep, so both the spinning and the wake-up paths run
       if round % 500 == 0 { usleep(2000) }
-      XCTAssertEqual(calls[0] + calls[1] + calls[2], 3 * (round + 1))
+      XCTAssertEqual(tally.calls[0] + tally.calls[1] + tally.calls[2], 3 * (round + 1))
     }
-    for i in 0..<3 { XCTAssertEqual(hits[i], 3000) }
+    for i in 0..<3 { XCTAssertEqual(tally.hits[i], 3000) }
   }
 
   func testPoolIsReleasedWithItsThreads() {
@@ -64,14 +67,9 @@ final class WorkerPoolTests: XCTestCase {
     do {
       let pool = WorkerPool(threads: 2, scratchFloats: 10)
       weakPool = pool
-      let hits = UnsafeMutablePointer<Int32>.allocate(capacity: 4)
-      let calls = UnsafeMutablePointer<Int>.allocate(capacity: 2)
-      let misaligned = UnsafeMutablePointer<Int>.allocate(capacity: 2)
-      defer { hits.deallocate(); calls.deallocate(); misaligned.deallocate() }
-      hits.initialize(repeating: 0, count: 4)
-      calls.initialize(repeating: 0, count: 2)
-      misaligned.initialize(repeating: 0, count: 2)
-      pool.forEachRange(4, Cover(hits: hits, calls: calls, misaligned: misaligned, align: 1))
+      let tally = Tally(n: 4, threads: 2)
+      pool.forEachRange(4, tally.job())
+      XCTAssertEqual(tally.calls[0] + tally.calls[1], 2)
       XCTAssertEqual(pool.scratchFloats, 16)  // rounded up to 64 bytes
     }
     XCTAssertNil(weakPool)
