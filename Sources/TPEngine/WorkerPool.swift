@@ -78,7 +78,8 @@ public final class WorkerPool: @unchecked Sendable {
 
   /// Splits 0..<n into `width` contiguous ranges, each a multiple of `align` long except the
   /// last, runs `job.run(worker, range)` for every worker (a range may be empty; worker 0 is the
-  /// calling thread) and returns when all have finished.
+  /// calling thread) and returns when all have finished. One caller at a time (the rank's
+  /// training thread), and a job must not use the pool itself.
   public func forEachRange<J: RangeJob>(_ n: Int, align: Int = 1, _ job: J) {
     let w = width
     if w == 1 { job.run(0, 0..<n); return }
