@@ -60,7 +60,7 @@ public struct CPUPlacement: Equatable, Sendable {
                            requestedThreads: requestedThreads, explicitBinding: env)
     if placement.widened && !setAffinity(placement.cpus) {
       // The kernel refused (e.g. a cpuset narrower than the launcher's): keep the binding.
-      placement = CPUPlacement(threads: min(placement.threads, max(1, own.count)), cpus: own, widened: false, note: nil)
+      placement = CPUPlacement(threads: min(placement.threads, max(1, cores(of: own).count)), cpus: own, widened: false, note: nil)
     }
     return placement
   }

@@ -62,7 +62,6 @@ struct Activations {
   var dqkv: FloatPtr  // (B,T,3·C/t)
   var datty: FloatPtr  // (B,T,C/t)
   var dfch: FloatPtr  // (B,T,4C/t)
-  var dattScratch: FloatPtr  // (T,T)
 }
 
 public final class GPT {
@@ -128,7 +127,7 @@ public final class GPT {
       BT * C, BT, BT,  // lnf
       BT * VL,  // logits
       BT, 2 * BT, BT,  // ce
-      BT * C, BT * C, BT * 3 * CL, BT * CL, BT * FL, T * T,  // backward scratch
+      BT * C, BT * C, BT * 3 * CL, BT * CL, BT * FL,  // backward scratch
     ]
     activationCount = sizes.reduce(0, +)
     // refuse up front what this node cannot hold, rather than being killed while touching pages
@@ -147,7 +146,8 @@ public final class GPT {
     grads.initialize(repeating: 0, count: n)
     adamM.initialize(repeating: 0, count: n)
     adamV.initialize(repeating: 0, count: n)
-    // per thread: attention's T·T, LayerNorm backward's 3·C column sums, 3 doubles per tensor
+    // per thread (the calling one included): attention backward's T·T, LayerNorm backward's 3·C
+    // column sums, 3 doubles per tensor for AdamW and the gradient norm
     pool = WorkerPool(threads: threads, scratchFloats: max(T * T, 3 * C, 6 * localSizes.count))
     normScratch = .allocate(capacity: localSizes.count)
     normScratch.initialize(repeating: 0, count: localSizes.count)
@@ -169,7 +169,7 @@ public final class GPT {
       fch: next(), fchGelu: next(), residual3: next(), proj: next(), lnf: next(), lnfMean: next(),
       lnfRstd: next(), logits: next(),
       ce: CrossEntropyBuffers(rowMax: next(), packed: next(), losses: next()),
-      dresidual: next(), dC: next(), dqkv: next(), datty: next(), dfch: next(), dattScratch: next())
+      dresidual: next(), dC: next(), dqkv: next(), datty: next(), dfch: next())
   }
 
   deinit {
@@ -289,7 +289,7 @@ public final class GPT {
       // attention projection (row-parallel), attention, QKV (column-parallel)
       tp.reduceFromTensorParallelBackward(dres, BT * C)
       matmulBackward(a.datty, g.attprojw + l * C * CL, nil, dres, atty, p.attprojw + l * C * CL, BT, CL, C)
-      attentionBackward(a.dqkv, a.dattScratch, a.datty, qkv, att, B, T, NH, hs, pool: pool)
+      attentionBackward(a.dqkv, pool.scratch(0), a.datty, qkv, att, B, T, NH, hs, pool: pool)
       matmulBackward(a.dC, g.qkvw + l * 3 * CL * C, g.qkvb + l * 3 * CL, a.dqkv, ln1, p.qkvw + l * 3 * CL * C,
                      BT, C, 3 * CL, pool: pool)
       tp.copyToTensorParallelBackward(a.dC, BT * C)

@@ -4,8 +4,8 @@
 // exception is `embeddingBackward`, which adds to the LM head's gradient of the tied `wte`.
 // Input gradients are overwritten or accumulated as each function says. Matrix products go
 // through one `cblas_sgemm` each. A kernel given a `pool` splits its rows, columns or heads over
-// the pool's threads (the default runs it on the calling thread alone); the split never changes
-// which element a thread writes, only column sums are added up from per-thread parts.
+// the pool's threads (the default runs it on the calling thread alone); every element comes out
+// as it would alone, except column sums split by rows, which are added up from per-thread parts.
 
 import CBLAS
 import Glibc
