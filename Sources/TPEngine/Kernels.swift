@@ -257,16 +257,36 @@ func layernormBackwardRows(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: Float
     }
     dnormMean /= Float(C)
     dnormNormMean /= Float(C)
-    for c in 0..<C {
+    // explicit lanes: the outputs may alias nothing, but the compiler cannot know that
+    let sums = dinpColumnSums
+    c = 0
+    while c + 8 <= C {
+      let xv = UnsafeRawPointer(x + c).loadUnaligned(as: SIMD8<Float>.self)
+      let gv = UnsafeRawPointer(g + c).loadUnaligned(as: SIMD8<Float>.self)
+      let wv = UnsafeRawPointer(weight + c).loadUnaligned(as: SIMD8<Float>.self)
+      let norm = (xv - m) * s
+      let db = UnsafeRawPointer(dbias + c).loadUnaligned(as: SIMD8<Float>.self) + gv
+      UnsafeMutableRawPointer(dbias + c).storeBytes(of: db, as: SIMD8<Float>.self)
+      let dw = UnsafeRawPointer(dweight + c).loadUnaligned(as: SIMD8<Float>.self) + norm * gv
+      UnsafeMutableRawPointer(dweight + c).storeBytes(of: dw, as: SIMD8<Float>.self)
+      var d = (wv * gv - dnormMean - norm * dnormNormMean) * s
+      if accumulateInput { d += UnsafeRawPointer(di + c).loadUnaligned(as: SIMD8<Float>.self) }
+      UnsafeMutableRawPointer(di + c).storeBytes(of: d, as: SIMD8<Float>.self)
+      if let sums {
+        let cs = UnsafeRawPointer(sums + c).loadUnaligned(as: SIMD8<Float>.self) + d
+        UnsafeMutableRawPointer(sums + c).storeBytes(of: cs, as: SIMD8<Float>.self)
+      }
+      c += 8
+    }
+    while c < C {
       let norm = (x[c] - m) * s
       let dnorm = weight[c] * g[c]
       dbias[c] += g[c]
       dweight[c] += norm * g[c]
       let d = (dnorm - dnormMean - norm * dnormNormMean) * s
       di[c] = accumulateInput ? di[c] + d : d
-    }
-    if let sums = dinpColumnSums {
-      for c in 0..<C { sums[c] += di[c] }
+      sums?[c] += di[c]
+      c += 1
     }
   }
 }
