@@ -44,9 +44,10 @@ extension Float {
 import Glibc
 
 extension GPT {
-  /// Global L2 norm of the gradient: sharded tensors summed over TP, replicated tensors once.
-  /// With `perTensor`, also stores each local tensor's gradient sum of squares (16 doubles).
-  public func gradientNorm(tpGroup: Communicator, perTensor: UnsafeMutablePointer<Double>? = nil) -> Float {
+  /// Global L2 norm of `scale · grads`: sharded tensors summed over TP, replicated tensors once.
+  /// With `perTensor`, also stores each local tensor's Σ(scale·g)² (16 doubles).
+  public func gradientNorm(tpGroup: Communicator, scale: Float = 1,
+                           perTensor: UnsafeMutablePointer<Double>? = nil) -> Float {
     let squares = perTensor ?? normScratch
     let count = localSizes.count
     struct Squares: RangeJob {
@@ -58,9 +59,11 @@ extension GPT {
       }
     }
     pool.forEachRange(numLocalParameters, align: 64, Squares(grads: grads, sizes: localSizes, pool: pool))
+    let s2 = Double(scale) * Double(scale)
     for i in 0..<count {
       squares[i] = 0
       for w in 0..<pool.width { squares[i] += pool.doubleScratch(w)[i] }
+      squares[i] *= s2
     }
     return globalNorm(tensorSquares: squares, tpGroup: tpGroup)
   }
@@ -74,11 +77,6 @@ extension GPT {
     var total = sharded + (local.tpRank == 0 ? replicated : 0)
     tpGroup.allReduce(&total, count: 1, .sum)
     return Float(total.squareRoot())
-  }
-
-  /// Multiplies every gradient by `s`.
-  public func scaleGradients(_ s: Float) {
-    for i in 0..<numLocalParameters { grads[i] *= s }
   }
 
   /// One AdamW update at optimizer step `t` (from 1) with gradients `gradScale · grads`, in one

@@ -143,23 +143,24 @@ public final class Trainer {
       let t2 = monotonicNanos()
       model.backward()
       let t3 = monotonicNanos()
-      if grid.dp > 1 {
-        dpGroup.allReduce(model.grads, count: model.numLocalParameters, .sum)
-        model.scaleGradients(1 / Float(grid.dp))
-      }
-      if step == 0, let prefix = options.dumpGradsPrefix { dumpGradients(prefix) }
+      // DP replicas sum their gradients; the 1/d of the average is applied inside the norm and
+      // the AdamW sweep (`gradScale`) rather than in a pass of its own
+      let dpScale = 1 / Float(grid.dp)
+      if grid.dp > 1 { dpGroup.allReduce(model.grads, count: model.numLocalParameters, .sum) }
+      if step == 0, let prefix = options.dumpGradsPrefix { dumpGradients(prefix, scale: dpScale) }
       let publishStats = options.shardStatsEvery > 0 && (step == 0 || (step + 1) % options.shardStatsEvery == 0)
       let lr = options.schedule.rate(peak: options.optimizer.learningRate, step: step, total: options.steps)
       let clip = options.optimizer.gradClip
       let norm: Float
       if clip > 0 {
         // clipping needs the norm before the update
-        norm = model.gradientNorm(tpGroup: tpGroup, perTensor: publishStats ? statSums : nil)
-        model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, gradScale: norm > clip ? clip / norm : 1,
+        norm = model.gradientNorm(tpGroup: tpGroup, scale: dpScale, perTensor: publishStats ? statSums : nil)
+        model.adamWUpdate(options.optimizer, lr: lr, t: step + 1,
+                          gradScale: dpScale * (norm > clip ? clip / norm : 1),
                           stats: publishStats ? statSums + 16 : nil)
       } else {
         // otherwise the AdamW sweep also sums the squares the norm needs
-        model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, gradSquares: statSums,
+        model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, gradScale: dpScale, gradSquares: statSums,
                           stats: publishStats ? statSums + 16 : nil)
         norm = model.globalNorm(tensorSquares: statSums, tpGroup: tpGroup)
       }
@@ -320,12 +321,17 @@ public final class Trainer {
     observer.tensorStatistics(step: step, values: UnsafeBufferPointer(start: statValues, count: 3 * n))
   }
 
-  private func dumpGradients(_ prefix: String) {
+  /// Writes this rank's gradient (times `scale`: the DP average) for the equivalence tests.
+  private func dumpGradients(_ prefix: String, scale: Float) {
     let path = "\(prefix).rank\(world.rank).bin"
-    if let f = fopen(path, "w") {
-      fwrite(model.grads, 4, model.numLocalParameters, f)
-      fclose(f)
+    guard let f = fopen(path, "w") else { return }
+    let n = model.numLocalParameters
+    let scaled = [Float](unsafeUninitializedCapacity: n) { out, count in
+      for i in 0..<n { out[i] = model.grads[i] * scale }
+      count = n
     }
+    scaled.withUnsafeBufferPointer { _ = fwrite($0.baseAddress, 4, n, f) }
+    fclose(f)
   }
 
   private func fillMetrics(loss: Float, lr: Float, norm: Float, t0: UInt64, t1: UInt64, t2: UInt64,

@@ -60,10 +60,12 @@ final class TensorParallelEquivalenceTests: XCTestCase {
     let dir = try Harness.tempDir(self)
     let data = dir.appendingPathComponent("tokens.bin").path
     try Harness.corpusTokens(data, vocab: V)
-    func run(tp: Int, dp: Int = 1, batch: Int = 4) throws -> (losses: [Double], tag: String) {
+    func run(tp: Int, dp: Int = 1, batch: Int = 4, clip: String = "1.0") throws -> (losses: [Double], tag: String) {
       let tag = "tp\(tp)dp\(dp)"
       let log = dir.appendingPathComponent("\(tag).jsonl").path
-      _ = try Harness.train(np: tp * dp, modelArgs + optArgs + [
+      var opts = optArgs
+      opts[opts.firstIndex(of: "--grad-clip")! + 1] = clip
+      _ = try Harness.train(np: tp * dp, modelArgs + opts + [
         "--data", data, "--batch", "\(batch)", "--seq", "32", "--steps", "5", "--tp", "\(tp)", "--dp", "\(dp)",
         "--log", log, "--dump-grads", dir.appendingPathComponent(tag).path])
       return (try Harness.losses(log), tag)
@@ -85,15 +87,36 @@ final class TensorParallelEquivalenceTests: XCTestCase {
     }
 
     // TP=2 × DP=2 with B=4 per replica equals TP=1 with B=8 (replica j = j-th block of the window)
+    func norms(_ tag: String) throws -> [Double] {
+      try Harness.readLog(dir.appendingPathComponent("\(tag).jsonl").path).map { ($0["grad_norm"] as! NSNumber).doubleValue }
+    }
     let ref8 = try run(tp: 1, batch: 8)
+    let ref8Norms = try norms(ref8.tag)
     let full8 = try Harness.floats(dir.appendingPathComponent("tp1dp1.rank0.bin").path)
     let grid = try run(tp: 2, dp: 2)
     for (a, b) in zip(grid.losses, ref8.losses) {
       XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-4, "TP2×DP2 loss \(a) vs TP=1 B=8 \(b)")
     }
+    for (a, b) in zip(try norms(grid.tag), ref8Norms) {
+      XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-4, "TP2×DP2 gradient norm \(a) vs TP=1 B=8 \(b)")
+    }
     for rank in 0..<4 {
       let shard = try Harness.floats(dir.appendingPathComponent("tp2dp2.rank\(rank).bin").path)
       assertClose(shard, expectedShard(full: full8, rank: rank % 2, of: 2), "TP2×DP2 rank \(rank) gradient")
+    }
+    // without clipping the DP average reaches AdamW and the reported norm through the sweep's
+    // gradScale (AdamW itself hardly sees a gradient scale, so the norms are the sharper check)
+    let ref8free = try run(tp: 1, batch: 8, clip: "0")
+    let refNorms = try norms(ref8free.tag)
+    let gridFree = try run(tp: 2, dp: 2, clip: "0")
+    let gridNorms = try norms(gridFree.tag)
+    XCTAssertNotEqual(ref8free.losses[4], ref8.losses[4], "clipping was active in the clipped runs")
+    XCTAssertEqual(gridNorms.count, 5)
+    for (a, b) in zip(gridFree.losses, ref8free.losses) {
+      XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-4, "TP2×DP2 unclipped loss \(a) vs TP=1 B=8 \(b)")
+    }
+    for (a, b) in zip(gridNorms, refNorms) {
+      XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-4, "TP2×DP2 unclipped gradient norm \(a) vs TP=1 B=8 \(b)")
     }
   }
 
