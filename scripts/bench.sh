@@ -81,13 +81,22 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   echo "# PyTorch not installed for $PY: set PYTHON to an interpreter with torch for the comparison"
   exit 0
 fi
-# Interleaved rounds (tptrain TP=2, PyTorch with one thread per core, tptrain TP=1), so all
-# three see the same machine; medians over all counted steps of all rounds.
-for r in $(seq "$ROUNDS"); do
-  train 2 "$tmp/cmp_tp2_$r.jsonl"
+# Interleaved rounds of tptrain TP=2, PyTorch with one thread per core and tptrain TP=1, so all
+# three see the same machine; medians over all counted steps of all rounds. The order rotates
+# each round (with 3 rounds each run takes each place once): on a shared host the run that
+# starts first tends to get the quietest stretch.
+torch_run() {
   "$PY" "$HERE/bench_pytorch.py" --threads "$CORES" --steps "$STEPS" --data "$HERE/../data/shakespeare.txt" \
     --times "$tmp/cmp_torch.txt" 2>/dev/null | grep '^#' || true
-  train 1 "$tmp/cmp_tp1_$r.jsonl"
+}
+for r in $(seq "$ROUNDS"); do
+  for k in 0 1 2; do
+    case $(( (r - 1 + k) % 3 )) in
+      0) train 2 "$tmp/cmp_tp2_$r.jsonl" ;;
+      1) torch_run ;;
+      2) train 1 "$tmp/cmp_tp1_$r.jsonl" ;;
+    esac
+  done
 done
 python3 - "$tmp" "$ROUNDS" <<'PY'
 import json, statistics, sys
