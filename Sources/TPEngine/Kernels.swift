@@ -257,7 +257,7 @@ func layernormBackwardRows(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: Float
     }
     dnormMean /= Float(C)
     dnormNormMean /= Float(C)
-    // explicit lanes: the outputs may alias nothing, but the compiler cannot know that
+    // explicit lanes: the outputs alias none of the inputs, but the compiler cannot know that
     let sums = dinpColumnSums
     c = 0
     while c + 8 <= C {
