@@ -368,7 +368,7 @@ public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
       for bh in pairs {
         let (q, k, v) = headQKV(qkv, bh, T, NH, hs)
         let a = att + bh * T * T
-        let o = out + (bh / NH) * T * CL + (bh % NH) * hs
+        let o = headColumns(out, bh, T, NH, hs, rowWidth: CL)
         var r0 = 0
         while r0 < T {
           let r1 = min(T, r0 + attentionBlock)
@@ -389,12 +389,19 @@ public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
   }
 }
 
-/// Head `bh` = b·NH + h's query, key and value columns in a (B,T,3·NH·hs) [q | k | v] buffer
+/// Head `bh` = b·NH + h's first column in a (B,T,rowWidth) buffer whose rows start with the NH
+/// heads' hs-wide slices side by side.
+@inline(__always)
+func headColumns(_ buffer: FloatPtr, _ bh: Int, _ T: Int, _ NH: Int, _ hs: Int, rowWidth: Int) -> FloatPtr {
+  buffer + (bh / NH) * T * rowWidth + (bh % NH) * hs
+}
+
+/// Head `bh`'s query, key and value columns in a (B,T,3·NH·hs) [q | k | v] buffer
 /// (row stride 3·NH·hs).
 @inline(__always)
 func headQKV(_ qkv: FloatPtr, _ bh: Int, _ T: Int, _ NH: Int, _ hs: Int) -> (FloatPtr, FloatPtr, FloatPtr) {
   let CL = NH * hs
-  let q = qkv + (bh / NH) * T * 3 * CL + (bh % NH) * hs
+  let q = headColumns(qkv, bh, T, NH, hs, rowWidth: 3 * CL)
   return (q, q + CL, q + 2 * CL)
 }
 
@@ -461,7 +468,7 @@ public func attentionBackward(_ dqkv: FloatPtr, _ scratch: FloatPtr, _ dout: Flo
         let (q, k, v) = headQKV(qkv, bh, T, NH, hs)
         let (dq, dk, dv) = headQKV(dqkv, bh, T, NH, hs)
         let a = att + bh * T * T
-        let g = dout + (bh / NH) * T * CL + (bh % NH) * hs
+        let g = headColumns(dout, bh, T, NH, hs, rowWidth: CL)
         // per query block: datt = dout Vᵀ, softmax backward (dpre in scratch), dQ = scale · dpre K
         var r0 = 0
         while r0 < T {
