@@ -130,14 +130,17 @@ public struct DashboardModel {
   /// The job's overall state as the header shows it.
   public static func jobState(_ h: JobHistory) -> (String, Style) {
     let ranks = h.ranks
-    if !h.alive && ranks.allSatisfy({ $0.state == .finished }) && !ranks.isEmpty { return ("finished", .ok) }
+    // a job that ended because it was asked to stop says so (its last step is before the plan's)
+    let stopped = h.desired == .stop && h.latestStep < h.job.totalSteps
+    let done: (String, Style) = stopped ? ("stopped", .warn) : ("finished", .ok)
+    if !h.alive && ranks.allSatisfy({ $0.state == .finished }) && !ranks.isEmpty { return done }
     if let f = ranks.first(where: { $0.state == .failed }) {
       // Name the rank mpirun saw die first; the others were taken down with it.
       return ("failed (rank \(h.culprit?.rank ?? f.rank))", .error)
     }
     if !h.alive { return ("gone", .error) }
     if ranks.isEmpty || ranks.allSatisfy({ $0.state == .starting }) { return ("starting", .dim) }
-    if ranks.allSatisfy({ $0.state == .finished }) { return ("finished", .ok) }
+    if ranks.allSatisfy({ $0.state == .finished }) { return done }
     let live = ranks.filter { $0.state != .finished }
     switch h.desired {
     case .pause:

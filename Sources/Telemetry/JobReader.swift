@@ -321,10 +321,13 @@ public final class JobReader {
     let rs = ranks()
     let st = Self.judge(rs, creatorAlive: processAlive(info.creatorPid), staleAfter: staleAfter)
     let now = Double(telemetryRealtimeNanos()) / 1e9
+    let step = rs.map(\.lastStep).max() ?? 0
     return JobSummary(
       name: name, state: st, worldSize: info.worldSize, tp: info.tp, dp: info.dp,
-      step: rs.map(\.lastStep).max() ?? 0, totalSteps: info.totalSteps, loss: latestLoss(rank: 0),
-      age: max(0, now - info.creationTime), stale: st == .stale, foreign: false, problem: nil)
+      step: step, totalSteps: info.totalSteps, loss: latestLoss(rank: 0),
+      age: max(0, now - info.creationTime), stale: st == .stale,
+      stoppedOnRequest: st == .finished && step < info.totalSteps && control().desired == .stop,
+      foreign: false, problem: nil)
   }
 
   /// Loss of the newest step record still readable in rank `rank`'s ring (does not move the

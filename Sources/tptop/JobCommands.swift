@@ -90,6 +90,7 @@ struct ListJobs: ParsableCommand {
     for j in jobs {
       var note: [String] = []
       if j.stale { note.append("stale") }
+      if j.stoppedOnRequest { note.append("stopped on request") }
       if j.foreign { note.append("foreign") }
       if let p = j.problem, !j.foreign { note.append(p) }
       rows.append([
@@ -141,7 +142,8 @@ struct WatchJob: ParsableCommand {
       switch state {
       case .finished, .failed, .stale:
         for line in watcher.flush() { emit(line) }
-        emit("job \(name) \(state.rawValue) at step \(watcher.lastPrinted)")
+        let stopped = state == .finished && reader.summary().stoppedOnRequest ? " (stopped on request)" : ""
+        emit("job \(name) \(state.rawValue) at step \(watcher.lastPrinted)\(stopped)")
         if state != .finished { throw ExitCode(1) }
         return
       default:

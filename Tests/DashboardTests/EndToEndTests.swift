@@ -197,6 +197,9 @@ final class EndToEndTests: XCTestCase {
       let rows = EndToEndTests.rankRows(s)
       return rows[0]?.0 == "finished" && rows[1]?.0 == "finished"
     }
+    // the header says the job stopped (on request, before its last step), not that it finished
+    s = try waitFor("the header to say stopped", timeout: 20) { $0.contains("● stopped") }
+    XCTAssertFalse(s.split(separator: "\n").first.map(String.init)?.contains("finished") ?? true, s)
     keys("q")
     try waitFor("dashboard to exit", timeout: 20) { $0.contains("left \(self.job)") || $0.contains("detached from \(self.job)") }
   }

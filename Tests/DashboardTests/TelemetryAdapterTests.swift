@@ -36,6 +36,29 @@ final class TelemetryAdapterTests: XCTestCase {
     job.setState(.running)
     h.ingest(src.poll())
     XCTAssertEqual(DashboardModel(history: h, state: AppState(), themeName: "").header.state, "running")
+
+    // asked to stop at step 30 of 100: the header says stopped, not finished
+    try src.setDesired(.stop)
+    job.event(.stopped)
+    job.finish()
+    h.ingest(src.poll())
+    let stopped = DashboardModel(history: h, state: AppState(), themeName: "")
+    XCTAssertEqual(stopped.header.state, "stopped")
+    XCTAssertTrue(Renderer.render(stopped, width: 120, height: 40).text.contains("● stopped"))
+  }
+
+  func testJobThatRanItsLastStepIsFinished() throws {
+    let name = "dash-unit-done-\(getpid())"
+    let job = try SyntheticJob(job: name, worldSize: 2, tp: 2, totalSteps: 5)
+    defer { try? job.remove() }
+    job.advance(steps: 5)
+    job.finish()
+    let src = try TelemetrySource(job: name, logPath: nil)
+    let h = JobHistory(job: src.job)
+    h.ingest(src.poll())
+    XCTAssertEqual(DashboardModel(history: h, state: AppState(), themeName: "").header.state, "finished")
+    // and a finished job takes no stop request that could relabel it
+    XCTAssertThrowsError(try src.setDesired(.stop))
   }
 
   func testMissingJobIsOneLineError() {

@@ -122,6 +122,10 @@ final class ControlTests: XCTestCase {
     proc.waitUntilExit()
     XCTAssertEqual(proc.terminationStatus, 0)
     XCTAssertEqual(reader.state(), .finished)
+    XCTAssertTrue(reader.summary().stoppedOnRequest, "stopped before its 100000 steps, on request")
+    let ls = try runTool(tool, ["ls"])
+    let row = try XCTUnwrap(ls.stdout.split(separator: "\n").first { $0.hasPrefix(job + " ") }, ls.stdout)
+    XCTAssertTrue(row.hasSuffix("stopped on request"), String(row))
     let events = reader.poll().flatMap(\.events).map(\.kind)
     for k in [EventKind.paused, .resumed, .checkpointSaved, .stopped] {
       XCTAssertEqual(events.filter { $0 == k }.count, 2, "\(k) on both ranks")
@@ -170,6 +174,7 @@ final class ControlTests: XCTestCase {
     XCTAssertTrue(row.contains("finished"), String(row))
     XCTAssertTrue(row.contains("1x2"), String(row))
     XCTAssertTrue(row.contains("12/12"), String(row))
+    XCTAssertFalse(row.contains("stopped"), "ran to its last step: \(row)")
     XCTAssertTrue(ls.stdout.hasPrefix("NAME"), ls.stdout)
 
     let jsonl = try runTool(tool, ["export", job, "--format", "jsonl"])
