@@ -56,9 +56,20 @@ public final class JobReader {
 
   /// Attaches to job `job`. Validates magic, major version, size, ready word and owner.
   /// - Throws: `TelemetryError` with a one-line description.
+  /// How long a segment may stay not ready before a reader calls it abandoned (creation takes
+  /// well under a second: one ftruncate and a header write).
+  public static let creationGrace: Double = 10
+
   public init(job: String) throws {
-    mapping = try MappedSegment.open(job: job, writable: false)
-    let h = try ValidatedHeader.validate(base: mapping.base, size: mapping.size, job: job, checkOwner: true)
+    let h: ValidatedHeader
+    do {
+      mapping = try MappedSegment.open(job: job, writable: false)
+      h = try ValidatedHeader.validate(base: mapping.base, size: mapping.size, job: job, checkOwner: true)
+    } catch TelemetryError.notReady(let n) {
+      let age = Self.segmentAge(job: job)
+      if age >= Self.creationGrace { throw TelemetryError.abandoned(job: n, seconds: Int(age)) }
+      throw TelemetryError.notReady(n)
+    }
     name = job
     info = h.info
     geometry = h.geometry
@@ -360,15 +371,27 @@ public final class JobReader {
     return max(0, now - Double(st.st_mtim.tv_sec))
   }
 
-  /// Removes the segments of jobs that are gone: stale jobs, and finished or failed jobs whose
-  /// processes have all exited. Segments of other users and unreadable segments are kept.
+  /// Removes the segments of jobs that are gone: stale jobs, finished or failed jobs whose
+  /// processes have all exited, and segments that can never be read (truncated, or abandoned
+  /// before they were ready). Segments of other users and foreign files are kept.
   /// - Returns: the names removed.
   @discardableResult
   /// - Parameter only: when non-empty, consider only these job names.
   public static func collectGarbage(dryRun: Bool = false, staleAfter: Double = 5, only: [String] = []) -> [String] {
     var removed: [String] = []
     for job in SegmentName.allJobs() where only.isEmpty || only.contains(job) {
-      guard let r = try? JobReader(job: job) else { continue }
+      let r: JobReader
+      do {
+        r = try JobReader(job: job)
+      } catch let e as TelemetryError {
+        // segments no job can ever use again: creation abandoned half-way, or cut short
+        switch e {
+        case .abandoned, .truncated:
+          if dryRun || (try? SegmentWriter.remove(job: job)) != nil { removed.append(job) }
+        default: break
+        }
+        continue
+      } catch { continue }
       r.staleAfter = staleAfter
       let rs = r.ranks()
       let st = judge(rs, creatorAlive: processAlive(r.info.creatorPid), staleAfter: r.staleAfter)

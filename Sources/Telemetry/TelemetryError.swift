@@ -19,6 +19,8 @@ public enum TelemetryError: Error, CustomStringConvertible, Equatable {
   case truncated(job: String, actual: Int, expected: Int)
   /// The creator has not finished writing the segment.
   case notReady(String)
+  /// The segment is still not ready long after it was created: its creator died creating it.
+  case abandoned(job: String, seconds: Int)
   /// The segment belongs to another user.
   case foreignOwner(job: String, owner: UInt32, me: UInt32)
   /// A header field is out of range.
@@ -50,6 +52,8 @@ public enum TelemetryError: Error, CustomStringConvertible, Equatable {
       return "segment of job '\(n)' is truncated (\(a) bytes, header needs \(e)); remove it with `tptop gc` or rm"
     case .notReady(let n):
       return "job '\(n)' is still creating its segment (not ready); retry in a moment"
+    case .abandoned(let n, let s):
+      return "segment of job '\(n)' was never completed (still not ready \(s) s after its creation: its creator died); remove it with `tptop gc` or rm"
     case .foreignOwner(let n, let o, let m):
       return "job '\(n)' belongs to uid \(o), not to you (uid \(m)); run tptop as that user"
     case .corrupt(let n, let d):

@@ -370,7 +370,8 @@ struct CheckpointJob: ParsableCommand {
 
 struct CollectGarbage: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "gc", abstract: "Remove the segments of jobs that are gone (stale, or finished with every process exited).")
+    commandName: "gc",
+    abstract: "Remove the segments of jobs that are gone (stale, or finished with every process exited), and segments that can never be read (truncated, or abandoned before they were ready).")
   @Flag(name: .customLong("dry-run"), help: "Only print what would be removed.")
   var dryRun = false
   @Option(name: .customLong("stale-after"), help: "Seconds without heartbeat (and no process) before a job counts as gone.")

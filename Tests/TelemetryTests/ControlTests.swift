@@ -236,6 +236,48 @@ final class ControlTests: XCTestCase {
     XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(job)"), gc.stdout)
   }
 
+  /// A segment whose creator died before making it ready is "being created" for a moment,
+  /// then abandoned: ls and attach say so, and gc removes it. A truncated one is removed too.
+  func testAbandonedAndTruncatedSegmentsAreNamedAndCollected() throws {
+    let tool = try tool()
+    let fresh = uniqueJob("creating"), old = uniqueJob("abandoned"), cut = uniqueJob("cut")
+    defer { for j in [fresh, old, cut] { removeJob(j) } }
+    try writeRawSegment(job: fresh, bytes: [])
+    try writeRawSegment(job: old, bytes: [])
+    // created a minute ago and never made ready
+    var times = [timespec(tv_sec: time(nil) - 60, tv_nsec: 0), timespec(tv_sec: time(nil) - 60, tv_nsec: 0)]
+    XCTAssertEqual(utimensat(AT_FDCWD, "/dev/shm/tptop." + old, &times, 0), 0)
+    let (_, valid) = try readValid()
+    try writeRawSegment(job: cut, bytes: Array(valid.prefix(valid.count / 2)))
+
+    XCTAssertThrowsError(try JobReader(job: fresh)) { XCTAssertEqual($0 as? TelemetryError, .notReady(fresh)) }
+    XCTAssertThrowsError(try JobReader(job: old)) { e in
+      guard case .abandoned(old, let s)? = e as? TelemetryError else { return XCTFail("\(e)") }
+      XCTAssertGreaterThanOrEqual(s, 59)
+    }
+    let attach = try runTool(tool, ["watch", old])
+    XCTAssertNotEqual(attach.status, 0)
+    XCTAssertEqual(attach.stderr.split(separator: "\n").count, 1, attach.stderr)
+    XCTAssertTrue(attach.stderr.contains("never completed") && attach.stderr.contains("tptop gc"), attach.stderr)
+
+    let gc = try runTool(tool, ["gc", fresh, old, cut])
+    XCTAssertEqual(gc.status, 0)
+    XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(old)"), gc.stdout)
+    XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(cut)"), gc.stdout)
+    XCTAssertFalse(gc.stdout.contains(fresh), "a segment being created right now stays: \(gc.stdout)")
+    XCTAssertThrowsError(try JobReader(job: fresh)) { XCTAssertEqual($0 as? TelemetryError, .notReady(fresh)) }
+    XCTAssertThrowsError(try JobReader(job: old)) { XCTAssertEqual($0 as? TelemetryError, .noSuchJob(old)) }
+    XCTAssertThrowsError(try JobReader(job: cut)) { XCTAssertEqual($0 as? TelemetryError, .noSuchJob(cut)) }
+  }
+
+  /// A complete segment's bytes.
+  private func readValid() throws -> (String, [UInt8]) {
+    let job = uniqueJob("whole")
+    defer { removeJob(job) }
+    _ = try SegmentWriter.create(smallDescription(job), slotCount: 16)
+    return (job, try readRawSegment(job: job))
+  }
+
   func testUnknownJobIsOneClearLine() throws {
     let tool = try tool()
     for cmd in [["watch", "nope-\(getpid())"], ["pause", "nope-\(getpid())"], ["export", "nope-\(getpid())", "--format", "csv"]] {
