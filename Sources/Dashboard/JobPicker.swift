@@ -28,7 +28,7 @@ public struct JobListRow: Equatable, Sendable {
   /// A row from a telemetry job summary.
   public init(_ s: JobSummary) {
     name = s.name
-    state = s.problem != nil ? "unreadable" : (s.state?.rawValue ?? "?")
+    state = s.problem != nil ? "unreadable" : s.stoppedOnRequest ? "stopped" : (s.state?.rawValue ?? "?")
     grid = s.worldSize > 0 ? "t\(s.tp)×d\(s.dp)" : "–"
     step = s.totalSteps > 0 ? "\(s.step)/\(s.totalSteps)" : "\(s.step)"
     loss = s.loss.map { Format.value(Double($0)) } ?? "–"
@@ -60,7 +60,7 @@ public enum JobPicker {
     let header = Format.fit("job", 34) + Format.fit("state", 12) + Format.fit("grid", 8) + Format.fit("step", 14) + Format.fit("loss", 9) + "age"
     g.put(header, x: inner.x + 2, y: inner.y, style: .title, maxWidth: inner.width - 2)
     if rows.isEmpty {
-      g.put("no jobs: start one with `tptop demo` or `tptop launch -- …`", x: inner.x + 2, y: inner.y + 2, style: .dim, maxWidth: inner.width - 2)
+      g.put("no jobs: start one with `tptop demo` or `tptop launch -- \(Glyphs.current.ellipsis)`", x: inner.x + 2, y: inner.y + 2, style: .dim, maxWidth: inner.width - 2)
     }
     for (i, r) in rows.prefix(max(0, inner.height - 1)).enumerated() {
       let y = inner.y + 1 + i

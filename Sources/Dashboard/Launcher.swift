@@ -188,7 +188,7 @@ public enum Launcher {
         throw ControlError("the job exited with status \(st) before publishing telemetry; log \(job.logPath):\n\(job.logTail())")
       }
       if !announced && monotonicSeconds() - start > 2 {
-        progress("waiting for job \(job.job) to start (log: \(job.logPath))…")
+        progress("waiting for job \(job.job) to start (log: \(job.logPath))...")
         announced = true
       }
       sleepSeconds(0.1)

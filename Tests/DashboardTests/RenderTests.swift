@@ -151,7 +151,17 @@ final class RenderTests: XCTestCase {
       s.view = v
       let g = render(h, s, 120, 40)
       XCTAssertTrue(g.cells.allSatisfy { $0.scalar.isASCII }, "\(v): non-ASCII in \(g.text)")
+      // "~" is the stand-in for an ellipsis that bypassed the glyph set
+      XCTAssertFalse(g.text.contains("~"), "\(v): \(g.text)")
     }
+    // the job picker, empty and with a row
+    let empty = JobPicker.render([], selected: 0, width: 100, height: 12)
+    XCTAssertTrue(empty.text.contains("`tptop launch -- ...`"), empty.text)
+    XCTAssertTrue(empty.text.contains("^/v select"), empty.text)
+    let row = JobListRow(name: "j1", state: "running", grid: "t2×d1", step: "3/10", loss: "4.1", age: "5s", attachable: true)
+    let one = JobPicker.render([row], selected: 0, width: 100, height: 12)
+    XCTAssertTrue(one.text.contains("t2xd1"), one.text)
+    XCTAssertTrue(one.cells.allSatisfy { $0.scalar.isASCII })
     XCTAssertTrue(render(h, AppState(), 40, 10).text.contains("needs 60x16, have 40x10"))
   }
 
