@@ -117,8 +117,8 @@ struct Launch: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Start a training job with mpirun and attach to it.",
     discussion: """
-      Everything after -- goes to tptrain; tptop adds --tp, --dp and --job. The job's output goes to
-      a log file shown in the Events view. Example:
+      Everything after -- goes to tptrain; tptop adds --tp, --dp and --job. The
+      job's output goes to a log file shown in the Events view. Example:
         tptop launch --np 2 --tp 2 -- --model small --steps 500
       """)
 

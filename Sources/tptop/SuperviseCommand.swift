@@ -12,14 +12,15 @@ struct SuperviseCommand: ParsableCommand {
     commandName: "supervise",
     abstract: "Run a tptrain job under mpirun; when a rank dies, report it and relaunch from the latest checkpoint.",
     discussion: """
-      Everything after -- goes to tptrain. Give it a --checkpoint-dir and --checkpoint-every so a
-      failure costs at most one interval of steps:
+      Everything after -- goes to tptrain. Give it a --checkpoint-dir and
+      --checkpoint-every so a failure costs at most one interval of steps:
         tptop supervise --restart 2 --np 4 -- --model tiny --tp 4 --steps 500 \\
             --checkpoint-dir ck --checkpoint-every 50
-      Each relaunch adds --resume <checkpoint-dir> (from scratch if none was written yet) and
-      renames the telemetry job to <job>.r1, <job>.r2, ... SIGTERM or SIGINT to tptop asks the
-      ranks to checkpoint and stop, and disables restarts. Exit status: 0 when the job finished
-      or stopped cleanly, else the last incarnation's.
+      Each relaunch adds --resume <checkpoint-dir> (from scratch if none was written
+      yet) and renames the telemetry job to <job>.r1, <job>.r2, ... SIGTERM or
+      SIGINT to tptop asks the ranks to checkpoint and stop, and disables restarts.
+      Exit status: 0 when the job finished or stopped cleanly, else the last
+      incarnation's.
       """)
 
   @Option(help: "Relaunch at most K times after a rank failure.")

@@ -12,10 +12,11 @@ struct BenchTelemetry: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench-telemetry", abstract: "Measure the cost of writing one telemetry record.",
     discussion: """
-      Times batches of --batch records on a 4096-slot ring (one clock read per batch, so the
-      clock's cost is spread); median and p99 are over the per-record means of the batches.
-      Then the same with a reader process polling every millisecond, the reader's cost per
-      record, and the observer's whole per-step path (clock read, record, heartbeat, ack).
+      Times batches of --batch records on a 4096-slot ring (one clock read per
+      batch, so the clock's cost is spread); median and p99 are over the per-record
+      means of the batches. Then the same with a reader process polling every
+      millisecond, the reader's cost per record, and the observer's whole per-step
+      path (clock read, record, heartbeat, ack).
       """,
     shouldDisplay: false)
 

@@ -17,15 +17,19 @@ struct TPTrain: ParsableCommand {
     commandName: "tptrain",
     abstract: "Train a GPT-2 with Megatron-style tensor parallelism (and data parallelism) over MPI.",
     discussion: """
-      Start one process per rank with mpirun; world size = tp × dp, TP ranks contiguous.
+      Start one process per rank with mpirun; world size = tp × dp, TP ranks
+      contiguous.
         mpirun -np 2 tptrain --model small --batch 8 --seq 256 --steps 200 --tp 2
-        mpirun -np 4 tptrain --model tiny --tp 2 --dp 2 --steps 50 --save model.bin
-      As root add --allow-run-as-root to mpirun; with more ranks than cores add --oversubscribe.
+        mpirun -np 4 tptrain --model tiny --tp 2 --dp 2 --steps 50 --save m.bin
+      As root add --allow-run-as-root to mpirun; with more ranks than cores add
+      --oversubscribe.
       Checkpoints and exact resume (at any tp; see docs/CHECKPOINTS.md):
-        mpirun -np 4 tptrain --model tiny --tp 4 --steps 100 --checkpoint-dir ck --checkpoint-every 20
+        mpirun -np 4 tptrain --model tiny --tp 4 --steps 100 \\
+               --checkpoint-dir ck --checkpoint-every 20
         mpirun -np 2 tptrain --tp 2 --steps 100 --checkpoint-dir ck --resume ck
-      SIGTERM or SIGINT (to mpirun or any rank) writes a checkpoint at the next step boundary and
-      exits 0; give mpirun --mca odls_base_sigkill_timeout 30 for checkpoints that take over 1 s.
+      SIGTERM or SIGINT (to mpirun or any rank) writes a checkpoint at the next
+      step boundary and exits 0; give mpirun --mca odls_base_sigkill_timeout 30
+      for checkpoints that take over 1 s.
       """)
 
   @Option(help: "Model preset: tiny, small or gpt2-124m (default small unless --init-from or explicit sizes).")
