@@ -28,7 +28,7 @@ public struct JobListRow: Equatable, Sendable {
   /// A row from a telemetry job summary.
   public init(_ s: JobSummary) {
     name = s.name
-    state = s.problem != nil ? "unreadable" : s.stoppedOnRequest ? "stopped" : (s.state?.rawValue ?? "?")
+    state = s.problem != nil ? "unreadable" : s.stoppedEarly ? "stopped" : (s.state?.rawValue ?? "?")
     grid = s.worldSize > 0 ? "t\(s.tp)×d\(s.dp)" : "–"
     step = s.totalSteps > 0 ? "\(s.step)/\(s.totalSteps)" : "\(s.step)"
     loss = s.loss.map { Format.value(Double($0)) } ?? "–"

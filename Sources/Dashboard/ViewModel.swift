@@ -130,8 +130,8 @@ public struct DashboardModel {
   /// The job's overall state as the header shows it.
   public static func jobState(_ h: JobHistory) -> (String, Style) {
     let ranks = h.ranks
-    // a job that ended because it was asked to stop says so (its last step is before the plan's)
-    let stopped = h.desired == .stop && h.latestStep < h.job.totalSteps
+    // a job that ended before its planned last step was stopped (by a request or a signal)
+    let stopped = h.latestStep < h.job.totalSteps
     let done: (String, Style) = stopped ? ("stopped", .warn) : ("finished", .ok)
     if !h.alive && ranks.allSatisfy({ $0.state == .finished }) && !ranks.isEmpty { return done }
     if let f = ranks.first(where: { $0.state == .failed }) {

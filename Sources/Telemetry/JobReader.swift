@@ -54,12 +54,13 @@ public final class JobReader {
   typealias S = SegmentLayout.Slot
   typealias C = SegmentLayout.Control
 
-  /// Attaches to job `job`. Validates magic, major version, size, ready word and owner.
-  /// - Throws: `TelemetryError` with a one-line description.
   /// How long a segment may stay not ready before a reader calls it abandoned (creation takes
   /// well under a second: one ftruncate and a header write).
   public static let creationGrace: Double = 10
 
+  /// Attaches to job `job`. Validates magic, major version, size, ready word and owner.
+  /// - Throws: `TelemetryError` with a one-line description (`abandoned` for a segment still not
+  ///   ready `creationGrace` seconds after its creation).
   public init(job: String) throws {
     let h: ValidatedHeader
     do {
@@ -337,7 +338,7 @@ public final class JobReader {
       name: name, state: st, worldSize: info.worldSize, tp: info.tp, dp: info.dp,
       step: step, totalSteps: info.totalSteps, loss: latestLoss(rank: 0),
       age: max(0, now - info.creationTime), stale: st == .stale,
-      stoppedOnRequest: st == .finished && step < info.totalSteps && control().desired == .stop,
+      stoppedEarly: st == .finished && step < info.totalSteps,
       foreign: false, problem: nil)
   }
 

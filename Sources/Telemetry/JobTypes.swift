@@ -268,8 +268,8 @@ public struct JobSummary: Sendable, Equatable {
   public var age: Double
   /// The job is gone without a finished mark.
   public var stale: Bool
-  /// The job finished because a reader asked it to stop (before its planned last step).
-  public var stoppedOnRequest: Bool = false
+  /// The job finished before its planned last step: a stop request or a signal ended it.
+  public var stoppedEarly: Bool = false
   /// The segment belongs to another user.
   public var foreign: Bool
   /// Why the segment could not be attached, one line; nil when it could.

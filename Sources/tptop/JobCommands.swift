@@ -90,7 +90,7 @@ struct ListJobs: ParsableCommand {
     for j in jobs {
       var note: [String] = []
       if j.stale { note.append("stale") }
-      if j.stoppedOnRequest { note.append("stopped on request") }
+      if j.stoppedEarly { note.append("stopped before its last step") }
       if j.foreign { note.append("foreign") }
       if let p = j.problem, !j.foreign { note.append(p) }
       rows.append([
@@ -142,7 +142,7 @@ struct WatchJob: ParsableCommand {
       switch state {
       case .finished, .failed, .stale:
         for line in watcher.flush() { emit(line) }
-        let stopped = state == .finished && reader.summary().stoppedOnRequest ? " (stopped on request)" : ""
+        let stopped = state == .finished && reader.summary().stoppedEarly ? " (stopped before its last step)" : ""
         emit("job \(name) \(state.rawValue) at step \(watcher.lastPrinted)\(stopped)")
         if state != .finished { throw ExitCode(1) }
         return

@@ -57,8 +57,28 @@ final class TelemetryAdapterTests: XCTestCase {
     let h = JobHistory(job: src.job)
     h.ingest(src.poll())
     XCTAssertEqual(DashboardModel(history: h, state: AppState(), themeName: "").header.state, "finished")
+    XCTAssertFalse(JobReader.summary(job: name).stoppedEarly)
     // and a finished job takes no stop request that could relabel it
     XCTAssertThrowsError(try src.setDesired(.stop))
+  }
+
+  /// A job ended by a signal (no stop request) before its last step also reads as stopped.
+  func testJobEndedEarlyBySignalIsStopped() throws {
+    let name = "dash-unit-sig-\(getpid())"
+    let job = try SyntheticJob(job: name, worldSize: 2, tp: 2, totalSteps: 50)
+    defer { try? job.remove() }
+    job.advance(steps: 7)
+    job.event(.stopped)
+    job.finish()
+    let src = try TelemetrySource(job: name, logPath: nil)
+    let h = JobHistory(job: src.job)
+    h.ingest(src.poll())
+    XCTAssertEqual(h.desired, .run)
+    XCTAssertEqual(DashboardModel(history: h, state: AppState(), themeName: "").header.state, "stopped")
+    let summary = JobReader.summary(job: name)
+    XCTAssertEqual(summary.state, .finished)
+    XCTAssertTrue(summary.stoppedEarly)
+    XCTAssertEqual(JobListRow(summary).state, "stopped")
   }
 
   func testMissingJobIsOneLineError() {

@@ -122,10 +122,10 @@ final class ControlTests: XCTestCase {
     proc.waitUntilExit()
     XCTAssertEqual(proc.terminationStatus, 0)
     XCTAssertEqual(reader.state(), .finished)
-    XCTAssertTrue(reader.summary().stoppedOnRequest, "stopped before its 100000 steps, on request")
+    XCTAssertTrue(reader.summary().stoppedEarly, "stopped before its 100000 steps")
     let ls = try runTool(tool, ["ls"])
     let row = try XCTUnwrap(ls.stdout.split(separator: "\n").first { $0.hasPrefix(job + " ") }, ls.stdout)
-    XCTAssertTrue(row.hasSuffix("stopped on request"), String(row))
+    XCTAssertTrue(row.hasSuffix("stopped before its last step"), String(row))
     let events = reader.poll().flatMap(\.events).map(\.kind)
     for k in [EventKind.paused, .resumed, .checkpointSaved, .stopped] {
       XCTAssertEqual(events.filter { $0 == k }.count, 2, "\(k) on both ranks")
