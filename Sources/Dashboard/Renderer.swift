@@ -57,19 +57,31 @@ public enum Renderer {
     g.fill(r, Cell(" ", .header))
     let h = m.header
     let glyphs = Glyphs.current
-    var parts: [(String, Style)] = [(" tptop ", .header), (h.job, .header), ("  \(h.model)", .header),
-                                    ("  \(h.grid)", .header), ("  \(glyphs.dot) ", h.stateStyle),
-                                    (h.state, h.stateStyle)]
+    // Fields are dropped whole, least useful first, so a narrow terminal never shows a number
+    // cut short; state and step always stay, and the job name is shortened last.
+    struct Field { var text: String; var style: Style; var dropOrder: Int? }
     let total = h.totalSteps > 0 ? "/\(h.totalSteps)" : ""
-    parts.append(("  step \(h.step)\(total)", .header))
-    parts.append(("  \(Format.count(h.tokensPerSecond)) tok/s", .header))
-    if let eta = h.etaSeconds { parts.append(("  ETA \(Format.duration(seconds: eta))", .header)) }
-    if m.state.readonly { parts.append(("  [read-only]", .header)) }
-    // Drop the model text first when the line is too long.
-    let len = parts.reduce(0) { $0 + $1.0.unicodeScalars.count }
-    if len > r.width { parts.remove(at: 2) }
+    var fields: [Field] = [
+      Field(text: " tptop", style: .header, dropOrder: 4), Field(text: " ", style: .header, dropOrder: nil),
+      Field(text: h.job, style: .header, dropOrder: nil), Field(text: "  \(h.model)", style: .header, dropOrder: 0),
+      Field(text: "  \(h.grid)", style: .header, dropOrder: 3), Field(text: "  \(glyphs.dot) ", style: h.stateStyle, dropOrder: nil),
+      Field(text: h.state, style: h.stateStyle, dropOrder: nil),
+      Field(text: "  step \(h.step)\(total)", style: .header, dropOrder: nil),
+      Field(text: "  \(Format.count(h.tokensPerSecond)) tok/s", style: .header, dropOrder: 2),
+    ]
+    if let eta = h.etaSeconds { fields.append(Field(text: "  ETA \(Format.duration(seconds: eta))", style: .header, dropOrder: 1)) }
+    if m.state.readonly { fields.append(Field(text: "  [read-only]", style: .header, dropOrder: nil)) }
+    func length() -> Int { fields.reduce(0) { $0 + $1.text.unicodeScalars.count } }
+    while length() > r.width, let i = fields.indices.filter({ fields[$0].dropOrder != nil })
+            .min(by: { fields[$0].dropOrder! < fields[$1].dropOrder! }) {
+      fields.remove(at: i)
+    }
+    if length() > r.width, let j = fields.firstIndex(where: { $0.text == h.job }) {
+      let keep = max(1, h.job.unicodeScalars.count - (length() - r.width) - glyphs.ellipsis.count)
+      fields[j].text = String(String.UnicodeScalarView(h.job.unicodeScalars.prefix(keep))) + glyphs.ellipsis
+    }
     var x = r.x
-    for (t, s) in parts { x += g.put(t, x: x, y: r.y, style: s, maxWidth: r.maxX - x) }
+    for f in fields { x += g.put(f.text, x: x, y: r.y, style: f.style, maxWidth: r.maxX - x) }
   }
 
   static func drawTabs(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect) {

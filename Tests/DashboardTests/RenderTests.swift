@@ -51,6 +51,45 @@ final class RenderTests: XCTestCase {
     }
   }
 
+  /// On a narrow terminal the header drops whole fields (model, ETA, tok/s, grid, the tptop
+  /// label), then shortens the job name: state and step are always there, never cut short.
+  func testNarrowHeaderDropsWholeFields() {
+    let name = "job-20261129-081447-20464-with-a-long-tail"
+    let src = SyntheticSource(name: name, tp: 2, dp: 1, stepsPerPoll: 1)
+    let h = JobHistory(job: src.job)
+    for _ in 0..<120 { h.ingest(src.poll()) }
+    for w in [60, 64, 70, 80, 100, 140] {
+      let row = render(h, AppState(), w, 24).rowText(0).trimmingCharacters(in: .whitespaces)
+      XCTAssertTrue(row.contains("● running"), "\(w): \(row)")
+      XCTAssertTrue(row.contains("step 120/5000"), "\(w): \(row)")
+      // the line ends with a whole field
+      XCTAssertTrue(row.hasSuffix("/5000") || row.hasSuffix("tok/s") || row.range(of: #"ETA [0-9hms]+$"#, options: .regularExpression) != nil,
+                    "\(w): \(row)")
+      if w >= 100 { XCTAssertTrue(row.contains(name) && row.contains("tok/s"), "\(w): \(row)") }
+    }
+    let narrow = render(h, AppState(), 60, 24).rowText(0)
+    XCTAssertTrue(narrow.contains("job-2026") && narrow.contains("…"), narrow)
+    XCTAssertFalse(narrow.contains(name), "the name is shortened at 60 columns: \(narrow)")
+  }
+
+  /// The rank view's step-split legend shows whole entries and keeps off the box border.
+  func testRankLegendFitsItsBox() {
+    let (h, _) = history(tp: 2)
+    var s = AppState()
+    s.view = .rank
+    for (w, hh) in [(60, 16), (72, 20), (120, 40)] {
+      let g = render(h, s, w, hh)
+      guard let y = (0..<hh).first(where: { g.rowText($0).contains(" compute ") }) else { return XCTFail("\(w): no legend\n\(g.text)") }
+      let row = Array(g.rowText(y).unicodeScalars)
+      XCTAssertEqual(row[w - 1], "│", "\(w): \(g.rowText(y))")
+      // every entry shown ends with its value: "name 0.12" (or a duration), none cut after the name
+      for name in ["compute", "comm", "optimizer", "data", "other"] where g.rowText(y).contains(" \(name)") {
+        XCTAssertNotNil(g.rowText(y).range(of: " \(name) [0-9.]+", options: .regularExpression), "\(w) \(name): \(g.rowText(y))")
+      }
+      if w >= 120 { XCTAssertTrue(g.rowText(y).contains(" other "), g.rowText(y)) }
+    }
+  }
+
   func testOverviewShowsHeaderChartAndEveryRank() {
     let (h, _) = history(tp: 2)
     for (w, hh) in RenderTests.sizes {

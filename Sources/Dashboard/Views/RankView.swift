@@ -51,11 +51,13 @@ enum RankView {
     let legendY = inner.maxY - 1
     let samples = m.history.samples[r].suffix(inner.width - 8)
     let lastSplit = samples.last.map(split) ?? Array(repeating: 0, count: 5)
+    // whole entries only: one that does not fit is left out, never cut (nor drawn on the border)
     var x = inner.x
     for (i, name) in seriesNames.enumerated() {
+      let text = " \(name) \(Format.ms(lastSplit[i]))"
+      guard x + 1 + text.unicodeScalars.count <= inner.maxX else { break }
       g[x, legendY] = Cell(glyphs.stackFills[i], .stack(i))
-      x += 1
-      x += g.put(" \(name) \(Format.ms(lastSplit[i]))  ", x: x, y: legendY, style: .normal, maxWidth: inner.maxX - x)
+      x += 1 + g.put(text, x: x + 1, y: legendY, style: .normal) + 2
     }
     let plot = Rect(x: inner.x + 8, y: inner.y, width: inner.width - 8, height: inner.height - 1)
     guard !samples.isEmpty, plot.height > 0 else {
