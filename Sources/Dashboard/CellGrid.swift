@@ -104,14 +104,25 @@ public struct CellGrid: Equatable, Sendable {
     for y in y0..<y1 { for x in x0..<x1 { self[x, y] = cell } }
   }
 
-  /// Writes `text` at (x, y), clipped to `maxWidth` columns and to the grid. Returns the columns used.
+  /// Writes `text` at (x, y), clipped to `maxWidth` columns and to the grid; a clipped text ends in
+  /// "…" ("~" on ASCII terminals) unless only blanks were cut. Returns the columns used.
   @discardableResult
   public mutating func put(_ text: String, x: Int, y: Int, style: Style = .normal, maxWidth: Int = Int.max) -> Int {
     guard y >= 0, y < height else { return 0 }
     var col = x
     let limit = min(width, maxWidth == Int.max ? Int.max : x + max(0, maxWidth))
-    for s in text.unicodeScalars {
-      if col >= limit { break }
+    let scalars = text.unicodeScalars
+    var i = scalars.startIndex
+    while i < scalars.endIndex {
+      let s = scalars[i]
+      if col >= limit {
+        // clipped: the last cell shows a mark when anything but blanks was cut off
+        if col - 1 >= max(x, 0), scalars[i...].contains(where: { $0 != " " }) {
+          self[col - 1, y] = Cell(Glyphs.current.unicode ? "…" : "~", style)
+        }
+        break
+      }
+      i = scalars.index(after: i)
       if s.properties.generalCategory == .nonspacingMark { continue }
       if col >= 0 { self[col, y] = Cell(s.value < 0x20 ? " " : s, style) }
       col += 1

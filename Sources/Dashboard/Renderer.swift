@@ -100,13 +100,15 @@ public enum Renderer {
   static func drawStatus(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect) {
     g.fill(r, Cell(" ", .statusBar))
     if let msg = m.state.message {
-      g.put(" " + msg.text, x: r.x, y: r.y, style: msg.style == .dim ? .statusBar : msg.style, maxWidth: r.width)
+      g.put(" " + msg.text, x: r.x, y: r.y, style: msg.style == .dim ? .statusBar : msg.style, maxWidth: r.width - 1)
       return
     }
     let keys = m.state.readonly
       ? " ? help  q detach  [read-only]  1-5/Tab views  \(arrows) rank  s smooth  l log-y  m lines  t theme"
       : " ? help  q detach  p pause/resume  c checkpoint  S stop  1-5/Tab views  \(arrows) rank  s smooth  l log-y  t theme"
-    g.put(keys, x: r.x, y: r.y, style: .statusBar, maxWidth: r.width)
+    // one column short of the edge: a terminal's bottom-right cell is never drawn, and the
+    // mark of a clipped key list must show
+    g.put(keys, x: r.x, y: r.y, style: .statusBar, maxWidth: r.width - 1)
     let right = " theme \(m.themeName) "
     if r.width > keys.count + right.count + 2 { g.put(right, x: r.maxX - right.count, y: r.y, style: .statusBar) }
   }

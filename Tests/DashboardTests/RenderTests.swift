@@ -67,6 +67,10 @@ final class RenderTests: XCTestCase {
                     "\(w): \(row)")
       if w >= 100 { XCTAssertTrue(row.contains(name) && row.contains("tok/s"), "\(w): \(row)") }
     }
+    // the key list is cut with a mark one column short of the edge (the terminal's last cell
+    // is never drawn)
+    let status = Array(render(h, AppState(), 60, 24).rowText(23).unicodeScalars)
+    XCTAssertEqual(status[58], "…", String(String.UnicodeScalarView(status)))
     let narrow = render(h, AppState(), 60, 24).rowText(0)
     XCTAssertTrue(narrow.contains("job-2026") && narrow.contains("…"), narrow)
     XCTAssertFalse(narrow.contains(name), "the name is shortened at 60 columns: \(narrow)")
