@@ -142,8 +142,10 @@ struct WatchJob: ParsableCommand {
       switch state {
       case .finished, .failed, .stale:
         for line in watcher.flush() { emit(line) }
-        let stopped = state == .finished && reader.summary().stoppedEarly ? " (stopped before its last step)" : ""
-        emit("job \(name) \(state.rawValue) at step \(watcher.lastPrinted)\(stopped)")
+        // the job's last step, also when the ring's newest records were events, not steps
+        let summary = reader.summary()
+        let stopped = state == .finished && summary.stoppedEarly ? " (stopped before its last step)" : ""
+        emit("job \(name) \(state.rawValue) at step \(max(watcher.lastPrinted, summary.step))\(stopped)")
         if state != .finished { throw ExitCode(1) }
         return
       default:

@@ -126,6 +126,12 @@ final class ControlTests: XCTestCase {
     let ls = try runTool(tool, ["ls"])
     let row = try XCTUnwrap(ls.stdout.split(separator: "\n").first { $0.hasPrefix(job + " ") }, ls.stdout)
     XCTAssertTrue(row.hasSuffix("stopped before its last step"), String(row))
+    // watch on the ended job: its newest records are the stop events, the last line names the step
+    let lastStep = reader.rankStatus(0).lastStep
+    let watched = try runTool(tool, ["watch", job])
+    XCTAssertEqual(watched.status, 0, watched.stderr)
+    XCTAssertEqual(watched.stdout.split(separator: "\n").last.map(String.init),
+                   "job \(job) finished at step \(lastStep) (stopped before its last step)", watched.stdout)
     let events = reader.poll().flatMap(\.events).map(\.kind)
     for k in [EventKind.paused, .resumed, .checkpointSaved, .stopped] {
       XCTAssertEqual(events.filter { $0 == k }.count, 2, "\(k) on both ranks")
