@@ -224,6 +224,24 @@ final class RenderTests: XCTestCase {
     XCTAssertTrue(g.text.contains(" rows 0-31~ "), "the cut slice cell ends in the mark:\n\(g.text)")
   }
 
+  /// The shard detail pane keeps whole norm columns: on a narrow pane it leaves out upd/w and
+  /// |g| rather than cut |w| short.
+  func testShardNormColumnsAreWholeOrAbsent() {
+    let (h, src) = history(tp: 2)
+    var p = src.poll()
+    p.shardStats = (0..<2).map { ShardStats(tensor: 0, rank: $0, step: 120, weightNorm: 8.9337, gradNorm: 0.01234, updateRatio: 1.2e-3) }
+    h.ingest(p)
+    var s = AppState()
+    s.view = .shards
+    let wide = render(h, s, 200, 60).text
+    for k in ["|w|", "|g|", "upd/w", "8.934", "0.012", "1.2e-03"] { XCTAssertTrue(wide.contains(k), "\(k):\n\(wide)") }
+    let narrow = render(h, s, 60, 16)
+    let text = narrow.text
+    XCTAssertTrue(text.contains("|w|") && text.contains("8.934"), text)
+    XCTAssertFalse(text.contains("8.93…") || text.contains("|w…"), text)
+    XCTAssertFalse(text.contains("upd/w"), "no room for upd/w at 60 columns:\n\(text)")
+  }
+
   func testDiffWritesOnlyChangedCells() {
     var a = CellGrid(width: 20, height: 3)
     a.put("hello", x: 0, y: 0)

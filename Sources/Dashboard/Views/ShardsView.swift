@@ -93,11 +93,12 @@ enum ShardsView {
     let inner = r.inset(1)
     guard inner.height > 0 else { return }
     let hasStats = (0..<job.worldSize).contains { m.history.stats(tensor: sel, rank: $0) != nil }
-    // the norm columns (27 cells) keep their room; the slice text is cut to what is left
-    let statsW = hasStats ? 27 : 0
-    let sliceW = max(12, min(inner.width - 13 - statsW, (t.descriptions.map { $0.unicodeScalars.count }.max() ?? 10) + 2))
+    // the norm columns (9 cells each) keep their room while the slice text has 12; on a narrow
+    // pane they go whole, upd/w first, then |g|, rather than show cut numbers
+    let statColumns = hasStats ? min(3, max(0, (inner.width - 5 - 12 - 8) / 9)) : 0
+    let sliceW = max(12, min(inner.width - 13 - 9 * statColumns, (t.descriptions.map { $0.unicodeScalars.count }.max() ?? 10) + 2))
     var header = Format.fit("rank", 5) + Format.fit("slice", sliceW) + Format.fit("bytes", 8, right: true)
-    if hasStats { header += Format.fit("|w|", 9, right: true) + Format.fit("|g|", 9, right: true) + Format.fit("upd/w", 9, right: true) }
+    for title in ["|w|", "|g|", "upd/w"].prefix(statColumns) { header += Format.fit(title, 9, right: true) }
     g.put(header, x: inner.x, y: inner.y, style: .title, maxWidth: inner.width)
     // World ranks in TP order; DP replicas hold the same slices.
     let rows = inner.height - 1 - (hasStats ? 0 : 1)
@@ -107,9 +108,8 @@ enum ShardsView {
       var line = Format.fit("r\(rank)", 5) + Format.fit(t.descriptions[safe: tp] ?? "–", sliceW)
         + Format.fit(Format.bytes(Double(t.localBytes(tp: tp))), 8, right: true)
       if hasStats, let s = m.history.stats(tensor: sel, rank: rank) {
-        line += Format.fit(Format.value(Double(s.weightNorm)), 9, right: true)
-        line += Format.fit(Format.value(Double(s.gradNorm)), 9, right: true)
-        line += Format.fit(String(format: "%.1e", s.updateRatio), 9, right: true)
+        let cells = [Format.value(Double(s.weightNorm)), Format.value(Double(s.gradNorm)), String(format: "%.1e", s.updateRatio)]
+        for c in cells.prefix(statColumns) { line += Format.fit(c, 9, right: true) }
       }
       if job.dp > 1 { line += "  dp\(dp)" }
       g.put(line, x: inner.x, y: y, style: .rank(tp), maxWidth: inner.width)
