@@ -118,7 +118,7 @@ public struct CellGrid: Equatable, Sendable {
       if col >= limit {
         // clipped: the last cell shows a mark when anything but blanks was cut off
         if col - 1 >= max(x, 0), scalars[i...].contains(where: { $0 != " " }) {
-          self[col - 1, y] = Cell(Glyphs.current.unicode ? "…" : "~", style)
+          self[col - 1, y] = Cell(Glyphs.truncationMark, style)
         }
         break
       }

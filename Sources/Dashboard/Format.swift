@@ -63,18 +63,15 @@ public enum Format {
     return String(format: "%.2e", v)
   }
 
-  /// One column that marks a cut text: "…", or "~" on an ASCII terminal.
-  static var truncationMark: String { Glyphs.current.unicode ? "…" : "~" }
-
   /// Pads or clips to exactly `w` columns (right-aligned when `right`); a clipped text ends in
-  /// `truncationMark`.
+  /// `Glyphs.truncationMark`.
   public static func fit(_ s: String, _ w: Int, right: Bool = false) -> String {
     let n = s.unicodeScalars.count
     if n == w { return s }
     if n > w {
       // a cut text ends in a mark, so "rows 0–127" cut short never reads as "rows 0"
       guard w > 1 else { return String(String.UnicodeScalarView(s.unicodeScalars.prefix(w))) }
-      return String(String.UnicodeScalarView(s.unicodeScalars.prefix(w - 1))) + truncationMark
+      return String(String.UnicodeScalarView(s.unicodeScalars.prefix(w - 1))) + String(Glyphs.truncationMark)
     }
     let pad = String(repeating: " ", count: w - n)
     return right ? pad + s : s + pad

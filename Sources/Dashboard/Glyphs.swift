@@ -63,6 +63,9 @@ public struct Glyphs: Sendable {
     return false
   }
 
+  /// The one column that ends a text cut short: "…", or "~" on an ASCII terminal.
+  public static var truncationMark: Unicode.Scalar { current.unicode ? "…" : "~" }
+
   /// An ASCII stand-in for a non-ASCII character written into an ASCII-only grid.
   public static func asciiFallback(_ s: Unicode.Scalar) -> Unicode.Scalar {
     switch s {
