@@ -59,11 +59,11 @@ public enum Renderer {
     let glyphs = Glyphs.current
     // Fields are dropped whole, least useful first, so a narrow terminal never shows a number
     // cut short; state and step always stay, and the job name is shortened last.
-    struct Field { var text: String; var style: Style; var dropOrder: Int? }
+    struct Field { var text: String; var style: Style; var dropOrder: Int?; var isJob = false }
     let total = h.totalSteps > 0 ? "/\(h.totalSteps)" : ""
     var fields: [Field] = [
       Field(text: " tptop", style: .header, dropOrder: 4), Field(text: " ", style: .header, dropOrder: nil),
-      Field(text: h.job, style: .header, dropOrder: nil), Field(text: "  \(h.model)", style: .header, dropOrder: 0),
+      Field(text: h.job, style: .header, dropOrder: nil, isJob: true), Field(text: "  \(h.model)", style: .header, dropOrder: 0),
       Field(text: "  \(h.grid)", style: .header, dropOrder: 3), Field(text: "  \(glyphs.dot) ", style: h.stateStyle, dropOrder: nil),
       Field(text: h.state, style: h.stateStyle, dropOrder: nil),
       Field(text: "  step \(h.step)\(total)", style: .header, dropOrder: nil),
@@ -76,9 +76,8 @@ public enum Renderer {
             .min(by: { fields[$0].dropOrder! < fields[$1].dropOrder! }) {
       fields.remove(at: i)
     }
-    if length() > r.width, let j = fields.firstIndex(where: { $0.text == h.job }) {
-      let keep = max(1, h.job.unicodeScalars.count - (length() - r.width) - glyphs.ellipsis.count)
-      fields[j].text = String(String.UnicodeScalarView(h.job.unicodeScalars.prefix(keep))) + glyphs.ellipsis
+    if length() > r.width, let j = fields.firstIndex(where: \.isJob) {
+      fields[j].text = Format.fit(h.job, max(2, h.job.unicodeScalars.count - (length() - r.width)))
     }
     var x = r.x
     for f in fields { x += g.put(f.text, x: x, y: r.y, style: f.style, maxWidth: r.maxX - x) }
