@@ -55,9 +55,12 @@ let package = Package(
       ],
       swiftSettings: fast),
 
+    // Helpers shared by the test targets (a missing tool skips locally and fails under CI=true).
+    .target(name: "TestSupport", path: "Tests/TestSupport"),
+
     .testTarget(name: "TPEngineTests", dependencies: ["TPEngine"]),
-    .testTarget(name: "IntegrationTests", dependencies: ["TPEngine"]),
-    .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),
-    .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry"]),
+    .testTarget(name: "IntegrationTests", dependencies: ["TPEngine", "TestSupport"]),
+    .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "TestSupport"]),
+    .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "TestSupport"]),
   ]
 )
