@@ -126,12 +126,8 @@ def fit_utf8(text, capacity):
     b = text.encode("utf-8", "replace")
     if len(b) <= capacity:
         return b
-    b = b[:capacity]
-    while b and (b[-1] & 0xC0) == 0x80:  # drop a partial trailing character
-        b = b[:-1]
-    if b and b[-1] >= 0xC0:
-        b = b[:-1]
-    return b
+    # the text was just encoded, so only the cut tail can be a partial character
+    return b[:capacity].decode("utf-8", "ignore").encode("utf-8")
 
 
 def encode_event(kind, step, rank, timestamp_ns, text=""):

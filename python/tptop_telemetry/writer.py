@@ -213,8 +213,9 @@ class RankWriter:
 
     def checkpointing(self):
         """Marks the rank checkpointing until ``checkpoint_saved``."""
-        self._resume_state = self._state if self._state != "checkpointing" else "running"
-        self.set_state("checkpointing")
+        if self._state != "checkpointing":
+            self._resume_state = self._state
+            self.set_state("checkpointing")
 
     _resume_state = "running"
 
