@@ -247,8 +247,11 @@ def shard_norms(model, before):
 def parse_args():
     here = os.path.dirname(os.path.abspath(__file__))
     p = argparse.ArgumentParser(description="Megatron-style tensor-parallel GPT on CPUs, watched by tptop.")
-    p.add_argument("--tp", type=int, default=0, help="tensor-parallel size t (default: the world size / --dp)")
-    p.add_argument("--dp", type=int, default=0, help="data-parallel size d (default: the world size / t)")
+    env = os.environ
+    p.add_argument("--tp", type=int, default=int(env.get("TPTOP_TP", 0)),
+                   help="tensor-parallel size t (default: $TPTOP_TP, else the world size / --dp)")
+    p.add_argument("--dp", type=int, default=int(env.get("TPTOP_DP", 0)),
+                   help="data-parallel size d (default: $TPTOP_DP, else the world size / t)")
     p.add_argument("--job", default=os.environ.get("TPTOP_JOB"), help="telemetry job name (default: $TPTOP_JOB)")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--layers", type=int, default=2)
