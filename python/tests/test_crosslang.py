@@ -27,13 +27,20 @@ def same(a, b, key):
     return a == b
 
 
-class SwiftWritesPythonReads(unittest.TestCase):
+class WithTptop(unittest.TestCase):
+    """A test against the built tptop, with a job name of its own (removed afterwards)."""
+    tag = "job"
+
     def setUp(self):
         self.tptop = binary("tptop")
-        self.job = support.job_name("s2p")
+        self.job = support.job_name(self.tag)
 
     def tearDown(self):
         support.remove(self.job)
+
+
+class SwiftWritesPythonReads(WithTptop):
+    tag = "s2p"
 
     def test_every_record_reads_as_tptop_exports_it(self):
         out = run([self.tptop, "synthetic-job", "--job", self.job, "--ranks", "2", "--tp", "2",
@@ -67,13 +74,8 @@ class SwiftWritesPythonReads(unittest.TestCase):
         r.close()
 
 
-class PythonWritesSwiftReads(unittest.TestCase):
-    def setUp(self):
-        self.tptop = binary("tptop")
-        self.job = support.job_name("p2s")
-
-    def tearDown(self):
-        support.remove(self.job)
+class PythonWritesSwiftReads(WithTptop):
+    tag = "p2s"
 
     def test_tptop_export_watch_and_ls_read_python_records(self):
         job = Job.create(self.job, world_size=2, tp=2, dp=1, total_steps=8,
@@ -128,10 +130,11 @@ class PythonWritesSwiftReads(unittest.TestCase):
         job.close()
 
 
-class PythonJobObeysTptop(unittest.TestCase):
+class PythonJobObeysTptop(WithTptop):
+    tag = "ctl"
+
     def setUp(self):
-        self.tptop = binary("tptop")
-        self.job = support.job_name("ctl")
+        super().setUp()
         self.procs = []
 
     def tearDown(self):
@@ -140,7 +143,7 @@ class PythonJobObeysTptop(unittest.TestCase):
                 p.kill()
             p.wait()
             p.stdout.close()
-        support.remove(self.job)
+        super().tearDown()
 
     def start(self, rank):
         p = subprocess.Popen([sys.executable, os.path.join(HERE, "control_job.py"), self.job, str(rank), "2",

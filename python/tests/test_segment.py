@@ -70,7 +70,7 @@ class SegmentTests(unittest.TestCase):
         for off, fmt, value, text in [
             (L.Header.OWNER_UID, "I", os.geteuid() + 1, "belongs to uid"),
             (L.Header.VERSION_MAJOR, "I", 2, "major version 2"),
-            (L.Header.RINGS_OFFSET, "Q", 4096, "corrupt (ring offset"),
+            (L.Header.RINGS_OFFSET, "Q", 4096, "corrupt (ring offset 4096"),
             (L.Header.READY, "Q", 0, "not ready"),
             (L.Header.MAGIC, "Q", 0x1234, "wrong magic"),
         ]:

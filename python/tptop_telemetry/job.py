@@ -77,16 +77,10 @@ class Job:
             # posix_fallocate zero-fills: write the fields, then the magic, then `ready`
             m.set(H.VERSION_MAJOR, "I", L.VERSION_MAJOR)
             m.set(H.VERSION_MINOR, "I", L.VERSION_MINOR)
-            for off, v in ((H.TOTAL_SIZE, g.total_size), (H.HEADER_SIZE, H.SIZE),
-                           (H.JOB_DESCRIPTION_OFFSET, g.job_description_offset),
-                           (H.JOB_DESCRIPTION_SIZE, g.job_description_size),
-                           (H.CONTROL_OFFSET, g.control_offset), (H.CONTROL_SIZE, C.SIZE),
-                           (H.RANK_HEADERS_OFFSET, g.rank_headers_offset),
-                           (H.RANK_HEADER_STRIDE, L.RankHeader.STRIDE), (H.RINGS_OFFSET, g.rings_offset),
-                           (H.RING_STRIDE, g.ring_stride), (H.SLOT_COUNT, slot_count),
-                           (H.SLOT_SIZE, L.Slot.SIZE), (H.CREATION_TIME_NS, time.time_ns()),
-                           (H.INCARNATION, random.SystemRandom().getrandbits(64)),
-                           (H.TOTAL_STEPS, total_steps)):
+            words = list(g.header_words().values()) + [
+                (H.SLOT_COUNT, slot_count), (H.CREATION_TIME_NS, time.time_ns()),
+                (H.INCARNATION, random.SystemRandom().getrandbits(64)), (H.TOTAL_STEPS, total_steps)]
+            for off, v in words:
                 m.set_u64(off, v)
             for off, v in ((H.OWNER_UID, os.geteuid()), (H.WORLD_SIZE, world_size), (H.TP, tp), (H.DP, dp),
                            (H.SHARD_COUNT, len(shards)), (H.SHARD_ENTRY_SIZE, g.shard_entry_size),

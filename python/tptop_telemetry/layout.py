@@ -20,45 +20,25 @@ MAX_SHARD_COUNT = 1024
 
 
 class Header:
-    """Header page field offsets."""
+    """Header page field offsets (grouped as the table in docs/TELEMETRY.md draws them)."""
     SIZE = 4096
     MAGIC = 0  # u64
-    VERSION_MAJOR = 8  # u32
-    VERSION_MINOR = 12  # u32
-    TOTAL_SIZE = 16  # u64
-    HEADER_SIZE = 24  # u64, = 4096
-    JOB_DESCRIPTION_OFFSET = 32  # u64
-    JOB_DESCRIPTION_SIZE = 40  # u64
-    CONTROL_OFFSET = 48  # u64
-    CONTROL_SIZE = 56  # u64, = 4096
-    RANK_HEADERS_OFFSET = 64  # u64
-    RANK_HEADER_STRIDE = 72  # u64, = 128
-    RINGS_OFFSET = 80  # u64
-    RING_STRIDE = 88  # u64, = slot_count * slot_size
-    SLOT_COUNT = 96  # u64, power of two
-    SLOT_SIZE = 104  # u64, = 256
-    CREATION_TIME_NS = 112  # u64, CLOCK_REALTIME ns
-    INCARNATION = 120  # u64, random nonce
-    OWNER_UID = 128  # u32
-    WORLD_SIZE = 132  # u32
-    TP = 136  # u32
-    DP = 140  # u32
+    VERSION_MAJOR, VERSION_MINOR = 8, 12  # u32 each
+    TOTAL_SIZE, HEADER_SIZE = 16, 24  # u64: bytes of the segment, 4096
+    JOB_DESCRIPTION_OFFSET, JOB_DESCRIPTION_SIZE = 32, 40  # u64 each
+    CONTROL_OFFSET, CONTROL_SIZE = 48, 56  # u64; the size is 4096
+    RANK_HEADERS_OFFSET, RANK_HEADER_STRIDE = 64, 72  # u64; the stride is 128
+    RINGS_OFFSET, RING_STRIDE = 80, 88  # u64; stride = slot count * slot size
+    SLOT_COUNT, SLOT_SIZE = 96, 104  # u64: a power of two, 256
+    CREATION_TIME_NS, INCARNATION = 112, 120  # u64: CLOCK_REALTIME ns, random nonce
+    OWNER_UID, WORLD_SIZE, TP, DP = 128, 132, 136, 140  # u32 each
     TOTAL_STEPS = 144  # u64
-    MODEL_LAYERS = 152  # u32
-    MODEL_HEADS = 156
-    MODEL_CHANNELS = 160
-    MODEL_VOCAB = 164
-    MODEL_PADDED_VOCAB = 168
-    MODEL_MAX_SEQ = 172
-    MODEL_BATCH = 176
-    MODEL_SEQ = 180
-    SHARD_COUNT = 184  # u32
-    SHARD_ENTRY_SIZE = 188  # u32, = 128 + 128 * tp
-    CREATOR_PID = 192  # u32
-    JOB_NAME = 200  # 64 bytes UTF-8, NUL padded
-    JOB_NAME_CAPACITY = 64
-    PRESET_NAME = 264  # 32 bytes
-    PRESET_NAME_CAPACITY = 32
+    # model, u32 each
+    MODEL_LAYERS, MODEL_HEADS, MODEL_CHANNELS, MODEL_VOCAB = 152, 156, 160, 164
+    MODEL_PADDED_VOCAB, MODEL_MAX_SEQ, MODEL_BATCH, MODEL_SEQ = 168, 172, 176, 180
+    SHARD_COUNT, SHARD_ENTRY_SIZE, CREATOR_PID = 184, 188, 192  # u32; entry size = 128 + 128 * tp
+    JOB_NAME, JOB_NAME_CAPACITY = 200, 64  # UTF-8, NUL padded
+    PRESET_NAME, PRESET_NAME_CAPACITY = 264, 32
     READY = 512  # u64, written last
 
 
@@ -98,20 +78,11 @@ class Control:
 class RankHeader:
     """Per-rank header, one 128-byte line per world rank, written only by that rank."""
     STRIDE = 128
-    WRITE_INDEX = 0  # u64
-    HEARTBEAT_NS = 8  # u64, CLOCK_MONOTONIC ns
-    STATE = 16  # u64
-    LAST_STEP = 24  # u64
-    ACKED_DESIRED_STATE = 32  # u64
-    ACKED_STEP = 40  # u64
-    CHECKPOINTS_SAVED = 48  # u64
-    LAST_CHECKPOINT_STEP = 56  # u64
-    PID = 64  # u32
-    WORLD_RANK = 68  # u32
-    LOCAL_RANK = 72  # u32
-    ATTACHED = 76  # u32
-    HOST = 80  # 48 bytes
-    HOST_CAPACITY = 48
+    WRITE_INDEX, HEARTBEAT_NS, STATE, LAST_STEP = 0, 8, 16, 24  # u64: head, CLOCK_MONOTONIC ns, state, step
+    ACKED_DESIRED_STATE, ACKED_STEP = 32, 40  # u64: what this rank applied, and at which step
+    CHECKPOINTS_SAVED, LAST_CHECKPOINT_STEP = 48, 56  # u64
+    PID, WORLD_RANK, LOCAL_RANK, ATTACHED = 64, 68, 72, 76  # u32 each
+    HOST, HOST_CAPACITY = 80, 48
     ATTACHED_VALUE = 0x52544141  # "AATR"
 
 
@@ -200,6 +171,23 @@ class Geometry:
         self.rings_offset = self.rank_headers_offset + self.rank_headers_size
         self.ring_stride = slot_count * Slot.SIZE
         self.total_size = self.rings_offset + world_size * self.ring_stride
+
+    def header_words(self):
+        """Every u64 size and offset field of the header by what it is: (offset, value).
+        Creators write them; readers recompute them and refuse a header that differs."""
+        return {
+            "header size": (Header.HEADER_SIZE, Header.SIZE),
+            "job-description offset": (Header.JOB_DESCRIPTION_OFFSET, self.job_description_offset),
+            "job-description size": (Header.JOB_DESCRIPTION_SIZE, self.job_description_size),
+            "control offset": (Header.CONTROL_OFFSET, self.control_offset),
+            "control size": (Header.CONTROL_SIZE, Control.SIZE),
+            "rank-header offset": (Header.RANK_HEADERS_OFFSET, self.rank_headers_offset),
+            "rank-header stride": (Header.RANK_HEADER_STRIDE, RankHeader.STRIDE),
+            "ring offset": (Header.RINGS_OFFSET, self.rings_offset),
+            "ring stride": (Header.RING_STRIDE, self.ring_stride),
+            "slot size": (Header.SLOT_SIZE, Slot.SIZE),
+            "total size": (Header.TOTAL_SIZE, self.total_size),
+        }
 
     def rank_header_offset(self, rank):
         return self.rank_headers_offset + rank * RankHeader.STRIDE

@@ -206,20 +206,7 @@ def validate(m, job, check_owner=True):
     if dp < 1 or tp * dp != world:
         raise corrupt(f"t {tp} × d {dp} ≠ world size {world}")
     g = Geometry(world, tp, shard_count, slots)
-    expected = [
-        (H.HEADER_SIZE, H.SIZE, "header size"),
-        (H.JOB_DESCRIPTION_OFFSET, g.job_description_offset, "job-description offset"),
-        (H.JOB_DESCRIPTION_SIZE, g.job_description_size, "job-description size"),
-        (H.CONTROL_OFFSET, g.control_offset, "control offset"),
-        (H.CONTROL_SIZE, C.SIZE, "control size"),
-        (H.RANK_HEADERS_OFFSET, g.rank_headers_offset, "rank-header offset"),
-        (H.RANK_HEADER_STRIDE, L.RankHeader.STRIDE, "rank-header stride"),
-        (H.RINGS_OFFSET, g.rings_offset, "ring offset"),
-        (H.RING_STRIDE, g.ring_stride, "ring stride"),
-        (H.SLOT_SIZE, L.Slot.SIZE, "slot size"),
-        (H.TOTAL_SIZE, g.total_size, "total size"),
-    ]
-    for off, want, what in expected:
+    for what, (off, want) in g.header_words().items():
         if m.u64(off) != want:
             raise corrupt(f"{what} {m.u64(off)}, expected {want}")
     if m.u32(H.SHARD_ENTRY_SIZE) != g.shard_entry_size:

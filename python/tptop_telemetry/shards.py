@@ -25,24 +25,19 @@ def gpt2_shards(layers, channels, heads, padded_vocab, max_seq, tp):
     def split(name, shape, kind, dim, ranks, desc):
         return dict(name=name, shape=shape, split=kind, split_dim=dim, ranks=ranks, descriptions=desc)
 
+    per_layer = [L, C]
     return [
         split("wte", [Vp, C], "vocab", 0, [[(r * vl, (r + 1) * vl)] for r in range(t)],
               [f"vocab rows {r * vl}–{(r + 1) * vl - 1} of {Vp}" for r in range(t)]),
-        rep("wpe", [T, C]),
-        rep("ln1w", [L, C]),
-        rep("ln1b", [L, C]),
+        rep("wpe", [T, C]), rep("ln1w", per_layer), rep("ln1b", per_layer),
         split("qkvw", [L, 3 * C, C], "column", 1, qkv_ranks, qkv_desc),
         split("qkvb", [L, 3 * C], "column", 1, qkv_ranks, qkv_desc),
         split("attprojw", [L, C, C], "row", 2, col_c,
               [f"{heads_of(r)}: input cols {r * cl}–{(r + 1) * cl - 1} of {C}" for r in range(t)]),
-        rep("attprojb", [L, C]),
-        rep("ln2w", [L, C]),
-        rep("ln2b", [L, C]),
+        rep("attprojb", per_layer), rep("ln2w", per_layer), rep("ln2b", per_layer),
         split("fcw", [L, 4 * C, C], "column", 1, col_f, fc_desc),
         split("fcb", [L, 4 * C], "column", 1, col_f, fc_desc),
         split("fcprojw", [L, C, 4 * C], "row", 2, col_f,
               [f"input cols {r * fl}–{(r + 1) * fl - 1} of {4 * C}" for r in range(t)]),
-        rep("fcprojb", [L, C]),
-        rep("lnfw", [C]),
-        rep("lnfb", [C]),
+        rep("fcprojb", per_layer), rep("lnfw", [C]), rep("lnfb", [C]),
     ]
