@@ -27,7 +27,8 @@ public enum Runner: String, CaseIterable, Sendable {
       } else if let python = Launcher.findExecutable("python3", nextToSelf: false) {
         launcher = [python, "-m", "torch.distributed.run"]
       } else {
-        throw ControlError("neither torchrun nor python3 found on PATH: install PyTorch (apt-get install python3-torch)")
+        throw ControlError(
+          "neither torchrun nor python3 found on PATH: install PyTorch (apt-get install python3-torch)")
       }
       return [env] + plan.torchrunEnvironment + launcher + plan.torchrunArguments
     }
