@@ -121,11 +121,15 @@ public enum Launcher {
   /// - Throws: `ControlError` (one line) when mpirun or tptrain cannot be found or started.
   /// With `restarts` > 0 the job runs under `tptop supervise` (this executable), which
   /// relaunches it from its latest checkpoint when a rank dies.
-  public static func start(_ plan: LaunchPlan, restarts: Int = 0) throws -> LaunchedJob {
-    guard let mpirun = findExecutable("mpirun", nextToSelf: false) else {
+  /// With `runner` other than mpirun, its command line (`Runner.command(for:)`) starts the job.
+  public static func start(_ plan: LaunchPlan, restarts: Int = 0, runner: Runner = .mpirun) throws -> LaunchedJob {
+    let runnerCommand = try runner.command(for: plan)
+    let mpirun = runnerCommand != nil ? "" : findExecutable("mpirun", nextToSelf: false)
+    let tptrain = runnerCommand != nil ? "" : findExecutable("tptrain")
+    guard let mpirun else {
       throw ControlError("mpirun not found on PATH: install Open MPI (apt-get install openmpi-bin)")
     }
-    guard let tptrain = findExecutable("tptrain") else {
+    guard let tptrain else {
       throw ControlError("tptrain not found next to tptop or on PATH: build it with `swift build --product tptrain`")
     }
     let logDir = LogFiles.directory
@@ -138,7 +142,9 @@ public enum Launcher {
     let cores = ProcessInfo.processInfo.activeProcessorCount
     let program: String
     let args: [String]
-    if restarts > 0 {
+    if let command = runnerCommand {
+      (program, args) = (command[0], command)
+    } else if restarts > 0 {
       program = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
       args = plan.superviseArguments(tptop: program, mpirun: mpirun, tptrain: tptrain, restarts: restarts, cores: cores)
     } else {
