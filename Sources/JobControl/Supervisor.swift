@@ -75,6 +75,7 @@ public final class JobSupervisor: @unchecked Sendable {
   private var current: Process?
   private var stopRequested = false
 
+  /// A supervisor of `mpirun tptrain arguments`; nothing runs until `run()`.
   public init(mpirun: [String], tptrain: String, arguments: [String], restarts: Int) {
     self.mpirun = mpirun
     self.tptrain = tptrain
