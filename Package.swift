@@ -67,10 +67,13 @@ let package = Package(
       ],
       swiftSettings: fast),
 
+    // Helpers shared by the test targets (a missing tool skips locally and fails under CI=true).
+    .target(name: "TestSupport", path: "Tests/TestSupport"),
+
     .testTarget(name: "TPEngineTests", dependencies: ["TPEngine"]),
-    .testTarget(name: "IntegrationTests", dependencies: ["TPEngine", "JobControl"]),
-    .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),
-    .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "JobControl"]),
+    .testTarget(name: "IntegrationTests", dependencies: ["TPEngine", "JobControl", "TestSupport"]),
+    .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "TestSupport"]),
+    .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "JobControl", "TestSupport"]),
     .testTarget(name: "JobControlTests", dependencies: ["JobControl", "CheckpointLayout"]),
     .testTarget(name: "TrainingSetupTests", dependencies: ["TrainingSetup", "TPEngine", "CheckpointLayout"]),
   ]

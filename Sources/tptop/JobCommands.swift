@@ -246,7 +246,9 @@ struct ExportJob: ParsableCommand {
   var job: String
   @Option(help: "Output format: jsonl or csv.")
   var format: String
-  @Option(name: [.short, .long], help: "Output file (default: standard output).")
+  @Option(name: [.short, .long], help: ArgumentHelp(
+    "Output file (default or '-': standard output).",
+    discussion: "A regular file is replaced atomically; a symbolic link, device or FIFO is written through."))
   var output: String?
 
   func validate() throws {
@@ -270,13 +272,14 @@ struct ExportJob: ParsableCommand {
       for r in records { out += TelemetryExport.line(r, format: fmt) + "\n" }
       count += records.count
     }
-    if let path = output {
-      guard FileManager.default.createFile(atPath: path, contents: Data(out.utf8)) else {
-        throw failure("cannot write \(path): check the directory exists and is writable")
-      }
+    let path = output ?? "-"
+    do {
+      try OutputFile.write(Array(out.utf8), to: path)
+    } catch let e as OutputFile.Failure {
+      throw failure(e.description)
+    }
+    if path != "-" {
       FileHandle.standardError.write(Data("exported \(count) records (\(lost) already overwritten) to \(path)\n".utf8))
-    } else {
-      FileHandle.standardOutput.write(Data(out.utf8))
     }
   }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import JobControl
 import Telemetry
+import TestSupport
 import XCTest
 
 /// The dashboard in a real terminal (tmux with its own socket and a fixed size) attached to a real
@@ -84,7 +85,7 @@ final class EndToEndTests: XCTestCase {
       let help = EndToEndTests.sh(["\(binDir)/tptrain", "--help"]).1
       if !help.contains("--job") { missing.append("tptrain --job support (not in `tptrain --help`)") }
     }
-    if !missing.isEmpty { throw XCTSkip("end-to-end dashboard test needs: " + missing.joined(separator: "; ")) }
+    if !missing.isEmpty { throw MissingTool.error("end-to-end dashboard test needs: " + missing.joined(separator: "; ")) }
     socket = "tptop-e2e-\(getpid())"
     job = "e2e-dash-\(getpid())"
     logDir = NSTemporaryDirectory() + "tptop-e2e-\(getpid())"

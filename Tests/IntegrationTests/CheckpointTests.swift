@@ -1,5 +1,6 @@
 import Foundation
 import JobControl
+import TestSupport
 import XCTest
 
 /// Checkpoints, exact resume, re-sharding on load, fallback past damaged checkpoints, SIGTERM,
@@ -169,8 +170,8 @@ final class CheckpointTests: XCTestCase {
   func testKilledRankIsRestartedFromCheckpoint() throws {
     let tptop = Harness.productsDirectory.appendingPathComponent("tptop").path
     let help = try Harness.run(tptop, ["supervise", "--help"], timeout: 30)
-    try XCTSkipUnless(help.status == 0 && help.stdout.contains("--restart"),
-                      "`tptop supervise` (SuperviseCommand) is not among tptop's subcommands yet")
+    XCTAssertEqual(help.status, 0, "tptop supervise --help: \(help.stderr)")
+    XCTAssertTrue(help.stdout.contains("--restart"), "tptop supervise --help names --restart")
     let steps = 1000
     let train = common + ["--tp", "2", "--steps", "\(steps)"]
     _ = try Harness.train(np: 2, train + ["--log", path("ref.jsonl")])
