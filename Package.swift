@@ -30,27 +30,39 @@ let package = Package(
 
     // Typed wrapper over MPI communicators and collectives (the only importer of CMPI).
     .target(name: "TPComm", dependencies: ["CMPI"], swiftSettings: fast),
+    // Checkpoint directory layout and manifest: the rules tptrain writes by and others read by. No MPI.
+    .target(name: "CheckpointLayout", swiftSettings: fast),
     // The tensor-parallel GPT-2 engine (the only importer of CBLAS and CSched).
-    .target(name: "TPEngine", dependencies: ["TPComm", "CBLAS", "CSched"], swiftSettings: fast),
+    .target(name: "TPEngine", dependencies: ["TPComm", "CBLAS", "CSched", "CheckpointLayout"], swiftSettings: fast),
+    // tptrain's flags and run set-up rules (model, settings, resume, checkpoint directory), without MPI calls.
+    .target(
+      name: "TrainingSetup",
+      dependencies: [
+        "TPEngine", "CheckpointLayout",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: fast),
     // Shared-memory telemetry segment: rings, control page, readers. No MPI, no curses.
     .target(
       name: "Telemetry",
       dependencies: [.product(name: "Atomics", package: "swift-atomics")],
       swiftSettings: fast),
+    // Launching and supervising jobs: mpirun, its failure report, restarts from the latest checkpoint.
+    .target(name: "JobControl", dependencies: ["Telemetry", "CheckpointLayout"], swiftSettings: fast),
     // Dashboard: view model, cell grid, themes; the curses backend is its only curses code.
-    .target(name: "Dashboard", dependencies: ["Telemetry", "CCurses"], swiftSettings: fast),
+    .target(name: "Dashboard", dependencies: ["Telemetry", "JobControl", "CCurses"], swiftSettings: fast),
 
     .executableTarget(
       name: "tptrain",
       dependencies: [
-        "TPEngine", "TPComm", "Telemetry",
+        "TPEngine", "TPComm", "Telemetry", "TrainingSetup", "CheckpointLayout",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),
     .executableTarget(
       name: "tptop",
       dependencies: [
-        "Telemetry", "Dashboard",
+        "Telemetry", "Dashboard", "JobControl",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),
@@ -59,8 +71,10 @@ let package = Package(
     .target(name: "TestSupport", path: "Tests/TestSupport"),
 
     .testTarget(name: "TPEngineTests", dependencies: ["TPEngine"]),
-    .testTarget(name: "IntegrationTests", dependencies: ["TPEngine", "TestSupport"]),
+    .testTarget(name: "IntegrationTests", dependencies: ["TPEngine", "JobControl", "TestSupport"]),
     .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "TestSupport"]),
-    .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "TestSupport"]),
+    .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "JobControl", "TestSupport"]),
+    .testTarget(name: "JobControlTests", dependencies: ["JobControl", "CheckpointLayout"]),
+    .testTarget(name: "TrainingSetupTests", dependencies: ["TrainingSetup", "TPEngine", "CheckpointLayout"]),
   ]
 )

@@ -7,6 +7,7 @@
 //   [4096, 4096 + 4P)    AdamW first moment m, fp32, global tensors in llm.c order (P = parameters)
 //   [4096 + 4P, 4096 + 8P) AdamW second moment v, same order
 
+import CheckpointLayout
 import Foundation
 import Glibc
 
@@ -17,36 +18,7 @@ public let trainingStateVersion: Int64 = 1
 /// Bytes before the first moment tensor in state.bin.
 public let trainingStateHeaderBytes = 4096
 
-/// The run's configuration as saved in a checkpoint: what must match (or be re-derived) on
-/// resume for the continuation to be exact. Floats are kept as exact bit patterns.
-public struct RunConfiguration: Codable, Sendable, Equatable {
-  // model
-  public var layers: Int
-  public var heads: Int
-  public var channels: Int
-  public var vocab: Int
-  public var paddedVocab: Int
-  public var maxSeq: Int
-  // batch
-  public var batch: Int
-  public var seq: Int
-  public var totalSteps: Int
-  // optimizer and schedule (fp32 bit patterns)
-  public var learningRateBits: UInt32
-  public var beta1Bits: UInt32
-  public var beta2Bits: UInt32
-  public var epsBits: UInt32
-  public var weightDecayBits: UInt32
-  public var gradClipBits: UInt32
-  public var schedule: String
-  public var warmupSteps: Int
-  public var minFractionBits: UInt32
-  // data and randomness
-  public var dataPath: String
-  public var dataTokens: Int
-  /// Seed of the initialisation: the only random number generator state (no RNG runs after init).
-  public var seed: UInt64
-
+extension RunConfiguration {
   /// The model shape this configuration describes.
   public var model: GPTConfig {
     GPTConfig(maxSeqLen: maxSeq, vocabSize: vocab, paddedVocabSize: paddedVocab, numLayers: layers,
@@ -72,16 +44,15 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     return s
   }
 
+  /// The configuration of a run of model `c` with these batch, optimizer, data and seed settings.
   public init(model c: GPTConfig, batch: Int, seq: Int, totalSteps: Int, optimizer o: AdamWConfig,
               schedule s: LRSchedule, dataPath: String, dataTokens: Int, seed: UInt64) {
-    layers = c.numLayers; heads = c.numHeads; channels = c.channels
-    vocab = c.vocabSize; paddedVocab = c.paddedVocabSize; maxSeq = c.maxSeqLen
-    self.batch = batch; self.seq = seq; self.totalSteps = totalSteps
-    learningRateBits = o.learningRate.bitPattern; beta1Bits = o.beta1.bitPattern
-    beta2Bits = o.beta2.bitPattern; epsBits = o.eps.bitPattern
-    weightDecayBits = o.weightDecay.bitPattern; gradClipBits = o.gradClip.bitPattern
-    schedule = s.kind.rawValue; warmupSteps = s.warmupSteps; minFractionBits = s.minFraction.bitPattern
-    self.dataPath = dataPath; self.dataTokens = dataTokens; self.seed = seed
+    self.init(layers: c.numLayers, heads: c.numHeads, channels: c.channels, vocab: c.vocabSize,
+              paddedVocab: c.paddedVocabSize, maxSeq: c.maxSeqLen, batch: batch, seq: seq, totalSteps: totalSteps,
+              learningRateBits: o.learningRate.bitPattern, beta1Bits: o.beta1.bitPattern, beta2Bits: o.beta2.bitPattern,
+              epsBits: o.eps.bitPattern, weightDecayBits: o.weightDecay.bitPattern, gradClipBits: o.gradClip.bitPattern,
+              schedule: s.kind.rawValue, warmupSteps: s.warmupSteps, minFractionBits: s.minFraction.bitPattern,
+              dataPath: dataPath, dataTokens: dataTokens, seed: seed)
   }
 }
 
@@ -171,41 +142,5 @@ extension JSONEncoder {
     let e = JSONEncoder()
     e.outputFormatting = [.sortedKeys]
     return e
-  }
-}
-
-// MARK: Signals
-
-/// Signal number received (0 = none). Written only by the signal handler; a plain word read at
-/// step boundaries. Initialised statically, so the handler never runs lazy initialisation.
-nonisolated(unsafe) private var pendingStopSignal: Int32 = 0
-
-/// SIGTERM/SIGINT handling: the handler only records the signal; the trainer combines the flag
-/// of every rank at the next step boundary, checkpoints, and stops.
-public enum StopSignal {
-  /// Installs the recording handler for `signals` (default SIGTERM and SIGINT).
-  public static func install(_ signals: [Int32] = [SIGTERM, SIGINT]) {
-    pendingStopSignal = 0
-    for s in signals {
-      var action = sigaction()
-      action.__sigaction_handler.sa_handler = { sig in pendingStopSignal = sig }
-      sigemptyset(&action.sa_mask)
-      action.sa_flags = SA_RESTART
-      sigaction(s, &action, nil)
-    }
-  }
-
-  /// The signal received since `install`, or 0.
-  public static var received: Int32 { pendingStopSignal }
-
-  /// Conventional name of `signal`, e.g. "SIGTERM".
-  public static func name(_ signal: Int32) -> String {
-    switch signal {
-    case SIGTERM: return "SIGTERM"
-    case SIGINT: return "SIGINT"
-    case SIGHUP: return "SIGHUP"
-    case SIGUSR1: return "SIGUSR1"
-    default: return "signal \(signal)"
-    }
   }
 }

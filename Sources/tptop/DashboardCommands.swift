@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dashboard
 import Foundation
+import JobControl
 import Telemetry
 
 // The interactive dashboard commands: demo, launch, attach, the default (plain `tptop`), and the

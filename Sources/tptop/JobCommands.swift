@@ -325,27 +325,44 @@ func controlCommand(_ job: String, _ desired: DesiredState, _ wait: WaitOptions)
   }
 }
 
-struct PauseJob: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "pause", abstract: "Pause a job at its next step boundary (all ranks at the same step).")
+/// The job and wait options of a run-state command.
+struct RunStateOptions: ParsableArguments {
   @OptionGroup var target: JobArgument
   @OptionGroup var wait: WaitOptions
-  func run() throws { try controlCommand(target.job, .pause, wait) }
 }
 
-struct ResumeJob: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "resume", abstract: "Resume a paused job.")
-  @OptionGroup var target: JobArgument
-  @OptionGroup var wait: WaitOptions
-  func run() throws { try controlCommand(target.job, .run, wait) }
+/// A command that asks a job for one run state; `run()` writes the request and waits.
+protocol RunStateCommand: ParsableCommand {
+  /// The subcommand's name.
+  static var name: String { get }
+  /// Its one-line help.
+  static var abstract: String { get }
+  /// The state asked for.
+  static var desired: DesiredState { get }
+  var options: RunStateOptions { get }
 }
 
-struct StopJob: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "stop", abstract: "Stop a job cleanly at its next step boundary (final: it cannot be resumed).")
-  @OptionGroup var target: JobArgument
-  @OptionGroup var wait: WaitOptions
-  func run() throws { try controlCommand(target.job, .stop, wait) }
+extension RunStateCommand {
+  static var configuration: CommandConfiguration { CommandConfiguration(commandName: name, abstract: abstract) }
+  func run() throws { try controlCommand(options.target.job, Self.desired, options.wait) }
+}
+
+struct PauseJob: RunStateCommand {
+  static let (name, desired) = ("pause", DesiredState.pause)
+  static let abstract = "Pause a job at its next step boundary (all ranks at the same step)."
+  @OptionGroup var options: RunStateOptions
+}
+
+struct ResumeJob: RunStateCommand {
+  static let (name, desired) = ("resume", DesiredState.run)
+  static let abstract = "Resume a paused job."
+  @OptionGroup var options: RunStateOptions
+}
+
+struct StopJob: RunStateCommand {
+  static let (name, desired) = ("stop", DesiredState.stop)
+  static let abstract = "Stop a job cleanly at its next step boundary (final: it cannot be resumed)."
+  @OptionGroup var options: RunStateOptions
 }
 
 struct CheckpointJob: ParsableCommand {

@@ -1,4 +1,4 @@
-import Dashboard
+import JobControl
 import XCTest
 
 /// The torchrun runner's command line (`tptop launch --runner torchrun`); the PyTorch job it

@@ -12,22 +12,22 @@ public enum Runner: String, CaseIterable, Sendable {
 
   /// The command line (program first) that starts `plan` with this runner; nil for mpirun,
   /// whose command line the launcher builds itself.
-  /// - Throws: `ControlError` (one line) when the runner cannot be found.
+  /// - Throws: `LaunchError` (one line) when the runner cannot be found.
   public func command(for plan: LaunchPlan) throws -> [String]? {
     switch self {
     case .mpirun:
       return nil
     case .torchrun:
-      guard let env = Launcher.findExecutable("env", nextToSelf: false) else {
-        throw ControlError("env not found on PATH: cannot pass the job name to torchrun")
+      guard let env = Executables.find("env", nextToSelf: false) else {
+        throw LaunchError("env not found on PATH: cannot pass the job name to torchrun")
       }
       let launcher: [String]
-      if let torchrun = Launcher.findExecutable("torchrun", nextToSelf: false) {
+      if let torchrun = Executables.find("torchrun", nextToSelf: false) {
         launcher = [torchrun]
-      } else if let python = Launcher.findExecutable("python3", nextToSelf: false) {
+      } else if let python = Executables.find("python3", nextToSelf: false) {
         launcher = [python, "-m", "torch.distributed.run"]
       } else {
-        throw ControlError(
+        throw LaunchError(
           "neither torchrun nor python3 found on PATH: install PyTorch (apt-get install python3-torch)")
       }
       return [env] + plan.torchrunEnvironment + launcher + plan.torchrunArguments
