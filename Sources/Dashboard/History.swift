@@ -102,6 +102,9 @@ public final class JobHistory {
   public private(set) var culprit: (rank: Int, text: String)?
   /// Wall time of the last poll.
   public private(set) var lastPoll: Double = 0
+  /// The last step of the incarnation a supervisor replaced: a failure read from the log after
+  /// the restart is dated there, not at the new incarnation's step.
+  private var failedIncarnationStep: Int?
 
   /// Creates an empty history for `job`.
   public init(job: JobSpec) {
@@ -122,6 +125,11 @@ public final class JobHistory {
   public func ingest(_ p: SourcePoll, now: Double = Date().timeIntervalSince1970) {
     lastPoll = now
     var changed = false
+    if let r = p.restart {
+      job.name = r.jobName
+      failedIncarnationStep = r.failedAtStep
+      changed = true
+    }
     if p.ranks != ranks {
       // Announce newly failed ranks once.
       for r in p.ranks where r.state == .failed && (r.rank >= ranks.count || ranks[r.rank].state != .failed) {
@@ -157,7 +165,7 @@ public final class JobHistory {
     guard culprit == nil, let report = MPIFailureReport.parse(log.lines.suffix(log.lines.count).joined(separator: "\n")),
           let r = report.rank else { return }
     culprit = (r, report.mpirunWords)
-    events.append(JobEvent(kind: .rankFailed, rank: r, step: samples[safe: r]?.last?.step ?? 0,
+    events.append(JobEvent(kind: .rankFailed, rank: r, step: failedIncarnationStep ?? samples[safe: r]?.last?.step ?? 0,
                            wallTime: Date().timeIntervalSince1970, text: "mpirun: rank \(r) \(report.mpirunWords)"))
   }
 

@@ -235,6 +235,9 @@ public struct SourcePoll: Sendable {
   public var desired: RunRequest = .run
   /// False once the job's segment is gone.
   public var alive: Bool = true
+  /// Set when the source switched to a supervisor's next incarnation: its job name, and the
+  /// last step the failed incarnation reached (failures found later are dated there).
+  public var restart: (jobName: String, failedAtStep: Int)? = nil
 
   /// Creates an empty poll result.
   public init() {}

@@ -44,19 +44,22 @@ public final class TelemetrySource: JobSource {
   /// The job name of the incarnation being read.
   public var currentJobName: String { reader.info.description.name }
 
-  /// Switches to the next incarnation when the supervisor has started one.
-  private func followRestart(now: Double) -> JobEvent? {
+  /// Switches to the next incarnation when the supervisor has started one; returns the event
+  /// and the step the failed incarnation reached.
+  private func followRestart(now: Double) -> (JobEvent, failedAtStep: Int)? {
     let next = "\(baseName).r\(incarnation + 1)"
     guard followRestarts, access("/dev/shm/" + SegmentName.prefix + next, F_OK) == 0,
       let r = try? JobReader(job: next), r.info.worldSize == job.worldSize
     else { return nil }
+    let failedAtStep = reader.ranks().map(\.lastStep).max() ?? 0
     reader = r
     incarnation += 1
     segmentPath = "/dev/shm/" + SegmentName.prefix + next
     seenEvents.removeAll()
     eventOrder.removeAll()
-    return JobEvent(kind: .info, rank: -1, step: 0, wallTime: now,
-                    text: "restarted by the supervisor: now following \(next) (incarnation \(incarnation))")
+    let event = JobEvent(kind: .info, rank: -1, step: failedAtStep, wallTime: now,
+                         text: "restarted by the supervisor: now following \(next) (incarnation \(incarnation))")
+    return (event, failedAtStep)
   }
 
   /// The default log path of a job launched by tptop, whether or not it exists.
@@ -67,7 +70,10 @@ public final class TelemetrySource: JobSource {
     let nowMono = Double(telemetryMonotonicNanos()) / 1e9
     let nowWall = Date().timeIntervalSince1970
     func wall(_ ns: UInt64) -> Double { ns == 0 ? nowWall : nowWall - (nowMono - Double(ns) / 1e9) }
-    if let e = followRestart(now: nowWall) { p.events.append(e) }
+    if let (e, failedAtStep) = followRestart(now: nowWall) {
+      p.events.append(e)
+      p.restart = (currentJobName, failedAtStep)
+    }
     let polls = reader.poll()
     p.steps = Array(repeating: [], count: job.worldSize)
     p.lost = Array(repeating: 0, count: job.worldSize)

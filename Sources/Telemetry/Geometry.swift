@@ -56,8 +56,10 @@ struct ValidatedHeader {
   typealias H = SegmentLayout.Header
 
   /// Validates everything a reader relies on, in the order the issue lists the refusals.
-  /// Never reads outside `[base, base + size)`.
-  static func validate(base: UnsafeMutableRawPointer, size: Int, job: String, checkOwner: Bool) throws -> ValidatedHeader {
+  /// Never reads outside `[base, base + size)`. Without `requireDescription`, a damaged shard
+  /// table leaves `info.shards` empty instead of refusing (control needs only the header).
+  static func validate(base: UnsafeMutableRawPointer, size: Int, job: String, checkOwner: Bool,
+                       requireDescription: Bool = true) throws -> ValidatedHeader {
     let m = Memory(base: base)
     guard size >= 8 else { throw TelemetryError.truncated(job: job, actual: size, expected: H.size) }
     let magic = atomicWord(base + H.magic).load(ordering: .acquiring)
@@ -116,8 +118,13 @@ struct ValidatedHeader {
       vocab: count(H.modelVocab), paddedVocab: count(H.modelPaddedVocab), maxSeq: count(H.modelMaxSeq),
       batch: count(H.modelBatch), seq: count(H.modelSeq),
       preset: m.text(H.presetName, capacity: H.presetNameCapacity))
-    let shards = try (0..<shardCount).map { i in
-      try parseShard(m, at: g.jobDescriptionOffset + i * g.shardEntrySize, tp: tp, job: job)
+    let shards: [TelemetryShard]
+    do {
+      shards = try (0..<shardCount).map { i in
+        try parseShard(m, at: g.jobDescriptionOffset + i * g.shardEntrySize, tp: tp, job: job)
+      }
+    } catch where !requireDescription {
+      shards = []
     }
     let totalSteps = m.u64(H.totalSteps)
     let desc = JobDescription(

@@ -274,4 +274,6 @@ public struct JobSummary: Sendable, Equatable {
   public var foreign: Bool
   /// Why the segment could not be attached, one line; nil when it could.
   public var problem: String?
+  /// For a failed job, the rank that failed first as far as the rank headers tell.
+  public var failedRank: Int? = nil
 }

@@ -90,6 +90,7 @@ struct ListJobs: ParsableCommand {
     for j in jobs {
       var note: [String] = []
       if j.stale { note.append("stale") }
+      if let r = j.failedRank { note.append("rank \(r) failed first") }
       if j.stoppedEarly { note.append("stopped before its last step") }
       if j.foreign { note.append("foreign") }
       if let p = j.problem, !j.foreign { note.append(p) }
@@ -300,7 +301,8 @@ func waitFor(_ reader: JobReader, timeout: Double, _ done: ([RankStatus]) -> Boo
 }
 
 func controlCommand(_ job: String, _ desired: DesiredState, _ wait: WaitOptions) throws {
-  let reader = try reportingErrors { try JobReader(job: job) }
+  // control needs the header and control page only: a damaged job description does not block it
+  let reader = try reportingErrors { try JobReader(job: job, requireDescription: false) }
   let previous = try reportingErrors { try reader.request(desired) }
   let verb = desired == .run ? "resume" : desired.name
   if wait.noWait {

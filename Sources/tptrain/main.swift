@@ -46,6 +46,12 @@ struct TPTrain: ParsableCommand {
       print("BENCH blas_core \(BLASTuning.coreName) name")
       return
     }
+    // Flag values that can never run are refused before any MPI work, by every rank alike (only
+    // the first prints).
+    do { try setup.validateNumbers() } catch {
+      if (ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? "0") == "0" { printError("tptrain: error: \(error)") }
+      throw ExitCode(2)
+    }
     do { try MPIRuntime.initialize() } catch {
       throw ValidationError("MPI failed to start (\(error)); run under mpirun")
     }
@@ -79,6 +85,14 @@ struct TPTrain: ParsableCommand {
       trainer.observer.event(.error("\(error)"))
       MPIRuntime.abort(1)
     }
+    if case .nonFinite(let step, let loss, let norm) = trainer.stopReason {
+      if world.rank == 0 {
+        let saved = trainer.lastCheckpointPath.map { "the last checkpoint is \($0) (step \(trainer.lastCheckpointStep))" } ?? "no checkpoint was written"
+        printError("tptrain: error: non-finite loss \(loss) / gradient norm \(norm) at step \(step): stopped without checkpointing it; \(saved). Lower --lr, set --grad-clip, or pass --on-nonfinite skip-step")
+      }
+      MPIRuntime.finalize()
+      Foundation.exit(3)
+    }
     if world.rank == 0, case .signal(let sig) = trainer.stopReason {
       let saved = trainer.lastCheckpointPath.map { "checkpoint \($0)" } ?? "no checkpoint"
       printError("tptrain: \(StopSignal.name(sig)) received: stopped at step \(trainer.step) after \(saved); resume with --resume \(trainer.options.checkpointDir)")
@@ -87,7 +101,8 @@ struct TPTrain: ParsableCommand {
       print("tptrain: rank \(world.rank): \(trainer.stepAllocations) heap allocations inside steps after the first")
     }
     if world.rank == 0, !setup.quiet {
-      print(String(format: "done: %d steps, final loss %.6f", trainer.step, trainer.lastLoss))
+      let skipped = setup.onNonFinite == .skipStep ? ", \(trainer.skippedSteps) skipped (non-finite)" : ""
+      print(String(format: "done: %d steps, final loss %.6f", trainer.step, trainer.lastLoss) + skipped)
     }
     MPIRuntime.finalize()
   }
@@ -196,4 +211,4 @@ func printError(_ line: String) {
 }
 
 BLASTuning.reexecWithBetterCoreIfNeeded()
-TPTrain.main()
+TPTrain.main(RunSetup.joiningNegativeNumbers(Array(CommandLine.arguments.dropFirst())))

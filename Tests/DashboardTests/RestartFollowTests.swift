@@ -35,4 +35,36 @@ final class RestartFollowTests: XCTestCase {
     _ = src.poll()
     XCTAssertEqual(src.currentJobName, base + ".r1", "following can be turned off")
   }
+
+  /// After a restart the header names the new incarnation, and a failure mpirun reports later
+  /// is dated at the failed incarnation's last step.
+  func testFailureIsDatedAtTheFailedIncarnationsStep() throws {
+    let base = "dash-date-\(getpid())"
+    let log = NSTemporaryDirectory() + base + ".log"
+    try Data("# tptop launch\n".utf8).write(to: URL(fileURLWithPath: log))
+    defer { try? FileManager.default.removeItem(atPath: log) }
+    let first = try SyntheticJob(job: base, worldSize: 2, tp: 2, totalSteps: 100)
+    defer { try? first.remove() }
+    first.advance(steps: 12)
+    let src = try TelemetrySource(job: base, logPath: log)
+    let h = JobHistory(job: src.job)
+    h.ingest(src.poll())
+    let second = try SyntheticJob(job: base + ".r1", worldSize: 2, tp: 2, totalSteps: 100)
+    defer { try? second.remove() }
+    second.advance(steps: 30)
+    h.ingest(src.poll())
+    XCTAssertEqual(h.latestStep, 30)
+    XCTAssertEqual(h.job.name, base + ".r1")
+    XCTAssertEqual(DashboardModel(history: h, state: AppState(), themeName: "default").header.job, base + ".r1")
+    // the supervisor's output reaches the log after the restart was followed
+    let report = "mpirun noticed that process rank 1 with PID 0 on node vm exited on signal 9 (Killed).\n"
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+    handle.seekToEndOfFile()
+    handle.write(Data(report.utf8))
+    try handle.close()
+    h.ingest(src.poll())
+    let events = h.events.suffix(h.events.count)
+    let failure = events.last { $0.kind == .rankFailed && $0.text.hasPrefix("mpirun: rank 1") }
+    XCTAssertEqual(failure?.step, 12, "\(events.map(\.text))")
+  }
 }

@@ -69,7 +69,8 @@ final class ControlTests: XCTestCase {
     XCTAssertEqual(judge([rank(.paused), rank(.paused)]), .paused)
     XCTAssertEqual(judge([rank(.finished), rank(.finished, alive: false, age: 100)]), .finished)
     XCTAssertEqual(judge([rank(.running), rank(.failed)]), .failed)
-    XCTAssertEqual(judge([rank(.running), rank(.running, alive: false, age: 10)]), .stale)
+    // A rank whose process vanished without finishing: the job failed (one word everywhere).
+    XCTAssertEqual(judge([rank(.running), rank(.running, alive: false, age: 10)]), .failed)
     // Old heartbeat but the process lives (e.g. a very long step): not stale.
     XCTAssertEqual(judge([rank(.running, alive: true, age: 100)]), .running)
     // Process gone but heartbeat fresh: not yet stale.
@@ -82,6 +83,50 @@ final class ControlTests: XCTestCase {
   private func tool() throws -> String {
     guard let t = ToolPaths.debug else { throw MissingTool.error("the tptop executable next to the tests (swift build --product tptop)") }
     return t
+  }
+
+  /// Overwrites `count` bytes of job `job`'s segment at `offset` with 0xFF.
+  private func damage(_ job: String, offset: Int, count: Int) throws {
+    let fd = open("/dev/shm/tptop." + job, O_RDWR)
+    guard fd >= 0 else { throw TelemetryError.system(call: "open", job: job, errno: errno) }
+    defer { close(fd) }
+    let junk = [UInt8](repeating: 0xFF, count: count)
+    XCTAssertEqual(junk.withUnsafeBytes { pwrite(fd, $0.baseAddress, count, off_t(offset)) }, count)
+  }
+
+  func testDamagedDescriptionStillTakesStopAndIsCollectedOnceGone() throws {
+    let tool = try tool()
+    let job = uniqueJob("damaged")
+    defer { removeJob(job) }
+    let proc = try startTool(tool, ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "100000", "--step-ms", "5"])
+    defer { if proc.isRunning { proc.terminate() } }
+    XCTAssertTrue(eventually { (attachWhenReady(job)?.rankStatus(1).lastStep ?? 0) >= 3 })
+    // the shard table (the job description after the header) is garbage: new readers refuse it
+    try damage(job, offset: SegmentLayout.Header.size, count: 256)
+    XCTAssertThrowsError(try JobReader(job: job))
+    // but stop needs only the header and the control page
+    let stop = try runTool(tool, ["stop", job])
+    XCTAssertEqual(stop.status, 0, stop.stderr)
+    XCTAssertTrue(eventually { !proc.isRunning })
+    let gc = try runTool(tool, ["gc", job])
+    XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(job)"), gc.stdout)
+  }
+
+  func testCorruptHeaderIsCollectedWhenNoProcessMapsIt() throws {
+    let tool = try tool()
+    let job = uniqueJob("corrupt")
+    defer { removeJob(job) }
+    let proc = try startTool(tool, ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "100000", "--step-ms", "5"])
+    defer { if proc.isRunning { proc.terminate() } }
+    XCTAssertTrue(eventually { (attachWhenReady(job)?.rankStatus(1).lastStep ?? 0) >= 1 })
+    try damage(job, offset: SegmentLayout.Header.worldSize, count: 4)
+    XCTAssertThrowsError(try JobReader(job: job, requireDescription: false))
+    // its writer still maps it: kept
+    XCTAssertFalse(try runTool(tool, ["gc", job]).stdout.contains("removed"))
+    kill(proc.processIdentifier, SIGKILL)
+    proc.waitUntilExit()
+    let gc = try runTool(tool, ["gc", job])
+    XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(job)"), gc.stdout)
   }
 
   func testPauseResumeCheckpointStopFromTheCommandLine() throws {
@@ -227,7 +272,7 @@ final class ControlTests: XCTestCase {
     XCTAssertThrowsError(try JobReader(job: job))
   }
 
-  func testKilledJobIsStaleAndCollected() throws {
+  func testKilledJobIsFailedAndCollected() throws {
     let tool = try tool()
     let job = uniqueJob("stale")
     defer { removeJob(job) }
@@ -236,9 +281,9 @@ final class ControlTests: XCTestCase {
     kill(proc.processIdentifier, SIGKILL)
     proc.waitUntilExit()
     reader.staleAfter = 0.2
-    XCTAssertTrue(eventually(5) { reader.state() == .stale })
+    XCTAssertTrue(eventually(5) { reader.state() == .failed })
     let ls = try runTool(tool, ["ls", "--stale-after", "0.2"])
-    XCTAssertTrue(ls.stdout.split(separator: "\n").contains { $0.hasPrefix(job + " ") && $0.contains("stale") }, ls.stdout)
+    XCTAssertTrue(ls.stdout.split(separator: "\n").contains { $0.hasPrefix(job + " ") && $0.contains("failed") && $0.contains("rank") }, ls.stdout)
     let gc = try runTool(tool, ["gc", "--stale-after", "0.2", job])
     XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(job)"), gc.stdout)
   }

@@ -28,14 +28,14 @@ final class EngineIntegrationTests: XCTestCase {
   }
 
   /// Starts `mpirun -np 2 tptrain --model tiny --tp 2 ...` for job `job`.
-  private func launch(_ job: String, steps: Int) throws -> Process {
+  private func launch(_ job: String, steps: Int, extra: [String] = []) throws -> Process {
     let (mpirun, tptrain) = try tools()
     let p = Process()
     p.executableURL = URL(fileURLWithPath: mpirun)
     p.arguments = [
       "--oversubscribe", "-np", "2", tptrain, "--model", "tiny", "--tp", "2", "--batch", "2", "--seq", "16",
       "--steps", "\(steps)", "--job", job, "--quiet", "--threads", "1", "--checkpoint-dir", checkpointDir.path,
-    ]
+    ] + extra
     var env = ProcessInfo.processInfo.environment
     env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
     env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
@@ -157,6 +157,25 @@ final class EngineIntegrationTests: XCTestCase {
     }
     XCTAssertEqual(polls[0].events.first { $0.kind == .stopped }?.step, polls[1].events.first { $0.kind == .stopped }?.step)
     XCTAssertFalse(polls[0].events.first { $0.kind == .checkpointSaved }?.text.isEmpty ?? true)
+  }
+
+  /// A stop through the control page is a clean end: with checkpointing on, the last step is
+  /// checkpointed, as on SIGTERM.
+  func testGracefulStopWritesAFinalCheckpoint() throws {
+    let job = uniqueJob("stopck")
+    defer { removeJob(job) }
+    let p = try launch(job, steps: 1_000_000, extra: ["--checkpoint-every", "100000"])
+    defer { if p.isRunning { p.terminate() } }
+    let r = try XCTUnwrap(attachWhenReady(job, timeout: 60))
+    XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.lastStep >= 3 } })
+    try r.request(.stop)
+    XCTAssertTrue(waitExit(p))
+    XCTAssertEqual(p.terminationStatus, 0)
+    let stoppedAt = r.rankStatus(0).lastStep
+    XCTAssertEqual(r.rankStatus(0).lastCheckpointStep, stoppedAt)
+    let name = String(format: "step_%08d", stoppedAt)
+    XCTAssertTrue(FileManager.default.fileExists(atPath: checkpointDir.appendingPathComponent(name + "/manifest.json").path),
+                  "no checkpoint \(name) in \((try? FileManager.default.contentsOfDirectory(atPath: checkpointDir.path)) ?? [])")
   }
 
   /// The budget: a paused job sleeps, using at most 2 % of one core in total.
