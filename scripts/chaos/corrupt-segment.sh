@@ -3,7 +3,6 @@
 # readers refuse the segment with one line, but stop still reaches the job through the control
 # page, and gc removes the segment once its processes are gone.
 source "$(dirname "$0")/lib.sh"
-job=$(new_job)
 mpirun -np 2 "$tptrain" "${train_args[@]}" --steps 100000 --job "$job" > "$work/out" 2>&1 &
 mpi=$!
 wait_until 30 step_at_least "$job" 3 || fail "the job did not start"

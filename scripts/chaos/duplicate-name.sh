@@ -2,7 +2,6 @@
 # `tptop launch --job NAME` while NAME runs: refused before anything starts, the fix in the
 # message, the running job and its log untouched.
 source "$(dirname "$0")/lib.sh"
-job=$(new_job)
 "$tptop" launch --np 2 --tp 2 --job "$job" -- --model tiny --batch 4 --seq 32 --threads 1 --steps 100000 \
   < /dev/null > "$work/first" 2>&1 || fail "first launch failed: $(cat "$work/first")"
 wait_until 30 step_at_least "$job" 3 || fail "the first job did not start"
@@ -16,7 +15,6 @@ grep -q "already running.*tptop stop $job" "$work/second" || fail "no fix in the
 step=$(job_step "$job")
 wait_until 10 step_at_least "$job" $(( step + 1 )) || fail "the running job stopped advancing"
 "$tptop" stop "$job" > /dev/null || fail "could not stop the first job"
-wait_until 20 grep -q "" /dev/null
 wait_until 30 bash -c "! pgrep -f -- '--job $job( |\$)' > /dev/null" || fail "the first job did not end"
 "$tptop" launch --np 2 --tp 2 --job "$job" -- --model tiny < /dev/null > "$work/third" 2>&1 && fail "a launch over the ended job was accepted"
 grep -q "tptop gc $job" "$work/third" || fail "no gc hint for an ended job: $(cat "$work/third")"

@@ -2,7 +2,6 @@
 # tptop export to a symlink (written through: the link stays, its target gets the records), to a
 # device (/dev/null stays a device; /dev/full fails with one line), and to standard output.
 source "$(dirname "$0")/lib.sh"
-job=$(new_job)
 mpirun -np 2 "$tptrain" "${train_args[@]}" --steps 20 --job "$job" > "$work/out" 2>&1 || fail "training failed"
 echo old > "$work/target"
 ln -s "$work/target" "$work/link"

@@ -8,7 +8,9 @@ export OMPI_MCA_rmaps_base_oversubscribe=1
 name=$(basename "$0" .sh)
 work=$(mktemp -d "/tmp/tptop-chaos-$name.XXXXXX")
 export TPTOP_LOG_DIR=$work/logs
-jobs_to_collect=()
+# The script's job name (with the supervisor's incarnations .r1, .r2), collected at exit.
+job=chaos-$name-$$
+jobs_to_collect=("$job")
 
 # Every script leaves nothing behind: its jobs' processes ended, segments collected, temp dir gone.
 cleanup() {
@@ -23,13 +25,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-# A job name unique to this run; collected at exit.
-new_job() {
-  local j="chaos-$name-$$-$RANDOM"
-  jobs_to_collect+=("$j")
-  echo "$j"
-}
 
 now_ms() { date +%s%3N; }
 

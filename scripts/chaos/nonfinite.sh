@@ -3,7 +3,6 @@
 # and checkpoints nothing of the poisoned state; --on-nonfinite skip-step (with the test-only
 # fault flag --fault-nonfinite-at, which puts a NaN in one step's gradient) skips and counts it.
 source "$(dirname "$0")/lib.sh"
-job=$(new_job)
 t0=$(now_ms)
 mpirun -np 2 "$tptrain" "${train_args[@]}" --steps 50 --lr 1e30 --job "$job" \
   --checkpoint-dir "$work/ck" --checkpoint-every 1 > "$work/out" 2>&1
