@@ -43,15 +43,18 @@ final class RestartFollowTests: XCTestCase {
     let log = NSTemporaryDirectory() + base + ".log"
     try Data("# tptop launch\n".utf8).write(to: URL(fileURLWithPath: log))
     defer { try? FileManager.default.removeItem(atPath: log) }
-    let first = try SyntheticJob(job: base, worldSize: 2, tp: 2, totalSteps: 100)
-    defer { try? first.remove() }
-    first.advance(steps: 12)
+    // incarnation 0 reaches step 12; the supervisor's incarnation 1 is at step 30 when seen
+    let jobs = try [(base, 12), (base + ".r1", 30)].map { name, steps in
+      let j = try SyntheticJob(job: name, worldSize: 2, tp: 2, totalSteps: 100)
+      j.advance(steps: steps)
+      return j
+    }
+    defer { for j in jobs { try? j.remove() } }
     let src = try TelemetrySource(job: base, logPath: log)
+    src.followRestarts = false
     let h = JobHistory(job: src.job)
     h.ingest(src.poll())
-    let second = try SyntheticJob(job: base + ".r1", worldSize: 2, tp: 2, totalSteps: 100)
-    defer { try? second.remove() }
-    second.advance(steps: 30)
+    src.followRestarts = true
     h.ingest(src.poll())
     XCTAssertEqual(h.latestStep, 30)
     XCTAssertEqual(h.job.name, base + ".r1")

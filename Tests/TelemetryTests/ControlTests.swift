@@ -85,6 +85,12 @@ final class ControlTests: XCTestCase {
     return t
   }
 
+  /// Starts the synthetic job process for `job`: 2 ranks, t=2, a step every 5 ms, obeying the
+  /// control page.
+  private func startSynthetic(_ tool: String, _ job: String) throws -> Process {
+    try startTool(tool, ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "100000", "--step-ms", "5"])
+  }
+
   /// Overwrites `count` bytes of job `job`'s segment at `offset` with 0xFF.
   private func damage(_ job: String, offset: Int, count: Int) throws {
     let fd = open("/dev/shm/tptop." + job, O_RDWR)
@@ -94,15 +100,24 @@ final class ControlTests: XCTestCase {
     XCTAssertEqual(junk.withUnsafeBytes { pwrite(fd, $0.baseAddress, count, off_t(offset)) }, count)
   }
 
-  func testDamagedDescriptionStillTakesStopAndIsCollectedOnceGone() throws {
+  /// A running synthetic job whose segment then gets `count` bytes of 0xFF at `offset`; the job
+  /// is ended and its segment removed at teardown.
+  private func damagedJob(_ tag: String, offset: Int, count: Int) throws -> (tool: String, job: String, process: Process) {
     let tool = try tool()
-    let job = uniqueJob("damaged")
-    defer { removeJob(job) }
-    let proc = try startTool(tool, ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "100000", "--step-ms", "5"])
-    defer { if proc.isRunning { proc.terminate() } }
+    let job = uniqueJob(tag)
+    let proc = try startSynthetic(tool, job)
+    addTeardownBlock {
+      if proc.isRunning { proc.terminate() }
+      removeJob(job)
+    }
     XCTAssertTrue(eventually { (attachWhenReady(job)?.rankStatus(1).lastStep ?? 0) >= 3 })
+    try damage(job, offset: offset, count: count)
+    return (tool, job, proc)
+  }
+
+  func testDamagedDescriptionStillTakesStopAndIsCollectedOnceGone() throws {
     // the shard table (the job description after the header) is garbage: new readers refuse it
-    try damage(job, offset: SegmentLayout.Header.size, count: 256)
+    let (tool, job, proc) = try damagedJob("damaged", offset: SegmentLayout.Header.size, count: 256)
     XCTAssertThrowsError(try JobReader(job: job))
     // but stop needs only the header and the control page
     let stop = try runTool(tool, ["stop", job])
@@ -113,20 +128,13 @@ final class ControlTests: XCTestCase {
   }
 
   func testCorruptHeaderIsCollectedWhenNoProcessMapsIt() throws {
-    let tool = try tool()
-    let job = uniqueJob("corrupt")
-    defer { removeJob(job) }
-    let proc = try startTool(tool, ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "100000", "--step-ms", "5"])
-    defer { if proc.isRunning { proc.terminate() } }
-    XCTAssertTrue(eventually { (attachWhenReady(job)?.rankStatus(1).lastStep ?? 0) >= 1 })
-    try damage(job, offset: SegmentLayout.Header.worldSize, count: 4)
+    let (tool, job, proc) = try damagedJob("corrupt", offset: SegmentLayout.Header.worldSize, count: 4)
     XCTAssertThrowsError(try JobReader(job: job, requireDescription: false))
     // its writer still maps it: kept
     XCTAssertFalse(try runTool(tool, ["gc", job]).stdout.contains("removed"))
     kill(proc.processIdentifier, SIGKILL)
     proc.waitUntilExit()
-    let gc = try runTool(tool, ["gc", job])
-    XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(job)"), gc.stdout)
+    XCTAssertTrue(try runTool(tool, ["gc", job]).stdout.contains("removed /dev/shm/tptop.\(job)"))
   }
 
   func testPauseResumeCheckpointStopFromTheCommandLine() throws {
