@@ -28,36 +28,40 @@ let package = Package(
     // glibc's CPU-affinity calls (GNU extensions the Glibc module leaves out).
     .systemLibrary(name: "CSched"),
 
+    // The job's vocabulary, defined once: step metrics, latency histogram, run/desired states,
+    // split kinds, model shape. No dependencies; every layer below imports it.
+    .target(name: "JobSchema", swiftSettings: fast),
     // Typed wrapper over MPI communicators and collectives (the only importer of CMPI).
-    .target(name: "TPComm", dependencies: ["CMPI"], swiftSettings: fast),
+    .target(name: "TPComm", dependencies: ["CMPI", "JobSchema"], swiftSettings: fast),
     // The tensor-parallel GPT-2 engine (the only importer of CBLAS and CSched).
-    .target(name: "TPEngine", dependencies: ["TPComm", "CBLAS", "CSched"], swiftSettings: fast),
+    .target(name: "TPEngine", dependencies: ["JobSchema", "TPComm", "CBLAS", "CSched"], swiftSettings: fast),
     // Shared-memory telemetry segment: rings, control page, readers. No MPI, no curses.
     .target(
       name: "Telemetry",
-      dependencies: [.product(name: "Atomics", package: "swift-atomics")],
+      dependencies: ["JobSchema", .product(name: "Atomics", package: "swift-atomics")],
       swiftSettings: fast),
     // Dashboard: view model, cell grid, themes; the curses backend is its only curses code.
-    .target(name: "Dashboard", dependencies: ["Telemetry", "CCurses"], swiftSettings: fast),
+    .target(name: "Dashboard", dependencies: ["JobSchema", "Telemetry", "CCurses"], swiftSettings: fast),
 
     .executableTarget(
       name: "tptrain",
       dependencies: [
-        "TPEngine", "TPComm", "Telemetry",
+        "JobSchema", "TPEngine", "TPComm", "Telemetry",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),
     .executableTarget(
       name: "tptop",
       dependencies: [
-        "Telemetry", "Dashboard",
+        "JobSchema", "Telemetry", "Dashboard",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),
 
+    .testTarget(name: "JobSchemaTests", dependencies: ["JobSchema"]),
     .testTarget(name: "TPEngineTests", dependencies: ["TPEngine"]),
     .testTarget(name: "IntegrationTests", dependencies: ["TPEngine"]),
-    .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),
-    .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry"]),
+    .testTarget(name: "TelemetryTests", dependencies: ["JobSchema", "Telemetry"]),
+    .testTarget(name: "DashboardTests", dependencies: ["JobSchema", "Dashboard", "Telemetry"]),
   ]
 )

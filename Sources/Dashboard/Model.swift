@@ -1,42 +1,13 @@
 // The dashboard's own picture of a job. Sources (the telemetry segment, a synthetic generator)
 // translate into these types, so everything from history to rendering is independent of the
-// segment's binary layout.
+// segment's binary layout. What a step measures, the run and desired states and the split kinds
+// are JobSchema's, the same types the engine reports and the segment stores.
 
-/// Run state of one rank, as the rank reports it.
-public enum RankRunState: Int, Sendable, CaseIterable {
-  case starting, running, paused, checkpointing, finished, failed
+import JobSchema
 
-  /// Lower-case label used in tables.
-  public var label: String {
-    switch self {
-    case .starting: return "starting"
-    case .running: return "running"
-    case .paused: return "paused"
-    case .checkpointing: return "ckpt"
-    case .finished: return "finished"
-    case .failed: return "failed"
-    }
-  }
-}
-
-/// What the controller asked the job to do.
-public enum RunRequest: Int, Sendable {
-  case run, pause, stop
-}
-
-/// How a parameter tensor is divided among tensor-parallel ranks.
-public enum ShardSplit: Int, Sendable {
-  case replicated, column, row, vocab
-
-  /// Short label for tables.
-  public var label: String {
-    switch self {
-    case .replicated: return "replicated"
-    case .column: return "column"
-    case .row: return "row"
-    case .vocab: return "vocab"
-    }
-  }
+extension RunState {
+  /// Lower-case label used in tables (checkpointing is shortened to fit the column).
+  public var label: String { self == .checkpointing ? "ckpt" : name }
 }
 
 /// One parameter tensor and each TP rank's part of it.
@@ -46,7 +17,7 @@ public struct ShardTensorInfo: Sendable, Equatable {
   /// Global shape, e.g. [L, 3C, C].
   public var shape: [Int]
   /// Split kind.
-  public var split: ShardSplit
+  public var split: SplitKind
   /// Index into `shape` of the split dimension; nil when replicated.
   public var splitDim: Int?
   /// Per TP rank: half-open ranges along `splitDim` (QKV has three ranges per rank).
@@ -57,7 +28,7 @@ public struct ShardTensorInfo: Sendable, Equatable {
   public var elementBytes: Int
 
   /// Creates a tensor description.
-  public init(name: String, shape: [Int], split: ShardSplit, splitDim: Int?,
+  public init(name: String, shape: [Int], split: SplitKind, splitDim: Int?,
               ranges: [[Range<Int>]], descriptions: [String], elementBytes: Int = 4) {
     self.name = name
     self.shape = shape
@@ -118,38 +89,26 @@ public struct JobSpec: Sendable, Equatable {
   public func coordinates(ofRank r: Int) -> (tp: Int, dp: Int) { (r % tp, r / tp) }
 }
 
-/// One training step as one rank measured it. Times in nanoseconds, sizes in bytes.
+/// One training step as one rank measured it, and when. The metrics' fields read through the
+/// sample (`sample.loss`).
+@dynamicMemberLookup
 public struct StepSample: Sendable, Equatable {
-  public var step: Int = 0
-  public var loss: Float = 0
-  public var lr: Float = 0
-  public var gradNorm: Float = 0
-  public var tokens: Int = 0
-  public var stepNs: UInt64 = 0
-  public var forwardNs: UInt64 = 0
-  public var backwardNs: UInt64 = 0
-  public var optimizerNs: UInt64 = 0
-  public var commNs: UInt64 = 0
-  public var dataNs: UInt64 = 0
-  public var allReduceCount: Int = 0
-  public var allReduceBytes: UInt64 = 0
-  public var allReduceTotalNs: UInt64 = 0
-  public var allReduceMaxNs: UInt64 = 0
-  /// 16 log2 buckets in microseconds: bucket i holds [2^i, 2^(i+1)) µs.
-  public var allReduceHistogram: [UInt32] = Array(repeating: 0, count: 16)
-  public var rssBytes: UInt64 = 0
-  public var paramBytes: UInt64 = 0
-  public var gradBytes: UInt64 = 0
-  public var optimizerBytes: UInt64 = 0
-  public var activationBytes: UInt64 = 0
-  /// Fraction of the step spent computing, 0...1.
-  public var computeBusy: Float = 0
-  public var gflops: Float = 0
+  /// What the rank measured.
+  public var metrics = StepMetrics()
   /// Wall-clock time the record was written (seconds since 1970), 0 when unknown.
   public var wallTime: Double = 0
 
-  /// Creates an empty sample.
-  public init() {}
+  /// Creates a sample.
+  public init(metrics: StepMetrics = StepMetrics(), wallTime: Double = 0) {
+    self.metrics = metrics
+    self.wallTime = wallTime
+  }
+
+  /// A field of the metrics.
+  public subscript<T>(dynamicMember field: WritableKeyPath<StepMetrics, T>) -> T {
+    get { metrics[keyPath: field] }
+    set { metrics[keyPath: field] = newValue }
+  }
 }
 
 /// Per-shard statistics of one tensor on one rank, when the engine publishes them.
@@ -201,14 +160,14 @@ public struct RankHealth: Sendable, Equatable {
   public var rank: Int
   public var pid: Int
   public var host: String
-  public var state: RankRunState
+  public var state: RunState
   /// Seconds since the rank's last heartbeat.
   public var heartbeatAge: Double
   /// Exit status when the rank has failed and one is known.
   public var exitStatus: Int?
 
   /// Creates a rank status.
-  public init(rank: Int, pid: Int, host: String, state: RankRunState, heartbeatAge: Double,
+  public init(rank: Int, pid: Int, host: String, state: RunState, heartbeatAge: Double,
               exitStatus: Int? = nil) {
     self.rank = rank
     self.pid = pid
@@ -232,7 +191,7 @@ public struct SourcePoll: Sendable {
   /// New per-shard statistics.
   public var shardStats: [ShardStats] = []
   /// What the controller currently asks for.
-  public var desired: RunRequest = .run
+  public var desired: DesiredState = .run
   /// False once the job's segment is gone.
   public var alive: Bool = true
 
@@ -255,7 +214,7 @@ public protocol JobSource: AnyObject {
   /// Reads everything new since the previous call. Must be cheap: called several times a second.
   func poll() -> SourcePoll
   /// Asks the whole job to run, pause or stop at the next step boundary.
-  func setDesired(_ state: RunRequest) throws
+  func setDesired(_ state: DesiredState) throws
   /// Asks for one checkpoint at the next step boundary.
   func requestCheckpoint() throws
 }

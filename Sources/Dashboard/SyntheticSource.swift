@@ -1,4 +1,5 @@
 import Foundation
+import JobSchema
 
 // A job source that invents a plausible job: used by tests, screenshots and the dashboard
 // benchmark when no real job is at hand. Steps advance with (virtual) time.
@@ -6,10 +7,10 @@ import Foundation
 /// A synthetic tensor-parallel job.
 public final class SyntheticSource: JobSource {
   public let job: JobSpec
-  private var desired: RunRequest = .run
+  private var desired: DesiredState = .run
   private var step = 0
   private var pending: [JobEvent] = []
-  private var states: [RankRunState]
+  private var states: [RunState]
   private let stepsPerPoll: Int
   private var clock: Double
 
@@ -83,7 +84,7 @@ public final class SyntheticSource: JobSource {
     let lat = 150_000.0 * (1 + 0.5 * sin(x * 0.2 + Double(r) * 0.7)) * (step % 37 == 0 ? 8 : 1)
     s.allReduceTotalNs = UInt64(lat * 24)
     s.allReduceMaxNs = UInt64(lat * 2.5)
-    var h = Array(repeating: UInt32(0), count: 16)
+    var h = LatencyHistogram()
     let b = min(15, max(0, Int(log2(lat / 1000))))
     h[b] = 16
     h[max(0, b - 1)] = 4
@@ -133,7 +134,7 @@ public final class SyntheticSource: JobSource {
     return p
   }
 
-  public func setDesired(_ state: RunRequest) throws { desired = state }
+  public func setDesired(_ state: DesiredState) throws { desired = state }
 
   public func requestCheckpoint() throws {
     pending.append(JobEvent(kind: .checkpointSaved, rank: 0, step: step, wallTime: clock, text: "checkpoint saved: runs/ckpt_\(step).bin"))

@@ -1,4 +1,5 @@
 import Foundation
+import JobSchema
 
 // The pure view model: numbers derived from the history, computed once per frame, with no
 // knowledge of cells or colours.
@@ -22,7 +23,7 @@ public struct RankRow: Equatable, Sendable {
   public var tp: Int
   public var dp: Int
   public var hostPid: String
-  public var state: RankRunState
+  public var state: RunState
   public var step: Int
   public var loss: Double?
   public var stepMs: Double?
@@ -89,11 +90,11 @@ public struct DashboardModel {
         let tokens = recent.reduce(0.0) { $0 + Double($1.tokens) } / Double(recent.count)
         row.tokensPerSecond = stepNs > 0 ? tokens / (stepNs / 1e9) : nil
         row.memoryFraction = min(1, row.rssBytes / perRankMem)
-        var hist = Array(repeating: 0.0, count: 16)
+        var hist = Array(repeating: 0.0, count: LatencyHistogram.bucketCount)
         var arTotal = 0.0
         var arMax: UInt64 = 0
         for s in recent {
-          for (i, c) in s.allReduceHistogram.prefix(16).enumerated() { hist[i] += Double(c) }
+          for i in hist.indices { hist[i] += Double(s.allReduceHistogram[i]) }
           arTotal += Double(s.allReduceTotalNs)
           arMax = max(arMax, s.allReduceMaxNs)
         }

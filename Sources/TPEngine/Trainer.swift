@@ -3,6 +3,7 @@
 
 import Foundation
 import Glibc
+import JobSchema
 import TPComm
 
 public struct TrainingOptions: Sendable {
@@ -208,13 +209,13 @@ public final class Trainer {
         var packed: (Int32, Int32, Int32) = (0, 0, StopSignal.received)
         if world.rank == 0 {
           let d = observer.pollControl()
-          packed.0 = d.desired.rawValue
+          packed.0 = Int32(d.desired.rawValue)
           packed.1 = d.checkpointRequests
         }
         withUnsafeMutableBytes(of: &packed) { raw in
           world.sleepyBroadcast(raw.baseAddress!.assumingMemoryBound(to: Int32.self), count: 3)
         }
-        let desired = ControlDecision.Desired(rawValue: packed.0) ?? .run
+        let desired = DesiredState(rawValue: UInt64(max(0, packed.0))) ?? .run
         return (ControlDecision(desired: desired, checkpointRequests: packed.1), packed.2)
       }
       world.sleepyBarrier()
@@ -228,7 +229,7 @@ public final class Trainer {
     withUnsafeMutableBytes(of: &packed) { raw in
       world.allReduce(raw.baseAddress!.assumingMemoryBound(to: Double.self), count: 3, .max)
     }
-    let desired = ControlDecision.Desired(rawValue: Int32(max(0, min(2, packed.0)))) ?? .run
+    let desired = DesiredState(rawValue: UInt64(max(0, min(2, packed.0)))) ?? .run
     let requests = packed.1.isFinite ? Int32(truncatingIfNeeded: Int64(packed.1)) : lastCheckpointRequests
     return (ControlDecision(desired: desired, checkpointRequests: requests), Int32(packed.2))
   }
@@ -352,7 +353,7 @@ public final class Trainer {
     metrics.allReduceBytes = tps.bytes + dps.bytes
     metrics.allReduceTotalNs = tps.totalNs + dps.totalNs
     metrics.allReduceMaxNs = max(tps.maxNs, dps.maxNs)
-    for i in 0..<LatencyHistogram.bucketCount { metrics.allReduceHistogram[i] = tps.bucket(i) &+ dps.bucket(i) }
+    metrics.allReduceHistogram = tps.histogram + dps.histogram
     metrics.rssBytes = readRSS()
     metrics.paramBytes = UInt64(model.parameterBytes)
     metrics.gradBytes = UInt64(model.parameterBytes)

@@ -9,6 +9,7 @@
 
 import Foundation
 import Glibc
+import JobSchema
 
 /// Magic number of state.bin (first Int64 slot).
 public let trainingStateMagic: Int64 = 20_261_128
@@ -19,17 +20,88 @@ public let trainingStateHeaderBytes = 4096
 
 /// The run's configuration as saved in a checkpoint: what must match (or be re-derived) on
 /// resume for the continuation to be exact. Floats are kept as exact bit patterns.
+///
+/// The model and batch dimensions are JobSchema's `ModelShape` (the same type the telemetry
+/// segment publishes); the rest is `RunSettings`. Both are read through this type's members
+/// (`run.layers`, `run.seed`), and the JSON keeps every field at the top level, as version 1 of
+/// state.bin and the manifest have it.
+@dynamicMemberLookup
 public struct RunConfiguration: Codable, Sendable, Equatable {
-  // model
-  public var layers: Int
-  public var heads: Int
-  public var channels: Int
-  public var vocab: Int
-  public var paddedVocab: Int
-  public var maxSeq: Int
-  // batch
-  public var batch: Int
-  public var seq: Int
+  /// Model dimensions and batch shape.
+  public var shape: ModelShape
+  /// Everything else: steps, optimizer, schedule, data, seed.
+  public var settings: RunSettings
+
+  /// A field of the model shape.
+  public subscript<T>(dynamicMember field: WritableKeyPath<ModelShape, T>) -> T {
+    get { shape[keyPath: field] }
+    set { shape[keyPath: field] = newValue }
+  }
+
+  /// A field of the settings.
+  public subscript<T>(dynamicMember field: WritableKeyPath<RunSettings, T>) -> T {
+    get { settings[keyPath: field] }
+    set { settings[keyPath: field] = newValue }
+  }
+
+  /// Decodes the flat JSON object: both parts read their keys from the same object.
+  public init(from decoder: Decoder) throws {
+    shape = try ModelShape(from: decoder)
+    settings = try RunSettings(from: decoder)
+  }
+
+  /// Encodes one flat JSON object (both parts write into the same keyed container).
+  public func encode(to encoder: Encoder) throws {
+    try shape.encode(to: encoder)
+    try settings.encode(to: encoder)
+  }
+
+  /// The model shape this configuration describes.
+  public var model: GPTConfig {
+    GPTConfig(maxSeqLen: shape.maxSeq, vocabSize: shape.vocab, paddedVocabSize: shape.paddedVocab,
+              numLayers: shape.layers, numHeads: shape.heads, channels: shape.channels)
+  }
+  /// The optimizer settings this configuration describes.
+  public var optimizer: AdamWConfig {
+    var o = AdamWConfig()
+    o.learningRate = Float(bitPattern: settings.learningRateBits)
+    o.beta1 = Float(bitPattern: settings.beta1Bits)
+    o.beta2 = Float(bitPattern: settings.beta2Bits)
+    o.eps = Float(bitPattern: settings.epsBits)
+    o.weightDecay = Float(bitPattern: settings.weightDecayBits)
+    o.gradClip = Float(bitPattern: settings.gradClipBits)
+    return o
+  }
+  /// The learning-rate schedule this configuration describes (constant when the name is unknown).
+  public var lrSchedule: LRSchedule {
+    var s = LRSchedule()
+    s.kind = LRSchedule.Kind(rawValue: settings.schedule) ?? .constant
+    s.warmupSteps = settings.warmupSteps
+    s.minFraction = Float(bitPattern: settings.minFractionBits)
+    return s
+  }
+
+  public init(model c: GPTConfig, batch: Int, seq: Int, totalSteps: Int, optimizer o: AdamWConfig,
+              schedule s: LRSchedule, dataPath: String, dataTokens: Int, seed: UInt64) {
+    shape = ModelShape(c, batch: batch, seq: seq)
+    settings = RunSettings(
+      totalSteps: totalSteps, learningRateBits: o.learningRate.bitPattern, beta1Bits: o.beta1.bitPattern,
+      beta2Bits: o.beta2.bitPattern, epsBits: o.eps.bitPattern, weightDecayBits: o.weightDecay.bitPattern,
+      gradClipBits: o.gradClip.bitPattern, schedule: s.kind.rawValue, warmupSteps: s.warmupSteps,
+      minFractionBits: s.minFraction.bitPattern, dataPath: dataPath, dataTokens: dataTokens, seed: seed)
+  }
+}
+
+extension ModelShape {
+  /// The shape of model `c` trained on batches of `batch` sequences of `seq` tokens.
+  public init(_ c: GPTConfig, batch: Int, seq: Int) {
+    self.init(layers: c.numLayers, heads: c.numHeads, channels: c.channels, vocab: c.vocabSize,
+              paddedVocab: c.paddedVocabSize, maxSeq: c.maxSeqLen, batch: batch, seq: seq)
+  }
+}
+
+/// The part of a run's configuration that is not the model shape.
+public struct RunSettings: Codable, Sendable, Equatable {
   public var totalSteps: Int
   // optimizer and schedule (fp32 bit patterns)
   public var learningRateBits: UInt32
@@ -46,43 +118,6 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
   public var dataTokens: Int
   /// Seed of the initialisation: the only random number generator state (no RNG runs after init).
   public var seed: UInt64
-
-  /// The model shape this configuration describes.
-  public var model: GPTConfig {
-    GPTConfig(maxSeqLen: maxSeq, vocabSize: vocab, paddedVocabSize: paddedVocab, numLayers: layers,
-              numHeads: heads, channels: channels)
-  }
-  /// The optimizer settings this configuration describes.
-  public var optimizer: AdamWConfig {
-    var o = AdamWConfig()
-    o.learningRate = Float(bitPattern: learningRateBits)
-    o.beta1 = Float(bitPattern: beta1Bits)
-    o.beta2 = Float(bitPattern: beta2Bits)
-    o.eps = Float(bitPattern: epsBits)
-    o.weightDecay = Float(bitPattern: weightDecayBits)
-    o.gradClip = Float(bitPattern: gradClipBits)
-    return o
-  }
-  /// The learning-rate schedule this configuration describes (constant when the name is unknown).
-  public var lrSchedule: LRSchedule {
-    var s = LRSchedule()
-    s.kind = LRSchedule.Kind(rawValue: schedule) ?? .constant
-    s.warmupSteps = warmupSteps
-    s.minFraction = Float(bitPattern: minFractionBits)
-    return s
-  }
-
-  public init(model c: GPTConfig, batch: Int, seq: Int, totalSteps: Int, optimizer o: AdamWConfig,
-              schedule s: LRSchedule, dataPath: String, dataTokens: Int, seed: UInt64) {
-    layers = c.numLayers; heads = c.numHeads; channels = c.channels
-    vocab = c.vocabSize; paddedVocab = c.paddedVocabSize; maxSeq = c.maxSeqLen
-    self.batch = batch; self.seq = seq; self.totalSteps = totalSteps
-    learningRateBits = o.learningRate.bitPattern; beta1Bits = o.beta1.bitPattern
-    beta2Bits = o.beta2.bitPattern; epsBits = o.eps.bitPattern
-    weightDecayBits = o.weightDecay.bitPattern; gradClipBits = o.gradClip.bitPattern
-    schedule = s.kind.rawValue; warmupSteps = s.warmupSteps; minFractionBits = s.minFraction.bitPattern
-    self.dataPath = dataPath; self.dataTokens = dataTokens; self.seed = seed
-  }
 }
 
 /// The fixed binary header of state.bin.

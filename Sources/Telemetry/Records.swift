@@ -1,15 +1,14 @@
 // Step and event records, and their encoding into a 248-byte slot payload. The writer encodes
 // into a stack buffer and copies the buffer into the slot in one block; the reader copies the
-// slot out in one block and decodes the copy.
+// slot out in one block and decodes the copy. What a step measures is JobSchema's
+// `StepMetrics`; this file holds only where each of its fields goes in the slot.
 
-/// 16 log2-microsecond latency buckets (same meaning as `TPEngine.LatencyHistogram`).
-public typealias HistogramBuckets = (
-  UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
-  UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32
-)
+import JobSchema
 
-/// One rank's measurements of one step. Every field of `TPEngine.StepMetrics`, plus the
-/// writer's rank and a timestamp; `index` is filled by readers.
+/// One rank's measurements of one step as a ring record: the writer's rank, the time it wrote
+/// the record and, on the reader side, the ring index, around one `StepMetrics` value. The
+/// metrics' fields read through the record (`record.loss`).
+@dynamicMemberLookup
 public struct StepRecord: Sendable {
   /// Ring index of this record (reader side only; ignored by writers).
   public var index: UInt64 = 0
@@ -17,49 +16,20 @@ public struct StepRecord: Sendable {
   public var rank: Int = 0
   /// CLOCK_MONOTONIC ns when the record was written.
   public var timestampNs: UInt64 = 0
-  public var step: Int = 0
-  public var loss: Float = 0
-  public var lr: Float = 0
-  public var gradNorm: Float = 0
-  /// Tokens this rank's replica processed (B*T).
-  public var tokens: Int = 0
-  /// Step wall time and its split, ns.
-  public var stepNs: UInt64 = 0
-  public var forwardNs: UInt64 = 0
-  public var backwardNs: UInt64 = 0
-  public var optimizerNs: UInt64 = 0
-  public var commNs: UInt64 = 0
-  public var dataNs: UInt64 = 0
-  /// All-reduces this step: count, payload bytes, total and max latency (ns).
-  public var allReduceCount: Int = 0
-  public var allReduceBytes: UInt64 = 0
-  public var allReduceTotalNs: UInt64 = 0
-  public var allReduceMaxNs: UInt64 = 0
-  /// log2 µs latency histogram.
-  public var histogram: HistogramBuckets = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-  /// Memory, bytes.
-  public var rssBytes: UInt64 = 0
-  public var paramBytes: UInt64 = 0
-  public var gradBytes: UInt64 = 0
-  public var optimizerBytes: UInt64 = 0
-  public var activationBytes: UInt64 = 0
-  /// Compute-busy fraction of the step, 0...1.
-  public var computeBusy: Float = 0
-  /// Achieved GFLOP/s.
-  public var gflops: Float = 0
+  /// What the rank measured.
+  public var metrics = StepMetrics()
 
-  public init() {}
-
-  /// Histogram bucket `i` (0..<16); 0 outside.
-  public func bucket(_ i: Int) -> UInt32 {
-    guard i >= 0 && i < 16 else { return 0 }
-    return withUnsafeBytes(of: histogram) { $0.load(fromByteOffset: i * 4, as: UInt32.self) }
+  /// Creates a record.
+  public init(rank: Int = 0, timestampNs: UInt64 = 0, metrics: StepMetrics = StepMetrics()) {
+    self.rank = rank
+    self.timestampNs = timestampNs
+    self.metrics = metrics
   }
 
-  /// Sets histogram bucket `i` (0..<16); ignored outside.
-  public mutating func setBucket(_ i: Int, _ value: UInt32) {
-    guard i >= 0 && i < 16 else { return }
-    withUnsafeMutableBytes(of: &histogram) { $0.storeBytes(of: value, toByteOffset: i * 4, as: UInt32.self) }
+  /// A field of the metrics.
+  public subscript<T>(dynamicMember field: WritableKeyPath<StepMetrics, T>) -> T {
+    get { metrics[keyPath: field] }
+    set { metrics[keyPath: field] = newValue }
   }
 }
 
@@ -207,12 +177,12 @@ enum RecordCodec {
   /// Encodes a step record into `p` (248 bytes), checksum included. The 30 words are formed
   /// in registers (32-bit fields paired), checksummed there, then stored as whole words.
   @inline(__always)
-  static func encode(_ r: StepRecord, rank: UInt32, into p: UnsafeMutableRawPointer) {
-    let h = r.histogram
+  static func encode(_ r: StepMetrics, timestampNs: UInt64, rank: UInt32, into p: UnsafeMutableRawPointer) {
+    let h = r.allReduceHistogram.buckets
     let w: Words = (
       pair(S.Kind.step, 0),  // 8: kind, event kind
       UInt64(bitPattern: Int64(truncatingIfNeeded: r.step)),  // 16
-      r.timestampNs,  // 24
+      timestampNs,  // 24
       UInt64(bitPattern: Int64(truncatingIfNeeded: r.tokens)),  // 32
       pair(r.loss.bitPattern, r.lr.bitPattern),  // 40
       pair(r.gradNorm.bitPattern, r.computeBusy.bitPattern),  // 48
@@ -274,11 +244,9 @@ enum RecordCodec {
     guard get(p, S.checksum, UInt64.self) == checksum(p) else { return .corrupt }
     let kind = get(p, S.kind, UInt32.self)
     if kind == S.Kind.step {
-      var r = StepRecord()
+      var r = StepRecord(rank: Int(get(p, S.rank, UInt32.self)), timestampNs: get(p, S.timestampNs, UInt64.self))
       r.index = index
-      r.rank = Int(get(p, S.rank, UInt32.self))
       r.step = Int(get(p, S.step, Int64.self))
-      r.timestampNs = get(p, S.timestampNs, UInt64.self)
       r.tokens = Int(get(p, S.tokens, Int64.self))
       r.loss = get(p, S.loss, Float.self)
       r.lr = get(p, S.lr, Float.self)
@@ -300,7 +268,7 @@ enum RecordCodec {
       r.gradBytes = get(p, S.gradBytes, UInt64.self)
       r.optimizerBytes = get(p, S.optimizerBytes, UInt64.self)
       r.activationBytes = get(p, S.activationBytes, UInt64.self)
-      withUnsafeMutableBytes(of: &r.histogram) { h in
+      withUnsafeMutableBytes(of: &r.metrics.allReduceHistogram.buckets) { h in
         h.baseAddress!.copyMemory(from: p + (S.histogram - base), byteCount: 64)
       }
       return .record(.step(r))

@@ -1,9 +1,10 @@
 import XCTest
+import JobSchema
 @testable import Dashboard
 
 /// Keys and state transitions, and the app loop against a synthetic source.
 final class StateTests: XCTestCase {
-  func press(_ s: inout AppState, _ k: Key, desired: RunRequest = .run) -> [AppRequest] {
+  func press(_ s: inout AppState, _ k: Key, desired: DesiredState = .run) -> [AppRequest] {
     s.handle(k, worldSize: 4, tensorCount: 16, desired: desired, now: 0)
   }
 

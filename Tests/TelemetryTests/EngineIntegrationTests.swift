@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import JobSchema
 import XCTest
 
 @testable import Telemetry
@@ -72,7 +73,7 @@ final class EngineIntegrationTests: XCTestCase {
     XCTAssertEqual(r.info.tp, 2)
     XCTAssertEqual(r.info.dp, 1)
     XCTAssertEqual(r.info.totalSteps, 12)
-    XCTAssertEqual(r.info.model.preset, "tiny")
+    XCTAssertEqual(r.info.preset, "tiny")
     XCTAssertEqual(r.info.model.batch, 2)
     XCTAssertEqual(r.info.model.seq, 16)
     let qkv = try XCTUnwrap(r.info.shards.first { $0.name == "qkvw" })

@@ -1,4 +1,5 @@
 import Glibc
+import JobSchema
 import XCTest
 
 @testable import Telemetry
@@ -101,7 +102,7 @@ final class RoundTripTests: XCTestCase {
     let reader = try JobReader(job: job)
     var rec = SyntheticJob.plausibleRecord(step: 7, rank: 0, model: w.info.model)
     rec.timestampNs = 123
-    rec.setBucket(15, 99)
+    rec.allReduceHistogram[15] = 99
     r0.writeStep(rec)
     r0.writeEvent(.checkpointSaved, step: 7, text: "/tmp/ckpt/step7 ✓")
     r1.writeEvent(.error, step: 3, text: String(repeating: "é", count: 300))
@@ -133,7 +134,8 @@ final class RoundTripTests: XCTestCase {
     XCTAssertEqual(got.timestampNs, 123)
     XCTAssertEqual(got.rank, 0)
     XCTAssertEqual(got.index, 0)
-    for b in 0..<16 { XCTAssertEqual(got.bucket(b), rec.bucket(b)) }
+    for b in 0..<16 { XCTAssertEqual(got.allReduceHistogram[b], rec.allReduceHistogram[b]) }
+    XCTAssertEqual(got.metrics, rec.metrics)
     XCTAssertEqual(polls[0].events, [{ var e = EventRecord(kind: .checkpointSaved, step: 7, text: "/tmp/ckpt/step7 ✓"); e.index = 1; e.timestampNs = polls[0].events.first?.timestampNs ?? 0; return e }()])
     XCTAssertEqual(polls[1].events.count, 1)
     XCTAssertEqual(polls[1].events[0].rank, 1)

@@ -63,7 +63,7 @@ enum ShardsView {
       var x = inner.x
       g.put(Format.fit(t.name, nameW), x: x, y: y, style: style); x += nameW
       g.put(Format.fit(shapeText(t.shape), shapeW), x: x, y: y, style: style); x += shapeW
-      g.put(Format.fit(t.split.label, 11), x: x, y: y, style: ti == sel ? .selection : (t.split == .replicated ? .dim : .accent)); x += 11
+      g.put(Format.fit(t.split.name, 11), x: x, y: y, style: ti == sel ? .selection : (t.split == .replicated ? .dim : .accent)); x += 11
       g.put(Format.fit(Format.bytes(Double(t.localBytes(tp: 0))), 8, right: true), x: x, y: y, style: style); x += 9
       for tp in 0..<shown {
         let d = t.descriptions[safe: tp] ?? "–"
@@ -89,7 +89,7 @@ enum ShardsView {
   static func drawDetail(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect, _ sel: Int) {
     let job = m.history.job
     let t = job.tensors[sel]
-    g.box(r, title: "\(t.name) \(shapeText(t.shape)) \(t.split.label)")
+    g.box(r, title: "\(t.name) \(shapeText(t.shape)) \(t.split.name)")
     let inner = r.inset(1)
     guard inner.height > 0 else { return }
     let hasStats = (0..<job.worldSize).contains { m.history.stats(tensor: sel, rank: $0) != nil }
