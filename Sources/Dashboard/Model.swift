@@ -91,24 +91,14 @@ public struct JobSpec: Sendable, Equatable {
 
 /// One training step as one rank measured it, and when. The metrics' fields read through the
 /// sample (`sample.loss`).
-@dynamicMemberLookup
-public struct StepSample: Sendable, Equatable {
+public struct StepSample: StepMetricsCarrier, Sendable, Equatable {
   /// What the rank measured.
   public var metrics = StepMetrics()
   /// Wall-clock time the record was written (seconds since 1970), 0 when unknown.
   public var wallTime: Double = 0
 
-  /// Creates a sample.
-  public init(metrics: StepMetrics = StepMetrics(), wallTime: Double = 0) {
-    self.metrics = metrics
-    self.wallTime = wallTime
-  }
-
-  /// A field of the metrics.
-  public subscript<T>(dynamicMember field: WritableKeyPath<StepMetrics, T>) -> T {
-    get { metrics[keyPath: field] }
-    set { metrics[keyPath: field] = newValue }
-  }
+  /// Creates an empty sample.
+  public init() {}
 }
 
 /// Per-shard statistics of one tensor on one rank, when the engine publishes them.

@@ -75,7 +75,12 @@ public final class TelemetrySource: JobSource {
     p.lost = Array(repeating: 0, count: job.worldSize)
     for rp in polls where rp.rank < job.worldSize {
       p.lost[rp.rank] = Int(clamping: rp.lost)
-      p.steps[rp.rank] = rp.steps.map { StepSample(metrics: $0.metrics, wallTime: wall($0.timestampNs)) }
+      p.steps[rp.rank] = rp.steps.map { r in
+        var s = StepSample()
+        s.metrics = r.metrics
+        s.wallTime = wall(r.timestampNs)
+        return s
+      }
       for t in rp.tensorStats {
         for (i, n) in t.entries.enumerated() {
           p.shardStats.append(ShardStats(tensor: t.firstTensor + i, rank: rp.rank, step: t.step, weightNorm: n.weightNorm,

@@ -10,17 +10,8 @@
 public enum RunState: UInt64, Sendable, CaseIterable {
   case starting = 0, running = 1, paused = 2, checkpointing = 3, finished = 4, failed = 5
 
-  /// Lower-case name for display and export.
-  public var name: String {
-    switch self {
-    case .starting: return "starting"
-    case .running: return "running"
-    case .paused: return "paused"
-    case .checkpointing: return "checkpointing"
-    case .finished: return "finished"
-    case .failed: return "failed"
-    }
-  }
+  /// Lower-case name for display and export: the case name.
+  public var name: String { String(describing: self) }
 }
 
 /// What the job should do at the next step boundary: the control page's desired-state word
@@ -28,14 +19,8 @@ public enum RunState: UInt64, Sendable, CaseIterable {
 public enum DesiredState: UInt64, Sendable, CaseIterable {
   case run = 0, pause = 1, stop = 2
 
-  /// Lower-case name for display and export.
-  public var name: String {
-    switch self {
-    case .run: return "run"
-    case .pause: return "pause"
-    case .stop: return "stop"
-    }
-  }
+  /// Lower-case name for display and export: the case name.
+  public var name: String { String(describing: self) }
 }
 
 /// How a parameter tensor is divided among tensor-parallel ranks (Megatron's split kinds); a
@@ -50,13 +35,6 @@ public enum SplitKind: Int32, Sendable, CaseIterable {
   /// Vocabulary rows split (vocab-parallel embedding / LM head).
   case vocab = 3
 
-  /// Lower-case name for display.
-  public var name: String {
-    switch self {
-    case .replicated: return "replicated"
-    case .column: return "column"
-    case .row: return "row"
-    case .vocab: return "vocab"
-    }
-  }
+  /// Lower-case name for display: the case name.
+  public var name: String { String(describing: self) }
 }

@@ -7,6 +7,9 @@
 /// The trainer fills one value in place every step, so it holds no arrays or other references:
 /// copying it allocates nothing.
 public struct StepMetrics: Sendable, Equatable {
+  /// Creates zeroed metrics.
+  public init() {}
+
   /// Step number, from 1.
   public var step: Int = 0
   /// Global mean loss of this step (identical on every rank).
@@ -54,7 +57,20 @@ public struct StepMetrics: Sendable, Equatable {
   public var computeBusy: Float = 0
   /// Achieved model GFLOP/s of this rank this step.
   public var gflops: Float = 0
+}
 
-  /// Creates zeroed metrics.
-  public init() {}
+/// A value that carries one step's metrics (a ring record, a dashboard sample) and reads their
+/// fields through itself: `record.loss` is `record.metrics.loss`.
+@dynamicMemberLookup
+public protocol StepMetricsCarrier {
+  /// The metrics carried.
+  var metrics: StepMetrics { get set }
+}
+
+extension StepMetricsCarrier {
+  /// A field of the metrics.
+  public subscript<T>(dynamicMember field: WritableKeyPath<StepMetrics, T>) -> T {
+    get { metrics[keyPath: field] }
+    set { metrics[keyPath: field] = newValue }
+  }
 }

@@ -8,8 +8,7 @@ import JobSchema
 /// One rank's measurements of one step as a ring record: the writer's rank, the time it wrote
 /// the record and, on the reader side, the ring index, around one `StepMetrics` value. The
 /// metrics' fields read through the record (`record.loss`).
-@dynamicMemberLookup
-public struct StepRecord: Sendable {
+public struct StepRecord: StepMetricsCarrier, Sendable {
   /// Ring index of this record (reader side only; ignored by writers).
   public var index: UInt64 = 0
   /// World rank of the writer.
@@ -19,18 +18,8 @@ public struct StepRecord: Sendable {
   /// What the rank measured.
   public var metrics = StepMetrics()
 
-  /// Creates a record.
-  public init(rank: Int = 0, timestampNs: UInt64 = 0, metrics: StepMetrics = StepMetrics()) {
-    self.rank = rank
-    self.timestampNs = timestampNs
-    self.metrics = metrics
-  }
-
-  /// A field of the metrics.
-  public subscript<T>(dynamicMember field: WritableKeyPath<StepMetrics, T>) -> T {
-    get { metrics[keyPath: field] }
-    set { metrics[keyPath: field] = newValue }
-  }
+  /// Creates an empty record.
+  public init() {}
 }
 
 /// Something that happened between steps on one rank.
@@ -244,30 +233,13 @@ enum RecordCodec {
     guard get(p, S.checksum, UInt64.self) == checksum(p) else { return .corrupt }
     let kind = get(p, S.kind, UInt32.self)
     if kind == S.Kind.step {
-      var r = StepRecord(rank: Int(get(p, S.rank, UInt32.self)), timestampNs: get(p, S.timestampNs, UInt64.self))
+      var r = StepRecord()
       r.index = index
-      r.step = Int(get(p, S.step, Int64.self))
-      r.tokens = Int(get(p, S.tokens, Int64.self))
-      r.loss = get(p, S.loss, Float.self)
-      r.lr = get(p, S.lr, Float.self)
-      r.gradNorm = get(p, S.gradNorm, Float.self)
-      r.computeBusy = get(p, S.computeBusy, Float.self)
-      r.gflops = get(p, S.gflops, Float.self)
-      r.stepNs = get(p, S.stepNs, UInt64.self)
-      r.forwardNs = get(p, S.forwardNs, UInt64.self)
-      r.backwardNs = get(p, S.backwardNs, UInt64.self)
-      r.optimizerNs = get(p, S.optimizerNs, UInt64.self)
-      r.commNs = get(p, S.commNs, UInt64.self)
-      r.dataNs = get(p, S.dataNs, UInt64.self)
-      r.allReduceCount = Int(get(p, S.allReduceCount, Int64.self))
-      r.allReduceBytes = get(p, S.allReduceBytes, UInt64.self)
-      r.allReduceTotalNs = get(p, S.allReduceTotalNs, UInt64.self)
-      r.allReduceMaxNs = get(p, S.allReduceMaxNs, UInt64.self)
-      r.rssBytes = get(p, S.rssBytes, UInt64.self)
-      r.paramBytes = get(p, S.paramBytes, UInt64.self)
-      r.gradBytes = get(p, S.gradBytes, UInt64.self)
-      r.optimizerBytes = get(p, S.optimizerBytes, UInt64.self)
-      r.activationBytes = get(p, S.activationBytes, UInt64.self)
+      r.rank = Int(get(p, S.rank, UInt32.self))
+      r.timestampNs = get(p, S.timestampNs, UInt64.self)
+      for (offset, field) in StepFields.integers { r.metrics[keyPath: field] = Int(get(p, offset, Int64.self)) }
+      for (offset, field) in StepFields.floats { r.metrics[keyPath: field] = get(p, offset, Float.self) }
+      for (offset, field) in StepFields.words { r.metrics[keyPath: field] = get(p, offset, UInt64.self) }
       withUnsafeMutableBytes(of: &r.metrics.allReduceHistogram.buckets) { h in
         h.baseAddress!.copyMemory(from: p + (S.histogram - base), byteCount: 64)
       }
@@ -300,6 +272,29 @@ enum RecordCodec {
     }
     return .corrupt
   }
+}
+
+/// Where a step record keeps each field of `StepMetrics`, by slot offset (the histogram's 16 u32
+/// follow at `Slot.histogram`). Readers decode with these tables; the writer's `encode` forms the
+/// same words in registers, and a test holds the two together.
+enum StepFields {
+  typealias S = SegmentLayout.Slot
+  /// i64 fields.
+  nonisolated(unsafe) static let integers: [(offset: Int, field: WritableKeyPath<StepMetrics, Int>)] = [
+    (S.step, \.step), (S.tokens, \.tokens), (S.allReduceCount, \.allReduceCount),
+  ]
+  /// f32 fields.
+  nonisolated(unsafe) static let floats: [(offset: Int, field: WritableKeyPath<StepMetrics, Float>)] = [
+    (S.loss, \.loss), (S.lr, \.lr), (S.gradNorm, \.gradNorm), (S.computeBusy, \.computeBusy), (S.gflops, \.gflops),
+  ]
+  /// u64 fields.
+  nonisolated(unsafe) static let words: [(offset: Int, field: WritableKeyPath<StepMetrics, UInt64>)] = [
+    (S.stepNs, \.stepNs), (S.forwardNs, \.forwardNs), (S.backwardNs, \.backwardNs), (S.optimizerNs, \.optimizerNs),
+    (S.commNs, \.commNs), (S.dataNs, \.dataNs), (S.allReduceBytes, \.allReduceBytes),
+    (S.allReduceTotalNs, \.allReduceTotalNs), (S.allReduceMaxNs, \.allReduceMaxNs), (S.rssBytes, \.rssBytes),
+    (S.paramBytes, \.paramBytes), (S.gradBytes, \.gradBytes), (S.optimizerBytes, \.optimizerBytes),
+    (S.activationBytes, \.activationBytes),
+  ]
 }
 
 /// Fixed-capacity UTF-8 text fields.
