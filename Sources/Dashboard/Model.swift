@@ -10,47 +10,9 @@ extension RunState {
   public var label: String { self == .checkpointing ? "ckpt" : name }
 }
 
-/// One parameter tensor and each TP rank's part of it.
-public struct ShardTensorInfo: Sendable, Equatable {
-  /// Parameter name, e.g. "qkvw".
-  public var name: String
-  /// Global shape, e.g. [L, 3C, C].
-  public var shape: [Int]
-  /// Split kind.
-  public var split: SplitKind
-  /// Index into `shape` of the split dimension; nil when replicated.
-  public var splitDim: Int?
-  /// Per TP rank: half-open ranges along `splitDim` (QKV has three ranges per rank).
-  public var ranges: [[Range<Int>]]
-  /// Per TP rank: a human description, e.g. "heads 0–2 of 6".
-  public var descriptions: [String]
-  /// Bytes per element (4 for fp32).
-  public var elementBytes: Int
-
-  /// Creates a tensor description.
-  public init(name: String, shape: [Int], split: SplitKind, splitDim: Int?,
-              ranges: [[Range<Int>]], descriptions: [String], elementBytes: Int = 4) {
-    self.name = name
-    self.shape = shape
-    self.split = split
-    self.splitDim = splitDim
-    self.ranges = ranges
-    self.descriptions = descriptions
-    self.elementBytes = elementBytes
-  }
-
-  /// Elements in the whole tensor.
-  public var globalCount: Int { shape.reduce(1, *) }
-
-  /// Elements held by TP rank `tp`.
-  public func localCount(tp: Int) -> Int {
-    guard let d = splitDim, d < shape.count, shape[d] > 0, tp < ranges.count else { return globalCount }
-    let held = ranges[tp].reduce(0) { $0 + $1.count }
-    return globalCount / shape[d] * held
-  }
-
-  /// Bytes held by TP rank `tp`.
-  public func localBytes(tp: Int) -> Int { localCount(tp: tp) * elementBytes }
+extension ShardedTensor {
+  /// Bytes held by TP rank `tp` (fp32 parameters).
+  public func localBytes(tp: Int) -> Int { localCount(tp: tp) * MemoryLayout<Float>.size }
 }
 
 /// Static description of a job: what it trains and how it is split.
@@ -66,13 +28,13 @@ public struct JobSpec: Sendable, Equatable {
   /// Steps the job will run.
   public var totalSteps: Int
   /// Parameter tensors in model order.
-  public var tensors: [ShardTensorInfo]
+  public var tensors: [ShardedTensor]
   /// Path of the job's stdout/stderr log, when known.
   public var logPath: String?
 
   /// Creates a job description.
   public init(name: String, model: String, tp: Int, dp: Int, totalSteps: Int,
-              tensors: [ShardTensorInfo], logPath: String? = nil) {
+              tensors: [ShardedTensor], logPath: String? = nil) {
     self.name = name
     self.model = model
     self.tp = max(1, tp)
@@ -103,21 +65,18 @@ public struct StepSample: StepMetricsCarrier, Sendable, Equatable {
 
 /// Per-shard statistics of one tensor on one rank, when the engine publishes them.
 public struct ShardStats: Sendable, Equatable {
+  /// Tensor index (llm.c order).
   public var tensor: Int
+  /// World rank holding the shard.
   public var rank: Int
+  /// Step the norms were measured at.
   public var step: Int
-  public var weightNorm: Float
-  public var gradNorm: Float
-  public var updateRatio: Float
+  /// The shard's norms.
+  public var norms: TensorNorms
 
   /// Creates a statistics record.
-  public init(tensor: Int, rank: Int, step: Int, weightNorm: Float, gradNorm: Float, updateRatio: Float) {
-    self.tensor = tensor
-    self.rank = rank
-    self.step = step
-    self.weightNorm = weightNorm
-    self.gradNorm = gradNorm
-    self.updateRatio = updateRatio
+  public init(tensor: Int, rank: Int, step: Int, norms: TensorNorms) {
+    (self.tensor, self.rank, self.step, self.norms) = (tensor, rank, step, norms)
   }
 }
 

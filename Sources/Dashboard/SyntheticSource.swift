@@ -29,16 +29,16 @@ public final class SyntheticSource: JobSource {
   }
 
   /// Megatron-style layout of a GPT-2 with `layers`, `heads`, `channels` over `tp` ranks.
-  public static func layout(tp: Int, layers L: Int, heads H: Int, channels C: Int, vocab V: Int) -> [ShardTensorInfo] {
+  public static func layout(tp: Int, layers L: Int, heads H: Int, channels C: Int, vocab V: Int) -> [ShardedTensor] {
     let dash = Glyphs.current.dash
     func even(_ n: Int, _ what: String) -> ([[Range<Int>]], [String]) {
       let per = n / tp
       return ((0..<tp).map { [($0 * per)..<(($0 + 1) * per)] },
               (0..<tp).map { "\(what) \($0 * per)\(dash)\(($0 + 1) * per - 1) of \(n)" })
     }
-    func rep(_ name: String, _ shape: [Int]) -> ShardTensorInfo {
-      ShardTensorInfo(name: name, shape: shape, split: .replicated, splitDim: nil, ranges: Array(repeating: [], count: tp),
-                      descriptions: Array(repeating: "whole", count: tp))
+    func rep(_ name: String, _ shape: [Int]) -> ShardedTensor {
+      ShardedTensor(name: name, shape: shape, split: .replicated, splitDim: nil, ranks: Array(repeating: [], count: tp),
+                    rankDescriptions: Array(repeating: "whole", count: tp))
     }
     let hd = C / H
     let hp = H / tp
@@ -49,15 +49,15 @@ public final class SyntheticSource: JobSource {
     let (fc, fcd) = even(4 * C, "cols")
     let (ac, _) = even(C, "cols")
     return [
-      ShardTensorInfo(name: "wte", shape: [V, C], split: .vocab, splitDim: 0, ranges: vr, descriptions: vd),
+      ShardedTensor(name: "wte", shape: [V, C], split: .vocab, splitDim: 0, ranks: vr, rankDescriptions: vd),
       rep("wpe", [1024, C]), rep("ln1w", [L, C]), rep("ln1b", [L, C]),
-      ShardTensorInfo(name: "qkvw", shape: [L, 3 * C, C], split: .column, splitDim: 1, ranges: qkvRanges, descriptions: heads),
-      ShardTensorInfo(name: "qkvb", shape: [L, 3 * C], split: .column, splitDim: 1, ranges: qkvRanges, descriptions: heads),
-      ShardTensorInfo(name: "attprojw", shape: [L, C, C], split: .row, splitDim: 2, ranges: ac, descriptions: heads),
+      ShardedTensor(name: "qkvw", shape: [L, 3 * C, C], split: .column, splitDim: 1, ranks: qkvRanges, rankDescriptions: heads),
+      ShardedTensor(name: "qkvb", shape: [L, 3 * C], split: .column, splitDim: 1, ranks: qkvRanges, rankDescriptions: heads),
+      ShardedTensor(name: "attprojw", shape: [L, C, C], split: .row, splitDim: 2, ranks: ac, rankDescriptions: heads),
       rep("attprojb", [L, C]), rep("ln2w", [L, C]), rep("ln2b", [L, C]),
-      ShardTensorInfo(name: "fcw", shape: [L, 4 * C, C], split: .column, splitDim: 1, ranges: fr, descriptions: fd),
-      ShardTensorInfo(name: "fcb", shape: [L, 4 * C], split: .column, splitDim: 1, ranges: fr, descriptions: fd),
-      ShardTensorInfo(name: "fcprojw", shape: [L, C, 4 * C], split: .row, splitDim: 2, ranges: fc, descriptions: fcd),
+      ShardedTensor(name: "fcw", shape: [L, 4 * C, C], split: .column, splitDim: 1, ranks: fr, rankDescriptions: fd),
+      ShardedTensor(name: "fcb", shape: [L, 4 * C], split: .column, splitDim: 1, ranks: fr, rankDescriptions: fd),
+      ShardedTensor(name: "fcprojw", shape: [L, C, 4 * C], split: .row, splitDim: 2, ranks: fc, rankDescriptions: fcd),
       rep("fcprojb", [L, C]), rep("lnfw", [C]), rep("lnfb", [C]),
     ]
   }

@@ -27,12 +27,8 @@ public final class TelemetrySource: JobSource {
     let info = reader.info
     let m = info.model
     let model = "\(info.preset) L\(m.layers) H\(m.heads) C\(m.channels) B\(m.batch) T\(m.seq)"
-    let tensors = info.shards.map { s in
-      ShardTensorInfo(name: s.name, shape: s.shape, split: s.split,
-                      splitDim: s.splitDim, ranges: s.ranks, descriptions: s.rankDescriptions)
-    }
     job = JobSpec(name: name, model: model, tp: info.tp, dp: info.dp, totalSteps: info.totalSteps,
-                  tensors: tensors, logPath: logPath)
+                  tensors: info.shards, logPath: logPath)
     segmentPath = "/dev/shm/" + SegmentName.prefix + name
     // attaching to `<base>.r<k>` follows later incarnations of the same base
     if let dot = name.range(of: ".r", options: .backwards), let k = Int(name[dot.upperBound...]), k > 0 {
@@ -83,8 +79,7 @@ public final class TelemetrySource: JobSource {
       }
       for t in rp.tensorStats {
         for (i, n) in t.entries.enumerated() {
-          p.shardStats.append(ShardStats(tensor: t.firstTensor + i, rank: rp.rank, step: t.step, weightNorm: n.weightNorm,
-                                         gradNorm: n.gradNorm, updateRatio: n.updateRatio))
+          p.shardStats.append(ShardStats(tensor: t.firstTensor + i, rank: rp.rank, step: t.step, norms: n))
         }
       }
       for e in rp.events {

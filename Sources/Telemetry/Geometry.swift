@@ -145,7 +145,7 @@ struct ValidatedHeader {
     return ValidatedHeader(geometry: g, info: info)
   }
 
-  static func parseShard(_ m: Memory, at off: Int, tp: Int, job: String) throws -> TelemetryShard {
+  static func parseShard(_ m: Memory, at off: Int, tp: Int, job: String) throws -> ShardedTensor {
     typealias S = SegmentLayout.Shard
     func corrupt(_ d: String) -> TelemetryError { .corrupt(job: job, detail: "shard entry at \(off): \(d)") }
     let ndim = Int(m.u32(off + S.dimensionCount))
@@ -175,7 +175,7 @@ struct ValidatedHeader {
       ranks.append(rs)
       descriptions.append(m.text(p + S.description, capacity: S.descriptionCapacity))
     }
-    return TelemetryShard(
+    return ShardedTensor(
       name: m.text(off + S.name, capacity: S.nameCapacity), shape: shape, split: split,
       splitDim: sd < 0 ? nil : sd, ranks: ranks, rankDescriptions: descriptions)
   }

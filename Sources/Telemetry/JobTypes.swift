@@ -1,35 +1,8 @@
 // Plain value types shared by the writer and the readers. The job's vocabulary (model shape,
-// split kind, run and desired state) is JobSchema's, shared with the engine and the dashboard.
+// sharded tensors, run and desired state) is JobSchema's, shared with the engine and the
+// dashboard.
 
 import JobSchema
-
-/// One parameter tensor's global shape and each TP rank's part of it.
-public struct TelemetryShard: Sendable, Equatable {
-  /// Tensor name (at most 47 UTF-8 bytes are stored), e.g. "qkvw".
-  public var name: String
-  /// Global shape, 1 to 4 dimensions.
-  public var shape: [Int]
-  /// How the tensor is split.
-  public var split: SplitKind
-  /// Index into `shape` of the split dimension; nil when replicated.
-  public var splitDim: Int?
-  /// For each TP rank, its half-open ranges along `splitDim` (at most 4 per rank).
-  public var ranks: [[Range<Int>]]
-  /// For each TP rank, a human description (at most 55 UTF-8 bytes are stored).
-  public var rankDescriptions: [String]
-
-  public init(
-    name: String, shape: [Int], split: SplitKind, splitDim: Int?,
-    ranks: [[Range<Int>]], rankDescriptions: [String]
-  ) {
-    self.name = name
-    self.shape = shape
-    self.split = split
-    self.splitDim = splitDim
-    self.ranks = ranks
-    self.rankDescriptions = rankDescriptions
-  }
-}
 
 /// Everything a creator publishes about a job, before the first step.
 public struct JobDescription: Sendable, Equatable {
@@ -48,11 +21,11 @@ public struct JobDescription: Sendable, Equatable {
   /// Steps the job plans to run.
   public var totalSteps: Int
   /// Shard layout, every entry with exactly `tp` rank parts.
-  public var shards: [TelemetryShard]
+  public var shards: [ShardedTensor]
 
   public init(
     name: String, model: ModelShape, preset: String, worldSize: Int, tp: Int, dp: Int, totalSteps: Int,
-    shards: [TelemetryShard]
+    shards: [ShardedTensor]
   ) {
     self.name = name
     self.model = model
@@ -99,7 +72,7 @@ public struct JobInfo: Sendable, Equatable {
   /// Steps the job plans to run.
   public var totalSteps: Int { description.totalSteps }
   /// Shard layout.
-  public var shards: [TelemetryShard] { description.shards }
+  public var shards: [ShardedTensor] { description.shards }
 }
 
 /// A job's state as a reader judges it.

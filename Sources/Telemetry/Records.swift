@@ -54,18 +54,6 @@ public struct TensorStatsRecord: Sendable, Equatable {
   public init() {}
 }
 
-/// Norms of one tensor shard.
-public struct TensorNorms: Sendable, Equatable {
-  public var weightNorm: Float
-  public var gradNorm: Float
-  public var updateRatio: Float
-  public init(weightNorm: Float, gradNorm: Float, updateRatio: Float) {
-    self.weightNorm = weightNorm
-    self.gradNorm = gradNorm
-    self.updateRatio = updateRatio
-  }
-}
-
 /// A record read from a ring.
 public enum TelemetryRecord: Sendable {
   case step(StepRecord)

@@ -103,7 +103,7 @@ public final class SegmentWriter {
     return (desired, ck)
   }
 
-  static func checkShard(_ s: TelemetryShard, tp: Int) throws {
+  static func checkShard(_ s: ShardedTensor, tp: Int) throws {
     typealias S = SegmentLayout.Shard
     func bad(_ why: String) -> TelemetryError { .invalidArgument("shard '\(s.name)': \(why)") }
     guard s.shape.count >= 1 && s.shape.count <= S.maxDimensions else { throw bad("\(s.shape.count) dimensions (1...4)") }
@@ -117,7 +117,7 @@ public final class SegmentWriter {
     }
   }
 
-  static func writeShard(_ s: TelemetryShard, _ m: Memory, at off: Int) {
+  static func writeShard(_ s: ShardedTensor, _ m: Memory, at off: Int) {
     typealias S = SegmentLayout.Shard
     m.setText(off + S.name, s.name, capacity: S.nameCapacity)
     m.set(off + S.dimensionCount, UInt32(s.shape.count))

@@ -105,15 +105,15 @@ public final class SyntheticJob {
   }
 
   /// A GPT-2 (llm.c order) shard layout for `model` split `tp` ways, as the engine publishes it.
-  public static func gpt2Shards(model: ModelShape, tp: Int) -> [TelemetryShard] {
+  public static func gpt2Shards(model: ModelShape, tp: Int) -> [ShardedTensor] {
     let L = model.layers, C = model.channels, Vp = model.paddedVocab, T = model.maxSeq
     let H = model.heads
-    func whole(_ name: String, _ shape: [Int]) -> TelemetryShard {
-      TelemetryShard(
+    func whole(_ name: String, _ shape: [Int]) -> ShardedTensor {
+      ShardedTensor(
         name: name, shape: shape, split: .replicated, splitDim: nil,
         ranks: Array(repeating: [], count: tp), rankDescriptions: Array(repeating: "whole tensor", count: tp))
     }
-    func even(_ name: String, _ shape: [Int], _ kind: SplitKind, dim: Int, parts: Int = 1, unit: String) -> TelemetryShard {
+    func even(_ name: String, _ shape: [Int], _ kind: SplitKind, dim: Int, parts: Int = 1, unit: String) -> ShardedTensor {
       let n = shape[dim] / parts
       let per = n / tp
       var ranks: [[Range<Int>]] = []
@@ -127,7 +127,7 @@ public final class SyntheticJob {
           descs.append("\(unit) \(r * per)–\(r * per + per - 1) of \(n)")
         }
       }
-      return TelemetryShard(name: name, shape: shape, split: kind, splitDim: dim, ranks: ranks, rankDescriptions: descs)
+      return ShardedTensor(name: name, shape: shape, split: kind, splitDim: dim, ranks: ranks, rankDescriptions: descs)
     }
     return [
       even("wte", [Vp, C], .vocab, dim: 0, unit: "vocab rows"),

@@ -38,9 +38,9 @@ final class TelemetryObserver: TrainingObserver {
   }
 
   /// The engine's shard layout in the segment's terms.
-  static func telemetryShards(_ shards: [TensorShard]) -> [TelemetryShard] {
+  static func telemetryShards(_ shards: [TensorShard]) -> [ShardedTensor] {
     shards.map { s in
-      TelemetryShard(
+      ShardedTensor(
         name: s.name, shape: s.shape, split: s.split,
         splitDim: s.splitDim, ranks: s.ranks.map { rs in rs.map { $0.start..<max($0.start, $0.end) } },
         rankDescriptions: s.rankDescriptions)
