@@ -16,7 +16,9 @@ public struct LatencyHistogram: Sendable, Equatable {
   public init() {}
 
   /// Count of bucket `i` (0..<16; outside that range reads 0 and writes are ignored, so
-  /// decoders of foreign data cannot trap on an index).
+  /// decoders of foreign data cannot trap on an index). Inlinable: the collectives count into
+  /// it on the training thread.
+  @inlinable
   public subscript(i: Int) -> UInt32 {
     get {
       guard i >= 0 && i < Self.bucketCount else { return 0 }
@@ -29,6 +31,7 @@ public struct LatencyHistogram: Sendable, Equatable {
   }
 
   /// Bucket of a latency of `ns` nanoseconds.
+  @inlinable
   static func bucket(forNanoseconds ns: UInt64) -> Int {
     let us = ns / 1000
     if us == 0 { return 0 }
@@ -36,7 +39,7 @@ public struct LatencyHistogram: Sendable, Equatable {
   }
 
   /// Counts one call of `ns` nanoseconds.
-  @inline(__always)
+  @inlinable
   public mutating func record(nanoseconds ns: UInt64) { self[Self.bucket(forNanoseconds: ns)] &+= 1 }
 
   /// Bucket-wise sum (wrapping), e.g. of the tensor- and data-parallel groups' histograms.
