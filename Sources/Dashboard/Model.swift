@@ -96,11 +96,7 @@ public struct JobEvent: Sendable, Equatable {
 
   /// Creates an event.
   public init(kind: Kind, rank: Int, step: Int, wallTime: Double, text: String) {
-    self.kind = kind
-    self.rank = rank
-    self.step = step
-    self.wallTime = wallTime
-    self.text = text
+    (self.kind, self.rank, self.step, self.wallTime, self.text) = (kind, rank, step, wallTime, text)
   }
 }
 
