@@ -42,11 +42,18 @@ public enum SegmentLayout {
     public static let creationTimeNs = 112  // u64, CLOCK_REALTIME ns since the epoch
     public static let incarnation = 120  // u64, random nonce chosen at creation
     public static let ownerUID = 128  // u32, effective uid of the creator
-    public static let worldSize = 132, tp = 136, dp = 140  // u32
+    public static let worldSize = 132  // u32
+    public static let tp = 136  // u32
+    public static let dp = 140  // u32
     public static let totalSteps = 144  // u64
-    /// The model shape (`ModelShape`, u32 each): L, H, C, V, Vp, max T, then B and T.
-    public static let modelLayers = 152, modelHeads = 156, modelChannels = 160, modelVocab = 164
-    public static let modelPaddedVocab = 168, modelMaxSeq = 172, modelBatch = 176, modelSeq = 180
+    public static let modelLayers = 152  // u32
+    public static let modelHeads = 156  // u32
+    public static let modelChannels = 160  // u32
+    public static let modelVocab = 164  // u32
+    public static let modelPaddedVocab = 168  // u32
+    public static let modelMaxSeq = 172  // u32
+    public static let modelBatch = 176  // u32
+    public static let modelSeq = 180  // u32
     public static let shardCount = 184  // u32
     public static let shardEntrySize = 188  // u32, = 128 + 128 * tp
     public static let creatorPid = 192  // u32
@@ -138,14 +145,28 @@ public enum SegmentLayout {
     }
 
     // Step record fields.
-    // (grouped as docs/TELEMETRY.md's slot table groups them)
     public static let tokens = 32  // i64
-    public static let loss = 40, lr = 44, gradNorm = 48, computeBusy = 52, gflops = 56  // f32
+    public static let loss = 40  // f32
+    public static let lr = 44  // f32
+    public static let gradNorm = 48  // f32
+    public static let computeBusy = 52  // f32
+    public static let gflops = 56  // f32
     public static let rank = 60  // u32, world rank of the writer
-    public static let stepNs = 64, forwardNs = 72, backwardNs = 80, optimizerNs = 88, commNs = 96, dataNs = 104  // u64
+    public static let stepNs = 64  // u64
+    public static let forwardNs = 72
+    public static let backwardNs = 80
+    public static let optimizerNs = 88
+    public static let commNs = 96
+    public static let dataNs = 104
     public static let allReduceCount = 112  // i64
-    public static let allReduceBytes = 120, allReduceTotalNs = 128, allReduceMaxNs = 136  // u64
-    public static let rssBytes = 144, paramBytes = 152, gradBytes = 160, optimizerBytes = 168, activationBytes = 176  // u64
+    public static let allReduceBytes = 120
+    public static let allReduceTotalNs = 128
+    public static let allReduceMaxNs = 136
+    public static let rssBytes = 144
+    public static let paramBytes = 152
+    public static let gradBytes = 160
+    public static let optimizerBytes = 168
+    public static let activationBytes = 176
     public static let histogram = 184  // 16 x u32 = 64 bytes, ends at 248
 
     // Event record fields (kind 2).
