@@ -1,6 +1,8 @@
 # tptop — build, demo, tests, benchmarks.
 #   make demo    dashboard + a TP=2 training of the small preset on the bundled corpus
-#   make test    the whole test suite (engine, telemetry, dashboard; real mpirun ranks)
+#   make test    the whole test suite (engine, telemetry, dashboard; real mpirun ranks; the
+#                Python telemetry writer, against tptop, and the PyTorch example end to end)
+#   make test-python  only the Python tests (builds the release tptop they run against)
 #   make bench   benchmark lines (BENCH <name> <value> <unit>)
 
 SWIFT ?= swift
@@ -10,7 +12,7 @@ BIN = .build/$(CONFIG)
 export OMPI_ALLOW_RUN_AS_ROOT = 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = 1
 
-.PHONY: all deps test-deps build demo train test bench clean
+.PHONY: all deps test-deps build demo train test test-python bench clean
 
 all: build
 
@@ -33,9 +35,19 @@ train: build
 # Release build (the MPI tests run real training); -enable-testing keeps @testable imports working.
 TESTFLAGS = -c $(CONFIG) -Xswiftc -enable-testing
 
+PYTHON ?= python3
+# The Python writer's tests: the library alone, against the tptop just built (cross-language,
+# stress), and examples/torch_tp_gpt.py under `tptop launch --runner torchrun`.
+PYTEST = TPTOP_BIN_DIR=$(BIN) $(PYTHON) -m unittest discover -s python/tests
+
 test: test-deps
 	$(SWIFT) build $(TESTFLAGS)
 	$(SWIFT) test $(TESTFLAGS)
+	$(PYTEST)
+
+test-python: test-deps
+	$(SWIFT) build $(TESTFLAGS) --product tptop
+	$(PYTEST) -v
 
 bench: build
 	bash scripts/bench.sh $(BIN)

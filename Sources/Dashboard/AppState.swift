@@ -8,6 +8,9 @@ public enum Key: Equatable, Sendable {
   case char(Character)
   case left, right, up, down, pageUp, pageDown, home, end
   case tab, backTab, enter, escape
+  /// Standard input ended (a pipe or file ran out): nothing more can be typed, so the dashboard
+  /// detaches as on `q`.
+  case endOfInput
 }
 
 /// The five views.
@@ -74,6 +77,7 @@ public struct AppState: Equatable, Sendable {
   /// currently asked to do (so `p` toggles); `now` is monotonic seconds for message expiry.
   public mutating func handle(_ key: Key, worldSize: Int, tensorCount: Int, desired: DesiredState,
                               now: Double) -> [AppRequest] {
+    if key == .endOfInput { return [.quit] }
     if confirmingStop {
       confirmingStop = false
       if key == .char("y") || key == .char("Y") {

@@ -73,6 +73,14 @@ public struct CellGrid: Equatable, Sendable {
   public private(set) var cells: [Cell]
   /// When true, non-ASCII characters are replaced by ASCII look-alikes as they are written.
   public var asciiOnly: Bool
+  /// The named panes laid out on this grid, in drawing order (tests check that they do not overlap).
+  public private(set) var panes: [Pane] = []
+
+  /// A named region of the frame that one view owns.
+  public struct Pane: Equatable, Sendable {
+    public var name: String
+    public var rect: Rect
+  }
 
   /// Creates a blank grid.
   public init(width: Int, height: Int, asciiOnly: Bool = false) {
@@ -81,6 +89,17 @@ public struct CellGrid: Equatable, Sendable {
     self.asciiOnly = asciiOnly
     cells = Array(repeating: .blank, count: self.width * self.height)
   }
+
+  /// Records that `rect` is the pane called `name`.
+  public mutating func markPane(_ name: String, _ rect: Rect) { panes.append(Pane(name: name, rect: rect)) }
+
+  /// Records several panes at once, as (name, rectangle) pairs.
+  public mutating func markPanes(_ named: (String, Rect)...) {
+    for (name, rect) in named { markPane(name, rect) }
+  }
+
+  /// The rectangle of the first pane called `name`.
+  public func pane(_ name: String) -> Rect? { panes.first { $0.name == name }?.rect }
 
   /// The whole grid as a rectangle.
   public var bounds: Rect { Rect(x: 0, y: 0, width: width, height: height) }

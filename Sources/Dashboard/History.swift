@@ -1,4 +1,5 @@
 import Foundation
+import JobControl
 import JobSchema
 
 // Data collection: what the sampler keeps between polls. One ring of step samples per rank, the
@@ -152,19 +153,13 @@ public final class JobHistory {
     if changed { generation += 1 }
   }
 
-  /// Scans new log lines for mpirun's "process rank N … exited on signal S" report.
+  /// Scans new log lines for mpirun's report of the rank that died first (either of its forms).
   private func findCulprit(_ log: LogTail) {
-    guard culprit == nil else { return }
-    for line in log.lines.suffix(log.lines.count) where line.contains("noticed that process rank") {
-      let words = line.split(separator: " ")
-      guard let i = words.firstIndex(of: "rank"), i + 1 < words.count, let r = Int(words[i + 1]) else { continue }
-      var what = line
-      if let on = line.range(of: "exited on ") { what = String(line[on.lowerBound...]) }
-      culprit = (r, what.trimmingCharacters(in: .whitespaces))
-      events.append(JobEvent(kind: .rankFailed, rank: r, step: samples[safe: r]?.last?.step ?? 0,
-                             wallTime: Date().timeIntervalSince1970, text: "mpirun: rank \(r) \(culprit!.text)"))
-      return
-    }
+    guard culprit == nil, let report = MPIFailureReport.parse(log.lines.suffix(log.lines.count).joined(separator: "\n")),
+          let r = report.rank else { return }
+    culprit = (r, report.mpirunWords)
+    events.append(JobEvent(kind: .rankFailed, rank: r, step: samples[safe: r]?.last?.step ?? 0,
+                           wallTime: Date().timeIntervalSince1970, text: "mpirun: rank \(r) \(report.mpirunWords)"))
   }
 
   /// Latest statistics of `tensor` on `rank`.

@@ -90,7 +90,7 @@ public enum JobPicker {
       case .up?: sel = max(0, sel - 1)
       case .down?: sel = min(max(0, rows.count - 1), sel + 1)
       case .enter?: if sel < rows.count && rows[sel].attachable { return rows[sel].name }
-      case .char("q")?, .char("Q")?, .escape?: return nil
+      case .char("q")?, .char("Q")?, .escape?, .endOfInput?: return nil
       case .char("r")?: rows = list(); lastList = monotonicSeconds()
       default: break
       }

@@ -1,7 +1,8 @@
 import Foundation
 
 // For terminals curses cannot drive (TERM=dumb, no terminfo): each changed frame is printed as
-// plain ASCII text, and keys are read as typed characters (line-buffered: type q, Enter).
+// plain ASCII text, and keys are read as typed characters (line-buffered: type q, Enter). The end
+// of standard input (a closed pipe, /dev/null, a script that ran out) detaches like q.
 
 /// A line-printing screen.
 public final class PlainBackend: ScreenBackend {
@@ -29,7 +30,8 @@ public final class PlainBackend: ScreenBackend {
     guard poll(&fds, 1, Int32(max(0, timeout) * 1000)) > 0 else { return nil }
     var buf = [UInt8](repeating: 0, count: 64)
     let n = read(0, &buf, 64)
-    if n <= 0 { sleepSeconds(timeout); return nil }
+    if n == 0 { return .endOfInput }
+    if n < 0 { sleepSeconds(timeout); return nil }
     for b in buf.prefix(n) where b >= 0x20 && b < 0x7F { pending.append(.char(Character(Unicode.Scalar(b)))) }
     return pending.isEmpty ? nil : pending.removeFirst()
   }

@@ -9,13 +9,9 @@ public enum Renderer {
   public static let minWidth = 60
   public static let minHeight = 16
 
-  /// The panes of the last layout, by name (tests check that they do not overlap).
-  nonisolated(unsafe) public static var lastPanes: [(String, Rect)] = []
-
-  /// Renders one frame.
+  /// Renders one frame; the grid's `panes` name the regions each view was given.
   public static func render(_ m: DashboardModel, width: Int, height: Int) -> CellGrid {
     var g = CellGrid(width: width, height: height, asciiOnly: !Glyphs.current.unicode)
-    lastPanes = []
     guard width >= minWidth, height >= minHeight else {
       tooSmall(&g)
       return g
@@ -26,7 +22,7 @@ public enum Renderer {
     let status = Rect(x: 0, y: height - 1, width: width, height: 1)
     drawHeader(&g, m, headerRect)
     drawTabs(&g, m, tabsRect)
-    lastPanes += [("header", headerRect), ("tabs", tabsRect), ("status", status)]
+    g.markPanes(("header", headerRect), ("tabs", tabsRect), ("status", status))
     switch m.state.view {
     case .overview: OverviewView.draw(&g, m, body)
     case .rank: RankView.draw(&g, m, body)
@@ -39,9 +35,6 @@ public enum Renderer {
     if m.state.confirmingStop { drawConfirm(&g, m, body) }
     return g
   }
-
-  /// Adds a pane to the layout record.
-  static func pane(_ name: String, _ r: Rect) { lastPanes.append((name, r)) }
 
   static func tooSmall(_ g: inout CellGrid) {
     let msg = "needs \(minWidth)\(Glyphs.current.times)\(minHeight), have \(g.width)\(Glyphs.current.times)\(g.height)"

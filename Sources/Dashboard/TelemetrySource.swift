@@ -1,9 +1,10 @@
 import Foundation
+import JobControl
 import JobSchema
 import Telemetry
 
-// The adapter from the telemetry segment's reader to the dashboard's own model: the only
-// dashboard file that knows the segment's types (`JobReader` and its records). The vocabulary
+// The adapter from the telemetry segment's reader to the dashboard's own model: the dashboard
+// file that turns `JobReader` and its records into the model. The vocabulary
 // both sides share (step metrics, states, split kinds) passes through unchanged.
 
 /// A job read from its shared-memory telemetry segment.
@@ -131,20 +132,4 @@ public final class TelemetrySource: JobSource {
   public func requestCheckpoint() throws {
     do { try reader.requestCheckpoint() } catch let e as TelemetryError { throw ControlError(e.description) }
   }
-}
-
-/// Where launched jobs' stdout/stderr logs live: $TPTOP_LOG_DIR, else $XDG_CACHE_HOME/tptop,
-/// else ~/.cache/tptop, else $TMPDIR/tptop.
-public enum LogFiles {
-  /// The log directory (not created).
-  public static var directory: String {
-    let env = ProcessInfo.processInfo.environment
-    if let d = env["TPTOP_LOG_DIR"], !d.isEmpty { return d }
-    if let x = env["XDG_CACHE_HOME"], !x.isEmpty { return x + "/tptop" }
-    if let h = env["HOME"], !h.isEmpty, FileManager.default.isWritableFile(atPath: h) { return h + "/.cache/tptop" }
-    return (env["TMPDIR"] ?? "/tmp") + "/tptop"
-  }
-
-  /// The log file of `job`.
-  public static func path(job: String) -> String { directory + "/" + job + ".log" }
 }

@@ -43,10 +43,12 @@ public enum Checkpoint {
   }
 }
 
-func preadFully(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ n: Int, _ offset: Int) -> Bool {
+/// Repeats `transfer(bufferOffset, count, fileOffset)` (one pread or pwrite) until `n` bytes
+/// have moved, retrying on EINTR; false on an error or end of file.
+private func transferFully(_ n: Int, _ offset: Int, _ transfer: (Int, Int, off_t) -> Int) -> Bool {
   var done = 0
   while done < n {
-    let r = pread(fd, buf + done, n - done, off_t(offset + done))
+    let r = transfer(done, n - done, off_t(offset + done))
     if r < 0 && errno == EINTR { continue }
     if r <= 0 { return false }
     done += r
@@ -54,15 +56,14 @@ func preadFully(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ n: Int, _ offset:
   return true
 }
 
+/// Reads exactly `n` bytes at `offset` of `fd` into `buf`.
+func preadFully(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ n: Int, _ offset: Int) -> Bool {
+  transferFully(n, offset) { pread(fd, buf + $0, $1, $2) }
+}
+
+/// Writes exactly `n` bytes of `buf` at `offset` of `fd`.
 func pwriteFully(_ fd: Int32, _ buf: UnsafeRawPointer, _ n: Int, _ offset: Int) -> Bool {
-  var done = 0
-  while done < n {
-    let r = pwrite(fd, buf + done, n - done, off_t(offset + done))
-    if r < 0 && errno == EINTR { continue }
-    if r <= 0 { return false }
-    done += r
-  }
-  return true
+  transferFully(n, offset) { pwrite(fd, buf + $0, $1, $2) }
 }
 
 extension GPT {

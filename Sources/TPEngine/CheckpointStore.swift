@@ -6,6 +6,7 @@
 // place and fsyncs DIR. A crash at any moment leaves earlier checkpoints intact: a directory named
 // step_* is complete by construction, and its manifest lets a reader prove it.
 
+import CheckpointLayout
 import Foundation
 import Glibc
 import TPComm
@@ -16,7 +17,7 @@ import TPComm
 /// `update` must be multiples of 8 bytes except the last.
 public struct FNV1a64: Sendable {
   /// Name recorded in manifests.
-  public static let algorithm = "fnv1a64-words"
+  public static let algorithm = Checkpoints.checksumAlgorithm
   public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
   public init() {}
 
@@ -58,105 +59,30 @@ public struct FNV1a64: Sendable {
   }
 }
 
-/// manifest.json of one checkpoint directory.
-public struct CheckpointManifest: Codable, Sendable, Equatable {
-  /// One file of the checkpoint with its size and checksum (16 hex digits, see `FNV1a64`).
-  public struct File: Codable, Sendable, Equatable {
-    public var name: String
-    public var bytes: Int
-    public var checksum: String
-  }
-  public var format: String = CheckpointStore.format
-  public var version: Int = 1
-  /// Checksum algorithm of `files` (`FNV1a64.algorithm`).
-  public var checksum: String = FNV1a64.algorithm
-  /// Optimizer steps completed.
-  public var step: Int
-  /// Tensor/data-parallel sizes at save time.
-  public var tp: Int
-  public var dp: Int
-  /// Why it was written: "periodic", "request", "signal SIGTERM", "final".
-  public var reason: String
-  /// UTC time of writing, ISO 8601.
-  public var created: String
-  public var config: RunConfiguration
-  /// The optimizer settings of `config` as decimal numbers, for people (not read back).
-  public var optimizer: ReadableOptimizer?
-  public var files: [File]
-}
-
-/// AdamW and schedule settings in decimal, written into manifests next to the exact bit patterns.
-public struct ReadableOptimizer: Codable, Sendable, Equatable {
-  public var learningRate: Double
-  public var beta1: Double
-  public var beta2: Double
-  public var eps: Double
-  public var weightDecay: Double
-  public var gradClip: Double
-  public var schedule: String
-  public var warmupSteps: Int
-  public var minFraction: Double
-
-  public init(_ c: RunConfiguration) {
-    // The shortest decimal that reads back as the same Float, e.g. 0.0003 rather than 0.000300000014.
-    func decimal(_ f: Float) -> Double { Double("\(f)") ?? Double(f) }
-    let o = c.optimizer, s = c.lrSchedule
-    learningRate = decimal(o.learningRate); beta1 = decimal(o.beta1); beta2 = decimal(o.beta2); eps = decimal(o.eps)
-    weightDecay = decimal(o.weightDecay); gradClip = decimal(o.gradClip)
-    schedule = c.schedule; warmupSteps = s.warmupSteps; minFraction = decimal(s.minFraction)
-  }
-}
-
 /// A checkpoint that passed every check.
 public struct ValidCheckpoint: Sendable {
   /// The step_* directory.
   public var path: String
   public var manifest: CheckpointManifest
   public var state: TrainingStateHeader
-  public var modelPath: String { path + "/model.bin" }
-  public var statePath: String { path + "/state.bin" }
+  public var modelPath: String { path + "/" + Checkpoints.modelFile }
+  public var statePath: String { path + "/" + Checkpoints.stateFile }
 }
 
-/// Naming, validation, discovery, writing and pruning of checkpoint directories.
+/// Validation, discovery, writing and pruning of checkpoint directories (named and laid out by
+/// `Checkpoints`).
 public enum CheckpointStore {
-  public static let format = "tptop-checkpoint"
-  static let modelFile = "model.bin"
-  static let stateFile = "state.bin"
-  static let manifestFile = "manifest.json"
-
-  /// "step_00000100".
-  public static func directoryName(step: Int) -> String { "step_" + String(format: "%08d", step) }
-
-  /// The step of a directory named step_<digits>, else nil.
-  public static func step(ofDirectoryName name: String) -> Int? {
-    guard name.hasPrefix("step_") else { return nil }
-    let digits = name.dropFirst(5)
-    guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-    return Int(digits)
-  }
-
-  /// step_* directories in `dir`, newest (highest step) first.
-  public static func candidates(in dir: String) -> [(step: Int, path: String)] {
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-    return names.compactMap { n in step(ofDirectoryName: n).map { ($0, dir + "/" + n) } }.sorted { $0.step > $1.step }
-  }
+  static let modelFile = Checkpoints.modelFile
+  static let stateFile = Checkpoints.stateFile
+  static let manifestFile = Checkpoints.manifestFile
 
   // MARK: Validation
 
   /// Proves the checkpoint at `path` (a step_* directory) complete and intact: the manifest
   /// parses, every file has its recorded size and checksum, and the headers agree with it.
   public static func validate(_ path: String) throws -> ValidCheckpoint {
-    let manifestPath = path + "/" + manifestFile
-    guard let data = FileManager.default.contents(atPath: manifestPath) else {
-      throw EngineError("no \(manifestFile) (incomplete checkpoint)")
-    }
     let m: CheckpointManifest
-    do { m = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
-      throw EngineError("\(manifestFile) is not a valid manifest (damaged)")
-    }
-    if m.format != format || m.version != 1 || m.checksum != FNV1a64.algorithm {
-      throw EngineError("\(manifestFile) has format '\(m.format)' version \(m.version), expected '\(format)' version 1")
-    }
+    do { m = try CheckpointManifest.read(checkpoint: path) } catch { throw EngineError("\(error)") }
     for name in [modelFile, stateFile] where !m.files.contains(where: { $0.name == name }) {
       throw EngineError("\(manifestFile) does not list \(name) (incomplete checkpoint)")
     }
@@ -191,12 +117,12 @@ public enum CheckpointStore {
     guard isDir.boolValue else {
       throw EngineError("--resume \(path) is a file, not a checkpoint directory; use --init-from for an llm.c model file")
     }
-    if FileManager.default.fileExists(atPath: path + "/" + manifestFile) || step(ofDirectoryName: lastComponent(path)) != nil {
+    if Checkpoints.isCheckpoint(path) {
       do { return try validate(path) } catch let e as EngineError {
         throw EngineError("checkpoint \(path) is unusable: \(e.message)")
       }
     }
-    let all = candidates(in: path)
+    let all = Checkpoints.candidates(in: path)
     if all.isEmpty {
       throw EngineError("--resume \(path) holds no checkpoints (no step_* directories)")
     }
@@ -204,16 +130,10 @@ public enum CheckpointStore {
     for c in all {
       do { return try validate(c.path) } catch let e as EngineError {
         skipped(c.path, e.message)
-        reasons.append("\(lastComponent(c.path)): \(e.message)")
+        reasons.append("\(Checkpoints.lastComponent(c.path)): \(e.message)")
       }
     }
     throw EngineError("--resume \(path) holds no valid checkpoint (\(reasons.joined(separator: "; ")))")
-  }
-
-  static func lastComponent(_ path: String) -> String {
-    var p = path
-    while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
-    return p.split(separator: "/").last.map(String.init) ?? p
   }
 
   static func hex(_ v: UInt64) -> String {
@@ -228,7 +148,7 @@ public enum CheckpointStore {
   /// `world`; ranks of DP replica 0 write their slices. Throws the same error on every rank.
   public static func save(model: GPT, header: TrainingStateHeader, reason: String, dir: String, keep: Int,
                           world: Communicator, dpRank: Int) throws -> String {
-    let name = directoryName(step: header.step)
+    let name = Checkpoints.directoryName(step: header.step)
     let final = dir + "/" + name
     let tmp = dir + "/.tmp-" + name
     let modelBytes = checkpointHeaderBytes + 4 * model.config.parameterCount
@@ -341,7 +261,7 @@ public enum CheckpointStore {
   /// Removes all but the newest `keep` step_* directories (keep ≤ 0 keeps all).
   static func prune(dir: String, keep: Int) {
     guard keep > 0 else { return }
-    for c in candidates(in: dir).dropFirst(keep) { removeTree(c.path) }
+    for c in Checkpoints.candidates(in: dir).dropFirst(keep) { removeTree(c.path) }
   }
 
   /// Removes a checkpoint directory and its files (one level deep, as written here).

@@ -1,6 +1,7 @@
 // The training loop: data → forward → backward → DP gradient average → norm/clip → AdamW, with
 // per-step measurements, and control decisions applied by every rank at the same step boundary.
 
+import CheckpointLayout
 import Foundation
 import Glibc
 import JobSchema
@@ -15,7 +16,7 @@ public struct TrainingOptions: Sendable {
   /// Final model, llm.c format.
   public var savePath: String? = nil
   /// Directory of checkpoints (periodic, requested, on SIGTERM/SIGINT): `step_<n>/` inside it.
-  public var checkpointDir: String = "checkpoints"
+  public var checkpointDir: String = Checkpoints.defaultDirectory
   /// Save a checkpoint every this many steps, and at the end of the run (0 = only on request
   /// or signal).
   public var checkpointEvery: Int = 0

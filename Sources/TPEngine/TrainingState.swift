@@ -7,6 +7,7 @@
 //   [4096, 4096 + 4P)    AdamW first moment m, fp32, global tensors in llm.c order (P = parameters)
 //   [4096 + 4P, 4096 + 8P) AdamW second moment v, same order
 
+import CheckpointLayout
 import Foundation
 import Glibc
 import JobSchema
@@ -18,44 +19,7 @@ public let trainingStateVersion: Int64 = 1
 /// Bytes before the first moment tensor in state.bin.
 public let trainingStateHeaderBytes = 4096
 
-/// The run's configuration as saved in a checkpoint: what must match (or be re-derived) on
-/// resume for the continuation to be exact. Floats are kept as exact bit patterns.
-///
-/// The model and batch dimensions are JobSchema's `ModelShape` (the same type the telemetry
-/// segment publishes); the rest is `RunSettings`. Both are read through this type's members
-/// (`run.layers`, `run.seed`), and the JSON keeps every field at the top level, as version 1 of
-/// state.bin and the manifest have it.
-@dynamicMemberLookup
-public struct RunConfiguration: Codable, Sendable, Equatable {
-  /// Model dimensions and batch shape.
-  public var shape: ModelShape
-  /// Everything else: steps, optimizer, schedule, data, seed.
-  public var settings: RunSettings
-
-  /// A field of the model shape.
-  public subscript<T>(dynamicMember field: WritableKeyPath<ModelShape, T>) -> T {
-    get { shape[keyPath: field] }
-    set { shape[keyPath: field] = newValue }
-  }
-
-  /// A field of the settings.
-  public subscript<T>(dynamicMember field: WritableKeyPath<RunSettings, T>) -> T {
-    get { settings[keyPath: field] }
-    set { settings[keyPath: field] = newValue }
-  }
-
-  /// Decodes the flat JSON object: both parts read their keys from the same object.
-  public init(from decoder: Decoder) throws {
-    shape = try ModelShape(from: decoder)
-    settings = try RunSettings(from: decoder)
-  }
-
-  /// Encodes one flat JSON object (both parts write into the same keyed container).
-  public func encode(to encoder: Encoder) throws {
-    try shape.encode(to: encoder)
-    try settings.encode(to: encoder)
-  }
-
+extension RunConfiguration {
   /// The model shape this configuration describes.
   public var model: GPTConfig {
     GPTConfig(maxSeqLen: shape.maxSeq, vocabSize: shape.vocab, paddedVocabSize: shape.paddedVocab,
@@ -81,14 +45,15 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
     return s
   }
 
+  /// The configuration of a run of model `c` with these batch, optimizer, data and seed settings.
   public init(model c: GPTConfig, batch: Int, seq: Int, totalSteps: Int, optimizer o: AdamWConfig,
               schedule s: LRSchedule, dataPath: String, dataTokens: Int, seed: UInt64) {
-    shape = ModelShape(c, batch: batch, seq: seq)
-    settings = RunSettings(
-      totalSteps: totalSteps, learningRateBits: o.learningRate.bitPattern, beta1Bits: o.beta1.bitPattern,
-      beta2Bits: o.beta2.bitPattern, epsBits: o.eps.bitPattern, weightDecayBits: o.weightDecay.bitPattern,
-      gradClipBits: o.gradClip.bitPattern, schedule: s.kind.rawValue, warmupSteps: s.warmupSteps,
-      minFractionBits: s.minFraction.bitPattern, dataPath: dataPath, dataTokens: dataTokens, seed: seed)
+    let shape = ModelShape(c, batch: batch, seq: seq)
+    self.init(shape: shape, totalSteps: totalSteps,
+              learningRateBits: o.learningRate.bitPattern, beta1Bits: o.beta1.bitPattern, beta2Bits: o.beta2.bitPattern,
+              epsBits: o.eps.bitPattern, weightDecayBits: o.weightDecay.bitPattern, gradClipBits: o.gradClip.bitPattern,
+              schedule: s.kind.rawValue, warmupSteps: s.warmupSteps, minFractionBits: s.minFraction.bitPattern,
+              dataPath: dataPath, dataTokens: dataTokens, seed: seed)
   }
 }
 
@@ -98,26 +63,6 @@ extension ModelShape {
     self.init(layers: c.numLayers, heads: c.numHeads, channels: c.channels, vocab: c.vocabSize,
               paddedVocab: c.paddedVocabSize, maxSeq: c.maxSeqLen, batch: batch, seq: seq)
   }
-}
-
-/// The part of a run's configuration that is not the model shape.
-public struct RunSettings: Codable, Sendable, Equatable {
-  public var totalSteps: Int
-  // optimizer and schedule (fp32 bit patterns)
-  public var learningRateBits: UInt32
-  public var beta1Bits: UInt32
-  public var beta2Bits: UInt32
-  public var epsBits: UInt32
-  public var weightDecayBits: UInt32
-  public var gradClipBits: UInt32
-  public var schedule: String
-  public var warmupSteps: Int
-  public var minFractionBits: UInt32
-  // data and randomness
-  public var dataPath: String
-  public var dataTokens: Int
-  /// Seed of the initialisation: the only random number generator state (no RNG runs after init).
-  public var seed: UInt64
 }
 
 /// The fixed binary header of state.bin.
@@ -206,41 +151,5 @@ extension JSONEncoder {
     let e = JSONEncoder()
     e.outputFormatting = [.sortedKeys]
     return e
-  }
-}
-
-// MARK: Signals
-
-/// Signal number received (0 = none). Written only by the signal handler; a plain word read at
-/// step boundaries. Initialised statically, so the handler never runs lazy initialisation.
-nonisolated(unsafe) private var pendingStopSignal: Int32 = 0
-
-/// SIGTERM/SIGINT handling: the handler only records the signal; the trainer combines the flag
-/// of every rank at the next step boundary, checkpoints, and stops.
-public enum StopSignal {
-  /// Installs the recording handler for `signals` (default SIGTERM and SIGINT).
-  public static func install(_ signals: [Int32] = [SIGTERM, SIGINT]) {
-    pendingStopSignal = 0
-    for s in signals {
-      var action = sigaction()
-      action.__sigaction_handler.sa_handler = { sig in pendingStopSignal = sig }
-      sigemptyset(&action.sa_mask)
-      action.sa_flags = SA_RESTART
-      sigaction(s, &action, nil)
-    }
-  }
-
-  /// The signal received since `install`, or 0.
-  public static var received: Int32 { pendingStopSignal }
-
-  /// Conventional name of `signal`, e.g. "SIGTERM".
-  public static func name(_ signal: Int32) -> String {
-    switch signal {
-    case SIGTERM: return "SIGTERM"
-    case SIGINT: return "SIGINT"
-    case SIGHUP: return "SIGHUP"
-    case SIGUSR1: return "SIGUSR1"
-    default: return "signal \(signal)"
-    }
   }
 }

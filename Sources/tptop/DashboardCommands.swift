@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dashboard
 import Foundation
+import JobControl
 import Telemetry
 
 // The interactive dashboard commands: demo, launch, attach, the default (plain `tptop`), and the
@@ -55,15 +56,15 @@ private func attach(job: String, logPath: String?, display: DisplayOptions, laun
 }
 
 /// Starts `plan` and attaches to it.
-private func launchAndAttach(_ plan: LaunchPlan, display: DisplayOptions, restarts: Int = 0) throws {
+private func launchAndAttach(_ plan: LaunchPlan, display: DisplayOptions, restarts: Int = 0, runner: Runner = .mpirun) throws {
   let launched: LaunchedJob
   do {
-    launched = try Launcher.start(plan, restarts: restarts)
+    launched = try Launcher.start(plan, restarts: restarts, runner: runner)
   } catch {
     printErr("tptop: \(error)")
     throw ExitCode(1)
   }
-  print("started job \(plan.job) (mpirun pid \(launched.pid)); log: \(launched.logPath)")
+  print("started job \(plan.job) (\(runner.rawValue) pid \(launched.pid)); log: \(launched.logPath)")
   do {
     _ = try Launcher.waitForSegment(launched) { printErr("tptop: " + $0) }
   } catch {
@@ -115,11 +116,15 @@ struct Demo: ParsableCommand {
 
 struct Launch: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Start a training job with mpirun and attach to it.",
+    abstract: "Start a training job with mpirun (or torchrun) and attach to it.",
     discussion: """
       Everything after -- goes to tptrain; tptop adds --tp, --dp and --job. The
       job's output goes to a log file shown in the Events view. Example:
         tptop launch --np 2 --tp 2 -- --model small --steps 500
+      With --runner torchrun, what follows -- is a Python script and its arguments,
+      started with torchrun on this machine; the script learns the job name from
+      $TPTOP_JOB (and t, d from $TPTOP_TP, $TPTOP_DP). Example:
+        tptop launch --runner torchrun --np 2 -- examples/torch_tp_gpt.py --tp 2
       """)
 
   @Option(help: "Number of MPI ranks (default tp × dp).") var np: Int?
@@ -129,8 +134,10 @@ struct Launch: ParsableCommand {
   @Option(help: "Job name (default: job-<date>-<time>-<pid>).") var job: String?
   @Option(help: "When a rank dies, relaunch from the latest checkpoint up to K times (runs the job under `tptop supervise`; give tptrain --checkpoint-dir and --checkpoint-every).")
   var restart: Int = 0
+  @Option(help: "What starts the ranks: mpirun (tptrain) or torchrun (a Python script given after --).")
+  var runner: Runner = .mpirun
   @OptionGroup var display: DisplayOptions
-  @Argument(parsing: .postTerminator, help: "Arguments for tptrain (after --).")
+  @Argument(parsing: .postTerminator, help: "Arguments for tptrain, or the script and its arguments with --runner torchrun (after --).")
   var trainArguments: [String] = []
 
   func validate() throws {
@@ -138,6 +145,7 @@ struct Launch: ParsableCommand {
     if let j = job, !SegmentName.isValid(j) {
       throw ValidationError("invalid --job '\(j)': use 1–63 characters from A-Z a-z 0-9 . _ -")
     }
+    if runner == .torchrun { return try validateTorchrun() }
     for flag in ["--tp", "--dp", "--job"] where trainArguments.contains(flag) {
       throw ValidationError("give \(flag) to tptop launch, not after --")
     }
@@ -147,6 +155,18 @@ struct Launch: ParsableCommand {
     if restart < 0 { throw ValidationError("--restart must be ≥ 0 (got \(restart))") }
   }
 
+  /// torchrun starts the script after -- on this machine; restarts and hostfiles are mpirun's.
+  func validateTorchrun() throws {
+    guard let script = trainArguments.first else {
+      throw ValidationError("--runner torchrun needs the script after --, e.g. -- examples/torch_tp_gpt.py --tp 2")
+    }
+    guard FileManager.default.isReadableFile(atPath: script) else {
+      throw ValidationError("--runner torchrun: no readable script '\(script)'")
+    }
+    if hostfile != nil { throw ValidationError("--hostfile is for --runner mpirun (torchrun starts ranks on this machine)") }
+    if restart != 0 { throw ValidationError("--restart is for --runner mpirun") }
+  }
+
   func run() throws {
     let (n, t, d) = try LaunchPlan.resolve(np: np, tp: tp, dp: dp)
     let plan = LaunchPlan(np: n, tp: t, dp: d, hostfile: hostfile, job: job ?? Launcher.newJobName(),
@@ -154,9 +174,11 @@ struct Launch: ParsableCommand {
     if restart > 0 && !trainArguments.contains("--checkpoint-every") {
       printErr("tptop: note: without --checkpoint-every a restarted job starts again from step 0")
     }
-    try launchAndAttach(plan, display: display, restarts: restart)
+    try launchAndAttach(plan, display: display, restarts: restart, runner: runner)
   }
 }
+
+extension Runner: ExpressibleByArgument {}
 
 struct Attach: ParsableCommand {
   static let configuration = CommandConfiguration(

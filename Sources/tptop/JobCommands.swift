@@ -247,7 +247,9 @@ struct ExportJob: ParsableCommand {
   var job: String
   @Option(help: "Output format: jsonl or csv.")
   var format: String
-  @Option(name: [.short, .long], help: "Output file (default: standard output).")
+  @Option(name: [.short, .long], help: ArgumentHelp(
+    "Output file (default or '-': standard output).",
+    discussion: "A regular file is replaced atomically; a symbolic link, device or FIFO is written through."))
   var output: String?
 
   func validate() throws {
@@ -271,13 +273,14 @@ struct ExportJob: ParsableCommand {
       for r in records { out += TelemetryExport.line(r, format: fmt) + "\n" }
       count += records.count
     }
-    if let path = output {
-      guard FileManager.default.createFile(atPath: path, contents: Data(out.utf8)) else {
-        throw failure("cannot write \(path): check the directory exists and is writable")
-      }
+    let path = output ?? "-"
+    do {
+      try OutputFile.write(Array(out.utf8), to: path)
+    } catch let e as OutputFile.Failure {
+      throw failure(e.description)
+    }
+    if path != "-" {
       FileHandle.standardError.write(Data("exported \(count) records (\(lost) already overwritten) to \(path)\n".utf8))
-    } else {
-      FileHandle.standardOutput.write(Data(out.utf8))
     }
   }
 }
@@ -323,27 +326,44 @@ func controlCommand(_ job: String, _ desired: DesiredState, _ wait: WaitOptions)
   }
 }
 
-struct PauseJob: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "pause", abstract: "Pause a job at its next step boundary (all ranks at the same step).")
+/// The job and wait options of a run-state command.
+struct RunStateOptions: ParsableArguments {
   @OptionGroup var target: JobArgument
   @OptionGroup var wait: WaitOptions
-  func run() throws { try controlCommand(target.job, .pause, wait) }
 }
 
-struct ResumeJob: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "resume", abstract: "Resume a paused job.")
-  @OptionGroup var target: JobArgument
-  @OptionGroup var wait: WaitOptions
-  func run() throws { try controlCommand(target.job, .run, wait) }
+/// A command that asks a job for one run state; `run()` writes the request and waits.
+protocol RunStateCommand: ParsableCommand {
+  /// The subcommand's name.
+  static var name: String { get }
+  /// Its one-line help.
+  static var abstract: String { get }
+  /// The state asked for.
+  static var desired: DesiredState { get }
+  var options: RunStateOptions { get }
 }
 
-struct StopJob: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "stop", abstract: "Stop a job cleanly at its next step boundary (final: it cannot be resumed).")
-  @OptionGroup var target: JobArgument
-  @OptionGroup var wait: WaitOptions
-  func run() throws { try controlCommand(target.job, .stop, wait) }
+extension RunStateCommand {
+  static var configuration: CommandConfiguration { CommandConfiguration(commandName: name, abstract: abstract) }
+  func run() throws { try controlCommand(options.target.job, Self.desired, options.wait) }
+}
+
+struct PauseJob: RunStateCommand {
+  static let (name, desired) = ("pause", DesiredState.pause)
+  static let abstract = "Pause a job at its next step boundary (all ranks at the same step)."
+  @OptionGroup var options: RunStateOptions
+}
+
+struct ResumeJob: RunStateCommand {
+  static let (name, desired) = ("resume", DesiredState.run)
+  static let abstract = "Resume a paused job."
+  @OptionGroup var options: RunStateOptions
+}
+
+struct StopJob: RunStateCommand {
+  static let (name, desired) = ("stop", DesiredState.stop)
+  static let abstract = "Stop a job cleanly at its next step boundary (final: it cannot be resumed)."
+  @OptionGroup var options: RunStateOptions
 }
 
 struct CheckpointJob: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import JobControl
 
 /// Signal recorded by `tptop supervise`'s handler (0 = none); polled by a watcher thread.
 nonisolated(unsafe) private var supervisorSignal: Int32 = 0
@@ -42,7 +43,7 @@ struct SuperviseCommand: ParsableCommand {
   }
 
   func run() throws {
-    let train = tptrain ?? Self.siblingTptrain() ?? "tptrain"
+    let train = tptrain ?? Executables.find("tptrain") ?? "tptrain"
     var mpi = [mpirun, "-np", "\(np)", "--bind-to", "none"]
     if geteuid() == 0 && ProcessInfo.processInfo.environment["OMPI_ALLOW_RUN_AS_ROOT"] == nil {
       mpi.append("--allow-run-as-root")
@@ -66,13 +67,6 @@ struct SuperviseCommand: ParsableCommand {
     watcher.start()
     let status = supervisor.run()
     if status != 0 { throw ExitCode(status) }
-  }
-
-  /// tptrain next to this tptop binary, if there is one.
-  static func siblingTptrain() -> String? {
-    let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    let candidate = exe.deletingLastPathComponent().appendingPathComponent("tptrain").path
-    return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
   }
 
   /// One line per supervisor event on stdout, prefixed `tptop supervise:`.

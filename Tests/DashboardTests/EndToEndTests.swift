@@ -1,5 +1,7 @@
 import Foundation
+import JobControl
 import Telemetry
+import TestSupport
 import XCTest
 
 /// The dashboard in a real terminal (tmux with its own socket and a fixed size) attached to a real
@@ -14,13 +16,7 @@ final class EndToEndTests: XCTestCase {
   var job = ""
   var logDir = ""
 
-  static func which(_ name: String) -> String? {
-    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-      let p = "\(dir)/\(name)"
-      if FileManager.default.isExecutableFile(atPath: p) { return p }
-    }
-    return nil
-  }
+  static func which(_ name: String) -> String? { Executables.find(name, nextToSelf: false) }
 
   /// Runs a command and returns its status and output. Uses posix_spawn and waitpid with the
   /// output in a file: `tmux new-session` leaves a daemon behind that holds inherited
@@ -29,16 +25,8 @@ final class EndToEndTests: XCTestCase {
   static func sh(_ args: [String]) -> (Int32, String) {
     let path = NSTemporaryDirectory() + "tptop-e2e-out-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     defer { unlink(path) }
-    var fa = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&fa)
-    defer { posix_spawn_file_actions_destroy(&fa) }
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&fa, 1, path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    posix_spawn_file_actions_adddup2(&fa, 1, 2)
-    let argv: [UnsafeMutablePointer<CChar>?] = (["/usr/bin/env"] + args).map { strdup($0) } + [nil]
-    defer { for a in argv { free(a) } }
-    var pid: pid_t = 0
-    guard posix_spawn(&pid, "/usr/bin/env", &fa, nil, argv, environ) == 0 else { return (-1, "spawn failed") }
+    guard case .success(let pid) = Spawn.start("/usr/bin/env", ["/usr/bin/env"] + args, outputPath: path, output: .truncate,
+                                                newSession: false) else { return (-1, "spawn failed") }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
     let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
@@ -97,7 +85,7 @@ final class EndToEndTests: XCTestCase {
       let help = EndToEndTests.sh(["\(binDir)/tptrain", "--help"]).1
       if !help.contains("--job") { missing.append("tptrain --job support (not in `tptrain --help`)") }
     }
-    if !missing.isEmpty { throw XCTSkip("end-to-end dashboard test needs: " + missing.joined(separator: "; ")) }
+    if !missing.isEmpty { throw MissingTool.error("end-to-end dashboard test needs: " + missing.joined(separator: "; ")) }
     socket = "tptop-e2e-\(getpid())"
     job = "e2e-dash-\(getpid())"
     logDir = NSTemporaryDirectory() + "tptop-e2e-\(getpid())"

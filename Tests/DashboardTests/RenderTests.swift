@@ -20,7 +20,7 @@ final class RenderTests: XCTestCase {
   }
 
   func assertPanesDisjoint(_ g: CellGrid, file: StaticString = #filePath, line: UInt = #line) {
-    let panes = Renderer.lastPanes.filter { $0.0 != "help" }
+    let panes = g.panes.filter { $0.name != "help" }.map { ($0.name, $0.rect) }
     XCTAssertFalse(panes.isEmpty, file: file, line: line)
     for (name, r) in panes {
       XCTAssertTrue(g.bounds.contains(r), "\(name) \(r) outside \(g.width)×\(g.height)", file: file, line: line)
@@ -265,13 +265,13 @@ final class RenderTests: XCTestCase {
     XCTAssertEqual(DashboardModel.smooth(v, weight: 0), v)
   }
 
-  func testLayoutInspectorDrawsEachRanksBand() {
+  func testLayoutInspectorDrawsEachRanksBand() throws {
     let (h, _) = history(tp: 2)
     var s = AppState()
     s.view = .shards
     s.selectedTensor = 0  // wte, vocab split: horizontal bands
     let g = render(h, s, 200, 60)
-    let grid = Renderer.lastPanes.first { $0.0 == "tensor grid" }!.1
+    let grid = try XCTUnwrap(g.pane("tensor grid"))
     var styles = Set<Style>()
     for y in grid.y + 1..<grid.maxY - 2 { styles.insert(g[grid.x + 2, y].style) }
     XCTAssertTrue(styles.contains(.rank(0)) && styles.contains(.rank(1)), "\(styles)")

@@ -1,6 +1,7 @@
 import XCTest
 import JobSchema
 @testable import Dashboard
+import JobControl
 
 /// Keys and state transitions, and the app loop against a synthetic source.
 final class StateTests: XCTestCase {
@@ -179,5 +180,18 @@ final class FailureTests: XCTestCase {
     let g = Renderer.render(m, width: 100, height: 30)
     XCTAssertTrue(g.rowText(0).contains("failed (rank 1)"))
     XCTAssertTrue(Renderer.render(DashboardModel(history: h, state: s, themeName: ""), width: 100, height: 30).text.contains("exit 137"))
+  }
+
+  /// mpirun's other form of report (a rank that exited with a code) names the culprit too.
+  func testFailedRankIsNamedFromAnExitCodeReport() throws {
+    let path = NSTemporaryDirectory() + "tptop-fail-code-\(getpid()).log"
+    defer { unlink(path) }
+    let src = SyntheticSource(name: "fail-code", tp: 2, logPath: path)
+    try "step 1\n  Process name: [[2795,1],1]\n  Exit code:    3\n".write(toFile: path, atomically: true, encoding: .utf8)
+    let h = JobHistory(job: src.job)
+    h.ingest(src.poll())
+    XCTAssertEqual(h.culprit?.rank, 1)
+    XCTAssertEqual(h.culprit?.text, "exited with code 3")
+    XCTAssertTrue(h.events.suffix(5).contains { $0.text == "mpirun: rank 1 exited with code 3" })
   }
 }

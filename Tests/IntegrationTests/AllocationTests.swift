@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The training step does not allocate: a counting malloc preload (Tests/Fixtures/alloccount.c)
@@ -6,7 +7,7 @@ import XCTest
 final class AllocationTests: XCTestCase {
   func buildPreload(_ dir: URL) throws -> String {
     let cc = ["/usr/bin/cc", "/usr/bin/gcc", "/usr/bin/clang"].first { FileManager.default.isExecutableFile(atPath: $0) }
-    guard let cc else { throw XCTSkip("no C compiler to build the counting preload") }
+    guard let cc else { throw MissingTool.error("a C compiler (cc, gcc or clang) to build the counting preload") }
     let so = dir.appendingPathComponent("alloccount.so").path
     let src = Harness.packageRoot.appendingPathComponent("Tests/Fixtures/alloccount.c").path
     let r = try Harness.run(cc, ["-shared", "-fPIC", "-O2", "-o", so, src])

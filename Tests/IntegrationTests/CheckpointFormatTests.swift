@@ -1,3 +1,4 @@
+import CheckpointLayout
 import Foundation
 import TPEngine
 import XCTest

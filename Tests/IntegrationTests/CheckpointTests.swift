@@ -1,4 +1,6 @@
 import Foundation
+import JobControl
+import TestSupport
 import XCTest
 
 /// Checkpoints, exact resume, re-sharding on load, fallback past damaged checkpoints, SIGTERM,
@@ -146,7 +148,7 @@ final class CheckpointTests: XCTestCase {
       if target == "mpirun" {
         kill(job.pid, SIGTERM)
       } else {
-        let ranks = BackgroundJob.children(of: job.pid)
+        let ranks = ProcessTable.children(of: job.pid)
         XCTAssertEqual(ranks.count, 2, "mpirun's ranks")
         kill(ranks.max() ?? job.pid, SIGTERM)
       }
@@ -168,8 +170,8 @@ final class CheckpointTests: XCTestCase {
   func testKilledRankIsRestartedFromCheckpoint() throws {
     let tptop = Harness.productsDirectory.appendingPathComponent("tptop").path
     let help = try Harness.run(tptop, ["supervise", "--help"], timeout: 30)
-    try XCTSkipUnless(help.status == 0 && help.stdout.contains("--restart"),
-                      "`tptop supervise` (SuperviseCommand) is not among tptop's subcommands yet")
+    XCTAssertEqual(help.status, 0, "tptop supervise --help: \(help.stderr)")
+    XCTAssertTrue(help.stdout.contains("--restart"), "tptop supervise --help names --restart")
     let steps = 1000
     let train = common + ["--tp", "2", "--steps", "\(steps)"]
     _ = try Harness.train(np: 2, train + ["--log", path("ref.jsonl")])
@@ -202,7 +204,7 @@ extension Harness {
 
 /// A process started in the background with the harness's MPI environment; output to files.
 final class BackgroundJob {
-  let process = Process()
+  let process: Process
   let out: URL
   let err: URL
   var pid: Int32 { process.processIdentifier }
@@ -212,18 +214,7 @@ final class BackgroundJob {
     try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
     out = d.appendingPathComponent("out")
     err = d.appendingPathComponent("err")
-    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = args
-    var env = ProcessInfo.processInfo.environment
-    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-    env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
-    process.environment = env
-    process.standardOutput = try FileHandle(forWritingTo: out)
-    process.standardError = try FileHandle(forWritingTo: err)
-    try process.run()
+    process = try Harness.start(executable, args, out: out, err: err)
   }
 
   deinit {
@@ -244,16 +235,7 @@ final class BackgroundJob {
   }
 
   func wait(timeout: TimeInterval) throws -> Harness.Result {
-    let deadline = Date().addingTimeInterval(timeout)
-    while process.isRunning && Date() < deadline { usleep(20_000) }
-    if process.isRunning {
-      process.terminate()
-      process.waitUntilExit()
-      throw NSError(domain: "BackgroundJob", code: 2, userInfo: [NSLocalizedDescriptionKey: "timed out"])
-    }
-    return Harness.Result(status: process.terminationStatus,
-                          stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
-                          stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    try Harness.collect(process, out: out, err: err, timeout: timeout, what: "background job")
   }
 
   /// Pids of processes whose argv (NUL-separated /proc/PID/cmdline) satisfies `match`.
@@ -262,17 +244,6 @@ final class BackgroundJob {
     return names.compactMap { Int32($0) }.filter { pid in
       guard let d = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !d.isEmpty else { return false }
       return match(d.split(separator: 0).map { String(decoding: $0, as: UTF8.self) })
-    }
-  }
-
-  /// Direct children of `pid`.
-  static func children(of pid: Int32) -> [Int32] {
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return names.compactMap { Int32($0) }.filter { child in
-      guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
-            let close = stat.range(of: ")", options: .backwards) else { return false }
-      let fields = stat[close.upperBound...].split(separator: " ")
-      return fields.count > 1 && Int32(fields[1]) == pid
     }
   }
 }

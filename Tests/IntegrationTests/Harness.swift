@@ -31,6 +31,14 @@ enum Harness {
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
     let out = dir.appendingPathComponent("out"), err = dir.appendingPathComponent("err")
+    let p = try start(executable, args, out: out, err: err, environment: extra)
+    return try collect(p, out: out, err: err, timeout: timeout, what: "\(executable) \(args)")
+  }
+
+  /// Starts `executable args` with the MPI environment (root allowed, oversubscription) plus
+  /// `extra`, stdout and stderr into the files `out` and `err`.
+  static func start(_ executable: String, _ args: [String], out: URL, err: URL,
+                    environment extra: [String: String] = [:]) throws -> Process {
     _ = FileManager.default.createFile(atPath: out.path, contents: nil)
     _ = FileManager.default.createFile(atPath: err.path, contents: nil)
     let p = Process()
@@ -45,12 +53,18 @@ enum Harness {
     p.standardOutput = try FileHandle(forWritingTo: out)
     p.standardError = try FileHandle(forWritingTo: err)
     try p.run()
+    return p
+  }
+
+  /// Waits up to `timeout` seconds for `p`, then returns its status and the files' text; a
+  /// process still running then is terminated and the wait throws.
+  static func collect(_ p: Process, out: URL, err: URL, timeout: TimeInterval, what: String) throws -> Result {
     let deadline = Date().addingTimeInterval(timeout)
     while p.isRunning && Date() < deadline { usleep(20_000) }
     if p.isRunning {
       p.terminate()
       p.waitUntilExit()
-      throw NSError(domain: "Harness", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(executable) \(args) timed out"])
+      throw NSError(domain: "Harness", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(what) timed out"])
     }
     return Result(status: p.terminationStatus,
                   stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The engine against an independent GPT-2 (numpy, float64, Tests/reference/gpt2_numpy.py) that
@@ -11,7 +12,7 @@ final class ReferenceModelTests: XCTestCase {
       let r = try Harness.run(p, ["-c", "import numpy"])
       if r.status == 0 { return p }
     }
-    throw XCTSkip("python3 with numpy is not installed")
+    throw MissingTool.error("python3 with numpy (make test installs python3-numpy)")
   }
 
   func testTenAdamWStepsMatchTheNumpyReference() throws {
@@ -60,7 +61,7 @@ final class ReferenceModelTests: XCTestCase {
     let got = try Harness.floats(dir.appendingPathComponent("tp1.rank0.bin").path)
     let want = try Harness.floats(dir.appendingPathComponent("ref.grads").path)
     XCTAssertEqual(got.count, want.count)
-    let bad = zip(got, want).filter { abs($0 - $1) > 1e-5 + 1e-3 * abs($1) }.count
+    let bad = paired(got, want, "step-1 gradient").filter { abs($0 - $1) > 1e-5 + 1e-3 * abs($1) }.count
     XCTAssertEqual(bad, 0, "\(bad) of \(got.count) gradient elements differ from the reference")
   }
 }

@@ -77,7 +77,7 @@ final class TensorParallelEquivalenceTests: XCTestCase {
 
     for tp in [2, 4] {
       let r = try run(tp: tp)
-      for (a, b) in zip(r.losses, ref.losses) {
+      for (a, b) in paired(r.losses, ref.losses, "TP=\(tp) losses") {
         XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-4, "TP=\(tp) loss \(a) vs TP=1 \(b)")
       }
       for rank in 0..<tp {
@@ -94,10 +94,10 @@ final class TensorParallelEquivalenceTests: XCTestCase {
     let ref8Norms = try norms(ref8.tag)
     let full8 = try Harness.floats(dir.appendingPathComponent("tp1dp1.rank0.bin").path)
     let grid = try run(tp: 2, dp: 2)
-    for (a, b) in zip(grid.losses, ref8.losses) {
+    for (a, b) in paired(grid.losses, ref8.losses, "TP2×DP2 losses") {
       XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-4, "TP2×DP2 loss \(a) vs TP=1 B=8 \(b)")
     }
-    for (a, b) in zip(try norms(grid.tag), ref8Norms) {
+    for (a, b) in paired(try norms(grid.tag), ref8Norms, "TP2×DP2 gradient norms") {
       XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-4, "TP2×DP2 gradient norm \(a) vs TP=1 B=8 \(b)")
     }
     for rank in 0..<4 {
@@ -112,10 +112,10 @@ final class TensorParallelEquivalenceTests: XCTestCase {
     let gridNorms = try norms(gridFree.tag)
     XCTAssertNotEqual(ref8free.losses[4], ref8.losses[4], "clipping was active in the clipped runs")
     XCTAssertEqual(gridNorms.count, 5)
-    for (a, b) in zip(gridFree.losses, ref8free.losses) {
+    for (a, b) in paired(gridFree.losses, ref8free.losses, "TP2×DP2 unclipped losses") {
       XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-4, "TP2×DP2 unclipped loss \(a) vs TP=1 B=8 \(b)")
     }
-    for (a, b) in zip(gridNorms, refNorms) {
+    for (a, b) in paired(gridNorms, refNorms, "TP2×DP2 unclipped gradient norms") {
       XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-4, "TP2×DP2 unclipped gradient norm \(a) vs TP=1 B=8 \(b)")
     }
   }
@@ -135,7 +135,7 @@ final class TensorParallelEquivalenceTests: XCTestCase {
     }
     let one = try run(threads: 1), three = try run(threads: 3)
     XCTAssertEqual(one.count, 5)
-    for (a, b) in zip(three, one) {
+    for (a, b) in paired(three, one, "3-thread vs 1-thread losses") {
       XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-5, "3 threads loss \(a) vs 1 thread \(b)")
     }
     assertClose(try Harness.floats(dir.appendingPathComponent("t3.rank0.bin").path),
@@ -176,7 +176,7 @@ final class TensorParallelEquivalenceTests: XCTestCase {
       losses[tp] = try Harness.losses(log)
     }
     for tp in [1, 4] {
-      for (a, b) in zip(losses[tp]!, losses[2]!) {
+      for (a, b) in paired(losses[tp]!, losses[2]!, "losses loaded at TP=\(tp)") {
         XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-5, "loaded at TP=\(tp): \(a) vs TP=2 \(b)")
       }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import JobSchema
+import TestSupport
 import XCTest
 
 @testable import Telemetry
@@ -80,7 +81,7 @@ final class ControlTests: XCTestCase {
   }
 
   private func tool() throws -> String {
-    guard let t = ToolPaths.debug else { throw XCTSkip("no tptop executable next to the tests") }
+    guard let t = ToolPaths.debug else { throw MissingTool.error("the tptop executable next to the tests (swift build --product tptop)") }
     return t
   }
 

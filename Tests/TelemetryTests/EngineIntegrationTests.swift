@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import JobSchema
+import TestSupport
 import XCTest
 
 @testable import Telemetry
@@ -21,9 +22,9 @@ final class EngineIntegrationTests: XCTestCase {
   private func tools() throws -> (mpirun: String, tptrain: String) {
     let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
     guard let mpirun = path.split(separator: ":").map({ "\($0)/mpirun" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) })
-    else { throw XCTSkip("mpirun not found") }
+    else { throw MissingTool.error("mpirun (make test installs openmpi-bin)") }
     let tptrain = ToolPaths.buildDir.appendingPathComponent("tptrain").path
-    guard FileManager.default.isExecutableFile(atPath: tptrain) else { throw XCTSkip("no tptrain executable next to the tests") }
+    guard FileManager.default.isExecutableFile(atPath: tptrain) else { throw MissingTool.error("the tptrain executable next to the tests (swift build --product tptrain)") }
     return (mpirun, tptrain)
   }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import XCTest
 
 @testable import Telemetry
@@ -53,7 +54,7 @@ final class StressTests: XCTestCase {
     // The 10 M-read target needs optimized code; the debug binary still checks correctness.
     let release = ToolPaths.release
     guard let tool = release ?? ToolPaths.debug else {
-      throw XCTSkip("no tptop executable next to the tests; run swift build --product tptop")
+      throw MissingTool.error("the tptop executable next to the tests (swift build --product tptop)")
     }
     let target: UInt64 = release != nil ? 10_000_000 : 200_000
     if release == nil {

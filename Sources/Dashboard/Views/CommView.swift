@@ -13,8 +13,8 @@ enum CommView {
     } else {
       (a, b) = body.splitLeft(body.width / 2)
     }
-    Renderer.pane("latency heatmap", a)
-    Renderer.pane("utilization heatmap", b)
+    g.markPane("latency heatmap", a)
+    g.markPane("utilization heatmap", b)
     // Latency on a log scale across the visible window, so a 10× outlier stands out.
     var lo = Double.infinity, hi = 0.0
     let cols = max(1, a.width - 8)

@@ -5,8 +5,8 @@ enum EventsView {
   static func draw(_ g: inout CellGrid, _ m: DashboardModel, _ body: Rect) {
     let hasLog = m.history.log != nil
     let (evRect, logRect) = hasLog ? body.splitTop(body.height / 2) : (body, Rect(x: 0, y: 0, width: 0, height: 0))
-    Renderer.pane("events", evRect)
-    if hasLog { Renderer.pane("log", logRect) }
+    g.markPane("events", evRect)
+    if hasLog { g.markPane("log", logRect) }
     let events = m.history.events
     g.box(evRect, title: "events (\(events.count))")
     let inner = evRect.inset(1)

@@ -20,7 +20,7 @@ enum HelpView {
     let w = min(body.width - 2, 72)
     let h = min(body.height, keys.count + 4)
     let box = Rect(x: body.x + (body.width - w) / 2, y: body.y + max(0, (body.height - h) / 2), width: w, height: h)
-    Renderer.pane("help", box)
+    g.markPane("help", box)
     g.fill(box, Cell(" ", .normal))
     g.box(box, title: "keys" + (m.state.readonly ? " (read-only: p, c, S disabled)" : ""), style: .accent)
     let inner = box.inset(1)

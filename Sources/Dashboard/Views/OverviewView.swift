@@ -8,8 +8,8 @@ enum OverviewView {
     let tableH = min(n + 3, max(5, body.height - 7))
     let chartRect = Rect(x: body.x, y: body.y, width: body.width, height: body.height - tableH)
     let tableRect = Rect(x: body.x, y: chartRect.maxY, width: body.width, height: tableH)
-    Renderer.pane("loss chart", chartRect)
-    Renderer.pane("rank table", tableRect)
+    g.markPane("loss chart", chartRect)
+    g.markPane("rank table", tableRect)
     drawLoss(&g, m, chartRect)
     drawTable(&g, m, tableRect)
   }

@@ -12,7 +12,7 @@ enum RankView {
     let row = m.rows[safe: r]
     // Summary line.
     let (info, rest) = body.splitTop(1)
-    Renderer.pane("rank summary", info)
+    g.markPane("rank summary", info)
     let (tp, dp) = job.coordinates(ofRank: r)
     var line = " rank \(r) of \(job.worldSize)  (tp \(tp), dp \(dp))  \(Renderer.arrows) change"
     if let row {
@@ -26,9 +26,7 @@ enum RankView {
     let (stackRect, lower) = rest.splitTop(stackH)
     let memW = lower.width / 2
     let (memRect, histRect) = lower.splitLeft(memW)
-    Renderer.pane("step split", stackRect)
-    Renderer.pane("memory", memRect)
-    Renderer.pane("latency histogram", histRect)
+    g.markPanes(("step split", stackRect), ("memory", memRect), ("latency histogram", histRect))
     drawStack(&g, m, r, stackRect)
     drawMemory(&g, m, r, memRect)
     drawHistogram(&g, m, r, histRect)

@@ -11,7 +11,7 @@ enum ShardsView {
     guard !tensors.isEmpty else {
       g.box(body, title: "shards")
       g.put("the job has not published its shard layout yet", x: body.x + 2, y: body.y + 2, style: .dim, maxWidth: body.width - 4)
-      Renderer.pane("shards", body)
+      g.markPane("shards", body)
       return
     }
     let sel = min(max(0, m.state.selectedTensor), tensors.count - 1)
@@ -19,9 +19,7 @@ enum ShardsView {
     let detailH = max(7, min(job.tp + 6, body.height / 2))
     let (tableRect, lower) = body.splitTop(body.height - detailH)
     let (detailRect, gridRect) = lower.splitLeft(lower.width * 3 / 5)
-    Renderer.pane("tensor table", tableRect)
-    Renderer.pane("tensor detail", detailRect)
-    Renderer.pane("tensor grid", gridRect)
+    g.markPanes(("tensor table", tableRect), ("tensor detail", detailRect), ("tensor grid", gridRect))
     drawTable(&g, m, tableRect, sel)
     drawDetail(&g, m, detailRect, sel)
     drawGrid(&g, m, gridRect, sel)

@@ -5,27 +5,36 @@
 // times. Each incarnation gets its own telemetry job name (`<job>.r<k>`), because segments are
 // created exclusively and the dead incarnation's segment is left for post-mortem reading.
 
+import CheckpointLayout
 import Foundation
 import Glibc
 import Telemetry
 
 /// The rank whose death ended an incarnation, as far as it could be determined.
-struct RankFailure: Sendable, Equatable {
+public struct RankFailure: Sendable, Equatable {
   /// World rank, nil when neither mpirun nor telemetry named one.
-  var rank: Int?
-  /// "killed by signal 9 (Killed)", "exit code 3", ...
-  var reason: String
+  public var rank: Int?
+  /// "was killed by signal 9 (Killed)", "exited with code 3", ...
+  public var reason: String
   /// Last step the rank reported through telemetry, when known.
-  var lastStep: Int?
+  public var lastStep: Int?
 
-  var description: String {
+  /// Creates a failure description.
+  public init(rank: Int?, reason: String, lastStep: Int? = nil) {
+    self.rank = rank
+    self.reason = reason
+    self.lastStep = lastStep
+  }
+
+  /// "rank 1 was killed by signal 9 (Killed) after step 42".
+  public var description: String {
     let who = rank.map { "rank \($0)" } ?? "a rank"
     return "\(who) \(reason)" + (lastStep.map { " after step \($0)" } ?? "")
   }
 }
 
 /// What the supervisor did, in order; `JobSupervisor.onEvent` receives each.
-enum SupervisorEvent: Sendable {
+public enum SupervisorEvent: Sendable {
   /// Incarnation `incarnation` (0 = first launch) started with this command line; `job` is its
   /// telemetry job name (nil with --no-telemetry).
   case launched(incarnation: Int, command: [String], job: String?)
@@ -48,25 +57,26 @@ enum SupervisorEvent: Sendable {
 ///
 /// Not restarted: a zero exit, a stop the supervisor was asked for (`stop()`), or a setup error
 /// (tptrain printed `tptrain: error: …` without a rank dying: a relaunch would fail the same way).
-final class JobSupervisor: @unchecked Sendable {
+public final class JobSupervisor: @unchecked Sendable {
   /// mpirun and its own arguments (everything before the tptrain executable).
-  let mpirun: [String]
+  public let mpirun: [String]
   /// The tptrain executable.
-  let tptrain: String
+  public let tptrain: String
   /// tptrain's arguments for the first incarnation.
-  let arguments: [String]
+  public let arguments: [String]
   /// Relaunches allowed after failures.
-  let restarts: Int
+  public let restarts: Int
   /// Receives every event (from the thread calling `run()`).
-  var onEvent: (SupervisorEvent) -> Void = { _ in }
+  public var onEvent: (SupervisorEvent) -> Void = { _ in }
   /// Seconds between checks of the running incarnation.
-  var pollInterval: Double = 0.05
+  public var pollInterval: Double = 0.05
 
   private let lock = NSLock()
   private var current: Process?
   private var stopRequested = false
 
-  init(mpirun: [String], tptrain: String, arguments: [String], restarts: Int) {
+  /// A supervisor of `mpirun tptrain arguments`; nothing runs until `run()`.
+  public init(mpirun: [String], tptrain: String, arguments: [String], restarts: Int) {
     self.mpirun = mpirun
     self.tptrain = tptrain
     self.arguments = arguments
@@ -76,7 +86,7 @@ final class JobSupervisor: @unchecked Sendable {
   // MARK: Argument handling
 
   /// The value of `--name V` or `--name=V` in `args` (the last one wins).
-  static func value(of name: String, in args: [String]) -> String? {
+  public static func value(of name: String, in args: [String]) -> String? {
     var found: String?
     var i = 0
     while i < args.count {
@@ -88,7 +98,7 @@ final class JobSupervisor: @unchecked Sendable {
   }
 
   /// `args` without any `--name V` / `--name=V`.
-  static func removing(_ name: String, from args: [String]) -> [String] {
+  public static func removing(_ name: String, from args: [String]) -> [String] {
     var out: [String] = []
     var i = 0
     while i < args.count {
@@ -100,34 +110,20 @@ final class JobSupervisor: @unchecked Sendable {
     return out
   }
 
-  /// The checkpoint directory tptrain writes to for `args` (its own default rule).
-  static func checkpointDirectory(_ args: [String]) -> String {
-    if let d = value(of: "--checkpoint-dir", in: args) { return d }
-    if let r = value(of: "--resume", in: args) {
-      var isDir: ObjCBool = false
-      let named = FileManager.default.fileExists(atPath: r + "/manifest.json", isDirectory: &isDir)
-      if named { let p = (r as NSString).deletingLastPathComponent; return p.isEmpty ? "." : p }
-      return r
-    }
-    return "checkpoints"
-  }
-
-  /// Whether `dir` holds at least one finished checkpoint (a step_* directory with a manifest).
-  /// tptrain itself verifies checksums and falls back past damaged ones.
-  static func hasCheckpoint(in dir: String) -> Bool {
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-    return names.contains { $0.hasPrefix("step_") && FileManager.default.fileExists(atPath: dir + "/" + $0 + "/manifest.json") }
+  /// The checkpoint directory tptrain writes to for `args` (its own rule, `Checkpoints.writeDirectory`).
+  public static func checkpointDirectory(_ args: [String]) -> String {
+    Checkpoints.writeDirectory(checkpointDir: value(of: "--checkpoint-dir", in: args), resume: value(of: "--resume", in: args))
   }
 
   /// Telemetry job name of incarnation `k` of `base`: the base itself, then `<base>.r<k>`.
-  static func jobName(base: String, incarnation k: Int) -> String {
+  public static func jobName(base: String, incarnation k: Int) -> String {
     k == 0 ? base : "\(base).r\(k)"
   }
 
   /// tptrain arguments of incarnation `k`: the first incarnation's, with the job renamed and, once
   /// `resume` is set, `--resume <dir>` in place of --resume/--init-from and an explicit
   /// --checkpoint-dir so later checkpoints land in the same place.
-  static func arguments(_ base: [String], incarnation k: Int, job: String?, resume: String?) -> [String] {
+  public static func arguments(_ base: [String], incarnation k: Int, job: String?, resume: String?) -> [String] {
     var args = base
     if let job {
       args = removing("--job", from: args) + ["--job", job]
@@ -142,39 +138,9 @@ final class JobSupervisor: @unchecked Sendable {
 
   // MARK: Failure analysis
 
-  /// Parses mpirun's teardown report:
-  ///   "mpirun noticed that process rank 1 with PID 0 on node vm exited on signal 9 (Killed)."
-  ///   "Process name: [[2795,1],1]" + "Exit code:    3"
-  static func parseFailure(stderr: String) -> RankFailure? {
-    let lines = stderr.split(separator: "\n").map { String($0) }
-    for line in lines where line.contains("noticed that process rank") {
-      let words = line.split(separator: " ").map(String.init)
-      guard let i = words.firstIndex(of: "rank"), i + 1 < words.count, let rank = Int(words[i + 1]) else { continue }
-      if let s = line.range(of: "exited on signal ") {
-        let rest = line[s.upperBound...].trimmingCharacters(in: CharacterSet(charactersIn: ". "))
-        return RankFailure(rank: rank, reason: "was killed by signal \(rest)")
-      }
-      if let s = line.range(of: "exited on") {
-        return RankFailure(rank: rank, reason: "exited on" + line[s.upperBound...].trimmingCharacters(in: CharacterSet(charactersIn: ".")))
-      }
-      return RankFailure(rank: rank, reason: "failed")
-    }
-    var rank: Int?
-    for line in lines {
-      let t = line.trimmingCharacters(in: .whitespaces)
-      if t.hasPrefix("Process name:"), let close = t.range(of: "],", options: .backwards) {
-        rank = Int(t[close.upperBound...].filter { $0.isNumber })
-      }
-      if t.hasPrefix("Exit code:"), let code = Int(t.dropFirst("Exit code:".count).trimmingCharacters(in: .whitespaces)) {
-        return RankFailure(rank: rank, reason: "exited with code \(code)")
-      }
-    }
-    return nil
-  }
-
   /// Adds what the job's telemetry segment knows: the failed rank's last step, or, when mpirun
   /// named no rank, the rank that reported itself failed.
-  static func enrich(_ failure: RankFailure?, job: String?) -> RankFailure {
+  public static func enrich(_ failure: RankFailure?, job: String?) -> RankFailure {
     var f = failure ?? RankFailure(rank: nil, reason: "died (mpirun named no rank)")
     guard let job, let reader = try? JobReader(job: job) else { return f }
     let ranks = reader.ranks()
@@ -188,7 +154,7 @@ final class JobSupervisor: @unchecked Sendable {
 
   /// Removes job `job`'s segment when every process that wrote it is gone (a leftover of an
   /// earlier supervisor), so the incarnation can create it; a live job's segment is left alone.
-  static func removeDeadSegment(_ job: String) {
+  public static func removeDeadSegment(_ job: String) {
     guard let r = try? JobReader(job: job) else { return }
     if !r.ranks().contains(where: { $0.pidAlive }) && !processAlive(r.info.creatorPid) {
       try? SegmentWriter.remove(job: job)
@@ -199,30 +165,19 @@ final class JobSupervisor: @unchecked Sendable {
 
   /// Asks the running incarnation to checkpoint and stop (SIGTERM to its ranks, which all stop at
   /// the next step boundary), and disables restarts. Safe from any thread.
-  func stop() {
+  public func stop() {
     lock.lock()
     stopRequested = true
     let p = current
     lock.unlock()
     guard let p, p.isRunning else { return }
-    let ranks = Self.children(of: p.processIdentifier)
+    let ranks = ProcessTable.children(of: p.processIdentifier)
     if ranks.isEmpty { p.terminate() } else { for pid in ranks { kill(pid, SIGTERM) } }
-  }
-
-  /// Direct children of `pid` (mpirun's ranks on this node), from /proc.
-  static func children(of pid: Int32) -> [Int32] {
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return names.compactMap { Int32($0) }.filter { child in
-      guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
-            let close = stat.range(of: ")", options: .backwards) else { return false }
-      let fields = stat[close.upperBound...].split(separator: " ")
-      return fields.count > 1 && Int32(fields[1]) == pid
-    }
   }
 
   /// Runs incarnations until one succeeds, a stop is requested, a setup error occurs or the
   /// restarts are used up; returns the exit status to report (0 for success or a clean stop).
-  func run() -> Int32 {
+  public func run() -> Int32 {
     let telemetry = !arguments.contains("--no-telemetry")
     let baseJob = telemetry ? (Self.value(of: "--job", in: arguments) ?? SegmentName.defaultJobName()) : nil
     let dir = Self.checkpointDirectory(arguments)
@@ -249,8 +204,9 @@ final class JobSupervisor: @unchecked Sendable {
         return status
       }
       let setupError = stderr.split(separator: "\n").contains { $0.hasPrefix("tptrain: error: ") }
-      let failure = Self.enrich(Self.parseFailure(stderr: stderr), job: job)
-      if setupError && Self.parseFailure(stderr: stderr)?.reason.hasPrefix("was killed") != true {
+      let report = MPIFailureReport.parse(stderr)
+      let failure = Self.enrich(report.map { RankFailure(rank: $0.rank, reason: $0.reason) }, job: job)
+      if setupError && report?.killedBySignal != true {
         onEvent(.finished(incarnation: incarnation, status: status, summary: "tptrain failed during setup; not restarting"))
         return status
       }
@@ -260,7 +216,7 @@ final class JobSupervisor: @unchecked Sendable {
         return status
       }
       incarnation += 1
-      resume = Self.hasCheckpoint(in: dir) ? dir : nil
+      resume = Checkpoints.latest(in: dir) != nil ? dir : nil
       onEvent(.restarting(incarnation: incarnation, resume: resume))
     }
   }
@@ -268,7 +224,7 @@ final class JobSupervisor: @unchecked Sendable {
   /// Starts `command`, passes stdout through, copies stderr through while keeping it, and waits.
   private func launch(_ command: [String]) -> (Int32, String) {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: Self.resolveExecutable(command[0]))
+    p.executableURL = URL(fileURLWithPath: Executables.resolve(command[0]))
     p.arguments = Array(command.dropFirst())
     p.standardOutput = FileHandle.standardOutput
     let pipe = Pipe()
@@ -302,16 +258,6 @@ final class JobSupervisor: @unchecked Sendable {
     lock.unlock()
     let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
     return (status, captured.text)
-  }
-
-  /// `name` itself when it holds a slash, else its first match on PATH.
-  static func resolveExecutable(_ name: String) -> String {
-    if name.contains("/") { return name }
-    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-      let candidate = "\(dir)/\(name)"
-      if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-    }
-    return name
   }
 }
 

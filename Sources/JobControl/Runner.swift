@@ -1,0 +1,53 @@
+import Foundation
+
+// Which program starts a job's ranks. mpirun runs tptrain (LaunchPlan.mpirunArguments);
+// torchrun runs a Python script that writes the segment with python/tptop_telemetry.
+
+/// The program that starts the ranks of a launched job.
+public enum Runner: String, CaseIterable, Sendable {
+  /// `mpirun … tptrain`: the engine's own ranks.
+  case mpirun
+  /// `torchrun --standalone --nproc_per_node N SCRIPT ARGS`: a PyTorch (or any Python) job.
+  case torchrun
+
+  /// The command line (program first) that starts `plan` with this runner; nil for mpirun,
+  /// whose command line the launcher builds itself.
+  /// - Throws: `LaunchError` (one line) when the runner cannot be found.
+  public func command(for plan: LaunchPlan) throws -> [String]? {
+    switch self {
+    case .mpirun:
+      return nil
+    case .torchrun:
+      guard let env = Executables.find("env", nextToSelf: false) else {
+        throw LaunchError("env not found on PATH: cannot pass the job name to torchrun")
+      }
+      let launcher: [String]
+      if let torchrun = Executables.find("torchrun", nextToSelf: false) {
+        launcher = [torchrun]
+      } else if let python = Executables.find("python3", nextToSelf: false) {
+        launcher = [python, "-m", "torch.distributed.run"]
+      } else {
+        throw LaunchError(
+          "neither torchrun nor python3 found on PATH: install PyTorch (apt-get install python3-torch)")
+      }
+      return [env] + plan.torchrunEnvironment + launcher + plan.torchrunArguments
+    }
+  }
+}
+
+extension LaunchPlan {
+  /// What a script learns from tptop: the job name (`tptop_telemetry.Job` reads TPTOP_JOB)
+  /// and the grid, as `env` assignments.
+  public var torchrunEnvironment: [String] {
+    ["TPTOP_JOB=\(job)", "TPTOP_TP=\(tp)", "TPTOP_DP=\(dp)"]
+  }
+
+  /// torchrun's arguments: one node, `np` local ranks, then the script and its arguments.
+  /// The spellings (`--nproc_per_node`) are the ones every torchrun accepts. `--redirects 1
+  /// --tee 1` copies each rank's stdout to the log with a rank prefix; it also avoids the
+  /// default "0", which some torch builds (1.13 on Python 3.11) cannot parse.
+  public var torchrunArguments: [String] {
+    ["--standalone", "--nnodes", "1", "--nproc_per_node", String(np), "--redirects", "1", "--tee", "1"]
+      + trainArguments
+  }
+}

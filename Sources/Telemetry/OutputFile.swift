@@ -1,0 +1,86 @@
+import Glibc
+
+/// Where `tptop export --output P` writes, and how.
+///
+/// - `-` is standard output.
+/// - A regular file (or a path that does not exist yet) is replaced atomically: the text goes to a
+///   temporary file beside it, which is then renamed over it, so a reader never sees half an
+///   export and a failed write leaves the old file as it was.
+/// - Anything else that exists — a symbolic link, a device such as `/dev/null`, a FIFO — is written
+///   through: opened and truncated in place, never replaced by a regular file.
+/// - A directory is refused.
+public enum OutputFile {
+  /// A write that failed, with one line naming the problem and the fix.
+  public struct Failure: Error, CustomStringConvertible {
+    public var description: String
+  }
+
+  /// Writes `bytes` to `path` as described above.
+  public static func write(_ bytes: [UInt8], to path: String) throws {
+    if path == "-" { return try writeAll(STDOUT_FILENO, bytes, path: "standard output") }
+    var st = stat()
+    if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
+      if (st.st_mode & S_IFMT) == S_IFDIR { throw Failure(description: "\(path) is a directory: name a file") }
+      return try writeThrough(bytes, path)
+    }
+    try replaceAtomically(bytes, path)
+  }
+
+  static func writeThrough(_ bytes: [UInt8], _ path: String) throws {
+    let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+    guard fd >= 0 else { throw failure("cannot open \(path)", errno) }
+    defer { close(fd) }
+    try writeAll(fd, bytes, path: path)
+  }
+
+  static func replaceAtomically(_ bytes: [UInt8], _ path: String) throws {
+    let slash = path.lastIndex(of: "/")
+    let dir = slash.map { String(path[...$0]) } ?? ""
+    let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
+    var template = Array("\(dir).\(base).tmp-XXXXXX".utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    guard fd >= 0 else { throw failure("cannot write in the directory of \(path)", errno) }
+    let tmp = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    do {
+      try writeAll(fd, bytes, path: path)
+      guard fsync(fd) == 0 else { throw failure("cannot write \(path)", errno) }
+      _ = fchmod(fd, 0o644 & ~currentUmask())
+      close(fd)
+      guard rename(tmp, path) == 0 else { throw failure("cannot replace \(path)", errno) }
+    } catch {
+      close(fd)
+      unlink(tmp)
+      throw error
+    }
+  }
+
+  static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
+    var done = 0
+    while done < bytes.count {
+      let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+      if n < 0 {
+        if errno == EINTR { continue }
+        throw failure("cannot write \(path)", errno)
+      }
+      done += n
+    }
+  }
+
+  static func currentUmask() -> mode_t {
+    let m = umask(0o022)
+    umask(m)
+    return m
+  }
+
+  static func failure(_ what: String, _ code: Int32) -> Failure {
+    let reason = String(cString: strerror(code))
+    let fix: String
+    switch code {
+    case ENOSPC: fix = "free space on that file system or write elsewhere"
+    case EACCES, EPERM, EROFS: fix = "choose a writable location"
+    case ENOENT, ENOTDIR: fix = "check that the directory exists"
+    default: fix = "choose another --output"
+    }
+    return Failure(description: "\(what): \(reason); \(fix)")
+  }
+}

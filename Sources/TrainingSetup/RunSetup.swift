@@ -1,0 +1,266 @@
+// tptrain's flags and every rule that turns them into a run: model shape, training settings,
+// checkpoint directory, resume and --init-from conflicts, and the checks that must pass before
+// any rank allocates. Plain values in, plain values out: no MPI, so the rules are unit-tested
+// without mpirun. The collective steps (choosing the checkpoint, splitting communicators) stay in
+// tptrain.
+
+import ArgumentParser
+import CheckpointLayout
+import Foundation
+import TPEngine
+
+/// tptrain's command-line flags and the rules that read them.
+public struct RunSetup: ParsableArguments {
+  @Option(help: "Model preset: tiny, small or gpt2-124m (default small unless --init-from or explicit sizes).")
+  public var model: String?
+  @Option(name: .customLong("init-from"), help: "Start from an llm.c GPT-2 checkpoint.")
+  public var initFrom: String?
+  @Option(help: "Number of transformer layers.") public var layers: Int?
+  @Option(help: "Number of attention heads.") public var heads: Int?
+  @Option(help: "Embedding channels.") public var channels: Int?
+  @Option(help: "Vocabulary size.") public var vocab: Int?
+  @Option(name: .customLong("max-seq"), help: "Maximum sequence length.") public var maxSeq: Int?
+
+  @Option(help: "Training data: an llm.c token file (.bin) or a text file (byte tokens). Default: the bundled Shakespeare corpus.")
+  public var data: String?
+  @Option(name: [.customShort("b"), .long], help: "Batch size per DP replica (default 8).") public var batch: Int?
+  @Option(name: [.customShort("t"), .long], help: "Sequence length (default 64).") public var seq: Int?
+  @Option(help: "Total training steps, counted from step 0 also when resuming (default 20).") public var steps: Int?
+  @Option(help: "Tensor-parallel size t (default: world size / dp).") public var tp: Int?
+  @Option(help: "Data-parallel size d (default: world size / tp).") public var dp: Int?
+
+  @Option(help: "Peak learning rate (default 3e-4).") public var lr: Float?
+  @Option(help: "AdamW beta1 (default 0.9).") public var beta1: Float?
+  @Option(help: "AdamW beta2 (default 0.999).") public var beta2: Float?
+  @Option(help: "AdamW epsilon (default 1e-8).") public var eps: Float?
+  @Option(name: .customLong("weight-decay"), help: "AdamW weight decay (default 0).") public var weightDecay: Float?
+  @Option(name: .customLong("grad-clip"), help: "Clip the global gradient norm (0 = off, the default).") public var gradClip: Float?
+  @Option(name: .customLong("lr-schedule"), help: "constant (default) or cosine.") public var lrSchedule: String?
+  @Option(help: "Linear warmup steps (default 0).") public var warmup: Int?
+  @Option(name: .customLong("lr-min-frac"), help: "Cosine floor as a fraction of the peak lr (default 0.1).") public var lrMinFrac: Float?
+  @Option(help: "Seed for a new model's initialisation (default 1337).") public var seed: UInt64?
+
+  @Option(help: "Write the final model here (llm.c format).") public var save: String?
+  @Option(help: "Write one JSON object per step here.") public var log: String?
+  @Option(name: .customLong("checkpoint-dir"), help: "Directory of checkpoints, periodic, requested and on SIGTERM/SIGINT (default: the --resume directory, else ./checkpoints).")
+  public var checkpointDir: String?
+  @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every K steps and at the end (0 = only on request or signal).")
+  public var checkpointEvery: Int = 0
+  @Option(name: .customLong("keep-checkpoints"), help: "Keep the newest N checkpoints (0 = all).") public var keepCheckpoints: Int = 3
+  @Option(help: "Resume from a checkpoint directory: the newest valid step_* in it, or a named step_* directory. Model and training settings come from the checkpoint; --tp may differ (re-shards).")
+  public var resume: String?
+  @Option(help: "Telemetry job name (shared-memory segment).") public var job: String?
+  @Flag(name: .customLong("no-telemetry"), help: "Do not publish telemetry.") public var noTelemetry = false
+  @Option(name: .customLong("shard-stats-every"), help: "Publish per-shard weight/gradient norms and update ratios every N steps (0 = never).")
+  public var shardStatsEvery: Int = 10
+  @Option(help: "Threads per rank, for OpenBLAS and the engine's worker pool (default: physical cores on the node / ranks on the node).") public var threads: Int?
+  @Flag(help: "Do not print a line per step.") public var quiet = false
+  @Option(name: .customLong("dump-grads"), help: .hidden) public var dumpGrads: String?
+
+  @Flag(name: .customLong("measure-peak"), help: .hidden) public var measurePeak = false
+
+  /// Flags as the parser leaves them with nothing given.
+  public init() {}
+
+  // MARK: Model shape
+
+  /// The model: the resumed checkpoint's, the --init-from file's, or a preset with explicit
+  /// sizes applied. Throws when flags contradict the checkpoint or each other.
+  public func modelConfig(resumed: ResumePoint?) throws -> GPTConfig {
+    if let r = resumed, initFrom != nil {
+      throw EngineError("give either --resume or --init-from, not both (--resume \(r.path) restores the model and optimizer)")
+    }
+    if let r = resumed, let name = model, let preset = try? GPTConfig.preset(name), preset != r.run.model {
+      throw EngineError("checkpoint \(r.path) holds \(Self.describe(r.run.model)), not the --model \(name) preset: drop --model to resume it")
+    }
+    if initFrom != nil || resumed != nil {
+      let path = resumed?.path ?? initFrom ?? ""
+      if resumed == nil, model != nil { throw EngineError("give either --model or --init-from, not both") }
+      let c = try resumed.map { $0.run.model } ?? Checkpoint.readConfig(path: path)
+      var clashes: [String] = []
+      if let l = layers, l != c.numLayers { clashes.append("--layers \(l) vs \(c.numLayers)") }
+      if let h = heads, h != c.numHeads { clashes.append("--heads \(h) vs \(c.numHeads)") }
+      if let ch = channels, ch != c.channels { clashes.append("--channels \(ch) vs \(c.channels)") }
+      if let v = vocab, v != c.vocabSize { clashes.append("--vocab \(v) vs \(c.vocabSize)") }
+      if let t = maxSeq, t != c.maxSeqLen { clashes.append("--max-seq \(t) vs \(c.maxSeqLen)") }
+      if !clashes.isEmpty {
+        throw EngineError("checkpoint \(path) contradicts the flags (\(clashes.joined(separator: ", "))): drop those flags or use a matching checkpoint")
+      }
+      return c
+    }
+    var c = try GPTConfig.preset(model ?? "small")
+    if let l = layers { c.numLayers = l }
+    if let h = heads { c.numHeads = h }
+    if let ch = channels { c.channels = ch }
+    if let v = vocab { c.vocabSize = v; c.paddedVocabSize = GPTConfig.paddedVocab(for: v) }
+    if let t = maxSeq { c.maxSeqLen = t }
+    try c.validate()
+    return c
+  }
+
+  // MARK: Training settings
+
+  /// Training settings: explicit flags, else the resumed checkpoint's, else the defaults.
+  public struct Settings: Sendable {
+    public var batch: Int
+    public var seq: Int
+    public var steps: Int
+    public var optimizer = AdamWConfig()
+    public var schedule = LRSchedule()
+    public var seed: UInt64
+  }
+
+  /// The settings of this run. Throws when a flag differs from the resumed checkpoint's value
+  /// (the continuation would not be exact), for --steps before the checkpoint's step, for an
+  /// unknown schedule, and for sizes `config` cannot run.
+  public func settings(resumed: ResumePoint?, config: GPTConfig) throws -> Settings {
+    let saved = resumed?.run
+    var clashes: [String] = []
+    func pick<T: Equatable>(_ flag: String, _ explicit: T?, _ fromCheckpoint: T?, _ fallback: T) -> T {
+      if let e = explicit, let c = fromCheckpoint, e != c { clashes.append("\(flag) \(e) vs \(c)") }
+      return explicit ?? fromCheckpoint ?? fallback
+    }
+    let savedOptimizer = saved?.optimizer, savedSchedule = saved?.lrSchedule
+    var s = Settings(batch: pick("--batch", batch, saved?.batch, 8), seq: pick("--seq", seq, saved?.seq, 64),
+                     steps: steps ?? saved?.totalSteps ?? 20, seed: pick("--seed", seed, saved?.seed, 1337))
+    s.optimizer.learningRate = pick("--lr", lr, savedOptimizer?.learningRate, 3e-4)
+    s.optimizer.beta1 = pick("--beta1", beta1, savedOptimizer?.beta1, 0.9)
+    s.optimizer.beta2 = pick("--beta2", beta2, savedOptimizer?.beta2, 0.999)
+    s.optimizer.eps = pick("--eps", eps, savedOptimizer?.eps, 1e-8)
+    s.optimizer.weightDecay = pick("--weight-decay", weightDecay, savedOptimizer?.weightDecay, 0)
+    s.optimizer.gradClip = pick("--grad-clip", gradClip, savedOptimizer?.gradClip, 0)
+    let scheduleName = pick("--lr-schedule", lrSchedule, saved?.schedule, "constant")
+    guard let kind = LRSchedule.Kind(rawValue: scheduleName) else {
+      throw EngineError("unknown --lr-schedule '\(scheduleName)': use constant or cosine")
+    }
+    s.schedule.kind = kind
+    s.schedule.warmupSteps = pick("--warmup", warmup, savedSchedule?.warmupSteps, 0)
+    s.schedule.minFraction = pick("--lr-min-frac", lrMinFrac, savedSchedule?.minFraction, 0.1)
+    if let r = resumed {
+      if !clashes.isEmpty {
+        throw EngineError("checkpoint \(r.path) was saved with other settings (\(clashes.joined(separator: ", "))): drop those flags to resume exactly, or start a new run")
+      }
+      if s.steps < r.state.step {
+        throw EngineError("--steps \(s.steps) is before the checkpoint's step \(r.state.step) (\(r.path)): give --steps ≥ \(r.state.step)")
+      }
+    }
+    if s.batch < 1 || s.seq < 1 || s.steps < 0 {
+      throw EngineError("--batch, --seq must be ≥ 1 and --steps ≥ 0 (got \(s.batch), \(s.seq), \(s.steps))")
+    }
+    if s.seq > config.maxSeqLen {
+      throw EngineError("--seq \(s.seq) is larger than the model's max-seq \(config.maxSeqLen): lower --seq or use a model with --max-seq ≥ \(s.seq)")
+    }
+    return s
+  }
+
+  /// Checks the flags that need no model: thread count and checkpoint cadence.
+  public func validateCounts() throws {
+    if let threads, threads < 1 {
+      throw EngineError("--threads must be ≥ 1 (got \(threads)); leave it out to use the rank's share of the cores")
+    }
+    if checkpointEvery < 0 || keepCheckpoints < 0 {
+      throw EngineError("--checkpoint-every and --keep-checkpoints must be ≥ 0 (got \(checkpointEvery), \(keepCheckpoints))")
+    }
+  }
+
+  // MARK: Files
+
+  /// The training data: --data, else the resumed run's file when it still exists, else the
+  /// bundled corpus.
+  public func dataPath(resumed: ResumePoint?) throws -> String {
+    let savedData = resumed.map { $0.run.dataPath }.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil }
+    return try data ?? savedData ?? bundledCorpus()
+  }
+
+  /// Throws when a resumed run would read other data than it was trained on.
+  public func checkData(path: String, tokens: Int, resumed: ResumePoint?) throws {
+    if let r = resumed, tokens != r.run.dataTokens {
+      throw EngineError("data \(path) has \(tokens) tokens but checkpoint \(r.path) was trained on \(r.run.dataPath) with \(r.run.dataTokens): pass the same --data")
+    }
+  }
+
+  /// Throws when --save, --log or (with periodic checkpoints) --checkpoint-dir cannot be written,
+  /// so the run fails now rather than after its steps.
+  public func checkOutputs() throws {
+    for (flag, path) in [("--save", save), ("--log", log)] {
+      if let path, !FileManager.default.isWritableFile(atPath: Self.parent(of: path)) {
+        throw EngineError("\(flag) \(path): directory does not exist or is not writable")
+      }
+    }
+    if let dir = checkpointDir, checkpointEvery > 0 {
+      // Checked now so a periodic checkpoint cannot fail for want of a directory mid-run.
+      var isDir: ObjCBool = false
+      let exists = FileManager.default.fileExists(atPath: dir, isDirectory: &isDir)
+      let parent = Self.parent(of: dir)
+      if exists ? !(isDir.boolValue && FileManager.default.isWritableFile(atPath: dir)) : !FileManager.default.isWritableFile(atPath: parent) {
+        throw EngineError("--checkpoint-dir \(dir): not a writable directory, and cannot be created in \(parent)")
+      }
+    }
+  }
+
+  /// The directory checkpoints are written to: --checkpoint-dir, else the one holding the resumed
+  /// checkpoint, else `Checkpoints.defaultDirectory`.
+  public func checkpointDirectory(resumed: ResumePoint?) -> String {
+    checkpointDir ?? resumed.map { Checkpoints.directory(holding: $0.path) } ?? Checkpoints.defaultDirectory
+  }
+
+  /// The trainer's options for `settings`, starting after the resumed checkpoint's step.
+  public func trainingOptions(settings: Settings, resumed: ResumePoint?) -> TrainingOptions {
+    var options = TrainingOptions()
+    options.steps = settings.steps
+    options.optimizer = settings.optimizer
+    options.schedule = settings.schedule
+    options.seed = settings.seed
+    options.startStep = resumed?.state.step ?? 0
+    options.checkpointEvery = checkpointEvery
+    options.keepCheckpoints = keepCheckpoints
+    options.logPath = log
+    options.savePath = save
+    options.checkpointDir = checkpointDirectory(resumed: resumed)
+    options.dumpGradsPrefix = dumpGrads
+    options.printSteps = !quiet
+    options.shardStatsEvery = max(0, shardStatsEvery)
+    return options
+  }
+
+  /// "GPT-2 L2 H4 C64 V256(256) maxT64".
+  public static func describe(_ c: GPTConfig) -> String {
+    "GPT-2 L\(c.numLayers) H\(c.numHeads) C\(c.channels) V\(c.vocabSize)(\(c.paddedVocabSize)) maxT\(c.maxSeqLen)"
+  }
+
+  /// The directory part of `path` ("." when it has none).
+  static func parent(of path: String) -> String {
+    let p = (path as NSString).deletingLastPathComponent
+    return p.isEmpty ? "." : p
+  }
+}
+
+/// A checkpoint chosen by --resume: its directory and training state.
+public struct ResumePoint: Sendable {
+  /// The step_* directory.
+  public var path: String
+  /// Its state.bin header.
+  public var state: TrainingStateHeader
+  /// The run configuration saved with it.
+  public var run: RunConfiguration { state.run }
+  /// Creates a resume point.
+  public init(path: String, state: TrainingStateHeader) {
+    self.path = path
+    self.state = state
+  }
+}
+
+/// The bundled demo corpus: next to the package the binary was built in, or in ./data.
+public func bundledCorpus() throws -> String {
+  let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+  var candidates: [String] = []
+  if let env = ProcessInfo.processInfo.environment["TPTOP_DATA"] { candidates.append(env) }
+  candidates += [
+    exe.appendingPathComponent("../../data/shakespeare.txt").path,
+    exe.appendingPathComponent("../../../data/shakespeare.txt").path,
+    exe.appendingPathComponent("../share/tptop/shakespeare.txt").path,
+    "data/shakespeare.txt",
+  ]
+  for c in candidates where FileManager.default.fileExists(atPath: c) { return c }
+  throw EngineError("bundled corpus data/shakespeare.txt not found: pass --data FILE or set TPTOP_DATA")
+}

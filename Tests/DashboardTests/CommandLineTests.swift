@@ -1,0 +1,34 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// What `tptop` prints for a mistyped command line.
+final class CommandLineTests: XCTestCase {
+  func run(_ args: [String]) throws -> (status: Int32, stderr: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try BuildProducts.path("tptop"))
+    p.arguments = args
+    let err = Pipe()
+    p.standardError = err
+    p.standardOutput = FileHandle.nullDevice
+    p.standardInput = FileHandle.nullDevice
+    try p.run()
+    let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, text)
+  }
+
+  func testUnknownCommandPrintsTheTopLevelUsage() throws {
+    let r = try run(["bogus"])
+    XCTAssertEqual(r.status, 64)
+    XCTAssertTrue(r.stderr.hasPrefix("Error: unknown command 'bogus'\n"), r.stderr)
+    XCTAssertTrue(r.stderr.contains("Usage: tptop <subcommand>"), r.stderr)
+    XCTAssertFalse(r.stderr.contains("tptop home"), "not the default subcommand's usage:\n\(r.stderr)")
+  }
+
+  func testKnownCommandKeepsItsOwnUsage() throws {
+    let r = try run(["ls", "--bogus"])
+    XCTAssertEqual(r.status, 64)
+    XCTAssertTrue(r.stderr.contains("Usage: tptop ls"), r.stderr)
+  }
+}

@@ -1,0 +1,50 @@
+import CheckpointLayout
+import Foundation
+import XCTest
+
+/// Checkpoint naming and manifest reading, as every program shares them.
+final class CheckpointLayoutTests: XCTestCase {
+  func testDirectoryNames() {
+    XCTAssertEqual(Checkpoints.directoryName(step: 100), "step_00000100")
+    XCTAssertEqual(Checkpoints.step(ofDirectoryName: "step_00000100"), 100)
+    XCTAssertNil(Checkpoints.step(ofDirectoryName: "step_"))
+    XCTAssertNil(Checkpoints.step(ofDirectoryName: "step_12a"))
+    XCTAssertNil(Checkpoints.step(ofDirectoryName: ".tmp-step_00000001"))
+    XCTAssertEqual(Checkpoints.lastComponent("ck/step_00000001//"), "step_00000001")
+    XCTAssertEqual(Checkpoints.directory(holding: "ck/step_00000001"), "ck")
+    XCTAssertEqual(Checkpoints.directory(holding: "step_00000001"), ".")
+  }
+
+  func testWriteDirectory() {
+    XCTAssertEqual(Checkpoints.writeDirectory(checkpointDir: nil, resume: nil), "checkpoints")
+    XCTAssertEqual(Checkpoints.writeDirectory(checkpointDir: "a", resume: "b"), "a")
+    XCTAssertEqual(Checkpoints.writeDirectory(checkpointDir: nil, resume: "runs/step_00000003"), "runs")
+    XCTAssertEqual(Checkpoints.writeDirectory(checkpointDir: nil, resume: "runs"), "runs")
+  }
+
+  func testManifestProblems() throws {
+    let dir = NSTemporaryDirectory() + "tptop-manifest-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    func problem() -> String {
+      do { _ = try CheckpointManifest.read(checkpoint: dir); return "" } catch { return "\(error)" }
+    }
+    XCTAssertEqual(problem(), "no manifest.json (incomplete checkpoint)")
+    try Data("{".utf8).write(to: URL(fileURLWithPath: dir + "/manifest.json"))
+    XCTAssertEqual(problem(), "manifest.json is not a valid manifest (damaged)")
+
+    let run = RunConfiguration(layers: 2, heads: 4, channels: 64, vocab: 256, paddedVocab: 256, maxSeq: 64, batch: 4, seq: 32,
+                               totalSteps: 10, learningRateBits: Float(3e-4).bitPattern, beta1Bits: Float(0.9).bitPattern,
+                               beta2Bits: Float(0.999).bitPattern, epsBits: Float(1e-8).bitPattern, weightDecayBits: 0,
+                               gradClipBits: 0, schedule: "constant", warmupSteps: 0, minFractionBits: Float(0.1).bitPattern,
+                               dataPath: "d", dataTokens: 9, seed: 1)
+    var m = CheckpointManifest(step: 3, tp: 2, dp: 1, reason: "periodic", created: "2026-01-01T00:00:00Z", config: run,
+                               optimizer: ReadableOptimizer(run), files: [.init(name: "model.bin", bytes: 8, checksum: "0")])
+    XCTAssertEqual(m.optimizer?.learningRate, 0.0003, "the shortest decimal of the Float")
+    try JSONEncoder().encode(m).write(to: URL(fileURLWithPath: dir + "/manifest.json"))
+    XCTAssertEqual(try CheckpointManifest.read(checkpoint: dir), m)
+    m.version = 2
+    try JSONEncoder().encode(m).write(to: URL(fileURLWithPath: dir + "/manifest.json"))
+    XCTAssertEqual(problem(), "manifest.json has format 'tptop-checkpoint' version 2, expected 'tptop-checkpoint' version 1")
+  }
+}

@@ -1,0 +1,166 @@
+import CheckpointLayout
+import TPEngine
+import TrainingSetup
+import XCTest
+
+/// tptrain's set-up rules, called with plain flag values: no mpirun, no ranks.
+final class RunSetupTests: XCTestCase {
+  func setup(_ args: String...) throws -> RunSetup { try RunSetup.parse(args) }
+
+  /// A checkpoint of the tiny preset at step 5 of 10 (B 4, T 32), as --resume would find it.
+  func resumePoint(path: String = "ck/step_00000005", step: Int = 5) throws -> ResumePoint {
+    let model = try GPTConfig.preset("tiny")
+    let run = RunConfiguration(model: model, batch: 4, seq: 32, totalSteps: 10, optimizer: AdamWConfig(),
+                               schedule: LRSchedule(), dataPath: "data/x.txt", dataTokens: 1000, seed: 7)
+    let state = TrainingStateHeader(step: step, dataPosition: step, tp: 2, dp: 1, parameterCount: model.parameterCount, run: run)
+    return ResumePoint(path: path, state: state)
+  }
+
+  func message(_ body: () throws -> Any) -> String {
+    do { _ = try body(); return "" } catch { return "\(error)" }
+  }
+
+  // MARK: Model
+
+  func testDefaultModelIsTheSmallPresetAlsoWithExplicitSizes() throws {
+    XCTAssertEqual(try setup().modelConfig(resumed: nil), try GPTConfig.preset("small"))
+    var expected = try GPTConfig.preset("small")
+    expected.numLayers = 3
+    XCTAssertEqual(try setup("--layers", "3").modelConfig(resumed: nil), expected)
+    XCTAssertEqual(try setup("--model", "tiny").modelConfig(resumed: nil), try GPTConfig.preset("tiny"))
+  }
+
+  func testExplicitVocabIsPadded() throws {
+    let c = try setup("--model", "tiny", "--vocab", "100").modelConfig(resumed: nil)
+    XCTAssertEqual(c.vocabSize, 100)
+    XCTAssertEqual(c.paddedVocabSize, GPTConfig.paddedVocab(for: 100))
+  }
+
+  func testResumeAndInitFromConflict() throws {
+    let r = try resumePoint()
+    let m = message { try self.setup("--init-from", "m.bin").modelConfig(resumed: r) }
+    XCTAssertTrue(m.hasPrefix("give either --resume or --init-from, not both"), m)
+  }
+
+  func testModelAndInitFromConflict() throws {
+    let m = message { try self.setup("--model", "tiny", "--init-from", "m.bin").modelConfig(resumed: nil) }
+    XCTAssertEqual(m, "give either --model or --init-from, not both")
+  }
+
+  func testResumeTakesTheCheckpointsModelAndRejectsContradictions() throws {
+    let r = try resumePoint()
+    XCTAssertEqual(try setup().modelConfig(resumed: r), try GPTConfig.preset("tiny"))
+    XCTAssertEqual(try setup("--model", "tiny").modelConfig(resumed: r), try GPTConfig.preset("tiny"))
+    let preset = message { try self.setup("--model", "small").modelConfig(resumed: r) }
+    XCTAssertTrue(preset.contains("not the --model small preset: drop --model to resume it"), preset)
+    let sizes = message { try self.setup("--layers", "9").modelConfig(resumed: r) }
+    XCTAssertTrue(sizes.contains("contradicts the flags (--layers 9 vs"), sizes)
+  }
+
+  func testUnknownPresetAndImpossibleSizes() throws {
+    XCTAssertTrue(message { try self.setup("--model", "huge").modelConfig(resumed: nil) }.hasPrefix("unknown model preset 'huge'"))
+    XCTAssertTrue(message { try self.setup("--heads", "5").modelConfig(resumed: nil) }.contains("is not divisible by heads 5"))
+  }
+
+  // MARK: Splits
+
+  func testSplitsValidation() throws {
+    let grid = try ParallelLayout(worldSize: 4, worldRank: 3, tp: 2, dp: nil)
+    XCTAssertEqual(grid.dp, 2)
+    XCTAssertEqual(grid.tpRank, 1)
+    XCTAssertEqual(grid.dpRank, 1)
+    XCTAssertThrowsError(try ParallelLayout(worldSize: 4, worldRank: 0, tp: 3, dp: nil))
+    XCTAssertThrowsError(try ParallelLayout(worldSize: 4, worldRank: 0, tp: 2, dp: 3))
+    var c = try GPTConfig.preset("tiny")
+    c.numHeads = 3
+    c.channels = 48
+    let m = message { try ParallelLayout(worldSize: 2, worldRank: 0, tp: 2, dp: 1).validate(c) }
+    XCTAssertTrue(m.hasPrefix("cannot split the model over tp=2: heads 3 % tp 2 = 1"), m)
+  }
+
+  // MARK: Settings
+
+  func testSettingsDefaults() throws {
+    let s = try setup().settings(resumed: nil, config: try GPTConfig.preset("small"))
+    XCTAssertEqual(s.batch, 8)
+    XCTAssertEqual(s.seq, 64)
+    XCTAssertEqual(s.steps, 20)
+    XCTAssertEqual(s.seed, 1337)
+    XCTAssertEqual(s.optimizer.learningRate, 3e-4)
+    XCTAssertEqual(s.schedule.kind, .constant)
+    XCTAssertEqual(s.schedule.minFraction, 0.1)
+  }
+
+  func testResumedSettingsComeFromTheCheckpoint() throws {
+    let r = try resumePoint()
+    let tiny = try GPTConfig.preset("tiny")
+    let s = try setup().settings(resumed: r, config: tiny)
+    XCTAssertEqual(s.batch, 4)
+    XCTAssertEqual(s.seq, 32)
+    XCTAssertEqual(s.steps, 10)
+    XCTAssertEqual(s.seed, 7)
+    XCTAssertEqual(try setup("--steps", "30").settings(resumed: r, config: tiny).steps, 30, "--steps may extend a resumed run")
+    let clash = message { try self.setup("--batch", "8", "--lr", "0.001").settings(resumed: r, config: tiny) }
+    XCTAssertTrue(clash.contains("was saved with other settings (--batch 8 vs 4, --lr 0.001 vs 0.0003)"), clash)
+    let early = message { try self.setup("--steps", "3").settings(resumed: r, config: tiny) }
+    XCTAssertEqual(early, "--steps 3 is before the checkpoint's step 5 (ck/step_00000005): give --steps ≥ 5")
+  }
+
+  func testSettingsChecks() throws {
+    let tiny = try GPTConfig.preset("tiny")
+    XCTAssertEqual(message { try self.setup("--lr-schedule", "linear").settings(resumed: nil, config: tiny) },
+                   "unknown --lr-schedule 'linear': use constant or cosine")
+    XCTAssertEqual(message { try self.setup("--batch", "0").settings(resumed: nil, config: tiny) },
+                   "--batch, --seq must be ≥ 1 and --steps ≥ 0 (got 0, 64, 20)")
+    let long = message { try self.setup("--seq", "\(tiny.maxSeqLen + 1)").settings(resumed: nil, config: tiny) }
+    XCTAssertTrue(long.hasPrefix("--seq \(tiny.maxSeqLen + 1) is larger than the model's max-seq \(tiny.maxSeqLen)"), long)
+    XCTAssertEqual(try setup("--lr-schedule", "cosine", "--warmup", "5").settings(resumed: nil, config: tiny).schedule.warmupSteps, 5)
+  }
+
+  func testCountChecks() throws {
+    XCTAssertNoThrow(try setup().validateCounts())
+    XCTAssertTrue(message { try self.setup("--threads", "0").validateCounts() }.hasPrefix("--threads must be ≥ 1 (got 0)"))
+    XCTAssertEqual(message { try self.setup("--keep-checkpoints=-1").validateCounts() },
+                   "--checkpoint-every and --keep-checkpoints must be ≥ 0 (got 0, -1)")
+  }
+
+  // MARK: Checkpoints and files
+
+  func testCheckpointDirectory() throws {
+    XCTAssertEqual(try setup().checkpointDirectory(resumed: nil), "checkpoints")
+    XCTAssertEqual(try setup().checkpointDirectory(resumed: try resumePoint(path: "runs/a/step_00000005")), "runs/a")
+    XCTAssertEqual(try setup().checkpointDirectory(resumed: try resumePoint(path: "step_00000005")), ".")
+    XCTAssertEqual(try setup("--checkpoint-dir", "ck2").checkpointDirectory(resumed: try resumePoint()), "ck2")
+  }
+
+  func testTrainingOptions() throws {
+    let r = try resumePoint()
+    let s = try setup("--checkpoint-every", "5", "--shard-stats-every=-3", "--quiet")
+    let o = s.trainingOptions(settings: try s.settings(resumed: r, config: try GPTConfig.preset("tiny")), resumed: r)
+    XCTAssertEqual(o.startStep, 5)
+    XCTAssertEqual(o.steps, 10)
+    XCTAssertEqual(o.checkpointEvery, 5)
+    XCTAssertEqual(o.keepCheckpoints, 3)
+    XCTAssertEqual(o.checkpointDir, "ck")
+    XCTAssertEqual(o.shardStatsEvery, 0)
+    XCTAssertFalse(o.printSteps)
+  }
+
+  func testResumedDataMustMatch() throws {
+    let r = try resumePoint()
+    XCTAssertNoThrow(try setup().checkData(path: "d", tokens: 1000, resumed: r))
+    XCTAssertNoThrow(try setup().checkData(path: "d", tokens: 5, resumed: nil))
+    XCTAssertEqual(message { try self.setup().checkData(path: "d", tokens: 5, resumed: r) },
+                   "data d has 5 tokens but checkpoint ck/step_00000005 was trained on data/x.txt with 1000: pass the same --data")
+    XCTAssertEqual(try setup("--data", "mine.txt").dataPath(resumed: r), "mine.txt")
+  }
+
+  func testOutputChecks() throws {
+    XCTAssertNoThrow(try setup("--log", NSTemporaryDirectory() + "x.jsonl").checkOutputs())
+    XCTAssertEqual(message { try self.setup("--save", "/nonexistent-dir/m.bin").checkOutputs() },
+                   "--save /nonexistent-dir/m.bin: directory does not exist or is not writable")
+    XCTAssertNoThrow(try setup("--checkpoint-dir", "/nonexistent-dir/ck").checkOutputs(), "checked only with --checkpoint-every")
+    XCTAssertTrue(message { try self.setup("--checkpoint-dir", "/nonexistent-dir/ck", "--checkpoint-every", "2").checkOutputs() }
+      .hasPrefix("--checkpoint-dir /nonexistent-dir/ck: not a writable directory"))
+  }
+}
