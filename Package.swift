@@ -30,8 +30,10 @@ let package = Package(
 
     // Typed wrapper over MPI communicators and collectives (the only importer of CMPI).
     .target(name: "TPComm", dependencies: ["CMPI"], swiftSettings: fast),
-    // The tensor-parallel GPT-2 engine (the only importer of CBLAS and CSched).
-    .target(name: "TPEngine", dependencies: ["TPComm", "CBLAS", "CSched"], swiftSettings: fast),
+    // Numeric kernels, worker pool and the BLAS wrapper (the only importer of CBLAS). No MPI.
+    .target(name: "TPKernels", dependencies: ["CBLAS"], swiftSettings: fast),
+    // The tensor-parallel GPT-2 engine (the only importer of CSched).
+    .target(name: "TPEngine", dependencies: ["TPComm", "TPKernels", "CSched"], swiftSettings: fast),
     // Shared-memory telemetry segment: rings, control page, readers. No MPI, no curses.
     .target(
       name: "Telemetry",
@@ -55,6 +57,7 @@ let package = Package(
       ],
       swiftSettings: fast),
 
+    .testTarget(name: "TPKernelsTests", dependencies: ["TPKernels"]),
     .testTarget(name: "TPEngineTests", dependencies: ["TPEngine"]),
     .testTarget(name: "IntegrationTests", dependencies: ["TPEngine"]),
     .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),

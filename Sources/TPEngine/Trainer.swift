@@ -75,8 +75,11 @@ public final class Trainer {
   private var metrics = StepMetrics()
   /// Scratch for per-tensor statistics: gradient, update and weight sums of squares, and the
   /// published (weight norm, gradient norm, update ratio) triples.
-  private let statSums = UnsafeMutablePointer<Double>.allocate(capacity: 3 * 16)
-  private let statValues = UnsafeMutablePointer<Float>.allocate(capacity: 3 * 16)
+  /// statSums: Σg² per tensor, then (Σ update², Σ new weight²) per tensor from `updateSums`.
+  private static let tensors = ParameterViews.tensorCount
+  private static let updateSums = tensors
+  private let statSums = UnsafeMutablePointer<Double>.allocate(capacity: 3 * Trainer.tensors)
+  private let statValues = UnsafeMutablePointer<Float>.allocate(capacity: 3 * Trainer.tensors)
   private let statm: Int32
   private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
   private var logFile: UnsafeMutablePointer<FILE>? = nil
@@ -146,7 +149,7 @@ public final class Trainer {
       // DP replicas sum their gradients; the 1/d of the average is applied inside the norm and
       // the AdamW sweep (`gradScale`) rather than in a pass of its own
       let dpScale = 1 / Float(grid.dp)
-      if grid.dp > 1 { dpGroup.allReduce(model.grads, count: model.numLocalParameters, .sum) }
+      if grid.dp > 1 { dpGroup.allReduce(model.gradsMemory, count: model.numLocalParameters, .sum) }
       if step == 0, let prefix = options.dumpGradsPrefix { dumpGradients(prefix, scale: dpScale) }
       let publishStats = options.shardStatsEvery > 0 && (step == 0 || (step + 1) % options.shardStatsEvery == 0)
       let lr = options.schedule.rate(peak: options.optimizer.learningRate, step: step, total: options.steps)
@@ -157,11 +160,11 @@ public final class Trainer {
         norm = model.gradientNorm(tpGroup: tpGroup, scale: dpScale, perTensor: publishStats ? statSums : nil)
         model.adamWUpdate(options.optimizer, lr: lr, t: step + 1,
                           gradScale: dpScale * (norm > clip ? clip / norm : 1),
-                          stats: publishStats ? statSums + 16 : nil)
+                          stats: publishStats ? statSums + Self.updateSums : nil)
       } else {
         // otherwise the AdamW sweep also sums the squares the norm needs
         model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, gradScale: dpScale, gradSquares: statSums,
-                          stats: publishStats ? statSums + 16 : nil)
+                          stats: publishStats ? statSums + Self.updateSums : nil)
         norm = model.globalNorm(tensorSquares: statSums, tpGroup: tpGroup)
       }
       var loss = Double(localLoss)
@@ -313,10 +316,10 @@ public final class Trainer {
   private func publishTensorStatistics() {
     let n = model.localSizes.count
     for i in 0..<n {
-      let w = statSums[16 + 2 * i + 1].squareRoot()
+      let w = statSums[Self.updateSums + 2 * i + 1].squareRoot()
       statValues[3 * i] = Float(w)
       statValues[3 * i + 1] = Float(statSums[i].squareRoot())
-      statValues[3 * i + 2] = w > 0 ? Float(statSums[16 + 2 * i].squareRoot() / w) : 0
+      statValues[3 * i + 2] = w > 0 ? Float(statSums[Self.updateSums + 2 * i].squareRoot() / w) : 0
     }
     observer.tensorStatistics(step: step, values: UnsafeBufferPointer(start: statValues, count: 3 * n))
   }
@@ -327,7 +330,7 @@ public final class Trainer {
     guard let f = fopen(path, "w") else { return }
     let n = model.numLocalParameters
     let scaled = [Float](unsafeUninitializedCapacity: n) { out, count in
-      for i in 0..<n { out[i] = model.grads[i] * scale }
+      for i in 0..<n { out[i] = model.gradsMemory[i] * scale }
       count = n
     }
     scaled.withUnsafeBufferPointer { _ = fwrite($0.baseAddress, 4, n, f) }

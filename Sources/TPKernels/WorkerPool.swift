@@ -15,17 +15,22 @@ import Synchronization
 
 /// Work split over a pool: every thread runs `run(worker, range)` on its part of 0..<n.
 public protocol RangeJob {
+  /// The work on indices `range` (a part of the job's 0..<n), run by pool thread `worker`
+  /// (0 is the calling thread; use it to pick the thread's scratch).
   func run(_ worker: Int, _ range: Range<Int>)
   /// Calls `run` on the job `job` points to (dispatch for the pool's threads).
   static func invoke(_ job: UnsafeRawPointer, _ worker: Int, _ range: Range<Int>)
 }
 
 extension RangeJob {
+  /// Calls `run` on the job `job` points to.
   public static func invoke(_ job: UnsafeRawPointer, _ worker: Int, _ range: Range<Int>) {
     job.assumingMemoryBound(to: Self.self).pointee.run(worker, range)
   }
 }
 
+/// Fork-join threads for one rank's training thread: `forEachRange` splits a job's index range
+/// over them and returns when all parts are done. Allocation-free per job.
 public final class WorkerPool: @unchecked Sendable {
   /// Threads taking part in each job, the caller included.
   public let threads: Int
@@ -38,6 +43,8 @@ public final class WorkerPool: @unchecked Sendable {
   /// Runs every job on the calling thread; the default of the kernels.
   public static let serial = WorkerPool(threads: 1)
 
+  /// Starts `threads − 1` helper threads (the caller is the last one) and gives every thread
+  /// `scratchFloats` floats of scratch (rounded up to a multiple of 16).
   public init(threads: Int, scratchFloats: Int = 0) {
     self.threads = max(1, threads)
     self.scratchFloats = (scratchFloats + 15) / 16 * 16

@@ -4,35 +4,34 @@ import Glibc
 // logits of its vocabulary range only; three reductions (row max, Σexp, target logit) give
 // every rank the exact loss without any rank holding B·T·V logits.
 
-/// Per-position loss state kept between forward and backward.
-public struct CrossEntropyBuffers {
-  public var rowMax: FloatPtr  // (BT)
-  public var packed: FloatPtr  // (BT, 2): Σexp, target logit
-  public var losses: FloatPtr  // (BT)
-}
-
-/// Local part 1: the maximum over this rank's real vocabulary entries of each row.
+/// Local part 1: rowMax (N) = the maximum of each logits (N,Vl) row over its first `valid`
+/// entries (this rank's real vocabulary entries; the rest is padding).
 @inline(never)
-public func crossEntropyLocalMax(_ rowMax: FloatPtr, _ logits: FloatPtr, _ BT: Int, _ Vl: Int, _ valid: Int,
+public func crossEntropyLocalMax(_ rowMax: FloatPtr, _ logits: FloatPtr, _ N: Int, _ Vl: Int, _ valid: Int,
                                  pool: WorkerPool = .serial) {
   struct Rows: RangeJob {
     let rowMax: FloatPtr, logits: FloatPtr, Vl: Int, valid: Int
     func run(_: Int, _ rows: Range<Int>) {
-      for i in rows {
-        let l = logits + i * Vl
-        var m = -Float.greatestFiniteMagnitude
-        for j in 0..<valid where l[j] > m { m = l[j] }
-        rowMax[i] = m
-      }
+      for i in rows { rowMax[i] = maximum(logits + i * Vl, valid) }
     }
   }
-  pool.forEachRange(BT, Rows(rowMax: rowMax, logits: logits, Vl: Vl, valid: valid))
+  pool.forEachRange(N, Rows(rowMax: rowMax, logits: logits, Vl: Vl, valid: valid))
 }
 
-/// Local part 2: Σexp(l − max) over real entries, and the target logit when this rank owns it.
+/// The largest of x[0..<n] (−greatestFiniteMagnitude for n = 0).
+@inline(__always)
+func maximum(_ x: FloatPtr, _ n: Int) -> Float {
+  var m = -Float.greatestFiniteMagnitude
+  for j in 0..<n where x[j] > m { m = x[j] }
+  return m
+}
+
+/// Local part 2: per row of logits (N,Vl), packed (N,2) = (Σexp(l − rowMax) over the first
+/// `valid` entries, the target logit if this rank's vocabulary [vocabStart, vocabStart + valid)
+/// holds the target, else 0). rowMax (N) is the global row maximum; targets (N) token ids.
 @inline(never)
 public func crossEntropyLocalSums(_ packed: FloatPtr, _ logits: FloatPtr, _ rowMax: FloatPtr,
-                                  _ targets: UnsafePointer<Int32>, _ BT: Int, _ Vl: Int, _ valid: Int,
+                                  _ targets: UnsafePointer<Int32>, _ N: Int, _ Vl: Int, _ valid: Int,
                                   _ vocabStart: Int, pool: WorkerPool = .serial) {
   struct Rows: RangeJob {
     let packed: FloatPtr, logits: FloatPtr, rowMax: FloatPtr, targets: UnsafePointer<Int32>
@@ -49,27 +48,29 @@ public func crossEntropyLocalSums(_ packed: FloatPtr, _ logits: FloatPtr, _ rowM
       }
     }
   }
-  pool.forEachRange(BT, Rows(packed: packed, logits: logits, rowMax: rowMax, targets: targets, Vl: Vl,
+  pool.forEachRange(N, Rows(packed: packed, logits: logits, rowMax: rowMax, targets: targets, Vl: Vl,
                              valid: valid, vocabStart: vocabStart))
 }
 
-/// After the reductions: per-position losses (BT); returns their mean.
+/// After the reductions of rowMax (N) and packed (N,2) over the TP group: losses (N) =
+/// log Σexp + max − target logit per position, in nats; returns their mean.
 @inline(never)
-public func crossEntropyFinish(_ losses: FloatPtr, _ rowMax: FloatPtr, _ packed: FloatPtr, _ BT: Int) -> Float {
+public func crossEntropyFinish(_ losses: FloatPtr, _ rowMax: FloatPtr, _ packed: FloatPtr, _ N: Int) -> Float {
   var total: Double = 0
-  for i in 0..<BT {
+  for i in 0..<N {
     let loss = logf(packed[2 * i]) + rowMax[i] - packed[2 * i + 1]
     losses[i] = loss
     total += Double(loss)
   }
-  return Float(total / Double(BT))
+  return Float(total / Double(N))
 }
 
-/// dlogits (in place over logits) = (softmax − onehot) · dloss over real entries; padded
-/// entries get zero gradient.
+/// dlogits (in place over logits (N,Vl)) = (softmax − onehot(target)) · dloss over the first
+/// `valid` entries, from the reduced rowMax (N) and packed (N,2); padded entries get zero
+/// gradient. dloss is ∂loss/∂(each position's loss), 1/N for a mean.
 @inline(never)
 public func crossEntropyBackward(_ logits: FloatPtr, _ rowMax: FloatPtr, _ packed: FloatPtr,
-                                 _ targets: UnsafePointer<Int32>, _ dloss: Float, _ BT: Int, _ Vl: Int,
+                                 _ targets: UnsafePointer<Int32>, _ dloss: Float, _ N: Int, _ Vl: Int,
                                  _ valid: Int, _ vocabStart: Int, pool: WorkerPool = .serial) {
   struct Rows: RangeJob {
     let logits: FloatPtr, rowMax: FloatPtr, packed: FloatPtr, targets: UnsafePointer<Int32>
@@ -86,6 +87,6 @@ public func crossEntropyBackward(_ logits: FloatPtr, _ rowMax: FloatPtr, _ packe
       }
     }
   }
-  pool.forEachRange(BT, Rows(logits: logits, rowMax: rowMax, packed: packed, targets: targets, dloss: dloss,
+  pool.forEachRange(N, Rows(logits: logits, rowMax: rowMax, packed: packed, targets: targets, dloss: dloss,
                              Vl: Vl, valid: valid, vocabStart: vocabStart))
 }
