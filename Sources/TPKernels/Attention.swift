@@ -21,9 +21,7 @@ public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
         let (q, k, v) = headQKV(qkv, bh, T, NH, hs)
         let a = att + bh * T * T
         let o = headColumns(out, bh, T, NH, hs, rowWidth: CL)
-        var r0 = 0
-        while r0 < T {
-          let r1 = min(T, r0 + attentionBlock)
+        forEachBlock(T) { r0, r1 in
           // preatt[r0..<r1, 0..<r1] = scale · Q Kᵀ
           sgemm(transA: false, transB: true, m: r1 - r0, n: r1, k: hs, alpha: scale, a: q + r0 * 3 * CL,
                 lda: 3 * CL, b: k, ldb: 3 * CL, beta: 0, c: a + r0 * T, ldc: T)
@@ -31,7 +29,6 @@ public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
           // out[r0..<r1] = att[r0..<r1, 0..<r1] · V[0..<r1]
           sgemm(transA: false, transB: false, m: r1 - r0, n: hs, k: r1, a: a + r0 * T, lda: T, b: v,
                 ldb: 3 * CL, beta: 0, c: o + r0 * CL, ldc: CL)
-          r0 = r1
         }
       }
     }
@@ -78,6 +75,27 @@ func softmaxCausalRow(_ row: FloatPtr, _ n: Int, _ end: Int) {
   if n < end { (row + n).update(repeating: 0, count: end - n) }
 }
 
+/// Softmax backward of one causal row in place: d[0..<n] (∂loss/∂att on entry) becomes
+/// ∂loss/∂preatt = att · (d − Σ att·d); d[n..<end] = 0 (the rest of the diagonal block).
+@inline(__always)
+func softmaxCausalBackwardRow(_ d: FloatPtr, _ att: FloatPtr, _ n: Int, _ end: Int) {
+  let dot = dot8(att, d, n)
+  for s in 0..<n { d[s] = att[s] * (d[s] - dot) }
+  if n < end { (d + n).update(repeating: 0, count: end - n) }
+}
+
+/// Calls body(b0, b1) for the blocks [b0, b1) of `attentionBlock` rows (the last one partial)
+/// that cover 0..<T, in order.
+@inline(__always)
+func forEachBlock(_ T: Int, _ body: (Int, Int) -> Void) {
+  var b0 = 0
+  while b0 < T {
+    let b1 = min(T, b0 + attentionBlock)
+    body(b0, b1)
+    b0 = b1
+  }
+}
+
 /// Σ x[i]·y[i] with 8 partial lanes.
 @inline(__always)
 func dot8(_ x: FloatPtr, _ y: FloatPtr, _ n: Int) -> Float {
@@ -112,33 +130,21 @@ public func attentionBackward(_ dqkv: FloatPtr, _ scratch: FloatPtr, _ dout: Flo
         let a = att + bh * T * T
         let g = headColumns(dout, bh, T, NH, hs, rowWidth: CL)
         // per query block: datt = dout Vᵀ, softmax backward (dpre in scratch), dQ = scale · dpre K
-        var r0 = 0
-        while r0 < T {
-          let r1 = min(T, r0 + attentionBlock)
+        forEachBlock(T) { r0, r1 in
           sgemm(transA: false, transB: true, m: r1 - r0, n: r1, k: hs, a: g + r0 * CL, lda: CL, b: v,
                 ldb: 3 * CL, beta: 0, c: scratch + r0 * T, ldc: T)
-          for t in r0..<r1 {
-            let ar = a + t * T
-            let dr = scratch + t * T
-            let dot = dot8(ar, dr, t + 1)
-            for s in 0...t { dr[s] = ar[s] * (dr[s] - dot) }
-            if t + 1 < r1 { (dr + t + 1).update(repeating: 0, count: r1 - t - 1) }
-          }
+          for t in r0..<r1 { softmaxCausalBackwardRow(scratch + t * T, a + t * T, t + 1, r1) }
           sgemm(transA: false, transB: false, m: r1 - r0, n: hs, k: r1, alpha: scale, a: scratch + r0 * T,
                 lda: T, b: k, ldb: 3 * CL, beta: 0, c: dq + r0 * 3 * CL, ldc: 3 * CL)
-          r0 = r1
         }
         // per key block [c0, c1): only queries t ≥ c0 attend to it
         //   dV = attᵀ dout ; dK = scale · dpreᵀ Q
-        var c0 = 0
-        while c0 < T {
-          let c1 = min(T, c0 + attentionBlock)
+        forEachBlock(T) { c0, c1 in
           sgemm(transA: true, transB: false, m: c1 - c0, n: hs, k: T - c0, a: a + c0 * T + c0, lda: T,
                 b: g + c0 * CL, ldb: CL, beta: 0, c: dv + c0 * 3 * CL, ldc: 3 * CL)
           sgemm(transA: true, transB: false, m: c1 - c0, n: hs, k: T - c0, alpha: scale,
                 a: scratch + c0 * T + c0, lda: T, b: q + c0 * 3 * CL, ldb: 3 * CL, beta: 0,
                 c: dk + c0 * 3 * CL, ldc: 3 * CL)
-          c0 = c1
         }
       }
     }

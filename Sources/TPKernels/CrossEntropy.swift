@@ -9,13 +9,11 @@ import Glibc
 @inline(never)
 public func crossEntropyLocalMax(_ rowMax: FloatPtr, _ logits: FloatPtr, _ N: Int, _ Vl: Int, _ valid: Int,
                                  pool: WorkerPool = .serial) {
-  struct Rows: RangeJob {
+  struct Rows: IndexJob {
     let rowMax: FloatPtr, logits: FloatPtr, Vl: Int, valid: Int
-    func run(_: Int, _ rows: Range<Int>) {
-      for i in rows { rowMax[i] = maximum(logits + i * Vl, valid) }
-    }
+    func run(_ i: Int) { rowMax[i] = maximum(logits + i * Vl, valid) }
   }
-  pool.forEachRange(N, Rows(rowMax: rowMax, logits: logits, Vl: Vl, valid: valid))
+  pool.forEach(N, Rows(rowMax: rowMax, logits: logits, Vl: Vl, valid: valid))
 }
 
 /// The largest of x[0..<n] (−greatestFiniteMagnitude for n = 0).
@@ -33,23 +31,24 @@ func maximum(_ x: FloatPtr, _ n: Int) -> Float {
 public func crossEntropyLocalSums(_ packed: FloatPtr, _ logits: FloatPtr, _ rowMax: FloatPtr,
                                   _ targets: UnsafePointer<Int32>, _ N: Int, _ Vl: Int, _ valid: Int,
                                   _ vocabStart: Int, pool: WorkerPool = .serial) {
-  struct Rows: RangeJob {
+  struct Rows: IndexJob {
     let packed: FloatPtr, logits: FloatPtr, rowMax: FloatPtr, targets: UnsafePointer<Int32>
     let Vl: Int, valid: Int, vocabStart: Int
-    func run(_: Int, _ rows: Range<Int>) {
-      for i in rows {
-        let l = logits + i * Vl
-        let m = rowMax[i]
-        var s: Float = 0
-        for j in 0..<valid { s += fastExp(l[j] - m) }
-        let t = Int(targets[i]) - vocabStart
-        packed[2 * i] = s
-        packed[2 * i + 1] = (t >= 0 && t < valid) ? l[t] : 0
-      }
+    func run(_ i: Int) {
+      crossEntropyLocalSumsRow(packed + 2 * i, logits + i * Vl, rowMax[i], Int(targets[i]) - vocabStart, valid)
     }
   }
-  pool.forEachRange(N, Rows(packed: packed, logits: logits, rowMax: rowMax, targets: targets, Vl: Vl,
-                             valid: valid, vocabStart: vocabStart))
+  pool.forEach(N, Rows(packed: packed, logits: logits, rowMax: rowMax, targets: targets, Vl: Vl,
+                       valid: valid, vocabStart: vocabStart))
+}
+
+/// One row: packed (2) = (Σ exp(l[j] − m) over j < valid, l[target] if 0 ≤ target < valid else 0).
+@inline(__always)
+func crossEntropyLocalSumsRow(_ packed: FloatPtr, _ l: FloatPtr, _ m: Float, _ target: Int, _ valid: Int) {
+  var s: Float = 0
+  for j in 0..<valid { s += fastExp(l[j] - m) }
+  packed[0] = s
+  packed[1] = (target >= 0 && target < valid) ? l[target] : 0
 }
 
 /// After the reductions of rowMax (N) and packed (N,2) over the TP group: losses (N) =
@@ -72,21 +71,25 @@ public func crossEntropyFinish(_ losses: FloatPtr, _ rowMax: FloatPtr, _ packed:
 public func crossEntropyBackward(_ logits: FloatPtr, _ rowMax: FloatPtr, _ packed: FloatPtr,
                                  _ targets: UnsafePointer<Int32>, _ dloss: Float, _ N: Int, _ Vl: Int,
                                  _ valid: Int, _ vocabStart: Int, pool: WorkerPool = .serial) {
-  struct Rows: RangeJob {
+  struct Rows: IndexJob {
     let logits: FloatPtr, rowMax: FloatPtr, packed: FloatPtr, targets: UnsafePointer<Int32>
     let dloss: Float, Vl: Int, valid: Int, vocabStart: Int
-    func run(_: Int, _ rows: Range<Int>) {
-      for i in rows {
-        let l = logits + i * Vl
-        let m = rowMax[i]
-        let inv = dloss / packed[2 * i]
-        for j in 0..<valid { l[j] = fastExp(l[j] - m) * inv }
-        if valid < Vl { (l + valid).update(repeating: 0, count: Vl - valid) }
-        let t = Int(targets[i]) - vocabStart
-        if t >= 0 && t < valid { l[t] -= dloss }
-      }
+    func run(_ i: Int) {
+      crossEntropyBackwardRow(logits + i * Vl, rowMax[i], packed[2 * i], Int(targets[i]) - vocabStart, dloss,
+                              Vl, valid)
     }
   }
-  pool.forEachRange(N, Rows(logits: logits, rowMax: rowMax, packed: packed, targets: targets, dloss: dloss,
-                             Vl: Vl, valid: valid, vocabStart: vocabStart))
+  pool.forEach(N, Rows(logits: logits, rowMax: rowMax, packed: packed, targets: targets, dloss: dloss,
+                       Vl: Vl, valid: valid, vocabStart: vocabStart))
+}
+
+/// One row of Vl logits, in place: l[j] = exp(l[j] − m) / sumExp · dloss for j < valid, minus
+/// dloss at the target (when 0 ≤ target < valid); zero past `valid`.
+@inline(__always)
+func crossEntropyBackwardRow(_ l: FloatPtr, _ m: Float, _ sumExp: Float, _ target: Int, _ dloss: Float,
+                             _ Vl: Int, _ valid: Int) {
+  let inv = dloss / sumExp
+  for j in 0..<valid { l[j] = fastExp(l[j] - m) * inv }
+  if valid < Vl { (l + valid).update(repeating: 0, count: Vl - valid) }
+  if target >= 0 && target < valid { l[target] -= dloss }
 }

@@ -8,13 +8,11 @@
 public func embeddingForward(_ out: FloatPtr, _ tokens: UnsafePointer<Int32>, _ wte: FloatPtr,
                              _ N: Int, _ C: Int, _ vocabStart: Int, _ vocabLocal: Int,
                              pool: WorkerPool = .serial) {
-  struct Rows: RangeJob {
+  struct Rows: IndexJob {
     let out: FloatPtr, tokens: UnsafePointer<Int32>, wte: FloatPtr, C: Int, vocabStart: Int, vocabLocal: Int
-    func run(_: Int, _ rows: Range<Int>) {
-      for i in rows { embeddingRow(out + i * C, Int(tokens[i]) - vocabStart, wte, C, vocabLocal) }
-    }
+    func run(_ i: Int) { embeddingRow(out + i * C, Int(tokens[i]) - vocabStart, wte, C, vocabLocal) }
   }
-  pool.forEachRange(N, Rows(out: out, tokens: tokens, wte: wte, C: C, vocabStart: vocabStart, vocabLocal: vocabLocal))
+  pool.forEach(N, Rows(out: out, tokens: tokens, wte: wte, C: C, vocabStart: vocabStart, vocabLocal: vocabLocal))
 }
 
 /// One output row: wte row `row` (C floats) when 0 ≤ row < vocabLocal, zeros otherwise.
@@ -51,13 +49,11 @@ public func embeddingBackward(_ dwte: FloatPtr, _ dout: FloatPtr, _ tokens: Unsa
 @inline(never)
 public func positionForward(_ out: FloatPtr, _ wpe: FloatPtr, _ B: Int, _ T: Int, _ C: Int,
                             pool: WorkerPool = .serial) {
-  struct Rows: RangeJob {
+  struct Rows: IndexJob {
     let out: FloatPtr, wpe: FloatPtr, T: Int, C: Int
-    func run(_: Int, _ rows: Range<Int>) {
-      for i in rows { addColumns(out + i * C, wpe + (i % T) * C, 0..<C) }
-    }
+    func run(_ i: Int) { addColumns(out + i * C, wpe + (i % T) * C, 0..<C) }
   }
-  pool.forEachRange(B * T, Rows(out: out, wpe: wpe, T: T, C: C))
+  pool.forEach(B * T, Rows(out: out, wpe: wpe, T: T, C: C))
 }
 
 /// dwpe[0..<T] (T,C) = Σ_b dout[b, t] over dout (B,T,C); rows ≥ T of dwpe are left alone (this

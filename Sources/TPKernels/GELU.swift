@@ -5,13 +5,11 @@ let geluScale: Float = (2 / Float.pi).squareRoot()
 /// out (N) = GELU(inp (N)); elements split over the pool.
 @inline(never)
 public func geluForward(_ out: FloatPtr, _ inp: FloatPtr, _ N: Int, pool: WorkerPool = .serial) {
-  struct Elements: RangeJob {
+  struct Elements: IndexJob {
     let out: FloatPtr, inp: FloatPtr
-    func run(_: Int, _ r: Range<Int>) {
-      for i in r { out[i] = gelu(inp[i]) }
-    }
+    func run(_ i: Int) { out[i] = gelu(inp[i]) }
   }
-  pool.forEachRange(N, align: 64, Elements(out: out, inp: inp))
+  pool.forEach(N, align: 64, Elements(out: out, inp: inp))
 }
 
 /// In place over d (N,OC): d = d · gelu'(inp (N,OC)); dbias (OC) = Σ rows of the result (the
@@ -22,22 +20,26 @@ public func geluBiasBackward(_ d: FloatPtr, _ dbias: FloatPtr, _ inp: FloatPtr, 
                              pool: WorkerPool = .serial) {
   struct Columns: RangeJob {
     let d: FloatPtr, dbias: FloatPtr, inp: FloatPtr, N: Int, OC: Int
-    func run(_: Int, _ cols: Range<Int>) {
-      let (o0, width) = (cols.lowerBound, cols.count)
-      (dbias + o0).update(repeating: 0, count: width)
-      for i in 0..<N { geluBiasBackwardRow(d + i * OC + o0, dbias + o0, inp + i * OC + o0, width) }
-    }
+    func run(_: Int, _ cols: Range<Int>) { geluBiasBackwardColumns(d, dbias, inp, N, OC, cols) }
   }
   pool.forEachRange(OC, align: 16, Columns(d: d, dbias: dbias, inp: inp, N: N, OC: OC))
 }
 
-/// One row's `width` columns: d ·= gelu'(x), and dbias += the result.
+/// Columns `cols` of d (N,OC), in place: d ·= gelu'(inp); dbias[cols] = Σ rows of the result.
 @inline(__always)
-func geluBiasBackwardRow(_ d: FloatPtr, _ dbias: FloatPtr, _ x: FloatPtr, _ width: Int) {
-  for o in 0..<width {
-    let v = d[o] * geluDerivative(x[o])
-    d[o] = v
-    dbias[o] += v
+func geluBiasBackwardColumns(_ d: FloatPtr, _ dbias: FloatPtr, _ inp: FloatPtr, _ N: Int, _ OC: Int,
+                             _ cols: Range<Int>) {
+  let (o0, width) = (cols.lowerBound, cols.count)
+  let db = dbias + o0
+  db.update(repeating: 0, count: width)
+  for i in 0..<N {
+    let row = d + i * OC + o0
+    let x = inp + i * OC + o0
+    for o in 0..<width {
+      let v = row[o] * geluDerivative(x[o])
+      row[o] = v
+      db[o] += v
+    }
   }
 }
 

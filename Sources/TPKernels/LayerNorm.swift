@@ -21,13 +21,11 @@ func sum8(_ x: FloatPtr, _ C: Int) -> Float {
 public func layernormForward(_ out: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr, _ inp: FloatPtr,
                              _ weight: FloatPtr, _ bias: FloatPtr, _ N: Int, _ C: Int,
                              pool: WorkerPool = .serial) {
-  struct Rows: RangeJob {
+  struct Rows: IndexJob {
     let out: FloatPtr, mean: FloatPtr, rstd: FloatPtr, inp: FloatPtr, weight: FloatPtr, bias: FloatPtr, C: Int
-    func run(_: Int, _ rows: Range<Int>) {
-      for i in rows { layernormRow(out + i * C, &mean[i], &rstd[i], inp + i * C, weight, bias, C) }
-    }
+    func run(_ i: Int) { layernormRow(out + i * C, &mean[i], &rstd[i], inp + i * C, weight, bias, C) }
   }
-  pool.forEachRange(N, Rows(out: out, mean: mean, rstd: rstd, inp: inp, weight: weight, bias: bias, C: C))
+  pool.forEach(N, Rows(out: out, mean: mean, rstd: rstd, inp: inp, weight: weight, bias: bias, C: C))
 }
 
 /// One row of LayerNorm (eps 1e-5): o (C) from x (C); the row's mean and rstd.
@@ -62,21 +60,23 @@ public func residualLayernormForward(_ residualOut: FloatPtr, _ out: FloatPtr, _
                                      _ rstd: FloatPtr, _ residualIn: FloatPtr, _ proj: FloatPtr,
                                      _ projBias: FloatPtr, _ weight: FloatPtr, _ bias: FloatPtr,
                                      _ N: Int, _ C: Int, pool: WorkerPool = .serial) {
-  struct Rows: RangeJob {
+  struct Rows: IndexJob {
     let residualOut: FloatPtr, out: FloatPtr, mean: FloatPtr, rstd: FloatPtr, residualIn: FloatPtr
     let proj: FloatPtr, projBias: FloatPtr, weight: FloatPtr, bias: FloatPtr, C: Int
-    func run(_: Int, _ rows: Range<Int>) {
-      for i in rows {
-        let r = residualOut + i * C
-        let a = residualIn + i * C
-        let p = proj + i * C
-        for c in 0..<C { r[c] = a[c] + (p[c] + projBias[c]) }
-        layernormRow(out + i * C, &mean[i], &rstd[i], r, weight, bias, C)
-      }
+    func run(_ i: Int) {
+      let r = residualOut + i * C
+      residualRow(r, residualIn + i * C, proj + i * C, projBias, C)
+      layernormRow(out + i * C, &mean[i], &rstd[i], r, weight, bias, C)
     }
   }
-  pool.forEachRange(N, Rows(residualOut: residualOut, out: out, mean: mean, rstd: rstd, residualIn: residualIn,
+  pool.forEach(N, Rows(residualOut: residualOut, out: out, mean: mean, rstd: rstd, residualIn: residualIn,
                             proj: proj, projBias: projBias, weight: weight, bias: bias, C: C))
+}
+
+/// One row of a residual add with a deferred bias: r (C) = a + (p + bias).
+@inline(__always)
+func residualRow(_ r: FloatPtr, _ a: FloatPtr, _ p: FloatPtr, _ bias: FloatPtr, _ C: Int) {
+  for c in 0..<C { r[c] = a[c] + (p[c] + bias[c]) }
 }
 
 /// LayerNorm backward over N rows of C: dinp (N,C) += ∂loss/∂inp (or = with

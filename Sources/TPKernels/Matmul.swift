@@ -5,13 +5,11 @@
 @inline(never)
 public func matmulForward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, _ bias: FloatPtr?,
                           _ N: Int, _ IC: Int, _ OC: Int, pool: WorkerPool = .serial) {
-  struct BiasRows: RangeJob {
+  struct BiasRows: IndexJob {
     let out: FloatPtr, bias: FloatPtr, OC: Int
-    func run(_: Int, _ rows: Range<Int>) {
-      for i in rows { (out + i * OC).update(from: bias, count: OC) }
-    }
+    func run(_ i: Int) { (out + i * OC).update(from: bias, count: OC) }
   }
-  if let bias { pool.forEachRange(N, BiasRows(out: out, bias: bias, OC: OC)) }
+  if let bias { pool.forEach(N, BiasRows(out: out, bias: bias, OC: OC)) }
   sgemm(transA: false, transB: true, m: N, n: OC, k: IC, a: inp, lda: IC, b: weight, ldb: IC,
         beta: bias == nil ? 0 : 1, c: out, ldc: OC)
 }

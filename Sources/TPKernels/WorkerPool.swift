@@ -31,6 +31,21 @@ extension RangeJob {
 
 /// Fork-join threads for one rank's training thread: `forEachRange` splits a job's index range
 /// over them and returns when all parts are done. Allocation-free per job.
+/// A job over single indices (rows, elements) whose math is a row function: `run(i)` for every
+/// index of the thread's part. The pool's `forEach` wraps it in a `RangeJob`.
+protocol IndexJob {
+  func run(_ i: Int)
+}
+
+/// The `RangeJob` that runs an `IndexJob` on each index of its range.
+struct EachIndex<Job: IndexJob>: RangeJob {
+  let job: Job
+  @inline(__always)
+  func run(_: Int, _ range: Range<Int>) {
+    for i in range { job.run(i) }
+  }
+}
+
 public final class WorkerPool: @unchecked Sendable {
   /// Threads taking part in each job, the caller included.
   public let threads: Int
@@ -93,6 +108,14 @@ public final class WorkerPool: @unchecked Sendable {
     withUnsafePointer(to: job) { p in
       shared.post(UnsafeRawPointer(p), J.self, split: Split(n: n, align: align, width: w))
     }
+  }
+}
+
+extension WorkerPool {
+  /// `job.run(i)` for every i in 0..<n, split as `forEachRange` splits it.
+  @inline(__always)
+  func forEach<Job: IndexJob>(_ n: Int, align: Int = 1, _ job: Job) {
+    forEachRange(n, align: align, EachIndex(job: job))
   }
 }
 
