@@ -293,9 +293,6 @@ public final class GPT {
     return crossEntropyFinish(acts.losses, acts.rowMax, acts.sumExpAndTarget, BT)
   }
 
-  /// Per-position losses of the last forward pass (B·T).
-  public var positionLosses: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: acts.losses, count: B * T) }
-
   // MARK: backward
 
   /// Backward pass of the last forward; overwrites all of `grads` (each parameter's gradient has

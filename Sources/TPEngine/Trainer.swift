@@ -73,11 +73,11 @@ public final class Trainer {
   /// Ticks spent paused (selects which paused ticks collect every rank's signal).
   private var pausedTicks = 0
   private var metrics = StepMetrics()
+  private static let tensors = ParameterViews.tensorCount
+  /// Where the (Σ update², Σ new weight²) pairs start in `statSums`, after one Σg² per tensor.
+  private static let updateSums = tensors
   /// Scratch for per-tensor statistics: gradient, update and weight sums of squares, and the
   /// published (weight norm, gradient norm, update ratio) triples.
-  /// statSums: Σg² per tensor, then (Σ update², Σ new weight²) per tensor from `updateSums`.
-  private static let tensors = ParameterViews.tensorCount
-  private static let updateSums = tensors
   private let statSums = UnsafeMutablePointer<Double>.allocate(capacity: 3 * Trainer.tensors)
   private let statValues = UnsafeMutablePointer<Float>.allocate(capacity: 3 * Trainer.tensors)
   private let statm: Int32

@@ -1,7 +1,7 @@
 // Causal self-attention over the heads of this rank, in query blocks.
 
 /// Query/key block of the causal attention: blocks above the diagonal are never computed.
-public let attentionBlock = 64
+let attentionBlock = 64
 
 /// Causal self-attention over `NH` heads of size `hs`.
 /// - out (B,T,NH·hs); att (B,NH,T,T) post-softmax probabilities, zero above the diagonal;

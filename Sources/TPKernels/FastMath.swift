@@ -2,7 +2,7 @@
 
 /// exp with ~1 ulp-level relative error (≤ 2e-7) for the softmax range, no libm call.
 @inline(__always)
-public func fastExp(_ x: Float) -> Float {
+func fastExp(_ x: Float) -> Float {
   // exp(x) = 2^(x·log2 e) = 2^n · 2^f, f in [-0.5, 0.5]
   let xc = max(-87.0, min(88.0, x))
   let t = xc * 1.442695041
@@ -25,7 +25,7 @@ public func fastExp(_ x: Float) -> Float {
 /// tanh as a branch-free 13/6 rational approximation on [-7.9, 7.9] (saturated outside);
 /// a few ulp of error, and it vectorises (libm's tanhf does not).
 @inline(__always)
-public func fastTanh(_ x: Float) -> Float {
+func fastTanh(_ x: Float) -> Float {
   let c = max(-7.90531110763549805, min(7.90531110763549805, x))
   let x2 = c * c
   // Horner steps as fused multiply-adds

@@ -30,7 +30,7 @@ public func matmulBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: Float
 
 /// dbias (OC) = column sums of dout (N,OC).
 @inline(never)
-public func biasBackward(_ dbias: FloatPtr, _ dout: FloatPtr, _ N: Int, _ OC: Int, pool: WorkerPool = .serial) {
+func biasBackward(_ dbias: FloatPtr, _ dout: FloatPtr, _ N: Int, _ OC: Int, pool: WorkerPool = .serial) {
   struct Columns: RangeJob {
     let dbias: FloatPtr, dout: FloatPtr, N: Int, OC: Int
     func run(_: Int, _ cols: Range<Int>) {
