@@ -30,10 +30,12 @@ let package = Package(
 
     // Typed wrapper over MPI communicators and collectives (the only importer of CMPI).
     .target(name: "TPComm", dependencies: ["CMPI"], swiftSettings: fast),
+    // Numeric kernels, worker pool and the BLAS wrapper (the only importer of CBLAS). No MPI.
+    .target(name: "TPKernels", dependencies: ["CBLAS"], swiftSettings: fast),
     // Checkpoint directory layout and manifest: the rules tptrain writes by and others read by. No MPI.
     .target(name: "CheckpointLayout", swiftSettings: fast),
-    // The tensor-parallel GPT-2 engine (the only importer of CBLAS and CSched).
-    .target(name: "TPEngine", dependencies: ["TPComm", "CBLAS", "CSched", "CheckpointLayout"], swiftSettings: fast),
+    // The tensor-parallel GPT-2 engine (the only importer of CSched).
+    .target(name: "TPEngine", dependencies: ["TPComm", "TPKernels", "CSched", "CheckpointLayout"], swiftSettings: fast),
     // tptrain's flags and run set-up rules (model, settings, resume, checkpoint directory), without MPI calls.
     .target(
       name: "TrainingSetup",
@@ -70,6 +72,7 @@ let package = Package(
     // Helpers shared by the test targets (a missing tool skips locally and fails under CI=true).
     .target(name: "TestSupport", path: "Tests/TestSupport"),
 
+    .testTarget(name: "TPKernelsTests", dependencies: ["TPKernels"]),
     .testTarget(name: "TPEngineTests", dependencies: ["TPEngine"]),
     .testTarget(name: "IntegrationTests", dependencies: ["TPEngine", "JobControl", "TestSupport"]),
     .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "TestSupport"]),
