@@ -57,7 +57,7 @@ let package = Package(
     .executableTarget(
       name: "tptrain",
       dependencies: [
-        "TPEngine", "TPComm", "Telemetry", "TrainingSetup", "CheckpointLayout",
+        "TPEngine", "TPKernels", "TPComm", "Telemetry", "TrainingSetup", "CheckpointLayout",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),

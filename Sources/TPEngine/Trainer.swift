@@ -5,6 +5,7 @@ import CheckpointLayout
 import Foundation
 import Glibc
 import TPComm
+import TPKernels
 
 public struct TrainingOptions: Sendable {
   public var steps: Int = 10
@@ -123,6 +124,7 @@ public final class Trainer {
     let tokensPerStep = Double(model.B * model.T * grid.dp)
     let flopsPerRank = model.config.flopsPerToken(seqLen: model.T) * Double(model.B * model.T) / Double(grid.tp)
     stopReason = .completed
+    AllocationProbe.trackCurrentThread()
     while step < options.steps {
       // control, applied by every rank at this boundary
       var (decision, signal) = exchangeDecision(sleepy: false)

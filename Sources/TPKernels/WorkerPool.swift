@@ -215,6 +215,7 @@ private final class WorkerContext {
 
 private func workerMain(_ raw: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
   let context = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
+  AllocationProbe.trackCurrentThread()
   context.board.workerLoop(index: context.index)
   return nil
 }

@@ -9,6 +9,7 @@
 import ArgumentParser
 import Foundation
 import TPComm
+import TPKernels
 import CheckpointLayout
 import TPEngine
 import Telemetry
