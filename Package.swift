@@ -33,10 +33,12 @@ let package = Package(
     .target(name: "JobSchema", swiftSettings: fast),
     // Typed wrapper over MPI communicators and collectives (the only importer of CMPI).
     .target(name: "TPComm", dependencies: ["CMPI", "JobSchema"], swiftSettings: fast),
+    // Numeric kernels, worker pool and the BLAS wrapper (the only importer of CBLAS). No MPI.
+    .target(name: "TPKernels", dependencies: ["CBLAS"], swiftSettings: fast),
     // Checkpoint directory layout and manifest: the rules tptrain writes by and others read by. No MPI.
     .target(name: "CheckpointLayout", dependencies: ["JobSchema"], swiftSettings: fast),
-    // The tensor-parallel GPT-2 engine (the only importer of CBLAS and CSched).
-    .target(name: "TPEngine", dependencies: ["JobSchema", "TPComm", "CBLAS", "CSched", "CheckpointLayout"], swiftSettings: fast),
+    // The tensor-parallel GPT-2 engine (the only importer of CSched).
+    .target(name: "TPEngine", dependencies: ["JobSchema", "TPComm", "TPKernels", "CSched", "CheckpointLayout"], swiftSettings: fast),
     // tptrain's flags and run set-up rules (model, settings, resume, checkpoint directory), without MPI calls.
     .target(
       name: "TrainingSetup",
@@ -58,7 +60,7 @@ let package = Package(
     .executableTarget(
       name: "tptrain",
       dependencies: [
-        "JobSchema", "TPEngine", "TPComm", "Telemetry", "TrainingSetup", "CheckpointLayout",
+        "JobSchema", "TPEngine", "TPKernels", "TPComm", "Telemetry", "TrainingSetup", "CheckpointLayout",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),
@@ -74,6 +76,7 @@ let package = Package(
     .target(name: "TestSupport", path: "Tests/TestSupport"),
 
     .testTarget(name: "JobSchemaTests", dependencies: ["JobSchema"]),
+    .testTarget(name: "TPKernelsTests", dependencies: ["TPKernels"]),
     .testTarget(name: "TPEngineTests", dependencies: ["TPEngine"]),
     .testTarget(name: "IntegrationTests", dependencies: ["TPEngine", "JobControl", "TestSupport"]),
     .testTarget(name: "TelemetryTests", dependencies: ["JobSchema", "Telemetry", "TestSupport"]),

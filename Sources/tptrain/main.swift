@@ -10,6 +10,7 @@ import ArgumentParser
 import Foundation
 import JobSchema
 import TPComm
+import TPKernels
 import CheckpointLayout
 import TPEngine
 import Telemetry
