@@ -1,8 +1,9 @@
 import Foundation
 import JobSchema
 
-// The pure view model: numbers derived from the history, computed once per frame, with no
-// knowledge of cells or colours.
+// The view model: the header and per-rank rows derived from the history once per frame, with no
+// knowledge of cells. It also hands the views the history itself: the charts and heatmaps read
+// its sample, event and log series in place rather than copying them every frame.
 
 /// Header facts.
 public struct HeaderModel: Equatable, Sendable {

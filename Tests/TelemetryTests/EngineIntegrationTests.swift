@@ -105,13 +105,20 @@ final class EngineIntegrationTests: XCTestCase {
     }
   }
 
-  func testPauseResumeCheckpointAndStopThroughTheControlPage() throws {
-    let job = uniqueJob("steer")
-    defer { removeJob(job) }
+  /// Starts an endless 2-rank job, attaches, and waits until every rank has passed `step`; the job
+  /// is ended and its segment removed when the test ends.
+  private func startEndlessJob(_ tag: String, pastStep step: Int) throws -> (Process, JobReader) {
+    let job = uniqueJob(tag)
+    addTeardownBlock { removeJob(job) }
     let p = try launch(job, steps: 1_000_000)
-    defer { if p.isRunning { p.terminate() } }
+    addTeardownBlock { if p.isRunning { p.terminate() } }
     let r = try XCTUnwrap(attachWhenReady(job, timeout: 60))
-    XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.lastStep >= 3 } })
+    XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.lastStep >= step } })
+    return (p, r)
+  }
+
+  func testPauseResumeCheckpointAndStopThroughTheControlPage() throws {
+    let (p, r) = try startEndlessJob("steer", pastStep: 3)
 
     // Pause: both ranks stop at the same step boundary.
     try r.request(.pause)
@@ -160,14 +167,9 @@ final class EngineIntegrationTests: XCTestCase {
     XCTAssertFalse(polls[0].events.first { $0.kind == .checkpointSaved }?.text.isEmpty ?? true)
   }
 
-  /// The budget: a paused job sleeps, using at most 2 % of one core in total.
+  /// The budget: a paused job sleeps, using at most 2 % of one core in total.
   func testPausedJobSleeps() throws {
-    let job = uniqueJob("sleep")
-    defer { removeJob(job) }
-    let p = try launch(job, steps: 1_000_000)
-    defer { if p.isRunning { p.terminate() } }
-    let r = try XCTUnwrap(attachWhenReady(job, timeout: 60))
-    XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.lastStep >= 2 } })
+    let (p, r) = try startEndlessJob("sleep", pastStep: 2)
     try r.request(.pause)
     XCTAssertTrue(eventually(20) { r.ranks().allSatisfy { $0.state == .paused } })
     usleep(200_000)
