@@ -43,6 +43,7 @@ PYTHON ?= python3
 PYTEST = TPTOP_BIN_DIR=$(BIN) $(PYTHON) -m unittest discover -s python/tests
 
 test: test-deps
+	python3 scripts/check_architecture.py
 	$(SWIFT) build $(TESTFLAGS)
 	$(SWIFT) test $(TESTFLAGS)
 	$(PYTEST)

@@ -1,5 +1,6 @@
 import Foundation
 import JobControl
+import JobSchema
 
 // Data collection: what the sampler keeps between polls. One ring of step samples per rank, the
 // event list, the latest per-shard statistics and the log tail. Views read it; only `ingest`
@@ -91,7 +92,7 @@ public final class JobHistory {
   /// Latest statistics per (tensor, rank).
   public private(set) var shardStats: [Int: ShardStats] = [:]
   /// What the controller asks for.
-  public private(set) var desired: RunRequest = .run
+  public private(set) var desired: DesiredState = .run
   /// False once the segment disappeared.
   public private(set) var alive = true
   /// The job's log file, when known.

@@ -4,7 +4,9 @@
 import CheckpointLayout
 import Foundation
 import Glibc
+import JobSchema
 import TPComm
+import TPKernels
 
 public struct TrainingOptions: Sendable {
   public var steps: Int = 10
@@ -93,10 +95,13 @@ public final class Trainer {
   /// Ticks spent paused (selects which paused ticks collect every rank's signal).
   private var pausedTicks = 0
   private var metrics = StepMetrics()
+  private static let tensors = ParameterViews.tensorCount
+  /// Where the (Σ update², Σ new weight²) pairs start in `statSums`, after one Σg² per tensor.
+  private static let updateSums = tensors
   /// Scratch for per-tensor statistics: gradient, update and weight sums of squares, and the
   /// published (weight norm, gradient norm, update ratio) triples.
-  private let statSums = UnsafeMutablePointer<Double>.allocate(capacity: 3 * 16)
-  private let statValues = UnsafeMutablePointer<Float>.allocate(capacity: 3 * 16)
+  private let statSums = UnsafeMutablePointer<Double>.allocate(capacity: 3 * Trainer.tensors)
+  private let statValues = UnsafeMutablePointer<Float>.allocate(capacity: 3 * Trainer.tensors)
   private let statm: Int32
   private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
   private var logFile: UnsafeMutablePointer<FILE>? = nil
@@ -139,6 +144,7 @@ public final class Trainer {
     let tokensPerStep = Double(model.B * model.T * grid.dp)
     let flopsPerRank = model.config.flopsPerToken(seqLen: model.T) * Double(model.B * model.T) / Double(grid.tp)
     stopReason = .completed
+    AllocationProbe.trackCurrentThread()
     while step < options.steps {
       // control, applied by every rank at this boundary
       var (decision, signal) = exchangeDecision(sleepy: false)
@@ -166,9 +172,9 @@ public final class Trainer {
       // DP replicas sum their gradients; the 1/d of the average is applied inside the norm and
       // the AdamW sweep (`gradScale`) rather than in a pass of its own
       let dpScale = 1 / Float(grid.dp)
-      if grid.dp > 1 { dpGroup.allReduce(model.grads, count: model.numLocalParameters, .sum) }
+      if grid.dp > 1 { dpGroup.allReduce(model.gradsMemory, count: model.numLocalParameters, .sum) }
       if step == 0, let prefix = options.dumpGradsPrefix { dumpGradients(prefix, scale: dpScale) }
-      if step + 1 == options.faultNonFiniteAtStep { model.grads[0] = .nan }
+      if step + 1 == options.faultNonFiniteAtStep { model.gradsMemory[0] = .nan }
       let publishStats = options.shardStatsEvery > 0 && (step == 0 || (step + 1) % options.shardStatsEvery == 0)
       let lr = options.schedule.rate(peak: options.optimizer.learningRate, step: step, total: options.steps)
       let clip = options.optimizer.gradClip
@@ -185,13 +191,13 @@ public final class Trainer {
         if finite {
           model.adamWUpdate(options.optimizer, lr: lr, t: step + 1,
                             gradScale: dpScale * (clip > 0 && norm > clip ? clip / norm : 1),
-                            stats: publishStats ? statSums + 16 : nil)
+                            stats: publishStats ? statSums + Self.updateSums : nil)
         }
       } else {
         // otherwise the AdamW sweep also sums the squares the norm needs; a non-finite step
         // then stops the run before anything of it is checkpointed
         model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, gradScale: dpScale, gradSquares: statSums,
-                          stats: publishStats ? statSums + 16 : nil)
+                          stats: publishStats ? statSums + Self.updateSums : nil)
         norm = model.globalNorm(tensorSquares: statSums, tpGroup: tpGroup)
         finite = loss.isFinite && norm.isFinite
       }
@@ -246,13 +252,13 @@ public final class Trainer {
         var packed: (Int32, Int32, Int32) = (0, 0, StopSignal.received)
         if world.rank == 0 {
           let d = observer.pollControl()
-          packed.0 = d.desired.rawValue
+          packed.0 = Int32(d.desired.rawValue)
           packed.1 = d.checkpointRequests
         }
         withUnsafeMutableBytes(of: &packed) { raw in
           world.sleepyBroadcast(raw.baseAddress!.assumingMemoryBound(to: Int32.self), count: 3)
         }
-        let desired = ControlDecision.Desired(rawValue: packed.0) ?? .run
+        let desired = DesiredState(rawValue: UInt64(max(0, packed.0))) ?? .run
         return (ControlDecision(desired: desired, checkpointRequests: packed.1), packed.2)
       }
       world.sleepyBarrier()
@@ -266,7 +272,7 @@ public final class Trainer {
     withUnsafeMutableBytes(of: &packed) { raw in
       world.allReduce(raw.baseAddress!.assumingMemoryBound(to: Double.self), count: 3, .max)
     }
-    let desired = ControlDecision.Desired(rawValue: Int32(max(0, min(2, packed.0)))) ?? .run
+    let desired = DesiredState(rawValue: UInt64(max(0, min(2, packed.0)))) ?? .run
     let requests = packed.1.isFinite ? Int32(truncatingIfNeeded: Int64(packed.1)) : lastCheckpointRequests
     return (ControlDecision(desired: desired, checkpointRequests: requests), Int32(packed.2))
   }
@@ -351,10 +357,10 @@ public final class Trainer {
   private func publishTensorStatistics() {
     let n = model.localSizes.count
     for i in 0..<n {
-      let w = statSums[16 + 2 * i + 1].squareRoot()
+      let w = statSums[Self.updateSums + 2 * i + 1].squareRoot()
       statValues[3 * i] = Float(w)
       statValues[3 * i + 1] = Float(statSums[i].squareRoot())
-      statValues[3 * i + 2] = w > 0 ? Float(statSums[16 + 2 * i].squareRoot() / w) : 0
+      statValues[3 * i + 2] = w > 0 ? Float(statSums[Self.updateSums + 2 * i].squareRoot() / w) : 0
     }
     observer.tensorStatistics(step: step, values: UnsafeBufferPointer(start: statValues, count: 3 * n))
   }
@@ -365,7 +371,7 @@ public final class Trainer {
     guard let f = fopen(path, "w") else { return }
     let n = model.numLocalParameters
     let scaled = [Float](unsafeUninitializedCapacity: n) { out, count in
-      for i in 0..<n { out[i] = model.grads[i] * scale }
+      for i in 0..<n { out[i] = model.gradsMemory[i] * scale }
       count = n
     }
     scaled.withUnsafeBufferPointer { _ = fwrite($0.baseAddress, 4, n, f) }
@@ -390,7 +396,7 @@ public final class Trainer {
     metrics.allReduceBytes = tps.bytes + dps.bytes
     metrics.allReduceTotalNs = tps.totalNs + dps.totalNs
     metrics.allReduceMaxNs = max(tps.maxNs, dps.maxNs)
-    for i in 0..<LatencyHistogram.bucketCount { metrics.allReduceHistogram[i] = tps.bucket(i) &+ dps.bucket(i) }
+    metrics.allReduceHistogram = tps.histogram + dps.histogram
     metrics.rssBytes = readRSS()
     metrics.paramBytes = UInt64(model.parameterBytes)
     metrics.gradBytes = UInt64(model.parameterBytes)

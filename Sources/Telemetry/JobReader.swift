@@ -1,5 +1,6 @@
 import Atomics
 import Glibc
+import JobSchema
 
 /// What one `poll` found in one rank's ring since the previous poll.
 public struct RankPoll: Sendable {
@@ -102,7 +103,7 @@ public final class JobReader {
     return RankStatus(
       rank: r, attached: attached, pid: pid, host: m.text(R.host, capacity: R.hostCapacity),
       localRank: Int(UInt32(truncatingIfNeeded: word)), heartbeatAge: attached ? age : nil,
-      state: RankState(rawValue: atomicWord(h + R.state).load(ordering: .acquiring)),
+      state: RunState(rawValue: atomicWord(h + R.state).load(ordering: .acquiring)),
       writeIndex: atomicWord(h + R.writeIndex).load(ordering: .acquiring),
       lastStep: Int(truncatingIfNeeded: atomicWord(h + R.lastStep).load(ordering: .relaxed)),
       ackedState: DesiredState(rawValue: atomicWord(h + R.ackedDesiredState).load(ordering: .acquiring)),
@@ -113,9 +114,9 @@ public final class JobReader {
   }
 
   /// Rank `r`'s reported state alone (one load; nil for an unknown value or rank).
-  public func rankState(_ r: Int) -> RankState? {
+  public func rankState(_ r: Int) -> RunState? {
     guard r >= 0 && r < geometry.worldSize else { return nil }
-    return RankState(rawValue: atomicWord(mapping.base + geometry.rankHeaderOffset(r) + R.state).load(ordering: .acquiring))
+    return RunState(rawValue: atomicWord(mapping.base + geometry.rankHeaderOffset(r) + R.state).load(ordering: .acquiring))
   }
 
   /// Every rank's header, by world rank.
@@ -293,6 +294,7 @@ public final class JobReader {
         expected: current, desired: desired.rawValue, ordering: .acquiringAndReleasing)
       if exchanged {
         atomicWord(c + C.writes).wrappingIncrement(ordering: .relaxed)
+        // The previous value; a damaged word (now overwritten) reads as run, what the job made of it.
         return DesiredState(rawValue: original) ?? .run
       }
       current = original

@@ -109,7 +109,7 @@ public enum SegmentLayout {
     public static let stride = 128
     public static let writeIndex = 0  // u64, records published so far (next index)
     public static let heartbeatNs = 8  // u64, CLOCK_MONOTONIC ns
-    public static let state = 16  // u64, `RankState`
+    public static let state = 16  // u64, `RunState`
     public static let lastStep = 24  // u64
     public static let ackedDesiredState = 32  // u64, desired state this rank applied
     public static let ackedStep = 40  // u64, step at which it applied it

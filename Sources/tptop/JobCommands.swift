@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JobSchema
 import Telemetry
 
 /// Plain-text readers and the command-line control channel (ls, watch, export, pause, ...).
@@ -135,7 +136,7 @@ struct WatchJob: ParsableCommand {
     let reader = try reportingErrors { try JobReader(job: name) }
     let watcher = StepLinePrinter(reader: reader)
     if !fromStart { reader.seekToEnd(keepLast: 1) }
-    emit("watching \(name): \(reader.info.model.preset) t=\(reader.info.tp) d=\(reader.info.dp), \(reader.info.totalSteps) steps")
+    emit("watching \(name): \(reader.info.preset) t=\(reader.info.tp) d=\(reader.info.dp), \(reader.info.totalSteps) steps")
     while true {
       // Read the state before polling: records published before it are seen by this poll.
       let state = reader.state()

@@ -8,7 +8,9 @@
 
 import ArgumentParser
 import Foundation
+import JobSchema
 import TPComm
+import TPKernels
 import CheckpointLayout
 import TPEngine
 import Telemetry
@@ -186,13 +188,11 @@ struct TPTrain: ParsableCommand {
     // Every rank must use rank 0's name (a default name holds rank 0's time and pid).
     let proposed = setup.job ?? defaultJobName()
     let name = String(decoding: world.allGatherBytes(Array(proposed.utf8), length: 128)[0].prefix { $0 != 0 }, as: UTF8.self)
-    let info = TelemetryModelInfo(
-      layers: config.numLayers, heads: config.numHeads, channels: config.channels, vocab: config.vocabSize,
-      paddedVocab: config.paddedVocabSize, maxSeq: config.maxSeqLen, batch: settings.batch, seq: settings.seq,
-      preset: setup.model ?? (setup.initFrom != nil ? "checkpoint" : "custom"))
+    let shape = ModelShape(config, batch: settings.batch, seq: settings.seq)
     let observer = try TelemetryObserver(
       jobName: name, worldRank: world.rank, worldSize: world.size, localRank: node.rank, tp: grid.tp, dp: grid.dp,
-      model: info, shards: gpt.layout, totalSteps: settings.steps, barrier: { node.barrier() })
+      model: shape, preset: setup.model ?? (setup.initFrom != nil ? "checkpoint" : "custom"), shards: gpt.layout,
+      totalSteps: settings.steps, barrier: { node.barrier() })
     if world.rank == 0 && !setup.quiet { print("tptrain: telemetry job \(name) (watch with: tptop attach \(name))") }
     return observer
   }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import JobSchema
 import TestSupport
 import XCTest
 
@@ -59,7 +60,7 @@ final class ControlTests: XCTestCase {
   }
 
   func testLivenessJudgement() {
-    func rank(_ s: RankState?, alive: Bool = true, age: Double = 0.1, attached: Bool = true) -> RankStatus {
+    func rank(_ s: RunState?, alive: Bool = true, age: Double = 0.1, attached: Bool = true) -> RankStatus {
       RankStatus(
         rank: 0, attached: attached, pid: 1, host: "h", localRank: 0, heartbeatAge: age, state: s, writeIndex: 0,
         lastStep: 0, ackedState: .run, ackedStep: 0, checkpointsSaved: 0, lastCheckpointStep: 0, pidAlive: alive)
@@ -248,8 +249,8 @@ final class ControlTests: XCTestCase {
     XCTAssertEqual(last["type"] as? String, "step")
     XCTAssertEqual(last["step"] as? Int, 12)
     XCTAssertEqual((last["allreduce_hist"] as? [Int])?.count, 16)
-    let expected = SyntheticJob.plausibleRecord(step: 12, rank: 1, model: TelemetryModelInfo(
-      layers: 4, heads: 4, channels: 64, vocab: 50257, paddedVocab: 50304, maxSeq: 256, batch: 4, seq: 64, preset: "synthetic"))
+    let expected = SyntheticJob.plausibleRecord(step: 12, rank: 1, model: ModelShape(
+      layers: 4, heads: 4, channels: 64, vocab: 50257, paddedVocab: 50304, maxSeq: 256, batch: 4, seq: 64))
     XCTAssertEqual(last["step_ns"] as? Int, Int(expected.stepNs))
     XCTAssertEqual((last["loss"] as? Double).map { Float($0) }, expected.loss)
 

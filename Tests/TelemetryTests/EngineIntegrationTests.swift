@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import JobSchema
 import TestSupport
 import XCTest
 
@@ -73,7 +74,7 @@ final class EngineIntegrationTests: XCTestCase {
     XCTAssertEqual(r.info.tp, 2)
     XCTAssertEqual(r.info.dp, 1)
     XCTAssertEqual(r.info.totalSteps, 12)
-    XCTAssertEqual(r.info.model.preset, "tiny")
+    XCTAssertEqual(r.info.preset, "tiny")
     XCTAssertEqual(r.info.model.batch, 2)
     XCTAssertEqual(r.info.model.seq, 16)
     let qkv = try XCTUnwrap(r.info.shards.first { $0.name == "qkvw" })
@@ -104,13 +105,20 @@ final class EngineIntegrationTests: XCTestCase {
     }
   }
 
-  func testPauseResumeCheckpointAndStopThroughTheControlPage() throws {
-    let job = uniqueJob("steer")
-    defer { removeJob(job) }
-    let p = try launch(job, steps: 1_000_000)
-    defer { if p.isRunning { p.terminate() } }
+  /// Starts an endless 2-rank job, attaches, and waits until every rank has passed `step`; the job
+  /// is ended and its segment removed when the test ends.
+  private func startEndlessJob(_ tag: String, pastStep step: Int, extra: [String] = []) throws -> (Process, JobReader) {
+    let job = uniqueJob(tag)
+    addTeardownBlock { removeJob(job) }
+    let p = try launch(job, steps: 1_000_000, extra: extra)
+    addTeardownBlock { if p.isRunning { p.terminate() } }
     let r = try XCTUnwrap(attachWhenReady(job, timeout: 60))
-    XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.lastStep >= 3 } })
+    XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.lastStep >= step } })
+    return (p, r)
+  }
+
+  func testPauseResumeCheckpointAndStopThroughTheControlPage() throws {
+    let (p, r) = try startEndlessJob("steer", pastStep: 3)
 
     // Pause: both ranks stop at the same step boundary.
     try r.request(.pause)
@@ -162,12 +170,7 @@ final class EngineIntegrationTests: XCTestCase {
   /// A stop through the control page is a clean end: with checkpointing on, the last step is
   /// checkpointed, as on SIGTERM.
   func testGracefulStopWritesAFinalCheckpoint() throws {
-    let job = uniqueJob("stopck")
-    defer { removeJob(job) }
-    let p = try launch(job, steps: 1_000_000, extra: ["--checkpoint-every", "100000"])
-    defer { if p.isRunning { p.terminate() } }
-    let r = try XCTUnwrap(attachWhenReady(job, timeout: 60))
-    XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.lastStep >= 3 } })
+    let (p, r) = try startEndlessJob("stopck", pastStep: 3, extra: ["--checkpoint-every", "100000"])
     try r.request(.stop)
     XCTAssertTrue(waitExit(p))
     XCTAssertEqual(p.terminationStatus, 0)
@@ -178,14 +181,9 @@ final class EngineIntegrationTests: XCTestCase {
                   "no checkpoint \(name) in \((try? FileManager.default.contentsOfDirectory(atPath: checkpointDir.path)) ?? [])")
   }
 
-  /// The budget: a paused job sleeps, using at most 2 % of one core in total.
+  /// The budget: a paused job sleeps, using at most 2 % of one core in total.
   func testPausedJobSleeps() throws {
-    let job = uniqueJob("sleep")
-    defer { removeJob(job) }
-    let p = try launch(job, steps: 1_000_000)
-    defer { if p.isRunning { p.terminate() } }
-    let r = try XCTUnwrap(attachWhenReady(job, timeout: 60))
-    XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.lastStep >= 2 } })
+    let (p, r) = try startEndlessJob("sleep", pastStep: 2)
     try r.request(.pause)
     XCTAssertTrue(eventually(20) { r.ranks().allSatisfy { $0.state == .paused } })
     usleep(200_000)
