@@ -41,7 +41,7 @@ public final class JobReader {
   public let name: String
   /// Header and job description, read once at attach.
   public let info: JobInfo
-  /// Seconds without heartbeat after which a rank whose pid is gone counts as stale.
+  /// Seconds without heartbeat after which a rank whose pid is gone counts as dead (the job failed).
   public var staleAfter: Double = 5
 
   let mapping: MappedSegment

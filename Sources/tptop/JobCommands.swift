@@ -74,7 +74,7 @@ struct ListJobs: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "ls", abstract: "List the training jobs on this machine.")
 
-  @Option(name: .customLong("stale-after"), help: "Seconds without heartbeat (and no process) before a job counts as stale.")
+  @Option(name: .customLong("stale-after"), help: "Seconds without heartbeat (and no process) before a rank counts as dead and its job as failed.")
   var staleAfter: Double = 5
 
   func validate() throws {
