@@ -2,6 +2,8 @@
 // translate into these types, so everything from history to rendering is independent of the
 // segment's binary layout.
 
+import Telemetry
+
 /// Run state of one rank, as the rank reports it.
 public enum RankRunState: Int, Sendable, CaseIterable {
   case starting, running, paused, checkpointing, finished, failed
@@ -235,6 +237,8 @@ public struct SourcePoll: Sendable {
   public var desired: RunRequest = .run
   /// False once the job's segment is gone.
   public var alive: Bool = true
+  /// The rank the job is stuck on while the others wait for it, if any.
+  public var stall: StallDiagnosis? = nil
 
   /// Creates an empty poll result.
   public init() {}

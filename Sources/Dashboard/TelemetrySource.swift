@@ -133,6 +133,7 @@ public final class TelemetrySource: JobSource {
     default: p.desired = .run
     }
     p.alive = access(segmentPath, F_OK) == 0
+    p.stall = reader.stallDiagnosis()
     return p
   }
 

@@ -38,6 +38,8 @@ public enum SupervisorEvent: Sendable {
   /// Incarnation `incarnation` (0 = first launch) started with this command line; `job` is its
   /// telemetry job name (nil with --no-telemetry).
   case launched(incarnation: Int, command: [String], job: String?)
+  /// The incarnation made no step progress for the hang timeout; its processes are being ended.
+  case hung(incarnation: Int, report: HangReport)
   /// The incarnation ended with a non-zero status because a rank failed.
   case failed(incarnation: Int, failure: RankFailure, status: Int32)
   /// Relaunching; `resume` is the checkpoint directory passed to --resume (nil: from scratch,
@@ -70,6 +72,9 @@ public final class JobSupervisor: @unchecked Sendable {
   public var onEvent: (SupervisorEvent) -> Void = { _ in }
   /// Seconds between checks of the running incarnation.
   public var pollInterval: Double = 0.05
+  /// Seconds without step progress after which an incarnation counts as hung and is ended
+  /// (`HangWatch`); nil: the default rule; 0: never (also without telemetry).
+  public var hangTimeout: Double? = nil
 
   private let lock = NSLock()
   private var current: Process?
@@ -189,7 +194,7 @@ public final class JobSupervisor: @unchecked Sendable {
       let args = Self.arguments(arguments, incarnation: incarnation, job: job, resume: resume)
       let command = mpirun + [tptrain] + args
       onEvent(.launched(incarnation: incarnation, command: command, job: job))
-      let (status, stderr) = launch(command)
+      let (status, stderr, hang) = launch(command, incarnation: incarnation, job: job)
       lock.lock()
       let stopped = stopRequested
       lock.unlock()
@@ -205,8 +210,9 @@ public final class JobSupervisor: @unchecked Sendable {
       }
       let setupError = stderr.split(separator: "\n").contains { $0.hasPrefix("tptrain: error: ") }
       let report = MPIFailureReport.parse(stderr)
-      let failure = Self.enrich(report.map { RankFailure(rank: $0.rank, reason: $0.reason) }, job: job)
-      if setupError && report?.killedBySignal != true {
+      let failure = hang.map { Self.enrich(RankFailure(rank: $0.rank, reason: $0.reason), job: job) }
+        ?? Self.enrich(report.map { RankFailure(rank: $0.rank, reason: $0.reason) }, job: job)
+      if hang == nil && setupError && report?.killedBySignal != true {
         onEvent(.finished(incarnation: incarnation, status: status, summary: "tptrain failed during setup; not restarting"))
         return status
       }
@@ -221,8 +227,20 @@ public final class JobSupervisor: @unchecked Sendable {
     }
   }
 
-  /// Starts `command`, passes stdout through, copies stderr through while keeping it, and waits.
-  private func launch(_ command: [String]) -> (Int32, String) {
+  /// The directory name of the newest checkpoint in `dir` ("step_00000020"), if any.
+  public static func latestCheckpointName(in dir: String) -> String? {
+    Checkpoints.latest(in: dir).map { Checkpoints.lastComponent($0.path) }
+  }
+
+  /// Ends a hung incarnation: SIGKILL to every rank (it works on stopped ones too), then to mpirun.
+  private func end(_ p: Process) {
+    for pid in ProcessTable.children(of: p.processIdentifier) { kill(pid, SIGKILL) }
+    kill(p.processIdentifier, SIGKILL)
+  }
+
+  /// Starts `command`, passes stdout through, copies stderr through while keeping it, and waits;
+  /// ends the processes if telemetry job `job` hangs (see `hangTimeout`).
+  private func launch(_ command: [String], incarnation: Int, job: String?) -> (Int32, String, HangReport?) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: Executables.resolve(command[0]))
     p.arguments = Array(command.dropFirst())
@@ -241,7 +259,7 @@ public final class JobSupervisor: @unchecked Sendable {
       captured.finish()
     }
     do { try p.run() } catch {
-      return (127, "cannot start \(command[0]): \(error)")
+      return (127, "cannot start \(command[0]): \(error)", nil)
     }
     reader.start()
     lock.lock()
@@ -249,7 +267,16 @@ public final class JobSupervisor: @unchecked Sendable {
     let stopNow = stopRequested
     lock.unlock()
     if stopNow { stop() }
-    while p.isRunning { usleep(UInt32(pollInterval * 1e6)) }
+    var watch = job.flatMap { hangTimeout == 0 ? nil : HangWatch(job: $0, timeout: hangTimeout, now: monotonicSeconds()) }
+    var hang: HangReport?
+    while p.isRunning {
+      usleep(UInt32(pollInterval * 1e6))
+      if hang == nil, let h = watch?.check(now: monotonicSeconds()) {
+        hang = h
+        onEvent(.hung(incarnation: incarnation, report: h))
+        end(p)
+      }
+    }
     p.waitUntilExit()
     try? pipe.fileHandleForWriting.close()
     captured.wait(timeout: 5)
@@ -257,7 +284,13 @@ public final class JobSupervisor: @unchecked Sendable {
     current = nil
     lock.unlock()
     let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
-    return (status, captured.text)
+    return (status, captured.text, hang)
+  }
+
+  private func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
   }
 }
 

@@ -227,7 +227,7 @@ public final class Trainer {
       packed.1 = Double(d.checkpointRequests)
     }
     withUnsafeMutableBytes(of: &packed) { raw in
-      world.allReduce(raw.baseAddress!.assumingMemoryBound(to: Double.self), count: 3, .max)
+      world.allReduce(raw.baseAddress!.assumingMemoryBound(to: Double.self), count: 3, .max, kind: .control)
     }
     let desired = ControlDecision.Desired(rawValue: Int32(max(0, min(2, packed.0)))) ?? .run
     let requests = packed.1.isFinite ? Int32(truncatingIfNeeded: Int64(packed.1)) : lastCheckpointRequests

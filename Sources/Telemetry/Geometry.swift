@@ -20,18 +20,20 @@ struct SegmentGeometry: Equatable {
   let tp: Int
   let shardCount: Int
   let slotCount: Int
+  /// Bytes per rank header: 256 from minor version 2, 128 before (no wait words).
+  var rankHeaderStride: Int = SegmentLayout.RankHeader.stride
 
   var shardEntrySize: Int { SegmentLayout.Shard.entrySize(tp: tp) }
   var jobDescriptionOffset: Int { SegmentLayout.Header.size }
   var jobDescriptionSize: Int { max(Self.roundUp(shardCount * shardEntrySize), SegmentLayout.pageSize) }
   var controlOffset: Int { jobDescriptionOffset + jobDescriptionSize }
   var rankHeadersOffset: Int { controlOffset + SegmentLayout.Control.size }
-  var rankHeadersSize: Int { Self.roundUp(worldSize * SegmentLayout.RankHeader.stride) }
+  var rankHeadersSize: Int { Self.roundUp(worldSize * rankHeaderStride) }
   var ringsOffset: Int { rankHeadersOffset + rankHeadersSize }
   var ringStride: Int { slotCount * SegmentLayout.Slot.size }
   var totalSize: Int { ringsOffset + worldSize * ringStride }
 
-  func rankHeaderOffset(_ r: Int) -> Int { rankHeadersOffset + r * SegmentLayout.RankHeader.stride }
+  func rankHeaderOffset(_ r: Int) -> Int { rankHeadersOffset + r * rankHeaderStride }
   func ringOffset(_ r: Int) -> Int { ringsOffset + r * ringStride }
 
   static func roundUp(_ n: Int) -> Int { (n + SegmentLayout.pageSize - 1) / SegmentLayout.pageSize * SegmentLayout.pageSize }
@@ -90,7 +92,10 @@ struct ValidatedHeader {
       throw corrupt(p)
     }
     guard dp >= 1 && tp * dp == worldSize else { throw corrupt("t \(tp) × d \(dp) ≠ world size \(worldSize)") }
-    let g = SegmentGeometry(worldSize: worldSize, tp: tp, shardCount: shardCount, slotCount: Int(slots))
+    // minor versions before 2 had 128-byte rank headers
+    let stride = m.u32(H.versionMinor) < 2 ? 128 : SegmentLayout.RankHeader.stride
+    let g = SegmentGeometry(
+      worldSize: worldSize, tp: tp, shardCount: shardCount, slotCount: Int(slots), rankHeaderStride: stride)
     let expected: [(Int, Int, String)] = [
       (H.headerSize, H.size, "header size"),
       (H.jobDescriptionOffset, g.jobDescriptionOffset, "job-description offset"),
@@ -98,7 +103,7 @@ struct ValidatedHeader {
       (H.controlOffset, g.controlOffset, "control offset"),
       (H.controlSize, SegmentLayout.Control.size, "control size"),
       (H.rankHeadersOffset, g.rankHeadersOffset, "rank-header offset"),
-      (H.rankHeaderStride, SegmentLayout.RankHeader.stride, "rank-header stride"),
+      (H.rankHeaderStride, g.rankHeaderStride, "rank-header stride"),
       (H.ringsOffset, g.ringsOffset, "ring offset"),
       (H.ringStride, g.ringStride, "ring stride"),
       (H.slotSize, SegmentLayout.Slot.size, "slot size"),
