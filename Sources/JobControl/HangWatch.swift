@@ -43,13 +43,16 @@ public struct HangReport: Sendable, Equatable {
 /// Watches one incarnation's step progress; `check` says when it has hung.
 ///
 /// The timeout is `timeout` seconds, or by default max(`defaultFloor`, `defaultStepMultiple` ×
-/// the recent median step time). The clock restarts at every new step and does not run while a
-/// rank writes a checkpoint or the job is paused.
+/// the recent median step time). The clock restarts at every new step, when a checkpoint write
+/// begins, and while the job is paused; during a checkpoint write (slow file I/O, no steps) the
+/// timeout is at least `checkpointFloor`.
 public struct HangWatch {
   /// Default timeout floor, seconds.
   public static let defaultFloor = 60.0
   /// Default timeout as a multiple of the recent median step time.
   public static let defaultStepMultiple = 20.0
+  /// Least timeout while a rank writes a checkpoint, seconds.
+  public static let checkpointFloor = 300.0
 
   /// Telemetry job name of the incarnation.
   public let job: String
@@ -57,6 +60,7 @@ public struct HangWatch {
   public let timeout: Double?
   private var reader: JobReader?
   private var lastStep = -1
+  private var checkpointing = false
   private var lastProgress: Double
 
   /// Watches `job` from `now` (seconds on any monotonic clock, the same `check` gets).
@@ -78,12 +82,14 @@ public struct HangWatch {
     let ranks = reader.ranks()
     let live = ranks.filter { $0.attached && $0.state != .finished && $0.state != .failed }
     let step = ranks.map(\.lastStep).max() ?? 0
-    if step != lastStep || live.contains(where: { $0.state == .checkpointing || $0.state == .paused }) {
+    let writing = live.contains { $0.state == .checkpointing }
+    if step != lastStep || (writing && !checkpointing) || live.contains(where: { $0.state == .paused }) {
       lastStep = step
       lastProgress = now
-      return nil
     }
-    let limit = Self.limit(timeout: timeout, medianStepSeconds: reader.recentMedianStepSeconds())
+    checkpointing = writing
+    var limit = Self.limit(timeout: timeout, medianStepSeconds: reader.recentMedianStepSeconds())
+    if writing { limit = max(limit, Self.checkpointFloor) }
     guard now - lastProgress >= limit, !live.isEmpty else { return nil }
     // name the rank with the stale heartbeat: waiting ranks beat every millisecond or so
     let diagnosis = StallDiagnosis.judge(ranks, threshold: min(limit / 2, reader.stallThreshold()))

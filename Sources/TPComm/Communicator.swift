@@ -195,23 +195,33 @@ public final class Communicator {
   /// observer after each nap so its heartbeat stays fresh while the rank waits for a peer.
   private func waitAll(_ count: Int32, spinNs: UInt64 = Communicator.spinNanos,
                        maxNapMicros: UInt32 = Communicator.maxNapMicros) {
-    var done: Int32 = 0
     let start = monotonicNanos()
     var polls = 0
     while true {
-      MPI_Testall(count, requests, &done, cmpi_statuses_ignore())
-      if done != 0 { return }
+      if testAll(count) { return }
       polls &+= 1
       if polls & 63 == 0 && monotonicNanos() &- start >= spinNs { break }
     }
     var nap: UInt32 = 20
     while true {
       usleep(nap)
-      MPI_Testall(count, requests, &done, cmpi_statuses_ignore())
-      if done != 0 { return }
+      if testAll(count) { return }
       waitObserver?.collectiveWaiting(nowNs: monotonicNanos())
       nap = Swift.min(nap &* 2, maxNapMicros)
     }
+  }
+
+  /// Tests `requests[0..<count]` (each test also drives MPI's progress); true once all are done.
+  /// A completed request becomes `MPI_REQUEST_NULL`, which tests as done.
+  @inline(__always)
+  private func testAll(_ count: Int32) -> Bool {
+    var all = true
+    for i in 0..<Int(count) {
+      var done: Int32 = 0
+      MPI_Test(requests + i, &done, cmpi_status_ignore())
+      if done == 0 { all = false }
+    }
+    return all
   }
 
   /// One ring step: receive `recvBytes` from the left neighbour while sending `sendBytes` to the

@@ -42,12 +42,18 @@ final class HangTests: XCTestCase {
                                         "--mpirun-arg=--oversubscribe", "--"]
                                   + tiny + ["--steps", "\(steps)", "--job", job, "--checkpoint-dir", ck,
                                             "--checkpoint-every", "20", "--log", log])
-    try sup.waitUntil(timeout: 120) { FileManager.default.fileExists(atPath: "\(ck)/step_00000040/manifest.json") }
+    // past the step-40 checkpoint write, so the rank stops in an ordinary step
+    try sup.waitUntil(timeout: 120) { (try? Harness.lossStrings(log))?[45] != nil }
     let victim = try XCTUnwrap(rankPid(1, marker: ck), "world rank 1 of the job")
     XCTAssertEqual(kill(victim, SIGSTOP), 0)
     let stopped = Date()
-    try sup.waitUntil(timeout: 30) {
-      ((try? String(contentsOf: sup.out, encoding: .utf8)) ?? "").contains("hung: rank 1 made no progress")
+    do {
+      try sup.waitUntil(timeout: 30) {
+        ((try? String(contentsOf: sup.out, encoding: .utf8)) ?? "").contains("hung: rank 1 made no progress")
+      }
+    } catch {
+      XCTFail("no hang reported for rank 1 (pid \(victim)): \((try? String(contentsOf: sup.out, encoding: .utf8)) ?? "")")
+      throw error
     }
     let detected = Date().timeIntervalSince(stopped)
     XCTAssertLessThanOrEqual(detected, 3 + 2, "detected within --hang-timeout + 2 s")
