@@ -232,11 +232,16 @@ public final class JobSupervisor: @unchecked Sendable {
     Checkpoints.latest(in: dir).map { Checkpoints.lastComponent($0.path) }
   }
 
-  /// Ends a hung incarnation: SIGKILL to every rank (it works on stopped ones too), then to mpirun.
+  /// Ends a hung incarnation's ranks: SIGKILL (it works on stopped processes too). mpirun then
+  /// reaps them and exits; `launch` SIGKILLs it too if it has not after `mpirunGrace` seconds.
   private func end(_ p: Process) {
-    for pid in ProcessTable.children(of: p.processIdentifier) { kill(pid, SIGKILL) }
-    kill(p.processIdentifier, SIGKILL)
+    let ranks = ProcessTable.children(of: p.processIdentifier)
+    if ranks.isEmpty { kill(p.processIdentifier, SIGKILL) }
+    for pid in ranks { kill(pid, SIGKILL) }
   }
+
+  /// Seconds mpirun gets to exit after its ranks were killed for a hang.
+  static let mpirunGrace = 3.0
 
   /// Starts `command`, passes stdout through, copies stderr through while keeping it, and waits;
   /// ends the processes if telemetry job `job` hangs (see `hangTimeout`).
@@ -269,12 +274,16 @@ public final class JobSupervisor: @unchecked Sendable {
     if stopNow { stop() }
     var watch = job.flatMap { hangTimeout == 0 ? nil : HangWatch(job: $0, timeout: hangTimeout, now: monotonicSeconds()) }
     var hang: HangReport?
+    var endedAt = 0.0
     while p.isRunning {
       usleep(UInt32(pollInterval * 1e6))
       if hang == nil, let h = watch?.check(now: monotonicSeconds()) {
         hang = h
         onEvent(.hung(incarnation: incarnation, report: h))
         end(p)
+        endedAt = monotonicSeconds()
+      } else if hang != nil && monotonicSeconds() - endedAt > Self.mpirunGrace {
+        kill(p.processIdentifier, SIGKILL)
       }
     }
     p.waitUntilExit()

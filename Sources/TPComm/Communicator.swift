@@ -191,23 +191,26 @@ public final class Communicator {
   static let maxNapMicros: UInt32 = 1000
 
   /// Waits for `requests[0..<count]` without burning a core: tests them in a loop for up to
-  /// `spinNs`, then naps (20 µs, doubling up to `maxNapMicros`) between tests, telling the wait
+  /// `spinNs`, then naps (`firstNap` µs, doubling up to `maxNap`) between tests, telling the wait
   /// observer after each nap so its heartbeat stays fresh while the rank waits for a peer.
-  private func waitAll(_ count: Int32, spinNs: UInt64 = Communicator.spinNanos,
-                       maxNapMicros: UInt32 = Communicator.maxNapMicros) {
-    let start = monotonicNanos()
-    var polls = 0
-    while true {
-      if testAll(count) { return }
-      polls &+= 1
-      if polls & 63 == 0 && monotonicNanos() &- start >= spinNs { break }
+  private func waitAll(_ count: Int32, spinNs: UInt64 = Communicator.spinNanos, firstNap: UInt32 = 20,
+                       maxNap: UInt32 = Communicator.maxNapMicros) {
+    if testAll(count) { return }
+    if spinNs > 0 {
+      let start = monotonicNanos()
+      var polls = 0
+      while true {
+        if testAll(count) { return }
+        polls &+= 1
+        if polls & 63 == 0 && monotonicNanos() &- start >= spinNs { break }
+      }
     }
-    var nap: UInt32 = 20
+    var nap = firstNap
     while true {
       usleep(nap)
       if testAll(count) { return }
       waitObserver?.collectiveWaiting(nowNs: monotonicNanos())
-      nap = Swift.min(nap &* 2, maxNapMicros)
+      nap = Swift.min(nap &* 2, maxNap)
     }
   }
 
@@ -293,7 +296,7 @@ public final class Communicator {
     if size == 1 { return }
     waitObserver?.collectiveBegan(.control, nowNs: monotonicNanos())
     MPI_Ibcast(buffer, Int32(count), cmpi_int32(), Int32(root), handle, requests)
-    waitAll(1, spinNs: 0, maxNapMicros: pollMicros)
+    waitAll(1, spinNs: 0, firstNap: pollMicros, maxNap: pollMicros)
     waitObserver?.collectiveEnded()
   }
 
@@ -302,7 +305,7 @@ public final class Communicator {
     if size == 1 { return }
     waitObserver?.collectiveBegan(.control, nowNs: monotonicNanos())
     MPI_Ibarrier(handle, requests)
-    waitAll(1, spinNs: 0, maxNapMicros: pollMicros)
+    waitAll(1, spinNs: 0, firstNap: pollMicros, maxNap: pollMicros)
     waitObserver?.collectiveEnded()
   }
 

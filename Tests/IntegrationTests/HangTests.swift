@@ -36,7 +36,11 @@ final class HangTests: XCTestCase {
     _ = try Harness.train(np: 2, tiny + ["--steps", "\(steps)", "--no-telemetry", "--log", path("ref.jsonl")])
 
     let job = "hang-\(getpid())", ck = path("ck"), log = path("sup.jsonl")
-    defer { _ = try? Harness.run(tptop, ["gc", job, job + ".r1"], timeout: 30) }
+    defer {
+      // a failed run can leave the stopped rank and its waiting peer behind
+      for pid in BackgroundJob.processes({ $0.first?.hasSuffix("tptrain") == true && $0.contains(ck) }) { kill(pid, SIGKILL) }
+      _ = try? Harness.run(tptop, ["gc", job, job + ".r1"], timeout: 30)
+    }
     let sup = try BackgroundJob(tptop, ["supervise", "--restart", "1", "--hang-timeout", "3", "--np", "2",
                                         "--mpirun", Harness.mpirunPath, "--tptrain", Harness.tptrain,
                                         "--mpirun-arg=--oversubscribe", "--"]
@@ -63,7 +67,9 @@ final class HangTests: XCTestCase {
     XCTAssertTrue(r.stdout.contains("incarnation 0 hung: rank 1 made no progress for 3 s (waiting ranks: 0 in "), r.stdout)
     XCTAssertTrue(r.stdout.contains("incarnation 0 failed"), r.stdout)
     XCTAssertTrue(r.stdout.contains("restarting as incarnation 1 from the latest checkpoint in \(ck) (step_"), r.stdout)
-    XCTAssertEqual(kill(victim, 0), -1, "the stopped rank was ended")
+    let state = (try? String(contentsOfFile: "/proc/\(victim)/stat", encoding: .utf8))?
+      .split(separator: ")").last?.split(separator: " ").first
+    XCTAssertTrue(state == nil || state == "Z", "the stopped rank was ended (state \(state ?? "gone"))")
     let ref = try Harness.lossStrings(path("ref.jsonl")), resumed = try Harness.lossStrings(log)
     XCTAssertNotNil(resumed[steps], "the relaunched job reached step \(steps)")
     XCTAssertEqual(resumed[steps], ref[steps], "final loss after a hang and restart")

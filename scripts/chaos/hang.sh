@@ -67,7 +67,9 @@ fi
 
 wait "$sup"; rc=$?; sup=
 [[ $rc -eq 0 ]] || fail+=("supervisor exit $rc: $(tail -2 "$tmp/sup.out" | tr '\n' ' ')")
-kill -0 "$victim" 2>/dev/null && fail+=("the stopped rank $victim is still there")
+# gone, or a zombie nobody reaped yet
+state=$(sed 's/.*) //' "/proc/$victim/stat" 2>/dev/null | cut -d' ' -f1)
+[[ -z $state || $state == Z ]] || fail+=("the stopped rank $victim is still there (state $state)")
 from=$(grep -o 'restarting as incarnation 1 from the latest checkpoint in .* (step_[0-9]*)' "$tmp/sup.out" | grep -o 'step_[0-9]*')
 [[ -n $from ]] || fail+=("no restart from a checkpoint")
 restart_step=$((10#${from#step_}))
