@@ -33,14 +33,11 @@ public struct CollectiveWait: Sendable, Equatable {
   /// Seconds the rank has been waiting.
   public var seconds: Double
 
-  /// Creates a wait description.
-  public init(kind: Kind, ordinal: Int, step: Int, seconds: Double) {
-    self.kind = kind
-    self.ordinal = ordinal
-    self.step = step
-    self.seconds = seconds
-  }
+  /// "all-reduce #5 of step 131".
+  public var description: String { "\(kind.name) #\(ordinal) of step \(step)" }
+}
 
+extension CollectiveWait {
   /// Decodes a `waitingIn` word; nil for 0 (not waiting) or an unknown kind.
   init?(word: UInt64, sinceNs: UInt64, nowNs: UInt64) {
     guard let kind = Kind(rawValue: UInt8(truncatingIfNeeded: word)) else { return nil }
@@ -49,9 +46,6 @@ public struct CollectiveWait: Sendable, Equatable {
     step = Int(word >> 32)
     seconds = nowNs > sinceNs && sinceNs != 0 ? Double(nowNs - sinceNs) / 1e9 : 0
   }
-
-  /// "all-reduce #5 of step 131".
-  public var description: String { "\(kind.name) #\(ordinal) of step \(step)" }
 }
 
 /// The rank a job is stuck on: its heartbeat stopped while other ranks wait for it in a
