@@ -22,6 +22,7 @@ cleanup() {
   if [[ -n $sup ]] && kill -0 "$sup" 2>/dev/null; then kill -TERM "$sup"; wait "$sup" 2>/dev/null; fi
   for p in $(pgrep -f "tptrain.*--job $job" || true); do kill -KILL "$p" 2>/dev/null; done
   "$BIN/tptop" gc "$job" "$job.r1" >/dev/null 2>&1
+  rm -f "/dev/shm/tptop.$job" "/dev/shm/tptop.$job.r1"  # kept by gc while killed ranks are unreaped zombies
   rm -rf "$tmp"
 }
 trap cleanup EXIT
