@@ -3,6 +3,8 @@
 #   make test    the whole test suite (engine, telemetry, dashboard; real mpirun ranks; the
 #                Python telemetry writer, against tptop, and the PyTorch example end to end)
 #   make test-python  only the Python tests (builds the release tptop they run against)
+#   make chaos   the fault-injection suite alone (kill -9, hang, disk full, NaN, duplicate name,
+#                corrupt segment, export targets) on real mpirun jobs; one line per fault
 #   make bench   benchmark lines (BENCH <name> <value> <unit>)
 
 SWIFT ?= swift
@@ -12,7 +14,7 @@ BIN = .build/$(CONFIG)
 export OMPI_ALLOW_RUN_AS_ROOT = 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = 1
 
-.PHONY: all deps test-deps build demo train test test-python bench clean
+.PHONY: all deps test-deps build demo train test test-python chaos bench clean
 
 all: build
 
@@ -41,13 +43,20 @@ PYTHON ?= python3
 PYTEST = TPTOP_BIN_DIR=$(BIN) $(PYTHON) -m unittest discover -s python/tests
 
 test: test-deps
+	python3 scripts/check_architecture.py
 	$(SWIFT) build $(TESTFLAGS)
 	$(SWIFT) test $(TESTFLAGS)
 	$(PYTEST)
+	bash scripts/chaos/run.sh $(BIN)
 
 test-python: test-deps
 	$(SWIFT) build $(TESTFLAGS) --product tptop
 	$(PYTEST) -v
+
+# The fault-injection suite (docs/FAULTS.md), on the same build as the tests.
+chaos: test-deps
+	$(SWIFT) build $(TESTFLAGS)
+	bash scripts/chaos/run.sh $(BIN)
 
 bench: build
 	bash scripts/bench.sh $(BIN)

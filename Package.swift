@@ -28,12 +28,17 @@ let package = Package(
     // glibc's CPU-affinity calls (GNU extensions the Glibc module leaves out).
     .systemLibrary(name: "CSched"),
 
+    // The job's vocabulary, defined once: step metrics, latency histogram, run/desired states,
+    // split kinds, model shape, sharded tensors. No dependencies; every layer below imports it.
+    .target(name: "JobSchema", swiftSettings: fast),
     // Typed wrapper over MPI communicators and collectives (the only importer of CMPI).
-    .target(name: "TPComm", dependencies: ["CMPI"], swiftSettings: fast),
+    .target(name: "TPComm", dependencies: ["CMPI", "JobSchema"], swiftSettings: fast),
+    // Numeric kernels, worker pool and the BLAS wrapper (the only importer of CBLAS). No MPI.
+    .target(name: "TPKernels", dependencies: ["CBLAS"], swiftSettings: fast),
     // Checkpoint directory layout and manifest: the rules tptrain writes by and others read by. No MPI.
-    .target(name: "CheckpointLayout", swiftSettings: fast),
-    // The tensor-parallel GPT-2 engine (the only importer of CBLAS and CSched).
-    .target(name: "TPEngine", dependencies: ["TPComm", "CBLAS", "CSched", "CheckpointLayout"], swiftSettings: fast),
+    .target(name: "CheckpointLayout", dependencies: ["JobSchema"], swiftSettings: fast),
+    // The tensor-parallel GPT-2 engine (the only importer of CSched).
+    .target(name: "TPEngine", dependencies: ["JobSchema", "TPComm", "TPKernels", "CSched", "CheckpointLayout"], swiftSettings: fast),
     // tptrain's flags and run set-up rules (model, settings, resume, checkpoint directory), without MPI calls.
     .target(
       name: "TrainingSetup",
@@ -45,24 +50,24 @@ let package = Package(
     // Shared-memory telemetry segment: rings, control page, readers. No MPI, no curses.
     .target(
       name: "Telemetry",
-      dependencies: [.product(name: "Atomics", package: "swift-atomics")],
+      dependencies: ["JobSchema", .product(name: "Atomics", package: "swift-atomics")],
       swiftSettings: fast),
     // Launching and supervising jobs: mpirun, its failure report, restarts from the latest checkpoint.
     .target(name: "JobControl", dependencies: ["Telemetry", "CheckpointLayout"], swiftSettings: fast),
     // Dashboard: view model, cell grid, themes; the curses backend is its only curses code.
-    .target(name: "Dashboard", dependencies: ["Telemetry", "JobControl", "CCurses"], swiftSettings: fast),
+    .target(name: "Dashboard", dependencies: ["JobSchema", "Telemetry", "JobControl", "CCurses"], swiftSettings: fast),
 
     .executableTarget(
       name: "tptrain",
       dependencies: [
-        "TPEngine", "TPComm", "Telemetry", "TrainingSetup", "CheckpointLayout",
+        "JobSchema", "TPEngine", "TPKernels", "TPComm", "Telemetry", "TrainingSetup", "CheckpointLayout",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),
     .executableTarget(
       name: "tptop",
       dependencies: [
-        "Telemetry", "Dashboard", "JobControl",
+        "JobSchema", "Telemetry", "Dashboard", "JobControl",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),
@@ -70,10 +75,12 @@ let package = Package(
     // Helpers shared by the test targets (a missing tool skips locally and fails under CI=true).
     .target(name: "TestSupport", path: "Tests/TestSupport"),
 
+    .testTarget(name: "JobSchemaTests", dependencies: ["JobSchema"]),
+    .testTarget(name: "TPKernelsTests", dependencies: ["TPKernels"]),
     .testTarget(name: "TPEngineTests", dependencies: ["TPEngine"]),
     .testTarget(name: "IntegrationTests", dependencies: ["TPEngine", "JobControl", "TestSupport"]),
-    .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "TestSupport"]),
-    .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "Telemetry", "JobControl", "TestSupport"]),
+    .testTarget(name: "TelemetryTests", dependencies: ["JobSchema", "Telemetry", "TestSupport"]),
+    .testTarget(name: "DashboardTests", dependencies: ["JobSchema", "Dashboard", "Telemetry", "JobControl", "TestSupport"]),
     .testTarget(name: "JobControlTests", dependencies: ["JobControl", "CheckpointLayout"]),
     .testTarget(name: "TrainingSetupTests", dependencies: ["TrainingSetup", "TPEngine", "CheckpointLayout"]),
   ]

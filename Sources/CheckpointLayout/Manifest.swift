@@ -1,16 +1,78 @@
 // manifest.json of a checkpoint directory, and the run configuration it (and state.bin) records.
 
 import Foundation
+import JobSchema
 
 /// The run's configuration as saved in a checkpoint: what must match (or be re-derived) on
 /// resume for the continuation to be exact. Floats are kept as exact bit patterns. TPEngine adds
 /// the engine-typed views (`model`, `optimizer`, `lrSchedule`) and the initialiser from them.
+///
+/// The model and batch dimensions are JobSchema's `ModelShape` (the type the telemetry segment
+/// publishes); the rest is `RunSettings`. Both read through this type (`run.layers`,
+/// `run.seed`), and the JSON keeps every field at the top level, as version 1 of state.bin and
+/// the manifest have it.
+@dynamicMemberLookup
 public struct RunConfiguration: Codable, Sendable, Equatable {
-  /// Model shape: transformer blocks, attention heads, embedding width C, vocabulary V, padded
-  /// vocabulary Vp, maximum sequence length.
-  public var layers, heads, channels, vocab, paddedVocab, maxSeq: Int
-  /// Micro-batch B per data-parallel replica, sequence length T, total optimizer steps.
-  public var batch, seq, totalSteps: Int
+  /// Model dimensions and batch shape.
+  public var shape: ModelShape
+  /// Everything else: steps, optimizer, schedule, data, seed.
+  public var settings: RunSettings
+
+  /// Creates a configuration from the model shape and the other fields.
+  public init(shape: ModelShape, totalSteps: Int,
+              learningRateBits: UInt32, beta1Bits: UInt32, beta2Bits: UInt32, epsBits: UInt32,
+              weightDecayBits: UInt32, gradClipBits: UInt32, schedule: String, warmupSteps: Int, minFractionBits: UInt32,
+              dataPath: String, dataTokens: Int, seed: UInt64) {
+    self.shape = shape
+    settings = RunSettings(
+      totalSteps: totalSteps, learningRateBits: learningRateBits, beta1Bits: beta1Bits, beta2Bits: beta2Bits,
+      epsBits: epsBits, weightDecayBits: weightDecayBits, gradClipBits: gradClipBits, schedule: schedule,
+      warmupSteps: warmupSteps, minFractionBits: minFractionBits, dataPath: dataPath, dataTokens: dataTokens, seed: seed)
+  }
+
+  /// Creates a configuration from its fields (model shape, batch, optimizer bits, data, seed).
+  public init(layers: Int, heads: Int, channels: Int, vocab: Int, paddedVocab: Int, maxSeq: Int,
+              batch: Int, seq: Int, totalSteps: Int,
+              learningRateBits: UInt32, beta1Bits: UInt32, beta2Bits: UInt32, epsBits: UInt32,
+              weightDecayBits: UInt32, gradClipBits: UInt32, schedule: String, warmupSteps: Int, minFractionBits: UInt32,
+              dataPath: String, dataTokens: Int, seed: UInt64) {
+    self.init(
+      shape: ModelShape(layers: layers, heads: heads, channels: channels, vocab: vocab, paddedVocab: paddedVocab,
+                        maxSeq: maxSeq, batch: batch, seq: seq),
+      totalSteps: totalSteps, learningRateBits: learningRateBits, beta1Bits: beta1Bits, beta2Bits: beta2Bits,
+      epsBits: epsBits, weightDecayBits: weightDecayBits, gradClipBits: gradClipBits, schedule: schedule,
+      warmupSteps: warmupSteps, minFractionBits: minFractionBits, dataPath: dataPath, dataTokens: dataTokens, seed: seed)
+  }
+
+  /// A field of the model shape.
+  public subscript<T>(dynamicMember field: WritableKeyPath<ModelShape, T>) -> T {
+    get { shape[keyPath: field] }
+    set { shape[keyPath: field] = newValue }
+  }
+
+  /// A field of the settings.
+  public subscript<T>(dynamicMember field: WritableKeyPath<RunSettings, T>) -> T {
+    get { settings[keyPath: field] }
+    set { settings[keyPath: field] = newValue }
+  }
+
+  /// Decodes the flat JSON object: both parts read their keys from the same object.
+  public init(from decoder: Decoder) throws {
+    shape = try ModelShape(from: decoder)
+    settings = try RunSettings(from: decoder)
+  }
+
+  /// Encodes one flat JSON object (both parts write into the same keyed container).
+  public func encode(to encoder: Encoder) throws {
+    try shape.encode(to: encoder)
+    try settings.encode(to: encoder)
+  }
+}
+
+/// The part of a run's configuration that is not the model shape.
+public struct RunSettings: Codable, Sendable, Equatable {
+  /// Total optimizer steps.
+  public var totalSteps: Int
   // optimizer and schedule (fp32 bit patterns)
   public var learningRateBits: UInt32
   public var beta1Bits: UInt32
@@ -26,21 +88,6 @@ public struct RunConfiguration: Codable, Sendable, Equatable {
   public var dataTokens: Int
   /// Seed of the initialisation: the only random number generator state (no RNG runs after init).
   public var seed: UInt64
-
-  /// Creates a configuration from its fields (model shape, batch, optimizer bits, data, seed).
-  public init(layers: Int, heads: Int, channels: Int, vocab: Int, paddedVocab: Int, maxSeq: Int,
-              batch: Int, seq: Int, totalSteps: Int,
-              learningRateBits: UInt32, beta1Bits: UInt32, beta2Bits: UInt32, epsBits: UInt32,
-              weightDecayBits: UInt32, gradClipBits: UInt32, schedule: String, warmupSteps: Int, minFractionBits: UInt32,
-              dataPath: String, dataTokens: Int, seed: UInt64) {
-    self.layers = layers; self.heads = heads; self.channels = channels
-    self.vocab = vocab; self.paddedVocab = paddedVocab; self.maxSeq = maxSeq
-    self.batch = batch; self.seq = seq; self.totalSteps = totalSteps
-    self.learningRateBits = learningRateBits; self.beta1Bits = beta1Bits; self.beta2Bits = beta2Bits
-    self.epsBits = epsBits; self.weightDecayBits = weightDecayBits; self.gradClipBits = gradClipBits
-    self.schedule = schedule; self.warmupSteps = warmupSteps; self.minFractionBits = minFractionBits
-    self.dataPath = dataPath; self.dataTokens = dataTokens; self.seed = seed
-  }
 }
 
 /// manifest.json of one checkpoint directory.

@@ -1,6 +1,8 @@
 // Interaction state and key handling. Pure: `handle` turns a key into state changes and
 // requests; the app loop carries the requests out against the job source.
 
+import JobSchema
+
 /// A key press as the dashboard understands it.
 public enum Key: Equatable, Sendable {
   case char(Character)
@@ -29,7 +31,7 @@ public enum ViewKind: Int, CaseIterable, Sendable {
 
 /// Something the app loop must do after a key.
 public enum AppRequest: Equatable, Sendable {
-  case setDesired(RunRequest)
+  case setDesired(DesiredState)
   case checkpoint
   case cycleTheme
   case quit
@@ -73,7 +75,7 @@ public struct AppState: Equatable, Sendable {
 
   /// Applies a key. `worldSize`/`tensorCount` bound selections; `desired` is what the job is
   /// currently asked to do (so `p` toggles); `now` is monotonic seconds for message expiry.
-  public mutating func handle(_ key: Key, worldSize: Int, tensorCount: Int, desired: RunRequest,
+  public mutating func handle(_ key: Key, worldSize: Int, tensorCount: Int, desired: DesiredState,
                               now: Double) -> [AppRequest] {
     if key == .endOfInput { return [.quit] }
     if confirmingStop {
@@ -135,7 +137,7 @@ public struct AppState: Equatable, Sendable {
       return [.cycleTheme]
     case .char("p"), .char(" "):
       guard allowControl(now) else { return [] }
-      let target: RunRequest = desired == .pause ? .run : .pause
+      let target: DesiredState = desired == .pause ? .run : .pause
       say(target == .pause ? "pause requested: ranks pause at the next step boundary" : "resume requested", .accent, now)
       return [.setDesired(target)]
     case .char("c"):

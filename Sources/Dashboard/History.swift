@@ -1,5 +1,6 @@
 import Foundation
 import JobControl
+import JobSchema
 import Telemetry
 
 // Data collection: what the sampler keeps between polls. One ring of step samples per rank, the
@@ -92,7 +93,7 @@ public final class JobHistory {
   /// Latest statistics per (tensor, rank).
   public private(set) var shardStats: [Int: ShardStats] = [:]
   /// What the controller asks for.
-  public private(set) var desired: RunRequest = .run
+  public private(set) var desired: DesiredState = .run
   /// False once the segment disappeared.
   public private(set) var alive = true
   /// The job's log file, when known.
@@ -105,6 +106,9 @@ public final class JobHistory {
   public private(set) var lastPoll: Double = 0
   /// The rank the job is stuck on while the others wait for it, if any.
   public private(set) var stall: StallDiagnosis?
+  /// The last step of the incarnation a supervisor replaced: a failure read from the log after
+  /// the restart is dated there, not at the new incarnation's step.
+  private var failedIncarnationStep: Int?
 
   /// Creates an empty history for `job`.
   public init(job: JobSpec) {
@@ -130,6 +134,11 @@ public final class JobHistory {
   public func ingest(_ p: SourcePoll, now: Double = Date().timeIntervalSince1970) {
     lastPoll = now
     var changed = false
+    if let r = p.restart {
+      job.name = r.jobName
+      failedIncarnationStep = r.failedAtStep
+      changed = true
+    }
     if p.ranks != ranks {
       // Announce newly failed ranks once.
       for r in p.ranks where r.state == .failed && (r.rank >= ranks.count || ranks[r.rank].state != .failed) {
@@ -172,7 +181,7 @@ public final class JobHistory {
     guard culprit == nil, let report = MPIFailureReport.parse(log.lines.suffix(log.lines.count).joined(separator: "\n")),
           let r = report.rank else { return }
     culprit = (r, report.mpirunWords)
-    events.append(JobEvent(kind: .rankFailed, rank: r, step: samples[safe: r]?.last?.step ?? 0,
+    events.append(JobEvent(kind: .rankFailed, rank: r, step: failedIncarnationStep ?? samples[safe: r]?.last?.step ?? 0,
                            wallTime: Date().timeIntervalSince1970, text: "mpirun: rank \(r) \(report.mpirunWords)"))
   }
 

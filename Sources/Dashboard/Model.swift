@@ -1,87 +1,19 @@
 // The dashboard's own picture of a job. Sources (the telemetry segment, a synthetic generator)
 // translate into these types, so everything from history to rendering is independent of the
-// segment's binary layout.
+// segment's binary layout. What a step measures, the run and desired states and the split kinds
+// are JobSchema's, the same types the engine reports and the segment stores.
 
+import JobSchema
 import Telemetry
 
-/// Run state of one rank, as the rank reports it.
-public enum RankRunState: Int, Sendable, CaseIterable {
-  case starting, running, paused, checkpointing, finished, failed
-
-  /// Lower-case label used in tables.
-  public var label: String {
-    switch self {
-    case .starting: return "starting"
-    case .running: return "running"
-    case .paused: return "paused"
-    case .checkpointing: return "ckpt"
-    case .finished: return "finished"
-    case .failed: return "failed"
-    }
-  }
+extension RunState {
+  /// Lower-case label used in tables (checkpointing is shortened to fit the column).
+  public var label: String { self == .checkpointing ? "ckpt" : name }
 }
 
-/// What the controller asked the job to do.
-public enum RunRequest: Int, Sendable {
-  case run, pause, stop
-}
-
-/// How a parameter tensor is divided among tensor-parallel ranks.
-public enum ShardSplit: Int, Sendable {
-  case replicated, column, row, vocab
-
-  /// Short label for tables.
-  public var label: String {
-    switch self {
-    case .replicated: return "replicated"
-    case .column: return "column"
-    case .row: return "row"
-    case .vocab: return "vocab"
-    }
-  }
-}
-
-/// One parameter tensor and each TP rank's part of it.
-public struct ShardTensorInfo: Sendable, Equatable {
-  /// Parameter name, e.g. "qkvw".
-  public var name: String
-  /// Global shape, e.g. [L, 3C, C].
-  public var shape: [Int]
-  /// Split kind.
-  public var split: ShardSplit
-  /// Index into `shape` of the split dimension; nil when replicated.
-  public var splitDim: Int?
-  /// Per TP rank: half-open ranges along `splitDim` (QKV has three ranges per rank).
-  public var ranges: [[Range<Int>]]
-  /// Per TP rank: a human description, e.g. "heads 0–2 of 6".
-  public var descriptions: [String]
-  /// Bytes per element (4 for fp32).
-  public var elementBytes: Int
-
-  /// Creates a tensor description.
-  public init(name: String, shape: [Int], split: ShardSplit, splitDim: Int?,
-              ranges: [[Range<Int>]], descriptions: [String], elementBytes: Int = 4) {
-    self.name = name
-    self.shape = shape
-    self.split = split
-    self.splitDim = splitDim
-    self.ranges = ranges
-    self.descriptions = descriptions
-    self.elementBytes = elementBytes
-  }
-
-  /// Elements in the whole tensor.
-  public var globalCount: Int { shape.reduce(1, *) }
-
-  /// Elements held by TP rank `tp`.
-  public func localCount(tp: Int) -> Int {
-    guard let d = splitDim, d < shape.count, shape[d] > 0, tp < ranges.count else { return globalCount }
-    let held = ranges[tp].reduce(0) { $0 + $1.count }
-    return globalCount / shape[d] * held
-  }
-
-  /// Bytes held by TP rank `tp`.
-  public func localBytes(tp: Int) -> Int { localCount(tp: tp) * elementBytes }
+extension ShardedTensor {
+  /// Bytes held by TP rank `tp` (fp32 parameters).
+  public func localBytes(tp: Int) -> Int { localCount(tp: tp) * MemoryLayout<Float>.size }
 }
 
 /// Static description of a job: what it trains and how it is split.
@@ -97,13 +29,13 @@ public struct JobSpec: Sendable, Equatable {
   /// Steps the job will run.
   public var totalSteps: Int
   /// Parameter tensors in model order.
-  public var tensors: [ShardTensorInfo]
+  public var tensors: [ShardedTensor]
   /// Path of the job's stdout/stderr log, when known.
   public var logPath: String?
 
   /// Creates a job description.
   public init(name: String, model: String, tp: Int, dp: Int, totalSteps: Int,
-              tensors: [ShardTensorInfo], logPath: String? = nil) {
+              tensors: [ShardedTensor], logPath: String? = nil) {
     self.name = name
     self.model = model
     self.tp = max(1, tp)
@@ -120,33 +52,11 @@ public struct JobSpec: Sendable, Equatable {
   public func coordinates(ofRank r: Int) -> (tp: Int, dp: Int) { (r % tp, r / tp) }
 }
 
-/// One training step as one rank measured it. Times in nanoseconds, sizes in bytes.
-public struct StepSample: Sendable, Equatable {
-  public var step: Int = 0
-  public var loss: Float = 0
-  public var lr: Float = 0
-  public var gradNorm: Float = 0
-  public var tokens: Int = 0
-  public var stepNs: UInt64 = 0
-  public var forwardNs: UInt64 = 0
-  public var backwardNs: UInt64 = 0
-  public var optimizerNs: UInt64 = 0
-  public var commNs: UInt64 = 0
-  public var dataNs: UInt64 = 0
-  public var allReduceCount: Int = 0
-  public var allReduceBytes: UInt64 = 0
-  public var allReduceTotalNs: UInt64 = 0
-  public var allReduceMaxNs: UInt64 = 0
-  /// 16 log2 buckets in microseconds: bucket i holds [2^i, 2^(i+1)) µs.
-  public var allReduceHistogram: [UInt32] = Array(repeating: 0, count: 16)
-  public var rssBytes: UInt64 = 0
-  public var paramBytes: UInt64 = 0
-  public var gradBytes: UInt64 = 0
-  public var optimizerBytes: UInt64 = 0
-  public var activationBytes: UInt64 = 0
-  /// Fraction of the step spent computing, 0...1.
-  public var computeBusy: Float = 0
-  public var gflops: Float = 0
+/// One training step as one rank measured it, and when. The metrics' fields read through the
+/// sample (`sample.loss`).
+public struct StepSample: StepMetricsCarrier, Sendable, Equatable {
+  /// What the rank measured.
+  public var metrics = StepMetrics()
   /// Wall-clock time the record was written (seconds since 1970), 0 when unknown.
   public var wallTime: Double = 0
 
@@ -156,21 +66,18 @@ public struct StepSample: Sendable, Equatable {
 
 /// Per-shard statistics of one tensor on one rank, when the engine publishes them.
 public struct ShardStats: Sendable, Equatable {
+  /// Tensor index (llm.c order).
   public var tensor: Int
+  /// World rank holding the shard.
   public var rank: Int
+  /// Step the norms were measured at.
   public var step: Int
-  public var weightNorm: Float
-  public var gradNorm: Float
-  public var updateRatio: Float
+  /// The shard's norms.
+  public var norms: TensorNorms
 
   /// Creates a statistics record.
-  public init(tensor: Int, rank: Int, step: Int, weightNorm: Float, gradNorm: Float, updateRatio: Float) {
-    self.tensor = tensor
-    self.rank = rank
-    self.step = step
-    self.weightNorm = weightNorm
-    self.gradNorm = gradNorm
-    self.updateRatio = updateRatio
+  public init(tensor: Int, rank: Int, step: Int, norms: TensorNorms) {
+    (self.tensor, self.rank, self.step, self.norms) = (tensor, rank, step, norms)
   }
 }
 
@@ -190,11 +97,7 @@ public struct JobEvent: Sendable, Equatable {
 
   /// Creates an event.
   public init(kind: Kind, rank: Int, step: Int, wallTime: Double, text: String) {
-    self.kind = kind
-    self.rank = rank
-    self.step = step
-    self.wallTime = wallTime
-    self.text = text
+    (self.kind, self.rank, self.step, self.wallTime, self.text) = (kind, rank, step, wallTime, text)
   }
 }
 
@@ -203,14 +106,14 @@ public struct RankHealth: Sendable, Equatable {
   public var rank: Int
   public var pid: Int
   public var host: String
-  public var state: RankRunState
+  public var state: RunState
   /// Seconds since the rank's last heartbeat.
   public var heartbeatAge: Double
   /// Exit status when the rank has failed and one is known.
   public var exitStatus: Int?
 
   /// Creates a rank status.
-  public init(rank: Int, pid: Int, host: String, state: RankRunState, heartbeatAge: Double,
+  public init(rank: Int, pid: Int, host: String, state: RunState, heartbeatAge: Double,
               exitStatus: Int? = nil) {
     self.rank = rank
     self.pid = pid
@@ -234,11 +137,14 @@ public struct SourcePoll: Sendable {
   /// New per-shard statistics.
   public var shardStats: [ShardStats] = []
   /// What the controller currently asks for.
-  public var desired: RunRequest = .run
+  public var desired: DesiredState = .run
   /// False once the job's segment is gone.
   public var alive: Bool = true
   /// The rank the job is stuck on while the others wait for it, if any.
   public var stall: StallDiagnosis? = nil
+  /// Set when the source switched to a supervisor's next incarnation: its job name, and the
+  /// last step the failed incarnation reached (failures found later are dated there).
+  public var restart: (jobName: String, failedAtStep: Int)? = nil
 
   /// Creates an empty poll result.
   public init() {}
@@ -259,7 +165,7 @@ public protocol JobSource: AnyObject {
   /// Reads everything new since the previous call. Must be cheap: called several times a second.
   func poll() -> SourcePoll
   /// Asks the whole job to run, pause or stop at the next step boundary.
-  func setDesired(_ state: RunRequest) throws
+  func setDesired(_ state: DesiredState) throws
   /// Asks for one checkpoint at the next step boundary.
   func requestCheckpoint() throws
 }

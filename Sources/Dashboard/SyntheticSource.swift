@@ -1,4 +1,5 @@
 import Foundation
+import JobSchema
 
 // A job source that invents a plausible job: used by tests, screenshots and the dashboard
 // benchmark when no real job is at hand. Steps advance with (virtual) time.
@@ -6,10 +7,10 @@ import Foundation
 /// A synthetic tensor-parallel job.
 public final class SyntheticSource: JobSource {
   public let job: JobSpec
-  private var desired: RunRequest = .run
+  private var desired: DesiredState = .run
   private var step = 0
   private var pending: [JobEvent] = []
-  private var states: [RankRunState]
+  private var states: [RunState]
   private let stepsPerPoll: Int
   private var clock: Double
 
@@ -28,16 +29,16 @@ public final class SyntheticSource: JobSource {
   }
 
   /// Megatron-style layout of a GPT-2 with `layers`, `heads`, `channels` over `tp` ranks.
-  public static func layout(tp: Int, layers L: Int, heads H: Int, channels C: Int, vocab V: Int) -> [ShardTensorInfo] {
+  public static func layout(tp: Int, layers L: Int, heads H: Int, channels C: Int, vocab V: Int) -> [ShardedTensor] {
     let dash = Glyphs.current.dash
     func even(_ n: Int, _ what: String) -> ([[Range<Int>]], [String]) {
       let per = n / tp
       return ((0..<tp).map { [($0 * per)..<(($0 + 1) * per)] },
               (0..<tp).map { "\(what) \($0 * per)\(dash)\(($0 + 1) * per - 1) of \(n)" })
     }
-    func rep(_ name: String, _ shape: [Int]) -> ShardTensorInfo {
-      ShardTensorInfo(name: name, shape: shape, split: .replicated, splitDim: nil, ranges: Array(repeating: [], count: tp),
-                      descriptions: Array(repeating: "whole", count: tp))
+    func rep(_ name: String, _ shape: [Int]) -> ShardedTensor {
+      ShardedTensor(name: name, shape: shape, split: .replicated, splitDim: nil, ranks: Array(repeating: [], count: tp),
+                    rankDescriptions: Array(repeating: "whole", count: tp))
     }
     let hd = C / H
     let hp = H / tp
@@ -48,15 +49,15 @@ public final class SyntheticSource: JobSource {
     let (fc, fcd) = even(4 * C, "cols")
     let (ac, _) = even(C, "cols")
     return [
-      ShardTensorInfo(name: "wte", shape: [V, C], split: .vocab, splitDim: 0, ranges: vr, descriptions: vd),
+      ShardedTensor(name: "wte", shape: [V, C], split: .vocab, splitDim: 0, ranks: vr, rankDescriptions: vd),
       rep("wpe", [1024, C]), rep("ln1w", [L, C]), rep("ln1b", [L, C]),
-      ShardTensorInfo(name: "qkvw", shape: [L, 3 * C, C], split: .column, splitDim: 1, ranges: qkvRanges, descriptions: heads),
-      ShardTensorInfo(name: "qkvb", shape: [L, 3 * C], split: .column, splitDim: 1, ranges: qkvRanges, descriptions: heads),
-      ShardTensorInfo(name: "attprojw", shape: [L, C, C], split: .row, splitDim: 2, ranges: ac, descriptions: heads),
+      ShardedTensor(name: "qkvw", shape: [L, 3 * C, C], split: .column, splitDim: 1, ranks: qkvRanges, rankDescriptions: heads),
+      ShardedTensor(name: "qkvb", shape: [L, 3 * C], split: .column, splitDim: 1, ranks: qkvRanges, rankDescriptions: heads),
+      ShardedTensor(name: "attprojw", shape: [L, C, C], split: .row, splitDim: 2, ranks: ac, rankDescriptions: heads),
       rep("attprojb", [L, C]), rep("ln2w", [L, C]), rep("ln2b", [L, C]),
-      ShardTensorInfo(name: "fcw", shape: [L, 4 * C, C], split: .column, splitDim: 1, ranges: fr, descriptions: fd),
-      ShardTensorInfo(name: "fcb", shape: [L, 4 * C], split: .column, splitDim: 1, ranges: fr, descriptions: fd),
-      ShardTensorInfo(name: "fcprojw", shape: [L, C, 4 * C], split: .row, splitDim: 2, ranges: fc, descriptions: fcd),
+      ShardedTensor(name: "fcw", shape: [L, 4 * C, C], split: .column, splitDim: 1, ranks: fr, rankDescriptions: fd),
+      ShardedTensor(name: "fcb", shape: [L, 4 * C], split: .column, splitDim: 1, ranks: fr, rankDescriptions: fd),
+      ShardedTensor(name: "fcprojw", shape: [L, C, 4 * C], split: .row, splitDim: 2, ranks: fc, rankDescriptions: fcd),
       rep("fcprojb", [L, C]), rep("lnfw", [C]), rep("lnfb", [C]),
     ]
   }
@@ -83,7 +84,7 @@ public final class SyntheticSource: JobSource {
     let lat = 150_000.0 * (1 + 0.5 * sin(x * 0.2 + Double(r) * 0.7)) * (step % 37 == 0 ? 8 : 1)
     s.allReduceTotalNs = UInt64(lat * 24)
     s.allReduceMaxNs = UInt64(lat * 2.5)
-    var h = Array(repeating: UInt32(0), count: 16)
+    var h = LatencyHistogram()
     let b = min(15, max(0, Int(log2(lat / 1000))))
     h[b] = 16
     h[max(0, b - 1)] = 4
@@ -133,7 +134,7 @@ public final class SyntheticSource: JobSource {
     return p
   }
 
-  public func setDesired(_ state: RunRequest) throws { desired = state }
+  public func setDesired(_ state: DesiredState) throws { desired = state }
 
   public func requestCheckpoint() throws {
     pending.append(JobEvent(kind: .checkpointSaved, rank: 0, step: step, wallTime: clock, text: "checkpoint saved: runs/ckpt_\(step).bin"))

@@ -1,8 +1,11 @@
 import Foundation
 import JobControl
+import JobSchema
 import Telemetry
 
-// The adapter from the telemetry segment's reader to the dashboard's own model.
+// The adapter from the telemetry segment's reader to the dashboard's own model: the dashboard
+// file that turns `JobReader` and its records into the model. The vocabulary
+// both sides share (step metrics, states, split kinds) passes through unchanged.
 
 /// A job read from its shared-memory telemetry segment.
 public final class TelemetrySource: JobSource {
@@ -24,13 +27,9 @@ public final class TelemetrySource: JobSource {
     reader = try JobReader(job: name)
     let info = reader.info
     let m = info.model
-    let model = "\(m.preset) L\(m.layers) H\(m.heads) C\(m.channels) B\(m.batch) T\(m.seq)"
-    let tensors = info.shards.map { s in
-      ShardTensorInfo(name: s.name, shape: s.shape, split: ShardSplit(rawValue: Int(s.split.rawValue)) ?? .replicated,
-                      splitDim: s.splitDim, ranges: s.ranks, descriptions: s.rankDescriptions)
-    }
+    let model = "\(info.preset) L\(m.layers) H\(m.heads) C\(m.channels) B\(m.batch) T\(m.seq)"
     job = JobSpec(name: name, model: model, tp: info.tp, dp: info.dp, totalSteps: info.totalSteps,
-                  tensors: tensors, logPath: logPath)
+                  tensors: info.shards, logPath: logPath)
     segmentPath = "/dev/shm/" + SegmentName.prefix + name
     // attaching to `<base>.r<k>` follows later incarnations of the same base
     if let dot = name.range(of: ".r", options: .backwards), let k = Int(name[dot.upperBound...]), k > 0 {
@@ -44,19 +43,22 @@ public final class TelemetrySource: JobSource {
   /// The job name of the incarnation being read.
   public var currentJobName: String { reader.info.description.name }
 
-  /// Switches to the next incarnation when the supervisor has started one.
-  private func followRestart(now: Double) -> JobEvent? {
+  /// Switches to the next incarnation when the supervisor has started one; returns the event
+  /// and the step the failed incarnation reached.
+  private func followRestart(now: Double) -> (JobEvent, failedAtStep: Int)? {
     let next = "\(baseName).r\(incarnation + 1)"
     guard followRestarts, access("/dev/shm/" + SegmentName.prefix + next, F_OK) == 0,
       let r = try? JobReader(job: next), r.info.worldSize == job.worldSize
     else { return nil }
+    let failedAtStep = reader.ranks().map(\.lastStep).max() ?? 0
     reader = r
     incarnation += 1
     segmentPath = "/dev/shm/" + SegmentName.prefix + next
     seenEvents.removeAll()
     eventOrder.removeAll()
-    return JobEvent(kind: .info, rank: -1, step: 0, wallTime: now,
-                    text: "restarted by the supervisor: now following \(next) (incarnation \(incarnation))")
+    let event = JobEvent(kind: .info, rank: -1, step: failedAtStep, wallTime: now,
+                         text: "restarted by the supervisor: now following \(next) (incarnation \(incarnation))")
+    return (event, failedAtStep)
   }
 
   /// The default log path of a job launched by tptop, whether or not it exists.
@@ -67,7 +69,10 @@ public final class TelemetrySource: JobSource {
     let nowMono = Double(telemetryMonotonicNanos()) / 1e9
     let nowWall = Date().timeIntervalSince1970
     func wall(_ ns: UInt64) -> Double { ns == 0 ? nowWall : nowWall - (nowMono - Double(ns) / 1e9) }
-    if let e = followRestart(now: nowWall) { p.events.append(e) }
+    if let (e, failedAtStep) = followRestart(now: nowWall) {
+      p.events.append(e)
+      p.restart = (currentJobName, failedAtStep)
+    }
     let polls = reader.poll()
     p.steps = Array(repeating: [], count: job.worldSize)
     p.lost = Array(repeating: 0, count: job.worldSize)
@@ -75,36 +80,13 @@ public final class TelemetrySource: JobSource {
       p.lost[rp.rank] = Int(clamping: rp.lost)
       p.steps[rp.rank] = rp.steps.map { r in
         var s = StepSample()
-        s.step = r.step
-        s.loss = r.loss
-        s.lr = r.lr
-        s.gradNorm = r.gradNorm
-        s.tokens = r.tokens
-        s.stepNs = r.stepNs
-        s.forwardNs = r.forwardNs
-        s.backwardNs = r.backwardNs
-        s.optimizerNs = r.optimizerNs
-        s.commNs = r.commNs
-        s.dataNs = r.dataNs
-        s.allReduceCount = r.allReduceCount
-        s.allReduceBytes = r.allReduceBytes
-        s.allReduceTotalNs = r.allReduceTotalNs
-        s.allReduceMaxNs = r.allReduceMaxNs
-        s.allReduceHistogram = (0..<16).map { r.bucket($0) }
-        s.rssBytes = r.rssBytes
-        s.paramBytes = r.paramBytes
-        s.gradBytes = r.gradBytes
-        s.optimizerBytes = r.optimizerBytes
-        s.activationBytes = r.activationBytes
-        s.computeBusy = r.computeBusy
-        s.gflops = r.gflops
+        s.metrics = r.metrics
         s.wallTime = wall(r.timestampNs)
         return s
       }
       for t in rp.tensorStats {
         for (i, n) in t.entries.enumerated() {
-          p.shardStats.append(ShardStats(tensor: t.firstTensor + i, rank: rp.rank, step: t.step, weightNorm: n.weightNorm,
-                                         gradNorm: n.gradNorm, updateRatio: n.updateRatio))
+          p.shardStats.append(ShardStats(tensor: t.firstTensor + i, rank: rp.rank, step: t.step, norms: n))
         }
       }
       for e in rp.events {
@@ -118,7 +100,9 @@ public final class TelemetrySource: JobSource {
     }
     let status = launcherStatus?()
     p.ranks = reader.ranks().map { r in
-      var state: RankRunState = r.state.map { RankRunState(rawValue: Int($0.rawValue)) ?? .starting } ?? .starting
+      // A state word with no known value (nil) shows as starting, like a rank that has not
+      // reported yet: the header is the rank's own and is rewritten at its next state change.
+      var state = r.state ?? .starting
       if !r.attached { state = .starting }
       // A rank whose process vanished without finishing has failed, whatever its header says.
       if r.attached && state != .finished && state != .failed && !r.pidAlive && (r.heartbeatAge ?? .infinity) > reader.staleAfter {
@@ -127,11 +111,8 @@ public final class TelemetrySource: JobSource {
       return RankHealth(rank: r.rank, pid: Int(r.pid), host: r.host.isEmpty ? "?" : r.host, state: state,
                         heartbeatAge: r.heartbeatAge ?? .infinity, exitStatus: state == .failed ? status.map(Int.init) : nil)
     }
-    switch reader.control().desired {
-    case .pause?: p.desired = .pause
-    case .stop?: p.desired = .stop
-    default: p.desired = .run
-    }
+    // An unknown desired-state word shows as run: what the job itself makes of it.
+    p.desired = reader.control().desired ?? .run
     p.alive = access(segmentPath, F_OK) == 0
     p.stall = reader.stallDiagnosis()
     return p
@@ -151,14 +132,8 @@ public final class TelemetrySource: JobSource {
     return JobEvent(kind: kind, rank: e.rank, step: e.step, wallTime: wallTime, text: text)
   }
 
-  public func setDesired(_ state: RunRequest) throws {
-    do {
-      switch state {
-      case .run: try reader.request(.run)
-      case .pause: try reader.request(.pause)
-      case .stop: try reader.request(.stop)
-      }
-    } catch let e as TelemetryError { throw ControlError(e.description) }
+  public func setDesired(_ state: DesiredState) throws {
+    do { try reader.request(state) } catch let e as TelemetryError { throw ControlError(e.description) }
   }
 
   public func requestCheckpoint() throws {

@@ -1,7 +1,9 @@
 import Foundation
+import JobSchema
 
-// The pure view model: numbers derived from the history, computed once per frame, with no
-// knowledge of cells or colours.
+// The view model: the header and per-rank rows derived from the history once per frame, with no
+// knowledge of cells. It also hands the views the history itself: the charts and heatmaps read
+// its sample, event and log series in place rather than copying them every frame.
 
 /// Header facts.
 public struct HeaderModel: Equatable, Sendable {
@@ -22,7 +24,7 @@ public struct RankRow: Equatable, Sendable {
   public var tp: Int
   public var dp: Int
   public var hostPid: String
-  public var state: RankRunState
+  public var state: RunState
   public var step: Int
   public var loss: Double?
   public var stepMs: Double?
@@ -89,11 +91,11 @@ public struct DashboardModel {
         let tokens = recent.reduce(0.0) { $0 + Double($1.tokens) } / Double(recent.count)
         row.tokensPerSecond = stepNs > 0 ? tokens / (stepNs / 1e9) : nil
         row.memoryFraction = min(1, row.rssBytes / perRankMem)
-        var hist = Array(repeating: 0.0, count: 16)
+        var hist = Array(repeating: 0.0, count: LatencyHistogram.bucketCount)
         var arTotal = 0.0
         var arMax: UInt64 = 0
         for s in recent {
-          for (i, c) in s.allReduceHistogram.prefix(16).enumerated() { hist[i] += Double(c) }
+          for i in hist.indices { hist[i] += Double(s.allReduceHistogram[i]) }
           arTotal += Double(s.allReduceTotalNs)
           arMax = max(arMax, s.allReduceMaxNs)
         }

@@ -123,6 +123,17 @@ public enum Launcher {
   /// A fresh job name, e.g. "job-20261128-220501-4242".
   public static func newJobName() -> String { SegmentName.defaultJobName() }
 
+  /// Throws when a segment named `job` exists, live or ended: the new job could not create it,
+  /// the dashboard would attach to the old job instead, and its log would be overwritten.
+  public static func checkNameFree(_ job: String) throws {
+    guard access("/dev/shm/" + SegmentName.prefix + job, F_OK) == 0 else { return }
+    let state = JobReader.summary(job: job).state
+    if let state, ![.finished, .failed, .stale].contains(state) {
+      throw LaunchError("job '\(job)' is already \(state.rawValue): give another --job, or stop it first (tptop stop \(job))")
+    }
+    throw LaunchError("a job named '\(job)' already exists (\(state?.rawValue ?? "unreadable")): give another --job, or remove it with `tptop gc \(job)`")
+  }
+
   /// Starts mpirun for `plan` in a new session with stdin from /dev/null and stdout/stderr
   /// appended to the job's log file.
   /// - Throws: `LaunchError` (one line) when mpirun or tptrain cannot be found or started.
@@ -132,6 +143,7 @@ public enum Launcher {
   /// `hangTimeout` goes to `tptop supervise --hang-timeout`.
   public static func start(_ plan: LaunchPlan, restarts: Int = 0, runner: Runner = .mpirun,
                            hangTimeout: Double? = nil) throws -> LaunchedJob {
+    try checkNameFree(plan.job)
     let runnerCommand = try runner.command(for: plan)
     let mpirun = runnerCommand != nil ? "" : Executables.find("mpirun", nextToSelf: false)
     let tptrain = runnerCommand != nil ? "" : Executables.find("tptrain")

@@ -49,6 +49,14 @@ public enum SupervisorEvent: Sendable {
   case finished(incarnation: Int, status: Int32, summary: String)
 }
 
+/// How one incarnation's end is handled: the job is over, or a rank failed and it restarts.
+public enum IncarnationVerdict: Sendable, Equatable {
+  /// The job is over; `status` is the exit status to report.
+  case done(status: Int32, summary: String)
+  /// A rank failed or the job hung: relaunch from the latest checkpoint if restarts remain.
+  case rankFailed
+}
+
 /// Runs `mpirun … tptrain …` and relaunches it from its latest checkpoint after a rank failure.
 ///
 ///     let sup = JobSupervisor(mpirun: ["mpirun", "-np", "2"], tptrain: "/path/tptrain",
@@ -57,8 +65,10 @@ public enum SupervisorEvent: Sendable {
 ///     sup.onEvent = { print($0) }
 ///     let status = sup.run()
 ///
-/// Not restarted: a zero exit, a stop the supervisor was asked for (`stop()`), or a setup error
-/// (tptrain printed `tptrain: error: …` without a rank dying: a relaunch would fail the same way).
+/// Not restarted: a zero exit, a stop the supervisor was asked for (`stop()`) or that a reader
+/// asked for through the control page (a requested stop is final, also when a rank dies before
+/// it is applied), a non-finite loss, or a setup error (tptrain printed `tptrain: error: …`
+/// without a rank dying: a relaunch would fail the same way).
 public final class JobSupervisor: @unchecked Sendable {
   /// mpirun and its own arguments (everything before the tptrain executable).
   public let mpirun: [String]
@@ -143,6 +153,37 @@ public final class JobSupervisor: @unchecked Sendable {
 
   // MARK: Failure analysis
 
+  /// Judges how an incarnation ended: its exit `status` and `stderr`, whether `stop()` was
+  /// called, whether the job's control page asks for a stop, and whether the supervisor ended it
+  /// for a hang (`hung`: restarted like a dead rank unless a stop was requested, whatever the
+  /// killed ranks printed).
+  public static func verdict(status: Int32, stderr: String, stopRequested: Bool, controlStop: Bool,
+                             hung: Bool = false) -> IncarnationVerdict {
+    let cleanStop = stderr.contains("received: stopped at step")
+    if status == 0 || (stopRequested && cleanStop) {
+      return .done(status: 0, summary: cleanStop ? "stopped on request after a checkpoint" : "finished")
+    }
+    if stopRequested { return .done(status: status, summary: "stopped on request") }
+    if controlStop {
+      return .done(status: status, summary: "ended after a stop was requested; not restarting (a requested stop is final)")
+    }
+    if hung { return .rankFailed }
+    let errors = stderr.split(separator: "\n").filter { $0.hasPrefix("tptrain: error: ") }
+    if errors.contains(where: { $0.hasPrefix("tptrain: error: non-finite") }) {
+      return .done(status: status, summary: "stopped on a non-finite loss or gradient norm; not restarting (it would recur)")
+    }
+    if !errors.isEmpty && MPIFailureReport.parse(stderr)?.killedBySignal != true {
+      return .done(status: status, summary: "tptrain failed during setup; not restarting")
+    }
+    return .rankFailed
+  }
+
+  /// Whether job `job`'s control page asks for a stop (`tptop stop`, the dashboard's S).
+  public static func controlStopRequested(job: String?) -> Bool {
+    guard let job, let reader = try? JobReader(job: job) else { return false }
+    return reader.control().desired == .stop
+  }
+
   /// Adds what the job's telemetry segment knows: the failed rank's last step, or, when mpirun
   /// named no rank, the rank that reported itself failed.
   public static func enrich(_ failure: RankFailure?, job: String?) -> RankFailure {
@@ -198,24 +239,15 @@ public final class JobSupervisor: @unchecked Sendable {
       lock.lock()
       let stopped = stopRequested
       lock.unlock()
-      let cleanStop = stderr.contains("received: stopped at step")
-      if status == 0 || (stopped && cleanStop) {
-        let summary = cleanStop ? "stopped on request after a checkpoint" : "finished"
-        onEvent(.finished(incarnation: incarnation, status: 0, summary: summary))
-        return 0
+      let verdict = Self.verdict(status: status, stderr: stderr, stopRequested: stopped,
+                                 controlStop: status != 0 && Self.controlStopRequested(job: job), hung: hang != nil)
+      if case .done(let code, let summary) = verdict {
+        onEvent(.finished(incarnation: incarnation, status: code, summary: summary))
+        return code
       }
-      if stopped {
-        onEvent(.finished(incarnation: incarnation, status: status, summary: "stopped on request"))
-        return status
-      }
-      let setupError = stderr.split(separator: "\n").contains { $0.hasPrefix("tptrain: error: ") }
       let report = MPIFailureReport.parse(stderr)
       let failure = hang.map { Self.enrich(RankFailure(rank: $0.rank, reason: $0.reason), job: job) }
         ?? Self.enrich(report.map { RankFailure(rank: $0.rank, reason: $0.reason) }, job: job)
-      if hang == nil && setupError && report?.killedBySignal != true {
-        onEvent(.finished(incarnation: incarnation, status: status, summary: "tptrain failed during setup; not restarting"))
-        return status
-      }
       onEvent(.failed(incarnation: incarnation, failure: failure, status: status))
       if incarnation >= restarts {
         onEvent(.finished(incarnation: incarnation, status: status, summary: "out of restarts (\(restarts))"))

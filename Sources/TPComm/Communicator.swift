@@ -1,4 +1,5 @@
 import CMPI
+import JobSchema
 import Glibc
 
 /// An MPI failure, as a thrown value.
@@ -40,10 +41,8 @@ public struct CommStats: Sendable {
   public var bytes: UInt64 = 0
   public var totalNs: UInt64 = 0
   public var maxNs: UInt64 = 0
-  /// log2 µs buckets, see `TPEngine.LatencyHistogram`.
-  public var histogram: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
-                         UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
-    (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+  /// Latencies, log2 µs buckets.
+  public var histogram = LatencyHistogram()
   public init() {}
 
   @inline(__always)
@@ -52,16 +51,7 @@ public struct CommStats: Sendable {
     bytes &+= UInt64(b)
     totalNs &+= nanos
     if nanos > maxNs { maxNs = nanos }
-    let us = nanos / 1000
-    let bucket = us == 0 ? 0 : Swift.min(63 - us.leadingZeroBitCount, 15)
-    withUnsafeMutableBytes(of: &histogram) { raw in
-      let p = raw.baseAddress!.assumingMemoryBound(to: UInt32.self)
-      p[bucket] &+= 1
-    }
-  }
-
-  public func bucket(_ i: Int) -> UInt32 {
-    withUnsafeBytes(of: histogram) { $0.load(fromByteOffset: i * 4, as: UInt32.self) }
+    histogram.record(nanoseconds: nanos)
   }
 }
 

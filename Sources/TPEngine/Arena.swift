@@ -4,6 +4,7 @@
 
 import Foundation
 import Glibc
+import TPKernels
 
 enum Arena {
   static let hugePage = 2 << 20

@@ -3,15 +3,12 @@
 // chosen through OPENBLAS_CORETYPE before the library initialises, so tptrain re-executes itself
 // once with it set when the detected core is a generic one and the CPU has better instructions.
 
-import CBLAS
 import Glibc
+import TPKernels
 
 public enum BLASTuning {
   /// The kernel family OpenBLAS chose.
-  public static var coreName: String {
-    guard let p = openblas_get_corename() else { return "unknown" }
-    return String(cString: p)
-  }
+  public static var coreName: String { BLAS.coreName }
 
   static let genericCores: Set<String> = ["prescott", "core2", "katmai", "coppermine", "northwood", "banias", "atom", "nehalem", "unknown"]
 
@@ -40,6 +37,9 @@ public enum BLASTuning {
   }
 }
 
+/// Sets the OpenBLAS thread count for this process (the rank's share of cores).
+public func setBLASThreads(_ n: Int) { BLAS.setThreads(n) }
+
 extension BLASTuning {
   /// Single-core sgemm throughput in GFLOP/s, the peak MFU is measured against: square
   /// n×n×n products on one OpenBLAS thread, repeated for at least `seconds`, best call.
@@ -47,7 +47,7 @@ extension BLASTuning {
   /// the caches settle, so the figure is what the core can really do, not a cold underestimate.
   /// `median` is the series' median call: far below `peak` when the host is busy.
   public static func measureSingleCorePeak(n: Int = 1024, seconds: Double = 2) -> (peak: Double, median: Double) {
-    setBLASThreads(1)
+    BLAS.setThreads(1)
     let a = FloatPtr.allocate(capacity: n * n), b = FloatPtr.allocate(capacity: n * n), c = FloatPtr.allocate(capacity: n * n)
     defer { a.deallocate(); b.deallocate(); c.deallocate() }
     for i in 0..<(n * n) { a[i] = Float(i % 7) * 1e-3; b[i] = Float(i % 5) * 1e-3 }

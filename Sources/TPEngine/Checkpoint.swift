@@ -5,6 +5,7 @@
 
 import Glibc
 import TPComm
+import TPKernels
 
 public let checkpointMagic: Int32 = 20240326
 public let checkpointVersion: Int32 = 3
@@ -108,7 +109,7 @@ extension GPT {
     let fd = open(path, O_RDONLY)
     if fd < 0 { throw EngineError("cannot open checkpoint \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
-    if let bad = readSlices(fd: fd, into: params, fileBase: checkpointHeaderBytes) {
+    if let bad = readSlices(fd: fd, into: paramsMemory, fileBase: checkpointHeaderBytes) {
       throw EngineError("checkpoint \(path) could not be read at tensor \(bad): truncated or unreadable")
     }
   }
@@ -137,7 +138,7 @@ extension GPT {
     if dpRank == 0 {
       let fd = open(tmp, O_WRONLY)
       if fd < 0 { myFailure = 1 } else {
-        if !writeSlices(fd: fd, from: params, fileBase: checkpointHeaderBytes) { myFailure = 1 }
+        if !writeSlices(fd: fd, from: paramsMemory, fileBase: checkpointHeaderBytes) { myFailure = 1 }
         if fsync(fd) != 0 { myFailure = 1 }
         close(fd)
       }

@@ -167,7 +167,7 @@ public enum CheckpointStore {
       let sf = open(tmp + "/" + stateFile, O_WRONLY)
       let base = trainingStateHeaderBytes
       failed = mf < 0 || sf < 0
-        || !model.writeSlices(fd: mf, from: model.params, fileBase: checkpointHeaderBytes)
+        || !model.writeSlices(fd: mf, from: model.paramsMemory, fileBase: checkpointHeaderBytes)
         || !model.writeSlices(fd: sf, from: model.adamM, fileBase: base)
         || !model.writeSlices(fd: sf, from: model.adamV, fileBase: base + 4 * model.config.parameterCount)
         || fsync(mf) != 0 || fsync(sf) != 0

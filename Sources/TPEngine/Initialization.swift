@@ -46,7 +46,7 @@ extension GPT {
     let residualStd = 0.02 / Float(2 * c.numLayers).squareRoot()
     var offset = 0
     for (i, t) in layout.enumerated() {
-      let base = params + offset
+      let base = paramsMemory + offset
       offset += localSizes[i]
       switch t.name {
       case "ln1w", "ln2w", "lnfw":

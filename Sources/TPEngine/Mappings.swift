@@ -8,6 +8,7 @@
 // cross-entropy use the reductions at the bottom of this file.
 
 import TPComm
+import TPKernels
 
 /// The TP group's collectives over activation buffers.
 public struct TensorParallelMappings {

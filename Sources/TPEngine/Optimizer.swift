@@ -1,7 +1,9 @@
 // AdamW (with bias correction, weight decay on every parameter as in llm.c), global gradient
 // norm across TP shards, clipping and the learning-rate schedule.
 
+import Glibc
 import TPComm
+import TPKernels
 
 public struct AdamWConfig: Sendable {
   public var learningRate: Float = 3e-4
@@ -41,11 +43,11 @@ extension Float {
   @inline(__always) static func cos(_ x: Float) -> Float { Float(Glibc.cos(Double(x))) }
 }
 
-import Glibc
 
 extension GPT {
   /// Global L2 norm of `scale · grads`: sharded tensors summed over TP, replicated tensors once.
-  /// With `perTensor`, also stores each local tensor's Σ(scale·g)² (16 doubles).
+  /// With `perTensor`, also stores each local tensor's Σ(scale·g)² (`ParameterViews.tensorCount`
+  /// doubles).
   public func gradientNorm(tpGroup: Communicator, scale: Float = 1,
                            perTensor: UnsafeMutablePointer<Double>? = nil) -> Float {
     let squares = perTensor ?? normScratch
@@ -58,7 +60,7 @@ extension GPT {
         forEachTensorPiece(sizes, range) { tensor, lo, hi in part[tensor] = sumOfSquares(grads + lo, hi - lo) }
       }
     }
-    pool.forEachRange(numLocalParameters, align: 64, Squares(grads: grads, sizes: localSizes, pool: pool))
+    pool.forEachRange(numLocalParameters, align: 64, Squares(grads: gradsMemory, sizes: localSizes, pool: pool))
     let s2 = Double(scale) * Double(scale)
     for i in 0..<count {
       squares[i] = 0
@@ -81,7 +83,7 @@ extension GPT {
 
   /// One AdamW update at optimizer step `t` (from 1) with gradients `gradScale · grads`, in one
   /// sweep over parameters, gradients and moments. Per local tensor it can also record
-  /// `gradSquares` (16 doubles: Σ(gradScale·g)², for the gradient norm when no clipping needs it
+  /// `gradSquares` (`ParameterViews.tensorCount` doubles: Σ(gradScale·g)², for the gradient norm when no clipping needs it
   /// beforehand) and `stats` (2 doubles each: Σ update², Σ new weight²).
   public func adamWUpdate(_ o: AdamWConfig, lr: Float, t: Int, gradScale: Float = 1,
                           gradSquares: UnsafeMutablePointer<Double>? = nil,
@@ -112,7 +114,7 @@ extension GPT {
       }
     }
     pool.forEachRange(numLocalParameters, align: 64,
-                      Update(params: params, grads: grads, adamM: adamM, adamV: adamV, sizes: localSizes, pool: pool,
+                      Update(params: paramsMemory, grads: gradsMemory, adamM: adamM, adamV: adamV, sizes: localSizes, pool: pool,
                              k: k, wantSquares: wantSquares, wantStats: wantStats))
     for tensor in 0..<count {
       var (g2, du, w2) = (0.0, 0.0, 0.0)

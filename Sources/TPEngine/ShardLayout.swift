@@ -2,17 +2,7 @@
 // reads and writes only its slices), by the gradient-equivalence tests, and published in the
 // telemetry segment for the dashboard's shard inspector.
 
-/// Megatron split kinds.
-public enum SplitKind: Int32, Sendable {
-  /// Every TP rank holds the whole tensor.
-  case replicated = 0
-  /// Output rows split (column-parallel linear: Y = X A, A split by columns = our rows).
-  case column = 1
-  /// Input columns split (row-parallel linear).
-  case row = 2
-  /// Vocabulary rows split (vocab-parallel embedding / LM head).
-  case vocab = 3
-}
+import JobSchema
 
 /// One contiguous range along a tensor's split dimension (per layer for stacked tensors).
 public struct SliceRange: Sendable, Equatable {

@@ -4,7 +4,9 @@
 import CheckpointLayout
 import Foundation
 import Glibc
+import JobSchema
 import TPComm
+import TPKernels
 
 public struct TrainingOptions: Sendable {
   public var steps: Int = 10
@@ -32,7 +34,21 @@ public struct TrainingOptions: Sendable {
   public var printSteps = true
   /// Publish per-shard weight/gradient norms and update ratios every N steps (0 = never).
   public var shardStatsEvery = 10
+  /// What a step with a non-finite loss or gradient norm does.
+  public var onNonFinite = NonFinitePolicy.stop
+  /// Test-only fault injection: this step (counted from 1) gets a NaN in its gradient.
+  public var faultNonFiniteAtStep: Int? = nil
   public init() {}
+}
+
+/// What the trainer does after a step whose loss or global gradient norm is NaN or infinite.
+/// Both are global values, so every rank decides alike.
+public enum NonFinitePolicy: String, Sendable, CaseIterable {
+  /// End the run (non-zero exit) without checkpointing or saving the poisoned state.
+  case stop
+  /// Discard the step's update (parameters and AdamW moments untouched) and go on; the skips
+  /// are counted.
+  case skipStep = "skip-step"
 }
 
 /// Why `Trainer.run()` returned.
@@ -43,6 +59,9 @@ public enum StopReason: Sendable, Equatable {
   case stopRequested
   /// A rank received this signal (SIGTERM/SIGINT); a checkpoint was written first.
   case signal(Int32)
+  /// Step `step` (counted from 1) had a non-finite loss or gradient norm under
+  /// `NonFinitePolicy.stop`; nothing was checkpointed or saved after it.
+  case nonFinite(step: Int, loss: Float, norm: Float)
 }
 
 /// Everything one rank needs to train.
@@ -69,15 +88,20 @@ public final class Trainer {
   public private(set) var lastCheckpointStep = -1
   /// Wall time of the newest checkpoint write, seconds.
   public private(set) var lastCheckpointSeconds = 0.0
+  /// Steps whose update was discarded under `NonFinitePolicy.skipStep`.
+  public private(set) var skippedSteps = 0
 
   private var lastCheckpointRequests: Int32 = 0
   /// Ticks spent paused (selects which paused ticks collect every rank's signal).
   private var pausedTicks = 0
   private var metrics = StepMetrics()
+  private static let tensors = ParameterViews.tensorCount
+  /// Where the (Σ update², Σ new weight²) pairs start in `statSums`, after one Σg² per tensor.
+  private static let updateSums = tensors
   /// Scratch for per-tensor statistics: gradient, update and weight sums of squares, and the
   /// published (weight norm, gradient norm, update ratio) triples.
-  private let statSums = UnsafeMutablePointer<Double>.allocate(capacity: 3 * 16)
-  private let statValues = UnsafeMutablePointer<Float>.allocate(capacity: 3 * 16)
+  private let statSums = UnsafeMutablePointer<Double>.allocate(capacity: 3 * Trainer.tensors)
+  private let statValues = UnsafeMutablePointer<Float>.allocate(capacity: 3 * Trainer.tensors)
   private let statm: Int32
   private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
   private var logFile: UnsafeMutablePointer<FILE>? = nil
@@ -120,6 +144,7 @@ public final class Trainer {
     let tokensPerStep = Double(model.B * model.T * grid.dp)
     let flopsPerRank = model.config.flopsPerToken(seqLen: model.T) * Double(model.B * model.T) / Double(grid.tp)
     stopReason = .completed
+    AllocationProbe.trackCurrentThread()
     while step < options.steps {
       // control, applied by every rank at this boundary
       var (decision, signal) = exchangeDecision(sleepy: false)
@@ -147,42 +172,60 @@ public final class Trainer {
       // DP replicas sum their gradients; the 1/d of the average is applied inside the norm and
       // the AdamW sweep (`gradScale`) rather than in a pass of its own
       let dpScale = 1 / Float(grid.dp)
-      if grid.dp > 1 { dpGroup.allReduce(model.grads, count: model.numLocalParameters, .sum) }
+      if grid.dp > 1 { dpGroup.allReduce(model.gradsMemory, count: model.numLocalParameters, .sum) }
       if step == 0, let prefix = options.dumpGradsPrefix { dumpGradients(prefix, scale: dpScale) }
+      if step + 1 == options.faultNonFiniteAtStep { model.gradsMemory[0] = .nan }
       let publishStats = options.shardStatsEvery > 0 && (step == 0 || (step + 1) % options.shardStatsEvery == 0)
       let lr = options.schedule.rate(peak: options.optimizer.learningRate, step: step, total: options.steps)
       let clip = options.optimizer.gradClip
-      let norm: Float
-      if clip > 0 {
-        // clipping needs the norm before the update
-        norm = model.gradientNorm(tpGroup: tpGroup, scale: dpScale, perTensor: publishStats ? statSums : nil)
-        model.adamWUpdate(options.optimizer, lr: lr, t: step + 1,
-                          gradScale: dpScale * (norm > clip ? clip / norm : 1),
-                          stats: publishStats ? statSums + 16 : nil)
-      } else {
-        // otherwise the AdamW sweep also sums the squares the norm needs
-        model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, gradScale: dpScale, gradSquares: statSums,
-                          stats: publishStats ? statSums + 16 : nil)
-        norm = model.globalNorm(tensorSquares: statSums, tpGroup: tpGroup)
-      }
+      // the global loss first, so a step can be judged before its update is applied
       var loss = Double(localLoss)
       dpGroup.allReduce(&loss, count: 1, .sum)
       loss /= Double(grid.dp)
+      let norm: Float
+      var finite = true
+      if clip > 0 || options.onNonFinite == .skipStep {
+        // clipping, and skipping a poisoned step, need the norm before the update
+        norm = model.gradientNorm(tpGroup: tpGroup, scale: dpScale, perTensor: publishStats ? statSums : nil)
+        finite = loss.isFinite && norm.isFinite
+        if finite {
+          model.adamWUpdate(options.optimizer, lr: lr, t: step + 1,
+                            gradScale: dpScale * (clip > 0 && norm > clip ? clip / norm : 1),
+                            stats: publishStats ? statSums + Self.updateSums : nil)
+        }
+      } else {
+        // otherwise the AdamW sweep also sums the squares the norm needs; a non-finite step
+        // then stops the run before anything of it is checkpointed
+        model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, gradScale: dpScale, gradSquares: statSums,
+                          stats: publishStats ? statSums + Self.updateSums : nil)
+        norm = model.globalNorm(tensorSquares: statSums, tpGroup: tpGroup)
+        finite = loss.isFinite && norm.isFinite
+      }
       let t4 = monotonicNanos()
 
       step += 1
       lastLoss = Float(loss)
       fillMetrics(loss: Float(loss), lr: lr, norm: norm, t0: t0, t1: t1, t2: t2, t3: t3, t4: t4, flops: flopsPerRank)
       observer.stepFinished(metrics)
-      if publishStats { publishTensorStatistics() }
+      if publishStats && finite { publishTensorStatistics() }
       // the first step may fill lazily allocated library pools; every later one must not allocate
       if step > 1 { stepAllocations += AllocationProbe.count() - allocationsBefore }
-      if !loss.isFinite { observer.event(.nonFiniteLoss(step: step)) }
+      if !finite {
+        observer.event(.nonFiniteLoss(step: step))
+        if options.onNonFinite == .skipStep { skippedSteps += 1 }
+      }
       losses.append(Float(loss))
       if world.rank == 0 { report(tokensPerStep: tokensPerStep) }
+      if !finite && options.onNonFinite == .stop {
+        stopReason = .nonFinite(step: step, loss: Float(loss), norm: norm)
+        observer.event(.error(String(format: "non-finite loss %g or gradient norm %g at step %d: stopped without a checkpoint", loss, norm, step)))
+        observer.stateChanged(.failed)
+        return step
+      }
     }
-    if stopReason == .completed && options.checkpointEvery > 0 && lastCheckpointStep != step {
-      try checkpoint(reason: "final")
+    // every clean end (the last step, or a stop request) leaves a checkpoint when they are on
+    if (stopReason == .completed || stopReason == .stopRequested) && options.checkpointEvery > 0 && lastCheckpointStep != step {
+      try checkpoint(reason: stopReason == .completed ? "final" : "stop")
     }
     if let path = options.savePath {
       observer.stateChanged(.checkpointing)
@@ -209,13 +252,13 @@ public final class Trainer {
         var packed: (Int32, Int32, Int32) = (0, 0, StopSignal.received)
         if world.rank == 0 {
           let d = observer.pollControl()
-          packed.0 = d.desired.rawValue
+          packed.0 = Int32(d.desired.rawValue)
           packed.1 = d.checkpointRequests
         }
         withUnsafeMutableBytes(of: &packed) { raw in
           world.sleepyBroadcast(raw.baseAddress!.assumingMemoryBound(to: Int32.self), count: 3)
         }
-        let desired = ControlDecision.Desired(rawValue: packed.0) ?? .run
+        let desired = DesiredState(rawValue: UInt64(max(0, packed.0))) ?? .run
         return (ControlDecision(desired: desired, checkpointRequests: packed.1), packed.2)
       }
       world.sleepyBarrier()
@@ -229,7 +272,7 @@ public final class Trainer {
     withUnsafeMutableBytes(of: &packed) { raw in
       world.allReduce(raw.baseAddress!.assumingMemoryBound(to: Double.self), count: 3, .max, kind: .control)
     }
-    let desired = ControlDecision.Desired(rawValue: Int32(max(0, min(2, packed.0)))) ?? .run
+    let desired = DesiredState(rawValue: UInt64(max(0, min(2, packed.0)))) ?? .run
     let requests = packed.1.isFinite ? Int32(truncatingIfNeeded: Int64(packed.1)) : lastCheckpointRequests
     return (ControlDecision(desired: desired, checkpointRequests: requests), Int32(packed.2))
   }
@@ -314,10 +357,10 @@ public final class Trainer {
   private func publishTensorStatistics() {
     let n = model.localSizes.count
     for i in 0..<n {
-      let w = statSums[16 + 2 * i + 1].squareRoot()
+      let w = statSums[Self.updateSums + 2 * i + 1].squareRoot()
       statValues[3 * i] = Float(w)
       statValues[3 * i + 1] = Float(statSums[i].squareRoot())
-      statValues[3 * i + 2] = w > 0 ? Float(statSums[16 + 2 * i].squareRoot() / w) : 0
+      statValues[3 * i + 2] = w > 0 ? Float(statSums[Self.updateSums + 2 * i].squareRoot() / w) : 0
     }
     observer.tensorStatistics(step: step, values: UnsafeBufferPointer(start: statValues, count: 3 * n))
   }
@@ -328,7 +371,7 @@ public final class Trainer {
     guard let f = fopen(path, "w") else { return }
     let n = model.numLocalParameters
     let scaled = [Float](unsafeUninitializedCapacity: n) { out, count in
-      for i in 0..<n { out[i] = model.grads[i] * scale }
+      for i in 0..<n { out[i] = model.gradsMemory[i] * scale }
       count = n
     }
     scaled.withUnsafeBufferPointer { _ = fwrite($0.baseAddress, 4, n, f) }
@@ -353,7 +396,7 @@ public final class Trainer {
     metrics.allReduceBytes = tps.bytes + dps.bytes
     metrics.allReduceTotalNs = tps.totalNs + dps.totalNs
     metrics.allReduceMaxNs = max(tps.maxNs, dps.maxNs)
-    for i in 0..<LatencyHistogram.bucketCount { metrics.allReduceHistogram[i] = tps.bucket(i) &+ dps.bucket(i) }
+    metrics.allReduceHistogram = tps.histogram + dps.histogram
     metrics.rssBytes = readRSS()
     metrics.paramBytes = UInt64(model.parameterBytes)
     metrics.gradBytes = UInt64(model.parameterBytes)
@@ -391,12 +434,14 @@ public final class Trainer {
       fflush(nil)
     }
     if let f = logFile {
-      let line = String(format: "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"step_ms\":%.4f,\"tokens_per_s\":%.2f,\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optimizer_ms\":%.4f,\"comm_ms\":%.4f,\"allreduce_count\":%d,\"allreduce_bytes\":%llu,\"rss_bytes\":%llu,\"gflops\":%.3f}\n",
+      let line = String(format: "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"step_ms\":%.4f,\"tokens_per_s\":%.2f,\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optimizer_ms\":%.4f,\"comm_ms\":%.4f,\"allreduce_count\":%d,\"allreduce_bytes\":%llu,\"rss_bytes\":%llu,\"gflops\":%.3f,\"skipped_steps\":%d}\n",
                         step, metrics.loss, metrics.lr, metrics.gradNorm, ms, tokS,
                         Double(metrics.forwardNs) / 1e6, Double(metrics.backwardNs) / 1e6,
                         Double(metrics.optimizerNs) / 1e6, Double(metrics.commNs) / 1e6,
-                        metrics.allReduceCount, metrics.allReduceBytes, metrics.rssBytes, metrics.gflops)
-      fputs(line, f)
+                        metrics.allReduceCount, metrics.allReduceBytes, metrics.rssBytes, metrics.gflops, skippedSteps)
+      // JSON has no NaN or infinity: a non-finite value is written as null
+      let finite = metrics.loss.isFinite && metrics.gradNorm.isFinite && metrics.lr.isFinite
+      fputs(finite ? line : ["-nan", "nan", "-inf", "inf"].reduce(line) { $0.replacingOccurrences(of: ":" + $1, with: ":null") }, f)
       fflush(f)
     }
   }

@@ -10,6 +10,7 @@
 import CheckpointLayout
 import Foundation
 import Glibc
+import JobSchema
 
 /// Magic number of state.bin (first Int64 slot).
 public let trainingStateMagic: Int64 = 20_261_128
@@ -21,38 +22,46 @@ public let trainingStateHeaderBytes = 4096
 extension RunConfiguration {
   /// The model shape this configuration describes.
   public var model: GPTConfig {
-    GPTConfig(maxSeqLen: maxSeq, vocabSize: vocab, paddedVocabSize: paddedVocab, numLayers: layers,
-              numHeads: heads, channels: channels)
+    GPTConfig(maxSeqLen: shape.maxSeq, vocabSize: shape.vocab, paddedVocabSize: shape.paddedVocab,
+              numLayers: shape.layers, numHeads: shape.heads, channels: shape.channels)
   }
   /// The optimizer settings this configuration describes.
   public var optimizer: AdamWConfig {
     var o = AdamWConfig()
-    o.learningRate = Float(bitPattern: learningRateBits)
-    o.beta1 = Float(bitPattern: beta1Bits)
-    o.beta2 = Float(bitPattern: beta2Bits)
-    o.eps = Float(bitPattern: epsBits)
-    o.weightDecay = Float(bitPattern: weightDecayBits)
-    o.gradClip = Float(bitPattern: gradClipBits)
+    o.learningRate = Float(bitPattern: settings.learningRateBits)
+    o.beta1 = Float(bitPattern: settings.beta1Bits)
+    o.beta2 = Float(bitPattern: settings.beta2Bits)
+    o.eps = Float(bitPattern: settings.epsBits)
+    o.weightDecay = Float(bitPattern: settings.weightDecayBits)
+    o.gradClip = Float(bitPattern: settings.gradClipBits)
     return o
   }
   /// The learning-rate schedule this configuration describes (constant when the name is unknown).
   public var lrSchedule: LRSchedule {
     var s = LRSchedule()
-    s.kind = LRSchedule.Kind(rawValue: schedule) ?? .constant
-    s.warmupSteps = warmupSteps
-    s.minFraction = Float(bitPattern: minFractionBits)
+    s.kind = LRSchedule.Kind(rawValue: settings.schedule) ?? .constant
+    s.warmupSteps = settings.warmupSteps
+    s.minFraction = Float(bitPattern: settings.minFractionBits)
     return s
   }
 
   /// The configuration of a run of model `c` with these batch, optimizer, data and seed settings.
   public init(model c: GPTConfig, batch: Int, seq: Int, totalSteps: Int, optimizer o: AdamWConfig,
               schedule s: LRSchedule, dataPath: String, dataTokens: Int, seed: UInt64) {
-    self.init(layers: c.numLayers, heads: c.numHeads, channels: c.channels, vocab: c.vocabSize,
-              paddedVocab: c.paddedVocabSize, maxSeq: c.maxSeqLen, batch: batch, seq: seq, totalSteps: totalSteps,
+    let shape = ModelShape(c, batch: batch, seq: seq)
+    self.init(shape: shape, totalSteps: totalSteps,
               learningRateBits: o.learningRate.bitPattern, beta1Bits: o.beta1.bitPattern, beta2Bits: o.beta2.bitPattern,
               epsBits: o.eps.bitPattern, weightDecayBits: o.weightDecay.bitPattern, gradClipBits: o.gradClip.bitPattern,
               schedule: s.kind.rawValue, warmupSteps: s.warmupSteps, minFractionBits: s.minFraction.bitPattern,
               dataPath: dataPath, dataTokens: dataTokens, seed: seed)
+  }
+}
+
+extension ModelShape {
+  /// The shape of model `c` trained on batches of `batch` sequences of `seq` tokens.
+  public init(_ c: GPTConfig, batch: Int, seq: Int) {
+    self.init(layers: c.numLayers, heads: c.numHeads, channels: c.channels, vocab: c.vocabSize,
+              paddedVocab: c.paddedVocabSize, maxSeq: c.maxSeqLen, batch: batch, seq: seq)
   }
 }
 

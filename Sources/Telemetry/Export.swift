@@ -1,6 +1,8 @@
 // Text formats of records for `tptop export`: JSON lines and CSV. One record per line, the
 // same columns for steps and events (CSV leaves the other kind's columns empty).
 
+import JobSchema
+
 /// Formats records as JSON lines or CSV.
 public enum TelemetryExport {
   /// Export formats.
@@ -60,7 +62,7 @@ public enum TelemetryExport {
       ("optimizer_ns", "\(s.optimizerNs)"), ("comm_ns", "\(s.commNs)"), ("data_ns", "\(s.dataNs)"),
       ("allreduce_count", "\(s.allReduceCount)"), ("allreduce_bytes", "\(s.allReduceBytes)"),
       ("allreduce_total_ns", "\(s.allReduceTotalNs)"), ("allreduce_max_ns", "\(s.allReduceMaxNs)"),
-    ] + (0..<16).map { ("allreduce_hist_\($0)", "\(s.bucket($0))") }
+    ] + (0..<16).map { ("allreduce_hist_\($0)", "\(s.allReduceHistogram[$0])") }
       + [
         ("rss_bytes", "\(s.rssBytes)"), ("param_bytes", "\(s.paramBytes)"), ("grad_bytes", "\(s.gradBytes)"),
         ("optimizer_bytes", "\(s.optimizerBytes)"), ("activation_bytes", "\(s.activationBytes)"),
@@ -71,7 +73,7 @@ public enum TelemetryExport {
   static func json(_ r: TelemetryRecord) -> String {
     switch r {
     case .step(let s):
-      let hist = (0..<16).map { "\(s.bucket($0))" }.joined(separator: ",")
+      let hist = (0..<16).map { "\(s.allReduceHistogram[$0])" }.joined(separator: ",")
       let fields = stepFields(s).filter { !$0.0.hasPrefix("allreduce_hist_") }
         .map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",")
       return "{\"type\":\"step\",\(fields),\"allreduce_hist\":[\(hist)]}"

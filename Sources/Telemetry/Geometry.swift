@@ -1,5 +1,6 @@
 import Atomics
 import Glibc
+import JobSchema
 
 /// An atomic view of the 8-byte word at `p` (which must be 8-aligned and mapped).
 @inline(__always)
@@ -36,6 +37,35 @@ struct SegmentGeometry: Equatable {
   func rankHeaderOffset(_ r: Int) -> Int { rankHeadersOffset + r * rankHeaderStride }
   func ringOffset(_ r: Int) -> Int { ringsOffset + r * ringStride }
 
+  /// The header's u64 geometry words (offset, value, name): the creator writes them, readers
+  /// require them to match what they recompute. The slot count is not among them: readers take
+  /// it from the header.
+  var headerWords: [(offset: Int, value: Int, what: String)] {
+    typealias H = SegmentLayout.Header
+    return [
+      (H.headerSize, H.size, "header size"),
+      (H.jobDescriptionOffset, jobDescriptionOffset, "job-description offset"),
+      (H.jobDescriptionSize, jobDescriptionSize, "job-description size"),
+      (H.controlOffset, controlOffset, "control offset"),
+      (H.controlSize, SegmentLayout.Control.size, "control size"),
+      (H.rankHeadersOffset, rankHeadersOffset, "rank-header offset"),
+      (H.rankHeaderStride, rankHeaderStride, "rank-header stride"),
+      (H.ringsOffset, ringsOffset, "ring offset"),
+      (H.ringStride, ringStride, "ring stride"),
+      (H.slotSize, SegmentLayout.Slot.size, "slot size"),
+      (H.totalSize, totalSize, "total size"),
+    ]
+  }
+
+  /// The model shape's fields and their u32 header words, for the creator and the readers.
+  static var modelWords: [(offset: Int, field: WritableKeyPath<ModelShape, Int>)] {
+    typealias H = SegmentLayout.Header
+    return [
+      (H.modelLayers, \.layers), (H.modelHeads, \.heads), (H.modelChannels, \.channels), (H.modelVocab, \.vocab),
+      (H.modelPaddedVocab, \.paddedVocab), (H.modelMaxSeq, \.maxSeq), (H.modelBatch, \.batch), (H.modelSeq, \.seq),
+    ]
+  }
+
   static func roundUp(_ n: Int) -> Int { (n + SegmentLayout.pageSize - 1) / SegmentLayout.pageSize * SegmentLayout.pageSize }
 
   /// Checks the ranges; returns a description of the first problem.
@@ -58,8 +88,10 @@ struct ValidatedHeader {
   typealias H = SegmentLayout.Header
 
   /// Validates everything a reader relies on, in the order the issue lists the refusals.
-  /// Never reads outside `[base, base + size)`.
-  static func validate(base: UnsafeMutableRawPointer, size: Int, job: String, checkOwner: Bool) throws -> ValidatedHeader {
+  /// Never reads outside `[base, base + size)`. Without `requireDescription`, a damaged shard
+  /// table leaves `info.shards` empty instead of refusing (control needs only the header).
+  static func validate(base: UnsafeMutableRawPointer, size: Int, job: String, checkOwner: Bool,
+                       requireDescription: Bool = true) throws -> ValidatedHeader {
     let m = Memory(base: base)
     guard size >= 8 else { throw TelemetryError.truncated(job: job, actual: size, expected: H.size) }
     let magic = atomicWord(base + H.magic).load(ordering: .acquiring)
@@ -96,37 +128,26 @@ struct ValidatedHeader {
     let stride = m.u32(H.versionMinor) < 2 ? 128 : SegmentLayout.RankHeader.stride
     let g = SegmentGeometry(
       worldSize: worldSize, tp: tp, shardCount: shardCount, slotCount: Int(slots), rankHeaderStride: stride)
-    let expected: [(Int, Int, String)] = [
-      (H.headerSize, H.size, "header size"),
-      (H.jobDescriptionOffset, g.jobDescriptionOffset, "job-description offset"),
-      (H.jobDescriptionSize, g.jobDescriptionSize, "job-description size"),
-      (H.controlOffset, g.controlOffset, "control offset"),
-      (H.controlSize, SegmentLayout.Control.size, "control size"),
-      (H.rankHeadersOffset, g.rankHeadersOffset, "rank-header offset"),
-      (H.rankHeaderStride, g.rankHeaderStride, "rank-header stride"),
-      (H.ringsOffset, g.ringsOffset, "ring offset"),
-      (H.ringStride, g.ringStride, "ring stride"),
-      (H.slotSize, SegmentLayout.Slot.size, "slot size"),
-      (H.totalSize, g.totalSize, "total size"),
-    ]
-    for (off, want, what) in expected where m.u64(off) != UInt64(want) {
+    for (off, want, what) in g.headerWords where m.u64(off) != UInt64(want) {
       throw corrupt("\(what) \(m.u64(off)), expected \(want)")
     }
     guard Int(m.u32(H.shardEntrySize)) == g.shardEntrySize else { throw corrupt("shard entry size") }
     guard g.totalSize <= size else { throw TelemetryError.truncated(job: job, actual: size, expected: g.totalSize) }
 
-    func count(_ off: Int) -> Int { Int(m.u32(off)) }
-    let model = TelemetryModelInfo(
-      layers: count(H.modelLayers), heads: count(H.modelHeads), channels: count(H.modelChannels),
-      vocab: count(H.modelVocab), paddedVocab: count(H.modelPaddedVocab), maxSeq: count(H.modelMaxSeq),
-      batch: count(H.modelBatch), seq: count(H.modelSeq),
-      preset: m.text(H.presetName, capacity: H.presetNameCapacity))
-    let shards = try (0..<shardCount).map { i in
-      try parseShard(m, at: g.jobDescriptionOffset + i * g.shardEntrySize, tp: tp, job: job)
+    var model = ModelShape(layers: 0, heads: 0, channels: 0, vocab: 0, paddedVocab: 0, maxSeq: 0, batch: 0, seq: 0)
+    for (off, field) in SegmentGeometry.modelWords { model[keyPath: field] = Int(m.u32(off)) }
+    let shards: [ShardedTensor]
+    do {
+      shards = try (0..<shardCount).map { i in
+        try parseShard(m, at: g.jobDescriptionOffset + i * g.shardEntrySize, tp: tp, job: job)
+      }
+    } catch where !requireDescription {
+      shards = []
     }
     let totalSteps = m.u64(H.totalSteps)
     let desc = JobDescription(
-      name: m.text(H.jobName, capacity: H.jobNameCapacity), model: model, worldSize: worldSize,
+      name: m.text(H.jobName, capacity: H.jobNameCapacity), model: model,
+      preset: m.text(H.presetName, capacity: H.presetNameCapacity), worldSize: worldSize,
       tp: tp, dp: dp, totalSteps: Int(clamping: totalSteps), shards: shards)
     let info = JobInfo(
       description: desc, creationTime: Double(m.u64(H.creationTimeNs)) / 1e9,
@@ -136,12 +157,12 @@ struct ValidatedHeader {
     return ValidatedHeader(geometry: g, info: info)
   }
 
-  static func parseShard(_ m: Memory, at off: Int, tp: Int, job: String) throws -> TelemetryShard {
+  static func parseShard(_ m: Memory, at off: Int, tp: Int, job: String) throws -> ShardedTensor {
     typealias S = SegmentLayout.Shard
     func corrupt(_ d: String) -> TelemetryError { .corrupt(job: job, detail: "shard entry at \(off): \(d)") }
     let ndim = Int(m.u32(off + S.dimensionCount))
     guard ndim >= 1 && ndim <= S.maxDimensions else { throw corrupt("\(ndim) dimensions") }
-    guard let split = TelemetrySplitKind(rawValue: m.i32(off + S.split)) else { throw corrupt("split kind") }
+    guard let split = SplitKind(rawValue: m.i32(off + S.split)) else { throw corrupt("split kind") }
     let sd = Int(m.i32(off + S.splitDim))
     guard sd >= -1 && sd < ndim else { throw corrupt("split dimension \(sd)") }
     guard Int(m.u32(off + S.rankCount)) == tp else { throw corrupt("rank count") }
@@ -166,7 +187,7 @@ struct ValidatedHeader {
       ranks.append(rs)
       descriptions.append(m.text(p + S.description, capacity: S.descriptionCapacity))
     }
-    return TelemetryShard(
+    return ShardedTensor(
       name: m.text(off + S.name, capacity: S.nameCapacity), shape: shape, split: split,
       splitDim: sd < 0 ? nil : sd, ranks: ranks, rankDescriptions: descriptions)
   }

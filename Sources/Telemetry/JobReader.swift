@@ -1,5 +1,6 @@
 import Atomics
 import Glibc
+import JobSchema
 
 /// What one `poll` found in one rank's ring since the previous poll.
 public struct RankPoll: Sendable {
@@ -40,7 +41,7 @@ public final class JobReader {
   public let name: String
   /// Header and job description, read once at attach.
   public let info: JobInfo
-  /// Seconds without heartbeat after which a rank whose pid is gone counts as stale.
+  /// Seconds without heartbeat after which a rank whose pid is gone counts as dead (the job failed).
   public var staleAfter: Double = 5
 
   let mapping: MappedSegment
@@ -59,13 +60,17 @@ public final class JobReader {
   public static let creationGrace: Double = 10
 
   /// Attaches to job `job`. Validates magic, major version, size, ready word and owner.
+  /// `requireDescription: false` attaches for control (stop, pause, resume, checkpoint) also when
+  /// the job description's shard table is damaged, as long as the header and control page are
+  /// intact; `info.shards` is then empty.
   /// - Throws: `TelemetryError` with a one-line description (`abandoned` for a segment still not
   ///   ready `creationGrace` seconds after its creation).
-  public init(job: String) throws {
+  public init(job: String, requireDescription: Bool = true) throws {
     let h: ValidatedHeader
     do {
       mapping = try MappedSegment.open(job: job, writable: false)
-      h = try ValidatedHeader.validate(base: mapping.base, size: mapping.size, job: job, checkOwner: true)
+      h = try ValidatedHeader.validate(base: mapping.base, size: mapping.size, job: job, checkOwner: true,
+                                       requireDescription: requireDescription)
     } catch TelemetryError.notReady(let n) {
       let age = Self.segmentAge(job: job)
       if age >= Self.creationGrace { throw TelemetryError.abandoned(job: n, seconds: Int(age)) }
@@ -103,7 +108,7 @@ public final class JobReader {
     return RankStatus(
       rank: r, attached: attached, pid: pid, host: m.text(R.host, capacity: R.hostCapacity),
       localRank: Int(UInt32(truncatingIfNeeded: word)), heartbeatAge: attached ? age : nil,
-      state: RankState(rawValue: atomicWord(h + R.state).load(ordering: .acquiring)),
+      state: RunState(rawValue: atomicWord(h + R.state).load(ordering: .acquiring)),
       writeIndex: atomicWord(h + R.writeIndex).load(ordering: .acquiring),
       lastStep: Int(truncatingIfNeeded: atomicWord(h + R.lastStep).load(ordering: .relaxed)),
       ackedState: DesiredState(rawValue: atomicWord(h + R.ackedDesiredState).load(ordering: .acquiring)),
@@ -114,19 +119,19 @@ public final class JobReader {
   }
 
   /// Rank `r`'s reported state alone (one load; nil for an unknown value or rank).
-  public func rankState(_ r: Int) -> RankState? {
+  public func rankState(_ r: Int) -> RunState? {
     guard r >= 0 && r < geometry.worldSize else { return nil }
-    return RankState(rawValue: atomicWord(mapping.base + geometry.rankHeaderOffset(r) + R.state).load(ordering: .acquiring))
+    return RunState(rawValue: atomicWord(mapping.base + geometry.rankHeaderOffset(r) + R.state).load(ordering: .acquiring))
   }
 
   /// Every rank's header, by world rank.
   public func ranks() -> [RankStatus] { (0..<geometry.worldSize).map(rankStatus) }
 
   /// The job's state judged from its rank headers:
-  /// failed if any rank failed; finished if every attached rank finished; stale if a rank that
-  /// has not finished has a heartbeat older than `staleAfter` and its pid is gone (or nothing
-  /// attached and the creator is gone); otherwise the most notable reported state
-  /// (checkpointing, paused, starting, running).
+  /// failed if any rank failed, or if a rank that has not finished has a heartbeat older than
+  /// `staleAfter` and its pid is gone (it died: the dashboard, `ls`, `watch` and `launch` all say
+  /// so); finished if every attached rank finished; stale if nothing attached and the creator is
+  /// gone; otherwise the most notable reported state (checkpointing, paused, starting, running).
   public func state() -> JobState { Self.judge(ranks(), creatorAlive: processAlive(info.creatorPid), staleAfter: staleAfter) }
 
   static func judge(_ rs: [RankStatus], creatorAlive: Bool, staleAfter: Double) -> JobState {
@@ -134,15 +139,23 @@ public final class JobReader {
     if attached.contains(where: { $0.state == .failed }) { return .failed }
     if attached.isEmpty { return creatorAlive ? .starting : .stale }
     if attached.allSatisfy({ $0.state == .finished }) { return .finished }
-    let gone = attached.contains { r in
-      r.state != .finished && !r.pidAlive && (r.heartbeatAge ?? .infinity) > staleAfter
-    }
-    if gone { return .stale }
+    if failedRank(rs, staleAfter: staleAfter) != nil { return .failed }
     let live = attached.filter { $0.state != .finished }
     if live.contains(where: { $0.state == .checkpointing }) { return .checkpointing }
     if live.contains(where: { $0.state == .paused }) { return .paused }
     if live.contains(where: { $0.state == .starting || $0.state == nil }) { return .starting }
     return .running
+  }
+
+  /// The rank that failed first: one that reported failure, else, of the ranks whose process
+  /// vanished without finishing, the one silent longest. Nil when no rank failed.
+  public static func failedRank(_ rs: [RankStatus], staleAfter: Double) -> Int? {
+    let attached = rs.filter { $0.attached }
+    if let r = attached.first(where: { $0.state == .failed }) { return r.rank }
+    let dead = attached.filter { r in
+      r.state != .finished && !r.pidAlive && (r.heartbeatAge ?? .infinity) > staleAfter
+    }
+    return dead.max { ($0.heartbeatAge ?? .infinity) < ($1.heartbeatAge ?? .infinity) }?.rank
   }
 
   /// The control page.
@@ -286,6 +299,7 @@ public final class JobReader {
         expected: current, desired: desired.rawValue, ordering: .acquiringAndReleasing)
       if exchanged {
         atomicWord(c + C.writes).wrappingIncrement(ordering: .relaxed)
+        // The previous value; a damaged word (now overwritten) reads as run, what the job made of it.
         return DesiredState(rawValue: original) ?? .run
       }
       current = original
@@ -344,7 +358,8 @@ public final class JobReader {
       step: step, totalSteps: info.totalSteps, loss: latestLoss(rank: 0),
       age: max(0, now - info.creationTime), stale: st == .stale,
       stoppedEarly: st == .finished && step < info.totalSteps,
-      foreign: false, problem: nil, stall: Self.stall(rs, state: st, threshold: stallThreshold()))
+      foreign: false, problem: nil, stall: Self.stall(rs, state: st, threshold: stallThreshold()),
+      failedRank: st == .failed ? Self.failedRank(rs, staleAfter: staleAfter) : nil)
   }
 
   // MARK: Stalls
@@ -423,11 +438,15 @@ public final class JobReader {
     for job in SegmentName.allJobs() where only.isEmpty || only.contains(job) {
       let r: JobReader
       do {
-        r = try JobReader(job: job)
+        // a damaged job description does not hide whether the job's processes are gone
+        r = try JobReader(job: job, requireDescription: false)
       } catch let e as TelemetryError {
-        // segments no job can ever use again: creation abandoned half-way, or cut short
+        // segments no job can ever use again: creation abandoned half-way, or cut short, or
+        // corrupt with no process left mapping them
         switch e {
         case .abandoned, .truncated:
+          if dryRun || (try? SegmentWriter.remove(job: job)) != nil { removed.append(job) }
+        case .corrupt where !segmentMapped(job: job):
           if dryRun || (try? SegmentWriter.remove(job: job)) != nil { removed.append(job) }
         default: break
         }
@@ -446,9 +465,42 @@ public final class JobReader {
   }
 }
 
-/// Whether process `pid` exists (`kill(pid, 0)` succeeds or fails with EPERM).
+/// Whether any process maps job `job`'s segment (scans /proc/<pid>/maps): the liveness test for a
+/// segment whose header is too damaged to name its processes.
+func segmentMapped(job: String) -> Bool {
+  let path = "/dev/shm/" + SegmentName.prefix + job
+  guard let proc = opendir("/proc") else { return false }
+  defer { closedir(proc) }
+  var line: UnsafeMutablePointer<CChar>? = nil
+  var capacity = 0
+  defer { free(line) }
+  while let entry = readdir(proc) {
+    let pid = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    guard pid.first?.isNumber == true, let maps = fopen("/proc/\(pid)/maps", "r") else { continue }
+    defer { fclose(maps) }
+    while getline(&line, &capacity, maps) > 0 {
+      let text = String(cString: line!)
+      if text.hasSuffix(path + "\n") || text.hasSuffix(path + " (deleted)\n") { return true }
+    }
+  }
+  return false
+}
+
+/// Whether process `pid` exists (`kill(pid, 0)` succeeds or fails with EPERM) and is not a zombie:
+/// a killed rank that mpirun has not reaped yet runs no more and must count as gone.
 public func processAlive(_ pid: Int32) -> Bool {
   guard pid > 0 else { return false }
-  if kill(pid, 0) == 0 { return true }
-  return errno == EPERM
+  guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+  return processState(pid) != "Z"
+}
+
+/// The state letter of `/proc/<pid>/stat` (R, S, D, T, Z, ...), nil when it cannot be read.
+func processState(_ pid: Int32) -> Character? {
+  guard let f = fopen("/proc/\(pid)/stat", "r") else { return nil }
+  defer { fclose(f) }
+  var buffer = [UInt8](repeating: 0, count: 512)
+  let n = fread(&buffer, 1, buffer.count, f)
+  // "pid (comm) S ...": comm may hold spaces and parentheses, so look after the last ')'
+  guard let close = buffer[..<n].lastIndex(of: UInt8(ascii: ")")), close + 2 < n else { return nil }
+  return Character(Unicode.Scalar(buffer[close + 2]))
 }

@@ -1,92 +1,17 @@
-// Plain value types shared by the writer and the readers. They mirror the engine's types
-// (Telemetry does not depend on the engine).
+// Plain value types shared by the writer and the readers. The job's vocabulary (model shape,
+// sharded tensors, run and desired state) is JobSchema's, shared with the engine and the
+// dashboard.
 
-/// The GPT model configuration and batch shape of a job.
-public struct TelemetryModelInfo: Sendable, Equatable {
-  /// Transformer blocks.
-  public var layers: Int
-  /// Attention heads.
-  public var heads: Int
-  /// Embedding width C.
-  public var channels: Int
-  /// Vocabulary size V.
-  public var vocab: Int
-  /// Vocabulary padded for sharding Vp.
-  public var paddedVocab: Int
-  /// Maximum sequence length (positional table rows).
-  public var maxSeq: Int
-  /// Micro-batch B per data-parallel replica.
-  public var batch: Int
-  /// Sequence length T used in training.
-  public var seq: Int
-  /// Preset name, e.g. "small" (at most 31 UTF-8 bytes are stored).
-  public var preset: String
-
-  public init(
-    layers: Int, heads: Int, channels: Int, vocab: Int, paddedVocab: Int, maxSeq: Int,
-    batch: Int, seq: Int, preset: String
-  ) {
-    self.layers = layers
-    self.heads = heads
-    self.channels = channels
-    self.vocab = vocab
-    self.paddedVocab = paddedVocab
-    self.maxSeq = maxSeq
-    self.batch = batch
-    self.seq = seq
-    self.preset = preset
-  }
-}
-
-/// How a parameter tensor is divided among tensor-parallel ranks (same raw values as
-/// `TPEngine.SplitKind`).
-public enum TelemetrySplitKind: Int32, Sendable, CaseIterable {
-  case replicated = 0, column = 1, row = 2, vocab = 3
-
-  /// Lower-case name for display.
-  public var name: String {
-    switch self {
-    case .replicated: return "replicated"
-    case .column: return "column"
-    case .row: return "row"
-    case .vocab: return "vocab"
-    }
-  }
-}
-
-/// One parameter tensor's global shape and each TP rank's part of it.
-public struct TelemetryShard: Sendable, Equatable {
-  /// Tensor name (at most 47 UTF-8 bytes are stored), e.g. "qkvw".
-  public var name: String
-  /// Global shape, 1 to 4 dimensions.
-  public var shape: [Int]
-  /// How the tensor is split.
-  public var split: TelemetrySplitKind
-  /// Index into `shape` of the split dimension; nil when replicated.
-  public var splitDim: Int?
-  /// For each TP rank, its half-open ranges along `splitDim` (at most 4 per rank).
-  public var ranks: [[Range<Int>]]
-  /// For each TP rank, a human description (at most 55 UTF-8 bytes are stored).
-  public var rankDescriptions: [String]
-
-  public init(
-    name: String, shape: [Int], split: TelemetrySplitKind, splitDim: Int?,
-    ranks: [[Range<Int>]], rankDescriptions: [String]
-  ) {
-    self.name = name
-    self.shape = shape
-    self.split = split
-    self.splitDim = splitDim
-    self.ranks = ranks
-    self.rankDescriptions = rankDescriptions
-  }
-}
+import JobSchema
 
 /// Everything a creator publishes about a job, before the first step.
 public struct JobDescription: Sendable, Equatable {
   /// Job name; the segment is /dev/shm/tptop.<name>.
   public var name: String
-  public var model: TelemetryModelInfo
+  /// Model dimensions and batch shape.
+  public var model: ModelShape
+  /// Preset name, e.g. "small" (at most 31 UTF-8 bytes are stored).
+  public var preset: String
   /// Number of MPI ranks (= tp * dp).
   public var worldSize: Int
   /// Tensor-parallel degree.
@@ -96,14 +21,15 @@ public struct JobDescription: Sendable, Equatable {
   /// Steps the job plans to run.
   public var totalSteps: Int
   /// Shard layout, every entry with exactly `tp` rank parts.
-  public var shards: [TelemetryShard]
+  public var shards: [ShardedTensor]
 
   public init(
-    name: String, model: TelemetryModelInfo, worldSize: Int, tp: Int, dp: Int, totalSteps: Int,
-    shards: [TelemetryShard]
+    name: String, model: ModelShape, preset: String, worldSize: Int, tp: Int, dp: Int, totalSteps: Int,
+    shards: [ShardedTensor]
   ) {
     self.name = name
     self.model = model
+    self.preset = preset
     self.worldSize = worldSize
     self.tp = tp
     self.dp = dp
@@ -134,7 +60,9 @@ public struct JobInfo: Sendable, Equatable {
   /// Job name (shorthands for the fields of `description` follow).
   public var name: String { description.name }
   /// The model configuration.
-  public var model: TelemetryModelInfo { description.model }
+  public var model: ModelShape { description.model }
+  /// The preset name.
+  public var preset: String { description.preset }
   /// Number of ranks.
   public var worldSize: Int { description.worldSize }
   /// Tensor-parallel degree t.
@@ -144,24 +72,7 @@ public struct JobInfo: Sendable, Equatable {
   /// Steps the job plans to run.
   public var totalSteps: Int { description.totalSteps }
   /// Shard layout.
-  public var shards: [TelemetryShard] { description.shards }
-}
-
-/// A rank's run state as it reports it (same raw values as `TPEngine.RunState`).
-public enum RankState: UInt64, Sendable, CaseIterable {
-  case starting = 0, running = 1, paused = 2, checkpointing = 3, finished = 4, failed = 5
-
-  /// Lower-case name for display and export.
-  public var name: String {
-    switch self {
-    case .starting: return "starting"
-    case .running: return "running"
-    case .paused: return "paused"
-    case .checkpointing: return "checkpointing"
-    case .finished: return "finished"
-    case .failed: return "failed"
-    }
-  }
+  public var shards: [ShardedTensor] { description.shards }
 }
 
 /// A job's state as a reader judges it.
@@ -169,20 +80,6 @@ public enum JobState: String, Sendable, CaseIterable {
   case starting, running, paused, checkpointing, finished, failed
   /// Heartbeat older than the stale limit and the process gone, without a finished mark.
   case stale
-}
-
-/// The control page's desired-state word (same raw values as `ControlDecision.Desired`).
-public enum DesiredState: UInt64, Sendable, CaseIterable {
-  case run = 0, pause = 1, stop = 2
-
-  /// Lower-case name for display and export.
-  public var name: String {
-    switch self {
-    case .run: return "run"
-    case .pause: return "pause"
-    case .stop: return "stop"
-    }
-  }
 }
 
 /// Kinds of event records.
@@ -217,7 +114,7 @@ public struct RankStatus: Sendable, Equatable {
   /// Seconds since the last heartbeat; nil before the first.
   public var heartbeatAge: Double?
   /// State as reported; nil when the word holds an unknown value.
-  public var state: RankState?
+  public var state: RunState?
   /// Records published so far (the ring's next write index).
   public var writeIndex: UInt64
   /// Last step finished.
@@ -279,4 +176,6 @@ public struct JobSummary: Sendable, Equatable {
   public var problem: String?
   /// The rank that holds the job up while the others wait for it, when there is one.
   public var stall: StallDiagnosis? = nil
+  /// For a failed job, the rank that failed first as far as the rank headers tell.
+  public var failedRank: Int? = nil
 }

@@ -34,7 +34,7 @@ public enum SegmentLayout {
     public static let controlOffset = 48  // u64
     public static let controlSize = 56  // u64, = 4096
     public static let rankHeadersOffset = 64  // u64
-    public static let rankHeaderStride = 72  // u64, = 128
+    public static let rankHeaderStride = 72  // u64, = 256 (128 before minor version 2)
     public static let ringsOffset = 80  // u64
     public static let ringStride = 88  // u64, = slotCount * slotSize
     public static let slotCount = 96  // u64, power of two
@@ -110,7 +110,7 @@ public enum SegmentLayout {
     public static let stride = 256
     public static let writeIndex = 0  // u64, records published so far (next index)
     public static let heartbeatNs = 8  // u64, CLOCK_MONOTONIC ns
-    public static let state = 16  // u64, `RankState`
+    public static let state = 16  // u64, `RunState`
     public static let lastStep = 24  // u64
     public static let ackedDesiredState = 32  // u64, desired state this rank applied
     public static let ackedStep = 40  // u64, step at which it applied it

@@ -1,66 +1,25 @@
 // Step and event records, and their encoding into a 248-byte slot payload. The writer encodes
 // into a stack buffer and copies the buffer into the slot in one block; the reader copies the
-// slot out in one block and decodes the copy.
+// slot out in one block and decodes the copy. What a step measures is JobSchema's
+// `StepMetrics`; this file holds only where each of its fields goes in the slot.
 
-/// 16 log2-microsecond latency buckets (same meaning as `TPEngine.LatencyHistogram`).
-public typealias HistogramBuckets = (
-  UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
-  UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32
-)
+import JobSchema
 
-/// One rank's measurements of one step. Every field of `TPEngine.StepMetrics`, plus the
-/// writer's rank and a timestamp; `index` is filled by readers.
-public struct StepRecord: Sendable {
+/// One rank's measurements of one step as a ring record: the writer's rank, the time it wrote
+/// the record and, on the reader side, the ring index, around one `StepMetrics` value. The
+/// metrics' fields read through the record (`record.loss`).
+public struct StepRecord: StepMetricsCarrier, Sendable {
   /// Ring index of this record (reader side only; ignored by writers).
   public var index: UInt64 = 0
   /// World rank of the writer.
   public var rank: Int = 0
   /// CLOCK_MONOTONIC ns when the record was written.
   public var timestampNs: UInt64 = 0
-  public var step: Int = 0
-  public var loss: Float = 0
-  public var lr: Float = 0
-  public var gradNorm: Float = 0
-  /// Tokens this rank's replica processed (B*T).
-  public var tokens: Int = 0
-  /// Step wall time and its split, ns.
-  public var stepNs: UInt64 = 0
-  public var forwardNs: UInt64 = 0
-  public var backwardNs: UInt64 = 0
-  public var optimizerNs: UInt64 = 0
-  public var commNs: UInt64 = 0
-  public var dataNs: UInt64 = 0
-  /// All-reduces this step: count, payload bytes, total and max latency (ns).
-  public var allReduceCount: Int = 0
-  public var allReduceBytes: UInt64 = 0
-  public var allReduceTotalNs: UInt64 = 0
-  public var allReduceMaxNs: UInt64 = 0
-  /// log2 µs latency histogram.
-  public var histogram: HistogramBuckets = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-  /// Memory, bytes.
-  public var rssBytes: UInt64 = 0
-  public var paramBytes: UInt64 = 0
-  public var gradBytes: UInt64 = 0
-  public var optimizerBytes: UInt64 = 0
-  public var activationBytes: UInt64 = 0
-  /// Compute-busy fraction of the step, 0...1.
-  public var computeBusy: Float = 0
-  /// Achieved GFLOP/s.
-  public var gflops: Float = 0
+  /// What the rank measured.
+  public var metrics = StepMetrics()
 
+  /// Creates an empty record.
   public init() {}
-
-  /// Histogram bucket `i` (0..<16); 0 outside.
-  public func bucket(_ i: Int) -> UInt32 {
-    guard i >= 0 && i < 16 else { return 0 }
-    return withUnsafeBytes(of: histogram) { $0.load(fromByteOffset: i * 4, as: UInt32.self) }
-  }
-
-  /// Sets histogram bucket `i` (0..<16); ignored outside.
-  public mutating func setBucket(_ i: Int, _ value: UInt32) {
-    guard i >= 0 && i < 16 else { return }
-    withUnsafeMutableBytes(of: &histogram) { $0.storeBytes(of: value, toByteOffset: i * 4, as: UInt32.self) }
-  }
 }
 
 /// Something that happened between steps on one rank.
@@ -93,18 +52,6 @@ public struct TensorStatsRecord: Sendable, Equatable {
   /// Per tensor: L2 norm of the local weights, of the local gradient, and ‖Δθ‖/‖θ‖ of the update.
   public var entries: [TensorNorms] = []
   public init() {}
-}
-
-/// Norms of one tensor shard.
-public struct TensorNorms: Sendable, Equatable {
-  public var weightNorm: Float
-  public var gradNorm: Float
-  public var updateRatio: Float
-  public init(weightNorm: Float, gradNorm: Float, updateRatio: Float) {
-    self.weightNorm = weightNorm
-    self.gradNorm = gradNorm
-    self.updateRatio = updateRatio
-  }
 }
 
 /// A record read from a ring.
@@ -207,12 +154,12 @@ enum RecordCodec {
   /// Encodes a step record into `p` (248 bytes), checksum included. The 30 words are formed
   /// in registers (32-bit fields paired), checksummed there, then stored as whole words.
   @inline(__always)
-  static func encode(_ r: StepRecord, rank: UInt32, into p: UnsafeMutableRawPointer) {
-    let h = r.histogram
+  static func encode(_ r: StepMetrics, timestampNs: UInt64, rank: UInt32, into p: UnsafeMutableRawPointer) {
+    let h = r.allReduceHistogram.buckets
     let w: Words = (
       pair(S.Kind.step, 0),  // 8: kind, event kind
       UInt64(bitPattern: Int64(truncatingIfNeeded: r.step)),  // 16
-      r.timestampNs,  // 24
+      timestampNs,  // 24
       UInt64(bitPattern: Int64(truncatingIfNeeded: r.tokens)),  // 32
       pair(r.loss.bitPattern, r.lr.bitPattern),  // 40
       pair(r.gradNorm.bitPattern, r.computeBusy.bitPattern),  // 48
@@ -277,30 +224,11 @@ enum RecordCodec {
       var r = StepRecord()
       r.index = index
       r.rank = Int(get(p, S.rank, UInt32.self))
-      r.step = Int(get(p, S.step, Int64.self))
       r.timestampNs = get(p, S.timestampNs, UInt64.self)
-      r.tokens = Int(get(p, S.tokens, Int64.self))
-      r.loss = get(p, S.loss, Float.self)
-      r.lr = get(p, S.lr, Float.self)
-      r.gradNorm = get(p, S.gradNorm, Float.self)
-      r.computeBusy = get(p, S.computeBusy, Float.self)
-      r.gflops = get(p, S.gflops, Float.self)
-      r.stepNs = get(p, S.stepNs, UInt64.self)
-      r.forwardNs = get(p, S.forwardNs, UInt64.self)
-      r.backwardNs = get(p, S.backwardNs, UInt64.self)
-      r.optimizerNs = get(p, S.optimizerNs, UInt64.self)
-      r.commNs = get(p, S.commNs, UInt64.self)
-      r.dataNs = get(p, S.dataNs, UInt64.self)
-      r.allReduceCount = Int(get(p, S.allReduceCount, Int64.self))
-      r.allReduceBytes = get(p, S.allReduceBytes, UInt64.self)
-      r.allReduceTotalNs = get(p, S.allReduceTotalNs, UInt64.self)
-      r.allReduceMaxNs = get(p, S.allReduceMaxNs, UInt64.self)
-      r.rssBytes = get(p, S.rssBytes, UInt64.self)
-      r.paramBytes = get(p, S.paramBytes, UInt64.self)
-      r.gradBytes = get(p, S.gradBytes, UInt64.self)
-      r.optimizerBytes = get(p, S.optimizerBytes, UInt64.self)
-      r.activationBytes = get(p, S.activationBytes, UInt64.self)
-      withUnsafeMutableBytes(of: &r.histogram) { h in
+      for (offset, field) in StepFields.integers { r.metrics[keyPath: field] = Int(get(p, offset, Int64.self)) }
+      for (offset, field) in StepFields.floats { r.metrics[keyPath: field] = get(p, offset, Float.self) }
+      for (offset, field) in StepFields.words { r.metrics[keyPath: field] = get(p, offset, UInt64.self) }
+      withUnsafeMutableBytes(of: &r.metrics.allReduceHistogram.buckets) { h in
         h.baseAddress!.copyMemory(from: p + (S.histogram - base), byteCount: 64)
       }
       return .record(.step(r))
@@ -332,6 +260,29 @@ enum RecordCodec {
     }
     return .corrupt
   }
+}
+
+/// Where a step record keeps each field of `StepMetrics`, by slot offset (the histogram's 16 u32
+/// follow at `Slot.histogram`). Readers decode with these tables; the writer's `encode` forms the
+/// same words in registers, and a test holds the two together.
+enum StepFields {
+  typealias S = SegmentLayout.Slot
+  /// i64 fields.
+  nonisolated(unsafe) static let integers: [(offset: Int, field: WritableKeyPath<StepMetrics, Int>)] = [
+    (S.step, \.step), (S.tokens, \.tokens), (S.allReduceCount, \.allReduceCount),
+  ]
+  /// f32 fields.
+  nonisolated(unsafe) static let floats: [(offset: Int, field: WritableKeyPath<StepMetrics, Float>)] = [
+    (S.loss, \.loss), (S.lr, \.lr), (S.gradNorm, \.gradNorm), (S.computeBusy, \.computeBusy), (S.gflops, \.gflops),
+  ]
+  /// u64 fields.
+  nonisolated(unsafe) static let words: [(offset: Int, field: WritableKeyPath<StepMetrics, UInt64>)] = [
+    (S.stepNs, \.stepNs), (S.forwardNs, \.forwardNs), (S.backwardNs, \.backwardNs), (S.optimizerNs, \.optimizerNs),
+    (S.commNs, \.commNs), (S.dataNs, \.dataNs), (S.allReduceBytes, \.allReduceBytes),
+    (S.allReduceTotalNs, \.allReduceTotalNs), (S.allReduceMaxNs, \.allReduceMaxNs), (S.rssBytes, \.rssBytes),
+    (S.paramBytes, \.paramBytes), (S.gradBytes, \.gradBytes), (S.optimizerBytes, \.optimizerBytes),
+    (S.activationBytes, \.activationBytes),
+  ]
 }
 
 /// Fixed-capacity UTF-8 text fields.

@@ -1,5 +1,6 @@
 import Atomics
 import Glibc
+import JobSchema
 
 /// The job side of a segment: creates it (local rank 0) or opens it (the other local ranks),
 /// and hands out one `RankWriter` per rank that writes in this process. Also usable without MPI
@@ -29,9 +30,9 @@ public final class SegmentWriter {
     }
     guard d.totalSteps >= 0 else { throw TelemetryError.invalidArgument("total steps \(d.totalSteps) < 0") }
     let model = d.model
-    for v in [model.layers, model.heads, model.channels, model.vocab, model.paddedVocab, model.maxSeq, model.batch, model.seq]
-    where v < 0 || v > Int(UInt32.max) {
-      throw TelemetryError.invalidArgument("model dimension \(v) out of range")
+    for (_, field) in SegmentGeometry.modelWords {
+      let v = model[keyPath: field]
+      guard v >= 0 && v <= Int(UInt32.max) else { throw TelemetryError.invalidArgument("model dimension \(v) out of range") }
     }
     for s in d.shards { try checkShard(s, tp: d.tp) }
     let g = SegmentGeometry(worldSize: d.worldSize, tp: d.tp, shardCount: d.shards.count, slotCount: slotCount)
@@ -41,18 +42,8 @@ public final class SegmentWriter {
     // posix_fallocate zero-fills; write the fields, then the magic, then `ready`.
     m.set(H.versionMajor, SegmentLayout.versionMajor)
     m.set(H.versionMinor, SegmentLayout.versionMinor)
-    m.set(H.totalSize, UInt64(g.totalSize))
-    m.set(H.headerSize, UInt64(H.size))
-    m.set(H.jobDescriptionOffset, UInt64(g.jobDescriptionOffset))
-    m.set(H.jobDescriptionSize, UInt64(g.jobDescriptionSize))
-    m.set(H.controlOffset, UInt64(g.controlOffset))
-    m.set(H.controlSize, UInt64(SegmentLayout.Control.size))
-    m.set(H.rankHeadersOffset, UInt64(g.rankHeadersOffset))
-    m.set(H.rankHeaderStride, UInt64(SegmentLayout.RankHeader.stride))
-    m.set(H.ringsOffset, UInt64(g.ringsOffset))
-    m.set(H.ringStride, UInt64(g.ringStride))
+    for (offset, value, _) in g.headerWords { m.set(offset, UInt64(value)) }
     m.set(H.slotCount, UInt64(slotCount))
-    m.set(H.slotSize, UInt64(SegmentLayout.Slot.size))
     m.set(H.creationTimeNs, telemetryRealtimeNanos())
     var rng = SystemRandomNumberGenerator()
     m.set(H.incarnation, rng.next() as UInt64)
@@ -61,19 +52,12 @@ public final class SegmentWriter {
     m.set(H.tp, UInt32(d.tp))
     m.set(H.dp, UInt32(d.dp))
     m.set(H.totalSteps, UInt64(d.totalSteps))
-    m.set(H.modelLayers, UInt32(model.layers))
-    m.set(H.modelHeads, UInt32(model.heads))
-    m.set(H.modelChannels, UInt32(model.channels))
-    m.set(H.modelVocab, UInt32(model.vocab))
-    m.set(H.modelPaddedVocab, UInt32(model.paddedVocab))
-    m.set(H.modelMaxSeq, UInt32(model.maxSeq))
-    m.set(H.modelBatch, UInt32(model.batch))
-    m.set(H.modelSeq, UInt32(model.seq))
+    for (offset, field) in SegmentGeometry.modelWords { m.set(offset, UInt32(model[keyPath: field])) }
     m.set(H.shardCount, UInt32(d.shards.count))
     m.set(H.shardEntrySize, UInt32(g.shardEntrySize))
     m.set(H.creatorPid, UInt32(bitPattern: getpid()))
     m.setText(H.jobName, d.name, capacity: H.jobNameCapacity)
-    m.setText(H.presetName, model.preset, capacity: H.presetNameCapacity)
+    m.setText(H.presetName, d.preset, capacity: H.presetNameCapacity)
     for (i, s) in d.shards.enumerated() {
       writeShard(s, m, at: g.jobDescriptionOffset + i * g.shardEntrySize)
     }
@@ -110,13 +94,16 @@ public final class SegmentWriter {
     let c = mapping.base + geometry.controlOffset
     let raw = atomicWord(c + C.desiredState).load(ordering: .acquiring)
     let ck = atomicWord(c + C.checkpointRequests).load(ordering: .acquiring)
+    // Readers store only known values (by compare-and-swap); a word holding anything else was
+    // damaged, and the job keeps running rather than pausing or stopping on garbage. The value
+    // acted on is recorded as observed, so readers see what the job made of it.
     let desired = DesiredState(rawValue: raw) ?? .run
     atomicWord(c + C.observedDesiredState).store(desired.rawValue, ordering: .releasing)
     atomicWord(c + C.observedCheckpointRequests).store(ck, ordering: .releasing)
     return (desired, ck)
   }
 
-  static func checkShard(_ s: TelemetryShard, tp: Int) throws {
+  static func checkShard(_ s: ShardedTensor, tp: Int) throws {
     typealias S = SegmentLayout.Shard
     func bad(_ why: String) -> TelemetryError { .invalidArgument("shard '\(s.name)': \(why)") }
     guard s.shape.count >= 1 && s.shape.count <= S.maxDimensions else { throw bad("\(s.shape.count) dimensions (1...4)") }
@@ -130,7 +117,7 @@ public final class SegmentWriter {
     }
   }
 
-  static func writeShard(_ s: TelemetryShard, _ m: Memory, at off: Int) {
+  static func writeShard(_ s: ShardedTensor, _ m: Memory, at off: Int) {
     typealias S = SegmentLayout.Shard
     m.setText(off + S.name, s.name, capacity: S.nameCapacity)
     m.set(off + S.dimensionCount, UInt32(s.shape.count))
@@ -187,7 +174,7 @@ public final class RankWriter {
       String(decoding: UnsafeRawBufferPointer(b).prefix { $0 != 0 }, as: UTF8.self)
     }
     m.setText(R.host, hostName, capacity: R.hostCapacity)
-    atomicWord(header + R.state).store(RankState.starting.rawValue, ordering: .relaxed)
+    atomicWord(header + R.state).store(RunState.starting.rawValue, ordering: .relaxed)
     atomicWord(header + R.heartbeatNs).store(telemetryMonotonicNanos(), ordering: .relaxed)
     atomicWord(header + R.ackedDesiredState).store(DesiredState.run.rawValue, ordering: .relaxed)
     // `attached` shares a word with localRank; publish it with a release store of that word.
@@ -198,18 +185,24 @@ public final class RankWriter {
   /// Records published so far.
   public var writeIndex: UInt64 { next }
 
-  /// Publishes one step record (seqlock protocol, see docs/TELEMETRY.md). Also sets the rank's
-  /// last step. No system call, no allocation.
+  /// Publishes one step's metrics, stamped `timestampNs` (CLOCK_MONOTONIC ns), as a step
+  /// record (seqlock protocol, see docs/TELEMETRY.md). Also sets the rank's last step. No system
+  /// call, no allocation.
   @inline(__always)
-  public func writeStep(_ r: StepRecord) {
+  public func writeStep(_ m: StepMetrics, timestampNs: UInt64) {
     // Every payload byte is written by the encoder, so the stack buffer needs no zeroing.
     withUnsafeTemporaryAllocation(byteCount: S.payloadSize, alignment: 8) { buf in
       let p = buf.baseAddress.unsafelyUnwrapped
-      RecordCodec.encode(r, rank: rank32, into: p)
+      RecordCodec.encode(m, timestampNs: timestampNs, rank: rank32, into: p)
       publish(UnsafeRawPointer(p))
     }
-    atomicWord(header + R.lastStep).store(UInt64(truncatingIfNeeded: r.step), ordering: .relaxed)
+    atomicWord(header + R.lastStep).store(UInt64(truncatingIfNeeded: m.step), ordering: .relaxed)
   }
+
+  /// Publishes a step record built elsewhere (synthetic jobs, tests); its `rank` and `index`
+  /// are ignored: the record is this writer's next.
+  @inline(__always)
+  public func writeStep(_ r: StepRecord) { writeStep(r.metrics, timestampNs: r.timestampNs) }
 
   /// Publishes one event record. The text is cut to 208 UTF-8 bytes.
   public func writeEvent(_ kind: EventKind, step: Int, text: String = "") {
@@ -279,7 +272,7 @@ public final class RankWriter {
   }
 
   /// Stores the rank's run state.
-  public func setState(_ s: RankState) {
+  public func setState(_ s: RunState) {
     atomicWord(header + R.state).store(s.rawValue, ordering: .releasing)
   }
 
@@ -299,7 +292,8 @@ public final class RankWriter {
   /// Reads the control page (only meaningful on world rank 0).
   public func pollControl() -> (desired: DesiredState, checkpointRequests: UInt64) { segment.pollControl() }
 
-  /// Desired state this rank last acknowledged.
+  /// Desired state this rank last acknowledged (only this writer stores that word, always a
+  /// known value; run if it was damaged).
   public var acknowledgedState: DesiredState {
     DesiredState(rawValue: atomicWord(header + R.ackedDesiredState).load(ordering: .relaxed)) ?? .run
   }

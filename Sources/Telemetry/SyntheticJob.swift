@@ -1,4 +1,5 @@
 import Glibc
+import JobSchema
 
 /// A job without MPI or a model: one process writes plausible records for every rank. For
 /// tests, benchmarks and dashboard demos.
@@ -25,11 +26,11 @@ public final class SyntheticJob {
     guard tp >= 1 && worldSize >= tp && worldSize % tp == 0 else {
       throw TelemetryError.invalidArgument("t \(tp) must divide the world size \(worldSize)")
     }
-    let model = TelemetryModelInfo(
+    let model = ModelShape(
       layers: 4, heads: 4 * tp, channels: 64 * tp, vocab: 50257, paddedVocab: (50257 + 64 * tp - 1) / (64 * tp) * (64 * tp),
-      maxSeq: 256, batch: 4, seq: 64, preset: "synthetic")
+      maxSeq: 256, batch: 4, seq: 64)
     description = JobDescription(
-      name: job, model: model, worldSize: worldSize, tp: tp, dp: worldSize / tp, totalSteps: totalSteps,
+      name: job, model: model, preset: "synthetic", worldSize: worldSize, tp: tp, dp: worldSize / tp, totalSteps: totalSteps,
       shards: Self.gpt2Shards(model: model, tp: tp))
     writer = try SegmentWriter.create(description, slotCount: slotCount)
     var ws: [RankWriter] = []
@@ -62,7 +63,7 @@ public final class SyntheticJob {
   }
 
   /// Sets every rank's state.
-  public func setState(_ s: RankState) { for w in rankWriters { w.setState(s) } }
+  public func setState(_ s: RunState) { for w in rankWriters { w.setState(s) } }
 
   /// Marks every rank finished (or failed).
   public func finish(failed: Bool = false) { setState(failed ? .failed : .finished) }
@@ -71,7 +72,7 @@ public final class SyntheticJob {
   public func remove() throws { try SegmentWriter.remove(job: description.name) }
 
   /// A step record with plausible values for `step` on `rank`.
-  public static func plausibleRecord(step: Int, rank: Int, model: TelemetryModelInfo) -> StepRecord {
+  public static func plausibleRecord(step: Int, rank: Int, model: ModelShape) -> StepRecord {
     var r = StepRecord()
     r.step = step
     r.rank = rank
@@ -91,8 +92,8 @@ public final class SyntheticJob {
     r.allReduceBytes = UInt64(r.allReduceCount * model.batch * model.seq * model.channels * 4)
     r.allReduceTotalNs = r.commNs
     r.allReduceMaxNs = r.commNs / UInt64(max(r.allReduceCount, 1)) * 3
-    r.setBucket(7, UInt32(r.allReduceCount / 2))
-    r.setBucket(8, UInt32(r.allReduceCount - r.allReduceCount / 2))
+    r.allReduceHistogram[7] = UInt32(r.allReduceCount / 2)
+    r.allReduceHistogram[8] = UInt32(r.allReduceCount - r.allReduceCount / 2)
     r.rssBytes = 300_000_000 + UInt64(rank) * 1_000_000
     r.paramBytes = 50_000_000
     r.gradBytes = 50_000_000
@@ -104,15 +105,15 @@ public final class SyntheticJob {
   }
 
   /// A GPT-2 (llm.c order) shard layout for `model` split `tp` ways, as the engine publishes it.
-  public static func gpt2Shards(model: TelemetryModelInfo, tp: Int) -> [TelemetryShard] {
+  public static func gpt2Shards(model: ModelShape, tp: Int) -> [ShardedTensor] {
     let L = model.layers, C = model.channels, Vp = model.paddedVocab, T = model.maxSeq
     let H = model.heads
-    func whole(_ name: String, _ shape: [Int]) -> TelemetryShard {
-      TelemetryShard(
+    func whole(_ name: String, _ shape: [Int]) -> ShardedTensor {
+      ShardedTensor(
         name: name, shape: shape, split: .replicated, splitDim: nil,
         ranks: Array(repeating: [], count: tp), rankDescriptions: Array(repeating: "whole tensor", count: tp))
     }
-    func even(_ name: String, _ shape: [Int], _ kind: TelemetrySplitKind, dim: Int, parts: Int = 1, unit: String) -> TelemetryShard {
+    func even(_ name: String, _ shape: [Int], _ kind: SplitKind, dim: Int, parts: Int = 1, unit: String) -> ShardedTensor {
       let n = shape[dim] / parts
       let per = n / tp
       var ranks: [[Range<Int>]] = []
@@ -126,7 +127,7 @@ public final class SyntheticJob {
           descs.append("\(unit) \(r * per)–\(r * per + per - 1) of \(n)")
         }
       }
-      return TelemetryShard(name: name, shape: shape, split: kind, splitDim: dim, ranks: ranks, rankDescriptions: descs)
+      return ShardedTensor(name: name, shape: shape, split: kind, splitDim: dim, ranks: ranks, rankDescriptions: descs)
     }
     return [
       even("wte", [Vp, C], .vocab, dim: 0, unit: "vocab rows"),

@@ -57,6 +57,11 @@ public struct RunSetup: ParsableArguments {
   @Flag(help: "Do not print a line per step.") public var quiet = false
   @Option(name: .customLong("dump-grads"), help: .hidden) public var dumpGrads: String?
 
+  @Option(name: .customLong("on-nonfinite"), help: "When the loss or gradient norm is NaN or infinite: stop (exit non-zero, no checkpoint of that state) or skip-step (discard that step's update and count it).")
+  public var onNonFinite: NonFinitePolicy = .stop
+  /// Test-only fault injection: poisons the gradient of this step (counted from 1) with a NaN.
+  @Option(name: .customLong("fault-nonfinite-at"), help: .hidden) public var faultNonFiniteAt: Int?
+
   @Flag(name: .customLong("measure-peak"), help: .hidden) public var measurePeak = false
 
   /// Flags as the parser leaves them with nothing given.
@@ -163,6 +168,95 @@ public struct RunSetup: ParsableArguments {
     }
   }
 
+  // MARK: Numeric flags
+
+  /// A numeric flag's valid values, as the error message words them.
+  enum Range {
+    /// A finite number > 0.
+    case positive
+    /// A finite number ≥ 0.
+    case nonNegative
+    /// A finite number in [0, 1).
+    case fraction
+    /// A finite number in [0, 1].
+    case closedFraction
+    /// An integer ≥ the bound.
+    case atLeast(Int)
+
+    /// "a finite number > 0", "≥ 1", ...
+    var words: String {
+      switch self {
+      case .positive: return "a finite number > 0"
+      case .nonNegative: return "a finite number ≥ 0"
+      case .fraction: return "a finite number ≥ 0 and < 1"
+      case .closedFraction: return "a finite number between 0 and 1"
+      case .atLeast(let n): return "≥ \(n)"
+      }
+    }
+
+    func admits(_ v: Double) -> Bool {
+      guard v.isFinite else { return false }
+      switch self {
+      case .positive: return v > 0
+      case .nonNegative: return v >= 0
+      case .fraction: return v >= 0 && v < 1
+      case .closedFraction: return v >= 0 && v <= 1
+      case .atLeast(let n): return v >= Double(n)
+      }
+    }
+  }
+
+  /// Every numeric flag given on the command line, with its rule: one table, so a new flag is
+  /// checked by adding one row.
+  var numericFlags: [(flag: String, value: Double?, text: String?, range: Range)] {
+    func int(_ f: String, _ v: Int?, _ r: Range) -> (String, Double?, String?, Range) { (f, v.map(Double.init), v.map { "\($0)" }, r) }
+    func real(_ f: String, _ v: Float?, _ r: Range) -> (String, Double?, String?, Range) { (f, v.map(Double.init), v.map { String(format: "%g", Double($0)) }, r) }
+    return [
+      int("--layers", layers, .atLeast(1)), int("--heads", heads, .atLeast(1)), int("--channels", channels, .atLeast(1)),
+      int("--vocab", vocab, .atLeast(1)), int("--max-seq", maxSeq, .atLeast(1)),
+      int("--batch", batch, .atLeast(1)), int("--seq", seq, .atLeast(1)), int("--steps", steps, .atLeast(0)),
+      int("--tp", tp, .atLeast(1)), int("--dp", dp, .atLeast(1)),
+      real("--lr", lr, .positive), real("--beta1", beta1, .fraction), real("--beta2", beta2, .fraction),
+      real("--eps", eps, .positive), real("--weight-decay", weightDecay, .nonNegative),
+      real("--grad-clip", gradClip, .nonNegative), int("--warmup", warmup, .atLeast(0)),
+      real("--lr-min-frac", lrMinFrac, .closedFraction),
+      int("--checkpoint-every", checkpointEvery, .atLeast(0)), int("--keep-checkpoints", keepCheckpoints, .atLeast(0)),
+      int("--shard-stats-every", shardStatsEvery, .atLeast(0)), int("--threads", threads, .atLeast(1)),
+      int("--fault-nonfinite-at", faultNonFiniteAt, .atLeast(1)),
+    ]
+  }
+
+  /// Checks every numeric flag against its valid range, before any MPI work: throws one line,
+  /// e.g. "--lr must be a finite number > 0, not -1".
+  public func validateNumbers() throws {
+    for row in numericFlags {
+      if let v = row.value, let text = row.text, !row.range.admits(v) {
+        throw EngineError("\(row.flag) must be \(row.range.words), not \(text)")
+      }
+    }
+  }
+
+  /// `arguments` with every negative number that follows an option joined to it (`--steps -3`
+  /// becomes `--steps=-3`, `-b -3` becomes `-b=-3`), so the parser reads it as the option's value rather than as an
+  /// option of its own and the value reaches `validateNumbers`. tptrain takes no positional
+  /// arguments, so a number after a flag that takes no value is an error either way.
+  public static func joiningNegativeNumbers(_ arguments: [String]) -> [String] {
+    var out: [String] = []
+    var i = 0
+    while i < arguments.count {
+      let a = arguments[i]
+      if a.hasPrefix("-"), a != "--", a.count >= 2, Double(a) == nil, !a.contains("="), i + 1 < arguments.count,
+         arguments[i + 1].hasPrefix("-"), Double(arguments[i + 1]) != nil {
+        out.append(a + "=" + arguments[i + 1])
+        i += 2
+        continue
+      }
+      out.append(a)
+      i += 1
+    }
+    return out
+  }
+
   // MARK: Files
 
   /// The training data: --data, else the resumed run's file when it still exists, else the
@@ -220,6 +314,8 @@ public struct RunSetup: ParsableArguments {
     options.dumpGradsPrefix = dumpGrads
     options.printSteps = !quiet
     options.shardStatsEvery = max(0, shardStatsEvery)
+    options.onNonFinite = onNonFinite
+    options.faultNonFiniteAtStep = faultNonFiniteAt
     return options
   }
 
@@ -250,9 +346,10 @@ public struct ResumePoint: Sendable {
   }
 }
 
-/// The bundled demo corpus: next to the package the binary was built in, or in ./data.
+/// The bundled demo corpus: next to the package the binary was built in, or in ./data. The
+/// binary's directory comes from /proc/self/exe, so a tptrain found through PATH finds it too.
 public func bundledCorpus() throws -> String {
-  let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+  let exe = executableDirectory()
   var candidates: [String] = []
   if let env = ProcessInfo.processInfo.environment["TPTOP_DATA"] { candidates.append(env) }
   candidates += [
@@ -264,3 +361,14 @@ public func bundledCorpus() throws -> String {
   for c in candidates where FileManager.default.fileExists(atPath: c) { return c }
   throw EngineError("bundled corpus data/shakespeare.txt not found: pass --data FILE or set TPTOP_DATA")
 }
+
+/// The directory of the running executable: /proc/self/exe's target (argv[0] can be a bare name
+/// found through PATH), else argv[0] with symlinks resolved.
+func executableDirectory() -> URL {
+  if let real = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+    return URL(fileURLWithPath: real).deletingLastPathComponent()
+  }
+  return URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+}
+
+extension NonFinitePolicy: ExpressibleByArgument {}

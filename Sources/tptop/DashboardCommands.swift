@@ -46,13 +46,25 @@ private func attach(job: String, logPath: String?, display: DisplayOptions, laun
   }
   if let l = launched { source.launcherStatus = { l.exitStatus() } }
   _ = DashboardSession.run(source: source, options: display.options, themeName: display.theme)
-  let state = JobReader.summary(job: job).state
-  let ended = state == .finished || state == .failed || state == .stale || launched.map { $0.exitStatus() != nil } ?? false
+  // the incarnation the dashboard followed last (a supervised job restarts as <job>.r<k>)
+  let name = source.currentJobName
+  let summary = JobReader.summary(job: name)
+  let exit = launched?.exitStatus()
+  let state = summary.state
+  let ended = state == .finished || state == .failed || state == .stale || exit != nil
   if !ended {
-    print("detached from \(job); the job keeps running. Attach again with: tptop attach \(job)")
-  } else {
-    print("left \(job) (the job has ended: \(state?.rawValue ?? "exited"))")
+    print("detached from \(name); the job keeps running. Attach again with: tptop attach \(name)")
+    return
   }
+  guard state == .failed || state == .stale || (exit ?? 0) != 0 else {
+    print("left \(name) (the job has ended: \(state?.rawValue ?? "exited"))")
+    return
+  }
+  // the same words as the dashboard's header: mpirun's report names the rank that died first
+  let report = launched.flatMap { try? String(contentsOfFile: $0.logPath, encoding: .utf8) }.flatMap(MPIFailureReport.parse)
+  let rank = report?.rank ?? summary.failedRank
+  print("left \(name) (the job has ended: failed\(rank.map { " (rank \($0))" } ?? ""))")
+  throw ExitCode(1)
 }
 
 /// Starts `plan` and attaches to it.

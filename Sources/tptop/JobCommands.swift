@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JobSchema
 import Telemetry
 
 /// Plain-text readers and the command-line control channel (ls, watch, export, pause, ...).
@@ -73,7 +74,7 @@ struct ListJobs: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "ls", abstract: "List the training jobs on this machine.")
 
-  @Option(name: .customLong("stale-after"), help: "Seconds without heartbeat (and no process) before a job counts as stale.")
+  @Option(name: .customLong("stale-after"), help: "Seconds without heartbeat (and no process) before a rank counts as dead and its job as failed.")
   var staleAfter: Double = 5
 
   func validate() throws {
@@ -91,6 +92,7 @@ struct ListJobs: ParsableCommand {
       var note: [String] = []
       if j.stale { note.append("stale") }
       if let s = j.stall { note.append(s.description) }
+      if let r = j.failedRank { note.append("rank \(r) failed first") }
       if j.stoppedEarly { note.append("stopped before its last step") }
       if j.foreign { note.append("foreign") }
       if let p = j.problem, !j.foreign { note.append(p) }
@@ -135,7 +137,7 @@ struct WatchJob: ParsableCommand {
     let reader = try reportingErrors { try JobReader(job: name) }
     let watcher = StepLinePrinter(reader: reader)
     if !fromStart { reader.seekToEnd(keepLast: 1) }
-    emit("watching \(name): \(reader.info.model.preset) t=\(reader.info.tp) d=\(reader.info.dp), \(reader.info.totalSteps) steps")
+    emit("watching \(name): \(reader.info.preset) t=\(reader.info.tp) d=\(reader.info.dp), \(reader.info.totalSteps) steps")
     var lastStall: String?
     while true {
       // Read the state before polling: records published before it are seen by this poll.
@@ -307,7 +309,8 @@ func waitFor(_ reader: JobReader, timeout: Double, _ done: ([RankStatus]) -> Boo
 }
 
 func controlCommand(_ job: String, _ desired: DesiredState, _ wait: WaitOptions) throws {
-  let reader = try reportingErrors { try JobReader(job: job) }
+  // control needs the header and control page only: a damaged job description does not block it
+  let reader = try reportingErrors { try JobReader(job: job, requireDescription: false) }
   let previous = try reportingErrors { try reader.request(desired) }
   let verb = desired == .run ? "resume" : desired.name
   if wait.noWait {

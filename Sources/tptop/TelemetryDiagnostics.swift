@@ -4,6 +4,7 @@
 
 import ArgumentParser
 import Foundation
+import JobSchema
 import Telemetry
 
 // MARK: bench-telemetry
@@ -133,7 +134,7 @@ enum StressPattern {
     r.allReduceBytes = i &* 7
     r.allReduceTotalNs = i &* 11
     r.allReduceMaxNs = i &* 13
-    for b in 0..<16 { r.setBucket(b, UInt32(truncatingIfNeeded: i &+ UInt64(b))) }
+    for b in 0..<LatencyHistogram.bucketCount { r.allReduceHistogram[b] = UInt32(truncatingIfNeeded: i &+ UInt64(b)) }
     r.rssBytes = ~i
     r.paramBytes = i << 1
     r.gradBytes = i << 2
@@ -146,16 +147,7 @@ enum StressPattern {
 
   static func matches(_ r: StepRecord, _ i: UInt64) -> Bool {
     let e = record(i)
-    var same = r.step == e.step && r.timestampNs == e.timestampNs && r.tokens == e.tokens && r.loss == e.loss
-    same = same && r.lr == e.lr && r.gradNorm == e.gradNorm && r.stepNs == e.stepNs && r.forwardNs == e.forwardNs
-    same = same && r.backwardNs == e.backwardNs && r.optimizerNs == e.optimizerNs && r.commNs == e.commNs
-    same = same && r.dataNs == e.dataNs && r.allReduceCount == e.allReduceCount && r.allReduceBytes == e.allReduceBytes
-    same = same && r.allReduceTotalNs == e.allReduceTotalNs && r.allReduceMaxNs == e.allReduceMaxNs
-    same = same && r.rssBytes == e.rssBytes && r.paramBytes == e.paramBytes && r.gradBytes == e.gradBytes
-    same = same && r.optimizerBytes == e.optimizerBytes && r.activationBytes == e.activationBytes
-    same = same && r.computeBusy == e.computeBusy && r.gflops == e.gflops && r.rank == 0
-    for b in 0..<16 where r.bucket(b) != e.bucket(b) { same = false }
-    return same
+    return r.metrics == e.metrics && r.timestampNs == e.timestampNs && r.rank == 0
   }
 
   static let eventEvery: UInt64 = 1000
@@ -171,8 +163,8 @@ struct StressWriter: ParsableCommand {
   @Option(name: .customLong("start-delay-ms"), help: "Wait before writing (readers attach).") var startDelayMs: Int = 300
 
   func run() throws {
-    let model = TelemetryModelInfo(layers: 1, heads: 1, channels: 1, vocab: 1, paddedVocab: 1, maxSeq: 1, batch: 1, seq: 1, preset: "stress")
-    let d = JobDescription(name: job, model: model, worldSize: 1, tp: 1, dp: 1, totalSteps: 0, shards: [])
+    let model = ModelShape(layers: 1, heads: 1, channels: 1, vocab: 1, paddedVocab: 1, maxSeq: 1, batch: 1, seq: 1)
+    let d = JobDescription(name: job, model: model, preset: "stress", worldSize: 1, tp: 1, dp: 1, totalSteps: 0, shards: [])
     let seg = try reportingErrors { try SegmentWriter.create(d, slotCount: slots) }
     let w = try reportingErrors { try seg.rankWriter(worldRank: 0) }
     w.setState(.running)

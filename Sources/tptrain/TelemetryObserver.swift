@@ -1,4 +1,5 @@
 import Glibc
+import JobSchema
 import TPComm
 import TPEngine
 import Telemetry
@@ -21,14 +22,14 @@ final class TelemetryObserver: TrainingObserver {
   ///   failure is rethrown on the creator; the others then fail to open it).
   init(
     jobName: String, worldRank: Int, worldSize: Int, localRank: Int, tp: Int, dp: Int,
-    model: TelemetryModelInfo, shards: [TensorShard], totalSteps: Int, barrier: () -> Void
+    model: ModelShape, preset: String, shards: [TensorShard], totalSteps: Int, barrier: () -> Void
   ) throws {
     self.worldRank = worldRank
     var created: SegmentWriter?
     var creationError: Error?
     if localRank == 0 {
       let description = JobDescription(
-        name: jobName, model: model, worldSize: worldSize, tp: tp, dp: dp, totalSteps: totalSteps,
+        name: jobName, model: model, preset: preset, worldSize: worldSize, tp: tp, dp: dp, totalSteps: totalSteps,
         shards: TelemetryObserver.telemetryShards(shards))
       do { created = try SegmentWriter.create(description) } catch { creationError = error }
     }
@@ -40,17 +41,17 @@ final class TelemetryObserver: TrainingObserver {
   }
 
   /// The engine's shard layout in the segment's terms.
-  static func telemetryShards(_ shards: [TensorShard]) -> [TelemetryShard] {
+  static func telemetryShards(_ shards: [TensorShard]) -> [ShardedTensor] {
     shards.map { s in
-      TelemetryShard(
-        name: s.name, shape: s.shape, split: TelemetrySplitKind(rawValue: s.split.rawValue) ?? .replicated,
+      ShardedTensor(
+        name: s.name, shape: s.shape, split: s.split,
         splitDim: s.splitDim, ranks: s.ranks.map { rs in rs.map { $0.start..<max($0.start, $0.end) } },
         rankDescriptions: s.rankDescriptions)
     }
   }
 
   func stateChanged(_ state: RunState) {
-    writer.setState(RankState(rawValue: UInt64(state.rawValue)) ?? .running)
+    writer.setState(state)
     switch state {
     case .paused: writer.acknowledge(.pause, step: lastStep)
     case .running: writer.acknowledge(.run, step: lastStep)
@@ -59,37 +60,11 @@ final class TelemetryObserver: TrainingObserver {
     writer.heartbeat()
   }
 
-  /// Copies every field into a step record and publishes it; no allocation, no system call
-  /// besides the vDSO clock read for the heartbeat.
+  /// Publishes the step's metrics as they are; no allocation, no system call besides the vDSO
+  /// clock read for the heartbeat.
   func stepFinished(_ m: StepMetrics) {
-    var r = StepRecord()
-    r.rank = worldRank
-    r.step = m.step
-    r.loss = m.loss
-    r.lr = m.lr
-    r.gradNorm = m.gradNorm
-    r.tokens = m.tokens
-    r.stepNs = m.stepNs
-    r.forwardNs = m.forwardNs
-    r.backwardNs = m.backwardNs
-    r.optimizerNs = m.optimizerNs
-    r.commNs = m.commNs
-    r.dataNs = m.dataNs
-    r.allReduceCount = m.allReduceCount
-    r.allReduceBytes = m.allReduceBytes
-    r.allReduceTotalNs = m.allReduceTotalNs
-    r.allReduceMaxNs = m.allReduceMaxNs
-    r.histogram = m.allReduceHistogram.buckets
-    r.rssBytes = m.rssBytes
-    r.paramBytes = m.paramBytes
-    r.gradBytes = m.gradBytes
-    r.optimizerBytes = m.optimizerBytes
-    r.activationBytes = m.activationBytes
-    r.computeBusy = m.computeBusy
-    r.gflops = m.gflops
     let now = telemetryMonotonicNanos()
-    r.timestampNs = now
-    writer.writeStep(r)
+    writer.writeStep(m, timestampNs: now)
     writer.heartbeat(nowNs: now)
     lastStep = m.step
     collectiveOrdinals = (0, 0, 0, 0, 0)
@@ -98,8 +73,7 @@ final class TelemetryObserver: TrainingObserver {
 
   func pollControl() -> ControlDecision {
     let c = writer.pollControl()
-    let desired = ControlDecision.Desired(rawValue: Int32(c.desired.rawValue)) ?? .run
-    return ControlDecision(desired: desired, checkpointRequests: Int32(truncatingIfNeeded: c.checkpointRequests))
+    return ControlDecision(desired: c.desired, checkpointRequests: Int32(truncatingIfNeeded: c.checkpointRequests))
   }
 
   func heartbeat() { writer.heartbeat() }

@@ -8,7 +8,9 @@
 
 import ArgumentParser
 import Foundation
+import JobSchema
 import TPComm
+import TPKernels
 import CheckpointLayout
 import TPEngine
 import Telemetry
@@ -46,6 +48,12 @@ struct TPTrain: ParsableCommand {
       print("BENCH blas_core \(BLASTuning.coreName) name")
       return
     }
+    // Flag values that can never run are refused before any MPI work, by every rank alike (only
+    // the first prints).
+    do { try setup.validateNumbers() } catch {
+      if (ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? "0") == "0" { printError("tptrain: error: \(error)") }
+      throw ExitCode(2)
+    }
     do { try MPIRuntime.initialize() } catch {
       throw ValidationError("MPI failed to start (\(error)); run under mpirun")
     }
@@ -79,6 +87,14 @@ struct TPTrain: ParsableCommand {
       trainer.observer.event(.error("\(error)"))
       MPIRuntime.abort(1)
     }
+    if case .nonFinite(let step, let loss, let norm) = trainer.stopReason {
+      if world.rank == 0 {
+        let saved = trainer.lastCheckpointPath.map { "the last checkpoint is \($0) (step \(trainer.lastCheckpointStep))" } ?? "no checkpoint was written"
+        printError("tptrain: error: non-finite loss \(loss) / gradient norm \(norm) at step \(step): stopped without checkpointing it; \(saved). Lower --lr, set --grad-clip, or pass --on-nonfinite skip-step")
+      }
+      MPIRuntime.finalize()
+      Foundation.exit(3)
+    }
     if world.rank == 0, case .signal(let sig) = trainer.stopReason {
       let saved = trainer.lastCheckpointPath.map { "checkpoint \($0)" } ?? "no checkpoint"
       printError("tptrain: \(StopSignal.name(sig)) received: stopped at step \(trainer.step) after \(saved); resume with --resume \(trainer.options.checkpointDir)")
@@ -87,7 +103,8 @@ struct TPTrain: ParsableCommand {
       print("tptrain: rank \(world.rank): \(trainer.stepAllocations) heap allocations inside steps after the first")
     }
     if world.rank == 0, !setup.quiet {
-      print(String(format: "done: %d steps, final loss %.6f", trainer.step, trainer.lastLoss))
+      let skipped = setup.onNonFinite == .skipStep ? ", \(trainer.skippedSteps) skipped (non-finite)" : ""
+      print(String(format: "done: %d steps, final loss %.6f", trainer.step, trainer.lastLoss) + skipped)
     }
     MPIRuntime.finalize()
   }
@@ -176,13 +193,11 @@ struct TPTrain: ParsableCommand {
     // Every rank must use rank 0's name (a default name holds rank 0's time and pid).
     let proposed = setup.job ?? defaultJobName()
     let name = String(decoding: world.allGatherBytes(Array(proposed.utf8), length: 128)[0].prefix { $0 != 0 }, as: UTF8.self)
-    let info = TelemetryModelInfo(
-      layers: config.numLayers, heads: config.numHeads, channels: config.channels, vocab: config.vocabSize,
-      paddedVocab: config.paddedVocabSize, maxSeq: config.maxSeqLen, batch: settings.batch, seq: settings.seq,
-      preset: setup.model ?? (setup.initFrom != nil ? "checkpoint" : "custom"))
+    let shape = ModelShape(config, batch: settings.batch, seq: settings.seq)
     let observer = try TelemetryObserver(
       jobName: name, worldRank: world.rank, worldSize: world.size, localRank: node.rank, tp: grid.tp, dp: grid.dp,
-      model: info, shards: gpt.layout, totalSteps: settings.steps, barrier: { node.barrier() })
+      model: shape, preset: setup.model ?? (setup.initFrom != nil ? "checkpoint" : "custom"), shards: gpt.layout,
+      totalSteps: settings.steps, barrier: { node.barrier() })
     if world.rank == 0 && !setup.quiet { print("tptrain: telemetry job \(name) (watch with: tptop attach \(name))") }
     return observer
   }
@@ -201,4 +216,4 @@ func printError(_ line: String) {
 }
 
 BLASTuning.reexecWithBetterCoreIfNeeded()
-TPTrain.main()
+TPTrain.main(RunSetup.joiningNegativeNumbers(Array(CommandLine.arguments.dropFirst())))

@@ -39,6 +39,26 @@ final class EndToEndTests: XCTestCase {
 
   /// Polls the screen until `ok` holds, failing with the last screen and the job log after `timeout`.
   @discardableResult
+  /// Waits until both ranks' rows read "running" past step 0; returns that screen.
+  func waitForBothRanksRunning(_ what: String) throws -> String {
+    try waitFor(what, timeout: 180) { s in
+      let rows = EndToEndTests.rankRows(s)
+      return rows[0]?.0 == "running" && rows[1]?.0 == "running" && (rows[0]?.1 ?? 0) > 0
+    }
+  }
+
+  /// Waits until, `steps` or more steps after `screen`, the smoothed loss shown is below the one
+  /// `screen` shows; returns that screen.
+  func waitForLossToFall(_ what: String, from screen: String, steps: Int, timeout: Double) throws -> String {
+    let firstLoss = try XCTUnwrap(EndToEndTests.shownLoss(screen), screen)
+    let firstStep = try XCTUnwrap(EndToEndTests.rankRows(screen)[0]?.1, screen)
+    return try waitFor(what, timeout: timeout) { s in
+      guard let l = EndToEndTests.shownLoss(s), let st = EndToEndTests.rankRows(s)[0]?.1 else { return false }
+      return st >= firstStep + steps && l < firstLoss
+    }
+  }
+
+  @discardableResult
   func waitFor(_ what: String, timeout: Double = 60, _ ok: (String) -> Bool) throws -> String {
     let start = Date()
     var s = ""
@@ -118,20 +138,12 @@ final class EndToEndTests: XCTestCase {
     keys("\(tptop) launch --np 2 --tp 2 --job \(job) --refresh 0.2 -- --model tiny --batch 2 --seq 16 --steps 1000000 --quiet", "Enter")
 
     // Both ranks' rows, running.
-    var s = try waitFor("both ranks running", timeout: 180) { s in
-      let rows = EndToEndTests.rankRows(s)
-      return rows[0]?.0 == "running" && rows[1]?.0 == "running" && (rows[0]?.1 ?? 0) > 0
-    }
+    var s = try waitForBothRanksRunning("both ranks running")
     XCTAssertTrue(s.contains(job))
     XCTAssertTrue(s.contains("t2×d1"))
 
     // A falling loss: the smoothed loss shown later is below the first one seen.
-    let firstLoss = try XCTUnwrap(EndToEndTests.shownLoss(s), s)
-    let firstStep = EndToEndTests.rankRows(s)[0]!.1
-    s = try waitFor("loss to fall", timeout: 120) { s in
-      guard let l = EndToEndTests.shownLoss(s), let st = EndToEndTests.rankRows(s)[0]?.1 else { return false }
-      return st >= firstStep + 30 && l < firstLoss
-    }
+    s = try waitForLossToFall("loss to fall", from: s, steps: 30, timeout: 120)
 
     // p pauses every rank at the same step; the step stops advancing.
     keys("p")
@@ -198,10 +210,7 @@ final class EndToEndTests: XCTestCase {
     let tptop = startShell()
     // a short batch keeps each step quick on a 2-core CI machine
     keys("\(tptop) demo --batch 2 --seq 16 --steps 100000 --refresh 0.2", "Enter")
-    var s = try waitFor("the demo's ranks running", timeout: 180) { s in
-      let rows = EndToEndTests.rankRows(s)
-      return rows[0]?.0 == "running" && rows[1]?.0 == "running" && (rows[0]?.1 ?? 0) > 0
-    }
+    let s = try waitForBothRanksRunning("the demo's ranks running")
     // header: " tptop <job>  small L6 H6 C384 B2 T16  t2×d1  ● running …"
     let header = s.split(separator: "\n").first.map(String.init) ?? ""
     let words = header.split(separator: " ").map(String.init)
@@ -209,12 +218,7 @@ final class EndToEndTests: XCTestCase {
     XCTAssertTrue(job.hasPrefix("job-"), header)
     XCTAssertTrue(header.contains("small L6 H6 C384"), header)
     XCTAssertTrue(header.contains("t2×d1"), header)
-    let firstLoss = try XCTUnwrap(EndToEndTests.shownLoss(s), s)
-    let firstStep = EndToEndTests.rankRows(s)[0]!.1
-    s = try waitFor("the demo's loss to fall", timeout: 180) { s in
-      guard let l = EndToEndTests.shownLoss(s), let st = EndToEndTests.rankRows(s)[0]?.1 else { return false }
-      return st >= firstStep + 20 && l < firstLoss
-    }
+    _ = try waitForLossToFall("the demo's loss to fall", from: s, steps: 20, timeout: 180)
     keys("q")
     _ = try waitFor("detach message", timeout: 20) { $0.contains("detached from \(self.job)") }
     XCTAssertEqual(try JobReader(job: job).summary().state, .running)

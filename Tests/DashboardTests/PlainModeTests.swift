@@ -19,9 +19,7 @@ final class PlainModeTests: XCTestCase {
   func testAttachWithStdinAtEndOfFileDetachesAndLeavesTheJobRunning() throws {
     let tptop = try BuildProducts.path("tptop")
     let name = "plain-eof-\(getpid())"
-    let job = try SyntheticJob(job: name, worldSize: 2, tp: 2, totalSteps: 100)
-    defer { try? job.remove() }
-    job.advance(steps: 5)
+    _ = try syntheticJob(name, steps: 5)
 
     let p = Process()
     p.executableURL = URL(fileURLWithPath: tptop)

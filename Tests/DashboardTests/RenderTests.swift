@@ -1,3 +1,4 @@
+import JobSchema
 import XCTest
 @testable import Dashboard
 
@@ -229,7 +230,7 @@ final class RenderTests: XCTestCase {
   func testShardNormColumnsAreWholeOrAbsent() {
     let (h, src) = history(tp: 2)
     var p = src.poll()
-    p.shardStats = (0..<2).map { ShardStats(tensor: 0, rank: $0, step: 120, weightNorm: 8.9337, gradNorm: 0.01234, updateRatio: 1.2e-3) }
+    p.shardStats = (0..<2).map { ShardStats(tensor: 0, rank: $0, step: 120, norms: TensorNorms(weightNorm: 8.9337, gradNorm: 0.01234, updateRatio: 1.2e-3)) }
     h.ingest(p)
     var s = AppState()
     s.view = .shards

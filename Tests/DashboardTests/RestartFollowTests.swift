@@ -6,20 +6,14 @@ import Telemetry
 final class RestartFollowTests: XCTestCase {
   func testSourceFollowsTheNextIncarnation() throws {
     let base = "dash-follow-\(getpid())"
-    let first = try SyntheticJob(job: base, worldSize: 2, tp: 2, totalSteps: 100)
-    defer { try? first.remove() }
-    first.advance(steps: 12)
-    let src = try TelemetrySource(job: base, logPath: nil)
-    let h = JobHistory(job: src.job)
-    h.ingest(src.poll())
+    let first = try syntheticJob(base, steps: 12)
+    let (src, h) = try attachedHistory(base)
     XCTAssertEqual(h.latestStep, 12)
     first.finish(failed: true)
     h.ingest(src.poll())
     XCTAssertEqual(src.currentJobName, base, "no successor yet: stays on the first incarnation")
 
-    let second = try SyntheticJob(job: base + ".r1", worldSize: 2, tp: 2, totalSteps: 100)
-    defer { try? second.remove() }
-    second.advance(steps: 20)
+    _ = try syntheticJob(base + ".r1", steps: 20)
     let p = src.poll()
     XCTAssertEqual(src.currentJobName, base + ".r1")
     XCTAssertTrue(p.events.contains { $0.kind == .info && $0.text.contains("\(base).r1") }, "\(p.events)")
@@ -30,9 +24,43 @@ final class RestartFollowTests: XCTestCase {
     XCTAssertEqual(try JobReader(job: base + ".r1").control().desired, .pause)
 
     src.followRestarts = false
-    let third = try SyntheticJob(job: base + ".r2", worldSize: 2, tp: 2, totalSteps: 100)
-    defer { try? third.remove() }
+    _ = try syntheticJob(base + ".r2", steps: 0)
     _ = src.poll()
     XCTAssertEqual(src.currentJobName, base + ".r1", "following can be turned off")
+  }
+
+  /// After a restart the header names the new incarnation, and a failure mpirun reports later
+  /// is dated at the failed incarnation's last step.
+  func testFailureIsDatedAtTheFailedIncarnationsStep() throws {
+    let base = "dash-date-\(getpid())"
+    let log = NSTemporaryDirectory() + base + ".log"
+    try Data("# tptop launch\n".utf8).write(to: URL(fileURLWithPath: log))
+    defer { try? FileManager.default.removeItem(atPath: log) }
+    // incarnation 0 reaches step 12; the supervisor's incarnation 1 is at step 30 when seen
+    let jobs = try [(base, 12), (base + ".r1", 30)].map { name, steps in
+      let j = try SyntheticJob(job: name, worldSize: 2, tp: 2, totalSteps: 100)
+      j.advance(steps: steps)
+      return j
+    }
+    defer { for j in jobs { try? j.remove() } }
+    let src = try TelemetrySource(job: base, logPath: log)
+    src.followRestarts = false
+    let h = JobHistory(job: src.job)
+    h.ingest(src.poll())
+    src.followRestarts = true
+    h.ingest(src.poll())
+    XCTAssertEqual(h.latestStep, 30)
+    XCTAssertEqual(h.job.name, base + ".r1")
+    XCTAssertEqual(DashboardModel(history: h, state: AppState(), themeName: "default").header.job, base + ".r1")
+    // the supervisor's output reaches the log after the restart was followed
+    let report = "mpirun noticed that process rank 1 with PID 0 on node vm exited on signal 9 (Killed).\n"
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+    handle.seekToEndOfFile()
+    handle.write(Data(report.utf8))
+    try handle.close()
+    h.ingest(src.poll())
+    let events = h.events.suffix(h.events.count)
+    let failure = events.last { $0.kind == .rankFailed && $0.text.hasPrefix("mpirun: rank 1") }
+    XCTAssertEqual(failure?.step, 12, "\(events.map(\.text))")
   }
 }

@@ -1,10 +1,11 @@
 import XCTest
+import JobSchema
 @testable import Dashboard
 import JobControl
 
 /// Keys and state transitions, and the app loop against a synthetic source.
 final class StateTests: XCTestCase {
-  func press(_ s: inout AppState, _ k: Key, desired: RunRequest = .run) -> [AppRequest] {
+  func press(_ s: inout AppState, _ k: Key, desired: DesiredState = .run) -> [AppRequest] {
     s.handle(k, worldSize: 4, tensorCount: 16, desired: desired, now: 0)
   }
 

@@ -6,15 +6,11 @@ import Telemetry
 final class TelemetryAdapterTests: XCTestCase {
   func testSyntheticSegmentReachesTheViews() throws {
     let name = "dash-unit-\(getpid())"
-    let job = try SyntheticJob(job: name, worldSize: 4, tp: 2, totalSteps: 100)
-    defer { try? job.remove() }
-    job.advance(steps: 30)
-    let src = try TelemetrySource(job: name, logPath: nil)
+    let job = try syntheticJob(name, worldSize: 4, steps: 30)
+    let (src, h) = try attachedHistory(name)
     XCTAssertEqual(src.job.worldSize, 4)
     XCTAssertEqual(src.job.tp, 2)
     XCTAssertFalse(src.job.tensors.isEmpty)
-    let h = JobHistory(job: src.job)
-    h.ingest(src.poll())
     XCTAssertEqual(h.samples.map(\.count), [30, 30, 30, 30])
     XCTAssertEqual(h.ranks.map(\.state), Array(repeating: .running, count: 4))
     XCTAssertEqual(h.latestStep, 30)
@@ -49,13 +45,9 @@ final class TelemetryAdapterTests: XCTestCase {
 
   func testJobThatRanItsLastStepIsFinished() throws {
     let name = "dash-unit-done-\(getpid())"
-    let job = try SyntheticJob(job: name, worldSize: 2, tp: 2, totalSteps: 5)
-    defer { try? job.remove() }
-    job.advance(steps: 5)
+    let job = try syntheticJob(name, totalSteps: 5, steps: 5)
     job.finish()
-    let src = try TelemetrySource(job: name, logPath: nil)
-    let h = JobHistory(job: src.job)
-    h.ingest(src.poll())
+    let (src, h) = try attachedHistory(name)
     XCTAssertEqual(DashboardModel(history: h, state: AppState(), themeName: "").header.state, "finished")
     XCTAssertFalse(JobReader.summary(job: name).stoppedEarly)
     // and a finished job takes no stop request that could relabel it
@@ -65,14 +57,10 @@ final class TelemetryAdapterTests: XCTestCase {
   /// A job ended by a signal (no stop request) before its last step also reads as stopped.
   func testJobEndedEarlyBySignalIsStopped() throws {
     let name = "dash-unit-sig-\(getpid())"
-    let job = try SyntheticJob(job: name, worldSize: 2, tp: 2, totalSteps: 50)
-    defer { try? job.remove() }
-    job.advance(steps: 7)
+    let job = try syntheticJob(name, totalSteps: 50, steps: 7)
     job.event(.stopped)
     job.finish()
-    let src = try TelemetrySource(job: name, logPath: nil)
-    let h = JobHistory(job: src.job)
-    h.ingest(src.poll())
+    let (_, h) = try attachedHistory(name)
     XCTAssertEqual(h.desired, .run)
     XCTAssertEqual(DashboardModel(history: h, state: AppState(), themeName: "").header.state, "stopped")
     let summary = JobReader.summary(job: name)

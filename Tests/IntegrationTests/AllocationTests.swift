@@ -3,7 +3,8 @@ import TestSupport
 import XCTest
 
 /// The training step does not allocate: a counting malloc preload (Tests/Fixtures/alloccount.c)
-/// counts the training thread's allocations in every step after the first.
+/// counts the allocations of the training thread and the worker pool's threads in every step
+/// after the first.
 final class AllocationTests: XCTestCase {
   func buildPreload(_ dir: URL) throws -> String {
     let cc = ["/usr/bin/cc", "/usr/bin/gcc", "/usr/bin/clang"].first { FileManager.default.isExecutableFile(atPath: $0) }
@@ -26,11 +27,14 @@ final class AllocationTests: XCTestCase {
     let dir = try Harness.tempDir(self)
     let so = try buildPreload(dir)
     let steps = 32
-    for (np, grid) in [(2, ["--tp", "2"]), (4, ["--tp", "2", "--dp", "2"])] {
-      let job = "alloc-test-\(getpid())-\(np)"
+    // one thread per rank, and two, where the engine's worker pool runs LayerNorm, GELU,
+    // attention and AdamW on a second thread (its allocations are counted too)
+    for (np, grid) in [(2, ["--tp", "2", "--threads", "1"]), (4, ["--tp", "2", "--dp", "2", "--threads", "1"]),
+                       (2, ["--tp", "2", "--threads", "2"])] {
+      let job = "alloc-test-\(getpid())-\(np)-\(grid.last!)"
       let r = try Harness.run("/usr/bin/mpirun", ["--oversubscribe", "-x", "LD_PRELOAD=\(so)", "-np", "\(np)", Harness.tptrain,
                                                   "--model", "tiny", "--batch", "4", "--seq", "32", "--steps", "\(steps)",
-                                                  "--threads", "1", "--quiet", "--job", job] + grid)
+                                                  "--quiet", "--job", job] + grid)
       _ = try? Harness.run(Harness.productsDirectory.appendingPathComponent("tptop").path, ["gc", job])
       XCTAssertEqual(r.status, 0, r.stderr)
       let counts = allocationCounts(r.stdout)

@@ -1,3 +1,4 @@
+import CheckpointLayout
 import Foundation
 import TPEngine
 import XCTest
@@ -62,5 +63,22 @@ final class CheckpointFormatTests: XCTestCase {
     for f in c.manifest.files {
       XCTAssertEqual(try FNV1a64.file("\(ck)/step_00000003/\(f.name)").checksum, UInt64(f.checksum, radix: 16))
     }
+  }
+
+  /// The run configuration's JSON (state.bin and manifest) is one flat object with these keys,
+  /// as version 1 wrote it: the model shape's fields sit beside the settings, not nested.
+  func testRunConfigurationJSONIsFlat() throws {
+    let v1 = #"{"batch":2,"beta1Bits":1063675494,"beta2Bits":1065336439,"channels":64,"dataPath":"data.txt","#
+      + #""dataTokens":1000,"epsBits":841731191,"gradClipBits":1065353216,"heads":4,"layers":2,"#
+      + #""learningRateBits":981668463,"maxSeq":64,"minFractionBits":0,"paddedVocab":128,"schedule":"cosine","#
+      + #""seed":1337,"seq":16,"totalSteps":3,"vocab":100,"warmupSteps":0,"weightDecayBits":0}"#
+    let c = try JSONDecoder().decode(RunConfiguration.self, from: Data(v1.utf8))
+    XCTAssertEqual(c.layers, 2)
+    XCTAssertEqual(c.batch, 2)
+    XCTAssertEqual(c.seed, 1337)
+    XCTAssertEqual(c.dataPath, "data.txt")
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys]
+    XCTAssertEqual(String(decoding: try e.encode(c), as: UTF8.self), v1)
   }
 }

@@ -72,6 +72,53 @@ final class SupervisorTests: XCTestCase {
     XCTAssertEqual(ProcessTable.children(of: pid), [])
   }
 
+  // MARK: Verdicts
+
+  static let killed = """
+    step 3
+    --------------------------------------------------------------------------
+    mpirun noticed that process rank 1 with PID 0 on node vm exited on signal 9 (Killed).
+    --------------------------------------------------------------------------
+    """
+
+  func testARankFailureRestartsUnlessAStopWasRequested() {
+    XCTAssertEqual(JobSupervisor.verdict(status: 137, stderr: Self.killed, stopRequested: false, controlStop: false), .rankFailed)
+    // a stop asked for through the control page is final, also when a rank then dies
+    guard case .done(let status, let summary) = JobSupervisor.verdict(status: 137, stderr: Self.killed, stopRequested: false, controlStop: true) else {
+      return XCTFail("restarted after a requested stop")
+    }
+    XCTAssertEqual(status, 137)
+    XCTAssertTrue(summary.contains("a requested stop is final"), summary)
+    XCTAssertEqual(JobSupervisor.verdict(status: 137, stderr: Self.killed, stopRequested: true, controlStop: false),
+                   .done(status: 137, summary: "stopped on request"))
+  }
+
+  func testAHungJobRestartsUnlessAStopWasRequested() {
+    // ranks killed for a hang may print anything (here: a setup-like error line); still a restart
+    let killedMidStep = "tptrain: error: MPI_Sendrecv failed\n" + Self.killed
+    XCTAssertEqual(JobSupervisor.verdict(status: 137, stderr: killedMidStep, stopRequested: false, controlStop: false, hung: true),
+                   .rankFailed)
+    guard case .done(137, let summary) = JobSupervisor.verdict(status: 137, stderr: Self.killed, stopRequested: false, controlStop: true, hung: true) else {
+      return XCTFail("a hung job was restarted after a requested stop")
+    }
+    XCTAssertTrue(summary.contains("a requested stop is final"), summary)
+    XCTAssertEqual(JobSupervisor.verdict(status: 137, stderr: Self.killed, stopRequested: true, controlStop: false, hung: true),
+                   .done(status: 137, summary: "stopped on request"))
+  }
+
+  func testCleanEndsAndErrorsAreNotRestarted() {
+    XCTAssertEqual(JobSupervisor.verdict(status: 0, stderr: "", stopRequested: false, controlStop: false),
+                   .done(status: 0, summary: "finished"))
+    XCTAssertEqual(JobSupervisor.verdict(status: 1, stderr: "tptrain: SIGTERM received: stopped at step 4 after checkpoint ck", stopRequested: true, controlStop: false),
+                   .done(status: 0, summary: "stopped on request after a checkpoint"))
+    guard case .done(3, let nonFinite) = JobSupervisor.verdict(status: 3, stderr: "tptrain: error: non-finite loss nan / gradient norm nan at step 2: stopped", stopRequested: false, controlStop: false) else {
+      return XCTFail("a non-finite loss was restarted")
+    }
+    XCTAssertTrue(nonFinite.contains("non-finite"), nonFinite)
+    XCTAssertEqual(JobSupervisor.verdict(status: 1, stderr: "tptrain: error: --lr must be a finite number > 0, not -1", stopRequested: false, controlStop: false),
+                   .done(status: 1, summary: "tptrain failed during setup; not restarting"))
+  }
+
   func testExecutableLookup() {
     XCTAssertEqual(Executables.resolve("/x/y"), "/x/y")
     XCTAssertEqual(Executables.resolve("sh"), Executables.find("sh", nextToSelf: false))

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import JobSchema
 import TestSupport
 import XCTest
 
@@ -59,7 +60,7 @@ final class ControlTests: XCTestCase {
   }
 
   func testLivenessJudgement() {
-    func rank(_ s: RankState?, alive: Bool = true, age: Double = 0.1, attached: Bool = true) -> RankStatus {
+    func rank(_ s: RunState?, alive: Bool = true, age: Double = 0.1, attached: Bool = true) -> RankStatus {
       RankStatus(
         rank: 0, attached: attached, pid: 1, host: "h", localRank: 0, heartbeatAge: age, state: s, writeIndex: 0,
         lastStep: 0, ackedState: .run, ackedStep: 0, checkpointsSaved: 0, lastCheckpointStep: 0, pidAlive: alive)
@@ -69,7 +70,8 @@ final class ControlTests: XCTestCase {
     XCTAssertEqual(judge([rank(.paused), rank(.paused)]), .paused)
     XCTAssertEqual(judge([rank(.finished), rank(.finished, alive: false, age: 100)]), .finished)
     XCTAssertEqual(judge([rank(.running), rank(.failed)]), .failed)
-    XCTAssertEqual(judge([rank(.running), rank(.running, alive: false, age: 10)]), .stale)
+    // A rank whose process vanished without finishing: the job failed (one word everywhere).
+    XCTAssertEqual(judge([rank(.running), rank(.running, alive: false, age: 10)]), .failed)
     // Old heartbeat but the process lives (e.g. a very long step): not stale.
     XCTAssertEqual(judge([rank(.running, alive: true, age: 100)]), .running)
     // Process gone but heartbeat fresh: not yet stale.
@@ -82,6 +84,74 @@ final class ControlTests: XCTestCase {
   private func tool() throws -> String {
     guard let t = ToolPaths.debug else { throw MissingTool.error("the tptop executable next to the tests (swift build --product tptop)") }
     return t
+  }
+
+  /// Starts the synthetic job process for `job`: 2 ranks, t=2, a step every 5 ms, obeying the
+  /// control page.
+  private func startSynthetic(_ tool: String, _ job: String) throws -> Process {
+    try startTool(tool, ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "100000", "--step-ms", "5"])
+  }
+
+  /// Overwrites `count` bytes of job `job`'s segment at `offset` with 0xFF.
+  private func damage(_ job: String, offset: Int, count: Int) throws {
+    let fd = open("/dev/shm/tptop." + job, O_RDWR)
+    guard fd >= 0 else { throw TelemetryError.system(call: "open", job: job, errno: errno) }
+    defer { close(fd) }
+    let junk = [UInt8](repeating: 0xFF, count: count)
+    XCTAssertEqual(junk.withUnsafeBytes { pwrite(fd, $0.baseAddress, count, off_t(offset)) }, count)
+  }
+
+  /// A running synthetic job whose segment then gets `count` bytes of 0xFF at `offset`; the job
+  /// is ended and its segment removed at teardown.
+  private func damagedJob(_ tag: String, offset: Int, count: Int) throws -> (tool: String, job: String, process: Process) {
+    let tool = try tool()
+    let job = uniqueJob(tag)
+    let proc = try startSynthetic(tool, job)
+    addTeardownBlock {
+      if proc.isRunning { proc.terminate() }
+      removeJob(job)
+    }
+    XCTAssertTrue(eventually { (attachWhenReady(job)?.rankStatus(1).lastStep ?? 0) >= 3 })
+    try damage(job, offset: offset, count: count)
+    return (tool, job, proc)
+  }
+
+  func testAZombieCountsAsGone() throws {
+    // a child that has exited but is not reaped yet: kill(pid, 0) still finds it
+    var pid: pid_t = 0
+    let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+    defer { free(argv[0]) }
+    XCTAssertEqual(posix_spawn(&pid, "/bin/true", nil, nil, argv, environ), 0)
+    XCTAssertTrue(eventually { processState(pid) == "Z" })
+    XCTAssertEqual(kill(pid, 0), 0)
+    XCTAssertFalse(processAlive(pid))
+    var status: Int32 = 0
+    XCTAssertEqual(waitpid(pid, &status, 0), pid)
+    XCTAssertFalse(processAlive(pid))
+    XCTAssertTrue(processAlive(getpid()))
+    XCTAssertEqual(processState(getpid()), "R")
+  }
+
+  func testDamagedDescriptionStillTakesStopAndIsCollectedOnceGone() throws {
+    // the shard table (the job description after the header) is garbage: new readers refuse it
+    let (tool, job, proc) = try damagedJob("damaged", offset: SegmentLayout.Header.size, count: 256)
+    XCTAssertThrowsError(try JobReader(job: job))
+    // but stop needs only the header and the control page
+    let stop = try runTool(tool, ["stop", job])
+    XCTAssertEqual(stop.status, 0, stop.stderr)
+    XCTAssertTrue(eventually { !proc.isRunning })
+    let gc = try runTool(tool, ["gc", job])
+    XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(job)"), gc.stdout)
+  }
+
+  func testCorruptHeaderIsCollectedWhenNoProcessMapsIt() throws {
+    let (tool, job, proc) = try damagedJob("corrupt", offset: SegmentLayout.Header.worldSize, count: 4)
+    XCTAssertThrowsError(try JobReader(job: job, requireDescription: false))
+    // its writer still maps it: kept
+    XCTAssertFalse(try runTool(tool, ["gc", job]).stdout.contains("removed"))
+    kill(proc.processIdentifier, SIGKILL)
+    proc.waitUntilExit()
+    XCTAssertTrue(try runTool(tool, ["gc", job]).stdout.contains("removed /dev/shm/tptop.\(job)"))
   }
 
   func testPauseResumeCheckpointStopFromTheCommandLine() throws {
@@ -195,8 +265,8 @@ final class ControlTests: XCTestCase {
     XCTAssertEqual(last["type"] as? String, "step")
     XCTAssertEqual(last["step"] as? Int, 12)
     XCTAssertEqual((last["allreduce_hist"] as? [Int])?.count, 16)
-    let expected = SyntheticJob.plausibleRecord(step: 12, rank: 1, model: TelemetryModelInfo(
-      layers: 4, heads: 4, channels: 64, vocab: 50257, paddedVocab: 50304, maxSeq: 256, batch: 4, seq: 64, preset: "synthetic"))
+    let expected = SyntheticJob.plausibleRecord(step: 12, rank: 1, model: ModelShape(
+      layers: 4, heads: 4, channels: 64, vocab: 50257, paddedVocab: 50304, maxSeq: 256, batch: 4, seq: 64))
     XCTAssertEqual(last["step_ns"] as? Int, Int(expected.stepNs))
     XCTAssertEqual((last["loss"] as? Double).map { Float($0) }, expected.loss)
 
@@ -227,7 +297,7 @@ final class ControlTests: XCTestCase {
     XCTAssertThrowsError(try JobReader(job: job))
   }
 
-  func testKilledJobIsStaleAndCollected() throws {
+  func testKilledJobIsFailedAndCollected() throws {
     let tool = try tool()
     let job = uniqueJob("stale")
     defer { removeJob(job) }
@@ -236,9 +306,9 @@ final class ControlTests: XCTestCase {
     kill(proc.processIdentifier, SIGKILL)
     proc.waitUntilExit()
     reader.staleAfter = 0.2
-    XCTAssertTrue(eventually(5) { reader.state() == .stale })
+    XCTAssertTrue(eventually(5) { reader.state() == .failed })
     let ls = try runTool(tool, ["ls", "--stale-after", "0.2"])
-    XCTAssertTrue(ls.stdout.split(separator: "\n").contains { $0.hasPrefix(job + " ") && $0.contains("stale") }, ls.stdout)
+    XCTAssertTrue(ls.stdout.split(separator: "\n").contains { $0.hasPrefix(job + " ") && $0.contains("failed") && $0.contains("rank") }, ls.stdout)
     let gc = try runTool(tool, ["gc", "--stale-after", "0.2", job])
     XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(job)"), gc.stdout)
   }

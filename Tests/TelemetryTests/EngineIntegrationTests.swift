@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import JobSchema
 import TestSupport
 import XCTest
 
@@ -28,14 +29,14 @@ final class EngineIntegrationTests: XCTestCase {
   }
 
   /// Starts `mpirun -np 2 tptrain --model tiny --tp 2 ...` for job `job`.
-  private func launch(_ job: String, steps: Int) throws -> Process {
+  private func launch(_ job: String, steps: Int, extra: [String] = []) throws -> Process {
     let (mpirun, tptrain) = try tools()
     let p = Process()
     p.executableURL = URL(fileURLWithPath: mpirun)
     p.arguments = [
       "--oversubscribe", "-np", "2", tptrain, "--model", "tiny", "--tp", "2", "--batch", "2", "--seq", "16",
       "--steps", "\(steps)", "--job", job, "--quiet", "--threads", "1", "--checkpoint-dir", checkpointDir.path,
-    ]
+    ] + extra
     var env = ProcessInfo.processInfo.environment
     env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
     env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
@@ -73,7 +74,7 @@ final class EngineIntegrationTests: XCTestCase {
     XCTAssertEqual(r.info.tp, 2)
     XCTAssertEqual(r.info.dp, 1)
     XCTAssertEqual(r.info.totalSteps, 12)
-    XCTAssertEqual(r.info.model.preset, "tiny")
+    XCTAssertEqual(r.info.preset, "tiny")
     XCTAssertEqual(r.info.model.batch, 2)
     XCTAssertEqual(r.info.model.seq, 16)
     let qkv = try XCTUnwrap(r.info.shards.first { $0.name == "qkvw" })
@@ -104,13 +105,20 @@ final class EngineIntegrationTests: XCTestCase {
     }
   }
 
-  func testPauseResumeCheckpointAndStopThroughTheControlPage() throws {
-    let job = uniqueJob("steer")
-    defer { removeJob(job) }
-    let p = try launch(job, steps: 1_000_000)
-    defer { if p.isRunning { p.terminate() } }
+  /// Starts an endless 2-rank job, attaches, and waits until every rank has passed `step`; the job
+  /// is ended and its segment removed when the test ends.
+  private func startEndlessJob(_ tag: String, pastStep step: Int, extra: [String] = []) throws -> (Process, JobReader) {
+    let job = uniqueJob(tag)
+    addTeardownBlock { removeJob(job) }
+    let p = try launch(job, steps: 1_000_000, extra: extra)
+    addTeardownBlock { if p.isRunning { p.terminate() } }
     let r = try XCTUnwrap(attachWhenReady(job, timeout: 60))
-    XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.lastStep >= 3 } })
+    XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.lastStep >= step } })
+    return (p, r)
+  }
+
+  func testPauseResumeCheckpointAndStopThroughTheControlPage() throws {
+    let (p, r) = try startEndlessJob("steer", pastStep: 3)
 
     // Pause: both ranks stop at the same step boundary.
     try r.request(.pause)
@@ -159,14 +167,23 @@ final class EngineIntegrationTests: XCTestCase {
     XCTAssertFalse(polls[0].events.first { $0.kind == .checkpointSaved }?.text.isEmpty ?? true)
   }
 
-  /// The budget: a paused job sleeps, using at most 2 % of one core in total.
+  /// A stop through the control page is a clean end: with checkpointing on, the last step is
+  /// checkpointed, as on SIGTERM.
+  func testGracefulStopWritesAFinalCheckpoint() throws {
+    let (p, r) = try startEndlessJob("stopck", pastStep: 3, extra: ["--checkpoint-every", "100000"])
+    try r.request(.stop)
+    XCTAssertTrue(waitExit(p))
+    XCTAssertEqual(p.terminationStatus, 0)
+    let stoppedAt = r.rankStatus(0).lastStep
+    XCTAssertEqual(r.rankStatus(0).lastCheckpointStep, stoppedAt)
+    let name = String(format: "step_%08d", stoppedAt)
+    XCTAssertTrue(FileManager.default.fileExists(atPath: checkpointDir.appendingPathComponent(name + "/manifest.json").path),
+                  "no checkpoint \(name) in \((try? FileManager.default.contentsOfDirectory(atPath: checkpointDir.path)) ?? [])")
+  }
+
+  /// The budget: a paused job sleeps, using at most 2 % of one core in total.
   func testPausedJobSleeps() throws {
-    let job = uniqueJob("sleep")
-    defer { removeJob(job) }
-    let p = try launch(job, steps: 1_000_000)
-    defer { if p.isRunning { p.terminate() } }
-    let r = try XCTUnwrap(attachWhenReady(job, timeout: 60))
-    XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.lastStep >= 2 } })
+    let (p, r) = try startEndlessJob("sleep", pastStep: 2)
     try r.request(.pause)
     XCTAssertTrue(eventually(20) { r.ranks().allSatisfy { $0.state == .paused } })
     usleep(200_000)

@@ -1,4 +1,5 @@
 import Glibc
+import JobSchema
 import XCTest
 
 @testable import Telemetry
@@ -93,6 +94,32 @@ final class RoundTripTests: XCTestCase {
     }
   }
 
+  func testEncoderWritesEveryStepFieldAtItsLayoutOffset() {
+    typealias S = SegmentLayout.Slot
+    // Every field of StepMetrics has a place: a field added without one fails here.
+    let placed = StepFields.integers.count + StepFields.floats.count + StepFields.words.count + 1  // + histogram
+    XCTAssertEqual(Mirror(reflecting: StepMetrics()).children.count, placed)
+    var m = StepMetrics()
+    for (i, f) in StepFields.integers.enumerated() { m[keyPath: f.field] = 100 + i }
+    for (i, f) in StepFields.floats.enumerated() { m[keyPath: f.field] = 0.5 + Float(i) }
+    for (i, f) in StepFields.words.enumerated() { m[keyPath: f.field] = 1_000_000_007 &* UInt64(i + 1) }
+    for b in 0..<LatencyHistogram.bucketCount { m.allReduceHistogram[b] = UInt32(7 * b + 1) }
+    let p = UnsafeMutableRawPointer.allocate(byteCount: S.payloadSize, alignment: 8)
+    defer { p.deallocate() }
+    RecordCodec.encode(m, timestampNs: 4242, rank: 3, into: p)
+    func load<T>(_ offset: Int, _ t: T.Type) -> T { p.load(fromByteOffset: offset - S.payload, as: T.self) }
+    XCTAssertEqual(load(S.kind, UInt32.self), S.Kind.step)
+    XCTAssertEqual(load(S.timestampNs, UInt64.self), 4242)
+    XCTAssertEqual(load(S.rank, UInt32.self), 3)
+    for f in StepFields.integers { XCTAssertEqual(load(f.offset, Int64.self), Int64(m[keyPath: f.field]), "offset \(f.offset)") }
+    for f in StepFields.floats { XCTAssertEqual(load(f.offset, Float.self), m[keyPath: f.field], "offset \(f.offset)") }
+    for f in StepFields.words { XCTAssertEqual(load(f.offset, UInt64.self), m[keyPath: f.field], "offset \(f.offset)") }
+    for b in 0..<LatencyHistogram.bucketCount { XCTAssertEqual(load(S.histogram + 4 * b, UInt32.self), m.allReduceHistogram[b]) }
+    guard case .record(.step(let r)) = RecordCodec.decode(UnsafeRawPointer(p), index: 9) else { return XCTFail("not a step") }
+    XCTAssertEqual(r.metrics, m)
+    XCTAssertEqual(r.index, 9)
+  }
+
   func testStepAndEventRecordsRoundTrip() throws {
     let job = uniqueJob("rec")
     defer { removeJob(job) }
@@ -102,7 +129,7 @@ final class RoundTripTests: XCTestCase {
     let reader = try JobReader(job: job)
     var rec = SyntheticJob.plausibleRecord(step: 7, rank: 0, model: w.info.model)
     rec.timestampNs = 123
-    rec.setBucket(15, 99)
+    rec.allReduceHistogram[15] = 99
     r0.writeStep(rec)
     r0.writeEvent(.checkpointSaved, step: 7, text: "/tmp/ckpt/step7 ✓")
     r1.writeEvent(.error, step: 3, text: String(repeating: "é", count: 300))
@@ -134,7 +161,8 @@ final class RoundTripTests: XCTestCase {
     XCTAssertEqual(got.timestampNs, 123)
     XCTAssertEqual(got.rank, 0)
     XCTAssertEqual(got.index, 0)
-    for b in 0..<16 { XCTAssertEqual(got.bucket(b), rec.bucket(b)) }
+    for b in 0..<16 { XCTAssertEqual(got.allReduceHistogram[b], rec.allReduceHistogram[b]) }
+    XCTAssertEqual(got.metrics, rec.metrics)
     XCTAssertEqual(polls[0].events, [{ var e = EventRecord(kind: .checkpointSaved, step: 7, text: "/tmp/ckpt/step7 ✓"); e.index = 1; e.timestampNs = polls[0].events.first?.timestampNs ?? 0; return e }()])
     XCTAssertEqual(polls[1].events.count, 1)
     XCTAssertEqual(polls[1].events[0].rank, 1)

@@ -1,11 +1,12 @@
 import Glibc
+import JobSchema
 import XCTest
 
 @testable import Telemetry
 
 /// The stall judgement: which rank a job is stuck on, from the ranks' headers.
 final class StallTests: XCTestCase {
-  private func rank(_ r: Int, age: Double, waiting: CollectiveWait? = nil, state: RankState = .running,
+  private func rank(_ r: Int, age: Double, waiting: CollectiveWait? = nil, state: RunState = .running,
                     attached: Bool = true) -> RankStatus {
     RankStatus(
       rank: r, attached: attached, pid: 1, host: "h", localRank: r, heartbeatAge: age, state: state, writeIndex: 0,

@@ -1,3 +1,4 @@
+import JobSchema
 import XCTest
 import Telemetry
 

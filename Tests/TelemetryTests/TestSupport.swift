@@ -1,4 +1,5 @@
 import Glibc
+import JobSchema
 import XCTest
 
 @testable import Telemetry
@@ -41,10 +42,9 @@ func readRawSegment(job: String) throws -> [UInt8] {
 func removeJob(_ job: String) { shm_unlink("/tptop." + job) }
 
 func smallDescription(_ job: String, worldSize: Int = 2, tp: Int = 2) -> JobDescription {
-  let model = TelemetryModelInfo(
-    layers: 2, heads: 4, channels: 64, vocab: 100, paddedVocab: 128, maxSeq: 32, batch: 2, seq: 16,
-    preset: "tiny")
+  let model = ModelShape(
+    layers: 2, heads: 4, channels: 64, vocab: 100, paddedVocab: 128, maxSeq: 32, batch: 2, seq: 16)
   return JobDescription(
-    name: job, model: model, worldSize: worldSize, tp: tp, dp: worldSize / tp, totalSteps: 10,
+    name: job, model: model, preset: "tiny", worldSize: worldSize, tp: tp, dp: worldSize / tp, totalSteps: 10,
     shards: SyntheticJob.gpt2Shards(model: model, tp: tp))
 }

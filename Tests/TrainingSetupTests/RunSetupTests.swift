@@ -124,6 +124,57 @@ final class RunSetupTests: XCTestCase {
                    "--checkpoint-every and --keep-checkpoints must be ≥ 0 (got 0, -1)")
   }
 
+  // MARK: Numeric flags
+
+  func testEveryNumericFlagIsRangeChecked() throws {
+    // one case a line: the arguments, then the one line they must be refused with
+    let refused = """
+      --lr=-1  →  --lr must be a finite number > 0, not -1
+      --lr nan  →  --lr must be a finite number > 0, not nan
+      --lr inf  →  --lr must be a finite number > 0, not inf
+      --beta1 1.5  →  --beta1 must be a finite number ≥ 0 and < 1, not 1.5
+      --beta2 1  →  --beta2 must be a finite number ≥ 0 and < 1, not 1
+      --eps 0  →  --eps must be a finite number > 0, not 0
+      --weight-decay=-1  →  --weight-decay must be a finite number ≥ 0, not -1
+      --warmup=-5  →  --warmup must be ≥ 0, not -5
+      --grad-clip=-1  →  --grad-clip must be a finite number ≥ 0, not -1
+      --lr-min-frac 5  →  --lr-min-frac must be a finite number between 0 and 1, not 5
+      --steps -3  →  --steps must be ≥ 0, not -3
+      --batch 0  →  --batch must be ≥ 1, not 0
+      --seq 0  →  --seq must be ≥ 1, not 0
+      --layers 0  →  --layers must be ≥ 1, not 0
+      --tp 0  →  --tp must be ≥ 1, not 0
+      --checkpoint-every -2  →  --checkpoint-every must be ≥ 0, not -2
+      --shard-stats-every -1  →  --shard-stats-every must be ≥ 0, not -1
+      --threads 0  →  --threads must be ≥ 1, not 0
+      """
+    for parts in refused.split(separator: "\n").map({ $0.components(separatedBy: "  →  ") }) {
+      let args = parts[0].split(separator: " ").map(String.init)
+      let parsed = try RunSetup.parse(RunSetup.joiningNegativeNumbers(args))
+      XCTAssertEqual(message { try parsed.validateNumbers() }, parts[1], "\(args)")
+    }
+    XCTAssertNoThrow(try setup("--lr", "1e-3", "--beta1", "0", "--lr-min-frac", "1", "--steps", "0", "--grad-clip", "0").validateNumbers())
+    XCTAssertNoThrow(try setup().validateNumbers())
+  }
+
+  func testNegativeNumbersAfterASpaceAreJoinedToTheirOption() throws {
+    XCTAssertEqual(RunSetup.joiningNegativeNumbers(["--steps", "-3", "--lr", "1e-3", "-b", "4", "--quiet", "--warmup", "-inf", "-t", "-2"]),
+                   ["--steps=-3", "--lr", "1e-3", "-b", "4", "--quiet", "--warmup=-inf", "-t=-2"])
+    XCTAssertEqual(try RunSetup.parse(RunSetup.joiningNegativeNumbers(["-b", "-3"])).batch, -3)
+    // not numbers: left for the parser (an option after an option stays an option)
+    XCTAssertEqual(RunSetup.joiningNegativeNumbers(["--data", "--quiet", "--job", "-x"]), ["--data", "--quiet", "--job", "-x"])
+    XCTAssertEqual(try RunSetup.parse(RunSetup.joiningNegativeNumbers(["--steps", "-3"])).steps, -3)
+  }
+
+  func testNonFinitePolicy() throws {
+    let settings = try setup().settings(resumed: nil, config: try GPTConfig.preset("tiny"))
+    XCTAssertEqual(try setup().trainingOptions(settings: settings, resumed: nil).onNonFinite, .stop)
+    let skip = try setup("--on-nonfinite", "skip-step", "--fault-nonfinite-at", "3")
+    XCTAssertEqual(skip.trainingOptions(settings: settings, resumed: nil).onNonFinite, .skipStep)
+    XCTAssertEqual(skip.trainingOptions(settings: settings, resumed: nil).faultNonFiniteAtStep, 3)
+    XCTAssertThrowsError(try setup("--on-nonfinite", "ignore"))
+  }
+
   // MARK: Checkpoints and files
 
   func testCheckpointDirectory() throws {

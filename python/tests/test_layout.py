@@ -10,8 +10,8 @@ from support import REPO
 from tptop_telemetry import layout as L
 
 
-def source(*path):
-    with open(os.path.join(REPO, "Sources", "Telemetry", *path)) as f:
+def source(*path, module="Telemetry"):
+    with open(os.path.join(REPO, "Sources", module, *path)) as f:
         return f.read()
 
 
@@ -83,11 +83,12 @@ class LayoutTests(unittest.TestCase):
             self.assertEqual(eval(m.group(1).replace("_", "")), py, name)  # "1 << 20" and plain numbers
 
     def test_enumerations_match(self):
-        text = source("JobTypes.swift")
-        rank = re.search(r"enum RankState[^{]*\{\s*case ([^\n]+)", text).group(1)
+        states = source("States.swift", module="JobSchema")  # the job's vocabulary
+        rank = re.search(r"enum RunState[^{]*\{\s*case ([^\n]+)", states).group(1)
         self.assertEqual([c.split("=")[0].strip() for c in rank.split(",")], list(L.RANK_STATES))
-        desired = re.search(r"enum DesiredState[^{]*\{\s*case ([^\n]+)", text).group(1)
+        desired = re.search(r"enum DesiredState[^{]*\{\s*case ([^\n]+)", states).group(1)
         self.assertEqual([c.split("=")[0].strip() for c in desired.split(",")], list(L.DESIRED_STATES))
+        text = source("JobTypes.swift")
         events = re.search(r"enum EventKind[^{]*\{\s*case ([^\n]+)", text).group(1)
         values = [int(c.split("=")[1]) for c in events.split(",")]
         self.assertEqual(values, sorted(L.EVENT_KINDS.values()))

@@ -143,7 +143,7 @@ class Slot:
     STATS_CAPACITY = 17
 
 
-# Enumerations (Sources/Telemetry/JobTypes.swift).
+# Enumerations (Sources/JobSchema/States.swift; event kinds in Sources/Telemetry/JobTypes.swift).
 RANK_STATES = ("starting", "running", "paused", "checkpointing", "finished", "failed")
 DESIRED_STATES = ("run", "pause", "stop")
 EVENT_KINDS = {"checkpoint_saved": 1, "paused": 2, "resumed": 3, "stopped": 4,

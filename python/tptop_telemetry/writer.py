@@ -187,7 +187,7 @@ class RankWriter:
     # Header
 
     def heartbeat(self):
-        """Stores a fresh heartbeat (readers judge a silent rank whose pid is gone stale)."""
+        """Stores a fresh heartbeat (readers judge a silent rank whose pid is gone failed)."""
         self._set(R.HEARTBEAT_NS, time.monotonic_ns())
 
     def set_state(self, state):

@@ -1,4 +1,5 @@
 import Foundation
+import JobSchema
 
 /// View 3: rank × time heat maps of all-reduce latency and of compute utilization.
 enum CommView {

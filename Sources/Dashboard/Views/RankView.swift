@@ -1,4 +1,5 @@
 import Foundation
+import JobSchema
 
 /// View 2: one rank in depth — step-time split over time, memory by category, all-reduce
 /// latency histogram.
@@ -120,8 +121,8 @@ enum RankView {
     g.box(rect, title: "all-reduce latency, last \(window.count) steps")
     let inner = rect.inset(1)
     guard inner.height > 0 else { return }
-    var counts = Array(repeating: 0.0, count: 16)
-    for s in window { for (i, c) in s.allReduceHistogram.prefix(16).enumerated() { counts[i] += Double(c) } }
+    var counts = Array(repeating: 0.0, count: LatencyHistogram.bucketCount)
+    for s in window { for i in counts.indices { counts[i] += Double(s.allReduceHistogram[i]) } }
     guard let lo = counts.firstIndex(where: { $0 > 0 }), let hi = counts.lastIndex(where: { $0 > 0 }) else {
       g.put("no all-reduces yet", x: inner.x + 1, y: inner.y, style: .dim)
       return

@@ -36,7 +36,7 @@ enum ShardsView {
     let fixed = nameW + shapeW + 11 + 8
     // One slice column per TP rank while they fit.
     // Slice columns as wide as the longest description, within an equal share of the room.
-    let longest = tensors.flatMap { $0.descriptions }.map { $0.unicodeScalars.count }.max() ?? 10
+    let longest = tensors.flatMap { $0.rankDescriptions }.map { $0.unicodeScalars.count }.max() ?? 10
     let share = (inner.width - fixed) / max(1, job.tp) - 1
     let sliceW = max(10, min(longest, share))
     let shown = max(0, min(job.tp, (inner.width - fixed) / (sliceW + 1)))
@@ -61,10 +61,10 @@ enum ShardsView {
       var x = inner.x
       g.put(Format.fit(t.name, nameW), x: x, y: y, style: style); x += nameW
       g.put(Format.fit(shapeText(t.shape), shapeW), x: x, y: y, style: style); x += shapeW
-      g.put(Format.fit(t.split.label, 11), x: x, y: y, style: ti == sel ? .selection : (t.split == .replicated ? .dim : .accent)); x += 11
+      g.put(Format.fit(t.split.name, 11), x: x, y: y, style: ti == sel ? .selection : (t.split == .replicated ? .dim : .accent)); x += 11
       g.put(Format.fit(Format.bytes(Double(t.localBytes(tp: 0))), 8, right: true), x: x, y: y, style: style); x += 9
       for tp in 0..<shown {
-        let d = t.descriptions[safe: tp] ?? "–"
+        let d = t.rankDescriptions[safe: tp] ?? "–"
         g.put(Format.fit(d, sliceW), x: x, y: y, style: ti == sel ? .selection : .rank(tp), maxWidth: inner.maxX - x)
         x += sliceW + 1
       }
@@ -87,14 +87,14 @@ enum ShardsView {
   static func drawDetail(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect, _ sel: Int) {
     let job = m.history.job
     let t = job.tensors[sel]
-    g.box(r, title: "\(t.name) \(shapeText(t.shape)) \(t.split.label)")
+    g.box(r, title: "\(t.name) \(shapeText(t.shape)) \(t.split.name)")
     let inner = r.inset(1)
     guard inner.height > 0 else { return }
     let hasStats = (0..<job.worldSize).contains { m.history.stats(tensor: sel, rank: $0) != nil }
     // the norm columns (9 cells each) keep their room while the slice text has 12; on a narrow
     // pane they go whole, upd/w first, then |g|, rather than show cut numbers
     let statColumns = hasStats ? min(3, max(0, (inner.width - 5 - 12 - 8) / 9)) : 0
-    let sliceW = max(12, min(inner.width - 13 - 9 * statColumns, (t.descriptions.map { $0.unicodeScalars.count }.max() ?? 10) + 2))
+    let sliceW = max(12, min(inner.width - 13 - 9 * statColumns, (t.rankDescriptions.map { $0.unicodeScalars.count }.max() ?? 10) + 2))
     var header = Format.fit("rank", 5) + Format.fit("slice", sliceW) + Format.fit("bytes", 8, right: true)
     for title in ["|w|", "|g|", "upd/w"].prefix(statColumns) { header += Format.fit(title, 9, right: true) }
     g.put(header, x: inner.x, y: inner.y, style: .title, maxWidth: inner.width)
@@ -103,10 +103,10 @@ enum ShardsView {
     for rank in 0..<min(job.worldSize, max(0, rows)) {
       let (tp, dp) = job.coordinates(ofRank: rank)
       let y = inner.y + 1 + rank
-      var line = Format.fit("r\(rank)", 5) + Format.fit(t.descriptions[safe: tp] ?? "–", sliceW)
+      var line = Format.fit("r\(rank)", 5) + Format.fit(t.rankDescriptions[safe: tp] ?? "–", sliceW)
         + Format.fit(Format.bytes(Double(t.localBytes(tp: tp))), 8, right: true)
       if hasStats, let s = m.history.stats(tensor: sel, rank: rank) {
-        let cells = [Format.value(Double(s.weightNorm)), Format.value(Double(s.gradNorm)), String(format: "%.1e", s.updateRatio)]
+        let cells = [Format.value(Double(s.norms.weightNorm)), Format.value(Double(s.norms.gradNorm)), String(format: "%.1e", s.norms.updateRatio)]
         for c in cells.prefix(statColumns) { line += Format.fit(c, 9, right: true) }
       }
       if job.dp > 1 { line += "  dp\(dp)" }
@@ -134,7 +134,7 @@ enum ShardsView {
     let glyphs = Glyphs.current
     // Owner TP rank of a row/column index along the split dimension, nil when replicated.
     func owner(_ idx: Int) -> Int? {
-      for (tp, ranges) in t.ranges.enumerated() where ranges.contains(where: { $0.contains(idx) }) { return tp }
+      for (tp, ranges) in t.ranks.enumerated() where ranges.contains(where: { $0.contains(idx) }) { return tp }
       return nil
     }
     let splitRows = t.splitDim == rowsDim && rowsDim >= 0

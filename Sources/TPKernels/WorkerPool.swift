@@ -15,14 +15,34 @@ import Synchronization
 
 /// Work split over a pool: every thread runs `run(worker, range)` on its part of 0..<n.
 public protocol RangeJob {
+  /// The work on indices `range` (a part of the job's 0..<n), run by pool thread `worker`
+  /// (0 is the calling thread; use it to pick the thread's scratch).
   func run(_ worker: Int, _ range: Range<Int>)
   /// Calls `run` on the job `job` points to (dispatch for the pool's threads).
   static func invoke(_ job: UnsafeRawPointer, _ worker: Int, _ range: Range<Int>)
 }
 
 extension RangeJob {
+  /// Calls `run` on the job `job` points to.
   public static func invoke(_ job: UnsafeRawPointer, _ worker: Int, _ range: Range<Int>) {
     job.assumingMemoryBound(to: Self.self).pointee.run(worker, range)
+  }
+}
+
+/// Fork-join threads for one rank's training thread: `forEachRange` splits a job's index range
+/// over them and returns when all parts are done. Allocation-free per job.
+/// A job over single indices (rows, elements) whose math is a row function: `run(i)` for every
+/// index of the thread's part. The pool's `forEach` wraps it in a `RangeJob`.
+protocol IndexJob {
+  func run(_ i: Int)
+}
+
+/// The `RangeJob` that runs an `IndexJob` on each index of its range.
+struct EachIndex<Job: IndexJob>: RangeJob {
+  let job: Job
+  @inline(__always)
+  func run(_: Int, _ range: Range<Int>) {
+    for i in range { job.run(i) }
   }
 }
 
@@ -38,6 +58,8 @@ public final class WorkerPool: @unchecked Sendable {
   /// Runs every job on the calling thread; the default of the kernels.
   public static let serial = WorkerPool(threads: 1)
 
+  /// Starts `threads − 1` helper threads (the caller is the last one) and gives every thread
+  /// `scratchFloats` floats of scratch (rounded up to a multiple of 16).
   public init(threads: Int, scratchFloats: Int = 0) {
     self.threads = max(1, threads)
     self.scratchFloats = (scratchFloats + 15) / 16 * 16
@@ -86,6 +108,14 @@ public final class WorkerPool: @unchecked Sendable {
     withUnsafePointer(to: job) { p in
       shared.post(UnsafeRawPointer(p), J.self, split: Split(n: n, align: align, width: w))
     }
+  }
+}
+
+extension WorkerPool {
+  /// `job.run(i)` for every i in 0..<n, split as `forEachRange` splits it.
+  @inline(__always)
+  func forEach<Job: IndexJob>(_ n: Int, align: Int = 1, _ job: Job) {
+    forEachRange(n, align: align, EachIndex(job: job))
   }
 }
 
@@ -185,6 +215,7 @@ private final class WorkerContext {
 
 private func workerMain(_ raw: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
   let context = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
+  AllocationProbe.trackCurrentThread()
   context.board.workerLoop(index: context.index)
   return nil
 }

@@ -1,8 +1,7 @@
 import XCTest
-@testable import TPEngine
+@testable import TPKernels
 
-/// The fused kernels against the unfused ones they replace, and the vectorised AdamW against a
-/// scalar transcription of the update rule.
+/// The fused kernels against the unfused reference kernels they replace.
 final class FusedKernelTests: XCTestCase {
   typealias Buf = LayerGradientTests.Buf
   typealias Rng = LayerGradientTests.Rng
@@ -90,37 +89,4 @@ final class FusedKernelTests: XCTestCase {
       XCTAssertEqual(db[o], s, accuracy: 1e-5)
     }
   }
-
-  func testVectorisedAdamWMatchesTheScalarRule() {
-    var rng = Rng(s: 15)
-    let n = 8 * 600 + 5  // spans two 4096-element blocks and a scalar tail
-    var o = AdamWConfig()
-    o.learningRate = 1e-2; o.weightDecay = 0.1; o.beta1 = 0.8; o.beta2 = 0.95; o.eps = 1e-6
-    let p = Buf(n, &rng), g = Buf(n, &rng), m = Buf(n, &rng, scale: 0.1), v = Buf(n, &rng, scale: 0.1)
-    for i in 0..<n { v[i] = abs(v[i]) }
-    let (p0, m0, v0) = (p.p.toArray(n), m.p.toArray(n), v.p.toArray(n))
-    let (t, lr, scale): (Int, Float, Float) = (3, 1e-2, 0.5)
-    let sums = adamWRange(p.p, g.p, m.p, v.p, n, AdamWConstants(o, lr: lr, t: t, gradScale: scale),
-                          squares: true, stats: true)
-    var (g2, du, w2) = (0.0, 0.0, 0.0)
-    let b1c = 1 - pow(Double(o.beta1), Double(t)), b2c = 1 - pow(Double(o.beta2), Double(t))
-    for i in 0..<n {
-      let gr = Double(g[i]) * Double(scale)
-      let mm = Double(o.beta1) * Double(m0[i]) + (1 - Double(o.beta1)) * gr
-      let vv = Double(o.beta2) * Double(v0[i]) + (1 - Double(o.beta2)) * gr * gr
-      let delta = Double(lr) * ((mm / b1c) / ((vv / b2c).squareRoot() + Double(o.eps)) + Double(o.weightDecay) * Double(p0[i]))
-      XCTAssertEqual(Double(m[i]), mm, accuracy: 1e-6)
-      XCTAssertEqual(Double(v[i]), vv, accuracy: 1e-6)
-      XCTAssertEqual(Double(p[i]), Double(p0[i]) - delta, accuracy: 1e-6)
-      g2 += gr * gr; du += delta * delta
-      w2 += (Double(p0[i]) - delta) * (Double(p0[i]) - delta)
-    }
-    XCTAssertEqual(sums.g2, g2, accuracy: 1e-4 * g2)
-    XCTAssertEqual(sums.du, du, accuracy: 1e-4 * du)
-    XCTAssertEqual(sums.w2, w2, accuracy: 1e-4 * w2)
-  }
-}
-
-extension UnsafeMutablePointer where Pointee == Float {
-  fileprivate func toArray(_ n: Int) -> [Float] { Array(UnsafeBufferPointer(start: self, count: n)) }
 }

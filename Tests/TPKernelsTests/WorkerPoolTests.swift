@@ -1,5 +1,5 @@
 import XCTest
-@testable import TPEngine
+@testable import TPKernels
 
 /// The worker pool splits work exactly once over its threads, survives many fork-joins with
 /// sleeping workers, and every kernel that takes a pool computes what it computes alone.

@@ -1,0 +1,69 @@
+// Megatron's tensor-parallel linear layers (core/tensor_parallel/layers.py) as forward/backward
+// pairs in llm.c's argument order (outputs, inputs, weights, sizes). The communication they
+// call, f and g, lives in Mappings.swift; the math is `matmulForward`/`matmulBackward`.
+
+import TPKernels
+
+/// Column-parallel linear (Megatron's `ColumnParallelLinear`): Y = X·A + b with A (IC,OC) split
+/// by output columns over the TP group, A = [A_1 … A_t], b = [b_1 … b_t] (A is stored transposed,
+/// (OC,IC), so a rank holds a block of its rows). Rank r computes Y_r = X·A_r + b_r, which the next layer (attention on this rank's heads, GELU, a
+/// row-parallel layer, or the vocab-parallel cross-entropy) consumes as it is: no gather.
+///
+///   forward:  f (identity) → out = inp · weightᵀ + bias
+///   backward: dinp = dout · weight, dweight, dbias → f backward (all-reduce of dinp)
+struct ColumnParallelLinear {
+  let tp: TensorParallelMappings
+  let pool: WorkerPool
+
+  /// out (N,OC) = inp (N,IC) · weight (OC,IC)ᵀ + bias (OC, optional), where OC is this rank's
+  /// share of the output features.
+  @inline(__always)
+  func forward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, _ bias: FloatPtr?,
+               _ N: Int, _ IC: Int, _ OC: Int) {
+    tp.copyToTensorParallelForward(inp, N * IC)
+    matmulForward(out, inp, weight, bias, N, IC, OC, pool: pool)
+  }
+
+  /// dinp (N,IC) = the whole input gradient (this rank's part, then summed over the TP group);
+  /// dweight (OC,IC) and dbias (OC, nil when another kernel produces it) are overwritten.
+  @inline(__always)
+  func backward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: FloatPtr?, _ dout: FloatPtr,
+                _ inp: FloatPtr, _ weight: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int) {
+    matmulBackward(dinp, dweight, dbias, dout, inp, weight, N, IC, OC, pool: pool)
+    tp.copyToTensorParallelBackward(dinp, N * IC)
+  }
+}
+
+/// Row-parallel linear (Megatron's `RowParallelLinear`): Y = X·A + b with A (IC,OC) split by
+/// input rows, A = [A_1; …; A_t] (stored transposed, (OC,IC): a block of columns per rank), and
+/// its input already split the same way, X = [X_1 … X_t] (the output of a column-parallel
+/// layer). Rank r computes the partial product X_r·A_r; g sums the partials over the TP group.
+///
+/// The bias is not added here: as with Megatron's `skip_bias_add`, the caller gets it back to
+/// fuse it into what follows. GPT passes it to `residualLayernormForward`, which adds bias and
+/// residual in the sweep of the next LayerNorm; its gradient is the column sums that
+/// `layernormBackward` produces while finishing the residual gradient.
+///
+///   forward:  out = inp · weightᵀ (partial) → g (all-reduce of out)
+///   backward: g backward (identity) → dinp = dout · weight, dweight
+struct RowParallelLinear {
+  let tp: TensorParallelMappings
+  let pool: WorkerPool
+
+  /// out (N,OC) = inp (N,IC) · weight (OC,IC)ᵀ summed over the TP group, where IC is this rank's
+  /// share of the input features; no bias (see the type's comment).
+  @inline(__always)
+  func forward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int) {
+    matmulForward(out, inp, weight, nil, N, IC, OC, pool: pool)
+    tp.reduceFromTensorParallelForward(out, N * OC)
+  }
+
+  /// dinp (N,IC) = dout (N,OC) · weight (this rank's input columns), overwritten; dweight (OC,IC)
+  /// overwritten. dout is the whole output gradient, the same on every rank.
+  @inline(__always)
+  func backward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dout: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr,
+                _ N: Int, _ IC: Int, _ OC: Int) {
+    tp.reduceFromTensorParallelBackward(dout, N * OC)
+    matmulBackward(dinp, dweight, nil, dout, inp, weight, N, IC, OC, pool: pool)
+  }
+}

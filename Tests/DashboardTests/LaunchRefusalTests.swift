@@ -1,0 +1,31 @@
+import Foundation
+import JobControl
+import Telemetry
+import XCTest
+
+/// `tptop launch --job NAME` while a segment NAME exists: refused before anything starts, with
+/// the fix in the message, and the existing job's log left alone.
+final class LaunchRefusalTests: XCTestCase {
+  func testExistingJobNameIsRefusedAndItsLogKept() throws {
+    let job = "launch-dup-\(getpid())"
+    let logDir = NSTemporaryDirectory() + job
+    try FileManager.default.createDirectory(atPath: logDir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: logDir) }
+    setenv("TPTOP_LOG_DIR", logDir, 1)
+    defer { unsetenv("TPTOP_LOG_DIR") }
+    try Data("the running job's output\n".utf8).write(to: URL(fileURLWithPath: LogFiles.path(job: job)))
+
+    let synthetic = try SyntheticJob(job: job, worldSize: 2, tp: 2, totalSteps: 100)
+    defer { try? synthetic.remove() }
+    synthetic.advance(steps: 3)
+    let plan = LaunchPlan(np: 2, tp: 2, dp: 1, hostfile: nil, job: job, trainArguments: [])
+    XCTAssertThrowsError(try Launcher.start(plan)) { error in
+      XCTAssertTrue("\(error)".contains("already running") && "\(error)".contains("tptop stop \(job)"), "\(error)")
+    }
+    synthetic.finish()
+    XCTAssertThrowsError(try Launcher.start(plan)) { error in
+      XCTAssertTrue("\(error)".contains("already exists (finished)") && "\(error)".contains("tptop gc \(job)"), "\(error)")
+    }
+    XCTAssertEqual(try String(contentsOfFile: LogFiles.path(job: job), encoding: .utf8), "the running job's output\n")
+  }
+}
