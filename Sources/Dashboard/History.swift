@@ -1,6 +1,7 @@
 import Foundation
 import JobControl
 import JobSchema
+import Telemetry
 
 // Data collection: what the sampler keeps between polls. One ring of step samples per rank, the
 // event list, the latest per-shard statistics and the log tail. Views read it; only `ingest`
@@ -103,6 +104,8 @@ public final class JobHistory {
   public private(set) var culprit: (rank: Int, text: String)?
   /// Wall time of the last poll.
   public private(set) var lastPoll: Double = 0
+  /// The rank the job is stuck on while the others wait for it, if any.
+  public private(set) var stall: StallDiagnosis?
   /// The last step of the incarnation a supervisor replaced: a failure read from the log after
   /// the restart is dated there, not at the new incarnation's step.
   private var failedIncarnationStep: Int?
@@ -113,6 +116,11 @@ public final class JobHistory {
     samples = (0..<job.worldSize).map { _ in HistoryRing(capacity: JobHistory.samplesPerRank) }
     lost = Array(repeating: 0, count: job.worldSize)
     log = job.logPath.map { LogTail(path: $0) }
+  }
+
+  /// What makes a stall new: the rank, who waits, and in which collective (not how long).
+  static func stallKey(_ s: StallDiagnosis) -> String {
+    "\(s.rank)/\(s.waitingRanks)/\(s.collective?.description ?? "")"
   }
 
   /// Adds an event raised by the dashboard itself (control requests, failures).
@@ -154,6 +162,13 @@ public final class JobHistory {
     for s in p.shardStats { shardStats[s.tensor &* 1024 &+ s.rank] = s; changed = true }
     if p.desired != desired { desired = p.desired; changed = true }
     if p.alive != alive { alive = p.alive; changed = true }
+    if p.stall.map(Self.stallKey) != stall.map(Self.stallKey) {
+      if let s = p.stall { events.append(JobEvent(kind: .error, rank: s.rank, step: latestStep, wallTime: now, text: "stalled: \(s.description)")) }
+      changed = true
+    } else if p.stall.map({ Int($0.silentSeconds) }) != stall.map({ Int($0.silentSeconds) }) {
+      changed = true
+    }
+    stall = p.stall
     if let log, log.update() {
       changed = true
       findCulprit(log)

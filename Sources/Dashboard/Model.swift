@@ -4,6 +4,7 @@
 // are JobSchema's, the same types the engine reports and the segment stores.
 
 import JobSchema
+import Telemetry
 
 extension RunState {
   /// Lower-case label used in tables (checkpointing is shortened to fit the column).
@@ -139,6 +140,8 @@ public struct SourcePoll: Sendable {
   public var desired: DesiredState = .run
   /// False once the job's segment is gone.
   public var alive: Bool = true
+  /// The rank the job is stuck on while the others wait for it, if any.
+  public var stall: StallDiagnosis? = nil
   /// Set when the source switched to a supervisor's next incarnation: its job name, and the
   /// last step the failed incarnation reached (failures found later are dated there).
   public var restart: (jobName: String, failedAtStep: Int)? = nil

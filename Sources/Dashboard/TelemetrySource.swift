@@ -114,6 +114,7 @@ public final class TelemetrySource: JobSource {
     // An unknown desired-state word shows as run: what the job itself makes of it.
     p.desired = reader.control().desired ?? .run
     p.alive = access(segmentPath, F_OK) == 0
+    p.stall = reader.stallDiagnosis()
     return p
   }
 

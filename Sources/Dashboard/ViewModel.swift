@@ -141,6 +141,7 @@ public struct DashboardModel {
       return ("failed (rank \(h.culprit?.rank ?? f.rank))", .error)
     }
     if !h.alive { return ("gone", .error) }
+    if let s = h.stall { return ("stalled (rank \(s.rank))", .error) }
     if ranks.isEmpty || ranks.allSatisfy({ $0.state == .starting }) { return ("starting", .dim) }
     if ranks.allSatisfy({ $0.state == .finished }) { return done }
     let live = ranks.filter { $0.state != .finished }

@@ -54,9 +54,11 @@ public struct LaunchPlan: Sendable, Equatable {
 
 extension LaunchPlan {
   /// The `tptop supervise` command line that runs this plan and relaunches it from its latest
-  /// checkpoint up to `restarts` times when a rank dies.
-  public func superviseArguments(tptop: String, mpirun: String, tptrain: String, restarts: Int, cores: Int) -> [String] {
+  /// checkpoint up to `restarts` times when a rank dies (or the job hangs for `hangTimeout` s).
+  public func superviseArguments(tptop: String, mpirun: String, tptrain: String, restarts: Int, cores: Int,
+                                 hangTimeout: Double? = nil) -> [String] {
     var a = [tptop, "supervise", "--restart", String(restarts), "--np", String(np), "--mpirun", mpirun, "--tptrain", tptrain]
+    if let h = hangTimeout { a += ["--hang-timeout", String(h)] }
     if let h = hostfile { a += ["--mpirun-arg=--hostfile", "--mpirun-arg=\(h)"] }
     if np > cores && hostfile == nil { a.append("--mpirun-arg=--oversubscribe") }
     a += ["--", "--tp", String(tp), "--dp", String(dp), "--job", job] + trainArguments
@@ -138,7 +140,9 @@ public enum Launcher {
   /// With `restarts` > 0 the job runs under `tptop supervise` (this executable), which
   /// relaunches it from its latest checkpoint when a rank dies.
   /// With `runner` other than mpirun, its command line (`Runner.command(for:)`) starts the job.
-  public static func start(_ plan: LaunchPlan, restarts: Int = 0, runner: Runner = .mpirun) throws -> LaunchedJob {
+  /// `hangTimeout` goes to `tptop supervise --hang-timeout`.
+  public static func start(_ plan: LaunchPlan, restarts: Int = 0, runner: Runner = .mpirun,
+                           hangTimeout: Double? = nil) throws -> LaunchedJob {
     try checkNameFree(plan.job)
     let runnerCommand = try runner.command(for: plan)
     let mpirun = runnerCommand != nil ? "" : Executables.find("mpirun", nextToSelf: false)
@@ -163,7 +167,8 @@ public enum Launcher {
       (program, args) = (command[0], command)
     } else if restarts > 0 {
       program = Executables.currentExecutable
-      args = plan.superviseArguments(tptop: program, mpirun: mpirun, tptrain: tptrain, restarts: restarts, cores: cores)
+      args = plan.superviseArguments(tptop: program, mpirun: mpirun, tptrain: tptrain, restarts: restarts, cores: cores,
+                                     hangTimeout: hangTimeout)
     } else {
       program = mpirun
       args = [mpirun] + plan.mpirunArguments(tptrain: tptrain, root: geteuid() == 0, cores: cores)

@@ -38,6 +38,8 @@ public enum SupervisorEvent: Sendable {
   /// Incarnation `incarnation` (0 = first launch) started with this command line; `job` is its
   /// telemetry job name (nil with --no-telemetry).
   case launched(incarnation: Int, command: [String], job: String?)
+  /// The incarnation made no step progress for the hang timeout; its processes are being ended.
+  case hung(incarnation: Int, report: HangReport)
   /// The incarnation ended with a non-zero status because a rank failed.
   case failed(incarnation: Int, failure: RankFailure, status: Int32)
   /// Relaunching; `resume` is the checkpoint directory passed to --resume (nil: from scratch,
@@ -51,7 +53,7 @@ public enum SupervisorEvent: Sendable {
 public enum IncarnationVerdict: Sendable, Equatable {
   /// The job is over; `status` is the exit status to report.
   case done(status: Int32, summary: String)
-  /// A rank failed: relaunch from the latest checkpoint if restarts remain.
+  /// A rank failed or the job hung: relaunch from the latest checkpoint if restarts remain.
   case rankFailed
 }
 
@@ -80,6 +82,9 @@ public final class JobSupervisor: @unchecked Sendable {
   public var onEvent: (SupervisorEvent) -> Void = { _ in }
   /// Seconds between checks of the running incarnation.
   public var pollInterval: Double = 0.05
+  /// Seconds without step progress after which an incarnation counts as hung and is ended
+  /// (`HangWatch`); nil: the default rule; 0: never (also without telemetry).
+  public var hangTimeout: Double? = nil
 
   private let lock = NSLock()
   private var current: Process?
@@ -149,8 +154,11 @@ public final class JobSupervisor: @unchecked Sendable {
   // MARK: Failure analysis
 
   /// Judges how an incarnation ended: its exit `status` and `stderr`, whether `stop()` was
-  /// called, and whether the job's control page asks for a stop.
-  public static func verdict(status: Int32, stderr: String, stopRequested: Bool, controlStop: Bool) -> IncarnationVerdict {
+  /// called, whether the job's control page asks for a stop, and whether the supervisor ended it
+  /// for a hang (`hung`: restarted like a dead rank unless a stop was requested, whatever the
+  /// killed ranks printed).
+  public static func verdict(status: Int32, stderr: String, stopRequested: Bool, controlStop: Bool,
+                             hung: Bool = false) -> IncarnationVerdict {
     let cleanStop = stderr.contains("received: stopped at step")
     if status == 0 || (stopRequested && cleanStop) {
       return .done(status: 0, summary: cleanStop ? "stopped on request after a checkpoint" : "finished")
@@ -159,6 +167,7 @@ public final class JobSupervisor: @unchecked Sendable {
     if controlStop {
       return .done(status: status, summary: "ended after a stop was requested; not restarting (a requested stop is final)")
     }
+    if hung { return .rankFailed }
     let errors = stderr.split(separator: "\n").filter { $0.hasPrefix("tptrain: error: ") }
     if errors.contains(where: { $0.hasPrefix("tptrain: error: non-finite") }) {
       return .done(status: status, summary: "stopped on a non-finite loss or gradient norm; not restarting (it would recur)")
@@ -226,18 +235,19 @@ public final class JobSupervisor: @unchecked Sendable {
       let args = Self.arguments(arguments, incarnation: incarnation, job: job, resume: resume)
       let command = mpirun + [tptrain] + args
       onEvent(.launched(incarnation: incarnation, command: command, job: job))
-      let (status, stderr) = launch(command)
+      let (status, stderr, hang) = launch(command, incarnation: incarnation, job: job)
       lock.lock()
       let stopped = stopRequested
       lock.unlock()
       let verdict = Self.verdict(status: status, stderr: stderr, stopRequested: stopped,
-                                 controlStop: status != 0 && Self.controlStopRequested(job: job))
+                                 controlStop: status != 0 && Self.controlStopRequested(job: job), hung: hang != nil)
       if case .done(let code, let summary) = verdict {
         onEvent(.finished(incarnation: incarnation, status: code, summary: summary))
         return code
       }
       let report = MPIFailureReport.parse(stderr)
-      let failure = Self.enrich(report.map { RankFailure(rank: $0.rank, reason: $0.reason) }, job: job)
+      let failure = hang.map { Self.enrich(RankFailure(rank: $0.rank, reason: $0.reason), job: job) }
+        ?? Self.enrich(report.map { RankFailure(rank: $0.rank, reason: $0.reason) }, job: job)
       onEvent(.failed(incarnation: incarnation, failure: failure, status: status))
       if incarnation >= restarts {
         onEvent(.finished(incarnation: incarnation, status: status, summary: "out of restarts (\(restarts))"))
@@ -249,8 +259,25 @@ public final class JobSupervisor: @unchecked Sendable {
     }
   }
 
-  /// Starts `command`, passes stdout through, copies stderr through while keeping it, and waits.
-  private func launch(_ command: [String]) -> (Int32, String) {
+  /// The directory name of the newest checkpoint in `dir` ("step_00000020"), if any.
+  public static func latestCheckpointName(in dir: String) -> String? {
+    Checkpoints.latest(in: dir).map { Checkpoints.lastComponent($0.path) }
+  }
+
+  /// Ends a hung incarnation's ranks: SIGKILL (it works on stopped processes too). mpirun then
+  /// reaps them and exits; `launch` SIGKILLs it too if it has not after `mpirunGrace` seconds.
+  private func end(_ p: Process) {
+    let ranks = ProcessTable.children(of: p.processIdentifier)
+    if ranks.isEmpty { kill(p.processIdentifier, SIGKILL) }
+    for pid in ranks { kill(pid, SIGKILL) }
+  }
+
+  /// Seconds mpirun gets to exit after its ranks were killed for a hang.
+  static let mpirunGrace = 3.0
+
+  /// Starts `command`, passes stdout through, copies stderr through while keeping it, and waits;
+  /// ends the processes if telemetry job `job` hangs (see `hangTimeout`).
+  private func launch(_ command: [String], incarnation: Int, job: String?) -> (Int32, String, HangReport?) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: Executables.resolve(command[0]))
     p.arguments = Array(command.dropFirst())
@@ -269,7 +296,7 @@ public final class JobSupervisor: @unchecked Sendable {
       captured.finish()
     }
     do { try p.run() } catch {
-      return (127, "cannot start \(command[0]): \(error)")
+      return (127, "cannot start \(command[0]): \(error)", nil)
     }
     reader.start()
     lock.lock()
@@ -277,7 +304,20 @@ public final class JobSupervisor: @unchecked Sendable {
     let stopNow = stopRequested
     lock.unlock()
     if stopNow { stop() }
-    while p.isRunning { usleep(UInt32(pollInterval * 1e6)) }
+    var watch = job.flatMap { hangTimeout == 0 ? nil : HangWatch(job: $0, timeout: hangTimeout, now: monotonicSeconds()) }
+    var hang: HangReport?
+    var endedAt = 0.0
+    while p.isRunning {
+      usleep(UInt32(pollInterval * 1e6))
+      if hang == nil, let h = watch?.check(now: monotonicSeconds()) {
+        hang = h
+        onEvent(.hung(incarnation: incarnation, report: h))
+        end(p)
+        endedAt = monotonicSeconds()
+      } else if hang != nil && monotonicSeconds() - endedAt > Self.mpirunGrace {
+        kill(p.processIdentifier, SIGKILL)
+      }
+    }
     p.waitUntilExit()
     try? pipe.fileHandleForWriting.close()
     captured.wait(timeout: 5)
@@ -285,7 +325,13 @@ public final class JobSupervisor: @unchecked Sendable {
     current = nil
     lock.unlock()
     let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
-    return (status, captured.text)
+    return (status, captured.text, hang)
+  }
+
+  private func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
   }
 }
 

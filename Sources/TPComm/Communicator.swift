@@ -55,6 +55,25 @@ public struct CommStats: Sendable {
   }
 }
 
+/// Kinds of collective a rank can wait in (raw values as the telemetry segment stores them).
+public enum CollectiveKind: UInt8, Sendable {
+  case allReduce = 1, broadcast = 2, barrier = 3
+  /// The step-boundary exchange of world rank 0's control decision.
+  case control = 4
+}
+
+/// Told when this rank enters and leaves a collective, and while it waits in one, so a monitor
+/// can tell a rank that waits for its peers from one that does not move. Called on the training
+/// thread inside the step: implementations must not block or allocate.
+public protocol CollectiveWaitObserver: AnyObject {
+  /// Before the rank can block in a collective of `kind` (`nowNs`: CLOCK_MONOTONIC).
+  func collectiveBegan(_ kind: CollectiveKind, nowNs: UInt64)
+  /// Between naps of a wait that outlasted the spin phase: the rank is alive and waiting.
+  func collectiveWaiting(nowNs: UInt64)
+  /// After the collective completed.
+  func collectiveEnded()
+}
+
 /// Process-wide MPI lifetime. `initialize()` works under mpirun and as a singleton.
 public enum MPIRuntime {
   public static func initialize() throws {
@@ -78,6 +97,10 @@ public final class Communicator {
   private let owned: Bool
   /// Collective statistics accumulated since the last `resetStats()`.
   public var stats = CommStats()
+  /// Told about every wait in a collective of this communicator.
+  public var waitObserver: CollectiveWaitObserver?
+  /// The two requests of one ring step (receive, send), kept so waits allocate nothing.
+  private let requests = UnsafeMutablePointer<MPI_Request?>.allocate(capacity: 2)
 
   init(handle: MPI_Comm, owned: Bool) {
     self.handle = handle
@@ -92,6 +115,7 @@ public final class Communicator {
 
   deinit {
     scratch.deallocate()
+    requests.deallocate()
     var finalized: Int32 = 0
     MPI_Finalized(&finalized)
     if owned && finalized == 0 {
@@ -123,24 +147,84 @@ public final class Communicator {
 
   /// In-place all-reduce of `count` floats. A communicator of size 1 returns at once.
   ///
-  /// A ring (reduce-scatter, then all-gather) over `MPI_Sendrecv` into a scratch buffer kept
-  /// by the communicator: OpenMPI's own `MPI_Allreduce` allocates temporary buffers on every
-  /// call, and this runs inside the allocation-free training step. Every rank ends with
-  /// bitwise-identical results (each chunk is reduced once and then copied).
+  /// A ring (reduce-scatter, then all-gather) of non-blocking send/receive pairs into a scratch
+  /// buffer kept by the communicator: OpenMPI's own `MPI_Allreduce` allocates temporary buffers
+  /// on every call, and this runs inside the allocation-free training step. Every rank ends with
+  /// bitwise-identical results (each chunk is reduced once and then copied). Waits spin briefly,
+  /// then nap (see `waitAll`).
   @inline(__always)
   public func allReduce(_ buffer: UnsafeMutablePointer<Float>, count: Int, _ op: ReduceOp = .sum) {
     if size == 1 { return }
     let t0 = monotonicNanos()
+    waitObserver?.collectiveBegan(.allReduce, nowNs: t0)
     ringAllReduce(buffer, count: count, op: op)
+    waitObserver?.collectiveEnded()
     stats.record(bytes: count * 4, nanos: monotonicNanos() &- t0)
   }
 
-  /// In-place all-reduce of doubles (used for loss and norm accumulators).
-  public func allReduce(_ buffer: UnsafeMutablePointer<Double>, count: Int, _ op: ReduceOp = .sum) {
+  /// In-place all-reduce of doubles (used for loss and norm accumulators); `kind` says what a
+  /// monitor sees this rank waiting in (`.control` for the step-boundary decision).
+  public func allReduce(_ buffer: UnsafeMutablePointer<Double>, count: Int, _ op: ReduceOp = .sum,
+                        kind: CollectiveKind = .allReduce) {
     if size == 1 { return }
     let t0 = monotonicNanos()
+    waitObserver?.collectiveBegan(kind, nowNs: t0)
     ringAllReduce(buffer, count: count, op: op)
+    waitObserver?.collectiveEnded()
     stats.record(bytes: count * 8, nanos: monotonicNanos() &- t0)
+  }
+
+  /// Spin budget of a wait before it starts napping: covers a collective whose peers are ready
+  /// (and the transfers of a large one), so the fast path never sleeps.
+  static let spinNanos: UInt64 = 2_000_000
+  /// Longest nap of a wait: a waiting rank tests its requests about this often.
+  static let maxNapMicros: UInt32 = 1000
+
+  /// Waits for `requests[0..<count]` without burning a core: tests them in a loop for up to
+  /// `spinNs`, then naps (`firstNap` µs, doubling up to `maxNap`) between tests, telling the wait
+  /// observer after each nap so its heartbeat stays fresh while the rank waits for a peer.
+  private func waitAll(_ count: Int32, spinNs: UInt64 = Communicator.spinNanos, firstNap: UInt32 = 20,
+                       maxNap: UInt32 = Communicator.maxNapMicros) {
+    if testAll(count) { return }
+    if spinNs > 0 {
+      let start = monotonicNanos()
+      var polls = 0
+      while true {
+        if testAll(count) { return }
+        polls &+= 1
+        if polls & 63 == 0 && monotonicNanos() &- start >= spinNs { break }
+      }
+    }
+    var nap = firstNap
+    while true {
+      usleep(nap)
+      if testAll(count) { return }
+      waitObserver?.collectiveWaiting(nowNs: monotonicNanos())
+      nap = Swift.min(nap &* 2, maxNap)
+    }
+  }
+
+  /// Tests `requests[0..<count]` (each test also drives MPI's progress); true once all are done.
+  /// A completed request becomes `MPI_REQUEST_NULL`, which tests as done.
+  @inline(__always)
+  private func testAll(_ count: Int32) -> Bool {
+    var all = true
+    for i in 0..<Int(count) {
+      var done: Int32 = 0
+      MPI_Test(requests + i, &done, cmpi_status_ignore())
+      if done == 0 { all = false }
+    }
+    return all
+  }
+
+  /// One ring step: receive `recvBytes` from the left neighbour while sending `sendBytes` to the
+  /// right one (the non-blocking form of `MPI_Sendrecv`).
+  @inline(__always)
+  private func sendReceive(_ send: UnsafeRawPointer, _ sendBytes: Int32, to right: Int32,
+                           _ recv: UnsafeMutableRawPointer, _ recvBytes: Int32, from left: Int32, tag: Int32) {
+    MPI_Irecv(recv, recvBytes, cmpi_byte(), left, tag, handle, requests)
+    MPI_Isend(send, sendBytes, cmpi_byte(), right, tag, handle, requests + 1)
+    waitAll(2)
   }
 
   /// Scratch for one ring chunk; grown outside the step by `reserveScratch`.
@@ -169,8 +253,7 @@ public final class Communicator {
       let sendChunk = (r - s + 2 * p) % p, recvChunk = (r - s - 1 + 2 * p) % p
       let ss = start(sendChunk), sn = start(sendChunk + 1) - ss
       let rs = start(recvChunk), rn = start(recvChunk + 1) - rs
-      MPI_Sendrecv(buffer + ss, Int32(sn) * bytes, cmpi_byte(), right, 7001,
-                   tmp, Int32(rn) * bytes, cmpi_byte(), left, 7001, handle, cmpi_status_ignore())
+      sendReceive(buffer + ss, Int32(sn) * bytes, to: right, tmp, Int32(rn) * bytes, from: left, tag: 7001)
       let dst = buffer + rs
       switch op {
       case .sum: for i in 0..<rn { dst[i] += tmp[i] }
@@ -183,15 +266,17 @@ public final class Communicator {
       let sendChunk = (r + 1 - s + 2 * p) % p, recvChunk = (r - s + 2 * p) % p
       let ss = start(sendChunk), sn = start(sendChunk + 1) - ss
       let rs = start(recvChunk), rn = start(recvChunk + 1) - rs
-      MPI_Sendrecv(buffer + ss, Int32(sn) * bytes, cmpi_byte(), right, 7002,
-                   buffer + rs, Int32(rn) * bytes, cmpi_byte(), left, 7002, handle, cmpi_status_ignore())
+      sendReceive(buffer + ss, Int32(sn) * bytes, to: right, buffer + rs, Int32(rn) * bytes, from: left, tag: 7002)
     }
   }
 
-  /// Broadcast of `count` Int32 values from `root`.
+  /// Broadcast of `count` Int32 values from `root` (spins briefly, then naps: see `waitAll`).
   public func broadcast(_ buffer: UnsafeMutablePointer<Int32>, count: Int, root: Int = 0) {
     if size == 1 { return }
-    MPI_Bcast(buffer, Int32(count), cmpi_int32(), Int32(root), handle)
+    waitObserver?.collectiveBegan(.broadcast, nowNs: monotonicNanos())
+    MPI_Ibcast(buffer, Int32(count), cmpi_int32(), Int32(root), handle, requests)
+    waitAll(1)
+    waitObserver?.collectiveEnded()
   }
 
   /// Broadcast that waits without spinning: polls completion every `pollMicros`, so ranks blocked
@@ -199,30 +284,29 @@ public final class Communicator {
   public func sleepyBroadcast(_ buffer: UnsafeMutablePointer<Int32>, count: Int, root: Int = 0,
                               pollMicros: UInt32 = 5000) {
     if size == 1 { return }
-    var req: MPI_Request? = cmpi_request_null()
-    MPI_Ibcast(buffer, Int32(count), cmpi_int32(), Int32(root), handle, &req)
-    var done: Int32 = 0
-    while true {
-      MPI_Test(&req, &done, cmpi_status_ignore())
-      if done != 0 { break }
-      usleep(pollMicros)
-    }
+    waitObserver?.collectiveBegan(.control, nowNs: monotonicNanos())
+    MPI_Ibcast(buffer, Int32(count), cmpi_int32(), Int32(root), handle, requests)
+    waitAll(1, spinNs: 0, firstNap: pollMicros, maxNap: pollMicros)
+    waitObserver?.collectiveEnded()
   }
 
   /// Barrier that waits without spinning (see `sleepyBroadcast`).
   public func sleepyBarrier(pollMicros: UInt32 = 5000) {
     if size == 1 { return }
-    var req: MPI_Request? = cmpi_request_null()
-    MPI_Ibarrier(handle, &req)
-    var done: Int32 = 0
-    while true {
-      MPI_Test(&req, &done, cmpi_status_ignore())
-      if done != 0 { break }
-      usleep(pollMicros)
-    }
+    waitObserver?.collectiveBegan(.control, nowNs: monotonicNanos())
+    MPI_Ibarrier(handle, requests)
+    waitAll(1, spinNs: 0, firstNap: pollMicros, maxNap: pollMicros)
+    waitObserver?.collectiveEnded()
   }
 
-  public func barrier() { if size > 1 { MPI_Barrier(handle) } }
+  /// Barrier (spins briefly, then naps: see `waitAll`).
+  public func barrier() {
+    if size == 1 { return }
+    waitObserver?.collectiveBegan(.barrier, nowNs: monotonicNanos())
+    MPI_Ibarrier(handle, requests)
+    waitAll(1)
+    waitObserver?.collectiveEnded()
+  }
 
   /// Gathers one Int64 from each rank to all ranks.
   public func allGather(_ value: Int64) -> [Int64] {

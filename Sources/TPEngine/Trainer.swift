@@ -256,12 +256,12 @@ public final class Trainer {
           packed.1 = d.checkpointRequests
         }
         withUnsafeMutableBytes(of: &packed) { raw in
-          world.sleepyBroadcast(raw.baseAddress!.assumingMemoryBound(to: Int32.self), count: 3)
+          world.sleepyBroadcast(raw.baseAddress!.assumingMemoryBound(to: Int32.self), count: 3, pollMicros: Self.pausedTickMicros)
         }
         let desired = DesiredState(rawValue: UInt64(max(0, packed.0))) ?? .run
         return (ControlDecision(desired: desired, checkpointRequests: packed.1), packed.2)
       }
-      world.sleepyBarrier()
+      world.sleepyBarrier(pollMicros: Self.pausedTickMicros)
     }
     var packed: (Double, Double, Double) = (-.infinity, -.infinity, Double(StopSignal.received))
     if world.rank == 0 {
@@ -270,7 +270,7 @@ public final class Trainer {
       packed.1 = Double(d.checkpointRequests)
     }
     withUnsafeMutableBytes(of: &packed) { raw in
-      world.allReduce(raw.baseAddress!.assumingMemoryBound(to: Double.self), count: 3, .max)
+      world.allReduce(raw.baseAddress!.assumingMemoryBound(to: Double.self), count: 3, .max, kind: .control)
     }
     let desired = DesiredState(rawValue: UInt64(max(0, min(2, packed.0)))) ?? .run
     let requests = packed.1.isFinite ? Int32(truncatingIfNeeded: Int64(packed.1)) : lastCheckpointRequests
@@ -279,6 +279,9 @@ public final class Trainer {
 
   /// While paused, one tick in this many collects every rank's signal (see `exchangeDecision`).
   static let pausedSignalTicks = 100
+  /// A paused tick: rank 0 sleeps this long between control polls, and the other ranks nap as
+  /// long between tests of the decision's broadcast (no more wake-ups than rank 0 has ticks).
+  static let pausedTickMicros: UInt32 = 10_000
 
   /// Applies checkpoint requests, periodic checkpoints and signals at a step boundary; returns
   /// true when the job must stop now (a signal: checkpoint written first).
@@ -307,7 +310,7 @@ public final class Trainer {
     var decision = ControlDecision(desired: .pause, checkpointRequests: lastCheckpointRequests)
     while decision.desired == .pause {
       observer.heartbeat()
-      if world.rank == 0 { usleep(10_000) }
+      if world.rank == 0 { usleep(Self.pausedTickMicros) }
       let (next, signal) = exchangeDecision(sleepy: true)
       decision = next
       let requested = decision.checkpointRequests != lastCheckpointRequests

@@ -21,18 +21,20 @@ struct SegmentGeometry: Equatable {
   let tp: Int
   let shardCount: Int
   let slotCount: Int
+  /// Bytes per rank header: 256 from minor version 2, 128 before (no wait words).
+  var rankHeaderStride: Int = SegmentLayout.RankHeader.stride
 
   var shardEntrySize: Int { SegmentLayout.Shard.entrySize(tp: tp) }
   var jobDescriptionOffset: Int { SegmentLayout.Header.size }
   var jobDescriptionSize: Int { max(Self.roundUp(shardCount * shardEntrySize), SegmentLayout.pageSize) }
   var controlOffset: Int { jobDescriptionOffset + jobDescriptionSize }
   var rankHeadersOffset: Int { controlOffset + SegmentLayout.Control.size }
-  var rankHeadersSize: Int { Self.roundUp(worldSize * SegmentLayout.RankHeader.stride) }
+  var rankHeadersSize: Int { Self.roundUp(worldSize * rankHeaderStride) }
   var ringsOffset: Int { rankHeadersOffset + rankHeadersSize }
   var ringStride: Int { slotCount * SegmentLayout.Slot.size }
   var totalSize: Int { ringsOffset + worldSize * ringStride }
 
-  func rankHeaderOffset(_ r: Int) -> Int { rankHeadersOffset + r * SegmentLayout.RankHeader.stride }
+  func rankHeaderOffset(_ r: Int) -> Int { rankHeadersOffset + r * rankHeaderStride }
   func ringOffset(_ r: Int) -> Int { ringsOffset + r * ringStride }
 
   /// The header's u64 geometry words (offset, value, name): the creator writes them, readers
@@ -47,7 +49,7 @@ struct SegmentGeometry: Equatable {
       (H.controlOffset, controlOffset, "control offset"),
       (H.controlSize, SegmentLayout.Control.size, "control size"),
       (H.rankHeadersOffset, rankHeadersOffset, "rank-header offset"),
-      (H.rankHeaderStride, SegmentLayout.RankHeader.stride, "rank-header stride"),
+      (H.rankHeaderStride, rankHeaderStride, "rank-header stride"),
       (H.ringsOffset, ringsOffset, "ring offset"),
       (H.ringStride, ringStride, "ring stride"),
       (H.slotSize, SegmentLayout.Slot.size, "slot size"),
@@ -122,7 +124,10 @@ struct ValidatedHeader {
       throw corrupt(p)
     }
     guard dp >= 1 && tp * dp == worldSize else { throw corrupt("t \(tp) × d \(dp) ≠ world size \(worldSize)") }
-    let g = SegmentGeometry(worldSize: worldSize, tp: tp, shardCount: shardCount, slotCount: Int(slots))
+    // minor versions before 2 had 128-byte rank headers
+    let stride = m.u32(H.versionMinor) < 2 ? 128 : SegmentLayout.RankHeader.stride
+    let g = SegmentGeometry(
+      worldSize: worldSize, tp: tp, shardCount: shardCount, slotCount: Int(slots), rankHeaderStride: stride)
     for (off, want, what) in g.headerWords where m.u64(off) != UInt64(want) {
       throw corrupt("\(what) \(m.u64(off)), expected \(want)")
     }

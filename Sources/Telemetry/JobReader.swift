@@ -100,6 +100,11 @@ public final class JobReader {
     let hb = atomicWord(h + R.heartbeatNs).load(ordering: .relaxed)
     let now = telemetryMonotonicNanos()
     let age: Double? = hb == 0 ? nil : (now > hb ? Double(now - hb) / 1e9 : 0)
+    var waiting: CollectiveWait? = nil
+    if geometry.rankHeaderStride > R.waitSinceNs {
+      let word = atomicWord(h + R.waitingIn).load(ordering: .acquiring)
+      waiting = CollectiveWait(word: word, sinceNs: atomicWord(h + R.waitSinceNs).load(ordering: .relaxed), nowNs: now)
+    }
     return RankStatus(
       rank: r, attached: attached, pid: pid, host: m.text(R.host, capacity: R.hostCapacity),
       localRank: Int(UInt32(truncatingIfNeeded: word)), heartbeatAge: attached ? age : nil,
@@ -110,7 +115,7 @@ public final class JobReader {
       ackedStep: Int(truncatingIfNeeded: atomicWord(h + R.ackedStep).load(ordering: .relaxed)),
       checkpointsSaved: Int(truncatingIfNeeded: atomicWord(h + R.checkpointsSaved).load(ordering: .acquiring)),
       lastCheckpointStep: Int(truncatingIfNeeded: atomicWord(h + R.lastCheckpointStep).load(ordering: .relaxed)),
-      pidAlive: attached && processAlive(pid))
+      pidAlive: attached && processAlive(pid), waiting: waiting)
   }
 
   /// Rank `r`'s reported state alone (one load; nil for an unknown value or rank).
@@ -353,7 +358,43 @@ public final class JobReader {
       step: step, totalSteps: info.totalSteps, loss: latestLoss(rank: 0),
       age: max(0, now - info.creationTime), stale: st == .stale,
       stoppedEarly: st == .finished && step < info.totalSteps,
-      foreign: false, problem: nil, failedRank: st == .failed ? Self.failedRank(rs, staleAfter: staleAfter) : nil)
+      foreign: false, problem: nil, stall: Self.stall(rs, state: st, threshold: stallThreshold()),
+      failedRank: st == .failed ? Self.failedRank(rs, staleAfter: staleAfter) : nil)
+  }
+
+  // MARK: Stalls
+
+  /// Seconds of heartbeat silence after which a rank counts as stalled
+  /// (`StallDiagnosis.threshold` of the recent median step time, at least `staleAfter`).
+  public func stallThreshold() -> Double {
+    StallDiagnosis.threshold(medianStepSeconds: recentMedianStepSeconds(), floor: staleAfter)
+  }
+
+  /// The rank this job is stuck on while the others wait for it, if any (see `StallDiagnosis`).
+  public func stallDiagnosis() -> StallDiagnosis? {
+    let rs = ranks()
+    let st = Self.judge(rs, creatorAlive: processAlive(info.creatorPid), staleAfter: staleAfter)
+    return Self.stall(rs, state: st, threshold: stallThreshold())
+  }
+
+  static func stall(_ rs: [RankStatus], state: JobState, threshold: Double) -> StallDiagnosis? {
+    guard state == .running || state == .starting || state == .paused else { return nil }
+    return StallDiagnosis.judge(rs, threshold: threshold)
+  }
+
+  /// Median wall time of the newest (up to) 16 steps in world rank 0's ring, seconds; nil before
+  /// the first step. Does not move the poll cursor.
+  public func recentMedianStepSeconds() -> Double? {
+    let saved = cursors[0]
+    defer { cursors[0] = saved }
+    let head = atomicWord(mapping.base + geometry.rankHeaderOffset(0) + R.writeIndex).load(ordering: .acquiring)
+    cursors[0] = head > 32 ? head - 32 : 0
+    var times: [UInt64] = []
+    var scratchPoll = RankPoll(rank: 0)
+    poll(rank: 0, into: &scratchPoll) { rec in if case .step(let s) = rec { times.append(s.stepNs) } }
+    guard !times.isEmpty else { return nil }
+    let recent = times.suffix(16).sorted()
+    return Double(recent[recent.count / 2]) / 1e9
   }
 
   /// Loss of the newest step record still readable in rank `rank`'s ring (does not move the
@@ -445,9 +486,21 @@ func segmentMapped(job: String) -> Bool {
   return false
 }
 
-/// Whether process `pid` exists (`kill(pid, 0)` succeeds or fails with EPERM).
+/// Whether process `pid` exists (`kill(pid, 0)` succeeds or fails with EPERM) and is not a zombie:
+/// a killed rank that mpirun has not reaped yet runs no more and must count as gone.
 public func processAlive(_ pid: Int32) -> Bool {
   guard pid > 0 else { return false }
-  if kill(pid, 0) == 0 { return true }
-  return errno == EPERM
+  guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+  return processState(pid) != "Z"
+}
+
+/// The state letter of `/proc/<pid>/stat` (R, S, D, T, Z, ...), nil when it cannot be read.
+func processState(_ pid: Int32) -> Character? {
+  guard let f = fopen("/proc/\(pid)/stat", "r") else { return nil }
+  defer { fclose(f) }
+  var buffer = [UInt8](repeating: 0, count: 512)
+  let n = fread(&buffer, 1, buffer.count, f)
+  // "pid (comm) S ...": comm may hold spaces and parentheses, so look after the last ')'
+  guard let close = buffer[..<n].lastIndex(of: UInt8(ascii: ")")), close + 2 < n else { return nil }
+  return Character(Unicode.Scalar(buffer[close + 2]))
 }

@@ -129,6 +129,9 @@ public struct RankStatus: Sendable, Equatable {
   public var lastCheckpointStep: Int
   /// Whether `kill(pid, 0)` finds the process (false when not attached).
   public var pidAlive: Bool
+  /// The collective the rank is blocked in, nil when it is not in one (or the segment predates
+  /// minor version 2).
+  public var waiting: CollectiveWait? = nil
 }
 
 /// The control page as a reader sees it.
@@ -171,6 +174,8 @@ public struct JobSummary: Sendable, Equatable {
   public var foreign: Bool
   /// Why the segment could not be attached, one line; nil when it could.
   public var problem: String?
+  /// The rank that holds the job up while the others wait for it, when there is one.
+  public var stall: StallDiagnosis? = nil
   /// For a failed job, the rank that failed first as far as the rank headers tell.
   public var failedRank: Int? = nil
 }

@@ -5,7 +5,7 @@
 //   [0]                     header page (4096)          magic, version, offsets, job, model, ready
 //   [jobDescriptionOffset]  job-description area        shard layout: one entry per tensor
 //   [controlOffset]         control page (4096)         desired state, checkpoint counter
-//   [rankHeadersOffset]     rank headers (128 each)     pid, host, heartbeat, state, write index
+//   [rankHeadersOffset]     rank headers (256 each)     pid, host, heartbeat, state, write index, wait
 //   [ringsOffset]           rings (slotCount*256 each)  seqlocked step and event records
 
 /// Byte offsets and sizes of the telemetry segment, version 1.
@@ -15,7 +15,7 @@ public enum SegmentLayout {
   /// Readers refuse any other major version.
   public static let versionMajor: UInt32 = 1
   /// Minor versions only append fields; readers accept any.
-  public static let versionMinor: UInt32 = 1
+  public static let versionMinor: UInt32 = 2
   /// Value of the `ready` word once the creator has written everything ("READY!\0\0").
   public static let readyValue: UInt64 = 0x0000_2159_4441_4552
 
@@ -34,7 +34,7 @@ public enum SegmentLayout {
     public static let controlOffset = 48  // u64
     public static let controlSize = 56  // u64, = 4096
     public static let rankHeadersOffset = 64  // u64
-    public static let rankHeaderStride = 72  // u64, = 128
+    public static let rankHeaderStride = 72  // u64, = 256 (128 before minor version 2)
     public static let ringsOffset = 80  // u64
     public static let ringStride = 88  // u64, = slotCount * slotSize
     public static let slotCount = 96  // u64, power of two
@@ -104,9 +104,10 @@ public enum SegmentLayout {
     public static let writes = 192
   }
 
-  /// Per-rank header, one 128-byte line per world rank. Written only by that rank.
+  /// Per-rank header, 256 bytes per world rank (128 before minor version 2). Written only by
+  /// that rank.
   public enum RankHeader {
-    public static let stride = 128
+    public static let stride = 256
     public static let writeIndex = 0  // u64, records published so far (next index)
     public static let heartbeatNs = 8  // u64, CLOCK_MONOTONIC ns
     public static let state = 16  // u64, `RunState`
@@ -122,6 +123,12 @@ public enum SegmentLayout {
     public static let host = 80  // 48 bytes
     public static let hostCapacity = 48
     public static let attachedValue: UInt32 = 0x5254_4141  // "AATR"
+    /// u64 (minor version 2), the collective this rank is blocked in, 0 when none:
+    /// kind (bits 0–7, `CollectiveWait.Kind`) | ordinal in its step (bits 8–31) | step (bits 32–63).
+    /// Stored with release ordering after `waitSinceNs`.
+    public static let waitingIn = 128
+    /// u64 (minor version 2), CLOCK_MONOTONIC ns when the rank entered that collective.
+    public static let waitSinceNs = 136
   }
 
   /// A ring slot: a seqlock word and a 248-byte payload ending in a checksum.

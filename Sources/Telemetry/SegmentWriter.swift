@@ -254,6 +254,23 @@ public final class RankWriter {
     atomicWord(header + R.heartbeatNs).store(nowNs, ordering: .relaxed)
   }
 
+  /// Publishes that this rank is about to block in a collective: `kind` (`CollectiveWait.Kind`
+  /// raw value), its ordinal among this step's collectives of that kind, and the step. Two
+  /// stores, no system call.
+  @inline(__always)
+  public func enterCollective(kind: UInt8, ordinal: Int, step: Int, nowNs: UInt64) {
+    atomicWord(header + R.waitSinceNs).store(nowNs, ordering: .relaxed)
+    let word = UInt64(kind) | UInt64(truncatingIfNeeded: min(ordinal, 0xFF_FFFF)) << 8
+      | UInt64(truncatingIfNeeded: step) << 32
+    atomicWord(header + R.waitingIn).store(word, ordering: .releasing)
+  }
+
+  /// Publishes that this rank left its collective.
+  @inline(__always)
+  public func leaveCollective() {
+    atomicWord(header + R.waitingIn).store(0, ordering: .releasing)
+  }
+
   /// Stores the rank's run state.
   public func setState(_ s: RunState) {
     atomicWord(header + R.state).store(s.rawValue, ordering: .releasing)

@@ -68,10 +68,11 @@ private func attach(job: String, logPath: String?, display: DisplayOptions, laun
 }
 
 /// Starts `plan` and attaches to it.
-private func launchAndAttach(_ plan: LaunchPlan, display: DisplayOptions, restarts: Int = 0, runner: Runner = .mpirun) throws {
+private func launchAndAttach(_ plan: LaunchPlan, display: DisplayOptions, restarts: Int = 0, runner: Runner = .mpirun,
+                             hangTimeout: Double? = nil) throws {
   let launched: LaunchedJob
   do {
-    launched = try Launcher.start(plan, restarts: restarts, runner: runner)
+    launched = try Launcher.start(plan, restarts: restarts, runner: runner, hangTimeout: hangTimeout)
   } catch {
     printErr("tptop: \(error)")
     throw ExitCode(1)
@@ -146,6 +147,8 @@ struct Launch: ParsableCommand {
   @Option(help: "Job name (default: job-<date>-<time>-<pid>).") var job: String?
   @Option(help: "When a rank dies, relaunch from the latest checkpoint up to K times (runs the job under `tptop supervise`; give tptrain --checkpoint-dir and --checkpoint-every).")
   var restart: Int = 0
+  @Option(name: .customLong("hang-timeout"), help: "With --restart: seconds without step progress after which the job counts as hung and is restarted (default max(60, 20 × the median step time); 0: never).")
+  var hangTimeout: Double?
   @Option(help: "What starts the ranks: mpirun (tptrain) or torchrun (a Python script given after --).")
   var runner: Runner = .mpirun
   @OptionGroup var display: DisplayOptions
@@ -165,6 +168,10 @@ struct Launch: ParsableCommand {
       throw ValidationError("--hostfile \(h): no such readable file")
     }
     if restart < 0 { throw ValidationError("--restart must be ≥ 0 (got \(restart))") }
+    if let h = hangTimeout {
+      if !(h >= 0 && h.isFinite) { throw ValidationError("--hang-timeout must be a non-negative number of seconds (got \(h))") }
+      if restart == 0 { throw ValidationError("--hang-timeout needs --restart K (the supervisor ends and restarts a hung job)") }
+    }
   }
 
   /// torchrun starts the script after -- on this machine; restarts and hostfiles are mpirun's.
@@ -186,7 +193,7 @@ struct Launch: ParsableCommand {
     if restart > 0 && !trainArguments.contains("--checkpoint-every") {
       printErr("tptop: note: without --checkpoint-every a restarted job starts again from step 0")
     }
-    try launchAndAttach(plan, display: display, restarts: restart, runner: runner)
+    try launchAndAttach(plan, display: display, restarts: restart, runner: runner, hangTimeout: hangTimeout)
   }
 }
 

@@ -91,12 +91,13 @@ struct ListJobs: ParsableCommand {
     for j in jobs {
       var note: [String] = []
       if j.stale { note.append("stale") }
+      if let s = j.stall { note.append(s.description) }
       if let r = j.failedRank { note.append("rank \(r) failed first") }
       if j.stoppedEarly { note.append("stopped before its last step") }
       if j.foreign { note.append("foreign") }
       if let p = j.problem, !j.foreign { note.append(p) }
       rows.append([
-        j.name, j.state?.rawValue ?? "?", j.worldSize > 0 ? "\(j.worldSize)" : "-",
+        j.name, j.stall != nil ? "stalled" : j.state?.rawValue ?? "?", j.worldSize > 0 ? "\(j.worldSize)" : "-",
         j.tp > 0 ? "\(j.tp)x\(j.dp)" : "-", j.totalSteps > 0 ? "\(j.step)/\(j.totalSteps)" : "\(j.step)",
         formatLoss(j.loss), formatAge(j.age), note.joined(separator: "; "),
       ])
@@ -137,10 +138,16 @@ struct WatchJob: ParsableCommand {
     let watcher = StepLinePrinter(reader: reader)
     if !fromStart { reader.seekToEnd(keepLast: 1) }
     emit("watching \(name): \(reader.info.preset) t=\(reader.info.tp) d=\(reader.info.dp), \(reader.info.totalSteps) steps")
+    var lastStall: String?
     while true {
       // Read the state before polling: records published before it are seen by this poll.
       let state = reader.state()
       for line in watcher.consume(reader.poll()) { emit(line) }
+      // a stall line once, and again when the stalled rank, the waiters or the collective change
+      let stall = reader.stallDiagnosis()
+      let key = stall.map { "\($0.rank)/\($0.waitingRanks)/\($0.collective?.description ?? "")" }
+      if key != lastStall, let s = stall { emit("stalled: \(s.description)") }
+      lastStall = key
       switch state {
       case .finished, .failed, .stale:
         for line in watcher.flush() { emit(line) }
@@ -318,7 +325,7 @@ func controlCommand(_ job: String, _ desired: DesiredState, _ wait: WaitOptions)
     }
   }
   guard ok else {
-    throw failure("job \(job) did not acknowledge '\(verb)' within \(wait.timeout) s (commands apply at step boundaries; check `tptop ls`)")
+    throw failure("job \(job) did not acknowledge '\(verb)' within \(wait.timeout) s; " + pendingAdvice(reader, "will \(verb)"))
   }
   let step = reader.rankStatus(0).ackedStep
   switch desired {
@@ -326,6 +333,20 @@ func controlCommand(_ job: String, _ desired: DesiredState, _ wait: WaitOptions)
   case .run: emit("job \(job) resumed at step \(step)")
   case .stop: emit("job \(job) stopped at step \(step)")
   }
+}
+
+/// What an unanswered control request means and what to do: it stays on the control page and
+/// applies when rank 0 reaches a step boundary; a stalled rank is named, with the ways out.
+func pendingAdvice(_ reader: JobReader, _ outcome: String) -> String {
+  var text = "the request stays pending: the job \(outcome) when rank 0 reaches a step boundary"
+  if let s = reader.stallDiagnosis() {
+    let pid = reader.rankStatus(s.rank).pid
+    text += "; rank \(s.rank) looks stalled (\(s.detail)): `kill \(pid)` it or run the job under "
+      + "`tptop launch --restart K --hang-timeout S`"
+  } else {
+    text += " (commands apply at step boundaries; check `tptop ls`)"
+  }
+  return text
 }
 
 /// The job and wait options of a run-state command.
@@ -384,7 +405,7 @@ struct CheckpointJob: ParsableCommand {
     }
     let ok = waitFor(reader, timeout: wait.timeout) { rs in rs.allSatisfy { $0.rank != 0 || $0.checkpointsSaved > before } }
     guard ok else {
-      throw failure("job \(target.job) saved no checkpoint within \(wait.timeout) s (request #\(n) stays pending; check `tptop ls`)")
+      throw failure("job \(target.job) saved no checkpoint within \(wait.timeout) s (request #\(n)); " + pendingAdvice(reader, "will checkpoint"))
     }
     let s = reader.rankStatus(0)
     emit("job \(target.job) saved a checkpoint at step \(s.lastCheckpointStep)")

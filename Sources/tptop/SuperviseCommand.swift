@@ -26,6 +26,8 @@ struct SuperviseCommand: ParsableCommand {
 
   @Option(help: "Relaunch at most K times after a rank failure.")
   var restart: Int = 1
+  @Option(name: .customLong("hang-timeout"), help: "Seconds without step progress (outside checkpoint writes and pauses) after which the job counts as hung: its processes are ended and it restarts like a failed job. Default: max(60, 20 × the median step time); 0: never.")
+  var hangTimeout: Double?
   @Option(help: "Number of ranks (mpirun -np).")
   var np: Int = 1
   @Option(help: "The mpirun executable.")
@@ -40,6 +42,9 @@ struct SuperviseCommand: ParsableCommand {
   func validate() throws {
     if restart < 0 { throw ValidationError("--restart must be ≥ 0 (got \(restart))") }
     if np < 1 { throw ValidationError("--np must be ≥ 1 (got \(np))") }
+    if let h = hangTimeout, !(h >= 0 && h.isFinite) {
+      throw ValidationError("--hang-timeout must be a non-negative number of seconds (got \(h))")
+    }
   }
 
   func run() throws {
@@ -50,7 +55,9 @@ struct SuperviseCommand: ParsableCommand {
     }
     mpi += mpirunArgs
     let supervisor = JobSupervisor(mpirun: mpi, tptrain: train, arguments: trainArguments, restarts: restart)
-    supervisor.onEvent = { Self.report($0) }
+    supervisor.hangTimeout = hangTimeout
+    let checkpointDir = JobSupervisor.checkpointDirectory(trainArguments)
+    supervisor.onEvent = { Self.report($0, checkpointDir: checkpointDir) }
 
     // SIGTERM/SIGINT: the handler records; a watcher asks the ranks to checkpoint and stop.
     for s in [SIGTERM, SIGINT] {
@@ -70,14 +77,17 @@ struct SuperviseCommand: ParsableCommand {
   }
 
   /// One line per supervisor event on stdout, prefixed `tptop supervise:`.
-  static func report(_ e: SupervisorEvent) {
+  static func report(_ e: SupervisorEvent, checkpointDir: String) {
     switch e {
     case .launched(let k, let command, let job):
       say("incarnation \(k)\(job.map { " (job \($0))" } ?? ""): \(command.joined(separator: " "))")
     case .failed(let k, let failure, let status):
       say("incarnation \(k) failed (mpirun exit \(status)): \(failure.description)")
+    case .hung(let k, let hang):
+      say("incarnation \(k) hung: \(hang.description); ending its processes")
     case .restarting(let k, let resume):
-      say("restarting as incarnation \(k) " + (resume.map { "from the latest checkpoint in \($0)" } ?? "from scratch (no checkpoint yet)"))
+      let step = JobSupervisor.latestCheckpointName(in: checkpointDir).map { " (\($0))" } ?? ""
+      say("restarting as incarnation \(k) " + (resume.map { "from the latest checkpoint in \($0)\(step)" } ?? "from scratch (no checkpoint yet)"))
     case .finished(let k, let status, let summary):
       say("incarnation \(k) \(summary) (exit \(status))")
     }

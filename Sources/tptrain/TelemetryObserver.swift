@@ -1,5 +1,6 @@
 import Glibc
 import JobSchema
+import TPComm
 import TPEngine
 import Telemetry
 
@@ -12,8 +13,10 @@ final class TelemetryObserver: TrainingObserver {
   let segment: SegmentWriter
   let writer: RankWriter
   let worldRank: Int
-  /// Last step finished on this rank.
-  private var lastStep = 0
+  /// Last step finished on this rank (the start step before the first).
+  var lastStep = 0
+  /// Collectives of each kind entered since the last finished step (index: kind raw value).
+  private var collectiveOrdinals: (Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0)
 
   /// - Throws: `TelemetryError` when the segment cannot be created or opened (the creator's
   ///   failure is rethrown on the creator; the others then fail to open it).
@@ -64,6 +67,7 @@ final class TelemetryObserver: TrainingObserver {
     writer.writeStep(m, timestampNs: now)
     writer.heartbeat(nowNs: now)
     lastStep = m.step
+    collectiveOrdinals = (0, 0, 0, 0, 0)
     writer.acknowledge(.run, step: m.step)
   }
 
@@ -105,4 +109,21 @@ final class TelemetryObserver: TrainingObserver {
     writer.setState(failed ? .failed : .finished)
     writer.heartbeat()
   }
+}
+
+/// Publishes the collective this rank waits in (two stores before it, one after) and beats while
+/// it waits, so readers can tell a waiting rank from one that does not move.
+extension TelemetryObserver: CollectiveWaitObserver {
+  func collectiveBegan(_ kind: CollectiveKind, nowNs: UInt64) {
+    let ordinal = withUnsafeMutableBytes(of: &collectiveOrdinals) { raw -> Int in
+      let p = raw.baseAddress!.assumingMemoryBound(to: Int.self) + Int(kind.rawValue)
+      p.pointee &+= 1
+      return p.pointee
+    }
+    writer.enterCollective(kind: kind.rawValue, ordinal: ordinal, step: lastStep + 1, nowNs: nowNs)
+  }
+
+  func collectiveWaiting(nowNs: UInt64) { writer.heartbeat(nowNs: nowNs) }
+
+  func collectiveEnded() { writer.leaveCollective() }
 }

@@ -179,6 +179,11 @@ struct TPTrain: ParsableCommand {
     if world.rank == 0 && !setup.quiet {
       print("tptrain: \(RunSetup.describe(config)) | tp \(grid.tp) × dp \(grid.dp) | B \(batch) T \(seq) | \(config.parameterCount) params | data \(dataPath) (\(stream.count) tokens) | BLAS \(BLASTuning.coreName) × \(placement.threads) thread\(placement.threads == 1 ? "" : "s")/rank")
     }
+    if let telemetry = observer as? TelemetryObserver {
+      // ranks publish the collective they wait in, and beat while they wait
+      telemetry.lastStep = options.startStep
+      for c in [world, tpGroup, dpGroup] { c.waitObserver = telemetry }
+    }
     return try Trainer(model: gpt, loader: loader, world: world, tpGroup: tpGroup, dpGroup: dpGroup,
                        grid: grid, options: options, observer: observer)
   }

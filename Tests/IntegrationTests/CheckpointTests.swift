@@ -15,17 +15,7 @@ final class CheckpointTests: XCTestCase {
   func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
   /// Each step's loss exactly as the log printed it (%.9g), by step.
-  func lossStrings(_ log: String) throws -> [Int: String] {
-    let text = try String(contentsOfFile: log, encoding: .utf8)
-    var out: [Int: String] = [:]
-    for line in text.split(separator: "\n") {
-      guard let s = line.range(of: "\"step\":"), let l = line.range(of: ",\"loss\":") else { continue }
-      let step = Int(line[s.upperBound..<l.lowerBound]) ?? -1
-      let rest = line[l.upperBound...]
-      out[step] = String(rest.prefix { $0 != "," })
-    }
-    return out
-  }
+  func lossStrings(_ log: String) throws -> [Int: String] { try Harness.lossStrings(log) }
 
   func stepDirectories(_ ck: String) -> [String] {
     ((try? FileManager.default.contentsOfDirectory(atPath: ck)) ?? []).filter { $0.hasPrefix("step_") }.sorted()
@@ -197,6 +187,19 @@ final class CheckpointTests: XCTestCase {
 }
 
 extension Harness {
+  /// Each step's loss exactly as a `--log` file printed it (%.9g), by step.
+  static func lossStrings(_ log: String) throws -> [Int: String] {
+    let text = try String(contentsOfFile: log, encoding: .utf8)
+    var out: [Int: String] = [:]
+    for line in text.split(separator: "\n") {
+      guard let s = line.range(of: "\"step\":"), let l = line.range(of: ",\"loss\":") else { continue }
+      let step = Int(line[s.upperBound..<l.lowerBound]) ?? -1
+      let rest = line[l.upperBound...]
+      out[step] = String(rest.prefix { $0 != "," })
+    }
+    return out
+  }
+
   static var mpirunPath: String {
     ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.fileExists(atPath: $0) } ?? "mpirun"
   }

@@ -93,6 +93,19 @@ final class SupervisorTests: XCTestCase {
                    .done(status: 137, summary: "stopped on request"))
   }
 
+  func testAHungJobRestartsUnlessAStopWasRequested() {
+    // ranks killed for a hang may print anything (here: a setup-like error line); still a restart
+    let killedMidStep = "tptrain: error: MPI_Sendrecv failed\n" + Self.killed
+    XCTAssertEqual(JobSupervisor.verdict(status: 137, stderr: killedMidStep, stopRequested: false, controlStop: false, hung: true),
+                   .rankFailed)
+    guard case .done(137, let summary) = JobSupervisor.verdict(status: 137, stderr: Self.killed, stopRequested: false, controlStop: true, hung: true) else {
+      return XCTFail("a hung job was restarted after a requested stop")
+    }
+    XCTAssertTrue(summary.contains("a requested stop is final"), summary)
+    XCTAssertEqual(JobSupervisor.verdict(status: 137, stderr: Self.killed, stopRequested: true, controlStop: false, hung: true),
+                   .done(status: 137, summary: "stopped on request"))
+  }
+
   func testCleanEndsAndErrorsAreNotRestarted() {
     XCTAssertEqual(JobSupervisor.verdict(status: 0, stderr: "", stopRequested: false, controlStop: false),
                    .done(status: 0, summary: "finished"))
@@ -110,5 +123,20 @@ final class SupervisorTests: XCTestCase {
     XCTAssertEqual(Executables.resolve("/x/y"), "/x/y")
     XCTAssertEqual(Executables.resolve("sh"), Executables.find("sh", nextToSelf: false))
     XCTAssertNil(Executables.find("no-such-program-\(getpid())"))
+  }
+
+  func testHangTimeoutIsGenerousByDefaultAndTheReportNamesTheRank() {
+    XCTAssertEqual(HangWatch.limit(timeout: nil, medianStepSeconds: nil), 60)
+    XCTAssertEqual(HangWatch.limit(timeout: nil, medianStepSeconds: 0.5), 60)
+    XCTAssertEqual(HangWatch.limit(timeout: nil, medianStepSeconds: 10), 200)
+    XCTAssertEqual(HangWatch.limit(timeout: 3, medianStepSeconds: 10), 3)
+    let r = HangReport(rank: 1, seconds: 3, waitingRanks: [0, 2], collective: nil, lastStep: 40)
+    XCTAssertEqual(r.description, "rank 1 made no progress for 3 s (waiting ranks: 0, 2)")
+    XCTAssertEqual(HangReport(rank: nil, seconds: 2.5, waitingRanks: [], collective: nil, lastStep: 0).description,
+                   "the job made no progress for 2.5 s (no rank waiting in a collective)")
+    let plan = LaunchPlan(np: 2, tp: 2, dp: 1, hostfile: nil, job: "j", trainArguments: [])
+    let args = plan.superviseArguments(tptop: "tptop", mpirun: "mpirun", tptrain: "tptrain", restarts: 1, cores: 2,
+                                       hangTimeout: 3)
+    XCTAssertEqual(Array(args[args.firstIndex(of: "--hang-timeout")!...].prefix(2)), ["--hang-timeout", "3.0"])
   }
 }

@@ -116,6 +116,22 @@ final class ControlTests: XCTestCase {
     return (tool, job, proc)
   }
 
+  func testAZombieCountsAsGone() throws {
+    // a child that has exited but is not reaped yet: kill(pid, 0) still finds it
+    var pid: pid_t = 0
+    let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+    defer { free(argv[0]) }
+    XCTAssertEqual(posix_spawn(&pid, "/bin/true", nil, nil, argv, environ), 0)
+    XCTAssertTrue(eventually { processState(pid) == "Z" })
+    XCTAssertEqual(kill(pid, 0), 0)
+    XCTAssertFalse(processAlive(pid))
+    var status: Int32 = 0
+    XCTAssertEqual(waitpid(pid, &status, 0), pid)
+    XCTAssertFalse(processAlive(pid))
+    XCTAssertTrue(processAlive(getpid()))
+    XCTAssertEqual(processState(getpid()), "R")
+  }
+
   func testDamagedDescriptionStillTakesStopAndIsCollectedOnceGone() throws {
     // the shard table (the job description after the header) is garbage: new readers refuse it
     let (tool, job, proc) = try damagedJob("damaged", offset: SegmentLayout.Header.size, count: 256)

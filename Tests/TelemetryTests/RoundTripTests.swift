@@ -38,6 +38,7 @@ final class RoundTripTests: XCTestCase {
       (R.writeIndex, 8), (R.heartbeatNs, 8), (R.state, 8), (R.lastStep, 8), (R.ackedDesiredState, 8),
       (R.ackedStep, 8), (R.checkpointsSaved, 8), (R.lastCheckpointStep, 8), (R.pid, 4),
       (R.worldRank, 4), (R.localRank, 4), (R.attached, 4), (R.host, R.hostCapacity),
+      (R.waitingIn, 8), (R.waitSinceNs, 8),
     ]
     assertDisjoint(rank, within: R.stride)
     typealias Sh = SegmentLayout.Shard

@@ -7,7 +7,7 @@ the two disagree, so a change to the format has to be made in both places.
 
 MAGIC = 0x474553504F545054  # "TPTOPSEG" read as a little-endian u64
 VERSION_MAJOR = 1  # readers refuse any other
-VERSION_MINOR = 1  # minor versions only append fields
+VERSION_MINOR = 2  # minor versions only append fields
 READY_VALUE = 0x0000215944414552  # "READY!\0\0", written last
 PAGE_SIZE = 4096
 DEFAULT_SLOT_COUNT = 4096
@@ -27,7 +27,7 @@ class Header:
     TOTAL_SIZE, HEADER_SIZE = 16, 24  # u64: bytes of the segment, 4096
     JOB_DESCRIPTION_OFFSET, JOB_DESCRIPTION_SIZE = 32, 40  # u64 each
     CONTROL_OFFSET, CONTROL_SIZE = 48, 56  # u64; the size is 4096
-    RANK_HEADERS_OFFSET, RANK_HEADER_STRIDE = 64, 72  # u64; the stride is 128
+    RANK_HEADERS_OFFSET, RANK_HEADER_STRIDE = 64, 72  # u64; the stride is 256
     RINGS_OFFSET, RING_STRIDE = 80, 88  # u64; stride = slot count * slot size
     SLOT_COUNT, SLOT_SIZE = 96, 104  # u64: a power of two, 256
     CREATION_TIME_NS, INCARNATION = 112, 120  # u64: CLOCK_REALTIME ns, random nonce
@@ -76,14 +76,17 @@ class Control:
 
 
 class RankHeader:
-    """Per-rank header, one 128-byte line per world rank, written only by that rank."""
-    STRIDE = 128
+    """Per-rank header, 256 bytes per world rank, written only by that rank."""
+    STRIDE = 256
     WRITE_INDEX, HEARTBEAT_NS, STATE, LAST_STEP = 0, 8, 16, 24  # u64: head, CLOCK_MONOTONIC ns, state, step
     ACKED_DESIRED_STATE, ACKED_STEP = 32, 40  # u64: what this rank applied, and at which step
     CHECKPOINTS_SAVED, LAST_CHECKPOINT_STEP = 48, 56  # u64
     PID, WORLD_RANK, LOCAL_RANK, ATTACHED = 64, 68, 72, 76  # u32 each
     HOST, HOST_CAPACITY = 80, 48
     ATTACHED_VALUE = 0x52544141  # "AATR"
+    # u64: the collective the rank waits in (kind | ordinal << 8 | step << 32; this writer
+    # leaves it 0) and since when (CLOCK_MONOTONIC ns)
+    WAITING_IN, WAIT_SINCE_NS = 128, 136
 
 
 class Slot:

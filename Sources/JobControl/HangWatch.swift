@@ -1,0 +1,107 @@
+// Hang detection for the supervisor. A stopped or stuck rank does not die: mpirun keeps running
+// and every other rank waits for it in a collective forever. The supervisor watches the job's
+// step counter through its telemetry segment and treats a job that makes no step progress for
+// the hang timeout as failed: it ends the processes and restarts from the latest checkpoint.
+
+import Foundation
+import Telemetry
+
+/// A hang: which rank the job is stuck on and who waits for it.
+public struct HangReport: Sendable, Equatable {
+  /// The rank that stopped moving (nil when telemetry could not tell).
+  public var rank: Int?
+  /// The timeout that expired, seconds.
+  public var seconds: Double
+  /// Ranks waiting for it in a collective.
+  public var waitingRanks: [Int]
+  /// The collective they wait in.
+  public var collective: CollectiveWait?
+  /// Last step the job finished.
+  public var lastStep: Int
+
+  /// Creates a report.
+  public init(rank: Int?, seconds: Double, waitingRanks: [Int], collective: CollectiveWait?, lastStep: Int) {
+    self.rank = rank
+    self.seconds = seconds
+    self.waitingRanks = waitingRanks
+    self.collective = collective
+    self.lastStep = lastStep
+  }
+
+  /// "made no progress for 3 s (waiting ranks: 0 in all-reduce #5 of step 131)".
+  public var reason: String {
+    let waiting = waitingRanks.isEmpty ? "no rank waiting in a collective"
+      : "waiting ranks: " + waitingRanks.map(String.init).joined(separator: ", ")
+        + (collective.map { " in \($0.description)" } ?? "")
+    return "made no progress for \(HangWatch.format(seconds)) s (\(waiting))"
+  }
+
+  /// "rank 1 made no progress for 3 s (waiting ranks: 0 in all-reduce #5 of step 131)".
+  public var description: String { (rank.map { "rank \($0)" } ?? "the job") + " " + reason }
+}
+
+/// Watches one incarnation's step progress; `check` says when it has hung.
+///
+/// The timeout is `timeout` seconds, or by default max(`defaultFloor`, `defaultStepMultiple` ×
+/// the recent median step time). The clock restarts at every new step, when a checkpoint write
+/// begins, and while the job is paused; during a checkpoint write (slow file I/O, no steps) the
+/// timeout is at least `checkpointFloor`.
+public struct HangWatch {
+  /// Default timeout floor, seconds.
+  public static let defaultFloor = 60.0
+  /// Default timeout as a multiple of the recent median step time.
+  public static let defaultStepMultiple = 20.0
+  /// Least timeout while a rank writes a checkpoint, seconds.
+  public static let checkpointFloor = 300.0
+
+  /// Telemetry job name of the incarnation.
+  public let job: String
+  /// Fixed timeout in seconds; nil for the default rule.
+  public let timeout: Double?
+  private var reader: JobReader?
+  private var lastStep = -1
+  private var checkpointing = false
+  private var lastProgress: Double
+
+  /// Watches `job` from `now` (seconds on any monotonic clock, the same `check` gets).
+  public init(job: String, timeout: Double?, now: Double) {
+    self.job = job
+    self.timeout = timeout
+    lastProgress = now
+  }
+
+  /// The timeout in force: `timeout`, or the default rule for a median step of `median` seconds.
+  public static func limit(timeout: Double?, medianStepSeconds median: Double?) -> Double {
+    timeout ?? max(defaultFloor, defaultStepMultiple * (median ?? 0))
+  }
+
+  /// Returns a report once the job has made no progress for the timeout, else nil.
+  public mutating func check(now: Double) -> HangReport? {
+    if reader == nil { reader = try? JobReader(job: job) }
+    guard let reader else { return nil }
+    let ranks = reader.ranks()
+    let live = ranks.filter { $0.attached && $0.state != .finished && $0.state != .failed }
+    let step = ranks.map(\.lastStep).max() ?? 0
+    let writing = live.contains { $0.state == .checkpointing }
+    if step != lastStep || (writing && !checkpointing) || live.contains(where: { $0.state == .paused }) {
+      lastStep = step
+      lastProgress = now
+    }
+    checkpointing = writing
+    var limit = Self.limit(timeout: timeout, medianStepSeconds: reader.recentMedianStepSeconds())
+    if writing { limit = max(limit, Self.checkpointFloor) }
+    guard now - lastProgress >= limit, !live.isEmpty else { return nil }
+    // name the rank with the stale heartbeat: waiting ranks beat every millisecond or so
+    let diagnosis = StallDiagnosis.judge(ranks, threshold: min(limit / 2, reader.stallThreshold()))
+    let oldest = live.max { ($0.heartbeatAge ?? .infinity) < ($1.heartbeatAge ?? .infinity) }
+    return HangReport(
+      rank: diagnosis?.rank ?? oldest?.rank, seconds: limit,
+      waitingRanks: diagnosis?.waitingRanks ?? live.filter { $0.waiting != nil }.map(\.rank),
+      collective: diagnosis?.collective ?? live.first { $0.waiting != nil }?.waiting, lastStep: step)
+  }
+
+  /// "3", "2.5": seconds without a needless fraction.
+  static func format(_ s: Double) -> String {
+    s == s.rounded() ? String(Int(s)) : String(format: "%.1f", s)
+  }
+}
