@@ -87,7 +87,7 @@ struct ValidatedHeader {
 
   typealias H = SegmentLayout.Header
 
-  /// Validates everything a reader relies on, in the order the issue lists the refusals.
+  /// Validates everything a reader relies on, in the order docs/TELEMETRY.md lists the refusals.
   /// Never reads outside `[base, base + size)`. Without `requireDescription`, a damaged shard
   /// table leaves `info.shards` empty instead of refusing (control needs only the header).
   static func validate(base: UnsafeMutableRawPointer, size: Int, job: String, checkOwner: Bool,

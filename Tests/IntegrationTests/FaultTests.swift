@@ -9,7 +9,7 @@ final class FaultTests: XCTestCase {
   override func setUpWithError() throws { dir = try Harness.tempDir(self) }
   func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
-  /// The flags, each refused with one line naming the valid range, before MPI starts.
+  /// Bad numeric flags, each refused with one line naming the valid range, before MPI starts.
   func testBadHyperParametersAreRefused() throws {
     for (args, line) in [
       (["--lr", "nan"], "tptrain: error: --lr must be a finite number > 0, not nan"),
