@@ -55,13 +55,6 @@ public struct CommStats: Sendable {
   }
 }
 
-/// Kinds of collective a rank can wait in (raw values as the telemetry segment stores them).
-public enum CollectiveKind: UInt8, Sendable {
-  case allReduce = 1, broadcast = 2, barrier = 3
-  /// The step-boundary exchange of world rank 0's control decision.
-  case control = 4
-}
-
 /// Told when this rank enters and leaves a collective, and while it waits in one, so a monitor
 /// can tell a rank that waits for its peers from one that does not move. Called on the training
 /// thread inside the step: implementations must not block or allocate.

@@ -5,24 +5,12 @@
 // computing, stopped or stuck does not. The dashboard, `tptop ls`, `tptop watch` and the
 // supervisor all judge with `StallDiagnosis.judge`.
 
+import JobSchema
+
 /// A collective a rank is blocked in, as its header publishes it.
 public struct CollectiveWait: Sendable, Equatable {
   /// Kinds of collective (raw values as stored in bits 0–7 of the `waitingIn` word).
-  public enum Kind: UInt8, Sendable, CaseIterable {
-    case allReduce = 1, broadcast = 2, barrier = 3
-    /// The step-boundary exchange of world rank 0's control decision.
-    case control = 4
-
-    /// Name for display.
-    public var name: String {
-      switch self {
-      case .allReduce: return "all-reduce"
-      case .broadcast: return "broadcast"
-      case .barrier: return "barrier"
-      case .control: return "control exchange"
-      }
-    }
-  }
+  public typealias Kind = CollectiveKind
 
   /// Which collective.
   public var kind: Kind
