@@ -123,7 +123,8 @@ class TorchEndToEnd(unittest.TestCase):
         self.watch = subprocess.Popen([self.tptop, "watch", self.job, "--from-start", "--interval-ms", "50"],
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines = []
-        threading.Thread(target=lambda: lines.extend(self.watch.stdout), daemon=True).start()
+        reader = threading.Thread(target=lambda: lines.extend(self.watch.stdout), daemon=True)
+        reader.start()
         self.wait_for("watch step lines", lambda: sum(x.startswith("step ") for x in lines) >= 3)
         self.assertTrue(any(" slowest r" in x and "allreduce max" in x for x in lines), lines)
         for k in range(2):
@@ -170,6 +171,7 @@ class TorchEndToEnd(unittest.TestCase):
         self.assertIn(f"job {self.job} stopped at step", out)
         sys.stderr.write(f"  {out.strip()}; watch saw {sum(x.startswith('step ') for x in lines)} step lines\n")
         self.assertEqual(self.watch.wait(timeout=30), 0)
+        reader.join(timeout=10)  # the process has exited; its last lines may still be in the pipe
         self.assertTrue(any(x.startswith(f"job {self.job} finished at step") for x in lines), lines)
         for k in range(2):
             self.assertEqual(r.rank_status(k)["state"], "finished")
