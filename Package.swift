@@ -15,6 +15,7 @@ let package = Package(
   products: [
     .executable(name: "tptrain", targets: ["tptrain"]),
     .executable(name: "tptop", targets: ["tptop"]),
+    .executable(name: "tpcollectives", targets: ["tpcollectives"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -43,7 +44,7 @@ let package = Package(
     .target(
       name: "TrainingSetup",
       dependencies: [
-        "TPEngine", "CheckpointLayout",
+        "TPEngine", "TPComm", "CheckpointLayout",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),
@@ -71,6 +72,8 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),
+    // Checks and times TPComm's collectives (both algorithms) on real ranks: tests and `make bench`.
+    .executableTarget(name: "tpcollectives", dependencies: ["JobSchema", "TPComm"], swiftSettings: fast),
 
     // Helpers shared by the test targets (a missing tool skips locally and fails under CI=true).
     .target(name: "TestSupport", path: "Tests/TestSupport"),

@@ -77,6 +77,11 @@ print(f"BENCH small_tp2_step_ms_telemetry_on {on:.1f} ms")
 PY
 "$BIN/tptop" bench-dashboard || echo "BENCH dashboard unavailable"
 
+# The collectives alone (both algorithms, three sizes), then a training step with each.
+for NP in 2 4; do mpirun --oversubscribe -np $NP "$BIN/tpcollectives" bench; done
+python3 scripts/bench_flags.py "$BIN" small_tp2 2 "--model small --batch 8 --seq 256 --steps $STEPS --tp 2" \
+  ring="--collectives ring" mpi="--collectives mpi"
+
 if ! "$PY" -c "import torch" 2>/dev/null; then
   echo "# PyTorch not installed for $PY: set PYTHON to an interpreter with torch for the comparison"
   exit 0

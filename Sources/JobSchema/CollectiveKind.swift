@@ -6,6 +6,8 @@ public enum CollectiveKind: UInt8, Sendable, CaseIterable {
   case allReduce = 1, broadcast = 2, barrier = 3
   /// The step-boundary exchange of world rank 0's control decision.
   case control = 4
+  /// Reduce-scatter and all-gather (sequence parallelism, the distributed optimizer).
+  case reduceScatter = 5, allGather = 6
 
   /// Name for display.
   public var name: String {
@@ -14,6 +16,8 @@ public enum CollectiveKind: UInt8, Sendable, CaseIterable {
     case .broadcast: return "broadcast"
     case .barrier: return "barrier"
     case .control: return "control exchange"
+    case .reduceScatter: return "reduce-scatter"
+    case .allGather: return "all-gather"
     }
   }
 }

@@ -26,6 +26,14 @@ public enum ReduceOp: Sendable {
   }
 }
 
+/// How the data collectives run: OpenMPI's own (`MPI_Iallreduce`, `MPI_Ireduce_scatter_block`,
+/// `MPI_Iallgather`, which choose algorithms by size and topology and may allocate internally),
+/// or the hand-written ring of non-blocking send/receive pairs (no allocation after
+/// `reserveScratch`).
+public enum CollectiveAlgorithm: String, Sendable, CaseIterable {
+  case mpi, ring
+}
+
 /// Monotonic clock in nanoseconds (no allocation, vDSO call).
 @inline(__always)
 public func monotonicNanos() -> UInt64 {
@@ -92,6 +100,8 @@ public final class Communicator {
   public var stats = CommStats()
   /// Told about every wait in a collective of this communicator.
   public var waitObserver: CollectiveWaitObserver?
+  /// How this communicator's float and double collectives run.
+  public var algorithm: CollectiveAlgorithm = .ring
   /// The two requests of one ring step (receive, send), kept so waits allocate nothing.
   private let requests = UnsafeMutablePointer<MPI_Request?>.allocate(capacity: 2)
 
@@ -140,17 +150,21 @@ public final class Communicator {
 
   /// In-place all-reduce of `count` floats. A communicator of size 1 returns at once.
   ///
-  /// A ring (reduce-scatter, then all-gather) of non-blocking send/receive pairs into a scratch
-  /// buffer kept by the communicator: OpenMPI's own `MPI_Allreduce` allocates temporary buffers
-  /// on every call, and this runs inside the allocation-free training step. Every rank ends with
-  /// bitwise-identical results (each chunk is reduced once and then copied). Waits spin briefly,
-  /// then nap (see `waitAll`).
+  /// With `.ring` (the default) this is the hand-written ring (see `ringAllReduce`); with `.mpi`
+  /// it is OpenMPI's `MPI_Iallreduce`, which picks its algorithm by size and topology. Either way
+  /// every rank ends with bitwise-identical results, and the wait spins briefly, then naps (see
+  /// `waitAll`).
   @inline(__always)
   public func allReduce(_ buffer: UnsafeMutablePointer<Float>, count: Int, _ op: ReduceOp = .sum) {
     if size == 1 { return }
     let t0 = monotonicNanos()
     waitObserver?.collectiveBegan(.allReduce, nowNs: t0)
-    ringAllReduce(buffer, count: count, op: op)
+    switch algorithm {
+    case .mpi:
+      MPI_Iallreduce(cmpi_in_place(), buffer, Int32(count), cmpi_float(), op.handle, handle, requests)
+      waitAll(1)
+    case .ring: ringAllReduce(buffer, count: count, op: op)
+    }
     waitObserver?.collectiveEnded()
     stats.record(bytes: count * 4, nanos: monotonicNanos() &- t0)
   }
@@ -162,9 +176,60 @@ public final class Communicator {
     if size == 1 { return }
     let t0 = monotonicNanos()
     waitObserver?.collectiveBegan(kind, nowNs: t0)
-    ringAllReduce(buffer, count: count, op: op)
+    switch algorithm {
+    case .mpi:
+      MPI_Iallreduce(cmpi_in_place(), buffer, Int32(count), cmpi_double(), op.handle, handle, requests)
+      waitAll(1)
+    case .ring: ringAllReduce(buffer, count: count, op: op)
+    }
     waitObserver?.collectiveEnded()
     stats.record(bytes: count * 8, nanos: monotonicNanos() &- t0)
+  }
+
+  /// Reduce-scatter of `size` equal blocks of `count` floats: rank r receives in `out` the
+  /// reduction over ranks of block r of `buffer` (`size * count` floats). `buffer` is left
+  /// undefined (the ring reduces in place). A communicator of size 1 copies block 0.
+  ///
+  ///     buffer: [size * count]  ->  out: [count]
+  public func reduceScatter(_ buffer: UnsafeMutablePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>,
+                            _ op: ReduceOp = .sum) {
+    if size == 1 {
+      if out != buffer { out.update(from: buffer, count: count) }
+      return
+    }
+    let t0 = monotonicNanos()
+    waitObserver?.collectiveBegan(.reduceScatter, nowNs: t0)
+    switch algorithm {
+    case .mpi:
+      MPI_Ireduce_scatter_block(buffer, out, Int32(count), cmpi_float(), op.handle, handle, requests)
+      waitAll(1)
+    case .ring:
+      ringReduceScatter(buffer, count: count, op: op)
+      let mine = buffer + rank * count
+      if out != mine { out.update(from: mine, count: count) }
+    }
+    waitObserver?.collectiveEnded()
+    stats.record(bytes: count * size * 4, nanos: monotonicNanos() &- t0)
+  }
+
+  /// All-gather of `count` floats from each rank: `out` (`size * count` floats) ends with rank
+  /// k's `chunk` at block k on every rank. `chunk` may be `out + rank * count` (in place).
+  ///
+  ///     chunk: [count]  ->  out: [size * count]
+  public func allGather(_ chunk: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>) {
+    let mine = out + rank * count
+    if UnsafePointer(mine) != chunk { mine.update(from: chunk, count: count) }
+    if size == 1 { return }
+    let t0 = monotonicNanos()
+    waitObserver?.collectiveBegan(.allGather, nowNs: t0)
+    switch algorithm {
+    case .mpi:
+      MPI_Iallgather(cmpi_in_place(), 0, cmpi_float(), out, Int32(count), cmpi_float(), handle, requests)
+      waitAll(1)
+    case .ring: ringAllGather(out, count: count)
+    }
+    waitObserver?.collectiveEnded()
+    stats.record(bytes: count * size * 4, nanos: monotonicNanos() &- t0)
   }
 
   /// Spin budget of a wait before it starts napping: covers a collective whose peers are ready
@@ -233,17 +298,39 @@ public final class Communicator {
     scratchBytes = need
   }
 
+  /// The ring all-reduce: a ring reduce-scatter, then a ring all-gather of the reduced chunks
+  /// (chunk i is `[n*i/p, n*(i+1)/p)`). Each chunk is reduced once and then copied, so every rank
+  /// ends bitwise identical.
   private func ringAllReduce<T: BinaryFloatingPoint>(_ buffer: UnsafeMutablePointer<T>, count n: Int, op: ReduceOp) {
+    let p = size
+    ringReduceScatterChunks(buffer, start: { n * $0 / p }, op: op)
+    ringAllGatherChunks(buffer, start: { n * $0 / p })
+  }
+
+  /// Ring reduce-scatter of `size` blocks of `count` in place: block r of rank r ends reduced.
+  private func ringReduceScatter(_ buffer: UnsafeMutablePointer<Float>, count: Int, op: ReduceOp) {
+    ringReduceScatterChunks(buffer, start: { count * $0 }, op: op)
+  }
+
+  /// Ring all-gather of `size` blocks of `count` in place: block r comes from rank r.
+  private func ringAllGather(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+    ringAllGatherChunks(buffer, start: { count * $0 })
+  }
+
+  /// p-1 ring steps; at step s rank r sends chunk r-s-1 and receives (and reduces) chunk r-s-2,
+  /// so after the last step rank r holds chunk r reduced over all ranks.
+  @inline(__always)
+  private func ringReduceScatterChunks<T: BinaryFloatingPoint>(_ buffer: UnsafeMutablePointer<T>, start: (Int) -> Int,
+                                                               op: ReduceOp) {
     let p = size, r = rank
     let right = Int32((r + 1) % p), left = Int32((r + p - 1) % p)
-    @inline(__always) func start(_ i: Int) -> Int { n * i / p }
-    let maxChunk = (n + p - 1) / p
-    if maxChunk * MemoryLayout<T>.stride > scratchBytes { reserveScratch(bytes: n * MemoryLayout<T>.stride * 2) }
+    var maxChunk = 0
+    for i in 0..<p { maxChunk = Swift.max(maxChunk, start(i + 1) - start(i)) }
+    if maxChunk * MemoryLayout<T>.stride > scratchBytes { reserveScratch(bytes: maxChunk * MemoryLayout<T>.stride * p) }
     let tmp = scratch.assumingMemoryBound(to: T.self)
     let bytes = Int32(MemoryLayout<T>.stride)
-    // reduce-scatter: after p-1 steps rank r owns the reduced chunk (r+1) mod p
     for s in 0..<(p - 1) {
-      let sendChunk = (r - s + 2 * p) % p, recvChunk = (r - s - 1 + 2 * p) % p
+      let sendChunk = (r - s - 1 + 2 * p) % p, recvChunk = (r - s - 2 + 2 * p) % p
       let ss = start(sendChunk), sn = start(sendChunk + 1) - ss
       let rs = start(recvChunk), rn = start(recvChunk + 1) - rs
       sendReceive(buffer + ss, Int32(sn) * bytes, to: right, tmp, Int32(rn) * bytes, from: left, tag: 7001)
@@ -254,9 +341,16 @@ public final class Communicator {
       case .min: for i in 0..<rn where tmp[i] < dst[i] { dst[i] = tmp[i] }
       }
     }
-    // all-gather of the reduced chunks
+  }
+
+  /// p-1 ring steps; at step s rank r sends chunk r-s and receives chunk r-s-1.
+  @inline(__always)
+  private func ringAllGatherChunks<T>(_ buffer: UnsafeMutablePointer<T>, start: (Int) -> Int) {
+    let p = size, r = rank
+    let right = Int32((r + 1) % p), left = Int32((r + p - 1) % p)
+    let bytes = Int32(MemoryLayout<T>.stride)
     for s in 0..<(p - 1) {
-      let sendChunk = (r + 1 - s + 2 * p) % p, recvChunk = (r - s + 2 * p) % p
+      let sendChunk = (r - s + 2 * p) % p, recvChunk = (r - s - 1 + 2 * p) % p
       let ss = start(sendChunk), sn = start(sendChunk + 1) - ss
       let rs = start(recvChunk), rn = start(recvChunk + 1) - rs
       sendReceive(buffer + ss, Int32(sn) * bytes, to: right, buffer + rs, Int32(rn) * bytes, from: left, tag: 7002)

@@ -7,6 +7,7 @@
 import ArgumentParser
 import CheckpointLayout
 import Foundation
+import TPComm
 import TPEngine
 
 /// tptrain's command-line flags and the rules that read them.
@@ -63,6 +64,8 @@ public struct RunSetup: ParsableArguments {
   @Option(name: .customLong("fault-nonfinite-at"), help: .hidden) public var faultNonFiniteAt: Int?
 
   @Flag(name: .customLong("measure-peak"), help: .hidden) public var measurePeak = false
+  @Option(help: "How data collectives run: ring (the hand-written ring over non-blocking send/receive pairs; the default, faster on one node, see BENCHMARKS.md) or mpi (OpenMPI's own, which choose algorithms by size and topology, e.g. hierarchical across nodes).")
+  public var collectives: CollectiveAlgorithm = .ring
 
   /// Flags as the parser leaves them with nothing given.
   public init() {}
@@ -372,3 +375,4 @@ func executableDirectory() -> URL {
 }
 
 extension NonFinitePolicy: ExpressibleByArgument {}
+extension CollectiveAlgorithm: ExpressibleByArgument {}

@@ -157,6 +157,7 @@ struct TPTrain: ParsableCommand {
     let local = try LocalShape(config: config, tp: grid.tp, tpRank: grid.tpRank)
     let tpGroup = try world.split(color: grid.dpRank, key: grid.tpRank)
     let dpGroup = try world.split(color: grid.tpRank, key: grid.dpRank)
+    for c in [world, tpGroup, dpGroup] { c.algorithm = setup.collectives }
     let node = try world.splitShared()
     let placement = CPUPlacement.apply(localRank: node.rank, localSize: node.size, requestedThreads: setup.threads)
     if let note = placement.note, world.rank == 0, !setup.quiet { printError("tptrain: " + note) }

@@ -30,6 +30,7 @@ final class AllocationTests: XCTestCase {
     // one thread per rank, and two, where the engine's worker pool runs LayerNorm, GELU,
     // attention and AdamW on a second thread (its allocations are counted too)
     for (np, grid) in [(2, ["--tp", "2", "--threads", "1"]), (4, ["--tp", "2", "--dp", "2", "--threads", "1"]),
+                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--collectives", "mpi"]),
                        (2, ["--tp", "2", "--threads", "2"])] {
       let job = "alloc-test-\(getpid())-\(np)-\(grid.last!)"
       let r = try Harness.run("/usr/bin/mpirun", ["--oversubscribe", "-x", "LD_PRELOAD=\(so)", "-np", "\(np)", Harness.tptrain,

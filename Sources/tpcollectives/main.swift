@@ -1,0 +1,140 @@
+// tpcollectives: checks and times the data collectives of TPComm on real MPI ranks, with both
+// algorithms (`mpi`, OpenMPI's own; `ring`, the hand-written one).
+//
+//   mpirun -np P tpcollectives check      every collective against a sum computed independently
+//                                         in double precision; results bitwise identical on all
+//                                         ranks; exit 1 on any mismatch
+//   mpirun -np P tpcollectives bench      median latency per collective, algorithm and size, as
+//                                         BENCH lines (rank 0 prints)
+
+import Foundation
+import JobSchema
+import TPComm
+
+/// Element i of rank r's input: small integers over 64, so sums of up to 2^18 of them are exact
+/// in float and the expected values need no tolerance.
+func input(rank r: Int, _ i: Int) -> Float { Float((r &* 7919 &+ i &* 104_729) % 129) / 64 - 1 }
+
+/// FNV-1a over the bits of `n` floats: compared across ranks to show identical results.
+func fingerprint(_ p: UnsafePointer<Float>, _ n: Int) -> Int64 {
+  var h: UInt64 = 0xcbf2_9ce4_8422_2325
+  for i in 0..<n { h = (h ^ UInt64(p[i].bitPattern)) &* 0x100_0000_01b3 }
+  return Int64(bitPattern: h)
+}
+
+/// Runs every check; returns the number that failed on this rank (each is printed).
+func check(_ comm: Communicator) -> Int {
+  var failures = 0
+  func expect(_ ok: Bool, _ what: @autoclosure () -> String, on comm: Communicator) {
+    if !ok {
+      failures += 1
+      print("rank \(comm.rank): \(what())")
+    }
+  }
+  let p = comm.size, r = comm.rank
+  for algorithm in CollectiveAlgorithm.allCases {
+    comm.algorithm = algorithm
+    for n in [1, 7, 1000, 65_537] {
+      let buf = UnsafeMutablePointer<Float>.allocate(capacity: n * p)
+      let out = UnsafeMutablePointer<Float>.allocate(capacity: n * p)
+      defer { buf.deallocate(); out.deallocate() }
+      // all-reduce, sum and max
+      for op in [ReduceOp.sum, .max] {
+        for i in 0..<n { buf[i] = input(rank: r, i) }
+        comm.allReduce(buf, count: n, op)
+        var bad = 0
+        for i in 0..<n {
+          let values = (0..<p).map { Double(input(rank: $0, i)) }
+          let want = op == .sum ? values.reduce(0, +) : values.max()!
+          if Double(buf[i]) != want { bad += 1 }
+        }
+        expect(bad == 0, "\(algorithm) all-reduce \(op) of \(n): \(bad) wrong elements", on: comm)
+        let prints = comm.allGather(fingerprint(buf, n))
+        expect(Set(prints).count == 1, "\(algorithm) all-reduce \(op) of \(n): ranks differ", on: comm)
+      }
+      // reduce-scatter: block r of the sum lands on rank r
+      for i in 0..<(n * p) { buf[i] = input(rank: r, i) }
+      comm.reduceScatter(buf, count: n, into: out)
+      var bad = 0
+      for i in 0..<n {
+        let want = (0..<p).map { Double(input(rank: $0, r * n + i)) }.reduce(0, +)
+        if Double(out[i]) != want { bad += 1 }
+      }
+      expect(bad == 0, "\(algorithm) reduce-scatter of \(n) per rank: \(bad) wrong elements", on: comm)
+      // all-gather, from a separate chunk and in place
+      for inPlace in [false, true] {
+        for i in 0..<(n * p) { out[i] = .nan }
+        for i in 0..<n { buf[i] = input(rank: r, i) }
+        if inPlace { (out + r * n).update(from: buf, count: n) }
+        comm.allGather(inPlace ? UnsafePointer(out + r * n) : UnsafePointer(buf), count: n, into: out)
+        var bad = 0
+        for k in 0..<p { for i in 0..<n where out[k * n + i] != input(rank: k, i) { bad += 1 } }
+        expect(bad == 0, "\(algorithm) all-gather\(inPlace ? " in place" : "") of \(n) per rank: \(bad) wrong", on: comm)
+      }
+    }
+  }
+  return failures
+}
+
+func bench(_ comm: Communicator) {
+  let p = comm.size
+  let reps = 30
+  for n in [4096, 262_144, 2_097_152] {
+    let buf = UnsafeMutablePointer<Float>.allocate(capacity: n * p)
+    let out = UnsafeMutablePointer<Float>.allocate(capacity: n * p)
+    buf.initialize(repeating: 1, count: n * p)
+    out.initialize(repeating: 0, count: n * p)
+    comm.reserveScratch(bytes: n * p * 4)
+    for algorithm in CollectiveAlgorithm.allCases {
+      comm.algorithm = algorithm
+      let collectives: [(String, () -> Void)] = [
+        ("allreduce", { comm.allReduce(buf, count: n) }),
+        ("reducescatter", { comm.reduceScatter(buf, count: n / p, into: out) }),
+        ("allgather", { comm.allGather(buf, count: n / p, into: out) }),
+      ]
+      for (name, run) in collectives {
+        var times: [Double] = []
+        comm.barrier()
+        for _ in 0..<reps {
+          let t0 = monotonicNanos()
+          run()
+          times.append(Double(monotonicNanos() - t0) / 1000)
+        }
+        // the slowest rank's median is what a step waits for
+        var median = [Double](repeating: times.sorted()[reps / 2], count: 1)
+        comm.allReduce(&median, count: 1, .max)
+        if comm.rank == 0 {
+          print("BENCH collective_\(name)_\(algorithm.rawValue)_\(n * 4 / 1024)KiB_np\(p) \(String(format: "%.1f", median[0])) us")
+        }
+      }
+    }
+    buf.deallocate()
+    out.deallocate()
+  }
+}
+
+do {
+  try MPIRuntime.initialize()
+} catch {
+  FileHandle.standardError.write("tpcollectives: \(error)\n".data(using: .utf8)!)
+  exit(2)
+}
+let world = Communicator.world()
+let mode = CommandLine.arguments.dropFirst().first ?? "check"
+switch mode {
+case "check":
+  var total = [Double(check(world))]
+  world.allReduce(&total, count: 1, .sum)
+  if world.rank == 0 {
+    print(total[0] == 0 ? "collectives ok on \(world.size) ranks" : "collectives: \(Int(total[0])) failures")
+  }
+  MPIRuntime.finalize()
+  exit(total[0] == 0 ? 0 : 1)
+case "bench":
+  bench(world)
+  MPIRuntime.finalize()
+default:
+  if world.rank == 0 { FileHandle.standardError.write("usage: tpcollectives check|bench\n".data(using: .utf8)!) }
+  MPIRuntime.finalize()
+  exit(2)
+}
