@@ -24,13 +24,9 @@ struct ColumnParallelLinear {
   @inline(__always)
   func forward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, _ bias: FloatPtr?,
                _ N: Int, _ IC: Int, _ OC: Int) {
-    var x = inp
-    if let sequence {
-      tp.gatherFromSequenceParallelForward(sequence.gathered, inp, N / tp.size * IC)
-      x = sequence.gathered
-    } else {
-      tp.copyToTensorParallelForward(inp, N * IC)
-    }
+    let x = sequence?.gathered ?? inp
+    if sequence == nil { tp.copyToTensorParallelForward(inp, N * IC) }
+    else { tp.gatherFromSequenceParallelForward(x, inp, N / tp.size * IC) }
     matmulForward(out, x, weight, bias, N, IC, OC, pool: pool)
   }
 
@@ -92,13 +88,9 @@ struct RowParallelLinear {
   @inline(__always)
   func backward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dout: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr,
                 _ N: Int, _ IC: Int, _ OC: Int) {
-    var g = dout
-    if let sequence {
-      tp.reduceScatterToSequenceParallelBackward(sequence.gathered, dout, N / tp.size * OC)
-      g = sequence.gathered
-    } else {
-      tp.reduceFromTensorParallelBackward(dout, N * OC)
-    }
+    let g = sequence?.gathered ?? dout
+    if sequence == nil { tp.reduceFromTensorParallelBackward(dout, N * OC) }
+    else { tp.reduceScatterToSequenceParallelBackward(g, dout, N / tp.size * OC) }
     matmulBackward(dinp, dweight, nil, g, inp, weight, N, IC, OC, pool: pool)
   }
 }
