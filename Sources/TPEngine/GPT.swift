@@ -42,57 +42,67 @@ public struct ParameterViews {
 private var unplaced: FloatPtr { FloatPtr(bitPattern: MemoryLayout<Float>.alignment)! }
 
 /// Activations of one forward pass, kept for backward, and the backward scratch (local sizes).
-/// Every field points into one arena laid out by `table`.
+/// Every field points into one arena laid out by `table`. R is this rank's token rows outside
+/// the tensor-parallel blocks: B·T, or B·T/t with sequence parallelism. Lk is the layers kept
+/// (L, or 1 working layer under full recomputation), La the layers of attention probabilities
+/// kept (L without recomputation, else 1).
 struct Activations {
-  var encoded = unplaced  // (B,T,C)
-  var ln1 = unplaced  // (L,B,T,C)
-  var ln1Mean = unplaced  // (L,B,T)
-  var ln1Rstd = unplaced  // (L,B,T)
-  var qkv = unplaced  // (L,B,T,3·C/t)
-  var atty = unplaced  // (L,B,T,C/t)
-  var att = unplaced  // (L,B,H/t,T,T)
-  var residual2 = unplaced  // (L,B,T,C)
-  var ln2 = unplaced  // (L,B,T,C)
-  var ln2Mean = unplaced  // (L,B,T)
-  var ln2Rstd = unplaced  // (L,B,T)
-  var fch = unplaced  // (L,B,T,4C/t)
-  var fchGelu = unplaced  // (L,B,T,4C/t)
-  var residual3 = unplaced  // (L,B,T,C)
-  var proj = unplaced  // (B,T,C) a row-parallel layer's output, all-reduced in place; consumed
-                       // at once, so one buffer serves every projection of every layer
-  var lnf = unplaced  // (B,T,C)
-  var lnfMean = unplaced  // (B,T)
-  var lnfRstd = unplaced  // (B,T)
+  var encoded = unplaced  // (R,C)
+  var ln1 = unplaced  // (Lk,R,C)
+  var ln1Mean = unplaced  // (Lk,R)
+  var ln1Rstd = unplaced  // (Lk,R)
+  var qkv = unplaced  // (Lk,B,T,3·C/t)
+  var atty = unplaced  // (Lk,B,T,C/t)
+  var att = unplaced  // (La,B,H/t,T,T)
+  var residual2 = unplaced  // (Lk,R,C)
+  var ln2 = unplaced  // (Lk,R,C)
+  var ln2Mean = unplaced  // (Lk,R)
+  var ln2Rstd = unplaced  // (Lk,R)
+  var fch = unplaced  // (Lk,B,T,4C/t)
+  var fchGelu = unplaced  // (Lk,B,T,4C/t)
+  var residual3 = unplaced  // (L,R,C) each layer's output: always kept, the next layer's input
+  var proj = unplaced  // (R,C) a row-parallel layer's output, all-reduced (or reduce-scattered);
+                       // consumed at once, so one buffer serves every projection of every layer
+  var lnf = unplaced  // (R,C)
+  var lnfMean = unplaced  // (R)
+  var lnfRstd = unplaced  // (R)
   var logits = unplaced  // (B,T,Vp/t); holds dlogits after backward starts
   // vocab-parallel cross-entropy, kept between forward and backward
   var rowMax = unplaced  // (B,T)
   var sumExpAndTarget = unplaced  // (B,T,2) Σexp, target logit (packed for one all-reduce)
   var losses = unplaced  // (B,T)
   // backward scratch
-  var dresidual = unplaced  // (B,T,C)
-  var dC = unplaced  // (B,T,C)
+  var dresidual = unplaced  // (R,C)
+  var dC = unplaced  // (R,C)
   var dqkv = unplaced  // (B,T,3·C/t)
   var datty = unplaced  // (B,T,C/t)
   var dfch = unplaced  // (B,T,4C/t)
+  // sequence parallelism only (no elements without it): the full-row buffers
+  var gathered = unplaced  // (B,T,C) rows all-gathered from every rank's slice
+  var partial = unplaced  // (B,T,C) per-rank partial sums before their reduce-scatter
 
   /// The arena, one row per field in arena order: the field and its element count (llm.c's
   /// `act_sizes`). The only place the layout is written down.
-  static func table(config: GPTConfig, local: LocalShape, B: Int, T: Int)
+  static func table(config: GPTConfig, local: LocalShape, B: Int, T: Int, options: ActivationOptions)
     -> [(field: WritableKeyPath<Activations, FloatPtr>, count: Int)] {
     let (L, C, BT) = (config.numLayers, config.channels, B * T)
     let (NH, CL, FL, VL) = (local.headsLocal, local.channelsLocal, local.hiddenLocal, local.vocabLocal)
+    let R = options.sequenceParallel ? BT / local.tp : BT
+    let (Lk, La) = (options.layersKept(L), options.attentionLayersKept(L))
+    let full = options.sequenceParallel ? BT * C : 0
     return [
-      (\.encoded, BT * C),
-      (\.ln1, L * BT * C), (\.ln1Mean, L * BT), (\.ln1Rstd, L * BT),
-      (\.qkv, L * BT * 3 * CL), (\.atty, L * BT * CL), (\.att, L * B * NH * T * T),
-      (\.residual2, L * BT * C),
-      (\.ln2, L * BT * C), (\.ln2Mean, L * BT), (\.ln2Rstd, L * BT),
-      (\.fch, L * BT * FL), (\.fchGelu, L * BT * FL),
-      (\.residual3, L * BT * C), (\.proj, BT * C),
-      (\.lnf, BT * C), (\.lnfMean, BT), (\.lnfRstd, BT),
+      (\.encoded, R * C),
+      (\.ln1, Lk * R * C), (\.ln1Mean, Lk * R), (\.ln1Rstd, Lk * R),
+      (\.qkv, Lk * BT * 3 * CL), (\.atty, Lk * BT * CL), (\.att, La * B * NH * T * T),
+      (\.residual2, Lk * R * C),
+      (\.ln2, Lk * R * C), (\.ln2Mean, Lk * R), (\.ln2Rstd, Lk * R),
+      (\.fch, Lk * BT * FL), (\.fchGelu, Lk * BT * FL),
+      (\.residual3, L * R * C), (\.proj, R * C),
+      (\.lnf, R * C), (\.lnfMean, R), (\.lnfRstd, R),
       (\.logits, BT * VL),
       (\.rowMax, BT), (\.sumExpAndTarget, 2 * BT), (\.losses, BT),
-      (\.dresidual, BT * C), (\.dC, BT * C), (\.dqkv, BT * 3 * CL), (\.datty, BT * CL), (\.dfch, BT * FL),
+      (\.dresidual, R * C), (\.dC, R * C), (\.dqkv, BT * 3 * CL), (\.datty, BT * CL), (\.dfch, BT * FL),
+      (\.gathered, full), (\.partial, full),
     ]
   }
 
@@ -106,22 +116,31 @@ struct Activations {
   }
 }
 
-/// One layer's slices of the activations (local sizes, BT = B·T rows).
+/// One layer's slices of the activations (local sizes, BT = B·T rows; R = this rank's rows
+/// outside the tensor-parallel blocks, BT or BT/t with sequence parallelism).
 struct LayerActivations {
-  var residual: FloatPtr  // (BT,C) the layer's input: the embeddings for layer 0
-  var ln1: FloatPtr  // (BT,C)
-  var ln1Mean: FloatPtr  // (BT)
-  var ln1Rstd: FloatPtr  // (BT)
+  var residual: FloatPtr  // (R,C) the layer's input: the embeddings for layer 0
+  var ln1: FloatPtr  // (R,C)
+  var ln1Mean: FloatPtr  // (R)
+  var ln1Rstd: FloatPtr  // (R)
   var qkv: FloatPtr  // (BT,3·C/t)
   var atty: FloatPtr  // (BT,C/t)
   var att: FloatPtr  // (B,H/t,T,T)
-  var residual2: FloatPtr  // (BT,C)
-  var ln2: FloatPtr  // (BT,C)
-  var ln2Mean: FloatPtr  // (BT)
-  var ln2Rstd: FloatPtr  // (BT)
+  var residual2: FloatPtr  // (R,C)
+  var ln2: FloatPtr  // (R,C)
+  var ln2Mean: FloatPtr  // (R)
+  var ln2Rstd: FloatPtr  // (R)
   var fch: FloatPtr  // (BT,4C/t)
   var fchGelu: FloatPtr  // (BT,4C/t)
-  var residual3: FloatPtr  // (BT,C) the layer's output
+  var residual3: FloatPtr  // (R,C) the layer's output
+}
+
+/// How far `GPT.layerForward` runs.
+enum LayerStage {
+  /// Up to the MLP's GELU: what the backward reads (full recomputation stops here).
+  case mlpActivation
+  /// The whole layer, through the residual add and the next LayerNorm.
+  case output
 }
 
 public final class GPT {
@@ -154,6 +173,16 @@ public final class GPT {
   private let activationMemory: FloatPtr
   /// Floats in the activation arena.
   public let activationCount: Int
+  /// Sequence parallelism and activation recomputation.
+  public let activationOptions: ActivationOptions
+  /// This rank's token rows outside the tensor-parallel blocks, and the first of them in the
+  /// flattened (B·T) rows: all B·T from 0, or with sequence parallelism B·T/t from tpRank·B·T/t.
+  public let rows: Int
+  public let firstRow: Int
+  /// The full-row buffers of sequence parallelism (nil without it).
+  let sequence: SequenceParallelBuffers?
+  /// Runs of consecutive replicated tensors in the flat gradient: (offset, count) in floats.
+  let replicatedRuns: [(offset: Int, count: Int)]
   let tp: TensorParallelMappings
   let columnLinear: ColumnParallelLinear
   let rowLinear: RowParallelLinear
@@ -165,22 +194,33 @@ public final class GPT {
 
   /// `ranksOnNode` ranks share this node's memory (each holds a similar shard); the constructor
   /// refuses, with one line, a model they cannot hold together. `threads` is the rank's share
-  /// of cores: GEMMs use them through OpenBLAS, everything else through `pool`.
+  /// of cores: GEMMs use them through OpenBLAS, everything else through `pool`. `activations`
+  /// chooses sequence parallelism (B·T must be divisible by t) and recomputation.
   public init(config: GPTConfig, local: LocalShape, batch B: Int, seq T: Int, tpGroup: Communicator,
-              ranksOnNode: Int = 1, threads: Int = 1) throws {
+              ranksOnNode: Int = 1, threads: Int = 1, activations options: ActivationOptions = .init()) throws {
     self.config = config
     self.local = local
     self.B = B
     self.T = T
     self.tp = TensorParallelMappings(group: tpGroup)
-    // the largest TP all-reduce is one (B,T,C) activation
-    tpGroup.reserveScratch(bytes: 4 * B * T * max(config.channels, 2))
+    activationOptions = options
+    if options.sequenceParallel {
+      rows = try divide(B * T, local.tp, "--sequence-parallel needs batch × seq divisible by tp (token rows per rank)")
+      firstRow = local.tpRank * rows
+    } else {
+      (rows, firstRow) = (B * T, 0)
+    }
     layout = TensorShard.gpt2Layout(config, tp: local.tp)
     localSizes = layout.map { $0.localCount(rank: local.tpRank) }
     replicatedMask = layout.map { $0.split == .replicated }
+    replicatedRuns = Self.runs(of: replicatedMask, sizes: localSizes)
     numLocalParameters = localSizes.reduce(0, +)
+    // the largest TP all-reduce is one (B,T,C) activation, or with sequence parallelism a run of
+    // replicated gradients
+    let largestRun = options.sequenceParallel ? replicatedRuns.map(\.count).max() ?? 0 : 0
+    tpGroup.reserveScratch(bytes: 4 * max(B * T * max(config.channels, 2), largestRun))
     let C = config.channels
-    let activationTable = Activations.table(config: config, local: local, B: B, T: T)
+    let activationTable = Activations.table(config: config, local: local, B: B, T: T, options: options)
     activationCount = activationTable.reduce(0) { $0 + $1.count }
     // refuse up front what this node cannot hold, rather than being killed while touching pages
     let need = 4 * (4 * numLocalParameters + activationCount)
@@ -201,8 +241,6 @@ public final class GPT {
     // per thread (the calling one included): attention backward's T·T, LayerNorm backward's 3·C
     // column sums, 3 doubles per tensor for AdamW and the gradient norm
     pool = WorkerPool(threads: threads, scratchFloats: max(T * T, 3 * C, 6 * localSizes.count))
-    columnLinear = ColumnParallelLinear(tp: tp, pool: pool)
-    rowLinear = RowParallelLinear(tp: tp, pool: pool)
     normScratch = .allocate(capacity: localSizes.count)
     normScratch.initialize(repeating: 0, count: localSizes.count)
     params = ParameterViews(base: paramsMemory, sizes: localSizes)
@@ -215,6 +253,9 @@ public final class GPT {
     activationMemory = try Arena.allocate(activationCount, "activations")
     activationMemory.initialize(repeating: 0, count: activationCount)
     acts = Activations(base: activationMemory, table: activationTable)
+    sequence = options.sequenceParallel ? SequenceParallelBuffers(gathered: acts.gathered, partial: acts.partial) : nil
+    columnLinear = ColumnParallelLinear(tp: tp, pool: pool, sequence: sequence)
+    rowLinear = RowParallelLinear(tp: tp, pool: pool, sequence: sequence)
   }
 
   deinit {
@@ -225,64 +266,46 @@ public final class GPT {
 
   /// Bytes of one of the four flat parameter-sized buffers.
   public var parameterBytes: Int { numLocalParameters * 4 }
-  /// Bytes of the activation arena.
+  /// Bytes of the activation arena (activations kept for the backward and backward scratch).
   public var activationBytes: Int { activationCount * 4 }
 
-  /// Layer `l`'s slices of the activations.
+  /// Layer `l`'s slices of the activations (a working layer's, for what is not kept per layer).
   @inline(__always)
   func layerActivations(_ l: Int) -> LayerActivations {
-    let (C, BT) = (config.channels, B * T)
+    let (C, BT, R) = (config.channels, B * T, rows)
     let (NH, CL, FL) = (local.headsLocal, local.channelsLocal, local.hiddenLocal)
+    let k = activationOptions.recompute == .full ? 0 : l  // the kept (or working) layer
+    let a = activationOptions.recompute == .none ? l : 0  // its attention probabilities
     return LayerActivations(
-      residual: l == 0 ? acts.encoded : acts.residual3 + (l - 1) * BT * C,
-      ln1: acts.ln1 + l * BT * C, ln1Mean: acts.ln1Mean + l * BT, ln1Rstd: acts.ln1Rstd + l * BT,
-      qkv: acts.qkv + l * BT * 3 * CL, atty: acts.atty + l * BT * CL, att: acts.att + l * B * NH * T * T,
-      residual2: acts.residual2 + l * BT * C,
-      ln2: acts.ln2 + l * BT * C, ln2Mean: acts.ln2Mean + l * BT, ln2Rstd: acts.ln2Rstd + l * BT,
-      fch: acts.fch + l * BT * FL, fchGelu: acts.fchGelu + l * BT * FL,
-      residual3: acts.residual3 + l * BT * C)
+      residual: l == 0 ? acts.encoded : acts.residual3 + (l - 1) * R * C,
+      ln1: acts.ln1 + k * R * C, ln1Mean: acts.ln1Mean + k * R, ln1Rstd: acts.ln1Rstd + k * R,
+      qkv: acts.qkv + k * BT * 3 * CL, atty: acts.atty + k * BT * CL, att: acts.att + a * B * NH * T * T,
+      residual2: acts.residual2 + k * R * C,
+      ln2: acts.ln2 + k * R * C, ln2Mean: acts.ln2Mean + k * R, ln2Rstd: acts.ln2Rstd + k * R,
+      fch: acts.fch + k * BT * FL, fchGelu: acts.fchGelu + k * BT * FL,
+      residual3: acts.residual3 + l * R * C)
   }
 
   // MARK: forward
 
   /// Forward pass over `inputs`/`targets`; returns this replica's mean loss.
   public func forward() -> Float {
-    let (L, C, BT) = (config.numLayers, config.channels, B * T)
-    let (NH, CL, FL, VL) = (local.headsLocal, local.channelsLocal, local.hiddenLocal, local.vocabLocal)
-    let hs = config.headSize
+    let (L, C, BT, R) = (config.numLayers, config.channels, B * T, rows)
+    let VL = local.vocabLocal
 
-    // vocab-parallel embedding + position embedding
-    embeddingForward(acts.encoded, inputs, params.wte, BT, C, local.vocabStart, VL, pool: pool)
-    tp.reduceEmbedding(acts.encoded, BT * C)
-    positionForward(acts.encoded, params.wpe, B, T, C, pool: pool)
-    layernormForward(acts.ln1, acts.ln1Mean, acts.ln1Rstd, acts.encoded, params.ln1w, params.ln1b, BT, C, pool: pool)
-
-    for l in 0..<L {
-      let layer = layerActivations(l)
-
-      // ln1 = LayerNorm(residual) was written by the previous layer's last sweep (or above)
-      // attention: column-parallel QKV → local heads → row-parallel projection (bias deferred)
-      columnLinear.forward(layer.qkv, layer.ln1, params.qkvw + l * 3 * CL * C, params.qkvb + l * 3 * CL, BT, C, 3 * CL)
-      attentionForward(layer.atty, layer.att, layer.qkv, B, T, NH, hs, pool: pool)
-      rowLinear.forward(acts.proj, layer.atty, params.attprojw + l * C * CL, BT, CL, C)
-      // residual2 = residual + attproj + bias; ln2 = LayerNorm(residual2)
-      residualLayernormForward(layer.residual2, layer.ln2, layer.ln2Mean, layer.ln2Rstd, layer.residual, acts.proj,
-                               params.attprojb + l * C, params.ln2w + l * C, params.ln2b + l * C, BT, C, pool: pool)
-      // MLP: column-parallel fc → GELU → row-parallel projection (bias deferred)
-      columnLinear.forward(layer.fch, layer.ln2, params.fcw + l * FL * C, params.fcb + l * FL, BT, C, FL)
-      geluForward(layer.fchGelu, layer.fch, BT * FL, pool: pool)
-      rowLinear.forward(acts.proj, layer.fchGelu, params.fcprojw + l * C * FL, BT, FL, C)
-      // residual3 = residual2 + fcproj + bias, then the next LayerNorm (layer l+1's ln1, or lnf)
-      if l + 1 < L {
-        let next = layerActivations(l + 1)
-        residualLayernormForward(layer.residual3, next.ln1, next.ln1Mean, next.ln1Rstd, layer.residual2, acts.proj,
-                                 params.fcprojb + l * C, params.ln1w + (l + 1) * C, params.ln1b + (l + 1) * C,
-                                 BT, C, pool: pool)
-      } else {
-        residualLayernormForward(layer.residual3, acts.lnf, acts.lnfMean, acts.lnfRstd, layer.residual2, acts.proj,
-                                 params.fcprojb + l * C, params.lnfw, params.lnfb, BT, C, pool: pool)
-      }
+    // vocab-parallel embedding (summed over TP; with sequence parallelism reduce-scattered onto
+    // this rank's rows) + position embedding
+    if let sequence {
+      embeddingForward(sequence.partial, inputs, params.wte, BT, C, local.vocabStart, VL, pool: pool)
+      tp.reduceScatterToSequenceParallelForward(acts.encoded, sequence.partial, R * C)
+    } else {
+      embeddingForward(acts.encoded, inputs, params.wte, BT, C, local.vocabStart, VL, pool: pool)
+      tp.reduceEmbedding(acts.encoded, BT * C)
     }
+    positionRowsForward(acts.encoded, params.wpe, firstRow, R, T, C, pool: pool)
+    layernormForward(acts.ln1, acts.ln1Mean, acts.ln1Rstd, acts.encoded, params.ln1w, params.ln1b, R, C, pool: pool)
+
+    for l in 0..<L { layerForward(l, through: .output) }
     // tied LM head (column-parallel over the vocabulary), then vocab-parallel cross-entropy
     columnLinear.forward(acts.logits, acts.lnf, params.wte, nil, BT, C, VL)
     crossEntropyLocalMax(acts.rowMax, acts.logits, BT, VL, local.vocabValid, pool: pool)
@@ -293,13 +316,45 @@ public final class GPT {
     return crossEntropyFinish(acts.losses, acts.rowMax, acts.sumExpAndTarget, BT)
   }
 
+  /// Transformer layer `l` forward, from its LayerNorm'd input ln1 (written by the previous
+  /// layer's last sweep, or after the embeddings) through `stage`. Linear layers and attention
+  /// run on all B·T rows; LayerNorms and residual adds on this rank's R rows.
+  func layerForward(_ l: Int, through stage: LayerStage) {
+    let (L, C, BT, R) = (config.numLayers, config.channels, B * T, rows)
+    let (NH, CL, FL) = (local.headsLocal, local.channelsLocal, local.hiddenLocal)
+    let layer = layerActivations(l)
+
+    // attention: column-parallel QKV → local heads → row-parallel projection (bias deferred)
+    columnLinear.forward(layer.qkv, layer.ln1, params.qkvw + l * 3 * CL * C, params.qkvb + l * 3 * CL, BT, C, 3 * CL)
+    attentionForward(layer.atty, layer.att, layer.qkv, B, T, NH, config.headSize, pool: pool)
+    rowLinear.forward(acts.proj, layer.atty, params.attprojw + l * C * CL, BT, CL, C)
+    // residual2 = residual + attproj + bias; ln2 = LayerNorm(residual2)
+    residualLayernormForward(layer.residual2, layer.ln2, layer.ln2Mean, layer.ln2Rstd, layer.residual, acts.proj,
+                             params.attprojb + l * C, params.ln2w + l * C, params.ln2b + l * C, R, C, pool: pool)
+    // MLP: column-parallel fc → GELU → row-parallel projection (bias deferred)
+    columnLinear.forward(layer.fch, layer.ln2, params.fcw + l * FL * C, params.fcb + l * FL, BT, C, FL)
+    geluForward(layer.fchGelu, layer.fch, BT * FL, pool: pool)
+    if stage == .mlpActivation { return }
+    rowLinear.forward(acts.proj, layer.fchGelu, params.fcprojw + l * C * FL, BT, FL, C)
+    // residual3 = residual2 + fcproj + bias, then the next LayerNorm (layer l+1's ln1, or lnf)
+    if l + 1 < L {
+      let next = layerActivations(l + 1)
+      residualLayernormForward(layer.residual3, next.ln1, next.ln1Mean, next.ln1Rstd, layer.residual2, acts.proj,
+                               params.fcprojb + l * C, params.ln1w + (l + 1) * C, params.ln1b + (l + 1) * C,
+                               R, C, pool: pool)
+    } else {
+      residualLayernormForward(layer.residual3, acts.lnf, acts.lnfMean, acts.lnfRstd, layer.residual2, acts.proj,
+                               params.fcprojb + l * C, params.lnfw, params.lnfb, R, C, pool: pool)
+    }
+  }
+
   // MARK: backward
 
   /// Backward pass of the last forward; overwrites all of `grads` (each parameter's gradient has
   /// one producer, `wte` two: the LM head writes, the embedding adds). The loss is the mean over
   /// B·T positions of this replica.
   public func backward() {
-    let (L, C, BT) = (config.numLayers, config.channels, B * T)
+    let (L, C, BT, R) = (config.numLayers, config.channels, B * T, rows)
     let (NH, CL, FL, VL) = (local.headsLocal, local.channelsLocal, local.hiddenLocal, local.vocabLocal)
     let hs = config.headSize
 
@@ -310,10 +365,15 @@ public final class GPT {
     let last = layerActivations(L - 1)
     // dresidual = ∂loss/∂residual3[L-1]; its column sums are the last MLP projection's bias grad
     layernormBackward(acts.dresidual, grads.lnfw, grads.lnfb, acts.dC, last.residual3, params.lnfw, acts.lnfMean,
-                      acts.lnfRstd, BT, C, accumulateInput: false, dinpColumnSums: grads.fcprojb + (L - 1) * C,
+                      acts.lnfRstd, R, C, accumulateInput: false, dinpColumnSums: grads.fcprojb + (L - 1) * C,
                       pool: pool)
 
     for l in stride(from: L - 1, through: 0, by: -1) {
+      switch activationOptions.recompute {
+      case .none: break
+      case .selective: recomputeAttention(l)
+      case .full: recomputeLayer(l)
+      }
       let layer = layerActivations(l)
       let dres = acts.dresidual  // ∂loss/∂residual3 on entry, ∂loss/∂residual on exit
 
@@ -325,7 +385,7 @@ public final class GPT {
       columnLinear.backward(acts.dC, grads.fcw + l * FL * C, nil, acts.dfch, layer.ln2, params.fcw + l * FL * C,
                             BT, C, FL)
       layernormBackward(dres, grads.ln2w + l * C, grads.ln2b + l * C, acts.dC, layer.residual2, params.ln2w + l * C,
-                        layer.ln2Mean, layer.ln2Rstd, BT, C, dinpColumnSums: grads.attprojb + l * C, pool: pool)
+                        layer.ln2Mean, layer.ln2Rstd, R, C, dinpColumnSums: grads.attprojb + l * C, pool: pool)
       // attention projection (row-parallel), attention, QKV (column-parallel)
       rowLinear.backward(acts.datty, grads.attprojw + l * C * CL, dres, layer.atty, params.attprojw + l * C * CL,
                          BT, CL, C)
@@ -335,10 +395,20 @@ public final class GPT {
       // dres becomes ∂loss/∂residual: for l > 0 that is residual3[l-1], the output of the
       // previous layer's MLP projection, whose bias gradient is its column sums
       layernormBackward(dres, grads.ln1w + l * C, grads.ln1b + l * C, acts.dC, layer.residual, params.ln1w + l * C,
-                        layer.ln1Mean, layer.ln1Rstd, BT, C,
+                        layer.ln1Mean, layer.ln1Rstd, R, C,
                         dinpColumnSums: l > 0 ? grads.fcprojb + (l - 1) * C : nil, pool: pool)
     }
-    embeddingBackward(grads.wte, acts.dresidual, inputs, BT, C, local.vocabStart, VL, pool: pool)
-    positionBackward(grads.wpe, acts.dresidual, B, T, C, pool: pool)
+    if let sequence {
+      // the embedding's reduce-scatter, backward: all-gather the rows for the vocab-parallel
+      // scatter; the position embedding and every parameter used on the rows got this rank's
+      // part of their gradient, summed over TP here
+      tp.reduceScatterToSequenceParallelBackward(sequence.gathered, acts.dresidual, R * C)
+      embeddingBackward(grads.wte, sequence.gathered, inputs, BT, C, local.vocabStart, VL, pool: pool)
+      positionRowsBackward(grads.wpe, acts.dresidual, firstRow, R, T, C, pool: pool)
+      reduceSequenceParallelGradients()
+    } else {
+      embeddingBackward(grads.wte, acts.dresidual, inputs, BT, C, local.vocabStart, VL, pool: pool)
+      positionBackward(grads.wpe, acts.dresidual, B, T, C, pool: pool)
+    }
   }
 }

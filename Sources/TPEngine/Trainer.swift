@@ -437,11 +437,12 @@ public final class Trainer {
       fflush(nil)
     }
     if let f = logFile {
-      let line = String(format: "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"step_ms\":%.4f,\"tokens_per_s\":%.2f,\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optimizer_ms\":%.4f,\"comm_ms\":%.4f,\"allreduce_count\":%d,\"allreduce_bytes\":%llu,\"rss_bytes\":%llu,\"gflops\":%.3f,\"skipped_steps\":%d}\n",
+      let line = String(format: "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"step_ms\":%.4f,\"tokens_per_s\":%.2f,\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optimizer_ms\":%.4f,\"comm_ms\":%.4f,\"allreduce_count\":%d,\"allreduce_bytes\":%llu,\"rss_bytes\":%llu,\"gflops\":%.3f,\"skipped_steps\":%d,\"activation_bytes\":%llu}\n",
                         step, metrics.loss, metrics.lr, metrics.gradNorm, ms, tokS,
                         Double(metrics.forwardNs) / 1e6, Double(metrics.backwardNs) / 1e6,
                         Double(metrics.optimizerNs) / 1e6, Double(metrics.commNs) / 1e6,
-                        metrics.allReduceCount, metrics.allReduceBytes, metrics.rssBytes, metrics.gflops, skippedSteps)
+                        metrics.allReduceCount, metrics.allReduceBytes, metrics.rssBytes, metrics.gflops, skippedSteps,
+                        metrics.activationBytes)
       // JSON has no NaN or infinity: a non-finite value is written as null
       let finite = metrics.loss.isFinite && metrics.gradNorm.isFinite && metrics.lr.isFinite
       fputs(finite ? line : ["-nan", "nan", "-inf", "inf"].reduce(line) { $0.replacingOccurrences(of: ":" + $1, with: ":null") }, f)

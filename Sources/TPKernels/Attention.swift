@@ -12,21 +12,38 @@ let attentionBlock = 64
 @inline(never)
 public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
                              _ B: Int, _ T: Int, _ NH: Int, _ hs: Int, pool: WorkerPool = .serial) {
+  attentionHeads(out, att, qkv, B, T, NH, hs, pool: pool)
+}
+
+/// The attention probabilities alone: att (B,NH,T,T) from qkv (B,T,3·NH·hs), bit-identical to
+/// what `attentionForward` records (the same products and softmax, block by block). Activation
+/// recomputation runs it in the backward instead of keeping every layer's att.
+@inline(never)
+public func attentionProbabilities(_ att: FloatPtr, _ qkv: FloatPtr, _ B: Int, _ T: Int, _ NH: Int, _ hs: Int,
+                                   pool: WorkerPool = .serial) {
+  attentionHeads(nil, att, qkv, B, T, NH, hs, pool: pool)
+}
+
+/// `attentionForward`'s work; without `out` only the probabilities.
+@inline(__always)
+func attentionHeads(_ out: FloatPtr?, _ att: FloatPtr, _ qkv: FloatPtr,
+                    _ B: Int, _ T: Int, _ NH: Int, _ hs: Int, pool: WorkerPool) {
   struct Heads: RangeJob {
-    let out: FloatPtr, att: FloatPtr, qkv: FloatPtr, T: Int, NH: Int, hs: Int
+    let out: FloatPtr?, att: FloatPtr, qkv: FloatPtr, T: Int, NH: Int, hs: Int
     func run(_: Int, _ pairs: Range<Int>) {
       let CL = NH * hs
       let scale = 1 / Float(hs).squareRoot()
       for bh in pairs {
         let (q, k, v) = headQKV(qkv, bh, T, NH, hs)
         let a = att + bh * T * T
-        let o = headColumns(out, bh, T, NH, hs, rowWidth: CL)
         forEachBlock(T) { r0, r1 in
           // preatt[r0..<r1, 0..<r1] = scale · Q Kᵀ
           sgemm(transA: false, transB: true, m: r1 - r0, n: r1, k: hs, alpha: scale, a: q + r0 * 3 * CL,
                 lda: 3 * CL, b: k, ldb: 3 * CL, beta: 0, c: a + r0 * T, ldc: T)
           for t in r0..<r1 { softmaxCausalRow(a + t * T, t + 1, r1) }
           // out[r0..<r1] = att[r0..<r1, 0..<r1] · V[0..<r1]
+          guard let out else { return }
+          let o = headColumns(out, bh, T, NH, hs, rowWidth: CL)
           sgemm(transA: false, transB: false, m: r1 - r0, n: hs, k: r1, a: a + r0 * T, lda: T, b: v,
                 ldb: 3 * CL, beta: 0, c: o + r0 * CL, ldc: CL)
         }

@@ -49,11 +49,36 @@ public func embeddingBackward(_ dwte: FloatPtr, _ dout: FloatPtr, _ tokens: Unsa
 @inline(never)
 public func positionForward(_ out: FloatPtr, _ wpe: FloatPtr, _ B: Int, _ T: Int, _ C: Int,
                             pool: WorkerPool = .serial) {
+  positionRowsForward(out, wpe, 0, B * T, T, C, pool: pool)
+}
+
+/// Position embedding of N consecutive rows of the flattened (B·T, C) activations starting at
+/// row `firstRow` (a sequence-parallel slice): out (N,C) row i += wpe[(firstRow + i) % T].
+@inline(never)
+public func positionRowsForward(_ out: FloatPtr, _ wpe: FloatPtr, _ firstRow: Int, _ N: Int, _ T: Int, _ C: Int,
+                                pool: WorkerPool = .serial) {
   struct Rows: IndexJob {
-    let out: FloatPtr, wpe: FloatPtr, T: Int, C: Int
-    func run(_ i: Int) { addColumns(out + i * C, wpe + (i % T) * C, 0..<C) }
+    let out: FloatPtr, wpe: FloatPtr, firstRow: Int, T: Int, C: Int
+    func run(_ i: Int) { addColumns(out + i * C, wpe + ((firstRow + i) % T) * C, 0..<C) }
   }
-  pool.forEach(B * T, Rows(out: out, wpe: wpe, T: T, C: C))
+  pool.forEach(N, Rows(out: out, wpe: wpe, firstRow: firstRow, T: T, C: C))
+}
+
+/// dwpe[0..<T] (T,C) = Σ over the N rows of dout (N,C) starting at flattened row `firstRow`
+/// (a sequence-parallel slice) of row i into position (firstRow + i) % T; positions the slice
+/// does not reach get zero (the TP all-reduce adds the other ranks' rows). Split by columns,
+/// because rows of different sequences add to the same position.
+@inline(never)
+public func positionRowsBackward(_ dwpe: FloatPtr, _ dout: FloatPtr, _ firstRow: Int, _ N: Int, _ T: Int, _ C: Int,
+                                 pool: WorkerPool = .serial) {
+  struct Columns: RangeJob {
+    let dwpe: FloatPtr, dout: FloatPtr, firstRow: Int, N: Int, T: Int, C: Int
+    func run(_: Int, _ cols: Range<Int>) {
+      for t in 0..<T { (dwpe + t * C + cols.lowerBound).update(repeating: 0, count: cols.count) }
+      for i in 0..<N { addColumns(dwpe + ((firstRow + i) % T) * C, dout + i * C, cols) }
+    }
+  }
+  pool.forEachRange(C, align: 16, Columns(dwpe: dwpe, dout: dout, firstRow: firstRow, N: N, T: T, C: C))
 }
 
 /// dwpe[0..<T] (T,C) = Σ_b dout[b, t] over dout (B,T,C); rows ≥ T of dwpe are left alone (this

@@ -66,9 +66,28 @@ public struct RunSetup: ParsableArguments {
   @Flag(name: .customLong("measure-peak"), help: .hidden) public var measurePeak = false
   @Option(help: "How data collectives run: ring (the hand-written ring over non-blocking send/receive pairs; the default, faster on one node, see BENCHMARKS.md) or mpi (OpenMPI's own, which choose algorithms by size and topology, e.g. hierarchical across nodes).")
   public var collectives: CollectiveAlgorithm = .ring
+  @Flag(name: .customLong("sequence-parallel"), help: "Sequence parallelism: outside the tensor-parallel blocks (LayerNorms, residual adds, biases, position embedding) each TP rank keeps only its 1/tp of the batch × seq token rows (batch × seq must be divisible by tp).")
+  public var sequenceParallel = false
+  @Option(help: "Activation recomputation: none (the default: keep every activation), selective (recompute the attention probabilities in the backward) or full (keep each layer's input; rerun the layer's forward before its backward).")
+  public var recompute: String?
 
   /// Flags as the parser leaves them with nothing given.
   public init() {}
+
+  // MARK: Activation memory
+
+  /// Sequence parallelism and recomputation for a run of `settings` over `tp` ranks; throws one
+  /// line for an unknown --recompute and for token rows that do not split over tp.
+  public func activationOptions(settings: Settings, tp: Int) throws -> ActivationOptions {
+    guard let mode = Recompute(rawValue: recompute ?? "none") else {
+      throw EngineError("unknown --recompute '\(recompute ?? "")': use none, selective or full")
+    }
+    let rows = settings.batch * settings.seq
+    if sequenceParallel && rows % tp != 0 {
+      throw EngineError("cannot split the token rows over tp=\(tp) for --sequence-parallel: batch × seq = \(settings.batch) × \(settings.seq) = \(rows) is not divisible by \(tp); pick --batch or --seq so that it is, or drop --sequence-parallel")
+    }
+    return ActivationOptions(sequenceParallel: sequenceParallel, recompute: mode)
+  }
 
   // MARK: Model shape
 

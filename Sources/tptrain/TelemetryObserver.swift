@@ -15,8 +15,9 @@ final class TelemetryObserver: TrainingObserver {
   let worldRank: Int
   /// Last step finished on this rank (the start step before the first).
   var lastStep = 0
-  /// Collectives of each kind entered since the last finished step (index: kind raw value).
-  private var collectiveOrdinals: (Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0)
+  /// Collectives of each kind entered since the last finished step (index: kind raw value, so
+  /// one slot more than the largest raw value; the all-gather, 6, wrote past a five-slot tuple).
+  private var collectiveOrdinals: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
 
   /// - Throws: `TelemetryError` when the segment cannot be created or opened (the creator's
   ///   failure is rethrown on the creator; the others then fail to open it).
@@ -67,7 +68,7 @@ final class TelemetryObserver: TrainingObserver {
     writer.writeStep(m, timestampNs: now)
     writer.heartbeat(nowNs: now)
     lastStep = m.step
-    collectiveOrdinals = (0, 0, 0, 0, 0)
+    collectiveOrdinals = (0, 0, 0, 0, 0, 0, 0, 0)
     writer.acknowledge(.run, step: m.step)
   }
 
@@ -116,6 +117,7 @@ final class TelemetryObserver: TrainingObserver {
 extension TelemetryObserver: CollectiveWaitObserver {
   func collectiveBegan(_ kind: CollectiveKind, nowNs: UInt64) {
     let ordinal = withUnsafeMutableBytes(of: &collectiveOrdinals) { raw -> Int in
+      precondition(Int(kind.rawValue) < raw.count / MemoryLayout<Int>.stride, "one ordinal slot per collective kind")
       let p = raw.baseAddress!.assumingMemoryBound(to: Int.self) + Int(kind.rawValue)
       p.pointee &+= 1
       return p.pointee

@@ -31,6 +31,8 @@ struct TPTrain: ParsableCommand {
         mpirun -np 4 tptrain --model tiny --tp 4 --steps 100 \\
                --checkpoint-dir ck --checkpoint-every 20
         mpirun -np 2 tptrain --tp 2 --steps 100 --checkpoint-dir ck --resume ck
+      Less activation memory per rank (any tp; same model, see README):
+        mpirun -np 2 tptrain --tp 2 --sequence-parallel --recompute selective
       SIGTERM or SIGINT (to mpirun or any rank) writes a checkpoint at the next
       step boundary and exits 0; give mpirun --mca odls_base_sigkill_timeout 30
       for checkpoints that take over 1 s.
@@ -146,6 +148,7 @@ struct TPTrain: ParsableCommand {
     try grid.validate(config)
     let settings = try setup.settings(resumed: resumed, config: config)
     let (batch, seq) = (settings.batch, settings.seq)
+    let activations = try setup.activationOptions(settings: settings, tp: grid.tp)
     try setup.validateCounts()
     let dataPath = try setup.dataPath(resumed: resumed)
     let stream = try TokenStream(path: dataPath)
@@ -164,7 +167,7 @@ struct TPTrain: ParsableCommand {
     setBLASThreads(placement.threads)
 
     let gpt = try GPT(config: config, local: local, batch: batch, seq: seq, tpGroup: tpGroup, ranksOnNode: node.size,
-                      threads: placement.threads)
+                      threads: placement.threads, activations: activations)
     if let r = resumed {
       try gpt.load(path: r.path + "/" + Checkpoints.modelFile)
       try gpt.loadOptimizerState(path: r.path + "/" + Checkpoints.stateFile)
@@ -178,7 +181,7 @@ struct TPTrain: ParsableCommand {
 
     let observer: TrainingObserver = try makeObserver(world: world, node: node, grid: grid, config: config, gpt: gpt, settings: settings)
     if world.rank == 0 && !setup.quiet {
-      print("tptrain: \(RunSetup.describe(config)) | tp \(grid.tp) × dp \(grid.dp) | B \(batch) T \(seq) | \(config.parameterCount) params | data \(dataPath) (\(stream.count) tokens) | BLAS \(BLASTuning.coreName) × \(placement.threads) thread\(placement.threads == 1 ? "" : "s")/rank")
+      print("tptrain: \(RunSetup.describe(config)) | tp \(grid.tp) × dp \(grid.dp) | B \(batch) T \(seq) | \(config.parameterCount) params | data \(dataPath) (\(stream.count) tokens) | BLAS \(BLASTuning.coreName) × \(placement.threads) thread\(placement.threads == 1 ? "" : "s")/rank" + (activations.sequenceParallel ? " | SP" : "") + (activations.recompute == .none ? "" : " | recompute=\(activations.recompute.rawValue)"))
     }
     if let telemetry = observer as? TelemetryObserver {
       // ranks publish the collective they wait in, and beat while they wait

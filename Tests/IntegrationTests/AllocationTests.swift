@@ -29,10 +29,14 @@ final class AllocationTests: XCTestCase {
     let steps = 32
     // one thread per rank, and two, where the engine's worker pool runs LayerNorm, GELU,
     // attention and AdamW on a second thread (its allocations are counted too)
-    for (np, grid) in [(2, ["--tp", "2", "--threads", "1"]), (4, ["--tp", "2", "--dp", "2", "--threads", "1"]),
+    for (i, (np, grid)) in [(2, ["--tp", "2", "--threads", "1"]), (4, ["--tp", "2", "--dp", "2", "--threads", "1"]),
                        (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--collectives", "mpi"]),
-                       (2, ["--tp", "2", "--threads", "2"])] {
-      let job = "alloc-test-\(getpid())-\(np)-\(grid.last!)"
+                       (2, ["--tp", "2", "--threads", "2"]),
+                       // sequence parallelism and recomputation: more collectives, rerun kernels
+                       (2, ["--tp", "2", "--threads", "1", "--sequence-parallel", "--recompute", "full"]),
+                       (2, ["--tp", "2", "--threads", "2", "--sequence-parallel", "--recompute", "selective"]),
+                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--sequence-parallel", "--collectives", "mpi"])].enumerated() {
+      let job = "alloc-test-\(getpid())-\(i)"
       let r = try Harness.run("/usr/bin/mpirun", ["--oversubscribe", "-x", "LD_PRELOAD=\(so)", "-np", "\(np)", Harness.tptrain,
                                                   "--model", "tiny", "--batch", "4", "--seq", "32", "--steps", "\(steps)",
                                                   "--quiet", "--job", job] + grid)

@@ -89,4 +89,11 @@ final class BadInputTests: XCTestCase {
     try expectRejected(np: 3, ["--model", "tiny", "--tp", "3"], "cannot split the model over tp=3")
     try expectRejected(np: 2, ["--model", "tiny", "--tp", "2", "--dp", "2"], "world size 2")
   }
+
+  /// Sequence parallelism needs batch × seq divisible by tp; --recompute takes three values.
+  func testSequenceParallelSplitAndUnknownRecompute() throws {
+    try expectRejected(np: 2, ["--model", "tiny", "--tp", "2", "--batch", "3", "--seq", "15", "--sequence-parallel"],
+                       "batch × seq = 3 × 15 = 45 is not divisible by 2")
+    try expectRejected(["--model", "tiny", "--recompute", "some"], "unknown --recompute 'some': use none, selective or full")
+  }
 }

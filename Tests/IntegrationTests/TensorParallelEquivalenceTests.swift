@@ -3,58 +3,11 @@ import XCTest
 
 /// Megatron-style equivalence: the same seed at TP=1, 2 and 4 (and TP=2 × DP=2) trains the same
 /// model — same losses, and every gradient shard equals its slice of the TP=1 gradient.
-final class TensorParallelEquivalenceTests: XCTestCase {
+final class TensorParallelEquivalenceTests: XCTestCase, GradientShardChecks {
   // L2 H4 C64 maxT64, vocab 200 padded to 256: rank 1 of 2 and rank 3 of 4 own padded rows.
   let (L, H, C, V, Vp, maxT) = (2, 4, 64, 200, 256, 64)
   var modelArgs: [String] { ["--layers", "\(L)", "--heads", "\(H)", "--channels", "\(C)", "--vocab", "\(V)", "--max-seq", "\(maxT)"] }
   let optArgs = ["--lr", "1e-3", "--weight-decay", "0.1", "--grad-clip", "1.0", "--seed", "42", "--quiet", "--no-telemetry"]
-
-  /// The expected local shard of rank r of t, cut from the full gradient in llm.c order
-  /// (written out tensor by tensor, independently of the engine's layout code).
-  func expectedShard(full: [Float], rank r: Int, of t: Int) -> [Float] {
-    var out: [Float] = []
-    var offset = 0
-    func take(_ count: Int) -> ArraySlice<Float> { defer { offset += count }; return full[offset..<(offset + count)] }
-    let cl = C / t, fl = 4 * C / t, vl = Vp / t
-    // wte (Vp, C): vocab rows
-    let wte = Array(take(Vp * C)); out += wte[(r * vl * C)..<((r + 1) * vl * C)]
-    out += take(maxT * C)  // wpe
-    out += take(L * C); out += take(L * C)  // ln1w, ln1b
-    let qkvw = Array(take(L * 3 * C * C))  // (L, 3C, C): q, k, v row blocks
-    for l in 0..<L { for b in 0..<3 { let s = (l * 3 * C + b * C + r * cl) * C; out += qkvw[s..<(s + cl * C)] } }
-    let qkvb = Array(take(L * 3 * C))
-    for l in 0..<L { for b in 0..<3 { let s = l * 3 * C + b * C + r * cl; out += qkvb[s..<(s + cl)] } }
-    let attprojw = Array(take(L * C * C))  // (L, C, C): input columns
-    for l in 0..<L { for o in 0..<C { let s = (l * C + o) * C + r * cl; out += attprojw[s..<(s + cl)] } }
-    out += take(L * C)  // attprojb
-    out += take(L * C); out += take(L * C)  // ln2
-    let fcw = Array(take(L * 4 * C * C))  // (L, 4C, C): rows
-    for l in 0..<L { let s = (l * 4 * C + r * fl) * C; out += fcw[s..<(s + fl * C)] }
-    let fcb = Array(take(L * 4 * C))
-    for l in 0..<L { let s = l * 4 * C + r * fl; out += fcb[s..<(s + fl)] }
-    let fcprojw = Array(take(L * C * 4 * C))  // (L, C, 4C): input columns
-    for l in 0..<L { for o in 0..<C { let s = (l * C + o) * 4 * C + r * fl; out += fcprojw[s..<(s + fl)] } }
-    out += take(L * C)  // fcprojb
-    out += take(C); out += take(C)  // lnf
-    XCTAssertEqual(offset, full.count, "full gradient size")
-    return out
-  }
-
-  /// Gradient tolerance: |g − g_ref| ≤ 1e-5 + 1e-3·|g_ref| (fp32 sums in a different order).
-  func assertClose(_ got: [Float], _ want: [Float], _ what: String) {
-    XCTAssertEqual(got.count, want.count, "\(what): size")
-    guard got.count == want.count else { return }
-    var worst = 0
-    var bad = 0
-    for i in 0..<got.count {
-      let tol = 1e-5 + 1e-3 * abs(want[i])
-      if abs(got[i] - want[i]) > tol {
-        bad += 1
-        if abs(got[i] - want[i]) > abs(got[worst] - want[worst]) { worst = i }
-      }
-    }
-    XCTAssertEqual(bad, 0, "\(what): \(bad) elements differ; worst at \(worst): \(got[worst]) vs \(want[worst])")
-  }
 
   func testTensorParallelSizesTrainTheSameModel() throws {
     let dir = try Harness.tempDir(self)

@@ -203,6 +203,45 @@ final class LayerGradientTests: XCTestCase {
     checkGradient("embedding dwpe", x: wpe, grad: dwpe, loss: loss)
   }
 
+  /// Sequence-parallel slices: the position embedding of rows [r0, r0+N) (slices that start and
+  /// end inside a sequence) equals those rows of the whole forward, and the slices' gradients
+  /// summed over the ranks equal the whole backward's.
+  func testPositionEmbeddingOnRowSlices() {
+    var rng = Rng(s: 8)
+    let (B, T, C, t) = (3, 4, 5, 4)  // 12 rows, 3 per rank
+    let wpe = Buf(T * C, &rng), r = Buf(B * T * C, &rng)
+    let whole = Buf(zeros: B * T * C), sliced = Buf(zeros: B * T * C)
+    positionForward(whole.p, wpe.p, B, T, C)
+    let n = B * T / t
+    for rank in 0..<t { positionRowsForward(sliced.p + rank * n * C, wpe.p, rank * n, n, T, C) }
+    for i in 0..<(B * T * C) { XCTAssertEqual(sliced[i], whole[i]) }
+    let dwpe = Buf(zeros: T * C), part = Buf(zeros: T * C), sum = Buf(zeros: T * C)
+    positionBackward(dwpe.p, r.p, B, T, C)
+    for rank in 0..<t {
+      part.p.update(repeating: 7, count: T * C)  // overwritten, not accumulated
+      positionRowsBackward(part.p, r.p + rank * n * C, rank * n, n, T, C)
+      for i in 0..<(T * C) { sum[i] += part[i] }
+    }
+    for i in 0..<(T * C) { XCTAssertEqual(sum[i], dwpe[i], accuracy: 1e-6) }
+  }
+
+  /// Recomputation: the probabilities alone are bit-identical to what the forward records.
+  func testAttentionProbabilitiesAreTheForwardsOwn() {
+    var rng = Rng(s: 9)
+    let (B, T, NH, hs) = (2, 70, 2, 4)
+    let qkv = Buf(B * T * 3 * NH * hs, &rng), out = Buf(zeros: B * T * NH * hs)
+    let att = Buf(zeros: B * NH * T * T), again = Buf(B * NH * T * T, &rng)
+    attentionForward(out.p, att.p, qkv.p, B, T, NH, hs)
+    attentionProbabilities(again.p, qkv.p, B, T, NH, hs)
+    // every entry the forward wrote (the causal blocks; the rest is never read)
+    for bh in 0..<(B * NH) {
+      for row in 0..<T {
+        let end = min(T, (row / attentionBlock + 1) * attentionBlock)
+        for u in 0..<end { XCTAssertEqual(again[(bh * T + row) * T + u].bitPattern, att[(bh * T + row) * T + u].bitPattern) }
+      }
+    }
+  }
+
   func testCrossEntropyBackward() {
     // one rank holding the whole (padded) vocabulary: the reductions are identities
     var rng = Rng(s: 6)

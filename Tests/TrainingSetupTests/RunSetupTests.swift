@@ -78,6 +78,20 @@ final class RunSetupTests: XCTestCase {
     XCTAssertTrue(m.hasPrefix("cannot split the model over tp=2: heads 3 % tp 2 = 1"), m)
   }
 
+  func testActivationOptions() throws {
+    let settings = try setup("--batch", "3", "--seq", "10").settings(resumed: nil, config: try GPTConfig.preset("tiny"))
+    XCTAssertEqual(try setup().activationOptions(settings: settings, tp: 4), ActivationOptions())
+    XCTAssertEqual(try setup("--sequence-parallel", "--recompute", "full").activationOptions(settings: settings, tp: 2),
+                   ActivationOptions(sequenceParallel: true, recompute: .full))
+    XCTAssertEqual(try setup("--recompute", "selective").activationOptions(settings: settings, tp: 4).recompute, .selective)
+    // 30 rows split over 2 and 3 ranks, not over 4 (without sequence parallelism they need not split)
+    XCTAssertNoThrow(try setup("--sequence-parallel").activationOptions(settings: settings, tp: 3))
+    let m = message { try self.setup("--sequence-parallel").activationOptions(settings: settings, tp: 4) }
+    XCTAssertTrue(m.hasPrefix("cannot split the token rows over tp=4 for --sequence-parallel: batch × seq = 3 × 10 = 30 is not divisible by 4"), m)
+    XCTAssertEqual(message { try self.setup("--recompute", "all").activationOptions(settings: settings, tp: 1) },
+                   "unknown --recompute 'all': use none, selective or full")
+  }
+
   // MARK: Settings
 
   func testSettingsDefaults() throws {
