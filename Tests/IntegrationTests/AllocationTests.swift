@@ -31,6 +31,9 @@ final class AllocationTests: XCTestCase {
     // attention and AdamW on a second thread (its allocations are counted too)
     for (np, grid) in [(2, ["--tp", "2", "--threads", "1"]), (4, ["--tp", "2", "--dp", "2", "--threads", "1"]),
                        (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--collectives", "mpi"]),
+                       // the distributed optimizer's reduce-scatter, partial AdamW and all-gather
+                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--distributed-optimizer"]),
+                       (4, ["--tp", "1", "--dp", "4", "--threads", "1", "--collectives", "mpi", "--distributed-optimizer"]),
                        (2, ["--tp", "2", "--threads", "2"])] {
       let job = "alloc-test-\(getpid())-\(np)-\(grid.last!)"
       let r = try Harness.run("/usr/bin/mpirun", ["--oversubscribe", "-x", "LD_PRELOAD=\(so)", "-np", "\(np)", Harness.tptrain,
