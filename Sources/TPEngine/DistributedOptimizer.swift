@@ -4,39 +4,9 @@
 // parameters are all-gathered. Gradient clipping still sees the true global norm: each replica
 // sums Σg² over its part, the parts are summed over DP, and replicated tensors count once over TP.
 
+import JobSchema
 import TPComm
 import TPKernels
-
-/// Which part of the flat local parameter buffer (`GPT.numLocalParameters` floats, llm.c order)
-/// this rank's optimizer state covers. Without the distributed optimizer that is all of it;
-/// with it over d DP ranks, the buffer is padded once to a multiple of d and DP rank r holds
-/// block r of d equal blocks.
-public struct OptimizerPartition: Sendable, Equatable {
-  /// DP ranks sharing the optimizer state (1: every rank holds all of it).
-  public let shards: Int
-  /// This rank's block.
-  public let index: Int
-  /// The flat local parameter count.
-  public let count: Int
-  /// `count` rounded up to a multiple of `shards`: the length of the parameter and gradient
-  /// buffers, so the collectives move equal blocks.
-  public let paddedCount: Int
-  /// Elements per block: the length of this rank's AdamW moment buffers.
-  public var shardCount: Int { paddedCount / shards }
-  /// This rank's block of the padded flat buffer.
-  public var block: Range<Int> { index * shardCount..<(index + 1) * shardCount }
-  /// The real parameters in this rank's block (the padding excluded; may be empty).
-  public var range: Range<Int> { min(count, block.lowerBound)..<min(count, block.upperBound) }
-
-  /// The partition of `count` parameters over `shards` DP ranks, seen from rank `index`.
-  public init(count: Int, shards: Int = 1, index: Int = 0) {
-    precondition(shards >= 1 && index >= 0 && index < shards, "a DP rank of the group")
-    self.count = count
-    self.shards = shards
-    self.index = index
-    paddedCount = (count + shards - 1) / shards * shards
-  }
-}
 
 /// The DP side of a step under `--distributed-optimizer`: reduce-scatter of the gradients,
 /// global norm, AdamW on this rank's block, all-gather of the updated parameters. Allocates

@@ -3,6 +3,7 @@
 // MLP projection. Vocab-parallel: token embedding and the tied LM head + cross-entropy.
 
 import Glibc
+import JobSchema
 import TPComm
 import TPKernels
 

@@ -205,7 +205,8 @@ struct TPTrain: ParsableCommand {
     let observer = try TelemetryObserver(
       jobName: name, worldRank: world.rank, worldSize: world.size, localRank: node.rank, tp: grid.tp, dp: grid.dp,
       model: shape, preset: setup.model ?? (setup.initFrom != nil ? "checkpoint" : "custom"), shards: gpt.layout,
-      totalSteps: settings.steps, barrier: { node.barrier() })
+      totalSteps: settings.steps, features: RunFeatures(distributedOptimizer: gpt.partition.shards > 1),
+      barrier: { node.barrier() })
     if world.rank == 0 && !setup.quiet { print("tptrain: telemetry job \(name) (watch with: tptop attach \(name))") }
     return observer
   }
