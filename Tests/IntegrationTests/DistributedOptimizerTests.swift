@@ -5,19 +5,21 @@ import XCTest
 /// whole batch, gradient shards as the plain grid's, checkpoints in the flag-independent global
 /// layout (re-sharding both ways, bit-exact resume), the d=1 note.
 extension TensorParallelEquivalenceTests {
-  /// t=1×d=2 and t=2×d=2 with the flag, B=4 per replica, against TP=1 with B=8, ten AdamW steps,
-  /// with and without --grad-clip: losses and norms within 1e-4 relative, every rank's
-  /// (gathered, DP-averaged) gradient equal to its slice of the TP=1 gradient.
+  /// t=1×d=2 and t=2×d=2 with the flag (the latter also through OpenMPI's collectives), B=4 per
+  /// replica, against TP=1 with B=8, ten AdamW steps, with and without --grad-clip: losses and
+  /// norms within 1e-4 relative, every rank's (gathered, DP-averaged) gradient equal to its slice
+  /// of the TP=1 gradient. T=32 < maxT=64 leaves wpe rows no step writes: a reduce-scatter that
+  /// disturbed them would show in the norm from step 2 on.
   func testDistributedOptimizerTrainsTheSameModel() throws {
     let dir = try Harness.tempDir(self)
     let data = dir.appendingPathComponent("tokens.bin").path
     try Harness.corpusTokens(data, vocab: V)
-    func run(tp: Int, dp: Int, batch: Int, clip: String, distributed: Bool) throws -> (losses: [Double], norms: [Double], tag: String) {
-      let tag = "tp\(tp)dp\(dp)clip\(clip)\(distributed ? "dist" : "")"
+    func run(tp: Int, dp: Int, batch: Int, clip: String, distributed: Bool, extra: [String] = []) throws -> (losses: [Double], norms: [Double], tag: String) {
+      let tag = "tp\(tp)dp\(dp)clip\(clip)\(distributed ? "dist" : "")\(extra.joined())"
       let log = dir.appendingPathComponent("\(tag).jsonl").path
       var opts = optArgs
       opts[opts.firstIndex(of: "--grad-clip")! + 1] = clip
-      _ = try Harness.train(np: tp * dp, modelArgs + opts + (distributed ? ["--distributed-optimizer"] : []) + [
+      _ = try Harness.train(np: tp * dp, modelArgs + opts + (distributed ? ["--distributed-optimizer"] : []) + extra + [
         "--data", data, "--batch", "\(batch)", "--seq", "32", "--steps", "10", "--tp", "\(tp)", "--dp", "\(dp)",
         "--log", log, "--dump-grads", dir.appendingPathComponent(tag).path])
       let rows = try Harness.readLog(log)
@@ -27,9 +29,9 @@ extension TensorParallelEquivalenceTests {
       let ref = try run(tp: 1, dp: 1, batch: 8, clip: clip, distributed: false)
       XCTAssertEqual(ref.losses.count, 10)
       let full = try Harness.floats(dir.appendingPathComponent("\(ref.tag).rank0.bin").path)
-      for tp in [1, 2] {
-        let r = try run(tp: tp, dp: 2, batch: 4, clip: clip, distributed: true)
-        let what = "t=\(tp)×d=2 --distributed-optimizer --grad-clip \(clip)"
+      for (tp, extra) in [(1, []), (2, []), (2, ["--collectives", "mpi"])] {
+        let r = try run(tp: tp, dp: 2, batch: 4, clip: clip, distributed: true, extra: extra)
+        let what = "t=\(tp)×d=2 --distributed-optimizer --grad-clip \(clip) \(extra.joined(separator: " "))"
         for (a, b) in paired(r.losses, ref.losses, "\(what) losses") {
           XCTAssertLessThanOrEqual(relativeDifference(a, b), 1e-4, "\(what) loss \(a) vs TP=1 B=8 \(b)")
         }
