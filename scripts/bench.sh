@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prints benchmark lines `BENCH <name> <value> <unit>`: engine throughput and MFU for the small
 # preset (B8, T256) at TP=1 and TP=2, the telemetry and dashboard figures, the collectives, the
-# activation MiB and step time of each activation-memory flag at TP=2, and — where PyTorch is
+# activation MiB and step time of each activation-memory flag at TP=2, the distributed optimizer's
+# memory and step time at d=2, and — where PyTorch is
 # installed — an interleaved TP=2 / PyTorch / TP=1 comparison.
 # Usage: scripts/bench.sh [BIN_DIR] (default .build/release)
 #   STEPS=N   steps per training run (default 20; the first two are warm-up and not counted)
@@ -82,6 +83,10 @@ PY
 for NP in 2 4; do mpirun --oversubscribe -np $NP "$BIN/tpcollectives" bench; done
 python3 scripts/bench_flags.py "$BIN" small_tp2 2 "--model small --batch 8 --seq 256 --steps $STEPS --tp 2" \
   ring="--collectives ring" mpi="--collectives mpi"
+# The distributed optimizer at t=1×d=2 (small preset, B4 per replica): optimizer MiB per rank and
+# step time against the plain run (interleaved, rotating order, medians)
+FIELDS=optimizer_bytes python3 scripts/bench_flags.py "$BIN" small_dp2 2 "--model small --batch 4 --seq 256 --steps $STEPS --tp 1 --dp 2" \
+  plain="" distopt="--distributed-optimizer"
 
 # Activation memory per rank (the arena: activations and backward scratch) and the step time of
 # each activation-memory flag against the plain run, at t=2.

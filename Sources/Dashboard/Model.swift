@@ -32,10 +32,14 @@ public struct JobSpec: Sendable, Equatable {
   public var tensors: [ShardedTensor]
   /// Path of the job's stdout/stderr log, when known.
   public var logPath: String?
+  /// The run's memory-saving features (named in the header; the distributed optimizer's
+  /// partition is shown in the Shards view).
+  public var features: RunFeatures
 
   /// Creates a job description.
   public init(name: String, model: String, tp: Int, dp: Int, totalSteps: Int,
-              tensors: [ShardedTensor], logPath: String? = nil) {
+              tensors: [ShardedTensor], logPath: String? = nil, features: RunFeatures = RunFeatures()) {
+    self.features = features
     self.name = name
     self.model = model
     self.tp = max(1, tp)
@@ -50,6 +54,18 @@ public struct JobSpec: Sendable, Equatable {
 
   /// (tp, dp) coordinates of a world rank: TP ranks are adjacent (Megatron order).
   public func coordinates(ofRank r: Int) -> (tp: Int, dp: Int) { (r % tp, r / tp) }
+
+  /// Under the distributed optimizer: the elements of tensor `i`'s local shard (relative to its
+  /// first) whose AdamW state world rank `r` holds, by the engine's partition of the flat
+  /// local buffer among the DP ranks; nil without it.
+  public func optimizerSlice(tensor i: Int, rank r: Int) -> Range<Int>? {
+    guard features.distributedOptimizer, tensors.indices.contains(i) else { return nil }
+    let (t, d) = coordinates(ofRank: r)
+    let counts = tensors.map { $0.localCount(tp: t) }
+    let start = counts[..<i].reduce(0, +)
+    let partition = OptimizerPartition(count: counts.reduce(0, +), shards: dp, index: d)
+    return partition.slice(ofTensorAt: start..<(start + counts[i]))
+  }
 }
 
 /// One training step as one rank measured it, and when. The metrics' fields read through the

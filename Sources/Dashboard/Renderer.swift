@@ -62,6 +62,9 @@ public enum Renderer {
       Field(text: "  step \(h.step)\(total)", style: .header, dropOrder: nil),
       Field(text: "  \(Format.count(h.tokensPerSecond)) tok/s", style: .header, dropOrder: 2),
     ]
+    if !h.features.isEmpty {
+      fields.insert(Field(text: "  \(h.features)", style: .header, dropOrder: 2), at: fields.firstIndex { $0.text.hasPrefix("  \(glyphs.dot)") }!)
+    }
     if let eta = h.etaSeconds { fields.append(Field(text: "  ETA \(Format.duration(seconds: eta))", style: .header, dropOrder: 1)) }
     if m.state.readonly { fields.append(Field(text: "  [read-only]", style: .header, dropOrder: nil)) }
     func length() -> Int { fields.reduce(0) { $0 + $1.text.unicodeScalars.count } }

@@ -29,7 +29,7 @@ public final class TelemetrySource: JobSource {
     let m = info.model
     let model = "\(info.preset) L\(m.layers) H\(m.heads) C\(m.channels) B\(m.batch) T\(m.seq)"
     job = JobSpec(name: name, model: model, tp: info.tp, dp: info.dp, totalSteps: info.totalSteps,
-                  tensors: info.shards, logPath: logPath)
+                  tensors: info.shards, logPath: logPath, features: info.features)
     segmentPath = "/dev/shm/" + SegmentName.prefix + name
     // attaching to `<base>.r<k>` follows later incarnations of the same base
     if let dot = name.range(of: ".r", options: .backwards), let k = Int(name[dot.upperBound...]), k > 0 {

@@ -10,6 +10,8 @@ public struct HeaderModel: Equatable, Sendable {
   public var job: String
   public var model: String
   public var grid: String
+  /// The active features, e.g. "SP DistOpt recompute=selective" (empty: none).
+  public var features: String = ""
   public var state: String
   public var stateStyle: Style
   public var step: Int
@@ -127,6 +129,7 @@ public struct DashboardModel {
     header = HeaderModel(job: job.name, model: job.model, grid: "t\(job.tp)\(Glyphs.current.times)d\(job.dp)",
                          state: label, stateStyle: style, step: step, totalSteps: job.totalSteps,
                          tokensPerSecond: tps, etaSeconds: eta)
+    header.features = job.features.labels.joined(separator: " ")
   }
 
   /// The job's overall state as the header shows it.

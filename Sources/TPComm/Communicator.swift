@@ -188,7 +188,9 @@ public final class Communicator {
 
   /// Reduce-scatter of `size` equal blocks of `count` floats: rank r receives in `out` the
   /// reduction over ranks of block r of `buffer` (`size * count` floats). `buffer` is left
-  /// undefined (the ring reduces in place). A communicator of size 1 copies block 0.
+  /// undefined (the ring reduces in place); `out` may be `buffer + rank * count` (in place: with
+  /// `.mpi` the result passes through the scratch, so reserve `size * count * 4` bytes first).
+  /// A communicator of size 1 copies block 0.
   ///
   ///     buffer: [size * count]  ->  out: [count]
   public func reduceScatter(_ buffer: UnsafeMutablePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>,
@@ -200,6 +202,14 @@ public final class Communicator {
     let t0 = monotonicNanos()
     waitObserver?.collectiveBegan(.reduceScatter, nowNs: t0)
     switch algorithm {
+    case .mpi where out == buffer + rank * count:
+      // in place (the distributed optimizer's gradient blocks): MPI's own in-place form would
+      // write this rank's result over block 0, so it lands in the scratch (`reserveScratch`)
+      // and the other blocks keep this rank's values, as after the ring
+      let result = scratch.assumingMemoryBound(to: Float.self)
+      MPI_Ireduce_scatter_block(buffer, result, Int32(count), cmpi_float(), op.handle, handle, requests)
+      waitAll(1)
+      out.update(from: result, count: count)
     case .mpi:
       MPI_Ireduce_scatter_block(buffer, out, Int32(count), cmpi_float(), op.handle, handle, requests)
       waitAll(1)

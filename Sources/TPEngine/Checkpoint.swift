@@ -68,40 +68,45 @@ func pwriteFully(_ fd: Int32, _ buf: UnsafeRawPointer, _ n: Int, _ offset: Int) 
 }
 
 extension GPT {
-  /// Reads this rank's slices of a global tensor set stored in llm.c order from `fileBase` in
-  /// `fd` into `buffer` (local layout). Works for any saved TP size: the file is global.
-  func readSlices(fd: Int32, into buffer: FloatPtr, fileBase: Int) -> String? {
+  /// Visits the parts of this rank's slices that lie in the flat local `range`, as they sit in a
+  /// global tensor set stored in llm.c order from `fileBase`: `body(fileByteOffset,
+  /// localIndex, count)`; replicated tensors only on TP rank 0 when `replicatedOnce`. Stops at
+  /// the first `body` returning false and returns that tensor's name.
+  private func forEachStoredRun(in range: Range<Int>, fileBase: Int, replicatedOnce: Bool,
+                                _ body: (Int, Int, Int) -> Bool) -> String? {
     var fileOffset = fileBase
     var localBase = 0
     for (i, t) in layout.enumerated() {
-      let dst = buffer + localBase
+      defer { localBase += localSizes[i]; fileOffset += 4 * t.globalCount }
+      let lo = max(range.lowerBound, localBase) - localBase, hi = min(range.upperBound, localBase + localSizes[i]) - localBase
+      if lo >= hi || (replicatedOnce && t.split == .replicated && local.tpRank != 0) { continue }
       var failed = false
       t.forEachLocalRun(rank: local.tpRank) { g, l, n in
-        if !failed && !preadFully(fd, dst + l, 4 * n, fileOffset + 4 * g) { failed = true }
+        let a = max(l, lo), b = min(l + n, hi)
+        if !failed && a < b && !body(fileOffset + 4 * (g + a - l), localBase + a, b - a) { failed = true }
       }
       if failed { return t.name }
-      localBase += localSizes[i]
-      fileOffset += 4 * t.globalCount
     }
     return nil
   }
 
-  /// Writes this rank's slices of `buffer` (local layout) at their global offsets from
-  /// `fileBase`; replicated tensors only from TP rank 0. Returns false on an I/O error.
-  func writeSlices(fd: Int32, from buffer: FloatPtr, fileBase: Int) -> Bool {
-    var fileOffset = fileBase
-    var localBase = 0
-    var ok = true
-    for (i, t) in layout.enumerated() {
-      let src = buffer + localBase
-      localBase += localSizes[i]
-      defer { fileOffset += 4 * t.globalCount }
-      if t.split == .replicated && local.tpRank != 0 { continue }
-      t.forEachLocalRun(rank: local.tpRank) { g, l, n in
-        if ok && !pwriteFully(fd, src + l, 4 * n, fileOffset + 4 * g) { ok = false }
-      }
+  /// Reads this rank's slices of a global tensor set stored in llm.c order from `fileBase` in
+  /// `fd` into `buffer` (local layout). Works for any saved TP size: the file is global. With
+  /// `range`, only the flat local elements in it, `buffer` holding element `bufferBase` first
+  /// (an optimizer partition's moments).
+  func readSlices(fd: Int32, into buffer: FloatPtr, fileBase: Int, range: Range<Int>? = nil, bufferBase: Int = 0) -> String? {
+    forEachStoredRun(in: range ?? 0..<numLocalParameters, fileBase: fileBase, replicatedOnce: false) { offset, l, n in
+      preadFully(fd, buffer + (l - bufferBase), 4 * n, offset)
     }
-    return ok
+  }
+
+  /// Writes this rank's slices of `buffer` (local layout) at their global offsets from
+  /// `fileBase`; replicated tensors only from TP rank 0. `range` and `bufferBase` as for
+  /// `readSlices`. Returns false on an I/O error.
+  func writeSlices(fd: Int32, from buffer: FloatPtr, fileBase: Int, range: Range<Int>? = nil, bufferBase: Int = 0) -> Bool {
+    forEachStoredRun(in: range ?? 0..<numLocalParameters, fileBase: fileBase, replicatedOnce: true) { offset, l, n in
+      pwriteFully(fd, buffer + (l - bufferBase), 4 * n, offset)
+    } == nil
   }
 
   /// Loads this rank's slices from an llm.c checkpoint whose config equals `config`.

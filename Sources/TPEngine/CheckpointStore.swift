@@ -160,17 +160,22 @@ public enum CheckpointStore {
     }
     try agree(world, setupError)
 
-    // 2. every rank of replica 0: its slices of the weights and of m, v
+    // 2. every rank of replica 0: its slices of the weights; the ranks holding optimizer state
+    // (replica 0, or under the distributed optimizer every replica its block): their slices
+    // of m, v, at the same global offsets, so state.bin does not depend on the partition
     var failed = false
-    if dpRank == 0 {
-      let mf = open(tmp + "/" + modelFile, O_WRONLY)
-      let sf = open(tmp + "/" + stateFile, O_WRONLY)
+    let writesModel = dpRank == 0
+    let writesState = dpRank == 0 || model.partition.shards > 1
+    if writesModel || writesState {
+      let mf = writesModel ? open(tmp + "/" + modelFile, O_WRONLY) : -1
+      let sf = writesState ? open(tmp + "/" + stateFile, O_WRONLY) : -1
       let base = trainingStateHeaderBytes
-      failed = mf < 0 || sf < 0
-        || !model.writeSlices(fd: mf, from: model.paramsMemory, fileBase: checkpointHeaderBytes)
-        || !model.writeSlices(fd: sf, from: model.adamM, fileBase: base)
-        || !model.writeSlices(fd: sf, from: model.adamV, fileBase: base + 4 * model.config.parameterCount)
-        || fsync(mf) != 0 || fsync(sf) != 0
+      let (range, first) = (model.partition.range, model.partition.block.lowerBound)
+      failed = (writesModel && (mf < 0 || !model.writeSlices(fd: mf, from: model.paramsMemory, fileBase: checkpointHeaderBytes) || fsync(mf) != 0))
+        || (writesState && (sf < 0
+          || !model.writeSlices(fd: sf, from: model.adamM, fileBase: base, range: range, bufferBase: first)
+          || !model.writeSlices(fd: sf, from: model.adamV, fileBase: base + 4 * model.config.parameterCount, range: range, bufferBase: first)
+          || fsync(sf) != 0))
       if mf >= 0 { close(mf) }
       if sf >= 0 { close(sf) }
     }
@@ -271,13 +276,16 @@ public enum CheckpointStore {
 }
 
 extension GPT {
-  /// Loads this rank's slices of the AdamW moments from a state.bin written at any TP size.
+  /// Loads this rank's slices of the AdamW moments (of its optimizer partition) from a
+  /// state.bin written at any TP size, with or without the distributed optimizer.
   public func loadOptimizerState(path: String) throws {
     let fd = open(path, O_RDONLY)
     if fd < 0 { throw EngineError("cannot open \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
     let base = trainingStateHeaderBytes
-    if let bad = readSlices(fd: fd, into: adamM, fileBase: base) ?? readSlices(fd: fd, into: adamV, fileBase: base + 4 * config.parameterCount) {
+    let (range, first) = (partition.range, partition.block.lowerBound)
+    if let bad = readSlices(fd: fd, into: adamM, fileBase: base, range: range, bufferBase: first)
+      ?? readSlices(fd: fd, into: adamV, fileBase: base + 4 * config.parameterCount, range: range, bufferBase: first) {
       throw EngineError("\(path) could not be read at tensor \(bad): truncated or unreadable")
     }
   }

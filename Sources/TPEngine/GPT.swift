@@ -3,6 +3,7 @@
 // MLP projection. Vocab-parallel: token embedding and the tied LM head + cross-entropy.
 
 import Glibc
+import JobSchema
 import TPComm
 import TPKernels
 
@@ -153,12 +154,17 @@ public final class GPT {
   public let localSizes: [Int]
   public let numLocalParameters: Int
 
-  /// Parameter, gradient and AdamW moment buffers (flat, `numLocalParameters` floats each); all
-  /// four share `localSizes` offsets.
+  /// Parameter and gradient buffers (flat, `partition.paddedCount` floats: `numLocalParameters`
+  /// and the distributed optimizer's padding) and the AdamW moments (`partition.shardCount`
+  /// floats: moment k belongs to parameter `partition.block.lowerBound + k`); parameters and
+  /// gradients share `localSizes` offsets.
   public let paramsMemory: FloatPtr
   public let gradsMemory: FloatPtr
   public let adamM: FloatPtr
   public let adamV: FloatPtr
+  /// The part of the flat parameters whose optimizer state this rank holds (all of them unless
+  /// the distributed optimizer splits it over DP).
+  public let partition: OptimizerPartition
   /// The parameter tensors and their gradients, by name.
   public let params: ParameterViews
   public let grads: ParameterViews
@@ -195,9 +201,12 @@ public final class GPT {
   /// `ranksOnNode` ranks share this node's memory (each holds a similar shard); the constructor
   /// refuses, with one line, a model they cannot hold together. `threads` is the rank's share
   /// of cores: GEMMs use them through OpenBLAS, everything else through `pool`. `activations`
-  /// chooses sequence parallelism (B·T must be divisible by t) and recomputation.
+  /// chooses sequence parallelism (B·T must be divisible by t) and recomputation. With
+  /// `optimizerShards` d > 1 (the distributed optimizer) this rank holds the AdamW moments of
+  /// block `optimizerShardIndex` of d only.
   public init(config: GPTConfig, local: LocalShape, batch B: Int, seq T: Int, tpGroup: Communicator,
-              ranksOnNode: Int = 1, threads: Int = 1, activations options: ActivationOptions = .init()) throws {
+              ranksOnNode: Int = 1, threads: Int = 1, activations options: ActivationOptions = .init(),
+              optimizerShards: Int = 1, optimizerShardIndex: Int = 0) throws {
     self.config = config
     self.local = local
     self.B = B
@@ -219,25 +228,26 @@ public final class GPT {
     // replicated gradients
     let largestRun = options.sequenceParallel ? replicatedRuns.map(\.count).max() ?? 0 : 0
     tpGroup.reserveScratch(bytes: 4 * max(B * T * max(config.channels, 2), largestRun))
+    partition = OptimizerPartition(count: numLocalParameters, shards: optimizerShards, index: optimizerShardIndex)
     let C = config.channels
     let activationTable = Activations.table(config: config, local: local, B: B, T: T, options: options)
     activationCount = activationTable.reduce(0) { $0 + $1.count }
     // refuse up front what this node cannot hold, rather than being killed while touching pages
-    let need = 4 * (4 * numLocalParameters + activationCount)
+    let (np, nm) = (partition.paddedCount, partition.shardCount)
+    let need = 4 * (2 * np + 2 * nm + activationCount)
     if let available = Arena.availableBytes(), need * max(1, ranksOnNode) > available {
       func gib(_ b: Int) -> String { String(format: "%.2f GiB", Double(b) / Double(1 << 30)) }
       let who = ranksOnNode > 1 ? "\(ranksOnNode) ranks on this node need \(ranksOnNode) × " : "this rank needs "
-      throw EngineError("\(who)\(gib(need)) (parameters, gradients and AdamW moments \(gib(16 * numLocalParameters)), activations \(gib(4 * activationCount))) but the node has \(gib(available)) available; use a smaller model, batch or sequence length, or spread the ranks over more nodes")
+      throw EngineError("\(who)\(gib(need)) (parameters, gradients and AdamW moments \(gib(8 * np + 8 * nm)), activations \(gib(4 * activationCount))) but the node has \(gib(available)) available; use a smaller model, batch or sequence length, or spread the ranks over more nodes")
     }
-    let n = numLocalParameters
-    paramsMemory = try Arena.allocate(n, "parameters")
-    gradsMemory = try Arena.allocate(n, "gradients")
-    adamM = try Arena.allocate(n, "AdamW first moments")
-    adamV = try Arena.allocate(n, "AdamW second moments")
-    paramsMemory.initialize(repeating: 0, count: n)
-    gradsMemory.initialize(repeating: 0, count: n)
-    adamM.initialize(repeating: 0, count: n)
-    adamV.initialize(repeating: 0, count: n)
+    paramsMemory = try Arena.allocate(np, "parameters")
+    gradsMemory = try Arena.allocate(np, "gradients")
+    adamM = try Arena.allocate(nm, "AdamW first moments")
+    adamV = try Arena.allocate(nm, "AdamW second moments")
+    paramsMemory.initialize(repeating: 0, count: np)
+    gradsMemory.initialize(repeating: 0, count: np)
+    adamM.initialize(repeating: 0, count: nm)
+    adamV.initialize(repeating: 0, count: nm)
     // per thread (the calling one included): attention backward's T·T, LayerNorm backward's 3·C
     // column sums, 3 doubles per tensor for AdamW and the gradient norm
     pool = WorkerPool(threads: threads, scratchFloats: max(T * T, 3 * C, 6 * localSizes.count))
@@ -259,14 +269,17 @@ public final class GPT {
   }
 
   deinit {
-    for buffer in [paramsMemory, gradsMemory, adamM, adamV] { Arena.deallocate(buffer, numLocalParameters) }
+    for buffer in [paramsMemory, gradsMemory] { Arena.deallocate(buffer, partition.paddedCount) }
+    for buffer in [adamM, adamV] { Arena.deallocate(buffer, partition.shardCount) }
     Arena.deallocate(activationMemory, activationCount)
     inputs.deallocate(); targets.deallocate(); normScratch.deallocate()
   }
 
-  /// Bytes of one of the four flat parameter-sized buffers.
-  public var parameterBytes: Int { numLocalParameters * 4 }
-  /// Bytes of the activation arena (activations kept for the backward and backward scratch).
+  /// Bytes of the parameter buffer (and of the gradient buffer, which has its length).
+  public var parameterBytes: Int { partition.paddedCount * 4 }
+  /// Bytes of the optimizer state: AdamW's two moment buffers.
+  public var optimizerBytes: Int { 2 * partition.shardCount * 4 }
+  /// Bytes of the activation arena.
   public var activationBytes: Int { activationCount * 4 }
 
   /// Layer `l`'s slices of the activations (a working layer's, for what is not kept per layer).

@@ -51,23 +51,28 @@ extension GPT {
   public func gradientNorm(tpGroup: Communicator, scale: Float = 1,
                            perTensor: UnsafeMutablePointer<Double>? = nil) -> Float {
     let squares = perTensor ?? normScratch
-    let count = localSizes.count
+    tensorSquares(squares, scale: scale, range: 0..<numLocalParameters)
+    return globalNorm(tensorSquares: squares, tpGroup: tpGroup)
+  }
+
+  /// Each local tensor's Σ(scale·g)² over the part of it inside the flat `range` (into
+  /// `squares`, `ParameterViews.tensorCount` doubles; 0 for tensors outside it).
+  func tensorSquares(_ squares: UnsafeMutablePointer<Double>, scale: Float, range: Range<Int>) {
     struct Squares: RangeJob {
-      let grads: FloatPtr, sizes: [Int], pool: WorkerPool
+      let grads: FloatPtr, sizes: [Int], base: Int, pool: WorkerPool
       func run(_ w: Int, _ range: Range<Int>) {
         let part = pool.doubleScratch(w)
         part.update(repeating: 0, count: sizes.count)
-        forEachTensorPiece(sizes, range) { tensor, lo, hi in part[tensor] = sumOfSquares(grads + lo, hi - lo) }
+        forEachTensorPiece(sizes, range.shifted(by: base)) { tensor, lo, hi in part[tensor] = sumOfSquares(grads + lo, hi - lo) }
       }
     }
-    pool.forEachRange(numLocalParameters, align: 64, Squares(grads: gradsMemory, sizes: localSizes, pool: pool))
+    pool.forEachRange(range.count, align: 64, Squares(grads: gradsMemory, sizes: localSizes, base: range.lowerBound, pool: pool))
     let s2 = Double(scale) * Double(scale)
-    for i in 0..<count {
+    for i in 0..<localSizes.count {
       squares[i] = 0
       for w in 0..<pool.width { squares[i] += pool.doubleScratch(w)[i] }
       squares[i] *= s2
     }
-    return globalNorm(tensorSquares: squares, tpGroup: tpGroup)
   }
 
   /// The global gradient norm from each local tensor's Σg² (as `adamWUpdate` records them).
@@ -82,24 +87,31 @@ extension GPT {
   }
 
   /// One AdamW update at optimizer step `t` (from 1) with gradients `gradScale · grads`, in one
-  /// sweep over parameters, gradients and moments. Per local tensor it can also record
+  /// sweep over parameters, gradients and moments, of the parameters in the flat `range` (the
+  /// rank's optimizer partition; all of them by default). Per local tensor it can also record
   /// `gradSquares` (`ParameterViews.tensorCount` doubles: Σ(gradScale·g)², for the gradient norm when no clipping needs it
   /// beforehand) and `stats` (2 doubles each: Σ update², Σ new weight²).
-  public func adamWUpdate(_ o: AdamWConfig, lr: Float, t: Int, gradScale: Float = 1,
+  public func adamWUpdate(_ o: AdamWConfig, lr: Float, t: Int, gradScale: Float = 1, range: Range<Int>? = nil,
                           gradSquares: UnsafeMutablePointer<Double>? = nil,
                           stats: UnsafeMutablePointer<Double>? = nil) {
     let k = AdamWConstants(o, lr: lr, t: t, gradScale: gradScale)
     let count = localSizes.count
     let (wantSquares, wantStats) = (gradSquares != nil, stats != nil)
+    let range = range ?? 0..<numLocalParameters
+    // moment k belongs to flat parameter partition.block.lowerBound + k
+    let momentBase = partition.block.lowerBound
+    precondition(range.lowerBound >= momentBase && range.upperBound <= momentBase + partition.shardCount,
+                 "AdamW runs on parameters whose moments this rank holds")
     // the flat parameter range split over the pool; per thread, 3 sums per tensor
     struct Update: RangeJob {
-      let params: FloatPtr, grads: FloatPtr, adamM: FloatPtr, adamV: FloatPtr, sizes: [Int], pool: WorkerPool
-      let k: AdamWConstants, wantSquares: Bool, wantStats: Bool
+      let params: FloatPtr, grads: FloatPtr, adamM: FloatPtr, adamV: FloatPtr, sizes: [Int], base: Int, momentBase: Int
+      let pool: WorkerPool, k: AdamWConstants, wantSquares: Bool, wantStats: Bool
       func run(_ w: Int, _ range: Range<Int>) {
         let part = pool.doubleScratch(w)
         part.update(repeating: 0, count: 3 * sizes.count)
-        forEachTensorPiece(sizes, range) { tensor, lo, hi in
-          let (p, g, m, v, n) = (params + lo, grads + lo, adamM + lo, adamV + lo, hi - lo)
+        forEachTensorPiece(sizes, range.shifted(by: base)) { tensor, lo, hi in
+          let (p, g, n) = (params + lo, grads + lo, hi - lo)
+          let (m, v) = (adamM + (lo - momentBase), adamV + (lo - momentBase))
           let sums: (g2: Double, du: Double, w2: Double)
           switch (wantSquares, wantStats) {
           case (false, false): sums = adamWRange(p, g, m, v, n, k, squares: false, stats: false)
@@ -113,8 +125,9 @@ extension GPT {
         }
       }
     }
-    pool.forEachRange(numLocalParameters, align: 64,
-                      Update(params: paramsMemory, grads: gradsMemory, adamM: adamM, adamV: adamV, sizes: localSizes, pool: pool,
+    pool.forEachRange(range.count, align: 64,
+                      Update(params: paramsMemory, grads: gradsMemory, adamM: adamM, adamV: adamV, sizes: localSizes,
+                             base: range.lowerBound, momentBase: momentBase, pool: pool,
                              k: k, wantSquares: wantSquares, wantStats: wantStats))
     for tensor in 0..<count {
       var (g2, du, w2) = (0.0, 0.0, 0.0)
@@ -129,6 +142,12 @@ extension GPT {
       }
     }
   }
+}
+
+extension Range where Bound == Int {
+  /// The range moved `base` elements up.
+  @inline(__always)
+  func shifted(by base: Int) -> Range<Int> { (lowerBound + base)..<(upperBound + base) }
 }
 
 /// Calls `body(tensor, lo, hi)` for each tensor's part [lo, hi) of the flat range, the tensors

@@ -105,6 +105,9 @@ public final class Trainer {
   private let statm: Int32
   private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
   private var logFile: UnsafeMutablePointer<FILE>? = nil
+  /// The DP side of the step when the model's optimizer state is partitioned over DP
+  /// (`--distributed-optimizer`); nil: the replicas all-reduce and each updates everything.
+  public let distributedOptimizer: DistributedOptimizer?
 
   public init(model: GPT, loader: DataLoader, world: Communicator, tpGroup: Communicator,
               dpGroup: Communicator, grid: ParallelLayout, options: TrainingOptions,
@@ -118,6 +121,7 @@ public final class Trainer {
     self.options = options
     self.observer = observer
     dpGroup.reserveScratch(bytes: 4 * model.numLocalParameters)
+    distributedOptimizer = model.partition.shards > 1 ? DistributedOptimizer(model: model, dpGroup: dpGroup, tpGroup: tpGroup) : nil
     statm = open("/proc/self/statm", O_RDONLY)
     if world.rank == 0, let path = options.logPath {
       guard let f = fopen(path, "w") else {
@@ -172,8 +176,16 @@ public final class Trainer {
       // DP replicas sum their gradients; the 1/d of the average is applied inside the norm and
       // the AdamW sweep (`gradScale`) rather than in a pass of its own
       let dpScale = 1 / Float(grid.dp)
-      if grid.dp > 1 { dpGroup.allReduce(model.gradsMemory, count: model.numLocalParameters, .sum) }
-      if step == 0, let prefix = options.dumpGradsPrefix { dumpGradients(prefix, scale: dpScale) }
+      let distributed = distributedOptimizer
+      if let distributed {
+        distributed.reduceScatterGradients()
+      } else if grid.dp > 1 {
+        dpGroup.allReduce(model.gradsMemory, count: model.numLocalParameters, .sum)
+      }
+      if step == 0, let prefix = options.dumpGradsPrefix {
+        distributed?.allGatherGradients()
+        dumpGradients(prefix, scale: dpScale)
+      }
       if step + 1 == options.faultNonFiniteAtStep { model.gradsMemory[0] = .nan }
       let publishStats = options.shardStatsEvery > 0 && (step == 0 || (step + 1) % options.shardStatsEvery == 0)
       let lr = options.schedule.rate(peak: options.optimizer.learningRate, step: step, total: options.steps)
@@ -186,18 +198,28 @@ public final class Trainer {
       var finite = true
       if clip > 0 || options.onNonFinite == .skipStep {
         // clipping, and skipping a poisoned step, need the norm before the update
-        norm = model.gradientNorm(tpGroup: tpGroup, scale: dpScale, perTensor: publishStats ? statSums : nil)
+        let perTensor = publishStats ? statSums : nil
+        norm = distributed?.gradientNorm(scale: dpScale, perTensor: perTensor)
+          ?? model.gradientNorm(tpGroup: tpGroup, scale: dpScale, perTensor: perTensor)
         finite = loss.isFinite && norm.isFinite
         if finite {
-          model.adamWUpdate(options.optimizer, lr: lr, t: step + 1,
-                            gradScale: dpScale * (clip > 0 && norm > clip ? clip / norm : 1),
-                            stats: publishStats ? statSums + Self.updateSums : nil)
+          let scale = dpScale * (clip > 0 && norm > clip ? clip / norm : 1)
+          let stats = publishStats ? statSums + Self.updateSums : nil
+          if let distributed {
+            distributed.update(options.optimizer, lr: lr, t: step + 1, gradScale: scale, stats: stats)
+          } else {
+            model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, gradScale: scale, stats: stats)
+          }
         }
       } else {
         // otherwise the AdamW sweep also sums the squares the norm needs; a non-finite step
         // then stops the run before anything of it is checkpointed
-        model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, gradScale: dpScale, gradSquares: statSums,
-                          stats: publishStats ? statSums + Self.updateSums : nil)
+        let stats = publishStats ? statSums + Self.updateSums : nil
+        if let distributed {
+          distributed.update(options.optimizer, lr: lr, t: step + 1, gradScale: dpScale, gradSquares: statSums, stats: stats)
+        } else {
+          model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, gradScale: dpScale, gradSquares: statSums, stats: stats)
+        }
         norm = model.globalNorm(tensorSquares: statSums, tpGroup: tpGroup)
         finite = loss.isFinite && norm.isFinite
       }
@@ -401,10 +423,11 @@ public final class Trainer {
     metrics.allReduceMaxNs = max(tps.maxNs, dps.maxNs)
     metrics.allReduceHistogram = tps.histogram + dps.histogram
     metrics.rssBytes = readRSS()
-    metrics.paramBytes = UInt64(model.parameterBytes)
-    metrics.gradBytes = UInt64(model.parameterBytes)
-    metrics.optimizerBytes = UInt64(2 * model.parameterBytes)
-    metrics.activationBytes = UInt64(model.activationBytes)
+    let memory = model.memory
+    metrics.paramBytes = UInt64(memory.parameters)
+    metrics.gradBytes = UInt64(memory.gradients)
+    metrics.optimizerBytes = UInt64(memory.optimizer)
+    metrics.activationBytes = UInt64(memory.activations)
     let busy = Double(metrics.stepNs) - Double(metrics.commNs) - Double(metrics.dataNs)
     metrics.computeBusy = Float(max(0, busy) / Double(max(1, metrics.stepNs)))
     metrics.gflops = Float(flops / Double(max(1, metrics.stepNs)))
@@ -437,12 +460,12 @@ public final class Trainer {
       fflush(nil)
     }
     if let f = logFile {
-      let line = String(format: "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"step_ms\":%.4f,\"tokens_per_s\":%.2f,\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optimizer_ms\":%.4f,\"comm_ms\":%.4f,\"allreduce_count\":%d,\"allreduce_bytes\":%llu,\"rss_bytes\":%llu,\"gflops\":%.3f,\"skipped_steps\":%d,\"activation_bytes\":%llu}\n",
+      let line = String(format: "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"step_ms\":%.4f,\"tokens_per_s\":%.2f,\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optimizer_ms\":%.4f,\"comm_ms\":%.4f,\"allreduce_count\":%d,\"allreduce_bytes\":%llu,\"rss_bytes\":%llu,\"param_bytes\":%llu,\"grad_bytes\":%llu,\"optimizer_bytes\":%llu,\"activation_bytes\":%llu,\"gflops\":%.3f,\"skipped_steps\":%d}\n",
                         step, metrics.loss, metrics.lr, metrics.gradNorm, ms, tokS,
                         Double(metrics.forwardNs) / 1e6, Double(metrics.backwardNs) / 1e6,
                         Double(metrics.optimizerNs) / 1e6, Double(metrics.commNs) / 1e6,
-                        metrics.allReduceCount, metrics.allReduceBytes, metrics.rssBytes, metrics.gflops, skippedSteps,
-                        metrics.activationBytes)
+                        metrics.allReduceCount, metrics.allReduceBytes, metrics.rssBytes, metrics.paramBytes, metrics.gradBytes,
+                        metrics.optimizerBytes, metrics.activationBytes, metrics.gflops, skippedSteps)
       // JSON has no NaN or infinity: a non-finite value is written as null
       let finite = metrics.loss.isFinite && metrics.gradNorm.isFinite && metrics.lr.isFinite
       fputs(finite ? line : ["-nan", "nan", "-inf", "inf"].reduce(line) { $0.replacingOccurrences(of: ":" + $1, with: ":null") }, f)

@@ -148,7 +148,8 @@ struct ValidatedHeader {
     let desc = JobDescription(
       name: m.text(H.jobName, capacity: H.jobNameCapacity), model: model,
       preset: m.text(H.presetName, capacity: H.presetNameCapacity), worldSize: worldSize,
-      tp: tp, dp: dp, totalSteps: Int(clamping: totalSteps), shards: shards)
+      tp: tp, dp: dp, totalSteps: Int(clamping: totalSteps), shards: shards,
+      features: RunFeatures(rawValue: m.u32(H.versionMinor) >= 3 ? m.u64(H.features) : 0))
     let info = JobInfo(
       description: desc, creationTime: Double(m.u64(H.creationTimeNs)) / 1e9,
       incarnation: m.u64(H.incarnation), ownerUID: owner,

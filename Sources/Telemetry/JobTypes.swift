@@ -22,11 +22,15 @@ public struct JobDescription: Sendable, Equatable {
   public var totalSteps: Int
   /// Shard layout, every entry with exactly `tp` rank parts.
   public var shards: [ShardedTensor]
+  /// The run's memory-saving features (sequence parallelism, distributed optimizer,
+  /// recomputation).
+  public var features: RunFeatures
 
   public init(
     name: String, model: ModelShape, preset: String, worldSize: Int, tp: Int, dp: Int, totalSteps: Int,
-    shards: [ShardedTensor]
+    shards: [ShardedTensor], features: RunFeatures = RunFeatures()
   ) {
+    self.features = features
     self.name = name
     self.model = model
     self.preset = preset
@@ -73,6 +77,8 @@ public struct JobInfo: Sendable, Equatable {
   public var totalSteps: Int { description.totalSteps }
   /// Shard layout.
   public var shards: [ShardedTensor] { description.shards }
+  /// The run's memory-saving features.
+  public var features: RunFeatures { description.features }
 }
 
 /// A job's state as a reader judges it.

@@ -15,7 +15,7 @@ public enum SegmentLayout {
   /// Readers refuse any other major version.
   public static let versionMajor: UInt32 = 1
   /// Minor versions only append fields; readers accept any.
-  public static let versionMinor: UInt32 = 2
+  public static let versionMinor: UInt32 = 3
   /// Value of the `ready` word once the creator has written everything ("READY!\0\0").
   public static let readyValue: UInt64 = 0x0000_2159_4441_4552
 
@@ -61,6 +61,8 @@ public enum SegmentLayout {
     public static let jobNameCapacity = 64
     public static let presetName = 264  // 32 bytes UTF-8, NUL padded
     public static let presetNameCapacity = 32
+    /// u64, `RunFeatures` (minor version 3; 0 before: none on).
+    public static let features = 296
     /// Written last, with release ordering, once everything above and the job description are
     /// in place. On its own cache line.
     public static let ready = 512  // u64

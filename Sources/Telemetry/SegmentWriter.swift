@@ -58,6 +58,7 @@ public final class SegmentWriter {
     m.set(H.creatorPid, UInt32(bitPattern: getpid()))
     m.setText(H.jobName, d.name, capacity: H.jobNameCapacity)
     m.setText(H.presetName, d.preset, capacity: H.presetNameCapacity)
+    m.set(H.features, d.features.rawValue)
     for (i, s) in d.shards.enumerated() {
       writeShard(s, m, at: g.jobDescriptionOffset + i * g.shardEntrySize)
     }

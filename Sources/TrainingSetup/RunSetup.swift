@@ -71,6 +71,11 @@ public struct RunSetup: ParsableArguments {
   @Option(help: "Activation recomputation: none (the default: keep every activation), selective (recompute the attention probabilities in the backward) or full (keep each layer's input; rerun the layer's forward before its backward).")
   public var recompute: String?
 
+  @Flag(name: .customLong("distributed-optimizer"), help: "Partition AdamW's state over the DP ranks (ZeRO stage 1): gradients reduce-scattered, each DP rank updates its 1/dp of the parameters, which are then all-gathered. A no-op at dp 1.")
+  public var distributedOptimizer = false
+  @Flag(name: .customLong("memory-report"), help: "Allocate the model, print every rank's bytes of parameters, gradients, optimizer state, activations and other next to docs/MEMORY.md's formula, and exit without training.")
+  public var memoryReport = false
+
   /// Flags as the parser leaves them with nothing given.
   public init() {}
 
@@ -339,6 +344,16 @@ public struct RunSetup: ParsableArguments {
     options.onNonFinite = onNonFinite
     options.faultNonFiniteAtStep = faultNonFiniteAt
     return options
+  }
+
+  /// DP ranks the optimizer state is partitioned over: `dp` under --distributed-optimizer, else 1.
+  public func optimizerShards(dp: Int) -> Int { distributedOptimizer ? dp : 1 }
+
+  /// The start-up note for --distributed-optimizer at dp 1 (nil when there is nothing to say).
+  public func distributedOptimizerNote(dp: Int) -> String? {
+    distributedOptimizer && dp == 1
+      ? "--distributed-optimizer at dp 1 is a no-op: there is no other DP rank to share the optimizer state with"
+      : nil
   }
 
   /// "GPT-2 L2 H4 C64 V256(256) maxT64".

@@ -23,7 +23,8 @@ final class TelemetryObserver: TrainingObserver {
   ///   failure is rethrown on the creator; the others then fail to open it).
   init(
     jobName: String, worldRank: Int, worldSize: Int, localRank: Int, tp: Int, dp: Int,
-    model: ModelShape, preset: String, shards: [TensorShard], totalSteps: Int, barrier: () -> Void
+    model: ModelShape, preset: String, shards: [TensorShard], totalSteps: Int, features: RunFeatures,
+    barrier: () -> Void
   ) throws {
     self.worldRank = worldRank
     var created: SegmentWriter?
@@ -31,7 +32,7 @@ final class TelemetryObserver: TrainingObserver {
     if localRank == 0 {
       let description = JobDescription(
         name: jobName, model: model, preset: preset, worldSize: worldSize, tp: tp, dp: dp, totalSteps: totalSteps,
-        shards: TelemetryObserver.telemetryShards(shards))
+        shards: TelemetryObserver.telemetryShards(shards), features: features)
       do { created = try SegmentWriter.create(description) } catch { creationError = error }
     }
     barrier()

@@ -81,6 +81,11 @@ struct TPTrain: ParsableCommand {
       Foundation.exit(1)
     }
     guard let trainer else { return }
+    if setup.memoryReport {
+      reportMemory(trainer)
+      MPIRuntime.finalize()
+      return
+    }
     do {
       try trainer.run()
     } catch {
@@ -167,7 +172,10 @@ struct TPTrain: ParsableCommand {
     setBLASThreads(placement.threads)
 
     let gpt = try GPT(config: config, local: local, batch: batch, seq: seq, tpGroup: tpGroup, ranksOnNode: node.size,
-                      threads: placement.threads, activations: activations)
+                      threads: placement.threads, activations: activations,
+                      optimizerShards: setup.optimizerShards(dp: grid.dp),
+                      optimizerShardIndex: setup.optimizerShards(dp: grid.dp) > 1 ? grid.dpRank : 0)
+    if world.rank == 0, let note = setup.distributedOptimizerNote(dp: grid.dp) { printError("tptrain: note: " + note) }
     if let r = resumed {
       try gpt.load(path: r.path + "/" + Checkpoints.modelFile)
       try gpt.loadOptimizerState(path: r.path + "/" + Checkpoints.stateFile)
@@ -201,9 +209,40 @@ struct TPTrain: ParsableCommand {
     let observer = try TelemetryObserver(
       jobName: name, worldRank: world.rank, worldSize: world.size, localRank: node.rank, tp: grid.tp, dp: grid.dp,
       model: shape, preset: setup.model ?? (setup.initFrom != nil ? "checkpoint" : "custom"), shards: gpt.layout,
-      totalSteps: settings.steps, barrier: { node.barrier() })
+      totalSteps: settings.steps, features: RunFeatures(
+        sequenceParallel: gpt.activationOptions.sequenceParallel, distributedOptimizer: gpt.partition.shards > 1,
+        recompute: RunFeatures.Recompute(gpt.activationOptions.recompute)),
+      barrier: { node.barrier() })
     if world.rank == 0 && !setup.quiet { print("tptrain: telemetry job \(name) (watch with: tptop attach \(name))") }
     return observer
+  }
+
+  /// --memory-report: rank 0 prints every rank's bytes by category (measured: the buffers the
+  /// engine allocated, and the resident set) and docs/MEMORY.md's formula for them. Collective.
+  func reportMemory(_ trainer: Trainer) {
+    let (model, grid, world) = (trainer.model, trainer.grid, trainer.world)
+    let m = model.memory
+    let rss = residentBytes()
+    let columns: [(String, Int)] = [("parameters", m.parameters), ("gradients", m.gradients), ("optimizer", m.optimizer),
+                                    ("activations", m.activations), ("other", max(0, rss - m.total)), ("rss", rss)]
+    let gathered = columns.map { world.allGather(Int64($0.1)) }
+    guard world.rank == 0 else { return }
+    let f = MemoryFormula.perRank(model.config, batch: model.B, seq: model.T, tp: grid.tp, dp: grid.dp,
+                                  distributedOptimizer: setup.distributedOptimizer)
+    func mib(_ b: Int64) -> String { String(format: "%.2f", Double(b) / 1048576) }
+    print("memory: \(RunSetup.describe(model.config)) | tp \(grid.tp) × dp \(grid.dp) | B \(model.B) T \(model.T) | distributed optimizer \(setup.distributedOptimizer && grid.dp > 1 ? "on" : "off") | bytes (MiB)")
+    for r in 0..<world.size {
+      print("memory rank=\(r) " + columns.indices.map { "\(columns[$0].0)=\(gathered[$0][r]) (\(mib(gathered[$0][r])))" }.joined(separator: " "))
+    }
+    let formula: [(String, Int)] = [("parameters", f.parameters), ("gradients", f.gradients), ("optimizer", f.optimizer), ("activations", f.activations)]
+    print("memory formula " + formula.map { "\($0.0)=\($0.1) (\(mib(Int64($0.1))))" }.joined(separator: " "))
+  }
+
+  /// Resident set size from /proc/self/statm, bytes.
+  func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let pages = text.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
   }
 
   func defaultJobName() -> String {
@@ -212,6 +251,17 @@ struct TPTrain: ParsableCommand {
     localtime_r(&t, &tmv)
     return String(format: "tp-%04d%02d%02d-%02d%02d%02d-%d", Int(tmv.tm_year) + 1900, Int(tmv.tm_mon) + 1, Int(tmv.tm_mday),
                   Int(tmv.tm_hour), Int(tmv.tm_min), Int(tmv.tm_sec), Int(getpid()))
+  }
+}
+
+extension RunFeatures.Recompute {
+  /// The segment's code for the engine's recomputation mode.
+  init(_ mode: Recompute) {
+    switch mode {
+    case .none: self = .none
+    case .selective: self = .selective
+    case .full: self = .full
+    }
   }
 }
 

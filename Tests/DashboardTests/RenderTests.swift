@@ -277,3 +277,71 @@ final class RenderTests: XCTestCase {
     XCTAssertTrue(styles.contains(.rank(0)) && styles.contains(.rank(1)), "\(styles)")
   }
 }
+
+/// The run's features in the header, and under the distributed optimizer the Shards view's
+/// per-DP-rank slices of each tensor's optimizer state.
+final class FeatureRenderTests: XCTestCase {
+  override func setUp() { Glyphs.current = .utf8 }
+
+  func history(tp: Int, dp: Int, features: RunFeatures) -> JobHistory {
+    let src = SyntheticSource(name: "feat", tp: tp, dp: dp, stepsPerPoll: 1)
+    var job = src.job
+    job.features = features
+    let h = JobHistory(job: job)
+    for _ in 0..<20 { h.ingest(src.poll()) }
+    return h
+  }
+
+  func render(_ h: JobHistory, _ state: AppState, _ w: Int, _ hgt: Int) -> CellGrid {
+    Renderer.render(DashboardModel(history: h, state: state, themeName: "default"), width: w, height: hgt)
+  }
+
+  func testHeaderNamesTheActiveFeatures() {
+    let all = history(tp: 2, dp: 2, features: RunFeatures(sequenceParallel: true, distributedOptimizer: true, recompute: .selective))
+    let header = render(all, AppState(), 160, 40).rowText(0)
+    XCTAssertTrue(header.contains("t2×d2  SP DistOpt recompute=selective  ● running"), header)
+    let one = render(history(tp: 2, dp: 2, features: RunFeatures(distributedOptimizer: true)), AppState(), 160, 40).rowText(0)
+    XCTAssertTrue(one.contains("t2×d2  DistOpt  ●"), one)
+    let none = render(history(tp: 2, dp: 2, features: RunFeatures()), AppState(), 160, 40).rowText(0)
+    XCTAssertTrue(none.contains("t2×d2  ●"), none)
+    XCTAssertFalse(none.contains("DistOpt"), none)
+  }
+
+  func testMemoryPanelShowsTheFourCategoriesAndOther() {
+    var s = AppState()
+    s.view = .rank
+    let text = render(history(tp: 2, dp: 2, features: RunFeatures(distributedOptimizer: true)), s, 120, 40).text
+    for label in ["params", "grads", "optimizer", "activations", "other", "RSS"] { XCTAssertTrue(text.contains(label), label) }
+  }
+
+  /// Each world rank's row in the tensor detail says which elements of its TP shard's m and v
+  /// it holds: block dpRank of the flat local buffer, padded to a multiple of d, cut to the
+  /// tensor (computed here from the shard sizes alone).
+  func testShardsViewShowsEachDPRanksOptimizerSlice() {
+    let (tp, dp) = (2, 2)
+    let h = history(tp: tp, dp: dp, features: RunFeatures(distributedOptimizer: true))
+    let tensors = h.job.tensors
+    var s = AppState()
+    s.view = .shards
+    for sel in [0, 4, 15] {
+      s.selectedTensor = sel
+      let g = render(h, s, 160, 50)
+      let rows = (0..<g.height).map(g.rowText)
+      for rank in 0..<(tp * dp) {
+        let (t, d) = (rank % tp, rank / tp)
+        let sizes = tensors.map { $0.localCount(tp: t) }
+        let n = sizes.reduce(0, +)
+        let block = (n + dp - 1) / dp
+        let start = sizes[..<sel].reduce(0, +), end = start + sizes[sel]
+        let lo = max(start, d * block), hi = min(end, (d + 1) * block)
+        let want = lo < hi ? "dp\(d) m,v \(lo - start)–\(hi - start - 1)" : "dp\(d) m,v none"
+        XCTAssertTrue(rows.contains { $0.contains("r\(rank) ") && $0.contains(want) },
+                      "\(tensors[sel].name) rank \(rank): \(want)\n\(g.text)")
+      }
+    }
+    // without the distributed optimizer no rank claims a slice
+    s.selectedTensor = 4
+    let plain = render(history(tp: tp, dp: dp, features: RunFeatures()), s, 160, 50).text
+    XCTAssertFalse(plain.contains("m,v"), plain)
+  }
+}

@@ -35,7 +35,10 @@ final class AllocationTests: XCTestCase {
                        // sequence parallelism and recomputation: more collectives, rerun kernels
                        (2, ["--tp", "2", "--threads", "1", "--sequence-parallel", "--recompute", "full"]),
                        (2, ["--tp", "2", "--threads", "2", "--sequence-parallel", "--recompute", "selective"]),
-                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--sequence-parallel", "--collectives", "mpi"])].enumerated() {
+                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--sequence-parallel", "--collectives", "mpi"]),
+                       // the distributed optimizer's reduce-scatter, partial AdamW and all-gather
+                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--distributed-optimizer"]),
+                       (4, ["--tp", "1", "--dp", "4", "--threads", "1", "--collectives", "mpi", "--distributed-optimizer"])].enumerated() {
       let job = "alloc-test-\(getpid())-\(i)"
       let r = try Harness.run("/usr/bin/mpirun", ["--oversubscribe", "-x", "LD_PRELOAD=\(so)", "-np", "\(np)", Harness.tptrain,
                                                   "--model", "tiny", "--batch", "4", "--seq", "32", "--steps", "\(steps)",

@@ -15,7 +15,7 @@ final class RoundTripTests: XCTestCase {
       (H.worldSize, 4), (H.tp, 4), (H.dp, 4), (H.totalSteps, 8), (H.modelLayers, 4), (H.modelHeads, 4),
       (H.modelChannels, 4), (H.modelVocab, 4), (H.modelPaddedVocab, 4), (H.modelMaxSeq, 4),
       (H.modelBatch, 4), (H.modelSeq, 4), (H.shardCount, 4), (H.shardEntrySize, 4), (H.creatorPid, 4),
-      (H.jobName, H.jobNameCapacity), (H.presetName, H.presetNameCapacity), (H.ready, 8),
+      (H.jobName, H.jobNameCapacity), (H.presetName, H.presetNameCapacity), (H.features, 8), (H.ready, 8),
     ]
     assertDisjoint(fields, within: H.size)
     typealias S = SegmentLayout.Slot
@@ -91,6 +91,26 @@ final class RoundTripTests: XCTestCase {
     XCTAssertEqual(qkv.rankDescriptions[1], "heads 2–3 of 4")
     XCTAssertThrowsError(try SegmentWriter.create(d, slotCount: 64)) { e in
       XCTAssertEqual(e as? TelemetryError, .alreadyExists(job))
+    }
+  }
+
+  /// The header's feature word (minor version 3) carries every combination of the three
+  /// features to the reader, and names them as the dashboard shows them.
+  func testFeaturesRoundTrip() throws {
+    for (sp, dist, recompute, labels) in [
+      (false, false, RunFeatures.Recompute.none, [String]()), (false, true, .none, ["DistOpt"]),
+      (true, true, .selective, ["SP", "DistOpt", "recompute=selective"]), (true, false, .full, ["SP", "recompute=full"]),
+    ] {
+      let job = uniqueJob("feat")
+      defer { removeJob(job) }
+      var d = smallDescription(job)
+      d.features = RunFeatures(sequenceParallel: sp, distributedOptimizer: dist, recompute: recompute)
+      _ = try SegmentWriter.create(d, slotCount: 64)
+      let r = try JobReader(job: job)
+      XCTAssertEqual(r.info.versionMinor, 3)
+      XCTAssertEqual(r.info.features, d.features)
+      XCTAssertEqual(r.info.features.labels, labels)
+      XCTAssertEqual(r.info.features.rawValue, (sp ? 1 : 0) | (dist ? 2 : 0) | recompute.rawValue << 2, "bit 0 SP, bit 1 DistOpt, bits 2-3 recompute")
     }
   }
 

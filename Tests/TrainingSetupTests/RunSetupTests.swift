@@ -30,6 +30,17 @@ final class RunSetupTests: XCTestCase {
     XCTAssertEqual(try setup("--model", "tiny").modelConfig(resumed: nil), try GPTConfig.preset("tiny"))
   }
 
+  /// --distributed-optimizer partitions over d DP ranks; at d = 1 it partitions nothing and says so.
+  func testDistributedOptimizerShardsAndItsOneRankNote() throws {
+    let on = try setup("--distributed-optimizer"), off = try setup()
+    XCTAssertEqual([on.optimizerShards(dp: 1), on.optimizerShards(dp: 2), on.optimizerShards(dp: 4)], [1, 2, 4])
+    XCTAssertEqual([off.optimizerShards(dp: 1), off.optimizerShards(dp: 4)], [1, 1])
+    XCTAssertEqual(on.distributedOptimizerNote(dp: 1),
+                   "--distributed-optimizer at dp 1 is a no-op: there is no other DP rank to share the optimizer state with")
+    XCTAssertNil(on.distributedOptimizerNote(dp: 2))
+    XCTAssertNil(off.distributedOptimizerNote(dp: 1))
+  }
+
   func testExplicitVocabIsPadded() throws {
     let c = try setup("--model", "tiny", "--vocab", "100").modelConfig(resumed: nil)
     XCTAssertEqual(c.vocabSize, 100)

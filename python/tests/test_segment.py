@@ -48,6 +48,15 @@ class SegmentTests(unittest.TestCase):
         r.close()
         job.close()
 
+    def test_features_word_reaches_the_reader(self):
+        word = L.features(sequence_parallel=True, distributed_optimizer=True, recompute="full")
+        self.assertEqual(word, 0b1011)
+        job = self.create(dp=1, features=word)
+        r = Reader(self.job)
+        self.assertEqual((r.info["version_minor"], r.info["features"]), (3, word))
+        r.close()
+        job.close()
+
     def test_refusals_are_one_line(self):
         self.create().close()
         cases = [

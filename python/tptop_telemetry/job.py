@@ -37,7 +37,7 @@ class Job:
 
     @classmethod
     def create(cls, name=None, world_size=1, tp=1, dp=None, total_steps=0, model=None, shards=(),
-               slot_count=L.DEFAULT_SLOT_COUNT, preset="python"):
+               slot_count=L.DEFAULT_SLOT_COUNT, preset="python", features=0):
         """Creates the segment exclusively (mode 0600) and publishes the description; ``ready``
         is written last.
 
@@ -45,7 +45,8 @@ class Job:
         defaults to vocab; missing keys are 0). ``shards``: the shard layout, dicts with name,
         shape, split ("replicated", "column", "row", "vocab"), split_dim, ranks (per TP rank a
         list of half-open (start, end) ranges along split_dim) and descriptions (per TP rank);
-        see ``gpt2_shards``. Raises ``TelemetryError`` (one line) on a bad argument, an existing
+        see ``gpt2_shards``. ``features``: the header's feature word (``layout.features``
+        builds it: sequence parallelism, distributed optimizer, recomputation). Raises ``TelemetryError`` (one line) on a bad argument, an existing
         segment or a full /dev/shm.
         """
         check_platform()
@@ -79,7 +80,8 @@ class Job:
             m.set(H.VERSION_MINOR, "I", L.VERSION_MINOR)
             words = list(g.header_words().values()) + [
                 (H.SLOT_COUNT, slot_count), (H.CREATION_TIME_NS, time.time_ns()),
-                (H.INCARNATION, random.SystemRandom().getrandbits(64)), (H.TOTAL_STEPS, total_steps)]
+                (H.INCARNATION, random.SystemRandom().getrandbits(64)), (H.TOTAL_STEPS, total_steps),
+                (H.FEATURES, features)]
             for off, v in words:
                 m.set_u64(off, v)
             for off, v in ((H.OWNER_UID, os.geteuid()), (H.WORLD_SIZE, world_size), (H.TP, tp), (H.DP, dp),

@@ -7,7 +7,7 @@ the two disagree, so a change to the format has to be made in both places.
 
 MAGIC = 0x474553504F545054  # "TPTOPSEG" read as a little-endian u64
 VERSION_MAJOR = 1  # readers refuse any other
-VERSION_MINOR = 2  # minor versions only append fields
+VERSION_MINOR = 3  # minor versions only append fields
 READY_VALUE = 0x0000215944414552  # "READY!\0\0", written last
 PAGE_SIZE = 4096
 DEFAULT_SLOT_COUNT = 4096
@@ -39,6 +39,7 @@ class Header:
     SHARD_COUNT, SHARD_ENTRY_SIZE, CREATOR_PID = 184, 188, 192  # u32; entry size = 128 + 128 * tp
     JOB_NAME, JOB_NAME_CAPACITY = 200, 64  # UTF-8, NUL padded
     PRESET_NAME, PRESET_NAME_CAPACITY = 264, 32
+    FEATURES = 296  # u64: bit 0 SP, bit 1 distributed optimizer, bits 2-3 recompute (0 none, 1 selective, 2 full)
     READY = 512  # u64, written last
 
 
@@ -211,3 +212,17 @@ class Geometry:
             return (f"ring slot count {slot_count} is not a power of two in "
                     f"{MIN_SLOT_COUNT}...{MAX_SLOT_COUNT}")
         return None
+
+
+# The header's feature word (Header.FEATURES), as JobSchema's RunFeatures defines it.
+FEATURE_SEQUENCE_PARALLEL = 1 << 0
+FEATURE_DISTRIBUTED_OPTIMIZER = 1 << 1
+FEATURE_RECOMPUTE_SHIFT = 2
+RECOMPUTE_MODES = ("none", "selective", "full")
+
+
+def features(sequence_parallel=False, distributed_optimizer=False, recompute="none"):
+    """The header's feature word for a run's flags."""
+    return ((FEATURE_SEQUENCE_PARALLEL if sequence_parallel else 0)
+            | (FEATURE_DISTRIBUTED_OPTIMIZER if distributed_optimizer else 0)
+            | RECOMPUTE_MODES.index(recompute) << FEATURE_RECOMPUTE_SHIFT)

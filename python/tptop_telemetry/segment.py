@@ -220,6 +220,7 @@ def validate(m, job, check_owner=True):
         total_steps=m.u64(H.TOTAL_STEPS), slot_count=slots, owner_uid=owner,
         creator_pid=m.u32(H.CREATOR_PID), incarnation=m.u64(H.INCARNATION),
         creation_time=m.u64(H.CREATION_TIME_NS) / 1e9, version_minor=m.u32(H.VERSION_MINOR),
+        features=m.u64(H.FEATURES) if m.u32(H.VERSION_MINOR) >= 3 else 0,
         model=dict(layers=m.u32(H.MODEL_LAYERS), heads=m.u32(H.MODEL_HEADS),
                    channels=m.u32(H.MODEL_CHANNELS), vocab=m.u32(H.MODEL_VOCAB),
                    padded_vocab=m.u32(H.MODEL_PADDED_VOCAB), max_seq=m.u32(H.MODEL_MAX_SEQ),

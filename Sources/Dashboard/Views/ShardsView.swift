@@ -110,6 +110,10 @@ enum ShardsView {
         for c in cells.prefix(statColumns) { line += Format.fit(c, 9, right: true) }
       }
       if job.dp > 1 { line += "  dp\(dp)" }
+      // the distributed optimizer: which elements of this shard's m and v the rank holds
+      if let held = job.optimizerSlice(tensor: sel, rank: rank) {
+        line += held.isEmpty ? " m,v none" : " m,v \(held.lowerBound)\(Glyphs.current.unicode ? "–" : "-")\(held.upperBound - 1)"
+      }
       g.put(line, x: inner.x, y: y, style: .rank(tp), maxWidth: inner.width)
     }
     if !hasStats && inner.height >= 2 {
