@@ -159,6 +159,8 @@ public final class GPT {
   let rowLinear: RowParallelLinear
   /// The rank's threads for the work between GEMMs (one: everything on the calling thread).
   public let pool: WorkerPool
+  /// With `--overlap-grad-reduce`, the DP gradient buckets the backward starts and drives.
+  var gradientBuckets: GradientBuckets? = nil
 
   /// Per-rank index range of parameters that are replicated over TP (counted once in norms).
   public let replicatedMask: [Bool]
@@ -166,8 +168,10 @@ public final class GPT {
   /// `ranksOnNode` ranks share this node's memory (each holds a similar shard); the constructor
   /// refuses, with one line, a model they cannot hold together. `threads` is the rank's share
   /// of cores: GEMMs use them through OpenBLAS, everything else through `pool`.
+  /// `tpOverlapChunks` > 1 pipelines each row-parallel GEMM with its all-reduce in that many
+  /// row chunks (`--overlap-tp`, TensorParallelOverlap.swift).
   public init(config: GPTConfig, local: LocalShape, batch B: Int, seq T: Int, tpGroup: Communicator,
-              ranksOnNode: Int = 1, threads: Int = 1) throws {
+              ranksOnNode: Int = 1, threads: Int = 1, tpOverlapChunks: Int = 1) throws {
     self.config = config
     self.local = local
     self.B = B
@@ -202,7 +206,10 @@ public final class GPT {
     // column sums, 3 doubles per tensor for AdamW and the gradient norm
     pool = WorkerPool(threads: threads, scratchFloats: max(T * T, 3 * C, 6 * localSizes.count))
     columnLinear = ColumnParallelLinear(tp: tp, pool: pool)
-    rowLinear = RowParallelLinear(tp: tp, pool: pool)
+    rowLinear = RowParallelLinear(
+      tp: tp, pool: pool,
+      overlap: tpOverlapChunks > 1 && tpGroup.size > 1
+        ? TensorParallelOverlap(group: tpGroup, rows: B * T, columns: C, chunks: tpOverlapChunks) : nil)
     normScratch = .allocate(capacity: localSizes.count)
     normScratch.initialize(repeating: 0, count: localSizes.count)
     params = ParameterViews(base: paramsMemory, sizes: localSizes)
@@ -312,6 +319,7 @@ public final class GPT {
     layernormBackward(acts.dresidual, grads.lnfw, grads.lnfb, acts.dC, last.residual3, params.lnfw, acts.lnfMean,
                       acts.lnfRstd, BT, C, accumulateInput: false, dinpColumnSums: grads.fcprojb + (L - 1) * C,
                       pool: pool)
+    gradientBuckets?.ready(0)
 
     for l in stride(from: L - 1, through: 0, by: -1) {
       let layer = layerActivations(l)
@@ -321,15 +329,19 @@ public final class GPT {
       // backward that finished dres.
       rowLinear.backward(acts.dfch, grads.fcprojw + l * C * FL, dres, layer.fchGelu, params.fcprojw + l * C * FL,
                          BT, FL, C)
+      gradientBuckets?.progress()
       geluBiasBackward(acts.dfch, grads.fcb + l * FL, layer.fch, BT, FL, pool: pool)
       columnLinear.backward(acts.dC, grads.fcw + l * FL * C, nil, acts.dfch, layer.ln2, params.fcw + l * FL * C,
                             BT, C, FL)
+      gradientBuckets?.progress()
       layernormBackward(dres, grads.ln2w + l * C, grads.ln2b + l * C, acts.dC, layer.residual2, params.ln2w + l * C,
                         layer.ln2Mean, layer.ln2Rstd, BT, C, dinpColumnSums: grads.attprojb + l * C, pool: pool)
       // attention projection (row-parallel), attention, QKV (column-parallel)
       rowLinear.backward(acts.datty, grads.attprojw + l * C * CL, dres, layer.atty, params.attprojw + l * C * CL,
                          BT, CL, C)
+      gradientBuckets?.progress()
       attentionBackward(acts.dqkv, pool.scratch(0), acts.datty, layer.qkv, layer.att, B, T, NH, hs, pool: pool)
+      gradientBuckets?.progress()
       columnLinear.backward(acts.dC, grads.qkvw + l * 3 * CL * C, grads.qkvb + l * 3 * CL, acts.dqkv, layer.ln1,
                             params.qkvw + l * 3 * CL * C, BT, C, 3 * CL)
       // dres becomes ∂loss/∂residual: for l > 0 that is residual3[l-1], the output of the
@@ -337,8 +349,10 @@ public final class GPT {
       layernormBackward(dres, grads.ln1w + l * C, grads.ln1b + l * C, acts.dC, layer.residual, params.ln1w + l * C,
                         layer.ln1Mean, layer.ln1Rstd, BT, C,
                         dinpColumnSums: l > 0 ? grads.fcprojb + (l - 1) * C : nil, pool: pool)
+      gradientBuckets?.ready(L - l)
     }
     embeddingBackward(grads.wte, acts.dresidual, inputs, BT, C, local.vocabStart, VL, pool: pool)
     positionBackward(grads.wpe, acts.dresidual, B, T, C, pool: pool)
+    gradientBuckets?.ready(L + 1)
   }
 }

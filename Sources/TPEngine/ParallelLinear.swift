@@ -49,11 +49,17 @@ struct ColumnParallelLinear {
 struct RowParallelLinear {
   let tp: TensorParallelMappings
   let pool: WorkerPool
+  /// With `--overlap-tp`: the GEMM and g pipelined in row chunks (TensorParallelOverlap.swift).
+  var overlap: TensorParallelOverlap? = nil
 
   /// out (N,OC) = inp (N,IC) · weight (OC,IC)ᵀ summed over the TP group, where IC is this rank's
   /// share of the input features; no bias (see the type's comment).
   @inline(__always)
   func forward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int) {
+    if let overlap {
+      overlap.rowParallelForward(out, inp, weight, N, IC, OC, pool: pool)
+      return
+    }
     matmulForward(out, inp, weight, nil, N, IC, OC, pool: pool)
     tp.reduceFromTensorParallelForward(out, N * OC)
   }

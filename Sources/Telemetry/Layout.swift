@@ -15,7 +15,7 @@ public enum SegmentLayout {
   /// Readers refuse any other major version.
   public static let versionMajor: UInt32 = 1
   /// Minor versions only append fields; readers accept any.
-  public static let versionMinor: UInt32 = 2
+  public static let versionMinor: UInt32 = 3
   /// Value of the `ready` word once the creator has written everything ("READY!\0\0").
   public static let readyValue: UInt64 = 0x0000_2159_4441_4552
 
@@ -152,6 +152,10 @@ public enum SegmentLayout {
     }
 
     // Step record fields.
+    /// u32 (minor version 3), of `commNs` the µs spent waiting for a slower peer (the event
+    /// kind's word, unused by step records before; 0 in older segments). `commNs` is the
+    /// exposed communication and `allReduceTotalNs` the time collectives were in flight.
+    public static let commPeerWaitMicros = 12
     public static let tokens = 32  // i64
     public static let loss = 40  // f32
     public static let lr = 44  // f32

@@ -66,6 +66,19 @@ public struct RunSetup: ParsableArguments {
   @Flag(name: .customLong("measure-peak"), help: .hidden) public var measurePeak = false
   @Option(help: "How data collectives run: ring (the hand-written ring over non-blocking send/receive pairs; the default, faster on one node, see BENCHMARKS.md) or mpi (OpenMPI's own, which choose algorithms by size and topology, e.g. hierarchical across nodes).")
   public var collectives: CollectiveAlgorithm = .ring
+  @Flag(name: .customLong("overlap-grad-reduce"), help: "Reduce the data-parallel gradients in buckets while the backward runs (bitwise the same result).")
+  public var overlapGradReduce = false
+  @Option(name: .customLong("bucket-mib"), help: "Gradient bucket size in MiB for --overlap-grad-reduce (default 4).")
+  public var bucketMiB: Double?
+  @Flag(name: .customLong("overlap-tp"), help: "Pipeline each row-parallel GEMM with its tensor-parallel all-reduce in row chunks (bitwise the same result).")
+  public var overlapTP = false
+  @Option(name: .customLong("tp-chunks"), help: "Row chunks per row-parallel GEMM for --overlap-tp (default 2).")
+  public var tpChunks: Int?
+
+  /// Row chunks of a row-parallel GEMM under --overlap-tp (BENCHMARKS.md).
+  public static let defaultTPChunks = 2
+  /// Chunks per row-parallel GEMM: 1 (no pipelining) unless --overlap-tp.
+  public var tensorParallelChunks: Int { overlapTP ? (tpChunks ?? Self.defaultTPChunks) : 1 }
 
   /// Flags as the parser leaves them with nothing given.
   public init() {}
@@ -226,6 +239,8 @@ public struct RunSetup: ParsableArguments {
       int("--checkpoint-every", checkpointEvery, .atLeast(0)), int("--keep-checkpoints", keepCheckpoints, .atLeast(0)),
       int("--shard-stats-every", shardStatsEvery, .atLeast(0)), int("--threads", threads, .atLeast(1)),
       int("--fault-nonfinite-at", faultNonFiniteAt, .atLeast(1)),
+      (flag: "--bucket-mib", value: bucketMiB, text: bucketMiB.map { String(format: "%g", $0) }, range: .positive),
+      int("--tp-chunks", tpChunks, .atLeast(1)),
     ]
   }
 
@@ -319,6 +334,8 @@ public struct RunSetup: ParsableArguments {
     options.shardStatsEvery = max(0, shardStatsEvery)
     options.onNonFinite = onNonFinite
     options.faultNonFiniteAtStep = faultNonFiniteAt
+    options.overlapGradReduce = overlapGradReduce
+    if let bucketMiB { options.bucketBytes = max(4, Int(bucketMiB * 1_048_576)) }
     return options
   }
 

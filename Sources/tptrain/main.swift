@@ -164,7 +164,7 @@ struct TPTrain: ParsableCommand {
     setBLASThreads(placement.threads)
 
     let gpt = try GPT(config: config, local: local, batch: batch, seq: seq, tpGroup: tpGroup, ranksOnNode: node.size,
-                      threads: placement.threads)
+                      threads: placement.threads, tpOverlapChunks: setup.tensorParallelChunks)
     if let r = resumed {
       try gpt.load(path: r.path + "/" + Checkpoints.modelFile)
       try gpt.loadOptimizerState(path: r.path + "/" + Checkpoints.stateFile)

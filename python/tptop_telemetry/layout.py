@@ -7,7 +7,7 @@ the two disagree, so a change to the format has to be made in both places.
 
 MAGIC = 0x474553504F545054  # "TPTOPSEG" read as a little-endian u64
 VERSION_MAJOR = 1  # readers refuse any other
-VERSION_MINOR = 2  # minor versions only append fields
+VERSION_MINOR = 3  # minor versions only append fields
 READY_VALUE = 0x0000215944414552  # "READY!\0\0", written last
 PAGE_SIZE = 4096
 DEFAULT_SLOT_COUNT = 4096
@@ -106,6 +106,7 @@ class Slot:
     KIND_TENSOR_STATS = 3
 
     # step record
+    COMM_PEER_WAIT_MICROS = 12  # u32 (minor 3): of comm_ns, µs waiting for a slower peer
     TOKENS = 32  # i64
     LOSS = 40  # f32
     LR = 44
