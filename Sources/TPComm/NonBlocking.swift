@@ -60,7 +60,8 @@ public final class RangeReduction {
     scratchCount = need
     scratch = .allocate(capacity: scratchCount)
     scratch.initialize(repeating: 0, count: scratchCount)
-    requests.initialize(repeating: nil, count: 2)
+    // MPI_REQUEST_NULL tests as complete: the MPI path uses only the first request
+    requests.initialize(repeating: cmpi_request_null(), count: 2)
   }
 
   deinit {

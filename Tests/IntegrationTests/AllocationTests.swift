@@ -31,6 +31,9 @@ final class AllocationTests: XCTestCase {
     // attention and AdamW on a second thread (its allocations are counted too)
     for (np, grid) in [(2, ["--tp", "2", "--threads", "1"]), (4, ["--tp", "2", "--dp", "2", "--threads", "1"]),
                        (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--collectives", "mpi"]),
+                       // overlapped gradient buckets and row-chunked TP all-reduces, ring and mpi
+                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--bucket-mib", "0.02", "--overlap-grad-reduce", "--overlap-tp"]),
+                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--collectives", "mpi", "--overlap-grad-reduce", "--overlap-tp"]),
                        (2, ["--tp", "2", "--threads", "2"])] {
       let job = "alloc-test-\(getpid())-\(np)-\(grid.last!)"
       let r = try Harness.run("/usr/bin/mpirun", ["--oversubscribe", "-x", "LD_PRELOAD=\(so)", "-np", "\(np)", Harness.tptrain,

@@ -126,7 +126,7 @@ extension CommView {
   /// step with a bar of the step split, then the straggler line.
   static func exposure(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect) {
     g.markPane("exposure table", r)
-    g.box(r, title: "communication per step, last \(exposureWindow) steps: exposed (blocked) vs hidden (overlapped)")
+    g.box(r, title: "exposed (blocked) vs hidden (overlapped) communication, last \(exposureWindow) steps")
     let inner = r.inset(1)
     guard inner.height > 1, inner.width > 20 else { return }
     let glyphs = Glyphs.current
