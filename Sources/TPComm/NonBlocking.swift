@@ -12,6 +12,7 @@
 // equal to the whole-buffer call only for 2 ranks, where a sum of two is commutative).
 
 import CMPI
+import Glibc
 
 /// What a `RangeReduction` leaves in its range.
 public enum RangeReductionKind: Sendable {
@@ -106,12 +107,22 @@ public final class RangeReduction {
     return true
   }
 
-  /// Blocks until the reduction is complete (spinning, as the blocking collectives do), and
-  /// books the time blocked as exposed.
+  /// Blocks until the reduction is complete and books the time blocked as exposed. Like the
+  /// blocking collectives' waits it spins up to `Communicator.spinNanos`, then naps between
+  /// tests and tells the wait observer, so a rank waiting here for a stopped peer keeps its
+  /// heartbeat and spares its core.
   public func wait() {
-    if step < 0 { return }
+    if progress() { return }
     let t0 = monotonicNanos()
-    while !progress() {}
+    comm.waitObserver?.collectiveBegan(.allReduce, nowNs: t0)
+    var nap: UInt32 = 20
+    while !progress() {
+      if monotonicNanos() &- t0 < Communicator.spinNanos { continue }
+      usleep(nap)
+      comm.waitObserver?.collectiveWaiting(nowNs: monotonicNanos())
+      nap = min(nap &* 2, Communicator.maxNapMicros)
+    }
+    comm.waitObserver?.collectiveEnded()
     comm.activity.waited(monotonicNanos() &- t0)
   }
 
