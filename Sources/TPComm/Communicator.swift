@@ -106,7 +106,7 @@ public final class Communicator {
   /// How this communicator's float and double collectives run.
   public var algorithm: CollectiveAlgorithm = .ring
   /// The two requests of one ring step (receive, send), kept so waits allocate nothing.
-  let requests = UnsafeMutablePointer<MPI_Request?>.allocate(capacity: 2)
+  private let requests = UnsafeMutablePointer<MPI_Request?>.allocate(capacity: 2)
 
   init(handle: MPI_Comm, owned: Bool) {
     self.handle = handle
@@ -261,7 +261,7 @@ public final class Communicator {
   /// Waits for `requests[0..<count]` without burning a core: tests them in a loop for up to
   /// `spinNs`, then naps (`firstNap` µs, doubling up to `maxNap`) between tests, telling the wait
   /// observer after each nap so its heartbeat stays fresh while the rank waits for a peer.
-  func waitAll(_ count: Int32, spinNs: UInt64 = Communicator.spinNanos, firstNap: UInt32 = 20,
+  private func waitAll(_ count: Int32, spinNs: UInt64 = Communicator.spinNanos, firstNap: UInt32 = 20,
                        maxNap: UInt32 = Communicator.maxNapMicros) {
     if testAll(count) { return }
     if spinNs > 0 {
@@ -285,7 +285,7 @@ public final class Communicator {
   /// Tests `requests[0..<count]` (each test also drives MPI's progress); true once all are done.
   /// A completed request becomes `MPI_REQUEST_NULL`, which tests as done.
   @inline(__always)
-  func testAll(_ count: Int32) -> Bool {
+  private func testAll(_ count: Int32) -> Bool {
     var all = true
     for i in 0..<Int(count) {
       var done: Int32 = 0
@@ -314,8 +314,8 @@ public final class Communicator {
   private var ringFirstStepNs: UInt64 = 0
 
   /// Scratch for one ring chunk; grown outside the step by `reserveScratch`.
-  var scratch = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
-  var scratchBytes = 64
+  private var scratch = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+  private var scratchBytes = 64
 
   /// Makes sure all-reduces of up to `bytes` bytes need no allocation.
   public func reserveScratch(bytes: Int) {
