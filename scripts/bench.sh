@@ -88,7 +88,7 @@ python3 scripts/bench_flags.py "$BIN" small_tp2 2 "--model small --batch 8 --seq
 # around the defaults.
 FIELDS=comm_exposed_ms,comm_total_ms python3 scripts/bench_flags.py "$BIN" overlap_tp2 2 \
   "--model small --batch 8 --seq 256 --steps $STEPS --tp 2" \
-  plain="" overlap_tp="--overlap-tp" overlap_tp_4chunks="--overlap-tp --tp-chunks 4"
+  plain="" overlap_tp_2chunks="--overlap-tp --tp-chunks 2" overlap_tp="--overlap-tp"
 FIELDS=comm_exposed_ms,comm_total_ms python3 scripts/bench_flags.py "$BIN" overlap_dp2 2 \
   "--model small --batch 8 --seq 256 --steps $STEPS --tp 1 --dp 2" \
   plain="" overlap_grad="--overlap-grad-reduce" overlap_grad_1mib="--overlap-grad-reduce --bucket-mib 1" \

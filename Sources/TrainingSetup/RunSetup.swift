@@ -72,11 +72,11 @@ public struct RunSetup: ParsableArguments {
   public var bucketMiB: Double?
   @Flag(name: .customLong("overlap-tp"), help: "Pipeline each row-parallel GEMM with its tensor-parallel all-reduce in row chunks (bitwise the same result).")
   public var overlapTP = false
-  @Option(name: .customLong("tp-chunks"), help: "Row chunks per row-parallel GEMM for --overlap-tp (default 2).")
+  @Option(name: .customLong("tp-chunks"), help: "Row chunks per row-parallel GEMM for --overlap-tp (default 4).")
   public var tpChunks: Int?
 
   /// Row chunks of a row-parallel GEMM under --overlap-tp (BENCHMARKS.md).
-  public static let defaultTPChunks = 2
+  public static let defaultTPChunks = 4
   /// Chunks per row-parallel GEMM: 1 (no pipelining) unless --overlap-tp.
   public var tensorParallelChunks: Int { overlapTP ? (tpChunks ?? Self.defaultTPChunks) : 1 }
 
