@@ -95,6 +95,18 @@ FIELDS=activation_bytes python3 scripts/bench_flags.py "$BIN" act_tp2 2 \
   plain="" sp="--sequence-parallel" selective="--recompute selective" full="--recompute full" \
   sp_selective="--sequence-parallel --recompute selective"
 
+# Communication overlap: step time and exposed (blocked) vs in-flight communication with and
+# without each flag, at t=2 (row-parallel GEMMs pipelined with their all-reduce in row chunks)
+# and at t=1 × d=2 (gradient buckets reduced during the backward), bucket sizes and chunk counts
+# around the defaults.
+FIELDS=comm_exposed_ms,comm_total_ms python3 scripts/bench_flags.py "$BIN" overlap_tp2 2 \
+  "--model small --batch 8 --seq 256 --steps $STEPS --tp 2" \
+  plain="" overlap_tp_2chunks="--overlap-tp --tp-chunks 2" overlap_tp="--overlap-tp"
+FIELDS=comm_exposed_ms,comm_total_ms python3 scripts/bench_flags.py "$BIN" overlap_dp2 2 \
+  "--model small --batch 8 --seq 256 --steps $STEPS --tp 1 --dp 2" \
+  plain="" overlap_grad="--overlap-grad-reduce" overlap_grad_1mib="--overlap-grad-reduce --bucket-mib 1" \
+  overlap_grad_16mib="--overlap-grad-reduce --bucket-mib 16"
+
 if ! "$PY" -c "import torch" 2>/dev/null; then
   echo "# PyTorch not installed for $PY: set PYTHON to an interpreter with torch for the comparison"
   exit 0

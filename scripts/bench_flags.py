@@ -12,7 +12,8 @@ variant's:
     BENCH <NAME>_<LABEL>_vs_<FIRST> <ratio> ratio
 
 Extra per-step JSON fields named in FIELDS (env, comma-separated, e.g.
-activation_bytes,comm_exposed_ms) are printed as medians too (bytes as MiB)."""
+activation_bytes,comm_exposed_ms) are printed as medians too (bytes as MiB; a `_ms` field also as
+its median share of the step, `<field>_share`)."""
 import json, os, shlex, statistics, subprocess, sys, tempfile
 
 binary, name, np, common = sys.argv[1], sys.argv[2], int(sys.argv[3]), shlex.split(sys.argv[4])
@@ -36,6 +37,9 @@ with tempfile.TemporaryDirectory() as tmp:
             steps[label] += [x["step_ms"] for x in rows]
             for f in fields:
                 extra[label][f] += [x[f] for x in rows if f in x]
+                if f.endswith("_ms"):  # also as a share of each step
+                    extra[label].setdefault(f[:-3] + "_share", []).extend(
+                        x[f] / x["step_ms"] for x in rows if f in x and x["step_ms"] > 0)
 first = variants[0][0]
 base = statistics.median(steps[first])
 for label, _ in variants:
@@ -47,7 +51,9 @@ for label, _ in variants:
         if not xs:
             continue
         v = statistics.median(xs)
-        if f.endswith("_bytes"):
+        if f.endswith("_share"):
+            print(f"BENCH {name}_{label}_{f} {v:.3f} ratio")
+        elif f.endswith("_bytes"):
             print(f"BENCH {name}_{label}_{f[:-6]}_mib {v / 2**20:.2f} MiB")
         else:
             print(f"BENCH {name}_{label}_{f} {v:.3f} {f.rsplit('_', 1)[-1]}")

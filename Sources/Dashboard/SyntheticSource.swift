@@ -76,6 +76,8 @@ public final class SyntheticSource: JobSource {
     s.forwardNs = UInt64(base * 0.35)
     s.backwardNs = UInt64(base * 0.5)
     s.commNs = UInt64(base * 0.12)
+    // the faster ranks wait in their collectives for the slow one
+    s.commPeerWaitMicros = UInt32(base * (slow > 1 ? 0.005 : 0.09) / 1000)
     s.optimizerNs = UInt64(base * 0.08)
     s.dataNs = UInt64(base * 0.02)
     s.stepNs = UInt64(base)

@@ -20,8 +20,8 @@ public struct StepMetrics: Sendable, Equatable {
   public var gradNorm: Float = 0
   /// Tokens this rank's DP replica processed this step (B*T).
   public var tokens: Int = 0
-  /// Wall time of the whole step and its split. `commNs` is the time spent inside collectives
-  /// (it overlaps forward/backward, which include it); `dataNs` is batch loading.
+  /// Wall time of the whole step and its split. `commNs` is the time spent blocked in
+  /// collectives (it overlaps forward/backward, which include it); `dataNs` is batch loading.
   public var stepNs: UInt64 = 0
   /// Forward pass wall time.
   public var forwardNs: UInt64 = 0
@@ -29,7 +29,8 @@ public struct StepMetrics: Sendable, Equatable {
   public var backwardNs: UInt64 = 0
   /// Optimizer (gradient all-reduce, norm, AdamW) wall time.
   public var optimizerNs: UInt64 = 0
-  /// Time inside collectives.
+  /// Exposed communication: time blocked in collectives, or waiting for non-blocking ones
+  /// (`comm_exposed_ms`). Without overlap, every collective is exposed for its whole duration.
   public var commNs: UInt64 = 0
   /// Batch loading time.
   public var dataNs: UInt64 = 0
@@ -37,7 +38,8 @@ public struct StepMetrics: Sendable, Equatable {
   public var allReduceCount: Int = 0
   /// Their payload bytes.
   public var allReduceBytes: UInt64 = 0
-  /// Their total latency.
+  /// Time at least one of them was in flight (the union of their intervals, `comm_total_ms`);
+  /// equal to `commNs` without overlap, larger by the hidden part with it.
   public var allReduceTotalNs: UInt64 = 0
   /// Their largest latency.
   public var allReduceMaxNs: UInt64 = 0
@@ -57,6 +59,18 @@ public struct StepMetrics: Sendable, Equatable {
   public var computeBusy: Float = 0
   /// Achieved model GFLOP/s of this rank this step.
   public var gflops: Float = 0
+  /// Of `commNs`, the estimated time spent waiting for a slower peer to arrive, in µs (the
+  /// rest is transfer; TPComm's CommActivity says how it is estimated). Segment minor version 3.
+  public var commPeerWaitMicros: UInt32 = 0
+
+  /// Exposed communication (`commNs`).
+  public var commExposedNs: UInt64 { commNs }
+  /// Communication in flight, exposed or hidden behind computation (never below `commNs`).
+  public var commTotalNs: UInt64 { max(allReduceTotalNs, commNs) }
+  /// Communication hidden behind computation.
+  public var commHiddenNs: UInt64 { commTotalNs - commNs }
+  /// Exposed time spent waiting for a slower peer.
+  public var commPeerWaitNs: UInt64 { min(UInt64(commPeerWaitMicros) * 1000, commNs) }
 }
 
 /// A value that carries one step's metrics (a ring record, a dashboard sample) and reads their

@@ -90,7 +90,7 @@ public enum MPIRuntime {
   public static func wallTime() -> Double { MPI_Wtime() }
 }
 
-/// A typed MPI communicator. Collectives are timed into `stats` when `collectStats` is set.
+/// A typed MPI communicator. Collectives are timed into `stats` and into `activity`.
 public final class Communicator {
   let handle: MPI_Comm
   public let rank: Int
@@ -98,6 +98,9 @@ public final class Communicator {
   private let owned: Bool
   /// Collective statistics accumulated since the last `resetStats()`.
   public var stats = CommStats()
+  /// Exposed and in-flight communication time of this rank; communicators that should be
+  /// measured together (a rank's TP and DP groups) share one.
+  public var activity = CommActivity()
   /// Told about every wait in a collective of this communicator.
   public var waitObserver: CollectiveWaitObserver?
   /// How this communicator's float and double collectives run.
@@ -166,7 +169,7 @@ public final class Communicator {
     case .ring: ringAllReduce(buffer, count: count, op: op)
     }
     waitObserver?.collectiveEnded()
-    stats.record(bytes: count * 4, nanos: monotonicNanos() &- t0)
+    finishBlocking(t0, bytes: count * 4)
   }
 
   /// In-place all-reduce of doubles (used for loss and norm accumulators); `kind` says what a
@@ -183,7 +186,7 @@ public final class Communicator {
     case .ring: ringAllReduce(buffer, count: count, op: op)
     }
     waitObserver?.collectiveEnded()
-    stats.record(bytes: count * 8, nanos: monotonicNanos() &- t0)
+    finishBlocking(t0, bytes: count * 8)
   }
 
   /// Reduce-scatter of `size` equal blocks of `count` floats: rank r receives in `out` the
@@ -219,7 +222,7 @@ public final class Communicator {
       if out != mine { out.update(from: mine, count: count) }
     }
     waitObserver?.collectiveEnded()
-    stats.record(bytes: count * size * 4, nanos: monotonicNanos() &- t0)
+    finishBlocking(t0, bytes: count * size * 4)
   }
 
   /// All-gather of `count` floats from each rank: `out` (`size * count` floats) ends with rank
@@ -239,7 +242,24 @@ public final class Communicator {
     case .ring: ringAllGather(out, count: count)
     }
     waitObserver?.collectiveEnded()
-    stats.record(bytes: count * size * 4, nanos: monotonicNanos() &- t0)
+    finishBlocking(t0, bytes: count * size * 4)
+  }
+
+  /// Books a blocking collective that began at `t0` and ended now: all of it was exposed, and
+  /// for the ring, the part of its first step beyond an average later step counts as waiting
+  /// for a peer (a neighbour that had not yet arrived; see `CommActivity`).
+  @inline(__always)
+  private func finishBlocking(_ t0: UInt64, bytes: Int) {
+    let t1 = monotonicNanos()
+    let nanos = t1 &- t0
+    stats.record(bytes: bytes, nanos: nanos)
+    var peerWait: UInt64 = 0
+    if ringSteps > 1 {
+      let later = (nanos &- min(nanos, ringFirstStepNs)) / UInt64(ringSteps - 1)
+      peerWait = ringFirstStepNs > later ? ringFirstStepNs &- later : 0
+    }
+    ringSteps = 0
+    activity.blocking(from: t0, to: t1, peerWaitNs: peerWait)
   }
 
   /// Spin budget of a wait before it starts napping: covers a collective whose peers are ready
@@ -290,10 +310,18 @@ public final class Communicator {
   @inline(__always)
   private func sendReceive(_ send: UnsafeRawPointer, _ sendBytes: Int32, to right: Int32,
                            _ recv: UnsafeMutableRawPointer, _ recvBytes: Int32, from left: Int32, tag: Int32) {
+    let t = ringSteps == 0 ? monotonicNanos() : 0
     MPI_Irecv(recv, recvBytes, cmpi_byte(), left, tag, handle, requests)
     MPI_Isend(send, sendBytes, cmpi_byte(), right, tag, handle, requests + 1)
     waitAll(2)
+    if ringSteps == 0 { ringFirstStepNs = monotonicNanos() &- t }
+    ringSteps &+= 1
   }
+
+  /// Ring steps of the blocking collective in progress, and how long its first one took (the
+  /// peer-wait estimate of `finishBlocking`).
+  private var ringSteps = 0
+  private var ringFirstStepNs: UInt64 = 0
 
   /// Scratch for one ring chunk; grown outside the step by `reserveScratch`.
   private var scratch = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)

@@ -194,6 +194,8 @@ public final class GPT {
   let rowLinear: RowParallelLinear
   /// The rank's threads for the work between GEMMs (one: everything on the calling thread).
   public let pool: WorkerPool
+  /// With `--overlap-grad-reduce`, the DP gradient buckets the backward starts and drives.
+  var gradientBuckets: GradientBuckets? = nil
 
   /// Per-rank index range of parameters that are replicated over TP (counted once in norms).
   public let replicatedMask: [Bool]
@@ -203,10 +205,12 @@ public final class GPT {
   /// of cores: GEMMs use them through OpenBLAS, everything else through `pool`. `activations`
   /// chooses sequence parallelism (B·T must be divisible by t) and recomputation. With
   /// `optimizerShards` d > 1 (the distributed optimizer) this rank holds the AdamW moments of
-  /// block `optimizerShardIndex` of d only.
+  /// block `optimizerShardIndex` of d only. `tpOverlapChunks` > 1 pipelines each row-parallel
+  /// GEMM with its all-reduce in that many row chunks (`--overlap-tp`, TensorParallelOverlap.swift;
+  /// not with sequence parallelism, whose reduce-scatter is not chunked).
   public init(config: GPTConfig, local: LocalShape, batch B: Int, seq T: Int, tpGroup: Communicator,
               ranksOnNode: Int = 1, threads: Int = 1, activations options: ActivationOptions = .init(),
-              optimizerShards: Int = 1, optimizerShardIndex: Int = 0) throws {
+              optimizerShards: Int = 1, optimizerShardIndex: Int = 0, tpOverlapChunks: Int = 1) throws {
     self.config = config
     self.local = local
     self.B = B
@@ -265,7 +269,10 @@ public final class GPT {
     acts = Activations(base: activationMemory, table: activationTable)
     sequence = options.sequenceParallel ? SequenceParallelBuffers(gathered: acts.gathered, partial: acts.partial) : nil
     columnLinear = ColumnParallelLinear(tp: tp, pool: pool, sequence: sequence)
-    rowLinear = RowParallelLinear(tp: tp, pool: pool, sequence: sequence)
+    rowLinear = RowParallelLinear(
+      tp: tp, pool: pool, sequence: sequence,
+      overlap: tpOverlapChunks > 1 && tpGroup.size > 1 && sequence == nil
+        ? TensorParallelOverlap(group: tpGroup, rows: B * T, columns: C, chunks: tpOverlapChunks) : nil)
   }
 
   deinit {
@@ -380,6 +387,7 @@ public final class GPT {
     layernormBackward(acts.dresidual, grads.lnfw, grads.lnfb, acts.dC, last.residual3, params.lnfw, acts.lnfMean,
                       acts.lnfRstd, R, C, accumulateInput: false, dinpColumnSums: grads.fcprojb + (L - 1) * C,
                       pool: pool)
+    gradientBuckets?.ready(0)
 
     for l in stride(from: L - 1, through: 0, by: -1) {
       switch activationOptions.recompute {
@@ -394,15 +402,19 @@ public final class GPT {
       // backward that finished dres.
       rowLinear.backward(acts.dfch, grads.fcprojw + l * C * FL, dres, layer.fchGelu, params.fcprojw + l * C * FL,
                          BT, FL, C)
+      gradientBuckets?.progress()
       geluBiasBackward(acts.dfch, grads.fcb + l * FL, layer.fch, BT, FL, pool: pool)
       columnLinear.backward(acts.dC, grads.fcw + l * FL * C, nil, acts.dfch, layer.ln2, params.fcw + l * FL * C,
                             BT, C, FL)
+      gradientBuckets?.progress()
       layernormBackward(dres, grads.ln2w + l * C, grads.ln2b + l * C, acts.dC, layer.residual2, params.ln2w + l * C,
                         layer.ln2Mean, layer.ln2Rstd, R, C, dinpColumnSums: grads.attprojb + l * C, pool: pool)
       // attention projection (row-parallel), attention, QKV (column-parallel)
       rowLinear.backward(acts.datty, grads.attprojw + l * C * CL, dres, layer.atty, params.attprojw + l * C * CL,
                          BT, CL, C)
+      gradientBuckets?.progress()
       attentionBackward(acts.dqkv, pool.scratch(0), acts.datty, layer.qkv, layer.att, B, T, NH, hs, pool: pool)
+      gradientBuckets?.progress()
       columnLinear.backward(acts.dC, grads.qkvw + l * 3 * CL * C, grads.qkvb + l * 3 * CL, acts.dqkv, layer.ln1,
                             params.qkvw + l * 3 * CL * C, BT, C, 3 * CL)
       // dres becomes ∂loss/∂residual: for l > 0 that is residual3[l-1], the output of the
@@ -410,6 +422,7 @@ public final class GPT {
       layernormBackward(dres, grads.ln1w + l * C, grads.ln1b + l * C, acts.dC, layer.residual, params.ln1w + l * C,
                         layer.ln1Mean, layer.ln1Rstd, R, C,
                         dinpColumnSums: l > 0 ? grads.fcprojb + (l - 1) * C : nil, pool: pool)
+      gradientBuckets?.ready(L - l)
     }
     if let sequence {
       // the embedding's reduce-scatter, backward: all-gather the rows for the vocab-parallel
@@ -423,5 +436,6 @@ public final class GPT {
       embeddingBackward(grads.wte, acts.dresidual, inputs, BT, C, local.vocabStart, VL, pool: pool)
       positionBackward(grads.wpe, acts.dresidual, B, T, C, pool: pool)
     }
+    gradientBuckets?.ready(L + 1)
   }
 }

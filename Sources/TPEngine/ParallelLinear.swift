@@ -66,6 +66,8 @@ struct RowParallelLinear {
   let pool: WorkerPool
   /// With sequence parallelism: the full-row buffers the layer gathers into and reduces from.
   let sequence: SequenceParallelBuffers?
+  /// With `--overlap-tp`: the GEMM and g pipelined in row chunks (TensorParallelOverlap.swift).
+  var overlap: TensorParallelOverlap? = nil
 
   /// out (N,OC) = inp (N,IC) · weight (OC,IC)ᵀ summed over the TP group, where IC is this rank's
   /// share of the input features; no bias (see the type's comment). With sequence parallelism
@@ -73,6 +75,10 @@ struct RowParallelLinear {
   /// reduce-scatters it.
   @inline(__always)
   func forward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int) {
+    if let overlap {
+      overlap.rowParallelForward(out, inp, weight, N, IC, OC, pool: pool)
+      return
+    }
     guard let sequence else {
       matmulForward(out, inp, weight, nil, N, IC, OC, pool: pool)
       tp.reduceFromTensorParallelForward(out, N * OC)

@@ -38,6 +38,12 @@ public struct TrainingOptions: Sendable {
   public var onNonFinite = NonFinitePolicy.stop
   /// Test-only fault injection: this step (counted from 1) gets a NaN in its gradient.
   public var faultNonFiniteAtStep: Int? = nil
+  /// Reduce the DP gradients bucket by bucket while the backward runs (GradientBuckets.swift).
+  public var overlapGradReduce = false
+  /// Size of a gradient bucket under `overlapGradReduce`.
+  public var bucketBytes = TrainingOptions.defaultBucketBytes
+  /// The default bucket size (BENCHMARKS.md).
+  public static let defaultBucketBytes = 4 << 20
   public init() {}
 }
 
@@ -104,6 +110,8 @@ public final class Trainer {
   private let statValues = UnsafeMutablePointer<Float>.allocate(capacity: 3 * Trainer.tensors)
   private let statm: Int32
   private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+  /// With `overlapGradReduce` and d > 1: the gradient buckets the backward reduces.
+  private let gradientBuckets: GradientBuckets?
   private var logFile: UnsafeMutablePointer<FILE>? = nil
   /// The DP side of the step when the model's optimizer state is partitioned over DP
   /// (`--distributed-optimizer`); nil: the replicas all-reduce and each updates everything.
@@ -122,6 +130,15 @@ public final class Trainer {
     self.observer = observer
     dpGroup.reserveScratch(bytes: 4 * model.numLocalParameters)
     distributedOptimizer = model.partition.shards > 1 ? DistributedOptimizer(model: model, dpGroup: dpGroup, tpGroup: tpGroup) : nil
+    // exposed and in-flight time is measured over both groups together
+    tpGroup.activity = dpGroup.activity
+    // buckets all-reduce; the distributed optimizer reduce-scatters, and sequence parallelism
+    // sums replicated gradients over TP after the backward, so neither overlaps yet (RunSetup
+    // says so at start-up)
+    gradientBuckets = options.overlapGradReduce && grid.dp > 1 && distributedOptimizer == nil
+      && !model.activationOptions.sequenceParallel
+      ? GradientBuckets(model: model, dpGroup: dpGroup, bucketBytes: options.bucketBytes) : nil
+    model.gradientBuckets = gradientBuckets
     statm = open("/proc/self/statm", O_RDONLY)
     if world.rank == 0, let path = options.logPath {
       guard let f = fopen(path, "w") else {
@@ -169,6 +186,7 @@ public final class Trainer {
       let t1 = monotonicNanos()
       tpGroup.resetStats()
       dpGroup.resetStats()
+      dpGroup.activity.reset()
       let localLoss = model.forward()
       let t2 = monotonicNanos()
       model.backward()
@@ -179,6 +197,8 @@ public final class Trainer {
       let distributed = distributedOptimizer
       if let distributed {
         distributed.reduceScatterGradients()
+      } else if let buckets = gradientBuckets {
+        buckets.finish()
       } else if grid.dp > 1 {
         dpGroup.allReduce(model.gradsMemory, count: model.numLocalParameters, .sum)
       }
@@ -416,10 +436,12 @@ public final class Trainer {
     metrics.forwardNs = t2 - t1
     metrics.backwardNs = t3 - t2
     metrics.optimizerNs = t4 - t3
-    metrics.commNs = tps.totalNs + dps.totalNs
+    let activity = dpGroup.activity
+    metrics.commNs = activity.exposedNs
+    metrics.commPeerWaitMicros = UInt32(truncatingIfNeeded: min(activity.peerWaitNs / 1000, UInt64(UInt32.max)))
     metrics.allReduceCount = tps.count + dps.count
     metrics.allReduceBytes = tps.bytes + dps.bytes
-    metrics.allReduceTotalNs = tps.totalNs + dps.totalNs
+    metrics.allReduceTotalNs = activity.inFlightNs
     metrics.allReduceMaxNs = max(tps.maxNs, dps.maxNs)
     metrics.allReduceHistogram = tps.histogram + dps.histogram
     metrics.rssBytes = readRSS()
@@ -460,10 +482,12 @@ public final class Trainer {
       fflush(nil)
     }
     if let f = logFile {
-      let line = String(format: "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"step_ms\":%.4f,\"tokens_per_s\":%.2f,\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optimizer_ms\":%.4f,\"comm_ms\":%.4f,\"allreduce_count\":%d,\"allreduce_bytes\":%llu,\"rss_bytes\":%llu,\"param_bytes\":%llu,\"grad_bytes\":%llu,\"optimizer_bytes\":%llu,\"activation_bytes\":%llu,\"gflops\":%.3f,\"skipped_steps\":%d}\n",
+      let line = String(format: "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"step_ms\":%.4f,\"tokens_per_s\":%.2f,\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optimizer_ms\":%.4f,\"comm_ms\":%.4f,\"comm_exposed_ms\":%.4f,\"comm_total_ms\":%.4f,\"comm_peer_wait_ms\":%.4f,\"allreduce_count\":%d,\"allreduce_bytes\":%llu,\"rss_bytes\":%llu,\"param_bytes\":%llu,\"grad_bytes\":%llu,\"optimizer_bytes\":%llu,\"activation_bytes\":%llu,\"gflops\":%.3f,\"skipped_steps\":%d}\n",
                         step, metrics.loss, metrics.lr, metrics.gradNorm, ms, tokS,
                         Double(metrics.forwardNs) / 1e6, Double(metrics.backwardNs) / 1e6,
                         Double(metrics.optimizerNs) / 1e6, Double(metrics.commNs) / 1e6,
+                        Double(metrics.commExposedNs) / 1e6, Double(metrics.commTotalNs) / 1e6,
+                        Double(metrics.commPeerWaitNs) / 1e6,
                         metrics.allReduceCount, metrics.allReduceBytes, metrics.rssBytes, metrics.paramBytes, metrics.gradBytes,
                         metrics.optimizerBytes, metrics.activationBytes, metrics.gflops, skippedSteps)
       // JSON has no NaN or infinity: a non-finite value is written as null

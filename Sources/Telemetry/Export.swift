@@ -67,6 +67,7 @@ public enum TelemetryExport {
         ("rss_bytes", "\(s.rssBytes)"), ("param_bytes", "\(s.paramBytes)"), ("grad_bytes", "\(s.gradBytes)"),
         ("optimizer_bytes", "\(s.optimizerBytes)"), ("activation_bytes", "\(s.activationBytes)"),
         ("compute_busy", number(s.computeBusy)), ("gflops", number(s.gflops)),
+        ("comm_peer_wait_us", "\(s.commPeerWaitMicros)"),
       ]
   }
 

@@ -154,6 +154,10 @@ public enum SegmentLayout {
     }
 
     // Step record fields.
+    /// u32 (minor version 3), of `commNs` the µs spent waiting for a slower peer (the event
+    /// kind's word, unused by step records before; 0 in older segments). `commNs` is the
+    /// exposed communication and `allReduceTotalNs` the time collectives were in flight.
+    public static let commPeerWaitMicros = 12
     public static let tokens = 32  // i64
     public static let loss = 40  // f32
     public static let lr = 44  // f32

@@ -157,7 +157,7 @@ enum RecordCodec {
   static func encode(_ r: StepMetrics, timestampNs: UInt64, rank: UInt32, into p: UnsafeMutableRawPointer) {
     let h = r.allReduceHistogram.buckets
     let w: Words = (
-      pair(S.Kind.step, 0),  // 8: kind, event kind
+      pair(S.Kind.step, r.commPeerWaitMicros),  // 8: kind, peer wait µs
       UInt64(bitPattern: Int64(truncatingIfNeeded: r.step)),  // 16
       timestampNs,  // 24
       UInt64(bitPattern: Int64(truncatingIfNeeded: r.tokens)),  // 32
@@ -281,6 +281,10 @@ enum StepFields {
   nonisolated(unsafe) static let floats: [(offset: Int, field: WritableKeyPath<StepMetrics, Float>)] = [
     (S.loss, \.loss), (S.lr, \.lr), (S.gradNorm, \.gradNorm), (S.computeBusy, \.computeBusy), (S.gflops, \.gflops),
   ]
+  /// u32 fields.
+  nonisolated(unsafe) static let halfWords: [(offset: Int, field: WritableKeyPath<StepMetrics, UInt32>)] = [
+    (S.commPeerWaitMicros, \.commPeerWaitMicros),
+  ]
   /// u64 fields.
   nonisolated(unsafe) static let words: [(offset: Int, field: WritableKeyPath<StepMetrics, UInt64>)] = [
     (S.stepNs, \.stepNs), (S.forwardNs, \.forwardNs), (S.backwardNs, \.backwardNs), (S.optimizerNs, \.optimizerNs),
@@ -301,6 +305,7 @@ enum StepFields {
   static let copies: [Copy] =
     integers.map { Copy(slot: $0.offset, metrics: MemoryLayout<StepMetrics>.offset(of: $0.field)!, size: 8) }
     + floats.map { Copy(slot: $0.offset, metrics: MemoryLayout<StepMetrics>.offset(of: $0.field)!, size: 4) }
+    + halfWords.map { Copy(slot: $0.offset, metrics: MemoryLayout<StepMetrics>.offset(of: $0.field)!, size: 4) }
     + words.map { Copy(slot: $0.offset, metrics: MemoryLayout<StepMetrics>.offset(of: $0.field)!, size: 8) }
 }
 

@@ -76,6 +76,20 @@ public struct RunSetup: ParsableArguments {
   @Flag(name: .customLong("memory-report"), help: "Allocate the model, print every rank's bytes of parameters, gradients, optimizer state, activations and other next to docs/MEMORY.md's formula, and exit without training.")
   public var memoryReport = false
 
+  @Flag(name: .customLong("overlap-grad-reduce"), help: "Reduce the data-parallel gradients in buckets while the backward runs (bitwise the same result).")
+  public var overlapGradReduce = false
+  @Option(name: .customLong("bucket-mib"), help: "Gradient bucket size in MiB for --overlap-grad-reduce (default 4).")
+  public var bucketMiB: Double?
+  @Flag(name: .customLong("overlap-tp"), help: "Pipeline each row-parallel GEMM with its tensor-parallel all-reduce in row chunks (bitwise the same result).")
+  public var overlapTP = false
+  @Option(name: .customLong("tp-chunks"), help: "Row chunks per row-parallel GEMM for --overlap-tp (default 4).")
+  public var tpChunks: Int?
+
+  /// Row chunks of a row-parallel GEMM under --overlap-tp (BENCHMARKS.md).
+  public static let defaultTPChunks = 4
+  /// Chunks per row-parallel GEMM: 1 (no pipelining) unless --overlap-tp.
+  public var tensorParallelChunks: Int { overlapTP ? (tpChunks ?? Self.defaultTPChunks) : 1 }
+
   /// Flags as the parser leaves them with nothing given.
   public init() {}
 
@@ -250,6 +264,8 @@ public struct RunSetup: ParsableArguments {
       int("--checkpoint-every", checkpointEvery, .atLeast(0)), int("--keep-checkpoints", keepCheckpoints, .atLeast(0)),
       int("--shard-stats-every", shardStatsEvery, .atLeast(0)), int("--threads", threads, .atLeast(1)),
       int("--fault-nonfinite-at", faultNonFiniteAt, .atLeast(1)),
+      (flag: "--bucket-mib", value: bucketMiB, text: bucketMiB.map { String(format: "%g", $0) }, range: .positive),
+      int("--tp-chunks", tpChunks, .atLeast(1)),
     ]
   }
 
@@ -343,6 +359,8 @@ public struct RunSetup: ParsableArguments {
     options.shardStatsEvery = max(0, shardStatsEvery)
     options.onNonFinite = onNonFinite
     options.faultNonFiniteAtStep = faultNonFiniteAt
+    options.overlapGradReduce = overlapGradReduce
+    if let bucketMiB { options.bucketBytes = max(4, Int(bucketMiB * 1_048_576)) }
     return options
   }
 
@@ -354,6 +372,21 @@ public struct RunSetup: ParsableArguments {
     distributedOptimizer && dp == 1
       ? "--distributed-optimizer at dp 1 is a no-op: there is no other DP rank to share the optimizer state with"
       : nil
+  }
+
+  /// Overlap flags that this combination runs without overlapping, one line each (printed once
+  /// by rank 0 at start-up).
+  public func overlapNotes(tp: Int, dp: Int) -> [String] {
+    var notes: [String] = []
+    if overlapGradReduce && dp > 1 && distributedOptimizer {
+      notes.append("--overlap-grad-reduce with --distributed-optimizer: the gradient reduce-scatter runs after the backward, not overlapped")
+    } else if overlapGradReduce && dp > 1 && sequenceParallel {
+      notes.append("--overlap-grad-reduce with --sequence-parallel: the DP reduction runs after the backward (replicated gradients are summed over TP last), not overlapped")
+    }
+    if overlapTP && tp > 1 && sequenceParallel {
+      notes.append("--overlap-tp with --sequence-parallel: the reduce-scatter after each row-parallel GEMM is not chunked, so nothing is overlapped")
+    }
+    return notes
   }
 
   /// "GPT-2 L2 H4 C64 V256(256) maxT64".

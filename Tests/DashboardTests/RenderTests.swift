@@ -161,6 +161,37 @@ final class RenderTests: XCTestCase {
     XCTAssertTrue(render(h, s, 120, 40).rowText(0).contains("paused"))
   }
 
+  func testCommViewShowsExposedAndHiddenCommunicationAndNamesTheStraggler() {
+    // the synthetic job's last rank is 15 % slower: the others wait for it in every collective
+    let (h, _) = history(tp: 2, dp: 2)
+    var s = AppState()
+    s.view = .comm
+    for (w, hh) in RenderTests.sizes {
+      let g = render(h, s, w, hh)
+      assertPanesDisjoint(g)
+      XCTAssertTrue(g.text.contains("exposed (blocked) vs hidden"), "\(w)×\(hh): \(g.text)")
+      XCTAssertTrue(g.text.contains("straggler: rank 3"), "\(w)×\(hh): \(g.text)")
+    }
+    let g = render(h, s, 200, 60)
+    // per rank: exposed time split into peer wait and transfer, and hidden time
+    let e = CommView.exposures(DashboardModel(history: h, state: s, themeName: "default"))
+    let r0 = e[0]!
+    XCTAssertTrue(g.text.contains("exposed \(Format.ms(r0.exposed)) ms (peer wait \(Format.ms(r0.peerWait)), transfer \(Format.ms(r0.transfer)))"), g.text)
+    XCTAssertTrue(g.text.contains("hidden \(Format.ms(r0.hidden)) ms"), g.text)
+    XCTAssertGreaterThan(r0.peerWait, 10 * e[3]!.peerWait)
+    XCTAssertTrue(g.text.contains("▲r3"), g.text)
+  }
+
+  func testStragglerIsTheRankThatWaitsLeastWhenTheOthersWaitForIt() {
+    let ms = 1_000_000.0
+    XCTAssertEqual(CommView.straggler([6 * ms, 5 * ms, 0.1 * ms, 7 * ms])?.rank, 2)
+    XCTAssertEqual(CommView.straggler([6 * ms, 5 * ms, 0.1 * ms, 7 * ms])?.othersWaitNs, 6 * ms)
+    XCTAssertNil(CommView.straggler([1 * ms, 1.2 * ms, 0.9 * ms]), "alike: nobody stands out")
+    XCTAssertNil(CommView.straggler([0.2 * ms, 0.01 * ms]), "too little waiting to name anyone")
+    XCTAssertNil(CommView.straggler([nil, 3 * ms]), "one rank with samples")
+    XCTAssertEqual(CommView.straggler([nil, 3 * ms, 0])?.rank, 2, "a rank without samples is left out")
+  }
+
   func testTooSmallShowsNeededAndActualSize() {
     let (h, _) = history()
     for (w, hh) in [(59, 30), (100, 15), (30, 8), (10, 3)] {

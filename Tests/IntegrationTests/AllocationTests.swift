@@ -38,7 +38,10 @@ final class AllocationTests: XCTestCase {
                        (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--sequence-parallel", "--collectives", "mpi"]),
                        // the distributed optimizer's reduce-scatter, partial AdamW and all-gather
                        (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--distributed-optimizer"]),
-                       (4, ["--tp", "1", "--dp", "4", "--threads", "1", "--collectives", "mpi", "--distributed-optimizer"])].enumerated() {
+                       (4, ["--tp", "1", "--dp", "4", "--threads", "1", "--collectives", "mpi", "--distributed-optimizer"]),
+                       // overlapped gradient buckets and row-chunked TP all-reduces, ring and mpi
+                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--bucket-mib", "0.02", "--overlap-grad-reduce", "--overlap-tp"]),
+                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--collectives", "mpi", "--overlap-grad-reduce", "--overlap-tp"])].enumerated() {
       let job = "alloc-test-\(getpid())-\(i)"
       let r = try Harness.run("/usr/bin/mpirun", ["--oversubscribe", "-x", "LD_PRELOAD=\(so)", "-np", "\(np)", Harness.tptrain,
                                                   "--model", "tiny", "--batch", "4", "--seq", "32", "--steps", "\(steps)",

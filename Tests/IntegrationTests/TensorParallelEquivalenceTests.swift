@@ -146,9 +146,15 @@ final class TensorParallelEquivalenceTests: XCTestCase, GradientShardChecks {
     let rows = try Harness.readLog(log)
     XCTAssertEqual(rows.map { ($0["step"] as? NSNumber)?.intValue }, [1, 2, 3])
     for row in rows {
-      for key in ["loss", "lr", "step_ms", "tokens_per_s", "forward_ms", "backward_ms", "optimizer_ms", "comm_ms", "allreduce_count"] {
+      for key in ["loss", "lr", "step_ms", "tokens_per_s", "forward_ms", "backward_ms", "optimizer_ms", "comm_ms", "allreduce_count",
+                  "comm_exposed_ms", "comm_total_ms", "comm_peer_wait_ms"] {
         XCTAssertNotNil(row[key] as? NSNumber, "missing \(key) in \(row)")
       }
+      // blocking collectives only: all communication is exposed, and it fits in the step
+      let (exposed, total) = ((row["comm_exposed_ms"] as! NSNumber).doubleValue, (row["comm_total_ms"] as! NSNumber).doubleValue)
+      XCTAssertEqual(exposed, total, accuracy: 1e-3)
+      XCTAssertLessThanOrEqual(total, (row["step_ms"] as! NSNumber).doubleValue)
+      XCTAssertLessThanOrEqual((row["comm_peer_wait_ms"] as! NSNumber).doubleValue, exposed + 1e-4)
       // 1 embedding + 2 per layer + 2 cross-entropy forward, 1 LM head + 2 per layer backward, 1 norm
       XCTAssertEqual((row["allreduce_count"] as? NSNumber)?.intValue, 1 + 2 * 2 + 2 + 1 + 2 * 2 + 1)
     }

@@ -16,7 +16,8 @@ class RecordTests(unittest.TestCase):
                       step_ns=10, forward_ns=11, backward_ns=12, optimizer_ns=13, comm_ns=14, data_ns=15,
                       allreduce_count=16, allreduce_bytes=17, allreduce_total_ns=18, allreduce_max_ns=19,
                       rss_bytes=20, param_bytes=21, grad_bytes=22, optimizer_bytes=23, activation_bytes=24,
-                      histogram=list(range(100, 116)))
+                      histogram=list(range(100, 116)), comm_peer_wait_us=25)
+        self.assertEqual(set(fields), set(R.STEP_FIELDS), "every step field is round-tripped")
         p = R.encode_step(7, 3, 123456789, **fields)
         self.assertEqual(len(p), Slot.PAYLOAD_SIZE)
         r = R.decode(p)

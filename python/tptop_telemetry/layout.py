@@ -107,6 +107,7 @@ class Slot:
     KIND_TENSOR_STATS = 3
 
     # step record
+    COMM_PEER_WAIT_MICROS = 12  # u32 (minor 3): of comm_ns, µs waiting for a slower peer
     TOKENS = 32  # i64
     LOSS = 40  # f32
     LR = 44

@@ -100,6 +100,7 @@ STEP_FIELDS = (
     "step_ns", "forward_ns", "backward_ns", "optimizer_ns", "comm_ns", "data_ns",
     "allreduce_count", "allreduce_bytes", "allreduce_total_ns", "allreduce_max_ns",
     "rss_bytes", "param_bytes", "grad_bytes", "optimizer_bytes", "activation_bytes", "histogram",
+    "comm_peer_wait_us",
 )
 
 
@@ -107,12 +108,15 @@ def encode_step(step, rank, timestamp_ns, tokens=0, loss=0.0, lr=0.0, grad_norm=
                 compute_busy=0.0, gflops=0.0, step_ns=0, forward_ns=0, backward_ns=0,
                 optimizer_ns=0, comm_ns=0, data_ns=0, allreduce_count=0, allreduce_bytes=0,
                 allreduce_total_ns=0, allreduce_max_ns=0, rss_bytes=0, param_bytes=0,
-                grad_bytes=0, optimizer_bytes=0, activation_bytes=0, histogram=None):
-    """A step record's 248-byte payload (times in ns, sizes in bytes)."""
+                grad_bytes=0, optimizer_bytes=0, activation_bytes=0, histogram=None,
+                comm_peer_wait_us=0):
+    """A step record's 248-byte payload (times in ns, sizes in bytes). ``comm_ns`` is the
+    exposed communication, ``allreduce_total_ns`` the time collectives were in flight and
+    ``comm_peer_wait_us`` the part of ``comm_ns`` spent waiting for a slower peer (minor 3)."""
     h = list(histogram or ())[:HISTOGRAM_BUCKETS]
     h += [0] * (HISTOGRAM_BUCKETS - len(h))
     body = _STEP.pack(
-        Slot.KIND_STEP, 0, _i64(step), _u64(timestamp_ns), _i64(tokens),
+        Slot.KIND_STEP, int(comm_peer_wait_us) & 0xFFFFFFFF, _i64(step), _u64(timestamp_ns), _i64(tokens),
         f32(loss), f32(lr), f32(grad_norm), f32(compute_busy), f32(gflops), int(rank) & 0xFFFFFFFF,
         _u64(step_ns), _u64(forward_ns), _u64(backward_ns), _u64(optimizer_ns), _u64(comm_ns), _u64(data_ns),
         _i64(allreduce_count), _u64(allreduce_bytes), _u64(allreduce_total_ns), _u64(allreduce_max_ns),
@@ -162,7 +166,7 @@ def decode(payload):
     kind = struct.unpack_from("<I", payload)[0]
     if kind == Slot.KIND_STEP:
         v = _STEP.unpack_from(payload)
-        r = dict(type="step", step=v[2], timestamp_ns=v[3], rank=v[10])
+        r = dict(type="step", step=v[2], timestamp_ns=v[3], rank=v[10], comm_peer_wait_us=v[1])
         r.update(zip(STEP_FIELDS[:6], (v[4],) + v[5:10]))
         r.update(zip(STEP_FIELDS[6:21], v[11:26]))
         r["histogram"] = list(v[26:42])

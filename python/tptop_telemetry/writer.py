@@ -141,7 +141,9 @@ class RankWriter:
         ``<name>_ns`` for step, forward, backward, optimizer, comm, data, allreduce_total,
         allreduce_max; allreduce_count, allreduce_bytes, histogram (16 log2-µs buckets); memory
         in bytes: rss_bytes (read from /proc when not given), param_bytes, grad_bytes,
-        optimizer_bytes, activation_bytes. ``allreduce``: an ``AllReduceStats`` (then reset).
+        optimizer_bytes, activation_bytes; comm_peer_wait_us (of comm, the exposed communication,
+        the µs spent waiting for a slower peer; allreduce_total is the time collectives were in
+        flight). ``allreduce``: an ``AllReduceStats`` (then reset).
         A non-finite loss also publishes a nonfinite_loss event.
         """
         for name in _MS_FIELDS:

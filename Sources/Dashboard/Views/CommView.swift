@@ -1,10 +1,15 @@
 import Foundation
 import JobSchema
 
-/// View 3: rank × time heat maps of all-reduce latency and of compute utilization.
+/// View 3: rank × time heat maps of all-reduce latency and of compute utilization, and under
+/// them exposed versus hidden communication per rank and per step, naming the rank the others
+/// wait for when one stands out.
 enum CommView {
-  static func draw(_ g: inout CellGrid, _ m: DashboardModel, _ body: Rect) {
+  static func draw(_ g: inout CellGrid, _ m: DashboardModel, _ all: Rect) {
     let n = m.history.job.worldSize
+    // the exposure table: one row per rank (scrolling when short), a straggler line, a border
+    let (body, table) = all.splitTop(all.height - min(n + 3, max(5, all.height * 2 / 5)))
+    exposure(&g, m, table)
     // Side by side when short, stacked when there is room for both with every rank.
     let stacked = body.height >= 2 * (n + 4) && body.width < 160
     let a: Rect, b: Rect
@@ -73,5 +78,89 @@ enum CommView {
     }
     x += g.put(" high  ", x: x, y: ly, style: .dim)
     g.put(legend + (n > rowsAvail ? "  (\(n - rowsAvail) ranks hidden, \(Renderer.arrows) scroll)" : ""), x: x, y: ly, style: .dim, maxWidth: inner.maxX - x)
+  }
+}
+
+
+extension CommView {
+  /// Steps averaged by the exposure table.
+  static let exposureWindow = 32
+
+  /// One rank's communication over the last `exposureWindow` steps, per step (ns).
+  struct Exposure: Equatable {
+    var exposed = 0.0, hidden = 0.0, peerWait = 0.0, step = 0.0
+    var transfer: Double { max(0, exposed - peerWait) }
+  }
+
+  /// Each rank's mean exposure over its last `window` samples (nil: no samples yet).
+  static func exposures(_ m: DashboardModel, window: Int = exposureWindow) -> [Exposure?] {
+    (0..<m.history.job.worldSize).map { r in
+      let recent = m.history.samples[r].suffix(window)
+      guard !recent.isEmpty else { return nil }
+      var e = Exposure()
+      for s in recent {
+        e.exposed += Double(s.metrics.commExposedNs)
+        e.hidden += Double(s.metrics.commHiddenNs)
+        e.peerWait += Double(s.metrics.commPeerWaitNs)
+        e.step += Double(s.stepNs)
+      }
+      let k = Double(recent.count)
+      e.exposed /= k; e.hidden /= k; e.peerWait /= k; e.step /= k
+      return e
+    }
+  }
+
+  /// The rank the others wait for: the one that waits least for its peers while the others
+  /// (their median) wait at least 0.5 ms a step and at least three times as long. A rank that
+  /// arrives last at every collective waits for nobody; its peers' waits are its lateness.
+  static func straggler(_ peerWaitNs: [Double?]) -> (rank: Int, othersWaitNs: Double)? {
+    let known = peerWaitNs.enumerated().compactMap { i, v in v.map { (i, $0) } }
+    guard known.count > 1, let least = known.min(by: { $0.1 < $1.1 }) else { return nil }
+    let others = known.filter { $0.0 != least.0 }.map(\.1).sorted()
+    let median = others[(others.count - 1) / 2]
+    guard median >= 500_000, median >= 3 * least.1 else { return nil }
+    return (least.0, median)
+  }
+
+  /// The exposure table: per rank, exposed (peer wait + transfer) and hidden communication per
+  /// step with a bar of the step split, then the straggler line.
+  static func exposure(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect) {
+    g.markPane("exposure table", r)
+    g.box(r, title: "exposed (blocked) vs hidden (overlapped) communication, last \(exposureWindow) steps")
+    let inner = r.inset(1)
+    guard inner.height > 1, inner.width > 20 else { return }
+    let glyphs = Glyphs.current
+    let n = m.history.job.worldSize
+    let all = exposures(m)
+    let rowsAvail = inner.height - 1
+    var first = 0
+    if n > rowsAvail { first = min(max(0, m.state.selectedRank - rowsAvail / 2), n - rowsAvail) }
+    let stand = straggler(all.map { $0?.peerWait })
+    for (i, rank) in (first..<min(n, first + rowsAvail)).enumerated() {
+      let y = inner.y + i
+      let mark = stand?.rank == rank ? String(glyphs.straggler) : " "
+      var x = inner.x
+      x += g.put(Format.fit(mark + "r\(rank)", 5), x: x, y: y, style: stand?.rank == rank ? .warn : .rank(rank))
+      guard let e = all[rank] else { g.put("no steps yet", x: x, y: y, style: .dim); continue }
+      let text = "exposed \(Format.ms(e.exposed)) ms (peer wait \(Format.ms(e.peerWait)), transfer \(Format.ms(e.transfer)))  hidden \(Format.ms(e.hidden)) ms  "
+      x += g.put(text, x: x, y: y, maxWidth: inner.maxX - x)
+      // the step as a bar: exposed, hidden, the rest computing
+      let width = inner.maxX - x
+      guard width > 4, e.step > 0 else { continue }
+      let ex = Int((Double(width) * e.exposed / e.step).rounded())
+      let hi = Int((Double(width) * e.hidden / e.step).rounded())
+      for k in 0..<width {
+        let cell = k < ex ? Cell(glyphs.shades[4], .lat4) : k < ex + hi ? Cell(glyphs.shades[2], .util4) : Cell(glyphs.barEmpty, .dim)
+        g[x + k, y] = cell
+      }
+    }
+    let ly = inner.maxY - 1
+    if let stand {
+      g.put("\(glyphs.straggler) straggler: rank \(stand.rank), the others wait \(Format.ms(stand.othersWaitNs)) ms a step for it",
+            x: inner.x, y: ly, style: .warn, maxWidth: inner.width)
+    } else {
+      g.put("no straggler: the ranks wait for each other alike" + (n > rowsAvail ? "  (\(n - rowsAvail) ranks hidden, \(Renderer.arrows) scroll)" : ""),
+            x: inner.x, y: ly, style: .dim, maxWidth: inner.width)
+    }
   }
 }

@@ -1,0 +1,186 @@
+// Non-blocking reductions that the caller drives: start one, call `progress()` between pieces
+// of computation, `wait()` when the result is needed. Several may be in flight on one
+// communicator at once (each has its own tag, requests and scratch).
+//
+// With `.ring` a reduction of elements [lo, hi) of an n-float buffer runs the ring of
+// `Communicator.allReduce` over the intersections of [lo, hi) with that buffer's ring chunks
+// [n·i/p, n·(i+1)/p): every element is reduced by the same ranks in the same order as in one
+// blocking all-reduce of the whole buffer, so reducing a buffer range by range (in any order,
+// overlapped or not) gives bitwise the same result. Each ring step is posted when the previous
+// one is seen complete, so the reduction advances only when the rank calls `progress()` or
+// `wait()`. With `.mpi` the range is handed to `MPI_Iallreduce` (OpenMPI picks the order: bitwise
+// equal to the whole-buffer call only for 2 ranks, where a sum of two is commutative).
+
+import CMPI
+import Glibc
+
+/// What a `RangeReduction` leaves in its range.
+public enum RangeReductionKind: Sendable {
+  /// Every element summed over the ranks, on every rank.
+  case allReduce
+  /// Only the reduce-scatter half: of [lo, hi), the part inside rank r's ring chunk
+  /// [n·r/p, n·(r+1)/p) ends summed on rank r; the rest is undefined (for a distributed
+  /// optimizer, whose rank r owns that chunk). Ring only.
+  case reduceScatter
+}
+
+/// One non-blocking sum over a communicator of a range of a float buffer (see the file comment).
+/// Allocation-free after `init`: scratch for the largest ring chunk of the range is reserved
+/// up front.
+public final class RangeReduction {
+  let comm: Communicator
+  let tag: Int32
+  private let requests = UnsafeMutablePointer<MPI_Request?>.allocate(capacity: 2)
+  private let scratch: UnsafeMutablePointer<Float>
+  private let scratchCount: Int
+  private var buffer: UnsafeMutablePointer<Float>? = nil
+  /// Elements of the whole buffer, and the range reduced.
+  let n: Int, lo: Int, hi: Int
+  private var kind = RangeReductionKind.allReduce
+  /// Ring step in progress (0 ..< 2(p-1), or p-1 for a reduce-scatter); -1 when idle.
+  private var step = -1
+  private var startedNs: UInt64 = 0
+
+  /// A reduction over `comm` tagged `tag` (distinct from every other reduction that can be in
+  /// flight on `comm` at the same time) of elements `range` of buffers of `n` floats. Its scratch
+  /// holds the largest ring chunk this rank receives and reduces: about |range| / p.
+  public init(comm: Communicator, tag: Int32, count n: Int, range: Range<Int>) {
+    self.comm = comm
+    self.tag = tag
+    self.n = n
+    lo = range.lowerBound
+    hi = range.upperBound
+    var need = 1
+    let p = comm.size
+    if p > 1 {
+      for s in 0..<(p - 1) {
+        let c = (comm.rank - s - 2 + 2 * p) % p
+        need = max(need, min(max(n * (c + 1) / p, lo), hi) - min(max(n * c / p, lo), hi))
+      }
+    }
+    scratchCount = need
+    scratch = .allocate(capacity: scratchCount)
+    scratch.initialize(repeating: 0, count: scratchCount)
+    // MPI_REQUEST_NULL tests as complete: the MPI path uses only the first request
+    requests.initialize(repeating: cmpi_request_null(), count: 2)
+  }
+
+  deinit {
+    scratch.deallocate()
+    requests.deallocate()
+  }
+
+  /// True while started and not yet seen complete.
+  public var inFlight: Bool { step >= 0 }
+
+  /// Starts summing `buffer[range]` over the ranks, where `buffer` holds the `n` floats whose
+  /// ring chunks fix the order. A communicator of size 1 or an empty range completes at once.
+  public func start(_ buffer: UnsafeMutablePointer<Float>, _ kind: RangeReductionKind = .allReduce) {
+    precondition(step < 0, "a reduction still in flight was started again")
+    if comm.size == 1 || hi <= lo { return }
+    self.buffer = buffer
+    self.kind = kind
+    startedNs = monotonicNanos()
+    comm.activity.started(nowNs: startedNs)
+    step = 0
+    switch comm.algorithm {
+    case .mpi:
+      precondition(kind == .allReduce, "a range reduce-scatter runs on the ring")
+      MPI_Iallreduce(cmpi_in_place(), buffer + lo, Int32(hi - lo), cmpi_float(), cmpi_op_sum(), comm.handle, requests)
+    case .ring:
+      postRingStep()
+    }
+  }
+
+  /// Drives the reduction: tests its requests and, when a ring step is complete, finishes it
+  /// and posts the next. Returns true once the reduction is complete (or was never started).
+  @discardableResult
+  public func progress() -> Bool {
+    while step >= 0 {
+      if !testAll() { return false }
+      if comm.algorithm == .mpi { complete(); return true }
+      finishRingStep()
+      step += 1
+      if step == ringSteps { complete(); return true }
+      postRingStep()
+    }
+    return true
+  }
+
+  /// Blocks until the reduction is complete and books the time blocked as exposed. Like the
+  /// blocking collectives' waits it spins up to `Communicator.spinNanos`, then naps between
+  /// tests and tells the wait observer, so a rank waiting here for a stopped peer keeps its
+  /// heartbeat and spares its core.
+  public func wait() {
+    if progress() { return }
+    let t0 = monotonicNanos()
+    comm.waitObserver?.collectiveBegan(.allReduce, nowNs: t0)
+    var nap: UInt32 = 20
+    while !progress() {
+      if monotonicNanos() &- t0 < Communicator.spinNanos { continue }
+      usleep(nap)
+      comm.waitObserver?.collectiveWaiting(nowNs: monotonicNanos())
+      nap = min(nap &* 2, Communicator.maxNapMicros)
+    }
+    comm.waitObserver?.collectiveEnded()
+    comm.activity.waited(monotonicNanos() &- t0)
+  }
+
+  private var ringSteps: Int { kind == .allReduce ? 2 * (comm.size - 1) : comm.size - 1 }
+
+  private func complete() {
+    let now = monotonicNanos()
+    comm.activity.finished(nowNs: now)
+    comm.stats.record(bytes: (hi - lo) * 4, nanos: now &- startedNs)
+    step = -1
+  }
+
+  @inline(__always)
+  private func testAll() -> Bool {
+    var all = true
+    for i in 0..<2 {
+      var done: Int32 = 0
+      MPI_Test(requests + i, &done, cmpi_status_ignore())
+      if done == 0 { all = false }
+    }
+    return all
+  }
+
+  /// Start of ring chunk `i` of the whole buffer, clamped to the range, relative to `lo`.
+  @inline(__always)
+  private func chunkStart(_ i: Int) -> Int {
+    min(max(n * i / comm.size, lo), hi) - lo
+  }
+
+  /// The chunks step `step` sends and receives (as in `Communicator`'s ring: reduce-scatter
+  /// steps s = 0..<p-1 send chunk r-s-1 and receive chunk r-s-2; all-gather steps send chunk
+  /// r-s and receive chunk r-s-1).
+  @inline(__always)
+  private func chunks() -> (send: Int, recv: Int, reducing: Bool) {
+    let p = comm.size, r = comm.rank
+    if step < p - 1 { return ((r - step - 1 + 2 * p) % p, (r - step - 2 + 2 * p) % p, true) }
+    let s = step - (p - 1)
+    return ((r - s + 2 * p) % p, (r - s - 1 + 2 * p) % p, false)
+  }
+
+  private func postRingStep() {
+    let p = comm.size, r = comm.rank
+    let right = Int32((r + 1) % p), left = Int32((r + p - 1) % p)
+    let base = buffer! + lo
+    let (send, recv, reducing) = chunks()
+    let ss = chunkStart(send), sn = chunkStart(send + 1) - ss
+    let rs = chunkStart(recv), rn = chunkStart(recv + 1) - rs
+    precondition(!reducing || rn <= scratchCount, "range reduction scratch too small")
+    let into = reducing ? UnsafeMutableRawPointer(scratch) : UnsafeMutableRawPointer(base + rs)
+    MPI_Irecv(into, Int32(rn * 4), cmpi_byte(), left, tag, comm.handle, requests)
+    MPI_Isend(base + ss, Int32(sn * 4), cmpi_byte(), right, tag, comm.handle, requests + 1)
+  }
+
+  private func finishRingStep() {
+    let (_, recv, reducing) = chunks()
+    guard reducing else { return }
+    let rs = chunkStart(recv), rn = chunkStart(recv + 1) - rs
+    let dst = buffer! + lo + rs
+    for i in 0..<rn { dst[i] += scratch[i] }
+  }
+}

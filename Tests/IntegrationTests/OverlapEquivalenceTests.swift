@@ -1,0 +1,74 @@
+import Foundation
+import XCTest
+
+/// Communication overlap changes when collectives run, not what they compute: with
+/// --overlap-grad-reduce, --overlap-tp and both, at t=2, d=2 and t=2×d=2 (and d=3, where the
+/// ring's order differs by chunk), every loss, gradient norm and gradient shard is bitwise that
+/// of the plain run; the log's exposed communication never exceeds the in-flight time, nor that
+/// the step.
+final class OverlapEquivalenceTests: XCTestCase {
+  func testOverlapFlagsTrainBitwiseTheSameModel() throws {
+    let dir = try Harness.tempDir(self)
+    let variants: [(name: String, flags: [String])] = [
+      ("plain", []),
+      // small buckets: many of them, started at different points of the backward
+      ("grad", ["--overlap-grad-reduce", "--bucket-mib", "0.02"]),
+      ("tp", ["--overlap-tp", "--tp-chunks", "3"]),
+      ("both", ["--overlap-grad-reduce", "--bucket-mib", "0.05", "--overlap-tp"]),
+      // OpenMPI's MPI_Iallreduce per range: over two ranks a sum is a + b whatever the algorithm
+      ("mpi", ["--collectives", "mpi", "--overlap-grad-reduce", "--bucket-mib", "0.02", "--overlap-tp"]),
+    ]
+    for (tp, dp) in [(2, 1), (1, 2), (2, 2), (1, 3)] {
+      var plain: (rows: [[String: Any]], grads: [Data])? = nil
+      for v in variants where (tp > 1 || v.name != "tp") && (dp > 1 || v.name != "grad") && (dp < 3 || v.name != "both")
+      && (v.name != "mpi" || (tp, dp) == (2, 2)) {
+        let tag = "t\(tp)d\(dp)-\(v.name)"
+        let log = dir.appendingPathComponent("\(tag).jsonl").path
+        _ = try Harness.train(np: tp * dp, ["--model", "tiny", "--batch", "4", "--seq", "32", "--steps", "3",
+                                            "--tp", "\(tp)", "--dp", "\(dp)", "--seed", "5", "--quiet", "--no-telemetry",
+                                            "--log", log, "--dump-grads", dir.appendingPathComponent(tag).path] + v.flags)
+        let rows = try Harness.readLog(log)
+        let grads = try (0..<(tp * dp)).map { try Data(contentsOf: dir.appendingPathComponent("\(tag).rank\($0).bin")) }
+        XCTAssertEqual(rows.count, 3, tag)
+        var hidden = 0.0
+        for row in rows {
+          let exposed = (row["comm_exposed_ms"] as! NSNumber).doubleValue
+          let total = (row["comm_total_ms"] as! NSNumber).doubleValue
+          let step = (row["step_ms"] as! NSNumber).doubleValue
+          let peer = (row["comm_peer_wait_ms"] as! NSNumber).doubleValue
+          XCTAssertGreaterThan(exposed, 0, "\(tag): collectives ran")
+          XCTAssertLessThanOrEqual(exposed, total + 1e-4, "\(tag): exposed ≤ in flight")
+          XCTAssertLessThanOrEqual(total, step + 1e-4, "\(tag): in flight ≤ step")
+          XCTAssertLessThanOrEqual(peer, exposed + 1e-4, "\(tag): peer wait is part of the exposed time")
+          hidden += total - exposed
+        }
+        if v.name == "plain" {
+          // every collective blocks: nothing is hidden
+          XCTAssertEqual(hidden, 0, accuracy: 1e-3, "\(tag): hidden communication without overlap")
+          plain = (rows, grads)
+          continue
+        }
+        if v.name == "grad" || (v.name != "tp" && dp > 1) {
+          XCTAssertGreaterThan(hidden, 0, "\(tag): some gradient reduction ran behind the backward")
+        }
+        guard let plain else { return XCTFail("no plain run") }
+        for key in ["loss", "grad_norm"] {
+          XCTAssertEqual(rows.map { ($0[key] as! NSNumber).doubleValue }, plain.rows.map { ($0[key] as! NSNumber).doubleValue },
+                         "\(tag): \(key) differs from the plain run")
+        }
+        for (r, (a, b)) in paired(grads, plain.grads, "\(tag) gradient shards").enumerated() {
+          XCTAssertTrue(a == b, "\(tag): rank \(r)'s gradient shard is not bitwise the plain run's")
+        }
+      }
+    }
+  }
+
+  func testBadOverlapValuesAreOneLineErrors() throws {
+    for (flags, message) in [(["--overlap-grad-reduce", "--bucket-mib", "0"], "--bucket-mib must be a finite number > 0"),
+                             (["--overlap-tp", "--tp-chunks", "0"], "--tp-chunks must be ≥ 1")] {
+      let r = try Harness.mpirun(np: 1, ["--model", "tiny", "--steps", "1", "--no-telemetry"] + flags)
+      XCTAssertNotEqual(r.status, 0)
+      XCTAssertTrue(r.stderr.contains(message), r.stderr)
+    }
+  }
+}
