@@ -17,11 +17,17 @@ final class TelemetryObserver: TrainingObserver {
   var lastStep = 0
   /// Collectives of each kind entered since the last finished step (index: kind raw value).
   private var collectiveOrdinals: (Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0)
+  /// On a rank of another node than world rank 0's: sends its records there.
+  var sender: ForwardingSender?
+  /// On world rank 0 of a job on several nodes: takes the other nodes' records.
+  var receiver: ForwardingReceiver?
+  /// While paused or waiting, forwarded headers are refreshed this often (ns).
+  static let idleForwardNs: UInt64 = 100_000_000
 
   /// - Throws: `TelemetryError` when the segment cannot be created or opened (the creator's
   ///   failure is rethrown on the creator; the others then fail to open it).
   init(
-    jobName: String, worldRank: Int, worldSize: Int, localRank: Int, tp: Int, dp: Int,
+    jobName: String, worldRank: Int, worldSize: Int, localRank: Int, nodeIndex: Int, tp: Int, dp: Int,
     model: ModelShape, preset: String, shards: [TensorShard], totalSteps: Int, barrier: () -> Void
   ) throws {
     self.worldRank = worldRank
@@ -37,7 +43,7 @@ final class TelemetryObserver: TrainingObserver {
     if let e = creationError { throw e }
     let segment = try created ?? SegmentWriter.open(job: jobName)
     self.segment = segment
-    writer = try segment.rankWriter(worldRank: worldRank, localRank: localRank)
+    writer = try segment.rankWriter(worldRank: worldRank, localRank: localRank, nodeIndex: nodeIndex)
   }
 
   /// The engine's shard layout in the segment's terms.
@@ -69,14 +75,22 @@ final class TelemetryObserver: TrainingObserver {
     lastStep = m.step
     collectiveOrdinals = (0, 0, 0, 0, 0)
     writer.acknowledge(.run, step: m.step)
+    sender?.flush(nowNs: now)
+    receiver?.drain(nowNs: now)
   }
 
   func pollControl() -> ControlDecision {
+    // relayed requests reach the control page before it is read
+    receiver?.drain(nowNs: telemetryMonotonicNanos())
     let c = writer.pollControl()
     return ControlDecision(desired: c.desired, checkpointRequests: Int32(truncatingIfNeeded: c.checkpointRequests))
   }
 
-  func heartbeat() { writer.heartbeat() }
+  func heartbeat() {
+    let now = telemetryMonotonicNanos()
+    writer.heartbeat(nowNs: now)
+    sender?.flush(nowNs: now, minIntervalNs: Self.idleForwardNs)
+  }
 
   func tensorStatistics(step: Int, values: UnsafeBufferPointer<Float>) {
     writer.writeTensorStats(step: step, firstTensor: 0, values: values)
@@ -90,18 +104,28 @@ final class TelemetryObserver: TrainingObserver {
     case .paused(let step):
       writer.writeEvent(.paused, step: step)
       writer.acknowledge(.pause, step: step)
+      sender?.reflect(.pause)
     case .resumed(let step):
       writer.writeEvent(.resumed, step: step)
       writer.acknowledge(.run, step: step)
+      sender?.reflect(.run)
     case .stopped(let step):
       writer.writeEvent(.stopped, step: step)
       writer.acknowledge(.stop, step: step)
+      sender?.reflect(.stop)
     case .nonFiniteLoss(let step):
       writer.writeEvent(.nonFiniteLoss, step: step)
     case .error(let text):
       writer.writeEvent(.error, step: lastStep, text: text)
     }
     writer.heartbeat()
+  }
+
+  /// The job is ending (every rank's final state is in its header): the other nodes' ranks send
+  /// their last messages and world rank 0 takes them. Collective in effect; outside any step.
+  func finishForwarding() {
+    sender?.finish()
+    receiver?.finish()
   }
 
   /// Marks this rank finished (or failed). The segment stays for late readers until `tptop gc`.
@@ -123,7 +147,12 @@ extension TelemetryObserver: CollectiveWaitObserver {
     writer.enterCollective(kind: kind.rawValue, ordinal: ordinal, step: lastStep + 1, nowNs: nowNs)
   }
 
-  func collectiveWaiting(nowNs: UInt64) { writer.heartbeat(nowNs: nowNs) }
+  func collectiveWaiting(nowNs: UInt64) {
+    writer.heartbeat(nowNs: nowNs)
+    // a rank waiting for its peers still reports; world rank 0 still takes reports
+    sender?.flush(nowNs: nowNs, minIntervalNs: Self.idleForwardNs)
+    receiver?.drain(nowNs: nowNs, minIntervalNs: Self.idleForwardNs / 5)
+  }
 
   func collectiveEnded() { writer.leaveCollective() }
 }
