@@ -7,7 +7,7 @@ the two disagree, so a change to the format has to be made in both places.
 
 MAGIC = 0x474553504F545054  # "TPTOPSEG" read as a little-endian u64
 VERSION_MAJOR = 1  # readers refuse any other
-VERSION_MINOR = 2  # minor versions only append fields
+VERSION_MINOR = 3  # minor versions only append fields
 READY_VALUE = 0x0000215944414552  # "READY!\0\0", written last
 PAGE_SIZE = 4096
 DEFAULT_SLOT_COUNT = 4096
@@ -87,6 +87,12 @@ class RankHeader:
     # u64: the collective the rank waits in (kind | ordinal << 8 | step << 32; this writer
     # leaves it 0) and since when (CLOCK_MONOTONIC ns)
     WAITING_IN, WAIT_SINCE_NS = 128, 136
+    # minor version 3: the rank's node (u32) and, for a rank of another node whose header world
+    # rank 0's process keeps from forwarded messages, FORWARDED_FLAG in FLAGS (u32), the records
+    # it published and forwarded (u64 each) and the forwarder's pid (u32); this writer runs on
+    # one node and leaves them 0
+    NODE_INDEX, FLAGS, SOURCE_RECORDS, FORWARDED_RECORDS, FORWARDER_PID = 144, 148, 152, 160, 168
+    FORWARDED_FLAG = 1
 
 
 class Slot:
