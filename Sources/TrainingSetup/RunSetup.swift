@@ -65,6 +65,9 @@ public struct RunSetup: ParsableArguments {
   @Option(name: .customLong("fault-nonfinite-at"), help: .hidden) public var faultNonFiniteAt: Int?
 
   @Flag(name: .customLong("measure-peak"), help: .hidden) public var measurePeak = false
+  /// Benchmark helper: at the end, every rank that forwards or receives records of other nodes
+  /// prints the time it spent doing so per step (`BENCH forwarding_…`).
+  @Flag(name: .customLong("forwarding-stats"), help: .hidden) public var forwardingStats = false
 
   /// Flags as the parser leaves them with nothing given.
   public init() {}

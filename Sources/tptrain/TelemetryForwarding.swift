@@ -8,6 +8,13 @@ let forwardingTag: Int32 = 7100
 /// Longest wait for the last messages when the job ends, ns.
 let forwardingFinalWaitNs: UInt64 = 10_000_000_000
 
+/// CPU time of the calling thread, ns (a system call: only for `--forwarding-stats`).
+func threadCPUNanos() -> UInt64 {
+  var ts = timespec()
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+  return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
+
 /// A rank on a node other than world rank 0's: every record it publishes also goes, batched, to
 /// world rank 0 (one `MPI_Isend` per step end, never waited for inside a step; a few times a second
 /// while paused or waiting, so its heartbeat there stays fresh). Node leaders also relay control
@@ -21,6 +28,9 @@ final class ForwardingSender {
   private var seen: (writes: UInt64, checkpoints: UInt64) = (0, 0)
   private var reflected = DesiredState.run
   private var lastSealNs: UInt64 = 0
+  /// CPU time spent in `flush`, ns, counted when `measuring` (benchmark: `--forwarding-stats`).
+  private(set) var spentNs: UInt64 = 0
+  var measuring = false
 
   init(writer: RankWriter, world: Communicator, relaySegment: SegmentWriter?) {
     self.writer = writer
@@ -34,6 +44,8 @@ final class ForwardingSender {
   /// further records, counted as never forwarded). Never blocks.
   @inline(__always)
   func flush(nowNs: UInt64, minIntervalNs: UInt64 = 0) {
+    let start = measuring ? threadCPUNanos() : 0
+    defer { if measuring { spentNs &+= threadCPUNanos() &- start } }
     if nowNs &- lastSealNs < minIntervalNs || slots.test(0) == nil { return }
     send(final: false)
     lastSealNs = nowNs
@@ -75,6 +87,9 @@ final class ForwardingReceiver {
   private let messageBytes = RecordForwarder().messageBytes
   private var finals: [Bool]
   private var lastDrainNs: UInt64 = 0
+  /// CPU time spent in `drain`, ns, counted when `measuring` (benchmark: `--forwarding-stats`).
+  private(set) var spentNs: UInt64 = 0
+  var measuring = false
 
   init(segment: SegmentWriter, remoteRanks: [Int], world: Communicator) throws {
     self.segment = segment
@@ -96,6 +111,8 @@ final class ForwardingReceiver {
   /// Never blocks; no allocation.
   func drain(nowNs: UInt64, minIntervalNs: UInt64 = 0) {
     if nowNs &- lastDrainNs < minIntervalNs { return }
+    let start = measuring ? threadCPUNanos() : 0
+    defer { if measuring { spentNs &+= threadCPUNanos() &- start } }
     lastDrainNs = nowNs
     for i in remoteRanks.indices where !finals[i] {
       var taken = 0

@@ -151,7 +151,7 @@ extension TelemetryObserver: CollectiveWaitObserver {
     writer.heartbeat(nowNs: nowNs)
     // a rank waiting for its peers still reports; world rank 0 still takes reports
     sender?.flush(nowNs: nowNs, minIntervalNs: Self.idleForwardNs)
-    receiver?.drain(nowNs: nowNs, minIntervalNs: Self.idleForwardNs / 5)
+    receiver?.drain(nowNs: nowNs, minIntervalNs: Self.idleForwardNs)
   }
 
   func collectiveEnded() { writer.leaveCollective() }

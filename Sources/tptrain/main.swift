@@ -88,7 +88,14 @@ struct TPTrain: ParsableCommand {
       MPIRuntime.abort(1)
     }
     // the other nodes' last records and final states reach world rank 0's segment
-    (trainer.observer as? TelemetryObserver)?.finishForwarding()
+    if let telemetry = trainer.observer as? TelemetryObserver {
+      let spent = (telemetry.sender?.spentNs ?? 0) + (telemetry.receiver?.spentNs ?? 0)
+      telemetry.finishForwarding()
+      if setup.forwardingStats, telemetry.sender != nil || telemetry.receiver != nil {
+        let steps = max(1, trainer.losses.count)
+        print(String(format: "BENCH forwarding_rank%d_cpu_us_per_step %.2f us", world.rank, Double(spent) / 1e3 / Double(steps)))
+      }
+    }
     if case .nonFinite(let step, let loss, let norm) = trainer.stopReason {
       if world.rank == 0 {
         let saved = trainer.lastCheckpointPath.map { "the last checkpoint is \($0) (step \(trainer.lastCheckpointStep))" } ?? "no checkpoint was written"
@@ -214,6 +221,8 @@ struct TPTrain: ParsableCommand {
       } else if nodes.index != 0 {
         observer.sender = ForwardingSender(writer: observer.writer, world: world, relaySegment: node.rank == 0 ? observer.segment : nil)
       }
+      observer.sender?.measuring = setup.forwardingStats
+      observer.receiver?.measuring = setup.forwardingStats
     }
     if world.rank == 0 && !setup.quiet { print("tptrain: telemetry job \(name) (watch with: tptop attach \(name))") }
     return observer
