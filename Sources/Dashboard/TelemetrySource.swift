@@ -100,7 +100,7 @@ public final class TelemetrySource: JobSource {
     }
     let status = launcherStatus?()
     let headers = reader.ranks()
-    let lostNodes = Set(JobReader.lostNodes(headers, after: reader.staleAfter))
+    let lostNodes = Set(JobReader.lostNodes(headers, after: reader.stallThreshold()))
     p.ranks = headers.map { r in
       // A state word with no known value (nil) shows as starting, like a rank that has not
       // reported yet: the header is the rank's own and is rewritten at its next state change.

@@ -136,7 +136,9 @@ public final class JobReader {
 
   /// Nodes whose ranks all stopped reporting: every attached, unfinished rank of the node is
   /// forwarded from it and has a heartbeat older than `after` seconds (a forwarded heartbeat is
-  /// the time world rank 0 last heard from the rank). Sorted; empty when none.
+  /// the time world rank 0 last heard from the rank: at each of its step ends, and every 0.1 s
+  /// while it waits or is paused). Readers pass `stallThreshold()`, so a long step is not a
+  /// lost node. Sorted; empty when none.
   public static func lostNodes(_ rs: [RankStatus], after: Double) -> [Int] {
     let byNode = Dictionary(grouping: rs.filter { $0.attached && $0.forwarded }, by: \.node)
     return byNode.filter { _, ranks in
@@ -392,7 +394,7 @@ public final class JobReader {
       stoppedEarly: st == .finished && step < info.totalSteps,
       foreign: false, problem: nil, stall: Self.stall(rs, state: st, threshold: stallThreshold()),
       failedRank: st == .failed ? Self.failedRank(rs, staleAfter: staleAfter) : nil,
-      nodes: Self.nodeCount(rs), lostNodes: Self.lostNodes(rs, after: staleAfter))
+      nodes: Self.nodeCount(rs), lostNodes: Self.lostNodes(rs, after: stallThreshold()))
   }
 
   // MARK: Stalls

@@ -158,6 +158,9 @@ struct Launch: ParsableCommand {
 
   func validate() throws {
     do { _ = try LaunchPlan.resolve(np: np, tp: tp, dp: dp) } catch { throw ValidationError("\(error)") }
+    if let ns = SegmentName.namespace {
+      throw ValidationError("--namespace \(ns): launch starts jobs in the default namespace (give --namespace to ls, attach, watch, ...)")
+    }
     if let j = job, !SegmentName.isValid(j) {
       throw ValidationError("invalid --job '\(j)': use 1–63 characters from A-Z a-z 0-9 . _ -")
     }

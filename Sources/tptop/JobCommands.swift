@@ -74,7 +74,7 @@ struct ListJobs: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "ls", abstract: "List the training jobs on this machine.")
 
-  @Option(name: .customLong("stale-after"), help: "Seconds without heartbeat (and no process) before a rank counts as dead and its job as failed.")
+  @Option(name: .customLong("stale-after"), help: "Seconds without heartbeat (and no process) before a rank counts as dead and its job as failed; also the least silence (20 × the median step time when longer) after which a node of a multi-node job counts as lost.")
   var staleAfter: Double = 5
 
   func validate() throws {
@@ -92,7 +92,7 @@ struct ListJobs: ParsableCommand {
       var note: [String] = []
       if !j.lostNodes.isEmpty {
         let names = j.lostNodes.map(String.init).joined(separator: ", ")
-        note.append("node\(j.lostNodes.count == 1 ? "" : "s") \(names) lost (no report for over \(formatAge(staleAfter)))")
+        note.append("node\(j.lostNodes.count == 1 ? "" : "s") \(names) lost (\(j.lostNodes.count == 1 ? "its" : "their") ranks stopped reporting)")
       }
       if j.stale { note.append("stale") }
       if let s = j.stall { note.append(s.description) }
@@ -153,8 +153,9 @@ struct WatchJob: ParsableCommand {
       let key = stall.map { "\($0.rank)/\($0.waitingRanks)/\($0.collective?.description ?? "")" }
       if key != lastStall, let s = stall { emit("stalled: \(s.description)") }
       lastStall = key
-      let lost = JobReader.lostNodes(reader.ranks(), after: reader.staleAfter)
-      for n in lost where !lostNodes.contains(n) { emit("node \(n) lost: its ranks have not reported for over \(formatAge(reader.staleAfter))") }
+      let lostAfter = reader.stallThreshold()
+      let lost = JobReader.lostNodes(reader.ranks(), after: lostAfter)
+      for n in lost where !lostNodes.contains(n) { emit("node \(n) lost: its ranks have not reported for over \(formatAge(lostAfter))") }
       lostNodes = lost
       switch state {
       case .finished, .failed, .stale:

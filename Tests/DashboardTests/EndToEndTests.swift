@@ -253,7 +253,7 @@ final class EndToEndTests: XCTestCase {
       let rows = EndToEndTests.rankRows(s)
       return rows[2]?.0 == "LOST" && rows[3]?.0 == "LOST" && rows[0]?.0 == "running" && s.contains("node 1 LOST")
     }
-    XCTAssertTrue(s.contains("LOST: no report"), s)
+    XCTAssertTrue(s.contains("ranks 2–3  LOST: its ranks stopped reporting"), s)
   }
 
   /// `tptop demo` itself (the README's run command): the small preset at TP=2 on the bundled

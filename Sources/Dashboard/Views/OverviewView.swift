@@ -164,7 +164,7 @@ enum OverviewView {
     let ranks = rows.map(\.rank)
     let span = ranks.count > 1 ? "ranks \(ranks.min()!)\(Glyphs.current.dash)\(ranks.max()!)" : "rank \(ranks.first ?? 0)"
     let lost = rows.contains(where: \.lost)
-    let text = "node \(node)  \(hosts.joined(separator: ","))  \(span)  \(lost ? "LOST: no report for over the stale limit" : "reporting")"
+    let text = "node \(node)  \(hosts.joined(separator: ","))  \(span)  \(lost ? "LOST: its ranks stopped reporting" : "reporting")"
     g.put(text, x: inner.x + 1, y: y, style: lost ? .error : .title, maxWidth: inner.width - 1)
   }
 
