@@ -167,7 +167,6 @@ public final class RankWriter {
   typealias S = SegmentLayout.Slot
 
   /// Index of the node this rank is on, as published in its header.
-  private(set) var nodeIndex: Int = 0
   /// Set when this ring's records also go to world rank 0's node: every published payload is
   /// appended to its pending message.
   public var forwarder: RecordForwarder?
@@ -176,8 +175,9 @@ public final class RankWriter {
   let keepsForwardedRank: Bool
   var forwardedAttached = false
 
-  /// A forwarded rank's writer: the ring and header, nothing claimed yet.
-  init(segment: SegmentWriter, forwardedRank worldRank: Int) {
+  /// Rank `worldRank`'s ring and header, nothing claimed yet (a forwarded rank's writer keeps
+  /// it so until its first message).
+  init(segment: SegmentWriter, forwardedRank worldRank: Int, forwarded: Bool = true) {
     self.segment = segment
     self.worldRank = worldRank
     self.rank32 = UInt32(worldRank)
@@ -186,20 +186,12 @@ public final class RankWriter {
     ring = segment.mapping.base + g.ringOffset(worldRank)
     mask = UInt64(g.slotCount - 1)
     next = atomicWord(header + R.writeIndex).load(ordering: .acquiring)
-    keepsForwardedRank = true
+    keepsForwardedRank = forwarded
   }
 
-  init(segment: SegmentWriter, worldRank: Int, localRank: Int, nodeIndex: Int) {
-    self.segment = segment
-    self.keepsForwardedRank = false
-    self.nodeIndex = nodeIndex
-    self.worldRank = worldRank
-    self.rank32 = UInt32(worldRank)
-    let g = segment.geometry
-    header = segment.mapping.base + g.rankHeaderOffset(worldRank)
-    ring = segment.mapping.base + g.ringOffset(worldRank)
-    mask = UInt64(g.slotCount - 1)
-    next = atomicWord(header + R.writeIndex).load(ordering: .acquiring)
+  /// This process's own rank: claims the header (pid, host, local rank, node) at once.
+  convenience init(segment: SegmentWriter, worldRank: Int, localRank: Int, nodeIndex: Int) {
+    self.init(segment: segment, forwardedRank: worldRank, forwarded: false)
     let m = Memory(base: header)
     m.set(R.pid, UInt32(bitPattern: getpid()))
     m.set(R.worldRank, UInt32(worldRank))

@@ -38,20 +38,11 @@ final class MultiNodeTests: XCTestCase {
       removeJob(job)
       shm_unlink("/tptop@node1." + job)
     }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: mpirun)
-    p.arguments = [
-      "--oversubscribe", "--bind-to", "none", "-np", "4", tptrain, "--model", "tiny", "--tp", "\(tp)", "--batch", "2",
+    let p = try startTool(mpirun, [
+      "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "4", tptrain, "--model", "tiny", "--tp", "\(tp)", "--batch", "2",
       "--seq", "16", "--steps", "\(steps)", "--job", job, "--quiet", "--threads", "1", "--simulate-nodes", "2",
       "--checkpoint-dir", checkpointDir.path,
-    ] + extra
-    var env = ProcessInfo.processInfo.environment
-    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-    p.environment = env
-    p.standardOutput = FileHandle.nullDevice
-    p.standardError = FileHandle.nullDevice
-    try p.run()
+    ] + extra)
     addTeardownBlock { if p.isRunning { p.terminate() } }
     return p
   }
