@@ -87,7 +87,7 @@ struct ListJobs: ParsableCommand {
       emit("no jobs (no /dev/shm/\(SegmentName.prefix)* segments)")
       return
     }
-    var rows: [[String]] = [["NAME", "STATE", "RANKS", "TxD", "NODES", "STEP", "LOSS", "AGE", "NOTE"]]
+    var rows: [[String]] = [["NAME", "STATE", "RANKS", "TxD", "STEP", "LOSS", "AGE", "NODES", "NOTE"]]
     for j in jobs {
       var note: [String] = []
       if !j.lostNodes.isEmpty {
@@ -102,8 +102,9 @@ struct ListJobs: ParsableCommand {
       if let p = j.problem, !j.foreign { note.append(p) }
       rows.append([
         j.name, j.stall != nil ? "stalled" : j.state?.rawValue ?? "?", j.worldSize > 0 ? "\(j.worldSize)" : "-",
-        j.tp > 0 ? "\(j.tp)x\(j.dp)" : "-", j.problem == nil ? "\(j.nodes)" : "-", j.totalSteps > 0 ? "\(j.step)/\(j.totalSteps)" : "\(j.step)",
-        formatLoss(j.loss), formatAge(j.age), note.joined(separator: "; "),
+        j.tp > 0 ? "\(j.tp)x\(j.dp)" : "-", j.totalSteps > 0 ? "\(j.step)/\(j.totalSteps)" : "\(j.step)",
+        // NODES after the older columns, so scripts reading them by position keep working
+        formatLoss(j.loss), formatAge(j.age), j.problem == nil ? "\(j.nodes)" : "-", note.joined(separator: "; "),
       ])
     }
     let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }

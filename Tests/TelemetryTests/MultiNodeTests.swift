@@ -116,7 +116,8 @@ final class MultiNodeTests: XCTestCase {
     // ls in each namespace; watch in the default one joins all four ranks on every line
     let row = try lsRow(job)
     let cells = row.split(separator: " ").map(String.init)
-    XCTAssertEqual(Array(cells.prefix(5)), [job, "finished", "4", "\(tp)x\(4 / tp)", "2"], row)
+    XCTAssertEqual(Array(cells.prefix(5)), [job, "finished", "4", "\(tp)x\(4 / tp)", "\(steps)/\(steps)"], row)
+    XCTAssertEqual(cells[safe: 7], "2", "NODES: \(row)")
     XCTAssertTrue(try lsRow(job, ["--namespace", "node1"]).hasPrefix(job + " "))
     XCTAssertEqual(try lsRow(job, ["--namespace", "node7"]), "")
     let watch = try runTool(try tools().tptop, ["watch", job, "--from-start"])
@@ -194,4 +195,8 @@ final class MultiNodeTests: XCTestCase {
 extension JobReader {
   /// Nodes this reader finds lost after `after` seconds of silence.
   func lostNodes(after: Double) -> [Int] { Self.lostNodes(ranks(), after: after) }
+}
+
+extension Array {
+  subscript(safe i: Int) -> Element? { indices.contains(i) ? self[i] : nil }
 }
