@@ -14,22 +14,14 @@ import JobSchema
 /// Byte layout of one forwarding message: a preamble, a copy of the sender's rank header, then
 /// `recordCount` record payloads of 248 bytes (slot bytes 8..<256, checksum included).
 public enum ForwardMessage {
-  /// u32, record payloads that follow the header copy.
-  public static let recordCount = 0
-  /// u32, `finalFlag` | `relayFlag`.
-  public static let flags = 4
-  /// u64, the sender's CLOCK_MONOTONIC ns when it sealed the message.
-  public static let sealedNs = 8
-  /// u64, records the sender has put into messages so far, these included.
-  public static let forwardedRecords = 16
-  /// u64, `DesiredState` asked for on the sender's node (with `relayFlag`).
-  public static let relayDesired = 24
-  /// u64, checkpoint requests made on the sender's node since its previous relay.
-  public static let relayCheckpoints = 32
-  /// The sender's 256-byte rank header, copied as it is.
-  public static let header = 64
-  /// The first record payload.
-  public static let records = header + SegmentLayout.RankHeader.stride
+  /// Preamble offsets: record count (u32: payloads after the header copy), flags (u32:
+  /// `finalFlag` | `relayFlag`), the sender's CLOCK_MONOTONIC ns when it sealed the message (u64),
+  /// records it has put into messages so far, these included (u64), the `DesiredState` asked for
+  /// on its node (u64, with `relayFlag`; all ones for none), checkpoint requests made there since
+  /// its previous relay (u64).
+  public static let (recordCount, flags, sealedNs, forwardedRecords, relayDesired, relayCheckpoints) = (0, 4, 8, 16, 24, 32)
+  /// The sender's 256-byte rank header, copied as it is, then the first record payload.
+  public static let (header, records) = (64, 64 + SegmentLayout.RankHeader.stride)
   /// Bytes of one record payload.
   public static let recordSize = SegmentLayout.Slot.payloadSize
 

@@ -101,24 +101,23 @@ final class TelemetryObserver: TrainingObserver {
     case .checkpointSaved(let step, let path):
       writer.writeEvent(.checkpointSaved, step: step, text: path)
       writer.checkpointSaved(step: step)
-    case .paused(let step):
-      writer.writeEvent(.paused, step: step)
-      writer.acknowledge(.pause, step: step)
-      sender?.reflect(.pause)
-    case .resumed(let step):
-      writer.writeEvent(.resumed, step: step)
-      writer.acknowledge(.run, step: step)
-      sender?.reflect(.run)
-    case .stopped(let step):
-      writer.writeEvent(.stopped, step: step)
-      writer.acknowledge(.stop, step: step)
-      sender?.reflect(.stop)
+    case .paused(let step): applied(.pause, event: .paused, step: step)
+    case .resumed(let step): applied(.run, event: .resumed, step: step)
+    case .stopped(let step): applied(.stop, event: .stopped, step: step)
     case .nonFiniteLoss(let step):
       writer.writeEvent(.nonFiniteLoss, step: step)
     case .error(let text):
       writer.writeEvent(.error, step: lastStep, text: text)
     }
     writer.heartbeat()
+  }
+
+  /// A control decision applied at `step`: its event, this rank's acknowledgement, and (on a
+  /// node leader of another node) the decision shown on that node's control page.
+  private func applied(_ desired: DesiredState, event: EventKind, step: Int) {
+    writer.writeEvent(event, step: step)
+    writer.acknowledge(desired, step: step)
+    sender?.reflect(desired)
   }
 
   /// The job is ending (every rank's final state is in its header): the other nodes' ranks send
