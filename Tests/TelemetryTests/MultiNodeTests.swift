@@ -133,7 +133,8 @@ final class MultiNodeTests: XCTestCase {
   /// t=4: the one TP group spans both nodes.
   func testTensorParallelGroupSpanningNodesForwardsEveryRecord() throws { try checkForwardedRun(tp: 4, steps: 6) }
 
-  /// Pause and resume from node 0 and from node 1, then node 1 stops reporting.
+  /// Pause and resume from node 0 and from node 1, a checkpoint asked for on node 1, then node 1
+  /// stops reporting.
   func testControlFromEitherNodeAndALostNode() throws {
     let tptop = try tools().tptop
     let job = uniqueJob("nodes-ctl")
@@ -166,6 +167,12 @@ final class MultiNodeTests: XCTestCase {
       XCTAssertEqual(node0.control().desired, .run)
       XCTAssertEqual(node1.control().desired, .run)
     }
+
+    // a checkpoint asked for on node 1 is written by every rank of the job
+    let checkpoint = try runTool(tptop, ["--namespace", "node1", "checkpoint", job])
+    XCTAssertEqual(checkpoint.status, 0, checkpoint.stderr)
+    XCTAssertTrue(eventually(30) { node0.ranks().allSatisfy { $0.checkpointsSaved >= 1 } }, "\(node0.ranks().map(\.checkpointsSaved))")
+    XCTAssertEqual(Set(node0.ranks().map(\.lastCheckpointStep)).count, 1)
 
     // node 1's ranks stop (SIGSTOP: mpirun keeps the job): node 0's readers mark node 1 lost
     let victims = node1.ranks().filter(\.attached).map(\.pid)
