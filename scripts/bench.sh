@@ -7,6 +7,7 @@
 # Usage: scripts/bench.sh [BIN_DIR] (default .build/release)
 #   STEPS=N   steps per training run (default 20; the first two are warm-up and not counted)
 #   ROUNDS=N  rounds of the interleaved comparison (default 3)
+#   NODE_ROUNDS=N  rounds of the two-simulated-node forwarding comparison (default 4)
 #   PYTHON=…  the interpreter that has torch (default python3)
 #
 # Step times on a shared VM vary from one second to the next, so each figure is the median over
@@ -106,6 +107,42 @@ FIELDS=comm_exposed_ms,comm_total_ms python3 scripts/bench_flags.py "$BIN" overl
   "--model small --batch 8 --seq 256 --steps $STEPS --tp 1 --dp 2" \
   plain="" overlap_grad="--overlap-grad-reduce" overlap_grad_1mib="--overlap-grad-reduce --bucket-mib 1" \
   overlap_grad_16mib="--overlap-grad-reduce --bucket-mib 16"
+
+# A job on two simulated nodes (t=2 × d=2, ranks 2-3 forward their records to rank 0 over MPI)
+# against the same job with telemetry off, interleaved (the order alternates each round); the
+# figure is the median whole cycle per step (`cycle_ms`: the step, the observer, the boundary's
+# control collective) over every counted step of every round. The forwarding ranks also report
+# the CPU time their forwarding calls took per step (`--forwarding-stats`).
+NODE_ROUNDS=${NODE_ROUNDS:-4}
+nodes_run() {  # nodes_run on|off LOGFILE
+  local tel=(--no-telemetry)
+  [[ $1 == on ]] && tel=(--job "bench-nodes-$$-$(basename "$2" .jsonl)" --forwarding-stats)
+  mpirun --oversubscribe --bind-to none -np 4 "$BIN/tptrain" --model small --batch 4 --seq 128 --steps "$STEPS" \
+    --tp 2 --dp 2 --simulate-nodes 2 --quiet --log "$2" "${tel[@]}" | grep '^BENCH forwarding' >> "$tmp/fwd_cpu.txt" || true
+  if [[ $1 == on ]]; then
+    "$BIN/tptop" gc >/dev/null 2>&1 || true
+    "$BIN/tptop" --namespace node1 gc >/dev/null 2>&1 || true
+  fi
+}
+for r in $(seq "$NODE_ROUNDS"); do
+  if (( r % 2 )); then order="on off"; else order="off on"; fi
+  for m in $order; do nodes_run "$m" "$tmp/nodes_${m}_$r.jsonl"; done
+done
+python3 - "$tmp" "$NODE_ROUNDS" <<'PY'
+import glob, json, statistics, sys
+tmp, rounds = sys.argv[1], int(sys.argv[2])
+cyc = {m: [json.loads(l)["cycle_ms"] for p in sorted(glob.glob(f"{tmp}/nodes_{m}_*.jsonl")) for l in list(open(p))[2:]]
+       for m in ("on", "off")}
+on, off = statistics.median(cyc["on"]), statistics.median(cyc["off"])
+print(f"BENCH nodes2_t2d2_cycle_ms_telemetry_off {off:.1f} ms")
+print(f"BENCH nodes2_t2d2_cycle_ms_forwarding_on {on:.1f} ms")
+print(f"BENCH nodes2_t2d2_forwarding_overhead_pct {(on / off - 1) * 100:.2f} %")
+cpu = [float(l.split()[2]) for l in open(f"{tmp}/fwd_cpu.txt")] if glob.glob(f"{tmp}/fwd_cpu.txt") else []
+if cpu:
+    worst = max(cpu)
+    print(f"BENCH nodes2_forwarding_cpu_us_per_step_max {worst:.1f} us")
+    print(f"BENCH nodes2_forwarding_cpu_pct_of_step {worst / 1e3 / off * 100:.4f} %")
+PY
 
 if ! "$PY" -c "import torch" 2>/dev/null; then
   echo "# PyTorch not installed for $PY: set PYTHON to an interpreter with torch for the comparison"

@@ -64,6 +64,8 @@ public struct AppState: Equatable, Sendable {
   public var logY = false
   /// Per-rank loss lines instead of the median line with a min–max band.
   public var perRankLines = false
+  /// The Overview's rank table under one heading per node.
+  public var groupByNode = false
   public var readonly = false
   public var message: StatusMessage?
 
@@ -133,6 +135,9 @@ public struct AppState: Equatable, Sendable {
     case .char("m"):
       perRankLines.toggle()
       say(perRankLines ? "one loss line per rank" : "median line with min–max band", .dim, now)
+    case .char("n"):
+      groupByNode.toggle()
+      say(groupByNode ? "ranks grouped by node" : "ranks in rank order", .dim, now)
     case .char("t"):
       return [.cycleTheme]
     case .char("p"), .char(" "):

@@ -127,10 +127,16 @@ public struct RankHealth: Sendable, Equatable {
   public var heartbeatAge: Double
   /// Exit status when the rank has failed and one is known.
   public var exitStatus: Int?
+  /// The rank's node (0: world rank 0's).
+  public var node: Int
+  /// Its node stopped reporting: every rank there has been silent too long (its numbers are stale).
+  public var lost: Bool
 
   /// Creates a rank status.
   public init(rank: Int, pid: Int, host: String, state: RunState, heartbeatAge: Double,
-              exitStatus: Int? = nil) {
+              exitStatus: Int? = nil, node: Int = 0, lost: Bool = false) {
+    self.node = node
+    self.lost = lost
     self.rank = rank
     self.pid = pid
     self.host = host

@@ -99,7 +99,9 @@ public final class TelemetrySource: JobSource {
       }
     }
     let status = launcherStatus?()
-    p.ranks = reader.ranks().map { r in
+    let headers = reader.ranks()
+    let lostNodes = Set(JobReader.lostNodes(headers, after: reader.stallThreshold()))
+    p.ranks = headers.map { r in
       // A state word with no known value (nil) shows as starting, like a rank that has not
       // reported yet: the header is the rank's own and is rewritten at its next state change.
       var state = r.state ?? .starting
@@ -109,7 +111,8 @@ public final class TelemetrySource: JobSource {
         state = .failed
       }
       return RankHealth(rank: r.rank, pid: Int(r.pid), host: r.host.isEmpty ? "?" : r.host, state: state,
-                        heartbeatAge: r.heartbeatAge ?? .infinity, exitStatus: state == .failed ? status.map(Int.init) : nil)
+                        heartbeatAge: r.heartbeatAge ?? .infinity, exitStatus: state == .failed ? status.map(Int.init) : nil,
+                        node: r.node, lost: r.attached && lostNodes.contains(r.node))
     }
     // An unknown desired-state word shows as run: what the job itself makes of it.
     p.desired = reader.control().desired ?? .run

@@ -40,6 +40,9 @@ public struct RankRow: Equatable, Sendable {
   public var heartbeatAge: Double
   public var exitStatus: Int?
   public var straggler: Bool
+  /// The rank's node, and whether that node stopped reporting.
+  public var node: Int = 0
+  public var lost: Bool = false
 }
 
 /// A loss series for the chart: points (step, value) after smoothing.
@@ -59,6 +62,9 @@ public struct DashboardModel {
   public var state: AppState
   public var history: JobHistory
   public var themeName: String
+  /// Nodes the job's ranks run on, and those that stopped reporting.
+  public var nodeCount = 1
+  public var lostNodes: [Int] = []
 
   /// Steps averaged for rates and latencies.
   public static let window = 10
@@ -86,7 +92,8 @@ public struct DashboardModel {
         loss: recent.last.map { Double($0.loss) }, stepMs: nil, tokensPerSecond: nil,
         rssBytes: Double(recent.last?.rssBytes ?? 0), memoryFraction: 0, allReduceP50Ms: nil,
         allReduceMaxMs: nil, allReducePercent: nil, utilization: nil,
-        heartbeatAge: status?.heartbeatAge ?? .infinity, exitStatus: status?.exitStatus, straggler: false)
+        heartbeatAge: status?.heartbeatAge ?? .infinity, exitStatus: status?.exitStatus, straggler: false,
+        node: status?.node ?? 0, lost: status?.lost ?? false)
       if !recent.isEmpty {
         let stepNs = recent.reduce(0.0) { $0 + Double($1.stepNs) } / Double(recent.count)
         row.stepMs = stepNs / 1e6
@@ -116,6 +123,8 @@ public struct DashboardModel {
       if slowestMs > median * 1.02 { rows[slowest].straggler = true }
     }
     self.rows = rows
+    nodeCount = (rows.map(\.node).max() ?? 0) + 1
+    lostNodes = Array(Set(rows.filter(\.lost).map(\.node))).sorted()
 
     let (label, style) = DashboardModel.jobState(h)
     // Job throughput: one TP rank per DP replica processes the replica's tokens.

@@ -10,16 +10,19 @@ public struct LaunchPlan: Sendable, Equatable {
   public var tp: Int
   public var dp: Int
   public var hostfile: String?
+  /// mpirun's `--host` list (`host1:2,host2:2`), passed through as it is.
+  public var hosts: String?
   public var job: String
   /// Arguments for tptrain after the ones the launcher adds.
   public var trainArguments: [String]
 
   /// Creates a plan.
-  public init(np: Int, tp: Int, dp: Int, hostfile: String?, job: String, trainArguments: [String]) {
+  public init(np: Int, tp: Int, dp: Int, hostfile: String?, hosts: String? = nil, job: String, trainArguments: [String]) {
     self.np = np
     self.tp = tp
     self.dp = dp
     self.hostfile = hostfile
+    self.hosts = hosts
     self.job = job
     self.trainArguments = trainArguments
   }
@@ -39,13 +42,18 @@ public struct LaunchPlan: Sendable, Equatable {
     return (n, t, d)
   }
 
+  /// mpirun's arguments that place the ranks on machines (`--hostfile`, `--host`), as given.
+  public var placementArguments: [String] {
+    (hostfile.map { ["--hostfile", $0] } ?? []) + (hosts.map { ["--host", $0] } ?? [])
+  }
+
   /// The mpirun command line. `tptrain` is the engine's path; `root` and `cores` decide
   /// --allow-run-as-root and --oversubscribe.
   public func mpirunArguments(tptrain: String, root: Bool, cores: Int) -> [String] {
     var a = ["-np", String(np)]
     if root { a.append("--allow-run-as-root") }
-    if let h = hostfile { a += ["--hostfile", h] }
-    if np > cores && hostfile == nil { a.append("--oversubscribe") }
+    a += placementArguments
+    if np > cores && placementArguments.isEmpty { a.append("--oversubscribe") }
     a += [tptrain, "--tp", String(tp), "--dp", String(dp), "--job", job]
     a += trainArguments
     return a
@@ -59,8 +67,8 @@ extension LaunchPlan {
                                  hangTimeout: Double? = nil) -> [String] {
     var a = [tptop, "supervise", "--restart", String(restarts), "--np", String(np), "--mpirun", mpirun, "--tptrain", tptrain]
     if let h = hangTimeout { a += ["--hang-timeout", String(h)] }
-    if let h = hostfile { a += ["--mpirun-arg=--hostfile", "--mpirun-arg=\(h)"] }
-    if np > cores && hostfile == nil { a.append("--mpirun-arg=--oversubscribe") }
+    a += placementArguments.map { "--mpirun-arg=\($0)" }
+    if np > cores && placementArguments.isEmpty { a.append("--mpirun-arg=--oversubscribe") }
     a += ["--", "--tp", String(tp), "--dp", String(dp), "--job", job] + trainArguments
     return a
   }

@@ -98,6 +98,10 @@ public final class Trainer {
   public private(set) var skippedSteps = 0
 
   private var lastCheckpointRequests: Int32 = 0
+  /// Start of the previous step and the time from it to the current step's start: the whole
+  /// cycle (the step, the observer, the boundary's control collective), logged as `cycle_ms`.
+  private var previousStepStartNs: UInt64 = 0
+  private var cycleNs: UInt64 = 0
   /// Ticks spent paused (selects which paused ticks collect every rank's signal).
   private var pausedTicks = 0
   private var metrics = StepMetrics()
@@ -182,6 +186,8 @@ public final class Trainer {
 
       let allocationsBefore = AllocationProbe.count()
       let t0 = monotonicNanos()
+      cycleNs = previousStepStartNs == 0 ? 0 : t0 &- previousStepStartNs
+      previousStepStartNs = t0
       loader.load(step: step, inputs: model.inputs, targets: model.targets)
       let t1 = monotonicNanos()
       tpGroup.resetStats()
@@ -482,14 +488,15 @@ public final class Trainer {
       fflush(nil)
     }
     if let f = logFile {
-      let line = String(format: "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"step_ms\":%.4f,\"tokens_per_s\":%.2f,\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optimizer_ms\":%.4f,\"comm_ms\":%.4f,\"comm_exposed_ms\":%.4f,\"comm_total_ms\":%.4f,\"comm_peer_wait_ms\":%.4f,\"allreduce_count\":%d,\"allreduce_bytes\":%llu,\"rss_bytes\":%llu,\"param_bytes\":%llu,\"grad_bytes\":%llu,\"optimizer_bytes\":%llu,\"activation_bytes\":%llu,\"gflops\":%.3f,\"skipped_steps\":%d}\n",
+      let line = String(format: "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"step_ms\":%.4f,\"tokens_per_s\":%.2f,\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optimizer_ms\":%.4f,\"comm_ms\":%.4f,\"comm_exposed_ms\":%.4f,\"comm_total_ms\":%.4f,\"comm_peer_wait_ms\":%.4f,\"allreduce_count\":%d,\"allreduce_bytes\":%llu,\"rss_bytes\":%llu,\"param_bytes\":%llu,\"grad_bytes\":%llu,\"optimizer_bytes\":%llu,\"activation_bytes\":%llu,\"gflops\":%.3f,\"skipped_steps\":%d,\"cycle_ms\":%.4f}\n",
                         step, metrics.loss, metrics.lr, metrics.gradNorm, ms, tokS,
                         Double(metrics.forwardNs) / 1e6, Double(metrics.backwardNs) / 1e6,
                         Double(metrics.optimizerNs) / 1e6, Double(metrics.commNs) / 1e6,
                         Double(metrics.commExposedNs) / 1e6, Double(metrics.commTotalNs) / 1e6,
                         Double(metrics.commPeerWaitNs) / 1e6,
                         metrics.allReduceCount, metrics.allReduceBytes, metrics.rssBytes, metrics.paramBytes, metrics.gradBytes,
-                        metrics.optimizerBytes, metrics.activationBytes, metrics.gflops, skippedSteps)
+                        metrics.optimizerBytes, metrics.activationBytes, metrics.gflops, skippedSteps,
+                        Double(cycleNs) / 1e6)
       // JSON has no NaN or infinity: a non-finite value is written as null
       let finite = metrics.loss.isFinite && metrics.gradNorm.isFinite && metrics.lr.isFinite
       fputs(finite ? line : ["-nan", "nan", "-inf", "inf"].reduce(line) { $0.replacingOccurrences(of: ":" + $1, with: ":null") }, f)

@@ -105,6 +105,21 @@ public final class JobReader {
       let word = atomicWord(h + R.waitingIn).load(ordering: .acquiring)
       waiting = CollectiveWait(word: word, sinceNs: atomicWord(h + R.waitSinceNs).load(ordering: .relaxed), nowNs: now)
     }
+    var node = 0
+    var forwarded = false
+    var alive = attached && processAlive(pid)
+    var source: UInt64 = 0
+    var sent: UInt64 = 0
+    if geometry.rankHeaderStride > R.forwarderPid {
+      node = Int(m.u32(R.nodeIndex))
+      forwarded = m.u32(R.flags) & R.forwardedFlag != 0
+      if forwarded {
+        // the rank's pid is on another node: its header lives as long as its forwarder does
+        alive = attached && processAlive(Int32(bitPattern: m.u32(R.forwarderPid)))
+        source = atomicWord(h + R.sourceRecords).load(ordering: .relaxed)
+        sent = atomicWord(h + R.forwardedRecords).load(ordering: .acquiring)
+      }
+    }
     return RankStatus(
       rank: r, attached: attached, pid: pid, host: m.text(R.host, capacity: R.hostCapacity),
       localRank: Int(UInt32(truncatingIfNeeded: word)), heartbeatAge: attached ? age : nil,
@@ -115,7 +130,26 @@ public final class JobReader {
       ackedStep: Int(truncatingIfNeeded: atomicWord(h + R.ackedStep).load(ordering: .relaxed)),
       checkpointsSaved: Int(truncatingIfNeeded: atomicWord(h + R.checkpointsSaved).load(ordering: .acquiring)),
       lastCheckpointStep: Int(truncatingIfNeeded: atomicWord(h + R.lastCheckpointStep).load(ordering: .relaxed)),
-      pidAlive: attached && processAlive(pid), waiting: waiting)
+      pidAlive: alive, waiting: waiting, node: node, forwarded: forwarded, sourceRecords: source,
+      forwardedRecords: sent)
+  }
+
+  /// Nodes whose ranks all stopped reporting: every attached, unfinished rank of the node is
+  /// forwarded from it and has a heartbeat older than `after` seconds (a forwarded heartbeat is
+  /// the time world rank 0 last heard from the rank: at each of its step ends, and every 0.1 s
+  /// while it waits or is paused). Readers pass `stallThreshold()`, so a long step is not a
+  /// lost node. Sorted; empty when none.
+  public static func lostNodes(_ rs: [RankStatus], after: Double) -> [Int] {
+    let byNode = Dictionary(grouping: rs.filter { $0.attached && $0.forwarded }, by: \.node)
+    return byNode.filter { _, ranks in
+      let live = ranks.filter { $0.state != .finished && $0.state != .failed }
+      return !live.isEmpty && live.allSatisfy { ($0.heartbeatAge ?? .infinity) > after }
+    }.keys.sorted()
+  }
+
+  /// Nodes the attached ranks run on.
+  public static func nodeCount(_ rs: [RankStatus]) -> Int {
+    (rs.filter(\.attached).map(\.node).max() ?? 0) + 1
   }
 
   /// Rank `r`'s reported state alone (one load; nil for an unknown value or rank).
@@ -359,7 +393,8 @@ public final class JobReader {
       age: max(0, now - info.creationTime), stale: st == .stale,
       stoppedEarly: st == .finished && step < info.totalSteps,
       foreign: false, problem: nil, stall: Self.stall(rs, state: st, threshold: stallThreshold()),
-      failedRank: st == .failed ? Self.failedRank(rs, staleAfter: staleAfter) : nil)
+      failedRank: st == .failed ? Self.failedRank(rs, staleAfter: staleAfter) : nil,
+      nodes: Self.nodeCount(rs), lostNodes: Self.lostNodes(rs, after: stallThreshold()))
   }
 
   // MARK: Stalls

@@ -138,6 +138,20 @@ public struct RankStatus: Sendable, Equatable {
   /// The collective the rank is blocked in, nil when it is not in one (or the segment predates
   /// minor version 2).
   public var waiting: CollectiveWait? = nil
+  /// Index of the rank's node (0: world rank 0's node; 0 before minor version 3).
+  public var node: Int = 0
+  /// Whether this header and ring are kept by world rank 0's process from the rank's forwarded
+  /// records (the rank runs on another node); `pidAlive` then tells whether that forwarder lives.
+  public var forwarded: Bool = false
+  /// For a forwarded rank: records it published on its own node (as of its last message).
+  public var sourceRecords: UInt64 = 0
+  /// For a forwarded rank: of those, the records it handed to MPI.
+  public var forwardedRecords: UInt64 = 0
+
+  /// Records the rank published that never reached this ring (dropped before sending, or still
+  /// in flight): `sourceRecords - writeIndex` for a forwarded rank, 0 otherwise. Records lost
+  /// to ring overrun are a reader's count (`RankPoll.lost`), not this.
+  public var neverForwarded: UInt64 { forwarded && sourceRecords > writeIndex ? sourceRecords - writeIndex : 0 }
 }
 
 /// The control page as a reader sees it.
@@ -184,4 +198,8 @@ public struct JobSummary: Sendable, Equatable {
   public var stall: StallDiagnosis? = nil
   /// For a failed job, the rank that failed first as far as the rank headers tell.
   public var failedRank: Int? = nil
+  /// Nodes the job's attached ranks run on (1 for a single-node job).
+  public var nodes: Int = 1
+  /// Nodes whose ranks all stopped reporting (see `JobReader.lostNodes`).
+  public var lostNodes: [Int] = []
 }

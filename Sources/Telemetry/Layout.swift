@@ -14,7 +14,9 @@ public enum SegmentLayout {
   public static let magic: UInt64 = 0x4745_5350_4F54_5054
   /// Readers refuse any other major version.
   public static let versionMajor: UInt32 = 1
-  /// Minor versions only append fields; readers accept any.
+  /// Minor versions only append fields; readers accept any. Minor version 3 adds the header's
+  /// features word, the step record's peer-wait word and the node and forwarding words of the
+  /// rank header.
   public static let versionMinor: UInt32 = 3
   /// Value of the `ready` word once the creator has written everything ("READY!\0\0").
   public static let readyValue: UInt64 = 0x0000_2159_4441_4552
@@ -131,6 +133,25 @@ public enum SegmentLayout {
     public static let waitingIn = 128
     /// u64 (minor version 2), CLOCK_MONOTONIC ns when the rank entered that collective.
     public static let waitSinceNs = 136
+    /// u32 (minor version 3), index of the rank's node (0 = world rank 0's node).
+    public static let nodeIndex = 144
+    /// u32 (minor version 3), `forwardedFlag` when this header and ring are kept by a forwarder
+    /// (world rank 0's process) from the rank's messages rather than by the rank itself.
+    public static let flags = 148
+    public static let forwardedFlag: UInt32 = 1
+    /// u64 (minor version 3), records the rank published in its own node's ring, as of its
+    /// latest forwarded message (0 for a rank that writes here itself: then `writeIndex` counts
+    /// them). `sourceRecords - writeIndex` are records never forwarded here.
+    public static let sourceRecords = 152
+    /// u64 (minor version 3), of `sourceRecords`, those the rank handed to MPI for forwarding;
+    /// `sourceRecords - forwardedRecords` were dropped on the rank because its sends lagged.
+    public static let forwardedRecords = 160
+    /// u32 (minor version 3), pid of the forwarder (for liveness: `pid` is on another node).
+    public static let forwarderPid = 168
+    /// Words a forwarder copies from the rank's own header as they are (state, steps,
+    /// acknowledgements, checkpoints, the collective it waits in); `waitSinceNs` is translated
+    /// to the forwarder's clock, `heartbeatNs` is the time of receipt.
+    public static let mirroredWords = [state, lastStep, ackedDesiredState, ackedStep, checkpointsSaved, lastCheckpointStep, waitingIn]
   }
 
   /// A ring slot: a seqlock word and a 248-byte payload ending in a checksum.

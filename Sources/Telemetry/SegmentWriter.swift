@@ -81,11 +81,22 @@ public final class SegmentWriter {
 
   /// Claims world rank `worldRank`'s header and ring for this process: records pid, host and
   /// local rank, and marks the rank attached. State starts as `.starting`.
-  public func rankWriter(worldRank: Int, localRank: Int = 0) throws -> RankWriter {
+  /// `nodeIndex` is the rank's node (0 on world rank 0's node).
+  public func rankWriter(worldRank: Int, localRank: Int = 0, nodeIndex: Int = 0) throws -> RankWriter {
     guard worldRank >= 0 && worldRank < geometry.worldSize else {
       throw TelemetryError.invalidArgument("rank \(worldRank) outside 0..<\(geometry.worldSize)")
     }
-    return RankWriter(segment: self, worldRank: worldRank, localRank: localRank)
+    return RankWriter(segment: self, worldRank: worldRank, localRank: localRank, nodeIndex: nodeIndex)
+  }
+
+  /// The header and ring of world rank `worldRank`, a rank on another node whose records this
+  /// process forwards here (see `RankWriter.applyForwarded`). Claims nothing until the first
+  /// message arrives: the rank stays unattached until then.
+  public func forwardedRankWriter(worldRank: Int) throws -> RankWriter {
+    guard worldRank >= 0 && worldRank < geometry.worldSize else {
+      throw TelemetryError.invalidArgument("rank \(worldRank) outside 0..<\(geometry.worldSize)")
+    }
+    return RankWriter(segment: self, forwardedRank: worldRank)
   }
 
   /// Reads the control page (world rank 0 only): desired-state word and checkpoint counter.
@@ -144,7 +155,7 @@ public final class SegmentWriter {
 public final class RankWriter {
   /// Keeps the mapping alive.
   private let segment: SegmentWriter
-  private let header: UnsafeMutableRawPointer
+  let header: UnsafeMutableRawPointer
   private let ring: UnsafeMutableRawPointer
   private let mask: UInt64
   /// Index of the next record to write.
@@ -156,7 +167,18 @@ public final class RankWriter {
   typealias R = SegmentLayout.RankHeader
   typealias S = SegmentLayout.Slot
 
-  init(segment: SegmentWriter, worldRank: Int, localRank: Int) {
+  /// Index of the node this rank is on, as published in its header.
+  /// Set when this ring's records also go to world rank 0's node: every published payload is
+  /// appended to its pending message.
+  public var forwarder: RecordForwarder?
+  /// Whether this writer keeps another node's rank from its messages (not yet attached until
+  /// the first one).
+  let keepsForwardedRank: Bool
+  var forwardedAttached = false
+
+  /// Rank `worldRank`'s ring and header, nothing claimed yet (a forwarded rank's writer keeps
+  /// it so until its first message).
+  init(segment: SegmentWriter, forwardedRank worldRank: Int, forwarded: Bool = true) {
     self.segment = segment
     self.worldRank = worldRank
     self.rank32 = UInt32(worldRank)
@@ -165,6 +187,12 @@ public final class RankWriter {
     ring = segment.mapping.base + g.ringOffset(worldRank)
     mask = UInt64(g.slotCount - 1)
     next = atomicWord(header + R.writeIndex).load(ordering: .acquiring)
+    keepsForwardedRank = forwarded
+  }
+
+  /// This process's own rank: claims the header (pid, host, local rank, node) at once.
+  convenience init(segment: SegmentWriter, worldRank: Int, localRank: Int, nodeIndex: Int) {
+    self.init(segment: segment, forwardedRank: worldRank, forwarded: false)
     let m = Memory(base: header)
     m.set(R.pid, UInt32(bitPattern: getpid()))
     m.set(R.worldRank, UInt32(worldRank))
@@ -175,6 +203,7 @@ public final class RankWriter {
       String(decoding: UnsafeRawBufferPointer(b).prefix { $0 != 0 }, as: UTF8.self)
     }
     m.setText(R.host, hostName, capacity: R.hostCapacity)
+    m.set(R.nodeIndex, UInt32(truncatingIfNeeded: nodeIndex))
     atomicWord(header + R.state).store(RunState.starting.rawValue, ordering: .relaxed)
     atomicWord(header + R.heartbeatNs).store(telemetryMonotonicNanos(), ordering: .relaxed)
     atomicWord(header + R.ackedDesiredState).store(DesiredState.run.rawValue, ordering: .relaxed)
@@ -229,7 +258,8 @@ public final class RankWriter {
   /// Seqlock write of record `next`: seq = 2i+1 (relaxed), release fence, payload copy,
   /// seq = 2i+2 (release), then the head = i+1 (release).
   @inline(__always)
-  private func publish(_ payload: UnsafeRawPointer) {
+  func publish(_ payload: UnsafeRawPointer) {
+    forwarder?.append(payload)
     let i = next
     let slot = ring + Int(truncatingIfNeeded: (i & mask) &* UInt64(S.size))
     let seq = atomicWord(slot + S.seq)

@@ -17,8 +17,22 @@ public func telemetryRealtimeNanos() -> UInt64 {
 
 /// Job names and their POSIX shared-memory names.
 public enum SegmentName {
-  /// Prefix of every segment in /dev/shm.
-  public static let prefix = "tptop."
+  /// The namespace this process's segments live in: nil for the default one (`tptop.<job>`),
+  /// else `tptop@<namespace>.<job>`. Set once at start (tptop's `--namespace`, tptrain's
+  /// simulated nodes), before any segment is opened; no segment of one namespace is visible
+  /// from another.
+  nonisolated(unsafe) public static var namespace: String? = nil
+
+  /// Prefix of every segment of the current namespace in /dev/shm.
+  public static var prefix: String { namespace.map { "tptop@\($0)." } ?? "tptop." }
+
+  /// Whether `name` can be a namespace: 1–32 characters from `[A-Za-z0-9_-]`.
+  public static func isValidNamespace(_ name: String) -> Bool {
+    let u = Array(name.utf8)
+    return !u.isEmpty && u.count <= 32 && u.allSatisfy { c in
+      (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F || c == 0x2D
+    }
+  }
 
   /// Whether `job` is a valid job name: 1–63 characters from `[A-Za-z0-9._-]`, not "." or "..".
   public static func isValid(_ job: String) -> Bool {

@@ -52,6 +52,8 @@ public struct RunSetup: ParsableArguments {
   public var resume: String?
   @Option(help: "Telemetry job name (shared-memory segment).") public var job: String?
   @Flag(name: .customLong("no-telemetry"), help: "Do not publish telemetry.") public var noTelemetry = false
+  @Option(name: .customLong("simulate-nodes"), help: "Testing aid: telemetry treats the world as K nodes of contiguous ranks, each with its own segment (node n ≥ 1 in namespace node<n>, see tptop --namespace); K must divide the world size.")
+  public var simulateNodes: Int?
   @Option(name: .customLong("shard-stats-every"), help: "Publish per-shard weight/gradient norms and update ratios every N steps (0 = never).")
   public var shardStatsEvery: Int = 10
   @Option(help: "Threads per rank, for OpenBLAS and the engine's worker pool (default: physical cores on the node / ranks on the node).") public var threads: Int?
@@ -89,6 +91,9 @@ public struct RunSetup: ParsableArguments {
   public static let defaultTPChunks = 4
   /// Chunks per row-parallel GEMM: 1 (no pipelining) unless --overlap-tp.
   public var tensorParallelChunks: Int { overlapTP ? (tpChunks ?? Self.defaultTPChunks) : 1 }
+  /// Benchmark helper: at the end, every rank that forwards or receives records of other nodes
+  /// prints the time it spent doing so per step (`BENCH forwarding_…`).
+  @Flag(name: .customLong("forwarding-stats"), help: .hidden) public var forwardingStats = false
 
   /// Flags as the parser leaves them with nothing given.
   public init() {}
@@ -199,6 +204,13 @@ public struct RunSetup: ParsableArguments {
     return s
   }
 
+  /// Checks `--simulate-nodes` against the world size: the nodes are equal groups of ranks.
+  public func validateSimulatedNodes(worldSize: Int) throws {
+    if let k = simulateNodes, k > 1, worldSize % k != 0 {
+      throw EngineError("--simulate-nodes \(k) must divide the world size \(worldSize) (nodes are equal groups of contiguous ranks)")
+    }
+  }
+
   /// Checks the flags that need no model: thread count and checkpoint cadence.
   public func validateCounts() throws {
     if let threads, threads < 1 {
@@ -263,7 +275,7 @@ public struct RunSetup: ParsableArguments {
       real("--lr-min-frac", lrMinFrac, .closedFraction),
       int("--checkpoint-every", checkpointEvery, .atLeast(0)), int("--keep-checkpoints", keepCheckpoints, .atLeast(0)),
       int("--shard-stats-every", shardStatsEvery, .atLeast(0)), int("--threads", threads, .atLeast(1)),
-      int("--fault-nonfinite-at", faultNonFiniteAt, .atLeast(1)),
+      int("--fault-nonfinite-at", faultNonFiniteAt, .atLeast(1)), int("--simulate-nodes", simulateNodes, .atLeast(1)),
       (flag: "--bucket-mib", value: bucketMiB, text: bucketMiB.map { String(format: "%g", $0) }, range: .positive),
       int("--tp-chunks", tpChunks, .atLeast(1)),
     ]

@@ -143,7 +143,8 @@ struct Launch: ParsableCommand {
   @Option(help: "Number of MPI ranks (default tp × dp).") var np: Int?
   @Option(help: "Tensor-parallel size t.") var tp: Int?
   @Option(help: "Data-parallel size d.") var dp: Int?
-  @Option(help: "mpirun hostfile.") var hostfile: String?
+  @Option(help: "mpirun hostfile (passed through as --hostfile FILE): ranks on several machines.") var hostfile: String?
+  @Option(name: .customLong("host"), help: "mpirun host list (passed through as --host LIST), e.g. node1:2,node2:2.") var hosts: String?
   @Option(help: "Job name (default: job-<date>-<time>-<pid>).") var job: String?
   @Option(help: "When a rank dies, relaunch from the latest checkpoint up to K times (runs the job under `tptop supervise`; give tptrain --checkpoint-dir and --checkpoint-every).")
   var restart: Int = 0
@@ -157,6 +158,9 @@ struct Launch: ParsableCommand {
 
   func validate() throws {
     do { _ = try LaunchPlan.resolve(np: np, tp: tp, dp: dp) } catch { throw ValidationError("\(error)") }
+    if let ns = SegmentName.namespace {
+      throw ValidationError("--namespace \(ns): launch starts jobs in the default namespace (give --namespace to ls, attach, watch, ...)")
+    }
     if let j = job, !SegmentName.isValid(j) {
       throw ValidationError("invalid --job '\(j)': use 1–63 characters from A-Z a-z 0-9 . _ -")
     }
@@ -182,13 +186,13 @@ struct Launch: ParsableCommand {
     guard FileManager.default.isReadableFile(atPath: script) else {
       throw ValidationError("--runner torchrun: no readable script '\(script)'")
     }
-    if hostfile != nil { throw ValidationError("--hostfile is for --runner mpirun (torchrun starts ranks on this machine)") }
+    if hostfile != nil || hosts != nil { throw ValidationError("--hostfile and --host are for --runner mpirun (torchrun starts ranks on this machine)") }
     if restart != 0 { throw ValidationError("--restart is for --runner mpirun") }
   }
 
   func run() throws {
     let (n, t, d) = try LaunchPlan.resolve(np: np, tp: tp, dp: dp)
-    let plan = LaunchPlan(np: n, tp: t, dp: d, hostfile: hostfile, job: job ?? Launcher.newJobName(),
+    let plan = LaunchPlan(np: n, tp: t, dp: d, hostfile: hostfile, hosts: hosts, job: job ?? Launcher.newJobName(),
                           trainArguments: trainArguments)
     if restart > 0 && !trainArguments.contains("--checkpoint-every") {
       printErr("tptop: note: without --checkpoint-every a restarted job starts again from step 0")

@@ -74,7 +74,7 @@ struct ListJobs: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "ls", abstract: "List the training jobs on this machine.")
 
-  @Option(name: .customLong("stale-after"), help: "Seconds without heartbeat (and no process) before a rank counts as dead and its job as failed.")
+  @Option(name: .customLong("stale-after"), help: "Seconds without heartbeat (and no process) before a rank counts as dead and its job as failed; also the least silence (20 × the median step time when longer) after which a node of a multi-node job counts as lost.")
   var staleAfter: Double = 5
 
   func validate() throws {
@@ -84,12 +84,16 @@ struct ListJobs: ParsableCommand {
   func run() throws {
     let jobs = JobReader.list(staleAfter: staleAfter)
     if jobs.isEmpty {
-      emit("no jobs (no /dev/shm/tptop.* segments)")
+      emit("no jobs (no /dev/shm/\(SegmentName.prefix)* segments)")
       return
     }
-    var rows: [[String]] = [["NAME", "STATE", "RANKS", "TxD", "STEP", "LOSS", "AGE", "NOTE"]]
+    var rows: [[String]] = [["NAME", "STATE", "RANKS", "TxD", "STEP", "LOSS", "AGE", "NODES", "NOTE"]]
     for j in jobs {
       var note: [String] = []
+      if !j.lostNodes.isEmpty {
+        let names = j.lostNodes.map(String.init).joined(separator: ", ")
+        note.append("node\(j.lostNodes.count == 1 ? "" : "s") \(names) lost (\(j.lostNodes.count == 1 ? "its" : "their") ranks stopped reporting)")
+      }
       if j.stale { note.append("stale") }
       if let s = j.stall { note.append(s.description) }
       if let r = j.failedRank { note.append("rank \(r) failed first") }
@@ -99,7 +103,8 @@ struct ListJobs: ParsableCommand {
       rows.append([
         j.name, j.stall != nil ? "stalled" : j.state?.rawValue ?? "?", j.worldSize > 0 ? "\(j.worldSize)" : "-",
         j.tp > 0 ? "\(j.tp)x\(j.dp)" : "-", j.totalSteps > 0 ? "\(j.step)/\(j.totalSteps)" : "\(j.step)",
-        formatLoss(j.loss), formatAge(j.age), note.joined(separator: "; "),
+        // NODES after the older columns, so scripts reading them by position keep working
+        formatLoss(j.loss), formatAge(j.age), j.problem == nil ? "\(j.nodes)" : "-", note.joined(separator: "; "),
       ])
     }
     let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
@@ -139,6 +144,7 @@ struct WatchJob: ParsableCommand {
     if !fromStart { reader.seekToEnd(keepLast: 1) }
     emit("watching \(name): \(reader.info.preset) t=\(reader.info.tp) d=\(reader.info.dp), \(reader.info.totalSteps) steps")
     var lastStall: String?
+    var lostNodes: [Int] = []
     while true {
       // Read the state before polling: records published before it are seen by this poll.
       let state = reader.state()
@@ -148,6 +154,10 @@ struct WatchJob: ParsableCommand {
       let key = stall.map { "\($0.rank)/\($0.waitingRanks)/\($0.collective?.description ?? "")" }
       if key != lastStall, let s = stall { emit("stalled: \(s.description)") }
       lastStall = key
+      let lostAfter = reader.stallThreshold()
+      let lost = JobReader.lostNodes(reader.ranks(), after: lostAfter)
+      for n in lost where !lostNodes.contains(n) { emit("node \(n) lost: its ranks have not reported for over \(formatAge(lostAfter))") }
+      lostNodes = lost
       switch state {
       case .finished, .failed, .stale:
         for line in watcher.flush() { emit(line) }
@@ -327,7 +337,7 @@ func controlCommand(_ job: String, _ desired: DesiredState, _ wait: WaitOptions)
   guard ok else {
     throw failure("job \(job) did not acknowledge '\(verb)' within \(wait.timeout) s; " + pendingAdvice(reader, "will \(verb)"))
   }
-  let step = reader.rankStatus(0).ackedStep
+  let step = reader.rankStatus(reader.ranks().first { $0.attached }?.rank ?? 0).ackedStep
   switch desired {
   case .pause: emit("job \(job) paused at step \(step)")
   case .run: emit("job \(job) resumed at step \(step)")
@@ -397,17 +407,19 @@ struct CheckpointJob: ParsableCommand {
 
   func run() throws {
     let reader = try reportingErrors { try JobReader(job: target.job) }
-    let before = reader.rankStatus(0).checkpointsSaved
+    // world rank 0 on its node; on another node's segment, that node's first rank
+    let first = reader.ranks().first { $0.attached }?.rank ?? 0
+    let before = reader.rankStatus(first).checkpointsSaved
     let n = try reportingErrors { try reader.requestCheckpoint() }
     if wait.noWait {
       emit("asked job \(target.job) for a checkpoint (request #\(n))")
       return
     }
-    let ok = waitFor(reader, timeout: wait.timeout) { rs in rs.allSatisfy { $0.rank != 0 || $0.checkpointsSaved > before } }
+    let ok = waitFor(reader, timeout: wait.timeout) { rs in rs.allSatisfy { $0.rank != first || $0.checkpointsSaved > before } }
     guard ok else {
       throw failure("job \(target.job) saved no checkpoint within \(wait.timeout) s (request #\(n)); " + pendingAdvice(reader, "will checkpoint"))
     }
-    let s = reader.rankStatus(0)
+    let s = reader.rankStatus(first)
     emit("job \(target.job) saved a checkpoint at step \(s.lastCheckpointStep)")
   }
 }
@@ -433,6 +445,6 @@ struct CollectGarbage: ParsableCommand {
   func run() throws {
     let removed = JobReader.collectGarbage(dryRun: dryRun, staleAfter: staleAfter, only: jobs)
     if removed.isEmpty { emit("nothing to remove") }
-    for r in removed { emit((dryRun ? "would remove " : "removed ") + "/dev/shm/tptop.\(r)") }
+    for r in removed { emit((dryRun ? "would remove " : "removed ") + "/dev/shm/\(SegmentName.prefix)\(r)") }
   }
 }

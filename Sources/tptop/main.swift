@@ -1,11 +1,18 @@
 import ArgumentParser
 import Foundation
+import Telemetry
 
 /// `tptop`: watch and steer tensor-parallel training jobs.
 struct TPTop: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "tptop",
     abstract: "Watch and steer tensor-parallel GPT training jobs.",
+    discussion: """
+      Every command takes --namespace NAME: it then sees only the segments of that
+      namespace (a node simulated with tptrain --simulate-nodes K, named node<n>).
+      Without it, the default namespace: on world rank 0's machine, every rank of
+      a job, also the ranks of other nodes (docs/TELEMETRY.md).
+      """,
     subcommands: dashboardSubcommands + jobSubcommands + [SuperviseCommand.self],
     defaultSubcommand: dashboardDefaultSubcommand)
 
@@ -18,7 +25,16 @@ struct TPTop: ParsableCommand {
   }
 }
 
-if let word = TPTop.unknownCommand(Array(CommandLine.arguments.dropFirst())) {
+let arguments: [String]
+do {
+  let taken = try NamespaceOption.take(Array(CommandLine.arguments.dropFirst()))
+  SegmentName.namespace = taken.namespace
+  arguments = taken.rest
+} catch {
+  FileHandle.standardError.write(Data("tptop: \(error)\n".utf8))
+  exit(ExitCode.validationFailure.rawValue)
+}
+if let word = TPTop.unknownCommand(arguments) {
   FileHandle.standardError.write(Data("""
     Error: unknown command '\(word)'
     Usage: \(TPTop.usageString())
@@ -27,4 +43,4 @@ if let word = TPTop.unknownCommand(Array(CommandLine.arguments.dropFirst())) {
     """.utf8))
   exit(ExitCode.validationFailure.rawValue)
 }
-TPTop.main()
+TPTop.main(arguments)

@@ -18,11 +18,17 @@ final class TelemetryObserver: TrainingObserver {
   /// Collectives of each kind entered since the last finished step (index: kind raw value, so
   /// one slot more than the largest raw value; the all-gather, 6, wrote past a five-slot tuple).
   private var collectiveOrdinals: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
+  /// On a rank of another node than world rank 0's: sends its records there.
+  var sender: ForwardingSender?
+  /// On world rank 0 of a job on several nodes: takes the other nodes' records.
+  var receiver: ForwardingReceiver?
+  /// While paused or waiting, forwarded headers are refreshed this often (ns).
+  static let idleForwardNs: UInt64 = 100_000_000
 
   /// - Throws: `TelemetryError` when the segment cannot be created or opened (the creator's
   ///   failure is rethrown on the creator; the others then fail to open it).
   init(
-    jobName: String, worldRank: Int, worldSize: Int, localRank: Int, tp: Int, dp: Int,
+    jobName: String, worldRank: Int, worldSize: Int, localRank: Int, nodeIndex: Int, tp: Int, dp: Int,
     model: ModelShape, preset: String, shards: [TensorShard], totalSteps: Int, features: RunFeatures,
     barrier: () -> Void
   ) throws {
@@ -39,7 +45,7 @@ final class TelemetryObserver: TrainingObserver {
     if let e = creationError { throw e }
     let segment = try created ?? SegmentWriter.open(job: jobName)
     self.segment = segment
-    writer = try segment.rankWriter(worldRank: worldRank, localRank: localRank)
+    writer = try segment.rankWriter(worldRank: worldRank, localRank: localRank, nodeIndex: nodeIndex)
   }
 
   /// The engine's shard layout in the segment's terms.
@@ -71,14 +77,22 @@ final class TelemetryObserver: TrainingObserver {
     lastStep = m.step
     collectiveOrdinals = (0, 0, 0, 0, 0, 0, 0, 0)
     writer.acknowledge(.run, step: m.step)
+    sender?.flush(nowNs: now)
+    receiver?.drain(nowNs: now)
   }
 
   func pollControl() -> ControlDecision {
+    // relayed requests reach the control page before it is read
+    receiver?.drain(nowNs: telemetryMonotonicNanos())
     let c = writer.pollControl()
     return ControlDecision(desired: c.desired, checkpointRequests: Int32(truncatingIfNeeded: c.checkpointRequests))
   }
 
-  func heartbeat() { writer.heartbeat() }
+  func heartbeat() {
+    let now = telemetryMonotonicNanos()
+    writer.heartbeat(nowNs: now)
+    sender?.flush(nowNs: now, minIntervalNs: Self.idleForwardNs)
+  }
 
   func tensorStatistics(step: Int, values: UnsafeBufferPointer<Float>) {
     writer.writeTensorStats(step: step, firstTensor: 0, values: values)
@@ -89,21 +103,30 @@ final class TelemetryObserver: TrainingObserver {
     case .checkpointSaved(let step, let path):
       writer.writeEvent(.checkpointSaved, step: step, text: path)
       writer.checkpointSaved(step: step)
-    case .paused(let step):
-      writer.writeEvent(.paused, step: step)
-      writer.acknowledge(.pause, step: step)
-    case .resumed(let step):
-      writer.writeEvent(.resumed, step: step)
-      writer.acknowledge(.run, step: step)
-    case .stopped(let step):
-      writer.writeEvent(.stopped, step: step)
-      writer.acknowledge(.stop, step: step)
+    case .paused(let step): applied(.pause, event: .paused, step: step)
+    case .resumed(let step): applied(.run, event: .resumed, step: step)
+    case .stopped(let step): applied(.stop, event: .stopped, step: step)
     case .nonFiniteLoss(let step):
       writer.writeEvent(.nonFiniteLoss, step: step)
     case .error(let text):
       writer.writeEvent(.error, step: lastStep, text: text)
     }
     writer.heartbeat()
+  }
+
+  /// A control decision applied at `step`: its event, this rank's acknowledgement, and (on a
+  /// node leader of another node) the decision shown on that node's control page.
+  private func applied(_ desired: DesiredState, event: EventKind, step: Int) {
+    writer.writeEvent(event, step: step)
+    writer.acknowledge(desired, step: step)
+    sender?.reflect(desired)
+  }
+
+  /// The job is ending (every rank's final state is in its header): the other nodes' ranks send
+  /// their last messages and world rank 0 takes them. Collective in effect; outside any step.
+  func finishForwarding() {
+    sender?.finish()
+    receiver?.finish()
   }
 
   /// Marks this rank finished (or failed). The segment stays for late readers until `tptop gc`.
@@ -126,7 +149,12 @@ extension TelemetryObserver: CollectiveWaitObserver {
     writer.enterCollective(kind: kind.rawValue, ordinal: ordinal, step: lastStep + 1, nowNs: nowNs)
   }
 
-  func collectiveWaiting(nowNs: UInt64) { writer.heartbeat(nowNs: nowNs) }
+  func collectiveWaiting(nowNs: UInt64) {
+    writer.heartbeat(nowNs: nowNs)
+    // a rank waiting for its peers still reports; world rank 0 still takes reports
+    sender?.flush(nowNs: nowNs, minIntervalNs: Self.idleForwardNs)
+    receiver?.drain(nowNs: nowNs, minIntervalNs: Self.idleForwardNs)
+  }
 
   func collectiveEnded() { writer.leaveCollective() }
 }

@@ -94,6 +94,15 @@ struct TPTrain: ParsableCommand {
       trainer.observer.event(.error("\(error)"))
       MPIRuntime.abort(1)
     }
+    // the other nodes' last records and final states reach world rank 0's segment
+    if let telemetry = trainer.observer as? TelemetryObserver {
+      let spent = (telemetry.sender?.spentNs ?? 0) + (telemetry.receiver?.spentNs ?? 0)
+      telemetry.finishForwarding()
+      if setup.forwardingStats, telemetry.sender != nil || telemetry.receiver != nil {
+        let steps = max(1, trainer.losses.count)
+        print(String(format: "BENCH forwarding_rank%d_cpu_us_per_step %.2f us", world.rank, Double(spent) / 1e3 / Double(steps)))
+      }
+    }
     if case .nonFinite(let step, let loss, let norm) = trainer.stopReason {
       if world.rank == 0 {
         let saved = trainer.lastCheckpointPath.map { "the last checkpoint is \($0) (step \(trainer.lastCheckpointStep))" } ?? "no checkpoint was written"
@@ -155,6 +164,7 @@ struct TPTrain: ParsableCommand {
     let (batch, seq) = (settings.batch, settings.seq)
     let activations = try setup.activationOptions(settings: settings, tp: grid.tp)
     try setup.validateCounts()
+    try setup.validateSimulatedNodes(worldSize: world.size)
     let dataPath = try setup.dataPath(resumed: resumed)
     let stream = try TokenStream(path: dataPath)
     try stream.validate(vocab: config.vocabSize)
@@ -167,6 +177,7 @@ struct TPTrain: ParsableCommand {
     let dpGroup = try world.split(color: grid.tpRank, key: grid.dpRank)
     for c in [world, tpGroup, dpGroup] { c.algorithm = setup.collectives }
     let node = try world.splitShared()
+    let nodes = try NodeTopology(world: world, shared: node, simulate: setup.simulateNodes)
     let placement = CPUPlacement.apply(localRank: node.rank, localSize: node.size, requestedThreads: setup.threads)
     if let note = placement.note, world.rank == 0, !setup.quiet { printError("tptrain: " + note) }
     setBLASThreads(placement.threads)
@@ -189,7 +200,7 @@ struct TPTrain: ParsableCommand {
 
     let options = setup.trainingOptions(settings: settings, resumed: resumed)
 
-    let observer: TrainingObserver = try makeObserver(world: world, node: node, grid: grid, config: config, gpt: gpt, settings: settings)
+    let observer: TrainingObserver = try makeObserver(world: world, nodes: nodes, grid: grid, config: config, gpt: gpt, settings: settings)
     if world.rank == 0 && !setup.quiet {
       print("tptrain: \(RunSetup.describe(config)) | tp \(grid.tp) × dp \(grid.dp) | B \(batch) T \(seq) | \(config.parameterCount) params | data \(dataPath) (\(stream.count) tokens) | BLAS \(BLASTuning.coreName) × \(placement.threads) thread\(placement.threads == 1 ? "" : "s")/rank" + (activations.sequenceParallel ? " | SP" : "") + (activations.recompute == .none ? "" : " | recompute=\(activations.recompute.rawValue)"))
     }
@@ -202,19 +213,34 @@ struct TPTrain: ParsableCommand {
                        grid: grid, options: options, observer: observer)
   }
 
-  func makeObserver(world: Communicator, node: Communicator, grid: ParallelLayout, config: GPTConfig, gpt: GPT, settings: RunSetup.Settings) throws -> TrainingObserver {
+  func makeObserver(world: Communicator, nodes: NodeTopology, grid: ParallelLayout, config: GPTConfig, gpt: GPT, settings: RunSetup.Settings) throws -> TrainingObserver {
     if setup.noTelemetry { return NullObserver() }
     // Every rank must use rank 0's name (a default name holds rank 0's time and pid).
     let proposed = setup.job ?? defaultJobName()
     let name = String(decoding: world.allGatherBytes(Array(proposed.utf8), length: 128)[0].prefix { $0 != 0 }, as: UTF8.self)
     let shape = ModelShape(config, batch: settings.batch, seq: settings.seq)
+    // each node's local rank 0 creates its node's segment (a simulated node's in its namespace)
+    SegmentName.namespace = nodes.namespace
+    let node = nodes.node
     let observer = try TelemetryObserver(
-      jobName: name, worldRank: world.rank, worldSize: world.size, localRank: node.rank, tp: grid.tp, dp: grid.dp,
+      jobName: name, worldRank: world.rank, worldSize: world.size, localRank: node.rank, nodeIndex: nodes.index,
+      tp: grid.tp, dp: grid.dp,
       model: shape, preset: setup.model ?? (setup.initFrom != nil ? "checkpoint" : "custom"), shards: gpt.layout,
       totalSteps: settings.steps, features: RunFeatures(
         sequenceParallel: gpt.activationOptions.sequenceParallel, distributedOptimizer: gpt.partition.shards > 1,
         recompute: RunFeatures.Recompute(gpt.activationOptions.recompute)),
       barrier: { node.barrier() })
+    if nodes.count > 1 {
+      // the other nodes' records go to world rank 0's segment (docs/TELEMETRY.md)
+      if world.rank == 0 {
+        observer.receiver = try ForwardingReceiver(
+          segment: observer.segment, remoteRanks: nodes.ranksByNode.dropFirst().flatMap { $0 }, world: world)
+      } else if nodes.index != 0 {
+        observer.sender = ForwardingSender(writer: observer.writer, world: world, relaySegment: node.rank == 0 ? observer.segment : nil)
+      }
+      observer.sender?.measuring = setup.forwardingStats
+      observer.receiver?.measuring = setup.forwardingStats
+    }
     if world.rank == 0 && !setup.quiet { print("tptrain: telemetry job \(name) (watch with: tptop attach \(name))") }
     return observer
   }

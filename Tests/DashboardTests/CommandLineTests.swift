@@ -26,6 +26,20 @@ final class CommandLineTests: XCTestCase {
     XCTAssertFalse(r.stderr.contains("tptop home"), "not the default subcommand's usage:\n\(r.stderr)")
   }
 
+  /// `--namespace` goes with every command, before or after it; a bad name is one line.
+  func testNamespaceIsTakenAnywhereAndChecked() throws {
+    for args in [["--namespace", "node-nobody-\(getpid())", "ls"], ["ls", "--namespace=node-nobody-\(getpid())"]] {
+      let r = try run(args)
+      XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+    }
+    let bad = try run(["--namespace", "a/b", "ls"])
+    XCTAssertEqual(bad.status, 64)
+    XCTAssertEqual(bad.stderr, "tptop: invalid --namespace 'a/b': use 1–32 characters from A-Z a-z 0-9 _ -\n")
+    let missing = try run(["ls", "--namespace"])
+    XCTAssertEqual(missing.status, 64)
+    XCTAssertEqual(missing.stderr, "tptop: --namespace needs a name, e.g. --namespace node1\n")
+  }
+
   func testKnownCommandKeepsItsOwnUsage() throws {
     let r = try run(["ls", "--bogus"])
     XCTAssertEqual(r.status, 64)

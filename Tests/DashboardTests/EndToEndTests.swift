@@ -204,6 +204,58 @@ final class EndToEndTests: XCTestCase {
     try waitFor("dashboard to exit", timeout: 20) { $0.contains("left \(self.job)") || $0.contains("detached from \(self.job)") }
   }
 
+  /// A job on two simulated nodes (`tptrain --simulate-nodes 2`): the dashboard in the default
+  /// namespace shows all four ranks with their host, groups them by node, pauses and resumes all
+  /// of them by key, and marks node 1 lost when its ranks stop.
+  func testTwoNodeJobShowsEveryRankPausesByKeyAndMarksALostNode() throws {
+    let tptop = startShell()
+    addTeardownBlock { [job] in _ = shm_unlink("/tptop@node1." + job) }
+    keys("\(tptop) launch --np 4 --tp 2 --dp 2 --job \(job) --refresh 0.2 -- --model tiny --batch 2 --seq 16 --steps 1000000 --quiet --threads 1 --simulate-nodes 2", "Enter")
+    var s = try waitFor("all four ranks running", timeout: 180) { s in
+      let rows = EndToEndTests.rankRows(s)
+      return (0..<4).allSatisfy { rows[$0]?.0 == "running" && (rows[$0]?.1 ?? 0) > 0 }
+    }
+    XCTAssertTrue(s.contains("ranks on 2 nodes"), s)
+    // every row names its host (the host:pid column)
+    var name = [CChar](repeating: 0, count: 256)
+    gethostname(&name, 255)
+    let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let rowLines = s.split(separator: "\n").filter { EndToEndTests.rankRows(String($0)).count == 1 }
+    XCTAssertEqual(rowLines.count, 4, s)
+    // (a long host name is cut to the column)
+    for line in rowLines { XCTAssertTrue(line.contains(String(host.prefix(10))), "no host \(host) in: \(line)") }
+
+    // n groups the table under one heading per node
+    keys("n")
+    s = try waitFor("node headings", timeout: 20) { $0.contains("node 0 ") && $0.contains("node 1 ") && $0.contains("ranks 2–3  reporting") }
+
+    // p pauses all four ranks, of both nodes, at one step; p again resumes them
+    keys("p")
+    s = try waitFor("every rank paused", timeout: 60) { s in
+      let rows = EndToEndTests.rankRows(s)
+      return s.contains("● paused") && (0..<4).allSatisfy { rows[$0]?.0 == "paused" }
+    }
+    let paused = EndToEndTests.rankRows(s)
+    XCTAssertEqual(Set((0..<4).map { paused[$0]!.1 }).count, 1, "ranks paused at different steps:\n\(s)")
+    keys("p")
+    s = try waitFor("every rank advancing again", timeout: 60) { s in
+      let rows = EndToEndTests.rankRows(s)
+      return s.contains("● running") && (0..<4).allSatisfy { (rows[$0]?.1 ?? 0) > paused[0]!.1 + 2 }
+    }
+
+    // node 1's ranks stop: after the stale limit its rows and heading say LOST
+    let reader = try JobReader(job: job)
+    let victims = reader.ranks().filter { $0.node == 1 }.map(\.pid)
+    XCTAssertEqual(victims.count, 2)
+    addTeardownBlock { for pid in victims { kill(pid, SIGKILL) } }
+    for pid in victims { kill(pid, SIGSTOP) }
+    s = try waitFor("node 1 marked lost", timeout: 30) { s in
+      let rows = EndToEndTests.rankRows(s)
+      return rows[2]?.0 == "LOST" && rows[3]?.0 == "LOST" && rows[0]?.0 == "running" && s.contains("node 1 LOST")
+    }
+    XCTAssertTrue(s.contains("ranks 2–3  LOST: its ranks stopped reporting"), s)
+  }
+
   /// `tptop demo` itself (the README's run command): the small preset at TP=2 on the bundled
   /// corpus, both ranks running and the loss falling; detach leaves it running.
   func testDemoRunsTheSmallPresetAtTP2() throws {

@@ -28,7 +28,8 @@ final class AllocationTests: XCTestCase {
     let so = try buildPreload(dir)
     let steps = 32
     // one thread per rank, and two, where the engine's worker pool runs LayerNorm, GELU,
-    // attention and AdamW on a second thread (its allocations are counted too)
+    // attention and AdamW on a second thread (its allocations are counted too); and two simulated
+    // nodes, whose ranks 2-3 forward their records to rank 0 over MPI in every step
     for (i, (np, grid)) in [(2, ["--tp", "2", "--threads", "1"]), (4, ["--tp", "2", "--dp", "2", "--threads", "1"]),
                        (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--collectives", "mpi"]),
                        (2, ["--tp", "2", "--threads", "2"]),
@@ -41,12 +42,14 @@ final class AllocationTests: XCTestCase {
                        (4, ["--tp", "1", "--dp", "4", "--threads", "1", "--collectives", "mpi", "--distributed-optimizer"]),
                        // overlapped gradient buckets and row-chunked TP all-reduces, ring and mpi
                        (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--bucket-mib", "0.02", "--overlap-grad-reduce", "--overlap-tp"]),
-                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--collectives", "mpi", "--overlap-grad-reduce", "--overlap-tp"])].enumerated() {
+                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--collectives", "mpi", "--overlap-grad-reduce", "--overlap-tp"]),
+                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--simulate-nodes", "2"])].enumerated() {
       let job = "alloc-test-\(getpid())-\(i)"
       let r = try Harness.run("/usr/bin/mpirun", ["--oversubscribe", "-x", "LD_PRELOAD=\(so)", "-np", "\(np)", Harness.tptrain,
                                                   "--model", "tiny", "--batch", "4", "--seq", "32", "--steps", "\(steps)",
                                                   "--quiet", "--job", job] + grid)
       _ = try? Harness.run(Harness.productsDirectory.appendingPathComponent("tptop").path, ["gc", job])
+      _ = try? Harness.run(Harness.productsDirectory.appendingPathComponent("tptop").path, ["--namespace", "node1", "gc", job])
       XCTAssertEqual(r.status, 0, r.stderr)
       let counts = allocationCounts(r.stdout)
       XCTAssertEqual(counts.count, np, "one count per rank:\n\(r.stdout)")

@@ -9,6 +9,19 @@ final class RunnerTests: XCTestCase {
     XCTAssertNil(try Runner.mpirun.command(for: plan))
   }
 
+  /// `tptop launch --hostfile F --host LIST` reaches mpirun as given (also through supervise),
+  /// and ranks placed on machines are not oversubscribed here.
+  func testHostfileAndHostListPassThroughToMpirun() throws {
+    let plan = LaunchPlan(np: 4, tp: 2, dp: 2, hostfile: "hosts.txt", hosts: "a:2,b:2", job: "j", trainArguments: [])
+    let a = plan.mpirunArguments(tptrain: "/bin/tptrain", root: false, cores: 2)
+    XCTAssertEqual(Array(a.prefix(6)), ["-np", "4", "--hostfile", "hosts.txt", "--host", "a:2,b:2"])
+    XCTAssertFalse(a.contains("--oversubscribe"))
+    let s = plan.superviseArguments(tptop: "tptop", mpirun: "mpirun", tptrain: "tptrain", restarts: 1, cores: 2)
+    XCTAssertTrue(s.contains("--mpirun-arg=--host") && s.contains("--mpirun-arg=a:2,b:2"), "\(s)")
+    let local = LaunchPlan(np: 4, tp: 2, dp: 2, hostfile: nil, job: "j", trainArguments: [])
+    XCTAssertTrue(local.mpirunArguments(tptrain: "t", root: false, cores: 2).contains("--oversubscribe"))
+  }
+
   func testTorchrunCommandPassesTheJobAndTheGrid() throws {
     let plan = LaunchPlan(np: 4, tp: 2, dp: 2, hostfile: nil, job: "j2",
                           trainArguments: ["examples/torch_tp_gpt.py", "--tp", "2"])

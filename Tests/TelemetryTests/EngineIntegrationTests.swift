@@ -31,20 +31,10 @@ final class EngineIntegrationTests: XCTestCase {
   /// Starts `mpirun -np 2 tptrain --model tiny --tp 2 ...` for job `job`.
   private func launch(_ job: String, steps: Int, extra: [String] = []) throws -> Process {
     let (mpirun, tptrain) = try tools()
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: mpirun)
-    p.arguments = [
-      "--oversubscribe", "-np", "2", tptrain, "--model", "tiny", "--tp", "2", "--batch", "2", "--seq", "16",
+    return try startTool(mpirun, [
+      "--allow-run-as-root", "--oversubscribe", "-np", "2", tptrain, "--model", "tiny", "--tp", "2", "--batch", "2", "--seq", "16",
       "--steps", "\(steps)", "--job", job, "--quiet", "--threads", "1", "--checkpoint-dir", checkpointDir.path,
-    ] + extra
-    var env = ProcessInfo.processInfo.environment
-    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-    p.environment = env
-    p.standardOutput = FileHandle.nullDevice
-    p.standardError = FileHandle.nullDevice
-    try p.run()
-    return p
+    ] + extra)
   }
 
   private func waitExit(_ p: Process, timeout: Double = 60) -> Bool {

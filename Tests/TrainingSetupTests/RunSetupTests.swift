@@ -149,6 +149,14 @@ final class RunSetupTests: XCTestCase {
                    "--checkpoint-every and --keep-checkpoints must be ≥ 0 (got 0, -1)")
   }
 
+  func testSimulatedNodesDivideTheWorld() throws {
+    XCTAssertNoThrow(try setup("--simulate-nodes", "2").validateSimulatedNodes(worldSize: 4))
+    XCTAssertNoThrow(try setup("--simulate-nodes", "1").validateSimulatedNodes(worldSize: 3))
+    XCTAssertNoThrow(try setup().validateSimulatedNodes(worldSize: 3))
+    XCTAssertEqual(message { try self.setup("--simulate-nodes", "3").validateSimulatedNodes(worldSize: 4) },
+                   "--simulate-nodes 3 must divide the world size 4 (nodes are equal groups of contiguous ranks)")
+  }
+
   // MARK: Numeric flags
 
   func testEveryNumericFlagIsRangeChecked() throws {
@@ -172,6 +180,7 @@ final class RunSetupTests: XCTestCase {
       --checkpoint-every -2  →  --checkpoint-every must be ≥ 0, not -2
       --shard-stats-every -1  →  --shard-stats-every must be ≥ 0, not -1
       --threads 0  →  --threads must be ≥ 1, not 0
+      --simulate-nodes 0  →  --simulate-nodes must be ≥ 1, not 0
       """
     for parts in refused.split(separator: "\n").map({ $0.components(separatedBy: "  →  ") }) {
       let args = parts[0].split(separator: " ").map(String.init)

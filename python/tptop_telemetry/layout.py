@@ -88,6 +88,12 @@ class RankHeader:
     # u64: the collective the rank waits in (kind | ordinal << 8 | step << 32; this writer
     # leaves it 0) and since when (CLOCK_MONOTONIC ns)
     WAITING_IN, WAIT_SINCE_NS = 128, 136
+    # minor version 3: the rank's node (u32) and, for a rank of another node whose header world
+    # rank 0's process keeps from forwarded messages, FORWARDED_FLAG in FLAGS (u32), the records
+    # it published and forwarded (u64 each) and the forwarder's pid (u32); this writer runs on
+    # one node and leaves them 0
+    NODE_INDEX, FLAGS, SOURCE_RECORDS, FORWARDED_RECORDS, FORWARDER_PID = 144, 148, 152, 160, 168
+    FORWARDED_FLAG = 1
 
 
 class Slot:

@@ -8,6 +8,7 @@ enum HelpView {
     ("s", "cycle loss smoothing: off, EMA 0.6, 0.9, 0.99"),
     ("l", "toggle log-scale loss axis"),
     ("m", "median + min\u{2013}max band / one line per rank"),
+    ("n", "group the rank table by node"),
     ("p / space", "pause or resume the whole job at the next step"),
     ("c", "save a checkpoint at the next step"),
     ("S", "stop the job gracefully (asks to confirm)"),

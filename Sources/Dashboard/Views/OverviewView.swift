@@ -3,8 +3,9 @@ import Foundation
 /// View 1: loss chart and the per-rank table.
 enum OverviewView {
   static func draw(_ g: inout CellGrid, _ m: DashboardModel, _ body: Rect) {
-    let n = m.rows.count
-    // The table wants a row per rank plus header and borders; the chart keeps at least 7 rows.
+    let n = tableLines(m).count
+    // The table wants a row per rank (and node heading) plus header and borders; the chart keeps
+    // at least 7 rows.
     let tableH = min(n + 3, max(5, body.height - 7))
     let chartRect = Rect(x: body.x, y: body.y, width: body.width, height: body.height - tableH)
     let tableRect = Rect(x: body.x, y: chartRect.maxY, width: body.width, height: tableH)
@@ -84,7 +85,9 @@ enum OverviewView {
       Column(title: "tp,dp", width: 5, right: false, priority: 40, draw: text { r in ("\(r.tp),\(r.dp)", .dim) }),
       Column(title: "host:pid", width: 16, right: false, priority: 10, draw: text { r in (r.hostPid, .dim) }),
       Column(title: "state", width: 8, right: false, priority: 45, draw: text { r in
-        (r.state == .failed ? "FAILED" : r.state.label, r.state == .failed ? .error : r.state == .paused ? .warn : .normal)
+        // a lost node's ranks show no stale state as if it were current
+        if r.lost { return ("LOST", .error) }
+        return (r.state == .failed ? "FAILED" : r.state.label, r.state == .failed ? .error : r.state == .paused ? .warn : .normal)
       }),
       Column(title: "step", width: 6, right: true, priority: 90, draw: rightText { r in ("\(r.step)", failedStyle(r)) }),
       Column(title: "loss", width: 7, right: true, priority: 95, draw: rightText { r in
@@ -142,9 +145,34 @@ enum OverviewView {
     return cols
   }
 
+  /// A line of the rank table: a rank, or (grouped by node) a node's heading.
+  enum TableLine {
+    case rank(RankRow)
+    case node(Int, [RankRow])
+  }
+
+  /// The table's lines: the ranks in order, or under one heading per node (`n`).
+  static func tableLines(_ m: DashboardModel) -> [TableLine] {
+    guard m.state.groupByNode else { return m.rows.map { .rank($0) } }
+    let byNode = Dictionary(grouping: m.rows, by: \.node)
+    return byNode.keys.sorted().flatMap { node in [.node(node, byNode[node]!)] + byNode[node]!.map { .rank($0) } }
+  }
+
+  /// "node 1  host-b  ranks 2–3  LOST".
+  static func drawNodeHeading(_ g: inout CellGrid, _ node: Int, _ rows: [RankRow], _ inner: Rect, y: Int) {
+    let hosts = Array(Set(rows.map { $0.hostPid.split(separator: ":").first.map(String.init) ?? "?" })).sorted()
+    let ranks = rows.map(\.rank)
+    let span = ranks.count > 1 ? "ranks \(ranks.min()!)\(Glyphs.current.dash)\(ranks.max()!)" : "rank \(ranks.first ?? 0)"
+    let lost = rows.contains(where: \.lost)
+    let text = "node \(node)  \(hosts.joined(separator: ","))  \(span)  \(lost ? "LOST: its ranks stopped reporting" : "reporting")"
+    g.put(text, x: inner.x + 1, y: y, style: lost ? .error : .title, maxWidth: inner.width - 1)
+  }
+
   static func drawTable(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect) {
     let stragglers = m.rows.filter(\.straggler).map { "rank \($0.rank)" }
     var title = "ranks"
+    if m.nodeCount > 1 { title += " on \(m.nodeCount) nodes" }
+    if !m.lostNodes.isEmpty { title += ", node \(m.lostNodes.map(String.init).joined(separator: ", ")) LOST" }
     if let s = stragglers.first { title += " (\(Glyphs.current.straggler) slowest: \(s))" }
     g.box(r, title: title)
     let inner = r.inset(1)
@@ -157,12 +185,18 @@ enum OverviewView {
       x += c.width + 1
     }
     let visible = inner.height - 1
-    let n = m.rows.count
+    let lines = tableLines(m)
+    let n = lines.count
     // Keep the selected rank in view.
+    let selectedLine = lines.firstIndex { if case .rank(let row) = $0 { return row.rank == m.state.selectedRank }; return false } ?? 0
     var first = 0
-    if n > visible { first = min(max(0, m.state.selectedRank - visible / 2), n - visible) }
-    for (i, row) in m.rows[first..<min(n, first + visible)].enumerated() {
+    if n > visible { first = min(max(0, selectedLine - visible / 2), n - visible) }
+    for (i, line) in lines[first..<min(n, first + visible)].enumerated() {
       let y = inner.y + 1 + i
+      guard case .rank(let row) = line else {
+        if case .node(let node, let rows) = line { drawNodeHeading(&g, node, rows, inner, y: y) }
+        continue
+      }
       var x = inner.x
       for c in cols {
         c.draw(&g, row, x, y, c.width)

@@ -16,7 +16,7 @@ enum RankView {
     let (tp, dp) = job.coordinates(ofRank: r)
     var line = " rank \(r) of \(job.worldSize)  (tp \(tp), dp \(dp))  \(Renderer.arrows) change"
     if let row {
-      line += "  \(row.hostPid)  \(row.state.label)  beat \(Format.age(row.heartbeatAge))"
+      line += "  node \(row.node)  \(row.hostPid)  \(row.lost ? "LOST" : row.state.label)  beat \(Format.age(row.heartbeatAge))"
       if let e = row.exitStatus { line += "  exit \(e)" }
       if let last = m.history.samples[r].last { line += String(format: "  %.1f GFLOP/s", last.gflops) }
     }
