@@ -41,19 +41,28 @@ public enum MemoryFormula {
     return Vp * C / t + maxT * C + L * (12 * C * C / t + 7 * C / t + 6 * C) + 2 * C
   }
 
-  /// Floats of the activation arena: L·B·T·(4C + 12C/t + 4) + L·B·(H/t)·T² + B·T·(5C + 8C/t + Vp/t + 6).
-  public static func activationFloats(_ c: GPTConfig, batch B: Int, seq T: Int, tp t: Int) -> Int {
+  /// Floats of the activation arena (docs/MEMORY.md), with R = B·T/t token rows per rank under
+  /// sequence parallelism (else B·T), Lk layers of activations kept (1 under full recomputation,
+  /// else L), La layers of attention probabilities kept (L without recomputation, else 1) and
+  /// S = 1 for sequence parallelism's two full-row buffers:
+  /// R·C·(5 + 3Lk + L) + R·(4Lk + 2) + B·T·(C/t)·(12Lk + 8) + La·B·(H/t)·T² + B·T·Vp/t + 4·B·T + S·2·B·T·C.
+  public static func activationFloats(_ c: GPTConfig, batch B: Int, seq T: Int, tp t: Int,
+                                      options: ActivationOptions = .init()) -> Int {
     let (L, C, H, Vp, BT) = (c.numLayers, c.channels, c.numHeads, c.paddedVocabSize, B * T)
-    return L * BT * (4 * C + 12 * C / t + 4) + L * B * (H / t) * T * T + BT * (5 * C + 8 * C / t + Vp / t + 6)
+    let R = options.sequenceParallel ? BT / t : BT
+    let (Lk, La) = (options.layersKept(L), options.attentionLayersKept(L))
+    let S = options.sequenceParallel ? 1 : 0
+    return R * C * (5 + 3 * Lk + L) + R * (4 * Lk + 2) + BT * (C / t) * (12 * Lk + 8) + La * B * (H / t) * T * T
+      + BT * Vp / t + 4 * BT + S * 2 * BT * C
   }
 
   /// One rank's bytes at (t, d) with or without the distributed optimizer (a no-op at d = 1).
   public static func perRank(_ c: GPTConfig, batch B: Int, seq T: Int, tp t: Int, dp d: Int,
-                             distributedOptimizer: Bool) -> MemoryBreakdown {
+                             distributedOptimizer: Bool, activations options: ActivationOptions = .init()) -> MemoryBreakdown {
     let p = localParameters(c, tp: t)
     let shards = distributedOptimizer ? d : 1
     let padded = (p + shards - 1) / shards * shards
     return MemoryBreakdown(parameters: 4 * padded, gradients: 4 * padded, optimizer: 2 * 4 * padded / shards,
-                           activations: 4 * activationFloats(c, batch: B, seq: T, tp: t))
+                           activations: 4 * activationFloats(c, batch: B, seq: T, tp: t, options: options))
   }
 }

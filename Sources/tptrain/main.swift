@@ -256,7 +256,7 @@ struct TPTrain: ParsableCommand {
     let gathered = columns.map { world.allGather(Int64($0.1)) }
     guard world.rank == 0 else { return }
     let f = MemoryFormula.perRank(model.config, batch: model.B, seq: model.T, tp: grid.tp, dp: grid.dp,
-                                  distributedOptimizer: setup.distributedOptimizer)
+                                  distributedOptimizer: setup.distributedOptimizer, activations: model.activationOptions)
     func mib(_ b: Int64) -> String { String(format: "%.2f", Double(b) / 1048576) }
     print("memory: \(RunSetup.describe(model.config)) | tp \(grid.tp) × dp \(grid.dp) | B \(model.B) T \(model.T) | distributed optimizer \(setup.distributedOptimizer && grid.dp > 1 ? "on" : "off") | bytes (MiB)")
     for r in 0..<world.size {
