@@ -159,34 +159,31 @@ public final class Communicator {
   /// `waitAll`).
   @inline(__always)
   public func allReduce(_ buffer: UnsafeMutablePointer<Float>, count: Int, _ op: ReduceOp = .sum) {
-    if size == 1 { return }
-    let t0 = monotonicNanos()
-    waitObserver?.collectiveBegan(.allReduce, nowNs: t0)
-    switch algorithm {
-    case .mpi:
-      MPI_Iallreduce(cmpi_in_place(), buffer, Int32(count), cmpi_float(), op.handle, handle, requests)
-      waitAll(1)
-    case .ring: ringAllReduce(buffer, count: count, op: op)
-    }
-    waitObserver?.collectiveEnded()
-    finishBlocking(t0, bytes: count * 4)
+    allReduce(buffer, count: count, op, type: cmpi_float(), kind: .allReduce)
   }
 
   /// In-place all-reduce of doubles (used for loss and norm accumulators); `kind` says what a
   /// monitor sees this rank waiting in (`.control` for the step-boundary decision).
   public func allReduce(_ buffer: UnsafeMutablePointer<Double>, count: Int, _ op: ReduceOp = .sum,
                         kind: CollectiveKind = .allReduce) {
+    allReduce(buffer, count: count, op, type: cmpi_double(), kind: kind)
+  }
+
+  /// The all-reduce of either element type: `type` is its MPI datatype.
+  @inline(__always)
+  private func allReduce<T: BinaryFloatingPoint>(_ buffer: UnsafeMutablePointer<T>, count: Int, _ op: ReduceOp,
+                                                 type: MPI_Datatype, kind: CollectiveKind) {
     if size == 1 { return }
     let t0 = monotonicNanos()
     waitObserver?.collectiveBegan(kind, nowNs: t0)
     switch algorithm {
     case .mpi:
-      MPI_Iallreduce(cmpi_in_place(), buffer, Int32(count), cmpi_double(), op.handle, handle, requests)
+      MPI_Iallreduce(cmpi_in_place(), buffer, Int32(count), type, op.handle, handle, requests)
       waitAll(1)
     case .ring: ringAllReduce(buffer, count: count, op: op)
     }
     waitObserver?.collectiveEnded()
-    finishBlocking(t0, bytes: count * 8)
+    finishBlocking(t0, bytes: count * MemoryLayout<T>.stride)
   }
 
   /// Reduce-scatter of `size` equal blocks of `count` floats: rank r receives in `out` the
