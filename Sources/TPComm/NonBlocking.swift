@@ -8,11 +8,18 @@
 // blocking all-reduce of the whole buffer, so reducing a buffer range by range (in any order,
 // overlapped or not) gives bitwise the same result. Each ring step is posted when the previous
 // one is seen complete, so the reduction advances only when the rank calls `progress()` or
-// `wait()`. With `.mpi` the range is handed to `MPI_Iallreduce` (OpenMPI picks the order: bitwise
-// equal to the whole-buffer call only for 2 ranks, where a sum of two is commutative).
+// `wait()`. With `.mpi` the range is handed to `MPI_Iallreduce` (`MPI_Ireduce_scatter` for the
+// reduce-scatter half; OpenMPI picks the order: bitwise equal to the whole-buffer call only for 2
+// ranks, where a sum of two is commutative).
+//
+// The same object runs either half of the ring alone: the reduce-scatter (rank r's ring chunk
+// ends summed on rank r) and the all-gather (rank r's chunk, already final, copied to every
+// rank; no arithmetic, so no order to keep). An all-gather reports each chunk as it arrives
+// (`arrived(_:)`), so a caller can compute on the rows it has while the rest are in flight.
 
 import CMPI
 import Glibc
+import JobSchema
 
 /// What a `RangeReduction` leaves in its range.
 public enum RangeReductionKind: Sendable {
@@ -20,8 +27,22 @@ public enum RangeReductionKind: Sendable {
   case allReduce
   /// Only the reduce-scatter half: of [lo, hi), the part inside rank r's ring chunk
   /// [n·r/p, n·(r+1)/p) ends summed on rank r; the rest is undefined (for a distributed
-  /// optimizer, whose rank r owns that chunk). Ring only.
+  /// optimizer, whose rank r owns that chunk; with `.mpi` the part is copied back there when
+  /// the reduction completes).
   case reduceScatter
+  /// Only the all-gather half: rank r's ring chunk of [lo, hi) holds its final values at the
+  /// start and ends copied to every rank (with `.mpi` the range must be the whole buffer and
+  /// the chunks equal).
+  case allGather
+
+  /// The kind a wait in this reduction reports to a monitor.
+  var collective: CollectiveKind {
+    switch self {
+    case .allReduce: return .allReduce
+    case .reduceScatter: return .reduceScatter
+    case .allGather: return .allGather
+    }
+  }
 }
 
 /// One non-blocking sum over a communicator of a range of a float buffer (see the file comment).
@@ -33,11 +54,16 @@ public final class RangeReduction {
   private let requests = UnsafeMutablePointer<MPI_Request?>.allocate(capacity: 2)
   private let scratch: UnsafeMutablePointer<Float>
   private let scratchCount: Int
+  /// `.mpi` reduce-scatter: the part of the range in each rank's ring chunk, and where this
+  /// rank's part starts (relative to `lo`).
+  private let mpiCounts: UnsafeMutablePointer<Int32>
+  private let ownStart: Int, ownCount: Int
   private var buffer: UnsafeMutablePointer<Float>? = nil
   /// Elements of the whole buffer, and the range reduced.
   let n: Int, lo: Int, hi: Int
   private var kind = RangeReductionKind.allReduce
-  /// Ring step in progress (0 ..< 2(p-1), or p-1 for a reduce-scatter); -1 when idle.
+  /// Ring step in progress (0 ..< 2(p-1); a reduce-scatter stops at p-1, an all-gather starts
+  /// there); -1 when idle.
   private var step = -1
   private var startedNs: UInt64 = 0
 
@@ -58,6 +84,11 @@ public final class RangeReduction {
         need = max(need, min(max(n * (c + 1) / p, lo), hi) - min(max(n * c / p, lo), hi))
       }
     }
+    let own = min(max(n * comm.rank / p, lo), hi)..<min(max(n * (comm.rank + 1) / p, lo), hi)
+    (ownStart, ownCount) = (own.lowerBound - lo, own.count)
+    mpiCounts = .allocate(capacity: p)
+    for c in 0..<p { mpiCounts[c] = Int32(min(max(n * (c + 1) / p, lo), hi) - min(max(n * c / p, lo), hi)) }
+    need = max(need, ownCount)  // `.mpi` reduce-scatter's result
     scratchCount = need
     scratch = .allocate(capacity: scratchCount)
     scratch.initialize(repeating: 0, count: scratchCount)
@@ -68,6 +99,7 @@ public final class RangeReduction {
   deinit {
     scratch.deallocate()
     requests.deallocate()
+    mpiCounts.deallocate()
   }
 
   /// True while started and not yet seen complete.
@@ -82,14 +114,38 @@ public final class RangeReduction {
     self.kind = kind
     startedNs = monotonicNanos()
     comm.activity.started(nowNs: startedNs)
-    step = 0
-    switch comm.algorithm {
-    case .mpi:
-      precondition(kind == .allReduce, "a range reduce-scatter runs on the ring")
+    step = kind == .allGather ? comm.size - 1 : 0
+    switch (comm.algorithm, kind) {
+    case (.mpi, .allReduce):
       MPI_Iallreduce(cmpi_in_place(), buffer + lo, Int32(hi - lo), cmpi_float(), cmpi_op_sum(), comm.handle, requests)
-    case .ring:
+    case (.mpi, .reduceScatter):
+      MPI_Ireduce_scatter(buffer + lo, scratch, mpiCounts, cmpi_float(), cmpi_op_sum(), comm.handle, requests)
+    case (.mpi, .allGather):
+      precondition(lo == 0 && hi == n && n % comm.size == 0, "an MPI all-gather runs over the whole buffer in equal chunks")
+      MPI_Iallgather(cmpi_in_place(), 0, cmpi_float(), buffer, Int32(n / comm.size), cmpi_float(), comm.handle, requests)
+    case (.ring, _):
       postRingStep()
     }
+  }
+
+  /// True once ring chunk `chunk` of the buffer holds its final values here: this rank's own
+  /// chunk at once, another's when the all-gather step that carries it is complete (with `.mpi`,
+  /// when the whole gather is). Meaningful for an all-gather started on this object.
+  @inline(__always)
+  public func arrived(_ chunk: Int) -> Bool {
+    if step < 0 || chunk == comm.rank { return true }
+    if comm.algorithm == .mpi { return false }
+    let p = comm.size
+    // all-gather step s (ring step p-1+s) receives chunk r-s-1
+    return step - (p - 1) > (comm.rank - chunk - 1 + 2 * p) % p
+  }
+
+  /// Drives the reduction until chunk `chunk` has arrived (see `arrived(_:)`), booking the
+  /// time blocked as exposed.
+  public func wait(forChunk chunk: Int) {
+    progress()
+    if arrived(chunk) { return }
+    block { self.progress(); return self.arrived(chunk) }
   }
 
   /// Drives the reduction: tests its requests and, when a ring step is complete, finishes it
@@ -113,10 +169,15 @@ public final class RangeReduction {
   /// heartbeat and spares its core.
   public func wait() {
     if progress() { return }
+    block { self.progress() }
+  }
+
+  /// Drives the reduction until `done()` holds (it calls `progress()`), spinning, then napping.
+  private func block(until done: () -> Bool) {
     let t0 = monotonicNanos()
-    comm.waitObserver?.collectiveBegan(.allReduce, nowNs: t0)
+    comm.waitObserver?.collectiveBegan(kind.collective, nowNs: t0)
     var nap: UInt32 = 20
-    while !progress() {
+    while !done() {
       if monotonicNanos() &- t0 < Communicator.spinNanos { continue }
       usleep(nap)
       comm.waitObserver?.collectiveWaiting(nowNs: monotonicNanos())
@@ -126,9 +187,14 @@ public final class RangeReduction {
     comm.activity.waited(monotonicNanos() &- t0)
   }
 
-  private var ringSteps: Int { kind == .allReduce ? 2 * (comm.size - 1) : comm.size - 1 }
+  /// The step after the last: the reduce-scatter half runs steps 0..<p-1, the all-gather half
+  /// p-1..<2(p-1).
+  private var ringSteps: Int { kind == .reduceScatter ? comm.size - 1 : 2 * (comm.size - 1) }
 
   private func complete() {
+    if comm.algorithm == .mpi && kind == .reduceScatter {
+      (buffer! + lo + ownStart).update(from: scratch, count: ownCount)
+    }
     let now = monotonicNanos()
     comm.activity.finished(nowNs: now)
     comm.stats.record(bytes: (hi - lo) * 4, nanos: now &- startedNs)

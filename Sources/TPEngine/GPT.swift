@@ -205,9 +205,9 @@ public final class GPT {
   /// of cores: GEMMs use them through OpenBLAS, everything else through `pool`. `activations`
   /// chooses sequence parallelism (B·T must be divisible by t) and recomputation. With
   /// `optimizerShards` d > 1 (the distributed optimizer) this rank holds the AdamW moments of
-  /// block `optimizerShardIndex` of d only. `tpOverlapChunks` > 1 pipelines each row-parallel
-  /// GEMM with its all-reduce in that many row chunks (`--overlap-tp`, TensorParallelOverlap.swift;
-  /// not with sequence parallelism, whose reduce-scatter is not chunked).
+  /// block `optimizerShardIndex` of d only. `tpOverlapChunks` > 1 pipelines the parallel
+  /// linears' collectives with their GEMMs in that many row chunks (`--overlap-tp`,
+  /// TensorParallelOverlap.swift).
   public init(config: GPTConfig, local: LocalShape, batch B: Int, seq T: Int, tpGroup: Communicator,
               ranksOnNode: Int = 1, threads: Int = 1, activations options: ActivationOptions = .init(),
               optimizerShards: Int = 1, optimizerShardIndex: Int = 0, tpOverlapChunks: Int = 1) throws {
@@ -268,11 +268,10 @@ public final class GPT {
     activationMemory.initialize(repeating: 0, count: activationCount)
     acts = Activations(base: activationMemory, table: activationTable)
     sequence = options.sequenceParallel ? SequenceParallelBuffers(gathered: acts.gathered, partial: acts.partial) : nil
-    columnLinear = ColumnParallelLinear(tp: tp, pool: pool, sequence: sequence)
-    rowLinear = RowParallelLinear(
-      tp: tp, pool: pool, sequence: sequence,
-      overlap: tpOverlapChunks > 1 && tpGroup.size > 1 && sequence == nil
-        ? TensorParallelOverlap(group: tpGroup, rows: B * T, columns: C, chunks: tpOverlapChunks) : nil)
+    let overlap = tpOverlapChunks > 1 && tpGroup.size > 1
+      ? TensorParallelOverlap(group: tpGroup, rows: B * T, columns: C, chunks: tpOverlapChunks, sequence: sequence) : nil
+    columnLinear = ColumnParallelLinear(tp: tp, pool: pool, sequence: sequence, overlap: overlap)
+    rowLinear = RowParallelLinear(tp: tp, pool: pool, sequence: sequence, overlap: overlap)
   }
 
   deinit {

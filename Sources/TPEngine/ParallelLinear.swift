@@ -17,6 +17,8 @@ struct ColumnParallelLinear {
   let pool: WorkerPool
   /// With sequence parallelism: the full-row buffers the layer gathers into and reduces from.
   let sequence: SequenceParallelBuffers?
+  /// With `--overlap-tp`: f pipelined with the GEMMs (TensorParallelOverlap.swift).
+  var overlap: TensorParallelOverlap? = nil
 
   /// out (N,OC) = inp (N,IC) · weight (OC,IC)ᵀ + bias (OC, optional), where OC is this rank's
   /// share of the output features. With sequence parallelism inp is this rank's N/t rows, and f
@@ -24,6 +26,10 @@ struct ColumnParallelLinear {
   @inline(__always)
   func forward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, _ bias: FloatPtr?,
                _ N: Int, _ IC: Int, _ OC: Int) {
+    if let overlap, sequence != nil {
+      overlap.columnParallelForward(out, inp, weight, bias, N, IC, OC, pool: pool)
+      return
+    }
     let x = sequence?.gathered ?? inp
     if sequence == nil { tp.copyToTensorParallelForward(inp, N * IC) }
     else { tp.gatherFromSequenceParallelForward(x, inp, N / tp.size * IC) }
@@ -37,6 +43,10 @@ struct ColumnParallelLinear {
   @inline(__always)
   func backward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: FloatPtr?, _ dout: FloatPtr,
                 _ inp: FloatPtr, _ weight: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int) {
+    if let overlap {
+      overlap.columnParallelBackward(dinp, dweight, dbias, dout, inp, weight, N, IC, OC, pool: pool)
+      return
+    }
     guard let sequence else {
       matmulBackward(dinp, dweight, dbias, dout, inp, weight, N, IC, OC, pool: pool)
       tp.copyToTensorParallelBackward(dinp, N * IC)
@@ -66,7 +76,7 @@ struct RowParallelLinear {
   let pool: WorkerPool
   /// With sequence parallelism: the full-row buffers the layer gathers into and reduces from.
   let sequence: SequenceParallelBuffers?
-  /// With `--overlap-tp`: the GEMM and g pipelined in row chunks (TensorParallelOverlap.swift).
+  /// With `--overlap-tp`: the GEMMs and g pipelined in row chunks (TensorParallelOverlap.swift).
   var overlap: TensorParallelOverlap? = nil
 
   /// out (N,OC) = inp (N,IC) · weight (OC,IC)ᵀ summed over the TP group, where IC is this rank's
@@ -94,6 +104,10 @@ struct RowParallelLinear {
   @inline(__always)
   func backward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dout: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr,
                 _ N: Int, _ IC: Int, _ OC: Int) {
+    if let overlap, sequence != nil {
+      overlap.rowParallelBackward(dinp, dweight, dout, inp, weight, N, IC, OC, pool: pool)
+      return
+    }
     let g = sequence?.gathered ?? dout
     if sequence == nil { tp.reduceFromTensorParallelBackward(dout, N * OC) }
     else { tp.reduceScatterToSequenceParallelBackward(g, dout, N / tp.size * OC) }

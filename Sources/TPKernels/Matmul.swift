@@ -28,9 +28,29 @@ public func matmulBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: Float
   if let dbias { biasBackward(dbias, dout, N, OC, pool: pool) }
 }
 
+/// dinp (N,IC) = dout (N,OC) · weight (OC,IC), overwritten: `matmulBackward`'s input gradient
+/// alone, for a caller that runs it a block of rows at a time (each row is computed as in the
+/// whole product).
+@inline(never)
+public func matmulBackwardInput(_ dinp: FloatPtr, _ dout: FloatPtr, _ weight: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int) {
+  sgemm(transA: false, transB: false, m: N, n: IC, k: OC, a: dout, lda: OC, b: weight, ldb: IC,
+        beta: 0, c: dinp, ldc: IC)
+}
+
+/// Rows `features` of dweight (OC,IC) = doutᵀ (OC,N) · inp (N,IC), overwritten: `matmulBackward`'s
+/// weight gradient for a block of output features (each element is the same sum over the N
+/// rows as in the whole product).
+@inline(never)
+public func matmulBackwardWeight(_ dweight: FloatPtr, _ dout: FloatPtr, _ inp: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int,
+                                 features: Range<Int>) {
+  if features.isEmpty { return }
+  sgemm(transA: true, transB: false, m: features.count, n: IC, k: N, a: dout + features.lowerBound, lda: OC,
+        b: inp, ldb: IC, beta: 0, c: dweight + features.lowerBound * IC, ldc: IC)
+}
+
 /// dbias (OC) = column sums of dout (N,OC).
 @inline(never)
-func biasBackward(_ dbias: FloatPtr, _ dout: FloatPtr, _ N: Int, _ OC: Int, pool: WorkerPool = .serial) {
+public func biasBackward(_ dbias: FloatPtr, _ dout: FloatPtr, _ N: Int, _ OC: Int, pool: WorkerPool = .serial) {
   struct Columns: RangeJob {
     let dbias: FloatPtr, dout: FloatPtr, N: Int, OC: Int
     func run(_: Int, _ cols: Range<Int>) {

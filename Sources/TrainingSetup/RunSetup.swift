@@ -82,9 +82,9 @@ public struct RunSetup: ParsableArguments {
   public var overlapGradReduce = false
   @Option(name: .customLong("bucket-mib"), help: "Gradient bucket size in MiB for --overlap-grad-reduce (default 4).")
   public var bucketMiB: Double?
-  @Flag(name: .customLong("overlap-tp"), help: "Pipeline each row-parallel GEMM with its tensor-parallel all-reduce in row chunks (bitwise the same result).")
+  @Flag(name: .customLong("overlap-tp"), help: "Pipeline the tensor-parallel collectives with the GEMMs of the parallel linears in row chunks (with --sequence-parallel: the all-gathers and reduce-scatters; bitwise the same result).")
   public var overlapTP = false
-  @Option(name: .customLong("tp-chunks"), help: "Row chunks per row-parallel GEMM for --overlap-tp (default 4).")
+  @Option(name: .customLong("tp-chunks"), help: "Row chunks per tensor-parallel collective for --overlap-tp (default 4).")
   public var tpChunks: Int?
 
   /// Row chunks of a row-parallel GEMM under --overlap-tp (BENCHMARKS.md).
@@ -394,9 +394,6 @@ public struct RunSetup: ParsableArguments {
       notes.append("--overlap-grad-reduce with --distributed-optimizer: the gradient reduce-scatter runs after the backward, not overlapped")
     } else if overlapGradReduce && dp > 1 && sequenceParallel {
       notes.append("--overlap-grad-reduce with --sequence-parallel: the DP reduction runs after the backward (replicated gradients are summed over TP last), not overlapped")
-    }
-    if overlapTP && tp > 1 && sequenceParallel {
-      notes.append("--overlap-tp with --sequence-parallel: the reduce-scatter after each row-parallel GEMM is not chunked, so nothing is overlapped")
     }
     return notes
   }
