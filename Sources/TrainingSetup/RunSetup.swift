@@ -390,11 +390,6 @@ public struct RunSetup: ParsableArguments {
   /// by rank 0 at start-up).
   public func overlapNotes(tp: Int, dp: Int) -> [String] {
     var notes: [String] = []
-    if overlapGradReduce && dp > 1 && distributedOptimizer {
-      notes.append("--overlap-grad-reduce with --distributed-optimizer: the gradient reduce-scatter runs after the backward, not overlapped")
-    } else if overlapGradReduce && dp > 1 && sequenceParallel {
-      notes.append("--overlap-grad-reduce with --sequence-parallel: the DP reduction runs after the backward (replicated gradients are summed over TP last), not overlapped")
-    }
     if overlapTP && tp > 1 && sequenceParallel {
       notes.append("--overlap-tp with --sequence-parallel: the reduce-scatter after each row-parallel GEMM is not chunked, so nothing is overlapped")
     }
