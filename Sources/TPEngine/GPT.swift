@@ -430,7 +430,8 @@ public final class GPT {
       tp.reduceScatterToSequenceParallelBackward(sequence.gathered, acts.dresidual, R * C)
       embeddingBackward(grads.wte, sequence.gathered, inputs, BT, C, local.vocabStart, VL, pool: pool)
       positionRowsBackward(grads.wpe, acts.dresidual, firstRow, R, T, C, pool: pool)
-      reduceSequenceParallelGradients()
+      // (the gradient buckets sum them slice by slice before reducing them over DP)
+      if gradientBuckets?.sumsReplicatedGradients != true { reduceSequenceParallelGradients() }
     } else {
       embeddingBackward(grads.wte, acts.dresidual, inputs, BT, C, local.vocabStart, VL, pool: pool)
       positionBackward(grads.wpe, acts.dresidual, B, T, C, pool: pool)

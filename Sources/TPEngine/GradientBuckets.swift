@@ -13,16 +13,39 @@
 //
 // Every segment is reduced with `RangeReduction`, in the order of one all-reduce of the whole
 // buffer (see NonBlocking.swift), so the result is bitwise that of the non-overlapped path.
-// A bucket's reduction could be a reduce-scatter for a distributed optimizer: `kind`.
+//
+// Under the distributed optimizer the whole buffer is the padded one (`partition.paddedCount`
+// = d · block), so the ring's chunks are the optimizer's blocks and a segment reduced with
+// `.reduceScatter` leaves this rank's block summed in the order of the plain path's ring
+// reduce-scatter (the padding is in no segment: it stays zero, as the plain sum of zeros
+// leaves it). With `--collectives mpi` a segment is reduce-scattered by `MPI_Ireduce_scatter`
+// into the blocks it overlaps: bitwise the plain `MPI_Reduce_scatter_block` over two ranks,
+// where a sum of two is the same in any order.
+//
+// Under sequence parallelism each replicated gradient (wpe, the LayerNorms, the row-parallel
+// biases) holds only this TP rank's part until it is summed over TP, which the plain path does
+// after the backward, one all-reduce per run of replicated tensors (`GPT.replicatedRuns`).
+// Here, just before a bucket starts, the replicated slices of every ready point up to its own
+// are summed over TP (started together, then waited for: about 6·C floats per layer), each with
+// a `RangeReduction` over its run, so in the order of that run's all-reduce; the DP reduction
+// then sees bitwise the plain path's TP sums, and the backward leaves the TP sums to this object.
 
 import TPComm
 import TPKernels
 
-/// The gradient buckets of one rank and their in-flight reductions over the DP group.
+/// The gradient buckets of one rank and their in-flight reductions over the DP group (and, under
+/// sequence parallelism, the TP sums of the replicated slices that must come first).
 final class GradientBuckets {
   /// One contiguous piece of the gradient buffer, with its reduction.
   struct Segment {
     let range: Range<Int>
+    let reduction: RangeReduction
+  }
+
+  /// One replicated slice's TP sum under sequence parallelism: `reduction` runs over the run of
+  /// replicated tensors that starts at `run` (offset into the gradient buffer).
+  struct ReplicatedSlice {
+    let run: Int
     let reduction: RangeReduction
   }
 
@@ -32,51 +55,86 @@ final class GradientBuckets {
   let bucketStarts: [Int]
   /// Bucket b starts once the backward has passed ready point `bucketReadyPoint[b]`.
   let bucketReadyPoint: [Int]
-  /// What each bucket's reduction leaves (all-reduce; a distributed optimizer would reduce-scatter).
-  var kind = RangeReductionKind.allReduce
+  /// What each bucket's reduction leaves: `.reduceScatter` under the distributed optimizer on
+  /// the ring (this rank's block summed), `.allReduce` otherwise.
+  let kind: RangeReductionKind
+  /// Under sequence parallelism over t > 1: the replicated slices that ready point p finishes
+  /// are `replicated[replicatedStarts[p] ..< replicatedStarts[p + 1]]`; empty otherwise.
+  let replicated: [ReplicatedSlice]
+  let replicatedStarts: [Int]
+  /// Whether this object sums the replicated gradients over TP (the backward then does not).
+  var sumsReplicatedGradients: Bool { !replicated.isEmpty }
   private let grads: FloatPtr
   private let count: Int
   /// The next bucket to start, and the first one not yet seen complete.
   private var nextBucket = 0
   private var firstPending = 0
+  /// The first ready point whose replicated slices are not yet summed over TP.
+  private var nextSummedPoint = 0
 
   /// Ready points: 0 after the LM head and lnf, 1 + k after layer L-1-k, L + 1 after the
   /// embeddings.
   static func readyPoints(layers L: Int) -> Int { L + 2 }
 
-  /// Buckets of at least `bucketBytes` over `model`'s gradient buffer, reduced over `dpGroup`.
-  init(model: GPT, dpGroup: Communicator, bucketBytes: Int) {
+  /// Buckets of at least `bucketBytes` over `model`'s gradient buffer, reduced over `dpGroup`
+  /// (reduce-scattered into the optimizer's blocks when `model.partition` is split over it);
+  /// under sequence parallelism the replicated slices are first summed over `tpGroup`.
+  init(model: GPT, dpGroup: Communicator, tpGroup: Communicator, bucketBytes: Int) {
     let L = model.config.numLayers
     var offsets = [0]
     for s in model.localSizes { offsets.append(offsets.last! + s) }
-    func slice(_ tensor: Int, _ l: Int) -> Range<Int> {
+    typealias Piece = (tensor: Int, range: Range<Int>)
+    func slice(_ tensor: Int, _ l: Int) -> Piece {
       let per = model.localSizes[tensor] / L
-      return (offsets[tensor] + l * per)..<(offsets[tensor] + (l + 1) * per)
+      return (tensor, (offsets[tensor] + l * per)..<(offsets[tensor] + (l + 1) * per))
     }
-    func whole(_ tensor: Int) -> Range<Int> { offsets[tensor]..<offsets[tensor + 1] }
+    func whole(_ tensor: Int) -> Piece { (tensor, offsets[tensor]..<offsets[tensor + 1]) }
     // llm.c tensor indices: 0 wte, 1 wpe, 2…13 per-layer (ln1w … fcprojb), 14 lnfw, 15 lnfb
     let fcprojb = 13
-    var points: [[Range<Int>]] = [[whole(14), whole(15), slice(fcprojb, L - 1)]]
+    var points: [[Piece]] = [[whole(14), whole(15), slice(fcprojb, L - 1)]]
     for l in stride(from: L - 1, through: 0, by: -1) {
       points.append((2..<fcprojb).map { slice($0, l) } + (l > 0 ? [slice(fcprojb, l - 1)] : []))
     }
     points.append([whole(0), whole(1)])
+    precondition(points.count == Self.readyPoints(layers: L))
     var ranges: [Range<Int>] = [], starts = [0], readyAt: [Int] = []
     var bytes = 0
     for (point, pieces) in points.enumerated() {
-      for r in pieces where !r.isEmpty { ranges.append(r); bytes += 4 * r.count }
+      for piece in pieces where !piece.range.isEmpty { ranges.append(piece.range); bytes += 4 * piece.range.count }
       if bytes >= bucketBytes || point == points.count - 1 {
         if ranges.count > starts.last! { starts.append(ranges.count); readyAt.append(point) }
         bytes = 0
       }
     }
-    let n = model.numLocalParameters
+    // the plain path reduces the whole (padded) buffer: its ring chunks fix the order, and under
+    // the distributed optimizer they are the blocks (paddedCount is numLocalParameters otherwise)
+    let n = model.partition.paddedCount
+    kind = model.partition.shards > 1 ? .reduceScatter : .allReduce
     // one tag per segment: every segment of a bucket is in flight at once
     segments = ranges.enumerated().map { i, r in
       Segment(range: r, reduction: RangeReduction(comm: dpGroup, tag: 7100 + Int32(i), count: n, range: r))
     }
     bucketStarts = starts
     bucketReadyPoint = readyAt
+    // sequence parallelism: each replicated piece lies in one run of replicated tensors, whose
+    // all-reduce is the plain path's; its slice is reduced in that run's order
+    var slices: [ReplicatedSlice] = [], sliceStarts = [0]
+    if model.activationOptions.sequenceParallel && tpGroup.size > 1 {
+      for pieces in points {
+        for piece in pieces where model.replicatedMask[piece.tensor] && !piece.range.isEmpty {
+          guard let run = model.replicatedRuns.first(where: {
+            $0.offset <= piece.range.lowerBound && piece.range.upperBound <= $0.offset + $0.count
+          }) else { preconditionFailure("a replicated gradient outside the replicated runs") }
+          let relative = (piece.range.lowerBound - run.offset)..<(piece.range.upperBound - run.offset)
+          // one tag per slice: the slices of several ready points can be in flight at once
+          slices.append(ReplicatedSlice(run: run.offset, reduction: RangeReduction(
+            comm: tpGroup, tag: 7300 + Int32(slices.count), count: run.count, range: relative)))
+        }
+        sliceStarts.append(slices.count)
+      }
+    }
+    replicated = slices
+    replicatedStarts = sliceStarts
     grads = model.gradsMemory
     count = n
   }
@@ -84,15 +142,31 @@ final class GradientBuckets {
   /// Buckets in this plan.
   var bucketCount: Int { bucketReadyPoint.count }
 
-  /// The backward has passed ready point `point`: starts every bucket that is now complete,
-  /// then drives those in flight.
+  /// The backward has passed ready point `point`: starts every bucket that is now complete
+  /// (after summing over TP the replicated slices it holds, under sequence parallelism), then
+  /// drives those in flight.
   @inline(__always)
   func ready(_ point: Int) {
+    if nextBucket < bucketCount && bucketReadyPoint[nextBucket] <= point {
+      sumReplicatedSlices(through: point)
+    }
     while nextBucket < bucketCount && bucketReadyPoint[nextBucket] <= point {
       for s in bucketStarts[nextBucket]..<bucketStarts[nextBucket + 1] { segments[s].reduction.start(grads, kind) }
       nextBucket += 1
     }
     progress()
+  }
+
+  /// Sums over TP the replicated slices of every ready point up to `point` not yet summed:
+  /// all started, then waited for (the buckets about to start reduce them over DP).
+  private func sumReplicatedSlices(through point: Int) {
+    if replicated.isEmpty { return }
+    let last = min(point, replicatedStarts.count - 2)
+    if last < nextSummedPoint { return }
+    let slices = replicatedStarts[nextSummedPoint]..<replicatedStarts[last + 1]
+    for i in slices { replicated[i].reduction.start(grads + replicated[i].run) }
+    for i in slices { replicated[i].reduction.wait() }
+    nextSummedPoint = last + 1
   }
 
   /// Drives the reductions in flight (between the backward's kernels).
@@ -112,12 +186,15 @@ final class GradientBuckets {
     }
   }
 
-  /// Starts whatever the backward has not (all of it when the backward ran without this
-  /// object), waits for every reduction, and resets for the next step.
+  /// Starts whatever the backward has not, waits for every reduction, and resets for the next
+  /// step. Under sequence parallelism the backward must have run with this object (its
+  /// replicated gradients are summed over TP here, not there).
   func finish() {
+    sumReplicatedSlices(through: Int.max)
     ready(Int.max)
     for s in segments { s.reduction.wait() }
     nextBucket = 0
     firstPending = 0
+    nextSummedPoint = 0
   }
 }

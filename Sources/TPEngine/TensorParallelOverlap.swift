@@ -68,17 +68,22 @@ final class TensorParallelOverlap {
   /// thread and on two (BENCHMARKS.md).
   static let rowAlignment = 64
 
-  /// Starts of at most `count` pieces of `rows` rows at multiples of `rowAlignment` (one piece
-  /// when rows are too few), ending with `rows`.
+  /// How many pieces `rows` rows are cut into when `count` are asked for: at most `count`, each
+  /// at least `rowAlignment` rows (one when rows are too few).
+  @inline(__always)
+  static func pieceCount(_ rows: Int, _ count: Int) -> Int { max(1, min(count, rows / rowAlignment)) }
+
+  /// Start of piece `i` of `k` = `pieceCount(rows, …)` (`rows` for i = k): the even split rounded
+  /// to a multiple of `rowAlignment`. Strictly increasing, since the pieces are ≥ 64 rows.
+  @inline(__always)
+  static func pieceStart(_ rows: Int, _ k: Int, _ i: Int) -> Int {
+    i == k ? rows : (rows * i / k + rowAlignment / 2) / rowAlignment * rowAlignment
+  }
+
+  /// Starts of the pieces of `rows` rows, ending with `rows`.
   static func pieces(_ rows: Int, _ count: Int) -> [Int] {
-    let k = max(1, min(count, rows / rowAlignment))
-    var starts = [0]
-    for i in 1..<k {
-      let s = (rows * i / k + rowAlignment / 2) / rowAlignment * rowAlignment
-      if s > starts.last! && s < rows { starts.append(s) }
-    }
-    starts.append(rows)
-    return starts
+    let k = pieceCount(rows, count)
+    return (0...k).map { pieceStart(rows, k, $0) }
   }
 
   private var kind: RangeReductionKind { sequence == nil ? .allReduce : .reduceScatter }
@@ -160,9 +165,10 @@ final class TensorParallelOverlap {
     }
     gather?.wait()
     let k = reductions.count
-    let features = Self.pieces(OC, k)
-    for i in 0..<(features.count - 1) {
-      matmulBackwardWeight(dweight, dout, x, N, IC, OC, features: features[i]..<features[i + 1])
+    let pieces = Self.pieceCount(OC, k)
+    for i in 0..<pieces {
+      matmulBackwardWeight(dweight, dout, x, N, IC, OC,
+                           features: Self.pieceStart(OC, pieces, i)..<Self.pieceStart(OC, pieces, i + 1))
       progressAll(k)
     }
     if let dbias { biasBackward(dbias, dout, N, OC, pool: pool) }

@@ -136,12 +136,10 @@ public final class Trainer {
     distributedOptimizer = model.partition.shards > 1 ? DistributedOptimizer(model: model, dpGroup: dpGroup, tpGroup: tpGroup) : nil
     // exposed and in-flight time is measured over both groups together
     tpGroup.activity = dpGroup.activity
-    // buckets all-reduce; the distributed optimizer reduce-scatters, and sequence parallelism
-    // sums replicated gradients over TP after the backward, so neither overlaps yet (RunSetup
-    // says so at start-up)
-    gradientBuckets = options.overlapGradReduce && grid.dp > 1 && distributedOptimizer == nil
-      && !model.activationOptions.sequenceParallel
-      ? GradientBuckets(model: model, dpGroup: dpGroup, bucketBytes: options.bucketBytes) : nil
+    // the buckets all-reduce, or under the distributed optimizer reduce-scatter into its blocks;
+    // under sequence parallelism they first sum the replicated gradients over TP
+    gradientBuckets = options.overlapGradReduce && grid.dp > 1
+      ? GradientBuckets(model: model, dpGroup: dpGroup, tpGroup: tpGroup, bucketBytes: options.bucketBytes) : nil
     model.gradientBuckets = gradientBuckets
     statm = open("/proc/self/statm", O_RDONLY)
     if world.rank == 0, let path = options.logPath {
@@ -201,10 +199,10 @@ public final class Trainer {
       // the AdamW sweep (`gradScale`) rather than in a pass of its own
       let dpScale = 1 / Float(grid.dp)
       let distributed = distributedOptimizer
-      if let distributed {
-        distributed.reduceScatterGradients()
-      } else if let buckets = gradientBuckets {
+      if let buckets = gradientBuckets {
         buckets.finish()
+      } else if let distributed {
+        distributed.reduceScatterGradients()
       } else if grid.dp > 1 {
         dpGroup.allReduce(model.gradsMemory, count: model.numLocalParameters, .sum)
       }

@@ -386,18 +386,6 @@ public struct RunSetup: ParsableArguments {
       : nil
   }
 
-  /// Overlap flags that this combination runs without overlapping, one line each (printed once
-  /// by rank 0 at start-up).
-  public func overlapNotes(tp: Int, dp: Int) -> [String] {
-    var notes: [String] = []
-    if overlapGradReduce && dp > 1 && distributedOptimizer {
-      notes.append("--overlap-grad-reduce with --distributed-optimizer: the gradient reduce-scatter runs after the backward, not overlapped")
-    } else if overlapGradReduce && dp > 1 && sequenceParallel {
-      notes.append("--overlap-grad-reduce with --sequence-parallel: the DP reduction runs after the backward (replicated gradients are summed over TP last), not overlapped")
-    }
-    return notes
-  }
-
   /// "GPT-2 L2 H4 C64 V256(256) maxT64".
   public static func describe(_ c: GPTConfig) -> String {
     "GPT-2 L\(c.numLayers) H\(c.numHeads) C\(c.channels) V\(c.vocabSize)(\(c.paddedVocabSize)) maxT\(c.maxSeqLen)"

@@ -55,6 +55,7 @@ void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, co
 typedef void *H;
 FORWARD_MPI(MPI_Iallreduce, (const void *s, void *r, int n, H t, H op, H c, H *q), (s, r, n, t, op, c, q))
 FORWARD_MPI(MPI_Ireduce_scatter_block, (const void *s, void *r, int n, H t, H op, H c, H *q), (s, r, n, t, op, c, q))
+FORWARD_MPI(MPI_Ireduce_scatter, (const void *s, void *r, const int *n, H t, H op, H c, H *q), (s, r, n, t, op, c, q))
 FORWARD_MPI(MPI_Iallgather, (const void *s, int sn, H st, void *r, int rn, H rt, H c, H *q),
             (s, sn, st, r, rn, rt, c, q))
 FORWARD_MPI(MPI_Ibcast, (void *b, int n, H t, int root, H c, H *q), (b, n, t, root, c, q))

@@ -43,6 +43,13 @@ final class AllocationTests: XCTestCase {
                        // overlapped gradient buckets and row-chunked TP all-reduces, ring and mpi
                        (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--bucket-mib", "0.02", "--overlap-grad-reduce", "--overlap-tp"]),
                        (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--collectives", "mpi", "--overlap-grad-reduce", "--overlap-tp"]),
+                       // buckets that TP-sum replicated slices, then reduce-scatter into the optimizer's blocks
+                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--bucket-mib", "0.02", "--distributed-optimizer",
+                            "--sequence-parallel", "--overlap-grad-reduce"]),
+                       // pipelined all-gathers and reduce-scatters of sequence parallelism, ring and mpi
+                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--bucket-mib", "0.02", "--distributed-optimizer",
+                            "--sequence-parallel", "--overlap-grad-reduce", "--overlap-tp"]),
+                       (2, ["--tp", "2", "--threads", "1", "--collectives", "mpi", "--sequence-parallel", "--overlap-tp"]),
                        (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--simulate-nodes", "2"])].enumerated() {
       let job = "alloc-test-\(getpid())-\(i)"
       let r = try Harness.run("/usr/bin/mpirun", ["--oversubscribe", "-x", "LD_PRELOAD=\(so)", "-np", "\(np)", Harness.tptrain,

@@ -114,6 +114,61 @@ final class OverlapEquivalenceTests: XCTestCase {
     }
   }
 
+  /// --overlap-grad-reduce under the distributed optimizer (bucketed reduce-scatters into the
+  /// optimizer's blocks; at d=3 the ring order differs by chunk and the buffer is padded), under sequence
+  /// parallelism (replicated slices summed over TP before their bucket) and under both, ring and
+  /// mpi: every loss, gradient norm and gradient shard is bitwise that of the same flags without
+  /// it, and some of the DP reduction ran behind the backward.
+  func testGradReduceOverlapsUnderDistributedOptimizerAndSequenceParallel() throws {
+    let dir = try Harness.tempDir(self)
+    let cases: [(tp: Int, dp: Int, name: String, flags: [String])] = [
+      (1, 2, "distopt", ["--distributed-optimizer"]),
+      (2, 2, "distopt", ["--distributed-optimizer"]),
+      // 120 640 parameters: padded by 2 to a multiple of 3, so the blocks are not the unpadded ring's chunks
+      (1, 3, "distopt-padded", ["--distributed-optimizer", "--max-seq", "65"]),
+      (2, 2, "sp", ["--sequence-parallel"]),
+      (2, 2, "sp-distopt", ["--sequence-parallel", "--distributed-optimizer"]),
+      // OpenMPI's MPI_Iallreduce per range (TP and DP): over two ranks a sum is a + b whatever the algorithm
+      (2, 2, "sp-distopt-mpi", ["--sequence-parallel", "--distributed-optimizer", "--collectives", "mpi"]),
+    ]
+    for c in cases {
+      var runs: [(rows: [[String: Any]], grads: [Data], hidden: Double)] = []
+      for overlap in [false, true] {
+        let tag = "t\(c.tp)d\(c.dp)-\(c.name)\(overlap ? "-overlap" : "")"
+        let log = dir.appendingPathComponent("\(tag).jsonl").path
+        let r = try Harness.train(np: c.tp * c.dp, ["--model", "tiny", "--batch", "4", "--seq", "32", "--steps", "3",
+                                                    "--tp", "\(c.tp)", "--dp", "\(c.dp)", "--seed", "5", "--quiet",
+                                                    "--no-telemetry", "--log", log,
+                                                    "--dump-grads", dir.appendingPathComponent(tag).path]
+                                  + c.flags + (overlap ? ["--overlap-grad-reduce", "--bucket-mib", "0.02"] : []))
+        XCTAssertFalse(r.stderr.contains("--overlap-grad-reduce with"), "\(tag): a note says it does not overlap:\n\(r.stderr)")
+        let rows = try Harness.readLog(log)
+        XCTAssertEqual(rows.count, 3, tag)
+        let grads = try (0..<(c.tp * c.dp)).map { try Data(contentsOf: dir.appendingPathComponent("\(tag).rank\($0).bin")) }
+        let hidden = rows.reduce(0.0) {
+          $0 + ($1["comm_total_ms"] as! NSNumber).doubleValue - ($1["comm_exposed_ms"] as! NSNumber).doubleValue
+        }
+        for row in rows {
+          let exposed = (row["comm_exposed_ms"] as! NSNumber).doubleValue
+          XCTAssertLessThanOrEqual(exposed, (row["comm_total_ms"] as! NSNumber).doubleValue + 1e-4, "\(tag): exposed ≤ in flight")
+        }
+        runs.append((rows, grads, hidden))
+      }
+      let tag = "t\(c.tp)d\(c.dp)-\(c.name)"
+      let (plain, overlapped) = (runs[0], runs[1])
+      XCTAssertEqual(plain.hidden, 0, accuracy: 1e-3, "\(tag): hidden communication without overlap")
+      XCTAssertGreaterThan(overlapped.hidden, 0, "\(tag): some gradient reduction ran behind the backward")
+      for key in ["loss", "grad_norm"] {
+        XCTAssertEqual(overlapped.rows.map { ($0[key] as! NSNumber).doubleValue },
+                       plain.rows.map { ($0[key] as! NSNumber).doubleValue },
+                       "\(tag): \(key) differs without --overlap-grad-reduce")
+      }
+      for (r, (a, b)) in paired(overlapped.grads, plain.grads, "\(tag) gradient shards").enumerated() {
+        XCTAssertTrue(a == b, "\(tag): rank \(r)'s gradient shard is not bitwise that of the run without --overlap-grad-reduce")
+      }
+    }
+  }
+
   func testBadOverlapValuesAreOneLineErrors() throws {
     for (flags, message) in [(["--overlap-grad-reduce", "--bucket-mib", "0"], "--bucket-mib must be a finite number > 0"),
                              (["--overlap-tp", "--tp-chunks", "0"], "--tp-chunks must be ≥ 1")] {
