@@ -83,6 +83,18 @@ enum Harness {
     return r
   }
 
+  /// The OpenBLAS kernel family tptrain runs on (its start-up line's "BLAS <core>").
+  static let blasCore: String = {
+    guard let r = try? mpirun(np: 1, ["--model", "tiny", "--steps", "1", "--batch", "1", "--seq", "8", "--no-telemetry"]),
+      let range = r.stdout.range(of: #"BLAS \S+"#, options: .regularExpression) else { return "unknown" }
+    return String(r.stdout[range].dropFirst(5))
+  }()
+
+  /// Whether OpenBLAS's kernels give a row of a product the same sums wherever the row lies in
+  /// the call (pieces of ≥ 64 rows): its AVX-512 families do, so a GEMM cut into pieces is
+  /// bitwise the whole one; its AVX2 ones (Haswell, Zen) round a row by its place in the call.
+  static var rowStableBLAS: Bool { ["skylakex", "cooperlake", "sapphirerapids"].contains(blasCore.lowercased()) }
+
   /// A fresh temporary directory removed by the test's teardown.
   static func tempDir(_ test: XCTestCase) throws -> URL {
     let d = FileManager.default.temporaryDirectory.appendingPathComponent("tptop-test-\(UUID().uuidString)")
