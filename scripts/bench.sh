@@ -97,16 +97,19 @@ FIELDS=activation_bytes python3 scripts/bench_flags.py "$BIN" act_tp2 2 \
   sp_selective="--sequence-parallel --recompute selective"
 
 # Communication overlap: step time and exposed (blocked) vs in-flight communication with and
-# without each flag, at t=2 (row-parallel GEMMs pipelined with their all-reduce in row chunks)
-# and at t=1 × d=2 (gradient buckets reduced during the backward), bucket sizes and chunk counts
-# around the defaults.
+# without each flag, at t=2 (the parallel linears' GEMMs pipelined with their all-reduces in row
+# chunks; with sequence parallelism their all-gathers and reduce-scatters) and at t=1 × d=2
+# (gradient buckets reduced during the backward; with the distributed optimizer reduce-scattered),
+# bucket sizes and chunk counts around the defaults.
 FIELDS=comm_exposed_ms,comm_total_ms python3 scripts/bench_flags.py "$BIN" overlap_tp2 2 \
   "--model small --batch 8 --seq 256 --steps $STEPS --tp 2" \
-  plain="" overlap_tp_2chunks="--overlap-tp --tp-chunks 2" overlap_tp="--overlap-tp"
+  plain="" overlap_tp_2chunks="--overlap-tp --tp-chunks 2" overlap_tp="--overlap-tp" \
+  sp="--sequence-parallel" sp_overlap_tp="--sequence-parallel --overlap-tp"
 FIELDS=comm_exposed_ms,comm_total_ms python3 scripts/bench_flags.py "$BIN" overlap_dp2 2 \
   "--model small --batch 8 --seq 256 --steps $STEPS --tp 1 --dp 2" \
   plain="" overlap_grad="--overlap-grad-reduce" overlap_grad_1mib="--overlap-grad-reduce --bucket-mib 1" \
-  overlap_grad_16mib="--overlap-grad-reduce --bucket-mib 16"
+  overlap_grad_16mib="--overlap-grad-reduce --bucket-mib 16" \
+  distopt="--distributed-optimizer" distopt_overlap_grad="--distributed-optimizer --overlap-grad-reduce"
 
 # A job on two simulated nodes (t=2 × d=2, ranks 2-3 forward their records to rank 0 over MPI)
 # against the same job with telemetry off, interleaved (the order alternates each round); the
