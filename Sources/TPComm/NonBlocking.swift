@@ -62,6 +62,8 @@ public final class RangeReduction {
   /// Elements of the whole buffer, and the range reduced.
   let n: Int, lo: Int, hi: Int
   private var kind = RangeReductionKind.allReduce
+  /// Built for `.allGather` only (no scratch).
+  private let gatherOnly: Bool
   /// Ring step in progress (0 ..< 2(p-1); a reduce-scatter stops at p-1, an all-gather starts
   /// there); -1 when idle.
   private var step = -1
@@ -69,16 +71,18 @@ public final class RangeReduction {
 
   /// A reduction over `comm` tagged `tag` (distinct from every other reduction that can be in
   /// flight on `comm` at the same time) of elements `range` of buffers of `n` floats. Its scratch
-  /// holds the largest ring chunk this rank receives and reduces: about |range| / p.
-  public init(comm: Communicator, tag: Int32, count n: Int, range: Range<Int>) {
+  /// holds the largest ring chunk this rank receives and reduces: about |range| / p (none when
+  /// it will only run `.allGather`, which copies in place).
+  public init(comm: Communicator, tag: Int32, count n: Int, range: Range<Int>, gatherOnly: Bool = false) {
     self.comm = comm
     self.tag = tag
     self.n = n
     lo = range.lowerBound
     hi = range.upperBound
+    self.gatherOnly = gatherOnly
     var need = 1
     let p = comm.size
-    if p > 1 {
+    if p > 1 && !gatherOnly {
       for s in 0..<(p - 1) {
         let c = (comm.rank - s - 2 + 2 * p) % p
         need = max(need, min(max(n * (c + 1) / p, lo), hi) - min(max(n * c / p, lo), hi))
@@ -88,7 +92,7 @@ public final class RangeReduction {
     (ownStart, ownCount) = (own.lowerBound - lo, own.count)
     mpiCounts = .allocate(capacity: p)
     for c in 0..<p { mpiCounts[c] = Int32(min(max(n * (c + 1) / p, lo), hi) - min(max(n * c / p, lo), hi)) }
-    need = max(need, ownCount)  // `.mpi` reduce-scatter's result
+    if !gatherOnly { need = max(need, ownCount) }  // `.mpi` reduce-scatter's result
     scratchCount = need
     scratch = .allocate(capacity: scratchCount)
     scratch.initialize(repeating: 0, count: scratchCount)
@@ -109,6 +113,7 @@ public final class RangeReduction {
   /// ring chunks fix the order. A communicator of size 1 or an empty range completes at once.
   public func start(_ buffer: UnsafeMutablePointer<Float>, _ kind: RangeReductionKind = .allReduce) {
     precondition(step < 0, "a reduction still in flight was started again")
+    precondition(!gatherOnly || kind == .allGather, "a gather-only reduction has no scratch to reduce in")
     if comm.size == 1 || hi <= lo { return }
     self.buffer = buffer
     self.kind = kind

@@ -56,7 +56,7 @@ final class TensorParallelOverlap {
     reductions = (0..<(starts.count - 1)).map { i in
       RangeReduction(comm: group, tag: 7200 + Int32(i), count: n, range: (starts[i] * columns)..<(starts[i + 1] * columns))
     }
-    gather = sequence == nil ? nil : RangeReduction(comm: group, tag: 7199, count: n, range: 0..<n)
+    gather = sequence == nil ? nil : RangeReduction(comm: group, tag: 7199, count: n, range: 0..<n, gatherOnly: true)
     blockPieces = Self.pieces(rows / group.size, max(1, chunks / group.size))
   }
 

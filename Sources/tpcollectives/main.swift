@@ -71,8 +71,47 @@ func check(_ comm: Communicator) -> Int {
         for k in 0..<p { for i in 0..<n where out[k * n + i] != input(rank: k, i) { bad += 1 } }
         expect(bad == 0, "\(algorithm) all-gather\(inPlace ? " in place" : "") of \(n) per rank: \(bad) wrong", on: comm)
       }
+      failures += checkRanges(comm, perRank: n)
     }
   }
+  return failures
+}
+
+/// `RangeReduction` over three uneven ranges of an (n·p)-float buffer, all in flight at once and
+/// driven in turn: the all-reduce and reduce-scatter halves against independent sums, and the
+/// all-gather, whose rows must be in place as soon as it says they have arrived.
+func checkRanges(_ comm: Communicator, perRank n: Int) -> Int {
+  var failures = 0
+  let p = comm.size, r = comm.rank, total = n * p
+  let buf = UnsafeMutablePointer<Float>.allocate(capacity: total)
+  defer { buf.deallocate() }
+  let cuts = [0, total / 5, total * 3 / 4, total]
+  func ranges() -> [RangeReduction] {
+    (0..<3).map { RangeReduction(comm: comm, tag: 7300 + Int32($0), count: total, range: cuts[$0]..<cuts[$0 + 1]) }
+  }
+  func sum(_ i: Int) -> Double { (0..<p).map { Double(input(rank: $0, i)) }.reduce(0, +) }
+  for kind in [RangeReductionKind.allReduce, .reduceScatter] {
+    for i in 0..<total { buf[i] = input(rank: r, i) }
+    let pieces = ranges()
+    for piece in pieces.reversed() { piece.start(buf, kind) }
+    while !pieces.allSatisfy({ $0.progress() }) {}
+    for piece in pieces { piece.wait() }
+    let checked = kind == .allReduce ? 0..<total : (r * n)..<((r + 1) * n)
+    let bad = checked.filter { Double(buf[$0]) != sum($0) }.count
+    if bad > 0 { failures += 1; print("rank \(r): \(comm.algorithm) range \(kind) of \(total): \(bad) wrong elements") }
+  }
+  // the all-gather runs over the whole buffer (with `.mpi` it must)
+  for i in 0..<total { buf[i] = (r * n..<(r + 1) * n).contains(i) ? input(rank: r, i) : .nan }
+  let gather = RangeReduction(comm: comm, tag: 7310, count: total, range: 0..<total, gatherOnly: true)
+  gather.start(buf, .allGather)
+  var bad = 0
+  for k in 0..<p {
+    let block = (r - k + p) % p  // the ring's arrival order
+    gather.wait(forChunk: block)
+    for i in (block * n)..<((block + 1) * n) where buf[i] != input(rank: block, i) { bad += 1 }
+  }
+  gather.wait()
+  if bad > 0 { failures += 1; print("rank \(r): \(comm.algorithm) range all-gather of \(total): \(bad) wrong when arrived") }
   return failures
 }
 
