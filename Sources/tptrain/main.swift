@@ -201,7 +201,9 @@ struct TPTrain: ParsableCommand {
 
     let observer: TrainingObserver = try makeObserver(world: world, nodes: nodes, grid: grid, config: config, gpt: gpt, settings: settings)
     if world.rank == 0 && !setup.quiet {
-      print("tptrain: \(RunSetup.describe(config)) | tp \(grid.tp) × dp \(grid.dp) | B \(batch) T \(seq) | \(config.parameterCount) params | data \(dataPath) (\(stream.count) tokens) | BLAS \(BLASTuning.coreName) × \(placement.threads) thread\(placement.threads == 1 ? "" : "s")/rank" + (activations.sequenceParallel ? " | SP" : "") + (activations.recompute == .none ? "" : " | recompute=\(activations.recompute.rawValue)"))
+      print("tptrain: \(RunSetup.describe(config)) | tp \(grid.tp) × dp \(grid.dp) | B \(batch) T \(seq) | \(config.parameterCount) params | data \(dataPath) (\(stream.count) tokens) | BLAS \(BLASTuning.coreName) × \(placement.threads) thread\(placement.threads == 1 ? "" : "s")/rank" + (activations.sequenceParallel ? " | SP" : "") + (activations.recompute == .none ? "" : " | recompute=\(activations.recompute.rawValue)")
+            + (setup.overlapTP && grid.tp > 1 ? " | overlap-tp ×\(setup.tensorParallelChunks)" : "")
+            + (setup.overlapGradReduce && grid.dp > 1 ? " | overlap-grad \(String(format: "%g", setup.bucketMiB ?? Double(TrainingOptions.defaultBucketBytes) / 1_048_576)) MiB buckets" : ""))
     }
     if let telemetry = observer as? TelemetryObserver {
       // ranks publish the collective they wait in, and beat while they wait
@@ -227,7 +229,8 @@ struct TPTrain: ParsableCommand {
       model: shape, preset: setup.model ?? (setup.initFrom != nil ? "checkpoint" : "custom"), shards: gpt.layout,
       totalSteps: settings.steps, features: RunFeatures(
         sequenceParallel: gpt.activationOptions.sequenceParallel, distributedOptimizer: gpt.partition.shards > 1,
-        recompute: RunFeatures.Recompute(gpt.activationOptions.recompute)),
+        recompute: RunFeatures.Recompute(gpt.activationOptions.recompute),
+        overlapGradReduce: setup.overlapGradReduce && grid.dp > 1, overlapTP: setup.overlapTP && grid.tp > 1),
       barrier: { node.barrier() })
     if nodes.count > 1 {
       // the other nodes' records go to world rank 0's segment (docs/TELEMETRY.md)

@@ -336,6 +336,12 @@ final class FeatureRenderTests: XCTestCase {
     let none = render(history(tp: 2, dp: 2, features: RunFeatures()), AppState(), 160, 40).rowText(0)
     XCTAssertTrue(none.contains("t2×d2  ●"), none)
     XCTAssertFalse(none.contains("DistOpt"), none)
+    let overlap = history(tp: 2, dp: 2, features: RunFeatures(sequenceParallel: true, overlapGradReduce: true, overlapTP: true))
+    let wide = render(overlap, AppState(), 160, 40).rowText(0)
+    XCTAssertTrue(wide.contains("t2×d2  SP OverlapGrad OverlapTP  ● running"), wide)
+    // on a narrow terminal the run's state still shows
+    let narrow = render(overlap, AppState(), 80, 24).rowText(0)
+    XCTAssertTrue(narrow.contains("●"), narrow)
   }
 
   func testMemoryPanelShowsTheFourCategoriesAndOther() {

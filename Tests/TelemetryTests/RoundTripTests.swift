@@ -94,23 +94,27 @@ final class RoundTripTests: XCTestCase {
     }
   }
 
-  /// The header's feature word (minor version 3) carries every combination of the three
-  /// features to the reader, and names them as the dashboard shows them.
+  /// The header's feature word (minor version 3) carries the features to the reader, and names
+  /// them as the dashboard shows them.
   func testFeaturesRoundTrip() throws {
-    for (sp, dist, recompute, labels) in [
-      (false, false, RunFeatures.Recompute.none, [String]()), (false, true, .none, ["DistOpt"]),
-      (true, true, .selective, ["SP", "DistOpt", "recompute=selective"]), (true, false, .full, ["SP", "recompute=full"]),
+    for (sp, dist, recompute, grad, tpo, labels) in [
+      (false, false, RunFeatures.Recompute.none, false, false, [String]()), (false, true, .none, false, false, ["DistOpt"]),
+      (true, true, .selective, false, true, ["SP", "DistOpt", "recompute=selective", "OverlapTP"]),
+      (true, false, .full, true, false, ["SP", "recompute=full", "OverlapGrad"]),
+      (false, true, .none, true, true, ["DistOpt", "OverlapGrad", "OverlapTP"]),
     ] {
       let job = uniqueJob("feat")
       defer { removeJob(job) }
       var d = smallDescription(job)
-      d.features = RunFeatures(sequenceParallel: sp, distributedOptimizer: dist, recompute: recompute)
+      d.features = RunFeatures(sequenceParallel: sp, distributedOptimizer: dist, recompute: recompute,
+                               overlapGradReduce: grad, overlapTP: tpo)
       _ = try SegmentWriter.create(d, slotCount: 64)
       let r = try JobReader(job: job)
       XCTAssertEqual(r.info.versionMinor, 3)
       XCTAssertEqual(r.info.features, d.features)
       XCTAssertEqual(r.info.features.labels, labels)
-      XCTAssertEqual(r.info.features.rawValue, (sp ? 1 : 0) | (dist ? 2 : 0) | recompute.rawValue << 2, "bit 0 SP, bit 1 DistOpt, bits 2-3 recompute")
+      XCTAssertEqual(r.info.features.rawValue, (sp ? 1 : 0) | (dist ? 2 : 0) | recompute.rawValue << 2 | (grad ? 16 : 0) | (tpo ? 32 : 0),
+                     "bit 0 SP, bit 1 DistOpt, bits 2-3 recompute, bit 4 overlapped gradient reduction, bit 5 TP overlap")
     }
   }
 

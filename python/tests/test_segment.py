@@ -51,6 +51,7 @@ class SegmentTests(unittest.TestCase):
     def test_features_word_reaches_the_reader(self):
         word = L.features(sequence_parallel=True, distributed_optimizer=True, recompute="full")
         self.assertEqual(word, 0b1011)
+        self.assertEqual(L.features(overlap_grad_reduce=True, overlap_tp=True), 0b110000)
         job = self.create(dp=1, features=word)
         r = Reader(self.job)
         self.assertEqual((r.info["version_minor"], r.info["features"]), (3, word))

@@ -226,10 +226,15 @@ FEATURE_SEQUENCE_PARALLEL = 1 << 0
 FEATURE_DISTRIBUTED_OPTIMIZER = 1 << 1
 FEATURE_RECOMPUTE_SHIFT = 2
 RECOMPUTE_MODES = ("none", "selective", "full")
+FEATURE_OVERLAP_GRAD_REDUCE = 1 << 4
+FEATURE_OVERLAP_TP = 1 << 5
 
 
-def features(sequence_parallel=False, distributed_optimizer=False, recompute="none"):
+def features(sequence_parallel=False, distributed_optimizer=False, recompute="none",
+             overlap_grad_reduce=False, overlap_tp=False):
     """The header's feature word for a run's flags."""
     return ((FEATURE_SEQUENCE_PARALLEL if sequence_parallel else 0)
             | (FEATURE_DISTRIBUTED_OPTIMIZER if distributed_optimizer else 0)
-            | RECOMPUTE_MODES.index(recompute) << FEATURE_RECOMPUTE_SHIFT)
+            | RECOMPUTE_MODES.index(recompute) << FEATURE_RECOMPUTE_SHIFT
+            | (FEATURE_OVERLAP_GRAD_REDUCE if overlap_grad_reduce else 0)
+            | (FEATURE_OVERLAP_TP if overlap_tp else 0))
