@@ -35,7 +35,9 @@ public struct RankRow: Equatable, Sendable {
   public var memoryFraction: Double
   public var allReduceP50Ms: Double?
   public var allReduceMaxMs: Double?
-  public var allReducePercent: Double?
+  /// Share of the step the rank was blocked in communication (exposed: what overlap hides
+  /// does not count).
+  public var commPercent: Double?
   public var utilization: Double?
   public var heartbeatAge: Double
   public var exitStatus: Int?
@@ -91,7 +93,7 @@ public struct DashboardModel {
         state: status?.state ?? .starting, step: recent.last?.step ?? 0,
         loss: recent.last.map { Double($0.loss) }, stepMs: nil, tokensPerSecond: nil,
         rssBytes: Double(recent.last?.rssBytes ?? 0), memoryFraction: 0, allReduceP50Ms: nil,
-        allReduceMaxMs: nil, allReducePercent: nil, utilization: nil,
+        allReduceMaxMs: nil, commPercent: nil, utilization: nil,
         heartbeatAge: status?.heartbeatAge ?? .infinity, exitStatus: status?.exitStatus, straggler: false,
         node: status?.node ?? 0, lost: status?.lost ?? false)
       if !recent.isEmpty {
@@ -101,16 +103,16 @@ public struct DashboardModel {
         row.tokensPerSecond = stepNs > 0 ? tokens / (stepNs / 1e9) : nil
         row.memoryFraction = min(1, row.rssBytes / perRankMem)
         var hist = Array(repeating: 0.0, count: LatencyHistogram.bucketCount)
-        var arTotal = 0.0
+        var exposed = 0.0
         var arMax: UInt64 = 0
         for s in recent {
           for i in hist.indices { hist[i] += Double(s.allReduceHistogram[i]) }
-          arTotal += Double(s.allReduceTotalNs)
+          exposed += Double(s.commNs)  // exposed
           arMax = max(arMax, s.allReduceMaxNs)
         }
         row.allReduceP50Ms = DashboardModel.histogramQuantile(hist, 0.5).map { $0 / 1000 }
         row.allReduceMaxMs = recent.contains { $0.allReduceCount > 0 } ? Double(arMax) / 1e6 : nil
-        row.allReducePercent = stepNs > 0 ? 100 * arTotal / Double(recent.count) / stepNs : nil
+        row.commPercent = stepNs > 0 ? 100 * exposed / Double(recent.count) / stepNs : nil
         row.utilization = recent.reduce(0.0) { $0 + Double($1.computeBusy) } / Double(recent.count)
         msList.append(row.stepMs!)
         if row.stepMs! > slowestMs { slowestMs = row.stepMs!; slowest = r }

@@ -180,6 +180,15 @@ final class RenderTests: XCTestCase {
     XCTAssertTrue(g.text.contains("hidden \(Format.ms(r0.hidden)) ms"), g.text)
     XCTAssertGreaterThan(r0.peerWait, 10 * e[3]!.peerWait)
     XCTAssertTrue(g.text.contains("▲r3"), g.text)
+    // the overview's comm% is the exposed share of the step: the hidden part does not count
+    let model = DashboardModel(history: h, state: AppState(), themeName: "default")
+    let recent = h.samples[0].suffix(DashboardModel.window)
+    XCTAssertTrue(recent.contains { $0.allReduceTotalNs > $0.commNs }, "the synthetic job overlaps some communication")
+    let expected = 100 * recent.reduce(0.0) { $0 + Double($1.commNs) } / recent.reduce(0.0) { $0 + Double($1.stepNs) }
+    XCTAssertEqual(model.rows[0].commPercent!, expected, accuracy: 1e-9)
+    let overview = render(h, AppState(), 160, 40).text
+    XCTAssertTrue(overview.contains("comm%"), overview)
+    XCTAssertTrue(overview.contains("\(Int(expected.rounded()))%"), overview)
   }
 
   func testStragglerIsTheRankThatWaitsLeastWhenTheOthersWaitForIt() {

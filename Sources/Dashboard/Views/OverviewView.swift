@@ -108,8 +108,9 @@ enum OverviewView {
         guard let p = r.allReduceP50Ms else { return ("–", .dim) }
         return ("\(Format.ms(p * 1e6))/\(Format.ms((r.allReduceMaxMs ?? 0) * 1e6))", .normal)
       }),
-      Column(title: "AR%", width: 4, right: true, priority: 65, draw: rightText { r in
-        (r.allReducePercent.map { "\(Int($0.rounded()))%" } ?? "–", (r.allReducePercent ?? 0) > 30 ? .warn : .normal)
+      // the step's share blocked in communication (exposed; hidden overlap is in the Comm view)
+      Column(title: "comm%", width: 5, right: true, priority: 65, draw: rightText { r in
+        (r.commPercent.map { "\(Int($0.rounded()))%" } ?? "–", (r.commPercent ?? 0) > 30 ? .warn : .normal)
       }),
       Column(title: "util", width: 8, right: false, priority: 55, draw: { g, r, x, y, w in
         let u = r.utilization ?? 0
