@@ -1,6 +1,8 @@
 // Megatron's tensor-parallel linear layers (core/tensor_parallel/layers.py) as forward/backward
 // pairs in llm.c's argument order (outputs, inputs, weights, sizes). The communication they
-// call, f and g, lives in Mappings.swift; the math is `matmulForward`/`matmulBackward`.
+// call, f and g, lives in Mappings.swift; the math is `matmulForward`/`matmulBackward`. With
+// `--overlap-tp` both hand their GEMMs and collectives to TensorParallelOverlap.swift, which
+// runs them in pipelined pieces with the same results.
 
 import TPKernels
 
