@@ -379,11 +379,22 @@ public struct RunSetup: ParsableArguments {
   /// DP ranks the optimizer state is partitioned over: `dp` under --distributed-optimizer, else 1.
   public func optimizerShards(dp: Int) -> Int { distributedOptimizer ? dp : 1 }
 
-  /// The start-up note for --distributed-optimizer at dp 1 (nil when there is nothing to say).
-  public func distributedOptimizerNote(dp: Int) -> String? {
-    distributedOptimizer && dp == 1
-      ? "--distributed-optimizer at dp 1 is a no-op: there is no other DP rank to share the optimizer state with"
-      : nil
+  /// Start-up notes, one line each, for flags that change nothing on this grid (printed once by
+  /// rank 0): a feature with no other rank to work with, a setting of a feature that is off.
+  public func noOpNotes(tp: Int, dp: Int) -> [String] {
+    var notes: [String] = []
+    if distributedOptimizer && dp == 1 {
+      notes.append("--distributed-optimizer at dp 1 is a no-op: there is no other DP rank to share the optimizer state with")
+    }
+    if overlapGradReduce && dp == 1 {
+      notes.append("--overlap-grad-reduce at dp 1 is a no-op: there is no data-parallel gradient reduction to overlap")
+    }
+    if overlapTP && tp == 1 {
+      notes.append("--overlap-tp at tp 1 is a no-op: there is no tensor-parallel communication to overlap")
+    }
+    if bucketMiB != nil && !overlapGradReduce { notes.append("--bucket-mib has no effect without --overlap-grad-reduce") }
+    if tpChunks != nil && !overlapTP { notes.append("--tp-chunks has no effect without --overlap-tp") }
+    return notes
   }
 
   /// "GPT-2 L2 H4 C64 V256(256) maxT64".

@@ -187,7 +187,7 @@ struct TPTrain: ParsableCommand {
                       optimizerShards: setup.optimizerShards(dp: grid.dp),
                       optimizerShardIndex: setup.optimizerShards(dp: grid.dp) > 1 ? grid.dpRank : 0,
                       tpOverlapChunks: setup.tensorParallelChunks)
-    if world.rank == 0, let note = setup.distributedOptimizerNote(dp: grid.dp) { printError("tptrain: note: " + note) }
+    if world.rank == 0 { for note in setup.noOpNotes(tp: grid.tp, dp: grid.dp) { printError("tptrain: note: " + note) } }
     if let r = resumed {
       try gpt.load(path: r.path + "/" + Checkpoints.modelFile)
       try gpt.loadOptimizerState(path: r.path + "/" + Checkpoints.stateFile)

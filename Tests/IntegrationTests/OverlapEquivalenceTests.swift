@@ -48,7 +48,10 @@ final class OverlapEquivalenceTests: XCTestCase {
     let r = try Harness.train(np: np, ["--model", "tiny", "--steps", "3", "--seed", "5", "--quiet", "--no-telemetry",
                                        "--log", log, "--dump-grads", dir.appendingPathComponent(tag).path] + args,
                               file: file, line: line)
-    XCTAssertFalse(r.stderr.contains("note:"), "\(tag): a start-up note:\n\(r.stderr)", file: file, line: line)
+    // the only notes are for a flag that has no other rank to work with on this grid
+    for note in r.stderr.split(separator: "\n") where note.contains("note:") {
+      XCTAssertTrue(note.contains("is a no-op"), "\(tag): \(note)", file: file, line: line)
+    }
     let rows = try Harness.readLog(log)
     let grads = try (0..<np).map { try Data(contentsOf: dir.appendingPathComponent("\(tag).rank\($0).bin")) }
     XCTAssertEqual(rows.count, 3, tag, file: file, line: line)

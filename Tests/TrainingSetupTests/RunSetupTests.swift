@@ -35,10 +35,20 @@ final class RunSetupTests: XCTestCase {
     let on = try setup("--distributed-optimizer"), off = try setup()
     XCTAssertEqual([on.optimizerShards(dp: 1), on.optimizerShards(dp: 2), on.optimizerShards(dp: 4)], [1, 2, 4])
     XCTAssertEqual([off.optimizerShards(dp: 1), off.optimizerShards(dp: 4)], [1, 1])
-    XCTAssertEqual(on.distributedOptimizerNote(dp: 1),
-                   "--distributed-optimizer at dp 1 is a no-op: there is no other DP rank to share the optimizer state with")
-    XCTAssertNil(on.distributedOptimizerNote(dp: 2))
-    XCTAssertNil(off.distributedOptimizerNote(dp: 1))
+    XCTAssertEqual(on.noOpNotes(tp: 2, dp: 1),
+                   ["--distributed-optimizer at dp 1 is a no-op: there is no other DP rank to share the optimizer state with"])
+    XCTAssertEqual(on.noOpNotes(tp: 1, dp: 2), [])
+    XCTAssertEqual(off.noOpNotes(tp: 1, dp: 1), [])
+  }
+
+  func testOverlapFlagsThatChangeNothingGetANote() throws {
+    let both = try setup("--overlap-tp", "--overlap-grad-reduce", "--tp-chunks", "8", "--bucket-mib", "2")
+    XCTAssertEqual(both.noOpNotes(tp: 2, dp: 2), [])
+    XCTAssertEqual(both.noOpNotes(tp: 1, dp: 1),
+                   ["--overlap-grad-reduce at dp 1 is a no-op: there is no data-parallel gradient reduction to overlap",
+                    "--overlap-tp at tp 1 is a no-op: there is no tensor-parallel communication to overlap"])
+    XCTAssertEqual(try setup("--tp-chunks", "8", "--bucket-mib", "2").noOpNotes(tp: 2, dp: 2),
+                   ["--bucket-mib has no effect without --overlap-grad-reduce", "--tp-chunks has no effect without --overlap-tp"])
   }
 
   func testExplicitVocabIsPadded() throws {
