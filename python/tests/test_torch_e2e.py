@@ -162,7 +162,7 @@ class TorchEndToEnd(unittest.TestCase):
         # the Shards view lists the example's tensors and each rank's slice
         self.tmux("send-keys", "-t", "e2e", "4")
         # (a capture can land while the terminal is still drawing the new view: wait for all of it)
-        s = self.wait_for("the shard view", lambda: (lambda s: s if "parameter tensors" in s and "qkvw" in s else None)(self.screen()), 20)
+        s = self.wait_for("the shard view", lambda: (lambda s: s if "parameter tensors" in s and "heads 2–3 of 4" in s else None)(self.screen()), 20)
         self.assertIn("qkvw", s)
         self.assertTrue("tp0 slice" in s and "tp1 slice" in s, s)
         self.assertTrue("heads 0–1 of 4" in s and "heads 2–3 of 4" in s, s)
