@@ -20,10 +20,12 @@
 // (The embedding's reduce-scatter and its backward all-gather are not chunked.)
 //
 // Bitwise: a reduction over a range of rows runs in the order of one ring reduction of the whole
-// buffer (`RangeReduction`), and an all-gather only copies. Each GEMM piece computes every output
-// element with the same dot product as the whole GEMM (OpenBLAS blocks the inner dimension the
-// same way whatever the row or feature count), which the equivalence tests check. So every
-// result is bitwise that of the non-overlapped path (with `--collectives mpi`, over two ranks).
+// buffer (`RangeReduction`), and an all-gather only copies. A GEMM piece computes every output
+// element with the same sums as the whole GEMM where OpenBLAS's kernels do not round a row by
+// its place in the call: its AVX-512 kernels, for pieces at multiples of `rowAlignment`. There
+// every result is bitwise that of the non-overlapped path (with `--collectives mpi`, over two
+// ranks); its AVX2 kernels round by place, and the results agree to the last bits
+// (BENCHMARKS.md, `scripts/gemm_pieces.c`; the equivalence tests check both).
 
 import TPComm
 import TPKernels
@@ -117,14 +119,14 @@ final class TensorParallelOverlap {
   /// Runs `body` on every rank's rows of a gathered buffer, this rank's first and each other
   /// one's as the ring brings it, a piece at a time with the transfers driven in between.
   @inline(__always)
-  private func forEachGatheredPiece(_ N: Int, _ started: Int, _ body: (Range<Int>) -> Void) {
+  private func forEachGatheredPiece(_ N: Int, _ body: (Range<Int>) -> Void) {
     let t = group.size
     for k in 0..<t {
       let block = (group.rank - k + t) % t
       gather!.wait(forChunk: block)
       for i in 0..<(blockPieces.count - 1) {
         body(piece(block, i, N))
-        progressAll(started)
+        gather!.progress()
       }
     }
     gather!.wait()
@@ -138,7 +140,7 @@ final class TensorParallelOverlap {
     precondition(IC == columns && N == rowStarts.last!, "TP overlap planned for (\(rowStarts.last!), \(columns)) inputs")
     let x = sequence!.gathered
     startGather(x, inp, N)
-    forEachGatheredPiece(N, 0) { rows in
+    forEachGatheredPiece(N) { rows in
       matmulForward(out + rows.lowerBound * OC, x + rows.lowerBound * IC, weight, bias, rows.count, IC, OC, pool: pool)
     }
   }
@@ -209,7 +211,7 @@ final class TensorParallelOverlap {
     precondition(OC == columns && N == rowStarts.last!, "TP overlap planned for (\(rowStarts.last!), \(columns)) outputs")
     let g = sequence!.gathered
     startGather(g, dout, N)
-    forEachGatheredPiece(N, 0) { rows in
+    forEachGatheredPiece(N) { rows in
       matmulBackwardInput(dinp + rows.lowerBound * IC, g + rows.lowerBound * OC, weight, rows.count, IC, OC)
     }
     matmulBackwardWeight(dweight, g, inp, N, IC, OC, features: 0..<OC)
