@@ -28,6 +28,8 @@ let package = Package(
     .systemLibrary(name: "CCurses", providers: [.apt(["libncurses-dev"])]),
     // glibc's CPU-affinity calls (GNU extensions the Glibc module leaves out).
     .systemLibrary(name: "CSched"),
+    // futex(2) wait and wake on a shared word (syscall(2) is variadic, so Swift cannot call it).
+    .systemLibrary(name: "CFutex"),
 
     // The job's vocabulary, defined once: step metrics, latency histogram, run/desired states,
     // split kinds, model shape, sharded tensors. No dependencies; every layer below imports it.
@@ -51,7 +53,7 @@ let package = Package(
     // Shared-memory telemetry segment: rings, control page, readers. No MPI, no curses.
     .target(
       name: "Telemetry",
-      dependencies: ["JobSchema", .product(name: "Atomics", package: "swift-atomics")],
+      dependencies: ["JobSchema", "CFutex", .product(name: "Atomics", package: "swift-atomics")],
       swiftSettings: fast),
     // Launching and supervising jobs: mpirun, its failure report, restarts from the latest checkpoint.
     .target(name: "JobControl", dependencies: ["Telemetry", "CheckpointLayout"], swiftSettings: fast),

@@ -104,6 +104,9 @@ public final class Trainer {
   private var cycleNs: UInt64 = 0
   /// Ticks spent paused (selects which paused ticks collect every rank's signal).
   private var pausedTicks = 0
+  /// How this rank waits while the job is paused: set by the launcher when the ranks of a node
+  /// share a segment; nil, every rank ticks over the world (see `pausedTick`).
+  public var pausedSleep: PausedSleep? = nil
   private var metrics = StepMetrics()
   private static let tensors = ParameterViews.tensorCount
   /// Where the (Σ update², Σ new weight²) pairs start in `statSums`, after one Σg² per tensor.
@@ -170,7 +173,7 @@ public final class Trainer {
     AllocationProbe.trackCurrentThread()
     while step < options.steps {
       // control, applied by every rank at this boundary
-      var (decision, signal) = exchangeDecision(sleepy: false)
+      var (decision, signal) = exchangeDecision(over: world, sleepy: false)
       if try applyBoundary(decision, signal: signal) { break }
       if decision.desired == .pause {
         decision = try pausedLoop()
@@ -282,52 +285,58 @@ public final class Trainer {
     return step
   }
 
-  /// One small collective per step boundary: an all-reduce(max) of [desired state, checkpoint
-  /// counter, signal]. Rank 0 contributes the observer's decision (the others −∞), every rank
-  /// its received signal, so a signal that reached only one rank stops all of them together.
+  /// One small collective per step boundary: an all-reduce(max) over `group` (the world, or
+  /// while paused the node leaders) of [desired state, checkpoint counter, signal]. Rank 0
+  /// contributes the observer's decision (the others −∞), every rank `signal`, so a signal that
+  /// reached only one rank stops all of them together.
   ///
   /// While paused (`sleepy`), a blocking all-reduce would spin on whichever rank arrives first,
   /// so most ticks only broadcast rank 0's decision with a sleeping wait; every
   /// `pausedSignalTicks`-th tick a sleeping barrier followed by the all-reduce also collects the
   /// other ranks' signals: while paused, a signal that reached only ranks other than 0 is seen
   /// within about a second (rank 0's own signal rides on every broadcast).
-  private func exchangeDecision(sleepy: Bool) -> (ControlDecision, signal: Int32) {
+  private func exchangeDecision(over group: Communicator, sleepy: Bool,
+                                signal: Int32 = StopSignal.received) -> (ControlDecision, signal: Int32) {
     if sleepy {
       pausedTicks &+= 1
       if pausedTicks % Self.pausedSignalTicks != 0 {
-        var packed: (Int32, Int32, Int32) = (0, 0, StopSignal.received)
-        if world.rank == 0 {
+        var packed: (Int32, Int32, Int32) = (0, 0, signal)
+        if group.rank == 0 {
           let d = observer.pollControl()
           packed.0 = Int32(d.desired.rawValue)
           packed.1 = d.checkpointRequests
         }
         withUnsafeMutableBytes(of: &packed) { raw in
-          world.sleepyBroadcast(raw.baseAddress!.assumingMemoryBound(to: Int32.self), count: 3, pollMicros: Self.pausedTickMicros)
+          group.sleepyBroadcast(raw.baseAddress!.assumingMemoryBound(to: Int32.self), count: 3, pollMicros: Self.pausedTickMicros)
         }
         let desired = DesiredState(rawValue: UInt64(max(0, packed.0))) ?? .run
         return (ControlDecision(desired: desired, checkpointRequests: packed.1), packed.2)
       }
-      world.sleepyBarrier(pollMicros: Self.pausedTickMicros)
+      group.sleepyBarrier(pollMicros: Self.pausedTickMicros)
     }
-    var packed: (Double, Double, Double) = (-.infinity, -.infinity, Double(StopSignal.received))
-    if world.rank == 0 {
+    var packed: (Double, Double, Double) = (-.infinity, -.infinity, Double(signal))
+    if group.rank == 0 {
       let d = observer.pollControl()
       packed.0 = Double(d.desired.rawValue)
       packed.1 = Double(d.checkpointRequests)
     }
     withUnsafeMutableBytes(of: &packed) { raw in
-      world.allReduce(raw.baseAddress!.assumingMemoryBound(to: Double.self), count: 3, .max, kind: .control)
+      group.allReduce(raw.baseAddress!.assumingMemoryBound(to: Double.self), count: 3, .max, kind: .control)
     }
     let desired = DesiredState(rawValue: UInt64(max(0, min(2, packed.0)))) ?? .run
     let requests = packed.1.isFinite ? Int32(truncatingIfNeeded: Int64(packed.1)) : lastCheckpointRequests
     return (ControlDecision(desired: desired, checkpointRequests: requests), Int32(packed.2))
   }
 
-  /// While paused, one tick in this many collects every rank's signal (see `exchangeDecision`).
+  /// While paused, one tick in this many collects every ticking rank's signal (see `exchangeDecision`).
   static let pausedSignalTicks = 100
-  /// A paused tick: rank 0 sleeps this long between control polls, and the other ranks nap as
-  /// long between tests of the decision's broadcast (no more wake-ups than rank 0 has ticks).
+  /// A paused tick: rank 0 sleeps this long between control polls, and the other ticking ranks
+  /// nap as long between tests of the decision's broadcast (no more wake-ups than rank 0 has
+  /// ticks).
   static let pausedTickMicros: UInt32 = 10_000
+  /// A paused rank sleeping on its node (`pausedSleep`) wakes at least this often, to beat and
+  /// to pass on a signal it received.
+  static let pausedSleepNs: Int64 = 100_000_000
 
   /// Applies checkpoint requests, periodic checkpoints and signals at a step boundary; returns
   /// true when the job must stop now (a signal: checkpoint written first).
@@ -353,11 +362,12 @@ public final class Trainer {
   private func pausedLoop() throws -> ControlDecision {
     observer.stateChanged(.paused)
     observer.event(.paused(step: step))
+    // a signal word left by an earlier process on this node's segment means nothing now (a rank
+    // that has a signal posts it again at its next wake)
+    if let sleep = pausedSleep, sleep.isLeader { sleep.node.clearPostedSignal() }
     var decision = ControlDecision(desired: .pause, checkpointRequests: lastCheckpointRequests)
     while decision.desired == .pause {
-      observer.heartbeat()
-      if world.rank == 0 { usleep(Self.pausedTickMicros) }
-      let (next, signal) = exchangeDecision(sleepy: true)
+      let (next, signal) = pausedTick(current: decision)
       decision = next
       let requested = decision.checkpointRequests != lastCheckpointRequests
       if try applyBoundary(decision, signal: signal) { return decision }
@@ -368,6 +378,38 @@ public final class Trainer {
       observer.event(.resumed(step: step))
     }
     return decision
+  }
+
+  /// Waits, paused, until something may have changed, then returns the decision every rank of
+  /// the world agrees on (possibly `current` again).
+  ///
+  /// Without `pausedSleep` every rank ticks: rank 0 polls the control page every
+  /// `pausedTickMicros` and broadcasts what it read. With it, only the node leaders tick (over
+  /// their own communicator); the other ranks sleep on their node's wake word, so a paused job's
+  /// CPU does not grow with its ranks per node. When a tick shows a change (another desired
+  /// state, a checkpoint request, a signal), every leader wakes its node and the whole world
+  /// exchanges the decision as at a step boundary.
+  private func pausedTick(current: ControlDecision) -> (ControlDecision, signal: Int32) {
+    guard let sleep = pausedSleep else {
+      observer.heartbeat()
+      if world.rank == 0 { usleep(Self.pausedTickMicros) }
+      return exchangeDecision(over: world, sleepy: true)
+    }
+    while true {
+      observer.heartbeat()
+      if sleep.isLeader {
+        if world.rank == 0 { usleep(Self.pausedTickMicros) }
+        let signal = max(StopSignal.received, sleep.node.postedSignal())
+        let (seen, seenSignal) = exchangeDecision(over: sleep.leaders, sleepy: true, signal: signal)
+        // every leader sees the same tick, so they all wake their nodes at the same one
+        if seen == current && seenSignal == 0 { continue }
+        sleep.node.wakeNode()
+      } else if !sleep.node.sleepUntilWoken(timeoutNs: Self.pausedSleepNs) {
+        if StopSignal.received != 0 { sleep.node.postSignal(StopSignal.received) }
+        continue
+      }
+      return exchangeDecision(over: world, sleepy: false)
+    }
   }
 
   /// The run's configuration as recorded in checkpoints.

@@ -106,6 +106,12 @@ public enum SegmentLayout {
     public static let observedCheckpointRequests = 136
     /// u64, count of successful control writes (diagnostics).
     public static let writes = 192
+    /// u32, the job's own (readers leave it alone): the node leader adds one to wake the node's
+    /// paused ranks, which sleep on it with futex(2) (`SegmentWriter.sleepWhilePaused`).
+    public static let pausedWake = 256
+    /// u32, the job's own: the largest stop signal a sleeping paused rank of this node received,
+    /// for its node leader to pass on (0 none).
+    public static let pausedSignal = 320
   }
 
   /// Per-rank header, 256 bytes per world rank (128 before minor version 2). Written only by

@@ -1,4 +1,5 @@
 import Atomics
+import CFutex
 import Glibc
 import JobSchema
 
@@ -114,6 +115,53 @@ public final class SegmentWriter {
     atomicWord(c + C.observedCheckpointRequests).store(ck, ordering: .releasing)
     return (desired, ck)
   }
+
+  // MARK: Paused ranks' sleep (control page words `pausedWake` and `pausedSignal`)
+
+  private func controlWord32(_ offset: Int) -> UnsafeMutablePointer<UInt32> {
+    (mapping.base + geometry.controlOffset + offset).assumingMemoryBound(to: UInt32.self)
+  }
+
+  private func atomic32(_ offset: Int) -> UnsafeAtomic<UInt32> {
+    UnsafeAtomic<UInt32>(at: UnsafeMutableRawPointer(controlWord32(offset)).assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
+  }
+
+  /// The wake word now: a rank about to sleep remembers it (`sleepWhilePaused`).
+  public func pausedWakeGeneration() -> UInt32 {
+    atomic32(SegmentLayout.Control.pausedWake).load(ordering: .acquiring)
+  }
+
+  /// Node leader: one more wake; every rank in `sleepWhilePaused` on this segment returns.
+  public func wakePausedRanks() {
+    atomic32(SegmentLayout.Control.pausedWake).wrappingIncrement(ordering: .releasing)
+    _ = cfutex_wake_all(controlWord32(SegmentLayout.Control.pausedWake))
+  }
+
+  /// Sleeps (futex(2), no polling) while the wake word still equals `generation`, at most
+  /// `timeoutNs`. True when it differs: the leader woke the node since `generation`.
+  public func sleepWhilePaused(generation: UInt32, timeoutNs: Int64) -> Bool {
+    let word = atomic32(SegmentLayout.Control.pausedWake)
+    if word.load(ordering: .acquiring) != generation { return true }
+    _ = cfutex_wait(controlWord32(SegmentLayout.Control.pausedWake), generation, max(0, timeoutNs))
+    return word.load(ordering: .acquiring) != generation
+  }
+
+  /// A paused rank's stop signal, for its node leader: the word keeps the largest posted.
+  public func postPausedSignal(_ signal: UInt32) {
+    let word = atomic32(SegmentLayout.Control.pausedSignal)
+    var old = word.load(ordering: .relaxed)
+    while old < signal {
+      let (done, now) = word.weakCompareExchange(expected: old, desired: signal, ordering: .acquiringAndReleasing)
+      if done { return }
+      old = now
+    }
+  }
+
+  /// The largest stop signal posted on this segment (0 none).
+  public func pausedSignal() -> UInt32 { atomic32(SegmentLayout.Control.pausedSignal).load(ordering: .acquiring) }
+
+  /// Forgets posted signals (a word left by an earlier process of the job).
+  public func clearPausedSignal() { atomic32(SegmentLayout.Control.pausedSignal).store(0, ordering: .releasing) }
 
   static func checkShard(_ s: ShardedTensor, tp: Int) throws {
     typealias S = SegmentLayout.Shard

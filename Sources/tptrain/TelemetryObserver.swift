@@ -9,7 +9,7 @@ import Telemetry
 /// Local rank 0 creates the segment, then every rank calls `barrier()` (an MPI barrier the
 /// caller supplies), then the other local ranks open it. Each rank writes only its own header
 /// and ring; `pollControl()` (world rank 0 only) reads the control page.
-final class TelemetryObserver: TrainingObserver {
+final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
   let segment: SegmentWriter
   let writer: RankWriter
   let worldRank: Int
@@ -22,6 +22,9 @@ final class TelemetryObserver: TrainingObserver {
   var sender: ForwardingSender?
   /// On world rank 0 of a job on several nodes: takes the other nodes' records.
   var receiver: ForwardingReceiver?
+  /// Wakes of the node's paused ranks this rank has consumed (`sleepUntilWoken`); read when the
+  /// segment is opened, before the leader can wake anyone.
+  private var wakesSeen: UInt32 = 0
   /// While paused or waiting, forwarded headers are refreshed this often (ns).
   static let idleForwardNs: UInt64 = 100_000_000
 
@@ -46,7 +49,24 @@ final class TelemetryObserver: TrainingObserver {
     let segment = try created ?? SegmentWriter.open(job: jobName)
     self.segment = segment
     writer = try segment.rankWriter(worldRank: worldRank, localRank: localRank, nodeIndex: nodeIndex)
+    wakesSeen = segment.pausedWakeGeneration()
   }
+
+  // PausedNodeChannel: the node's segment holds the wake word.
+
+  func wakeNode() { segment.wakePausedRanks() }
+
+  func sleepUntilWoken(timeoutNs: Int64) -> Bool {
+    guard segment.sleepWhilePaused(generation: wakesSeen, timeoutNs: timeoutNs) else { return false }
+    wakesSeen &+= 1
+    return true
+  }
+
+  func postSignal(_ signal: Int32) { segment.postPausedSignal(UInt32(clamping: signal)) }
+
+  func postedSignal() -> Int32 { Int32(clamping: segment.pausedSignal()) }
+
+  func clearPostedSignal() { segment.clearPausedSignal() }
 
   /// The engine's shard layout in the segment's terms.
   static func telemetryShards(_ shards: [TensorShard]) -> [ShardedTensor] {

@@ -210,8 +210,16 @@ struct TPTrain: ParsableCommand {
       telemetry.lastStep = options.startStep
       for c in [world, tpGroup, dpGroup] { c.waitObserver = telemetry }
     }
-    return try Trainer(model: gpt, loader: loader, world: world, tpGroup: tpGroup, dpGroup: dpGroup,
-                       grid: grid, options: options, observer: observer)
+    let trainer = try Trainer(model: gpt, loader: loader, world: world, tpGroup: tpGroup, dpGroup: dpGroup,
+                              grid: grid, options: options, observer: observer)
+    if let telemetry = observer as? TelemetryObserver {
+      // while paused only each node's local rank 0 ticks; the others sleep on the node's segment
+      let isLeader = nodes.node.rank == 0
+      let leaders = try world.split(color: isLeader ? 0 : 1, key: world.rank)
+      leaders.waitObserver = telemetry
+      trainer.pausedSleep = PausedSleep(leaders: leaders, isLeader: isLeader, node: telemetry)
+    }
+    return trainer
   }
 
   func makeObserver(world: Communicator, nodes: NodeTopology, grid: ParallelLayout, config: GPTConfig, gpt: GPT, settings: RunSetup.Settings) throws -> TrainingObserver {

@@ -29,10 +29,10 @@ final class EngineIntegrationTests: XCTestCase {
   }
 
   /// Starts `mpirun -np 2 tptrain --model tiny --tp 2 ...` for job `job`.
-  private func launch(_ job: String, steps: Int, extra: [String] = []) throws -> Process {
+  private func launch(_ job: String, steps: Int, ranks: Int = 2, extra: [String] = []) throws -> Process {
     let (mpirun, tptrain) = try tools()
     return try startTool(mpirun, [
-      "--allow-run-as-root", "--oversubscribe", "-np", "2", tptrain, "--model", "tiny", "--tp", "2", "--batch", "2", "--seq", "16",
+      "--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", tptrain, "--model", "tiny", "--tp", "2", "--batch", "2", "--seq", "16",
       "--steps", "\(steps)", "--job", job, "--quiet", "--threads", "1", "--checkpoint-dir", checkpointDir.path,
     ] + extra)
   }
@@ -97,10 +97,10 @@ final class EngineIntegrationTests: XCTestCase {
 
   /// Starts an endless 2-rank job, attaches, and waits until every rank has passed `step`; the job
   /// is ended and its segment removed when the test ends.
-  private func startEndlessJob(_ tag: String, pastStep step: Int, extra: [String] = []) throws -> (Process, JobReader) {
+  private func startEndlessJob(_ tag: String, pastStep step: Int, ranks: Int = 2, extra: [String] = []) throws -> (Process, JobReader) {
     let job = uniqueJob(tag)
     addTeardownBlock { removeJob(job) }
-    let p = try launch(job, steps: 1_000_000, extra: extra)
+    let p = try launch(job, steps: 1_000_000, ranks: ranks, extra: extra)
     addTeardownBlock { if p.isRunning { p.terminate() } }
     let r = try XCTUnwrap(attachWhenReady(job, timeout: 60))
     XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.lastStep >= step } })
@@ -171,9 +171,11 @@ final class EngineIntegrationTests: XCTestCase {
                   "no checkpoint \(name) in \((try? FileManager.default.contentsOfDirectory(atPath: checkpointDir.path)) ?? [])")
   }
 
-  /// The budget: a paused job sleeps, using at most 2 % of one core in total.
+  /// The budget: a paused job sleeps, using at most 2 % of one core in total. Four ranks
+  /// (t 2 × d 2) on one node: only local rank 0 ticks, the other three sleep on the segment's
+  /// wake word, so the total does not grow with the ranks.
   func testPausedJobSleeps() throws {
-    let (p, r) = try startEndlessJob("sleep", pastStep: 2)
+    let (p, r) = try startEndlessJob("sleep", pastStep: 2, ranks: 4)
     try r.request(.pause)
     XCTAssertTrue(eventually(20) { r.ranks().allSatisfy { $0.state == .paused } })
     usleep(200_000)
@@ -186,7 +188,29 @@ final class EngineIntegrationTests: XCTestCase {
     let tick = 1 / Double(sysconf(Int32(_SC_CLK_TCK)))
     print("paused job CPU: \(String(format: "%.2f", cpu / wall * 100)) % of one core; per rank \(perRank.map { String(format: "%.2f", $0 / wall * 100) }) %")
     XCTAssertLessThanOrEqual(cpu, 0.02 * wall + tick, "a paused job must sleep (≤ 2 % CPU for the whole job)")
+    // the sleeping ranks still beat (at least every 100 ms)
+    let ages = r.ranks().map { $0.heartbeatAge ?? .infinity }
+    XCTAssertTrue(ages.allSatisfy { $0 < 1 }, "heartbeat ages \(ages) s")
+    try r.request(.run)
+    XCTAssertTrue(eventually(20) { r.ranks().allSatisfy { $0.state == .running && $0.ackedState == .run } })
     try r.request(.stop)
-    XCTAssertTrue(waitExit(p))
+    guard waitExit(p) else { return XCTFail("the job did not stop") }
+    XCTAssertEqual(p.terminationStatus, 0)
+  }
+
+  /// A SIGTERM that reaches only a rank asleep on its node while paused still stops the whole
+  /// job cleanly, with a checkpoint of the paused step.
+  func testSignalToASleepingPausedRankStopsTheJob() throws {
+    let (p, r) = try startEndlessJob("sigpause", pastStep: 2, ranks: 4, extra: ["--checkpoint-every", "100000"])
+    try r.request(.pause)
+    XCTAssertTrue(eventually(20) { r.ranks().allSatisfy { $0.state == .paused } })
+    let rs = r.ranks()
+    let sleeper = try XCTUnwrap(rs.first { $0.localRank == 3 })
+    XCTAssertEqual(kill(sleeper.pid, SIGTERM), 0)
+    guard waitExit(p, timeout: 30) else { return XCTFail("the job did not stop after a sleeping rank's SIGTERM") }
+    XCTAssertEqual(p.terminationStatus, 0)
+    let pausedAt = rs[0].lastStep
+    XCTAssertEqual(r.rankStatus(0).lastCheckpointStep, pausedAt)
+    XCTAssertEqual(r.rankStatus(0).lastStep, pausedAt, "no step ran after the pause")
   }
 }

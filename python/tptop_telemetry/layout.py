@@ -74,6 +74,8 @@ class Control:
     OBSERVED_DESIRED_STATE = 128  # u64, what rank 0 last read
     OBSERVED_CHECKPOINT_REQUESTS = 136  # u64
     WRITES = 192  # u64, diagnostics
+    PAUSED_WAKE = 256  # u32, the job's own: the node leader's wake word for paused ranks (futex)
+    PAUSED_SIGNAL = 320  # u32, the job's own: a sleeping paused rank's stop signal, for its leader
 
 
 class RankHeader:
