@@ -6,19 +6,24 @@
 #             build always gets the quieter stretch of a noisy host
 #   STEPS=N   steps per run (default 12; the first two are warm-up and not counted)
 #   TPS="1 2" the TP sizes compared (default 2)
+#   DP=N      data-parallel size (default 1): each run has TP × DP ranks
+#   BATCH=N   --batch (default 8)
 #   ARGS=…    extra tptrain arguments (e.g. "--sequence-parallel")
+# Besides the step time it prints the medians of comm_exposed_ms and comm_total_ms.
 set -euo pipefail
 A=$1 B=$2
 ROUNDS=${ROUNDS:-6}
 STEPS=${STEPS:-12}
 TPS=${TPS:-2}
+DP=${DP:-1}
+BATCH=${BATCH:-8}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 train() {  # train BIN TP LOGFILE
   # shellcheck disable=SC2086
-  mpirun --oversubscribe -np "$2" "$1/tptrain" --model small --batch 8 --seq 256 --steps "$STEPS" --tp "$2" \
-    --no-telemetry --quiet --log "$3" ${ARGS:-} >/dev/null
+  mpirun --oversubscribe -np "$(( $2 * DP ))" "$1/tptrain" --model small --batch "$BATCH" --seq 256 --steps "$STEPS" \
+    --tp "$2" --dp "$DP" --no-telemetry --quiet --log "$3" ${ARGS:-} >/dev/null
 }
 
 for r in $(seq "$ROUNDS"); do
@@ -36,9 +41,12 @@ tmp, rounds, tps = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
 for tp in tps:
     med = {}
     for w in "AB":
-        xs = [json.loads(l)["step_ms"] for p in sorted(glob.glob(f"{tmp}/{w}_tp{tp}_*.jsonl")) for l in list(open(p))[2:]]
+        rows = [json.loads(l) for p in sorted(glob.glob(f"{tmp}/{w}_tp{tp}_*.jsonl")) for l in list(open(p))[2:]]
+        xs = [r["step_ms"] for r in rows]
         med[w] = statistics.median(xs)
         print(f"BENCH ab_{w}_tp{tp}_step_ms {med[w]:.1f} ms")
         print(f"BENCH ab_{w}_tp{tp}_step_ms_min {min(xs):.1f} ms")
+        for f in ("comm_exposed_ms", "comm_total_ms"):
+            print(f"BENCH ab_{w}_tp{tp}_{f} {statistics.median(r.get(f, 0) for r in rows):.1f} ms")
     print(f"BENCH ab_B_over_A_tp{tp} {med['B'] / med['A']:.3f} ratio")
 PY

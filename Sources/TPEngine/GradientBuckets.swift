@@ -25,10 +25,16 @@
 // Under sequence parallelism each replicated gradient (wpe, the LayerNorms, the row-parallel
 // biases) holds only this TP rank's part until it is summed over TP, which the plain path does
 // after the backward, one all-reduce per run of replicated tensors (`GPT.replicatedRuns`).
-// Here, just before a bucket starts, the replicated slices of every ready point up to its own
-// are summed over TP (started together, then waited for: about 6·C floats per layer), each with
-// a `RangeReduction` over its run, so in the order of that run's all-reduce; the DP reduction
-// then sees bitwise the plain path's TP sums, and the backward leaves the TP sums to this object.
+// Here each ready point's replicated slices start their TP sums as soon as the backward passes
+// it (about 6·C floats per layer), each with a `RangeReduction` over its run, so in the order of
+// that run's all-reduce; they progress between the backward's kernels like the buckets, and a
+// bucket starts its DP reduction once the TP sums of every slice up to its ready point are
+// complete. The DP reduction so sees bitwise the plain path's TP sums, nothing waits before the
+// end of the backward, and the backward leaves the TP sums to this object.
+//
+// Every start happens at a fixed point of the backward on every rank of a group (TP sums in
+// `ready`, buckets in bucket order), so the `mpi` forms' non-blocking collectives are issued in
+// the same order everywhere, whenever each rank gets to them.
 
 import TPComm
 import TPKernels
@@ -69,8 +75,12 @@ final class GradientBuckets {
   /// The next bucket to start, and the first one not yet seen complete.
   private var nextBucket = 0
   private var firstPending = 0
-  /// The first ready point whose replicated slices are not yet summed over TP.
+  /// The last ready point the backward has passed (-1 before the first).
+  private var readyThrough = -1
+  /// The first ready point whose replicated slices' TP sums are not yet started.
   private var nextSummedPoint = 0
+  /// The first replicated slice whose TP sum is not yet seen complete.
+  private var firstUnsummed = 0
 
   /// Ready points: 0 after the LM head and lnf, 1 + k after layer L-1-k, L + 1 after the
   /// embeddings.
@@ -142,36 +152,51 @@ final class GradientBuckets {
   /// Buckets in this plan.
   var bucketCount: Int { bucketReadyPoint.count }
 
-  /// The backward has passed ready point `point`: starts every bucket that is now complete
-  /// (after summing over TP the replicated slices it holds, under sequence parallelism), then
-  /// drives those in flight.
+  /// The backward has passed ready point `point`: starts the TP sums of its replicated slices
+  /// (under sequence parallelism), then drives everything in flight, which starts each bucket
+  /// that is now complete.
   @inline(__always)
   func ready(_ point: Int) {
-    if nextBucket < bucketCount && bucketReadyPoint[nextBucket] <= point {
-      sumReplicatedSlices(through: point)
-    }
-    while nextBucket < bucketCount && bucketReadyPoint[nextBucket] <= point {
-      for s in bucketStarts[nextBucket]..<bucketStarts[nextBucket + 1] { segments[s].reduction.start(grads, kind) }
-      nextBucket += 1
-    }
+    readyThrough = max(readyThrough, point)
+    startReplicatedSums(through: point)
     progress()
   }
 
-  /// Sums over TP the replicated slices of every ready point up to `point` not yet summed:
-  /// all started, then waited for (the buckets about to start reduce them over DP).
-  private func sumReplicatedSlices(through point: Int) {
+  /// Starts the TP sums of the replicated slices of every ready point up to `point` not yet
+  /// started.
+  private func startReplicatedSums(through point: Int) {
     if replicated.isEmpty { return }
     let last = min(point, replicatedStarts.count - 2)
     if last < nextSummedPoint { return }
-    let slices = replicatedStarts[nextSummedPoint]..<replicatedStarts[last + 1]
-    for i in slices { replicated[i].reduction.start(grads + replicated[i].run) }
-    for i in slices { replicated[i].reduction.wait() }
+    for i in replicatedStarts[nextSummedPoint]..<replicatedStarts[last + 1] {
+      replicated[i].reduction.start(grads + replicated[i].run)
+    }
     nextSummedPoint = last + 1
   }
 
-  /// Drives the reductions in flight (between the backward's kernels).
+  /// Whether the TP sums of the replicated slices of every ready point up to `point` are
+  /// complete (always, without sequence parallelism).
+  @inline(__always)
+  private func replicatedSummed(through point: Int) -> Bool {
+    replicated.isEmpty || replicatedStarts[min(point, replicatedStarts.count - 2) + 1] <= firstUnsummed
+  }
+
+  /// Drives the reductions in flight (between the backward's kernels): the TP sums, then the
+  /// buckets, starting each due bucket whose TP sums are complete.
   @inline(__always)
   func progress() {
+    if !replicated.isEmpty {
+      let started = replicatedStarts[nextSummedPoint]
+      while firstUnsummed < started && replicated[firstUnsummed].reduction.progress() { firstUnsummed += 1 }
+      if firstUnsummed + 1 < started {
+        for i in firstUnsummed + 1..<started { replicated[i].reduction.progress() }
+      }
+    }
+    while nextBucket < bucketCount && bucketReadyPoint[nextBucket] <= readyThrough
+      && replicatedSummed(through: bucketReadyPoint[nextBucket]) {
+      for s in bucketStarts[nextBucket]..<bucketStarts[nextBucket + 1] { segments[s].reduction.start(grads, kind) }
+      nextBucket += 1
+    }
     while firstPending < nextBucket {
       var done = true
       for s in bucketStarts[firstPending]..<bucketStarts[firstPending + 1] where !segments[s].reduction.progress() {
@@ -190,11 +215,18 @@ final class GradientBuckets {
   /// step. Under sequence parallelism the backward must have run with this object (its
   /// replicated gradients are summed over TP here, not there).
   func finish() {
-    sumReplicatedSlices(through: Int.max)
     ready(Int.max)
+    // the last buckets start as their TP sums complete: wait for those one by one (a wait
+    // sleeps after a short spin), starting and driving the buckets between them
+    while nextBucket < bucketCount {
+      if firstUnsummed < replicated.count { replicated[firstUnsummed].reduction.wait() }
+      progress()
+    }
     for s in segments { s.reduction.wait() }
     nextBucket = 0
     firstPending = 0
+    readyThrough = -1
     nextSummedPoint = 0
+    firstUnsummed = 0
   }
 }
