@@ -96,6 +96,7 @@ public final class DashboardApp {
       case .setDesired(let d):
         do {
           try source.setDesired(d)
+          history.requested(d)
           history.note(d == .pause ? .paused : d == .run ? .resumed : .stopped,
                        d == .pause ? "pause requested" : d == .run ? "resume requested" : "stop requested")
         } catch {

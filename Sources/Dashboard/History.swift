@@ -130,6 +130,12 @@ public final class JobHistory {
     generation += 1
   }
 
+  /// The desired state this dashboard just wrote, shown at once ("pausing…", "resuming…")
+  /// rather than at the next poll, which may come only after every rank applied it.
+  public func requested(_ d: DesiredState) {
+    if d != desired { desired = d; generation += 1 }
+  }
+
   /// Merges one poll.
   public func ingest(_ p: SourcePoll, now: Double = Date().timeIntervalSince1970) {
     lastPoll = now

@@ -119,8 +119,11 @@ public struct DashboardModel {
       }
       rows.append(row)
     }
-    // The straggler: the slowest rank, marked only when it is measurably slower than the median.
-    if msList.count > 1, slowest >= 0 {
+    // The straggler: the rank the others wait for (the Comm view's), or else the slowest rank
+    // when it is measurably slower than the median.
+    if let s = CommExposure.straggler(CommExposure.exposures(h)) {
+      rows[s.rank].straggler = true
+    } else if msList.count > 1, slowest >= 0 {
       let median = msList.sorted()[(msList.count - 1) / 2]  // lower median: with two ranks, the faster one
       if slowestMs > median * 1.02 { rows[slowest].straggler = true }
     }
@@ -145,7 +148,9 @@ public struct DashboardModel {
 
   /// The job's overall state as the header shows it.
   public static func jobState(_ h: JobHistory) -> (String, Style) {
-    let ranks = h.ranks
+    // ranks that never attached (another node's, seen from that node's namespace) tell nothing
+    let present = h.ranks.filter { $0.pid != 0 }
+    let ranks = present.isEmpty ? h.ranks : present
     // a job that ended before its planned last step was stopped (by a request or a signal)
     let stopped = h.latestStep < h.job.totalSteps
     let done: (String, Style) = stopped ? ("stopped", .warn) : ("finished", .ok)

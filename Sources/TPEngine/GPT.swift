@@ -272,7 +272,12 @@ public final class GPT {
       ? TensorParallelOverlap(group: tpGroup, rows: B * T, columns: C, chunks: tpOverlapChunks, sequence: sequence) : nil
     columnLinear = ColumnParallelLinear(tp: tp, pool: pool, sequence: sequence, overlap: overlap)
     rowLinear = RowParallelLinear(tp: tp, pool: pool, sequence: sequence, overlap: overlap)
+    tensorParallelPieces = overlap.map { $0.rowStarts.count - 1 } ?? 1
   }
+
+  /// The row chunks `--overlap-tp` pipelines the B·T rows in: at most the chunks asked for, each
+  /// at least 64 rows (`TensorParallelOverlap.rowAlignment`); 1 without overlap.
+  public private(set) var tensorParallelPieces = 1
 
   deinit {
     for buffer in [paramsMemory, gradsMemory] { Arena.deallocate(buffer, partition.paddedCount) }

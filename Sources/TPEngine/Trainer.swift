@@ -307,12 +307,12 @@ public final class Trainer {
           packed.1 = d.checkpointRequests
         }
         withUnsafeMutableBytes(of: &packed) { raw in
-          group.sleepyBroadcast(raw.baseAddress!.assumingMemoryBound(to: Int32.self), count: 3, pollMicros: Self.pausedTickMicros)
+          group.sleepyBroadcast(raw.baseAddress!.assumingMemoryBound(to: Int32.self), count: 3, pollMicros: pausedTickMicros)
         }
         let desired = DesiredState(rawValue: UInt64(max(0, packed.0))) ?? .run
         return (ControlDecision(desired: desired, checkpointRequests: packed.1), packed.2)
       }
-      group.sleepyBarrier(pollMicros: Self.pausedTickMicros)
+      group.sleepyBarrier(pollMicros: pausedTickMicros)
     }
     var packed: (Double, Double, Double) = (-.infinity, -.infinity, Double(signal))
     if group.rank == 0 {
@@ -334,6 +334,14 @@ public final class Trainer {
   /// nap as long between tests of the decision's broadcast (no more wake-ups than rank 0 has
   /// ticks).
   static let pausedTickMicros: UInt32 = 10_000
+  /// Between node leaders of several nodes a tick is twice as long: each leader's test of the
+  /// broadcast costs as much as rank 0's poll, and a resume still reaches every rank within
+  /// about 40 ms (rank 0's poll, then one nap of the slowest leader).
+  static let pausedNodesTickMicros: UInt32 = 20_000
+  /// The tick of this job (see above).
+  private var pausedTickMicros: UInt32 {
+    (pausedSleep?.leaders.size ?? 1) > 1 ? Self.pausedNodesTickMicros : Self.pausedTickMicros
+  }
   /// A paused rank sleeping on its node (`pausedSleep`) wakes at least this often, to beat and
   /// to pass on a signal it received.
   static let pausedSleepNs: Int64 = 100_000_000
@@ -392,13 +400,13 @@ public final class Trainer {
   private func pausedTick(current: ControlDecision) -> (ControlDecision, signal: Int32) {
     guard let sleep = pausedSleep else {
       observer.heartbeat()
-      if world.rank == 0 { usleep(Self.pausedTickMicros) }
+      if world.rank == 0 { usleep(pausedTickMicros) }
       return exchangeDecision(over: world, sleepy: true)
     }
     while true {
       observer.heartbeat()
       if sleep.isLeader {
-        if world.rank == 0 { usleep(Self.pausedTickMicros) }
+        if world.rank == 0 { usleep(pausedTickMicros) }
         let signal = max(StopSignal.received, sleep.node.postedSignal())
         let (seen, seenSignal) = exchangeDecision(over: sleep.leaders, sleepy: true, signal: signal)
         // every leader sees the same tick, so they all wake their nodes at the same one

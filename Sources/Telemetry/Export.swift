@@ -17,7 +17,7 @@ public enum TelemetryExport {
     ] + (0..<16).map { "allreduce_hist_\($0)" }
     + [
       "rss_bytes", "param_bytes", "grad_bytes", "optimizer_bytes", "activation_bytes", "compute_busy",
-      "gflops", "event", "text",
+      "gflops", "comm_peer_wait_us", "event", "text",
     ]
 
   /// The CSV header line (no newline).

@@ -389,7 +389,8 @@ public final class JobReader {
     let step = rs.map(\.lastStep).max() ?? 0
     return JobSummary(
       name: name, state: st, worldSize: info.worldSize, tp: info.tp, dp: info.dp,
-      step: step, totalSteps: info.totalSteps, loss: latestLoss(rank: 0),
+      // the loss is global: rank 0's, or on another node's namespace its first attached rank's
+      step: step, totalSteps: info.totalSteps, loss: latestLoss(rank: rs.first(where: \.attached)?.rank ?? 0),
       age: max(0, now - info.creationTime), stale: st == .stale,
       stoppedEarly: st == .finished && step < info.totalSteps,
       foreign: false, problem: nil, stall: Self.stall(rs, state: st, threshold: stallThreshold()),

@@ -80,15 +80,21 @@ public struct RunSetup: ParsableArguments {
 
   @Flag(name: .customLong("overlap-grad-reduce"), help: "Reduce the data-parallel gradients in buckets while the backward runs (bitwise the same result).")
   public var overlapGradReduce = false
-  @Option(name: .customLong("bucket-mib"), help: "Gradient bucket size in MiB for --overlap-grad-reduce (default 4).")
+  @Option(name: .customLong("bucket-mib"), help: "Gradient bucket size in MiB for --overlap-grad-reduce, > 0 and ≤ 65536 (default 4).")
   public var bucketMiB: Double?
   @Flag(name: .customLong("overlap-tp"), help: "Pipeline the tensor-parallel collectives with the GEMMs of the parallel linears in row chunks (with --sequence-parallel: the all-gathers and reduce-scatters; bitwise the same result).")
   public var overlapTP = false
-  @Option(name: .customLong("tp-chunks"), help: "Row chunks per tensor-parallel collective for --overlap-tp (default 4).")
+  @Option(name: .customLong("tp-chunks"), help: "Row chunks per tensor-parallel collective for --overlap-tp, 1–256, each at least 64 rows (default 4).")
   public var tpChunks: Int?
 
   /// Row chunks of a row-parallel GEMM under --overlap-tp (BENCHMARKS.md).
   public static let defaultTPChunks = 4
+  /// Most row chunks --tp-chunks takes: chunks are at least 64 rows, so 256 already needs
+  /// B·T ≥ 16 384 rows per rank.
+  public static let maxTPChunks = 256
+  /// Largest --bucket-mib: 64 GiB, past any gradient buffer a rank of this engine holds (one
+  /// bucket then takes every gradient).
+  public static let maxBucketMiB = 65536.0
   /// Chunks per row-parallel GEMM: 1 (no pipelining) unless --overlap-tp.
   public var tensorParallelChunks: Int { overlapTP ? (tpChunks ?? Self.defaultTPChunks) : 1 }
   /// Benchmark helper: at the end, every rank that forwards or receives records of other nodes
@@ -235,6 +241,10 @@ public struct RunSetup: ParsableArguments {
     case closedFraction
     /// An integer ≥ the bound.
     case atLeast(Int)
+    /// A finite number > 0 and ≤ the bound.
+    case positiveAtMost(Double)
+    /// An integer in the closed range.
+    case between(Int, Int)
 
     /// "a finite number > 0", "≥ 1", ...
     var words: String {
@@ -244,6 +254,8 @@ public struct RunSetup: ParsableArguments {
       case .fraction: return "a finite number ≥ 0 and < 1"
       case .closedFraction: return "a finite number between 0 and 1"
       case .atLeast(let n): return "≥ \(n)"
+      case .positiveAtMost(let m): return "a finite number > 0 and ≤ \(String(format: "%g", m))"
+      case .between(let lo, let hi): return "between \(lo) and \(hi)"
       }
     }
 
@@ -255,6 +267,8 @@ public struct RunSetup: ParsableArguments {
       case .fraction: return v >= 0 && v < 1
       case .closedFraction: return v >= 0 && v <= 1
       case .atLeast(let n): return v >= Double(n)
+      case .positiveAtMost(let m): return v > 0 && v <= m
+      case .between(let lo, let hi): return v >= Double(lo) && v <= Double(hi)
       }
     }
   }
@@ -276,8 +290,9 @@ public struct RunSetup: ParsableArguments {
       int("--checkpoint-every", checkpointEvery, .atLeast(0)), int("--keep-checkpoints", keepCheckpoints, .atLeast(0)),
       int("--shard-stats-every", shardStatsEvery, .atLeast(0)), int("--threads", threads, .atLeast(1)),
       int("--fault-nonfinite-at", faultNonFiniteAt, .atLeast(1)), int("--simulate-nodes", simulateNodes, .atLeast(1)),
-      (flag: "--bucket-mib", value: bucketMiB, text: bucketMiB.map { String(format: "%g", $0) }, range: .positive),
-      int("--tp-chunks", tpChunks, .atLeast(1)),
+      (flag: "--bucket-mib", value: bucketMiB, text: bucketMiB.map { String(format: "%g", $0) },
+       range: .positiveAtMost(Self.maxBucketMiB)),
+      int("--tp-chunks", tpChunks, .between(1, Self.maxTPChunks)),
     ]
   }
 

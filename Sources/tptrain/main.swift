@@ -202,7 +202,10 @@ struct TPTrain: ParsableCommand {
     let observer: TrainingObserver = try makeObserver(world: world, nodes: nodes, grid: grid, config: config, gpt: gpt, settings: settings)
     if world.rank == 0 && !setup.quiet {
       print("tptrain: \(RunSetup.describe(config)) | tp \(grid.tp) × dp \(grid.dp) | B \(batch) T \(seq) | \(config.parameterCount) params | data \(dataPath) (\(stream.count) tokens) | BLAS \(BLASTuning.coreName) × \(placement.threads) thread\(placement.threads == 1 ? "" : "s")/rank" + (activations.sequenceParallel ? " | SP" : "") + (activations.recompute == .none ? "" : " | recompute=\(activations.recompute.rawValue)")
-            + (setup.overlapTP && grid.tp > 1 ? " | overlap-tp ×\(setup.tensorParallelChunks)" : "")
+            + (gpt.partition.shards > 1 ? " | distopt ×\(gpt.partition.shards)" : "")
+            + (setup.overlapTP && grid.tp > 1 ? " | overlap-tp ×\(gpt.tensorParallelPieces)"
+               + (gpt.tensorParallelPieces != setup.tensorParallelChunks
+                  ? " (of \(setup.tensorParallelChunks) asked: chunks are ≥ 64 of the \(batch * seq) rows)" : "") : "")
             + (setup.overlapGradReduce && grid.dp > 1 ? " | overlap-grad \(String(format: "%g", setup.bucketMiB ?? Double(TrainingOptions.defaultBucketBytes) / 1_048_576)) MiB buckets" : ""))
     }
     if let telemetry = observer as? TelemetryObserver {
@@ -308,4 +311,20 @@ func printError(_ line: String) {
 }
 
 BLASTuning.reexecWithBetterCoreIfNeeded()
-TPTrain.main(RunSetup.joiningNegativeNumbers(Array(CommandLine.arguments.dropFirst())))
+// A flag that does not parse does so on every rank alike: only world rank 0 prints the error
+// (mpirun would interleave one copy per rank); the others exit with the same status.
+let parsed: TPTrain
+do {
+  parsed = try TPTrain.parse(RunSetup.joiningNegativeNumbers(Array(CommandLine.arguments.dropFirst())))
+} catch {
+  if (ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? "0") != "0" {
+    exit(TPTrain.exitCode(for: error).rawValue)
+  }
+  TPTrain.exit(withError: error)
+}
+do {
+  var command = parsed
+  try command.run()
+} catch {
+  TPTrain.exit(withError: error)
+}

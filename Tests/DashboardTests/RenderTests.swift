@@ -174,7 +174,7 @@ final class RenderTests: XCTestCase {
     }
     let g = render(h, s, 200, 60)
     // per rank: exposed time split into peer wait and transfer, and hidden time
-    let e = CommView.exposures(DashboardModel(history: h, state: s, themeName: "default"))
+    let e = CommExposure.exposures(h)
     let r0 = e[0]!
     XCTAssertTrue(g.text.contains("exposed \(Format.ms(r0.exposed)) ms (peer wait \(Format.ms(r0.peerWait)), transfer \(Format.ms(r0.transfer)))"), g.text)
     XCTAssertTrue(g.text.contains("hidden \(Format.ms(r0.hidden)) ms"), g.text)
@@ -193,12 +193,24 @@ final class RenderTests: XCTestCase {
 
   func testStragglerIsTheRankThatWaitsLeastWhenTheOthersWaitForIt() {
     let ms = 1_000_000.0
-    XCTAssertEqual(CommView.straggler([6 * ms, 5 * ms, 0.1 * ms, 7 * ms])?.rank, 2)
-    XCTAssertEqual(CommView.straggler([6 * ms, 5 * ms, 0.1 * ms, 7 * ms])?.othersWaitNs, 6 * ms)
-    XCTAssertNil(CommView.straggler([1 * ms, 1.2 * ms, 0.9 * ms]), "alike: nobody stands out")
-    XCTAssertNil(CommView.straggler([0.2 * ms, 0.01 * ms]), "too little waiting to name anyone")
-    XCTAssertNil(CommView.straggler([nil, 3 * ms]), "one rank with samples")
-    XCTAssertEqual(CommView.straggler([nil, 3 * ms, 0])?.rank, 2, "a rank without samples is left out")
+    func peer(_ waits: [Double?]) -> [Exposure?] { waits.map { $0.map { Exposure(exposed: $0 + 1 * ms, peerWait: $0) } } }
+    let four = CommExposure.straggler(peer([6 * ms, 5 * ms, 0.1 * ms, 7 * ms]))
+    XCTAssertEqual(four?.rank, 2)
+    XCTAssertEqual(four?.measure, .peerWait)
+    XCTAssertEqual(four?.othersWaitNs ?? 0, 5.9 * ms, accuracy: 1)
+    // a rank stopped half the time: the others wait 2.1–2.4 times as long as it does
+    XCTAssertEqual(CommExposure.straggler(peer([183 * ms, 185 * ms, 163 * ms, 78 * ms]))?.rank, 3)
+    XCTAssertNil(CommExposure.straggler(peer([1 * ms, 1.2 * ms, 0.9 * ms])), "alike: nobody stands out")
+    XCTAssertNil(CommExposure.straggler(peer([0.2 * ms, 0.01 * ms])), "too little waiting to name anyone")
+    XCTAssertNil(CommExposure.straggler(peer([nil, 3 * ms])), "one rank with samples")
+    XCTAssertEqual(CommExposure.straggler(peer([nil, 3 * ms, 0]))?.rank, 2, "a rank without samples is left out")
+    // with overlap the waits in non-blocking collectives are not split: the exposed time names it
+    let overlapped: [Exposure?] = [Exposure(exposed: 85 * ms, peerWait: 2 * ms), Exposure(exposed: 113 * ms, peerWait: 5 * ms),
+                                   Exposure(exposed: 97 * ms, peerWait: 1.9 * ms), Exposure(exposed: 19.9 * ms, peerWait: 1.8 * ms)]
+    let s = CommExposure.straggler(overlapped)
+    XCTAssertEqual(s?.rank, 3)
+    XCTAssertEqual(s?.measure, .exposed)
+    XCTAssertEqual(s?.othersWaitNs ?? 0, 77.1 * ms, accuracy: 1)
   }
 
   func testTooSmallShowsNeededAndActualSize() {

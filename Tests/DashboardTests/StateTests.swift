@@ -96,6 +96,8 @@ final class StateTests: XCTestCase {
     XCTAssertGreaterThan(app.history.latestStep, 3)
     XCTAssertTrue(backend.frame!.rowText(0).contains("running"))
     XCTAssertTrue(app.handle(.char("p")))
+    // the header says so at once, before the next poll shows any rank paused
+    XCTAssertEqual(DashboardModel.jobState(app.history).0, "pausing…")
     app.sample()
     let paused = app.history.latestStep
     app.run(duration: 0.2)

@@ -170,11 +170,32 @@ final class OverlapEquivalenceTests: XCTestCase {
   }
 
   func testBadOverlapValuesAreOneLineErrors() throws {
-    for (flags, message) in [(["--overlap-grad-reduce", "--bucket-mib", "0"], "--bucket-mib must be a finite number > 0"),
-                             (["--overlap-tp", "--tp-chunks", "0"], "--tp-chunks must be ≥ 1")] {
-      let r = try Harness.mpirun(np: 1, ["--model", "tiny", "--steps", "1", "--no-telemetry"] + flags)
+    for (flags, message) in [
+      (["--overlap-grad-reduce", "--bucket-mib", "0"], "--bucket-mib must be a finite number > 0 and ≤ 65536, not 0"),
+      (["--overlap-grad-reduce", "--bucket-mib", "1e30"], "--bucket-mib must be a finite number > 0 and ≤ 65536, not 1e+30"),
+      (["--overlap-tp", "--tp-chunks", "0"], "--tp-chunks must be between 1 and 256, not 0"),
+      (["--overlap-tp", "--tp-chunks", "9223372036854775807"], "--tp-chunks must be between 1 and 256, not 9223372036854775807"),
+    ] {
+      let r = try Harness.mpirun(np: 2, ["--model", "tiny", "--steps", "1", "--no-telemetry"] + flags)
       XCTAssertNotEqual(r.status, 0)
-      XCTAssertTrue(r.stderr.contains(message), r.stderr)
+      XCTAssertEqual(r.stderr.components(separatedBy: message).count - 1, 1, "one line from one rank: \(r.stderr)")
     }
+    // a value that does not parse: ArgumentParser's error, printed by world rank 0 only
+    let text = try Harness.mpirun(np: 2, ["--model", "tiny", "--steps", "1", "--no-telemetry", "--overlap-tp", "--tp-chunks", "abc"])
+    XCTAssertNotEqual(text.status, 0)
+    XCTAssertEqual(text.stderr.components(separatedBy: "The value 'abc' is invalid for '--tp-chunks").count - 1, 1, text.stderr)
+  }
+
+  /// The start-up line names the chunks --overlap-tp really cuts the rows into, and says so
+  /// when they are fewer than asked (chunks are at least 64 rows).
+  func testStartUpLineNamesTheChunksUsed() throws {
+    let few = try Harness.mpirun(np: 2, ["--model", "tiny", "--steps", "1", "--no-telemetry", "--tp", "2", "--batch", "2",
+                                         "--seq", "64", "--overlap-tp", "--tp-chunks", "8"])
+    XCTAssertEqual(few.status, 0, few.stderr)
+    XCTAssertTrue(few.stdout.contains("overlap-tp ×2 (of 8 asked: chunks are ≥ 64 of the 128 rows)"), few.stdout)
+    let all = try Harness.mpirun(np: 4, ["--model", "tiny", "--steps", "1", "--no-telemetry", "--tp", "2", "--dp", "2",
+                                         "--batch", "4", "--seq", "64", "--overlap-tp", "--distributed-optimizer"])
+    XCTAssertEqual(all.status, 0, all.stderr)
+    XCTAssertTrue(all.stdout.contains("| distopt ×2 | overlap-tp ×4\n") || all.stdout.contains("| distopt ×2 | overlap-tp ×4 "), all.stdout)
   }
 }

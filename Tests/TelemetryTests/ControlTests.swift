@@ -279,6 +279,10 @@ final class ControlTests: XCTestCase {
     let rows = try String(contentsOfFile: csvPath, encoding: .utf8).split(separator: "\n")
     XCTAssertEqual(rows.count, 25)
     XCTAssertEqual(String(rows[0]), TelemetryExport.csvHeader)
+    // a step's JSON fields are all CSV columns (the histogram as allreduce_hist_0…15)
+    for key in last.keys where key != "allreduce_hist" {
+      XCTAssertTrue(TelemetryExport.csvColumns.contains(key), "JSON field \(key) has no CSV column")
+    }
     for r in rows { XCTAssertEqual(r.split(separator: ",", omittingEmptySubsequences: false).count, TelemetryExport.csvColumns.count) }
     XCTAssertTrue(rows[1].hasPrefix("step,0,0,1,"), String(rows[1]))
 

@@ -83,59 +83,20 @@ enum CommView {
 
 
 extension CommView {
-  /// Steps averaged by the exposure table.
-  static let exposureWindow = 32
-
-  /// One rank's communication over the last `exposureWindow` steps, per step (ns).
-  struct Exposure: Equatable {
-    var exposed = 0.0, hidden = 0.0, peerWait = 0.0, step = 0.0
-    var transfer: Double { max(0, exposed - peerWait) }
-  }
-
-  /// Each rank's mean exposure over its last `window` samples (nil: no samples yet).
-  static func exposures(_ m: DashboardModel, window: Int = exposureWindow) -> [Exposure?] {
-    (0..<m.history.job.worldSize).map { r in
-      let recent = m.history.samples[r].suffix(window)
-      guard !recent.isEmpty else { return nil }
-      var e = Exposure()
-      for s in recent {
-        e.exposed += Double(s.metrics.commExposedNs)
-        e.hidden += Double(s.metrics.commHiddenNs)
-        e.peerWait += Double(s.metrics.commPeerWaitNs)
-        e.step += Double(s.stepNs)
-      }
-      let k = Double(recent.count)
-      e.exposed /= k; e.hidden /= k; e.peerWait /= k; e.step /= k
-      return e
-    }
-  }
-
-  /// The rank the others wait for: the one that waits least for its peers while the others
-  /// (their median) wait at least 0.5 ms a step and at least three times as long. A rank that
-  /// arrives last at every collective waits for nobody; its peers' waits are its lateness.
-  static func straggler(_ peerWaitNs: [Double?]) -> (rank: Int, othersWaitNs: Double)? {
-    let known = peerWaitNs.enumerated().compactMap { i, v in v.map { (i, $0) } }
-    guard known.count > 1, let least = known.min(by: { $0.1 < $1.1 }) else { return nil }
-    let others = known.filter { $0.0 != least.0 }.map(\.1).sorted()
-    let median = others[(others.count - 1) / 2]
-    guard median >= 500_000, median >= 3 * least.1 else { return nil }
-    return (least.0, median)
-  }
-
   /// The exposure table: per rank, exposed (peer wait + transfer) and hidden communication per
   /// step with a bar of the step split, then the straggler line.
   static func exposure(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect) {
     g.markPane("exposure table", r)
-    g.box(r, title: "exposed (blocked) vs hidden (overlapped) communication, last \(exposureWindow) steps")
+    g.box(r, title: "exposed (blocked) vs hidden (overlapped) communication, mean per step of the last \(CommExposure.window)")
     let inner = r.inset(1)
     guard inner.height > 1, inner.width > 20 else { return }
     let glyphs = Glyphs.current
     let n = m.history.job.worldSize
-    let all = exposures(m)
+    let all = CommExposure.exposures(m.history)
     let rowsAvail = inner.height - 1
     var first = 0
     if n > rowsAvail { first = min(max(0, m.state.selectedRank - rowsAvail / 2), n - rowsAvail) }
-    let stand = straggler(all.map { $0?.peerWait })
+    let stand = CommExposure.straggler(all)
     for (i, rank) in (first..<min(n, first + rowsAvail)).enumerated() {
       let y = inner.y + i
       let mark = stand?.rank == rank ? String(glyphs.straggler) : " "
@@ -155,12 +116,16 @@ extension CommView {
       }
     }
     let ly = inner.maxY - 1
+    let hiddenRanks = n > rowsAvail ? "  (\(n - rowsAvail) ranks hidden, \(Renderer.arrows) scroll)" : ""
     if let stand {
-      g.put("\(glyphs.straggler) straggler: rank \(stand.rank), the others wait \(Format.ms(stand.othersWaitNs)) ms a step for it",
+      g.put("\(glyphs.straggler) straggler: rank \(stand.rank), the others wait \(Format.ms(stand.othersWaitNs)) ms a step longer (\(stand.measure.rawValue))" + hiddenRanks,
             x: inner.x, y: ly, style: .warn, maxWidth: inner.width)
-    } else {
-      g.put("no straggler: the ranks wait for each other alike" + (n > rowsAvail ? "  (\(n - rowsAvail) ranks hidden, \(Renderer.arrows) scroll)" : ""),
+    } else if let s = CommExposure.standsOut(all.map { $0?.exposed }), s.othersMedian > 0 {
+      // say how close the ranks are, so "none" can be checked against the rows above
+      g.put("no straggler: r\(s.rank) blocked least, \(Format.ms(s.least)) ms vs the others' \(Format.ms(s.othersMedian)) (a straggler: \(String(format: "%g", CommExposure.factor))× and 0.5 ms more)" + hiddenRanks,
             x: inner.x, y: ly, style: .dim, maxWidth: inner.width)
+    } else {
+      g.put("no straggler" + hiddenRanks, x: inner.x, y: ly, style: .dim, maxWidth: inner.width)
     }
   }
 }
