@@ -249,6 +249,12 @@ final class StepLinePrinter {
     s += "  loss \(formatLoss(loss))  tok/s \(String(format: "%.0f", tps))"
     if let sl = slowest { s += "  slowest r\(sl.rank) \(String(format: "%.1f", Double(sl.stepNs) / 1e6)) ms" }
     s += "  allreduce max \(String(format: "%.3f", maxAR)) ms"
+    // communication: the most any rank was blocked in it, and the most it hid behind computing
+    if let blocked = rs.max(by: { $0.commNs < $1.commNs }) {
+      let hidden = rs.map { $0.allReduceTotalNs &- min($0.commNs, $0.allReduceTotalNs) }.max() ?? 0
+      s += "  exposed max \(String(format: "%.1f", Double(blocked.commNs) / 1e6)) ms r\(blocked.rank)"
+        + "  hidden \(String(format: "%.1f", Double(hidden) / 1e6)) ms"
+    }
     let expected = reader.ranks().filter { $0.attached }.count
     if rs.count < expected { s += "  (\(rs.count)/\(expected) ranks)" }
     return s

@@ -232,9 +232,20 @@ final class ControlTests: XCTestCase {
       XCTAssertTrue(l.contains("tok/s "), l)
       XCTAssertTrue(l.contains("slowest r"), l)
       XCTAssertTrue(l.contains("allreduce max "), l)
+      XCTAssertNotNil(l.range(of: #"  exposed max \d+\.\d ms r\d+  hidden \d+\.\d ms"#, options: .regularExpression), l)
       XCTAssertFalse(l.contains("ranks)"), "every rank reported: \(l)")
     }
     XCTAssertEqual(lines.last, "job \(job) finished at step 25")
+    // the exposed and hidden figures against the records themselves (JSON lines export)
+    let export = try runTool(tool, ["export", job, "--format", "jsonl"])
+    XCTAssertEqual(export.status, 0, export.stderr)
+    let steps = export.stdout.split(separator: "\n").compactMap {
+      try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+    }.filter { $0["type"] as? String == "step" && $0["step"] as? Int == 10 }
+    XCTAssertEqual(steps.count, 4)
+    let exposed = steps.map { ($0["comm_ns"] as! Int, $0["rank"] as! Int) }.max { $0.0 < $1.0 }!
+    let hidden = steps.map { ($0["allreduce_total_ns"] as! Int) - min($0["comm_ns"] as! Int, $0["allreduce_total_ns"] as! Int) }.max()!
+    XCTAssertTrue(stepLines[9].hasSuffix(String(format: "  exposed max %.1f ms r%d  hidden %.1f ms", Double(exposed.0) / 1e6, exposed.1, Double(hidden) / 1e6)), stepLines[9])
   }
 
   func testListExportAndGarbageCollection() throws {
