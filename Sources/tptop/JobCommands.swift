@@ -345,6 +345,8 @@ func controlCommand(_ job: String, _ desired: DesiredState, _ wait: WaitOptions)
   }
   let step = reader.rankStatus(reader.ranks().first { $0.attached }?.rank ?? 0).ackedStep
   switch desired {
+  case .pause where previous == .pause: emit("job \(job) paused at step \(step) (it had been asked to pause already)")
+  case .run where previous == .run: emit("job \(job) runs at step \(step) (it was not asked to pause: nothing to resume)")
   case .pause: emit("job \(job) paused at step \(step)")
   case .run: emit("job \(job) resumed at step \(step)")
   case .stop: emit("job \(job) stopped at step \(step)")

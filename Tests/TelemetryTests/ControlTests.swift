@@ -177,10 +177,18 @@ final class ControlTests: XCTestCase {
     XCTAssertEqual(reader.rankStatus(0).lastStep, stepAtPause, "a paused job makes no steps")
     XCTAssertLessThan(reader.rankStatus(1).heartbeatAge ?? 99, 1, "a paused job keeps its heartbeat")
 
+    let again = try runTool(tool, ["pause", job])
+    XCTAssertEqual(again.status, 0, again.stderr)
+    XCTAssertEqual(again.stdout, "job \(job) paused at step \(stepAtPause) (it had been asked to pause already)\n")
+
     let resumed = try runTool(tool, ["resume", job])
     XCTAssertEqual(resumed.status, 0, resumed.stderr)
+    XCTAssertTrue(resumed.stdout.hasPrefix("job \(job) resumed at step "), resumed.stdout)
     XCTAssertTrue(eventually { reader.rankStatus(0).lastStep > stepAtPause })
     XCTAssertEqual(reader.state(), .running)
+    let idle = try runTool(tool, ["resume", job])
+    XCTAssertEqual(idle.status, 0, idle.stderr)
+    XCTAssertTrue(idle.stdout.hasSuffix("(it was not asked to pause: nothing to resume)\n"), idle.stdout)
 
     let ck = try runTool(tool, ["checkpoint", job])
     XCTAssertEqual(ck.status, 0, ck.stderr)
