@@ -57,7 +57,9 @@ private func attach(job: String, logPath: String?, display: DisplayOptions, laun
     return
   }
   guard state == .failed || state == .stale || (exit ?? 0) != 0 else {
-    print("left \(name) (the job has ended: \(state?.rawValue ?? "exited"))")
+    // the header's words: a job that ended before its last step was stopped
+    let words = summary.stoppedEarly ? "stopped at step \(summary.step) of \(summary.totalSteps)" : state?.rawValue ?? "exited"
+    print("left \(name) (the job has ended: \(words))")
     return
   }
   // the same words as the dashboard's header: mpirun's report names the rank that died first
