@@ -327,6 +327,9 @@ func waitFor(_ reader: JobReader, timeout: Double, _ done: ([RankStatus]) -> Boo
 func controlCommand(_ job: String, _ desired: DesiredState, _ wait: WaitOptions) throws {
   // control needs the header and control page only: a damaged job description does not block it
   let reader = try reportingErrors { try JobReader(job: job, requireDescription: false) }
+  // a paused job resumes at the step it paused at (later acknowledgements come from later steps)
+  let firstRank = reader.ranks().first { $0.attached }
+  let pausedAt = firstRank.flatMap { $0.state == .paused && $0.ackedState == .pause ? $0.ackedStep : nil }
   let previous = try reportingErrors { try reader.request(desired) }
   let verb = desired == .run ? "resume" : desired.name
   if wait.noWait {
@@ -348,7 +351,7 @@ func controlCommand(_ job: String, _ desired: DesiredState, _ wait: WaitOptions)
   case .pause where previous == .pause: emit("job \(job) paused at step \(step) (it had been asked to pause already)")
   case .run where previous == .run: emit("job \(job) runs at step \(step) (it was not asked to pause: nothing to resume)")
   case .pause: emit("job \(job) paused at step \(step)")
-  case .run: emit("job \(job) resumed at step \(step)")
+  case .run: emit("job \(job) resumed at step \(pausedAt ?? step)")
   case .stop: emit("job \(job) stopped at step \(step)")
   }
 }

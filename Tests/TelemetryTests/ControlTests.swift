@@ -183,7 +183,7 @@ final class ControlTests: XCTestCase {
 
     let resumed = try runTool(tool, ["resume", job])
     XCTAssertEqual(resumed.status, 0, resumed.stderr)
-    XCTAssertTrue(resumed.stdout.hasPrefix("job \(job) resumed at step "), resumed.stdout)
+    XCTAssertEqual(resumed.stdout, "job \(job) resumed at step \(stepAtPause)\n")
     XCTAssertTrue(eventually { reader.rankStatus(0).lastStep > stepAtPause })
     XCTAssertEqual(reader.state(), .running)
     let idle = try runTool(tool, ["resume", job])
