@@ -53,7 +53,7 @@ struct TPTrain: ParsableCommand {
     // Flag values that can never run are refused before any MPI work, by every rank alike (only
     // the first prints).
     do { try setup.validateNumbers() } catch {
-      if (ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? "0") == "0" { printError("tptrain: error: \(error)") }
+      if isWorldRankZero { printError("tptrain: error: \(error)") } else { usleep(otherRanksErrorDelayMicros) }
       throw ExitCode(2)
     }
     do { try MPIRuntime.initialize() } catch {
@@ -306,21 +306,38 @@ extension RunFeatures.Recompute {
   }
 }
 
+/// Whether this process is world rank 0 (or runs without mpirun), known before MPI starts.
+let isWorldRankZero = (ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? "0") == "0"
+
+/// How long a rank other than 0 waits before exiting on a command-line error every rank found:
+/// mpirun ends the job at the first rank that exits with an error, so rank 0 exits (and has
+/// printed the one line) first.
+let otherRanksErrorDelayMicros: UInt32 = 2_000_000
+
 func printError(_ line: String) {
   FileHandle.standardError.write((line + "\n").data(using: .utf8)!)
 }
 
 BLASTuning.reexecWithBetterCoreIfNeeded()
-// A flag that does not parse does so on every rank alike: only world rank 0 prints the error
-// (mpirun would interleave one copy per rank); the others exit with the same status.
+// A flag that does not parse does so on every rank alike: only world rank 0 prints the error,
+// in one write (mpirun would interleave one copy per rank, and its own report, with pieces of
+// it); the others wait a moment first, so the job ends at rank 0's exit, after it has spoken.
 let parsed: TPTrain
 do {
   parsed = try TPTrain.parse(RunSetup.joiningNegativeNumbers(Array(CommandLine.arguments.dropFirst())))
 } catch {
-  if (ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? "0") != "0" {
-    exit(TPTrain.exitCode(for: error).rawValue)
+  let code = TPTrain.exitCode(for: error)
+  if !isWorldRankZero {
+    if code != .success { usleep(otherRanksErrorDelayMicros) }
+    exit(code.rawValue)
   }
-  TPTrain.exit(withError: error)
+  let message = TPTrain.fullMessage(for: error)
+  if code == .success {
+    print(message)
+  } else {
+    printError(message)
+  }
+  exit(code.rawValue)
 }
 do {
   var command = parsed
