@@ -132,9 +132,11 @@ public struct DashboardModel {
     lostNodes = Array(Set(rows.filter(\.lost).map(\.node))).sorted()
 
     let (label, style) = DashboardModel.jobState(h)
-    // Job throughput: one TP rank per DP replica processes the replica's tokens.
-    var tps = 0.0
-    for r in rows where r.tp == 0 { tps += r.tokensPerSecond ?? 0 }
+    // Job throughput: one TP rank per DP replica processes the replica's tokens, and the
+    // replicas step together, so d × the mean of the replicas seen (all of them, except on
+    // another node's namespace, which sees only that node's ranks).
+    let replicaRates = rows.filter { $0.tp == 0 }.compactMap(\.tokensPerSecond)
+    let tps = replicaRates.isEmpty ? 0 : replicaRates.reduce(0, +) / Double(replicaRates.count) * Double(job.dp)
     let step = h.latestStep
     var eta: Double?
     if let ms = rows.compactMap(\.stepMs).max(), job.totalSteps > step, label == "running" {

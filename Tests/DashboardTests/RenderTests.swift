@@ -348,6 +348,28 @@ final class FeatureRenderTests: XCTestCase {
     Renderer.render(DashboardModel(history: h, state: state, themeName: "default"), width: w, height: hgt)
   }
 
+  /// The header's tokens/s is the job's: d × a replica's rate, also when only some replicas are
+  /// seen (another node's namespace holds only that node's ranks).
+  func testJobThroughputCountsEveryReplica() {
+    let src = SyntheticSource(name: "tps", tp: 2, dp: 2, stepsPerPoll: 1)
+    let all = JobHistory(job: src.job), part = JobHistory(job: src.job)
+    for _ in 0..<20 {
+      let p = src.poll()
+      all.ingest(p)
+      var seen = p
+      // ranks 0 and 1 (replica 0) live on the other node: never attached, no records
+      seen.steps = p.steps.enumerated().map { r, list in r < 2 ? [] : list }
+      seen.ranks = p.ranks.map { r in r.rank < 2 ? RankHealth(rank: r.rank, pid: 0, host: "?", state: .starting, heartbeatAge: .infinity) : r }
+      part.ingest(seen)
+    }
+    let full = DashboardModel(history: all, state: AppState(), themeName: "default")
+    let rates = full.rows.filter { $0.tp == 0 }.map { $0.tokensPerSecond! }
+    XCTAssertEqual(full.header.tokensPerSecond, rates.reduce(0, +), accuracy: 1e-6)
+    let partial = DashboardModel(history: part, state: AppState(), themeName: "default")
+    XCTAssertEqual(partial.header.tokensPerSecond, 2 * rates[1], accuracy: 1e-6)
+    XCTAssertEqual(DashboardModel.jobState(part).0, "running", "ranks that never attached say nothing")
+  }
+
   func testHeaderNamesTheActiveFeatures() {
     let all = history(tp: 2, dp: 2, features: RunFeatures(sequenceParallel: true, distributedOptimizer: true, recompute: .selective))
     let header = render(all, AppState(), 160, 40).rowText(0)
