@@ -169,7 +169,7 @@ final class RenderTests: XCTestCase {
     for (w, hh) in RenderTests.sizes {
       let g = render(h, s, w, hh)
       assertPanesDisjoint(g)
-      XCTAssertTrue(g.text.contains("exposed (blocked) vs hidden"), "\(w)×\(hh): \(g.text)")
+      XCTAssertTrue(g.text.contains("exposed █ (blocked) vs hidden ▒"), "\(w)×\(hh): \(g.text)")
       XCTAssertTrue(g.text.contains("straggler: rank 3"), "\(w)×\(hh): \(g.text)")
     }
     let g = render(h, s, 200, 60)

@@ -87,10 +87,11 @@ extension CommView {
   /// step with a bar of the step split, then the straggler line.
   static func exposure(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect) {
     g.markPane("exposure table", r)
-    g.box(r, title: "exposed (blocked) vs hidden (overlapped) communication, mean per step of the last \(CommExposure.window)")
+    let glyphs = Glyphs.current
+    // the title is the bar's legend too: exposed cells, hidden cells, the rest computing
+    g.box(r, title: "exposed \(glyphs.shades[4]) (blocked) vs hidden \(glyphs.shades[2]) (overlapped) communication, mean per step of the last \(CommExposure.window)")
     let inner = r.inset(1)
     guard inner.height > 1, inner.width > 20 else { return }
-    let glyphs = Glyphs.current
     let n = m.history.job.worldSize
     let all = CommExposure.exposures(m.history)
     let rowsAvail = inner.height - 1
