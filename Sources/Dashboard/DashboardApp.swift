@@ -115,7 +115,26 @@ public final class DashboardApp {
   }
 
   /// Samples once now.
-  public func sample() { history.ingest(source.poll()) }
+  public func sample() {
+    history.ingest(source.poll())
+    announceArrival(monotonicSeconds())
+  }
+
+  /// The header state last seen by `announceArrival`.
+  private var lastJobState = ""
+
+  /// When a pause or resume (from this dashboard or elsewhere) has reached every rank, the
+  /// status line says so, in place of "pause requested…".
+  private func announceArrival(_ now: Double) {
+    let label = DashboardModel.jobState(history).0
+    defer { lastJobState = label }
+    if lastJobState.isEmpty || label == lastJobState { return }
+    if label == "paused" {
+      state.say("paused at step \(history.latestStep) on every rank", .warn, now)
+    } else if label == "running" && (lastJobState == "paused" || lastJobState.hasPrefix("resuming")) {
+      state.say("resumed on every rank", .accent, now)
+    }
+  }
 
   /// Runs until `q` (or for `duration` seconds when given). Restores nothing: the caller owns
   /// the backend's lifetime.
@@ -134,6 +153,7 @@ public final class DashboardApp {
       if now >= nextSample {
         history.ingest(source.poll())
         nextSample = now + options.sampleInterval
+        announceArrival(now)
       }
       if state.expire(now: now) { nextDraw = min(nextDraw, now) }
       var resized = backend.takeResize()

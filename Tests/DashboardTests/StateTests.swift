@@ -103,6 +103,8 @@ final class StateTests: XCTestCase {
     app.run(duration: 0.2)
     XCTAssertEqual(app.history.latestStep, paused)
     XCTAssertTrue(backend.frame!.rowText(0).contains("paused"), backend.frame!.rowText(0))
+    // the status line no longer says "pause requested" once every rank has paused
+    XCTAssertEqual(app.state.message?.text, "paused at step \(paused) on every rank")
     XCTAssertTrue(app.handle(.char("p")))
     app.run(duration: 0.2)
     XCTAssertGreaterThan(app.history.latestStep, paused)
