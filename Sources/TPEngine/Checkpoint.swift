@@ -121,45 +121,127 @@ extension GPT {
 
   /// Writes the model to `path` as an llm.c checkpoint. Collective over `world`: every rank
   /// calls it; ranks of DP replica 0 write their slices (replicated tensors by TP rank 0).
-  public func save(path: String, world: Communicator, dpRank: Int) throws {
-    let tmp = path + ".tmp"
+  /// Where it writes is `ModelFileTarget`'s rule: a regular file is replaced atomically (a
+  /// symbolic link keeps naming the file it named), a character device is written through.
+  public func save(path requested: String, world: Communicator, dpRank: Int) throws {
+    // every rank resolves the same path alike
+    let target: ModelFileTarget
+    do { target = try ModelFileTarget(requested) } catch let e as EngineError { throw EngineError.agreed(e.message) }
+    let path = target.path
+    let tmp = target.isDevice ? path : path + ".tmp"
     var failed: Int32 = 0
+    var failure: Int32 = 0
     if world.rank == 0 {
-      let fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY, 0o644)
+      let fd = open(tmp, target.isDevice ? O_WRONLY : O_CREAT | O_TRUNC | O_WRONLY, 0o644)
       if fd < 0 {
         failed = 1
+        failure = errno
       } else {
         let h = Checkpoint.header(config)
         let ok = h.withUnsafeBytes { pwriteFully(fd, $0.baseAddress!, 1024, 0) }
         let size = checkpointHeaderBytes + 4 * config.parameterCount
-        if !ok || ftruncate(fd, off_t(size)) != 0 { failed = 1 }
+        if !ok || (!target.isDevice && ftruncate(fd, off_t(size)) != 0) { failed = 1; failure = errno }
         close(fd)
       }
     }
     world.broadcast(&failed, count: 1)
-    if failed != 0 { throw EngineError("cannot write checkpoint \(tmp): \(String(cString: strerror(errno))); check the directory exists and is writable") }
+    world.broadcast(&failure, count: 1)
+    if failed != 0 {
+      if world.rank == 0 && !target.isDevice { unlink(tmp) }
+      throw EngineError.agreed("cannot write the model to \(requested): \(String(cString: strerror(failure))); choose a writable --save")
+    }
 
     var myFailure: Int32 = 0
     if dpRank == 0 {
       let fd = open(tmp, O_WRONLY)
-      if fd < 0 { myFailure = 1 } else {
-        if !writeSlices(fd: fd, from: paramsMemory, fileBase: checkpointHeaderBytes) { myFailure = 1 }
-        if fsync(fd) != 0 { myFailure = 1 }
+      if fd < 0 { myFailure = errno } else {
+        if !writeSlices(fd: fd, from: paramsMemory, fileBase: checkpointHeaderBytes) { myFailure = errno == 0 ? EIO : errno }
+        // a device has nothing to make durable (fsync of /dev/null fails with EINVAL)
+        if myFailure == 0 && !target.isDevice && fsync(fd) != 0 { myFailure = errno }
         close(fd)
       }
     }
     var anyFailure = Double(myFailure)
     world.allReduce(&anyFailure, count: 1, .max)
     if anyFailure != 0 {
-      if world.rank == 0 { unlink(tmp) }
-      throw EngineError("writing checkpoint \(tmp) failed (disk full or I/O error); the previous \(path) is untouched")
+      if world.rank == 0 && !target.isDevice { unlink(tmp) }
+      let reason = String(cString: strerror(Int32(anyFailure)))
+      throw EngineError.agreed(target.isDevice
+        ? "writing the model to \(requested) failed: \(reason); choose another --save"
+        : "writing the model to \(path) failed (\(reason)); the previous \(path) is untouched: free space or choose another --save")
     }
-    if world.rank == 0 {
-      if rename(tmp, path) != 0 { failed = 1 }
+    if world.rank == 0 && !target.isDevice {
+      if rename(tmp, path) != 0 { failed = 1; failure = errno }
       syncDirectory(of: path)
     }
     world.broadcast(&failed, count: 1)
-    if failed != 0 { throw EngineError("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))") }
+    world.broadcast(&failure, count: 1)
+    if failed != 0 { throw EngineError.agreed("cannot rename \(tmp) to \(path): \(String(cString: strerror(failure)))") }
+  }
+}
+
+/// Where `--save PATH` writes the model, decided before training so a bad path costs nothing:
+/// - a regular file, or a name that does not exist yet: replaced atomically (written beside it
+///   as `PATH.tmp`, then renamed over it);
+/// - a symbolic link (or a chain of them): the file it names is replaced that way, and the link
+///   keeps naming it (a dangling link's file is created);
+/// - a character device such as /dev/null: written through, never replaced;
+/// - a directory, FIFO, socket or block device: refused with one line.
+public struct ModelFileTarget: Equatable {
+  /// The file to replace, or the device to write.
+  public let path: String
+  public let isDevice: Bool
+
+  public init(_ requested: String) throws {
+    var path = requested
+    var hops = 0
+    while true {
+      var st = stat()
+      guard lstat(path, &st) == 0 else {
+        // nothing there yet: a new file (its directory is checked when it is written)
+        self.path = path
+        isDevice = false
+        return
+      }
+      switch st.st_mode & S_IFMT {
+      case S_IFREG:
+        self.path = path
+        isDevice = false
+        return
+      case S_IFLNK:
+        hops += 1
+        guard hops <= 40, let next = ModelFileTarget.readLink(path) else {
+          throw EngineError("--save \(requested): too many symbolic links or an unreadable one; name the file itself")
+        }
+        // a relative link is relative to the link's own directory
+        if next.hasPrefix("/") { path = next } else if let slash = path.lastIndex(of: "/") {
+          path = String(path[...slash]) + next
+        } else {
+          path = next
+        }
+      case S_IFCHR:
+        self.path = path
+        isDevice = true
+        return
+      case S_IFDIR:
+        throw EngineError("--save \(requested) is a directory: name a file, e.g. \(requested.hasSuffix("/") ? requested : requested + "/")model.bin")
+      default:
+        throw EngineError("--save \(requested) is not a regular file or a character device (a FIFO, socket or block device): name a file")
+      }
+    }
+  }
+
+  static func readLink(_ path: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: 4097)
+    let n = readlink(path, &buffer, 4096)
+    guard n > 0 else { return nil }
+    return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  }
+
+  /// The directory the file is written in (where `PATH.tmp` goes).
+  public var directory: String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
   }
 }
 

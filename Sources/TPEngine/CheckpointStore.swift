@@ -183,7 +183,7 @@ public enum CheckpointStore {
     world.allReduce(&anyFailed, count: 1, .max)
     if anyFailed != 0 {
       if world.rank == 0 { removeTree(tmp) }
-      throw EngineError("writing checkpoint \(tmp) failed (disk full or I/O error); earlier checkpoints are untouched")
+      throw EngineError.agreed("writing checkpoint \(tmp) failed (disk full or I/O error); earlier checkpoints are untouched")
     }
 
     // 3. rank 0: manifest, rename into place, prune
@@ -200,7 +200,7 @@ public enum CheckpointStore {
     let bytes = Array(error.utf8.prefix(511))
     let all = world.allGatherBytes(bytes, length: 512)
     let first = all[0].prefix { $0 != 0 }
-    if !first.isEmpty { throw EngineError(String(decoding: first, as: UTF8.self)) }
+    if !first.isEmpty { throw EngineError.agreed(String(decoding: first, as: UTF8.self)) }
   }
 
   static func prepare(dir: String, tmp: String, model: GPT, header: TrainingStateHeader, modelBytes: Int) -> String {

@@ -3,7 +3,13 @@
 /// A user-facing configuration or input error: one line naming the problem and the fix.
 public struct EngineError: Error, CustomStringConvertible, Sendable {
   public let message: String
-  public init(_ message: String) { self.message = message }
+  /// Every rank throws this same error at the same point (the ranks agreed on it through a
+  /// collective), so one rank can say it for all and every rank can end cleanly.
+  public let collective: Bool
+  public init(_ message: String) { self.message = message; collective = false }
+  /// An error every rank throws alike (see `collective`).
+  public static func agreed(_ message: String) -> EngineError { EngineError(message, collective: true) }
+  init(_ message: String, collective: Bool) { self.message = message; self.collective = collective }
   public var description: String { message }
 }
 

@@ -120,6 +120,8 @@ public final class Trainer {
   /// With `overlapGradReduce` and d > 1: the gradient buckets the backward reduces.
   private let gradientBuckets: GradientBuckets?
   private var logFile: UnsafeMutablePointer<FILE>? = nil
+  /// The first failed write of the `--log` file (world rank 0), nil while every line got there.
+  public private(set) var logWriteError: String? = nil
   /// The DP side of the step when the model's optimizer state is partitioned over DP
   /// (`--distributed-optimizer`); nil: the replicas all-reduce and each updates everything.
   public let distributedOptimizer: DistributedOptimizer?
@@ -548,7 +550,13 @@ public final class Trainer {
       // JSON has no NaN or infinity: a non-finite value is written as null
       let finite = metrics.loss.isFinite && metrics.gradNorm.isFinite && metrics.lr.isFinite
       fputs(finite ? line : ["-nan", "nan", "-inf", "inf"].reduce(line) { $0.replacingOccurrences(of: ":" + $1, with: ":null") }, f)
-      fflush(f)
+      if fflush(f) != 0 || ferror(f) != 0, logWriteError == nil {
+        // said once, at once; training goes on, and the run ends with a failure status
+        let why = String(cString: strerror(errno))
+        logWriteError = "cannot write the log \(options.logPath ?? ""): \(why) from step \(step) on; free space or choose another --log"
+        let text = "tptrain: error: \(logWriteError!)\n"
+        _ = text.withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
+      }
     }
   }
 }

@@ -7,7 +7,8 @@ import Glibc
 ///   temporary file beside it, which is then renamed over it, so a reader never sees half an
 ///   export and a failed write leaves the old file as it was.
 /// - Anything else that exists — a symbolic link, a device such as `/dev/null`, a FIFO — is written
-///   through: opened and truncated in place, never replaced by a regular file.
+///   through: opened and truncated in place, never replaced by a regular file (a dangling link's
+///   file is created).
 /// - A directory is refused.
 public enum OutputFile {
   /// A write that failed, with one line naming the problem and the fix.
@@ -27,7 +28,8 @@ public enum OutputFile {
   }
 
   static func writeThrough(_ bytes: [UInt8], _ path: String) throws {
-    let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+    // O_CREAT: a dangling symbolic link gets the file it names (as shell redirection does)
+    let fd = open(path, O_WRONLY | O_TRUNC | O_CREAT | O_CLOEXEC, 0o666)
     guard fd >= 0 else { throw failure("cannot open \(path)", errno) }
     defer { close(fd) }
     try writeAll(fd, bytes, path: path)

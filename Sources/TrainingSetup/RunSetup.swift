@@ -346,9 +346,20 @@ public struct RunSetup: ParsableArguments {
   /// Throws when --save, --log or (with periodic checkpoints) --checkpoint-dir cannot be written,
   /// so the run fails now rather than after its steps.
   public func checkOutputs() throws {
-    for (flag, path) in [("--save", save), ("--log", log)] {
-      if let path, !FileManager.default.isWritableFile(atPath: Self.parent(of: path)) {
-        throw EngineError("\(flag) \(path): directory does not exist or is not writable")
+    if let save {
+      // a directory, FIFO or socket is refused; a link is followed; a device is written through
+      let target = try ModelFileTarget(save)
+      if !target.isDevice && !FileManager.default.isWritableFile(atPath: target.directory) {
+        throw EngineError("--save \(save): directory \(target.directory) does not exist or is not writable")
+      }
+    }
+    if let log {
+      var isDir: ObjCBool = false
+      if FileManager.default.fileExists(atPath: log, isDirectory: &isDir), isDir.boolValue {
+        throw EngineError("--log \(log) is a directory: name a file, e.g. \(log.hasSuffix("/") ? log : log + "/")train.jsonl")
+      }
+      if !FileManager.default.isWritableFile(atPath: Self.parent(of: log)) {
+        throw EngineError("--log \(log): directory does not exist or is not writable")
       }
     }
     if let dir = checkpointDir, checkpointEvery > 0 {

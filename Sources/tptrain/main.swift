@@ -88,6 +88,14 @@ struct TPTrain: ParsableCommand {
     }
     do {
       try trainer.run()
+    } catch let e as EngineError where e.collective {
+      // every rank failed alike (a checkpoint or --save the ranks agreed could not be written):
+      // one line, and a clean end on every rank
+      if world.rank == 0 { printError("tptrain: error: \(e.message)") }
+      trainer.observer.stateChanged(.failed)
+      trainer.observer.event(.error(e.message))
+      MPIRuntime.finalize()
+      Foundation.exit(1)
     } catch {
       printError("tptrain: error (rank \(world.rank)): \(error)")
       trainer.observer.stateChanged(.failed)
@@ -123,6 +131,8 @@ struct TPTrain: ParsableCommand {
       print(String(format: "done: %d steps, final loss %.6f", trainer.step, trainer.lastLoss) + skipped)
     }
     MPIRuntime.finalize()
+    // the log missed lines: the run is not a success (the error was printed when it happened)
+    if trainer.logWriteError != nil { Foundation.exit(1) }
   }
 
   /// Collective: world rank 0 finds and verifies the checkpoint (checksums included), every

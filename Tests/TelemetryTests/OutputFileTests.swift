@@ -55,6 +55,15 @@ final class OutputFileTests: XCTestCase {
     XCTAssertEqual(try String(contentsOfFile: target, encoding: .utf8), "new\n")
   }
 
+  func testDanglingSymlinkGetsTheFileItNames() throws {
+    let link = dir + "/link.csv"
+    // relative to the link's directory, as the kernel resolves it
+    try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "real.csv")
+    try OutputFile.write(Array("made\n".utf8), to: link)
+    XCTAssertEqual(fileType(link), S_IFLNK, "the link is still a link")
+    XCTAssertEqual(try String(contentsOfFile: dir + "/real.csv", encoding: .utf8), "made\n")
+  }
+
   func testDeviceIsWrittenThroughAndStaysADevice() throws {
     try OutputFile.write(Array("discarded\n".utf8), to: "/dev/null")
     XCTAssertEqual(fileType("/dev/null"), S_IFCHR)

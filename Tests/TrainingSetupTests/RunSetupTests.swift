@@ -253,7 +253,29 @@ final class RunSetupTests: XCTestCase {
   func testOutputChecks() throws {
     XCTAssertNoThrow(try setup("--log", NSTemporaryDirectory() + "x.jsonl").checkOutputs())
     XCTAssertEqual(message { try self.setup("--save", "/nonexistent-dir/m.bin").checkOutputs() },
-                   "--save /nonexistent-dir/m.bin: directory does not exist or is not writable")
+                   "--save /nonexistent-dir/m.bin: directory /nonexistent-dir does not exist or is not writable")
+    let dir = NSTemporaryDirectory() + "tptrain-outputs-\(getpid())"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    XCTAssertEqual(message { try self.setup("--save", dir).checkOutputs() }, "--save \(dir) is a directory: name a file, e.g. \(dir)/model.bin")
+    XCTAssertEqual(message { try self.setup("--log", dir).checkOutputs() }, "--log \(dir) is a directory: name a file, e.g. \(dir)/train.jsonl")
+    XCTAssertEqual(mkfifo(dir + "/fifo", 0o600), 0)
+    XCTAssertEqual(message { try self.setup("--save", dir + "/fifo").checkOutputs() },
+                   "--save \(dir)/fifo is not a regular file or a character device (a FIFO, socket or block device): name a file")
+    // links are followed (relative to their directory; a dangling one names the file to create)
+    XCTAssertEqual(symlink("sub/model.bin", dir + "/link.bin"), 0)
+    XCTAssertEqual(try ModelFileTarget(dir + "/link.bin"), try ModelFileTarget(dir + "/sub/model.bin"))
+    XCTAssertEqual(try ModelFileTarget(dir + "/link.bin").path, dir + "/sub/model.bin")
+    XCTAssertEqual(message { try self.setup("--save", dir + "/link.bin").checkOutputs() },
+                   "--save \(dir)/link.bin: directory \(dir)/sub does not exist or is not writable")
+    XCTAssertEqual(symlink(dir + "/link.bin", dir + "/link2.bin"), 0)
+    XCTAssertEqual(try ModelFileTarget(dir + "/link2.bin").path, dir + "/sub/model.bin")
+    XCTAssertEqual(symlink("loop", dir + "/loop"), 0)
+    XCTAssertTrue(message { try self.setup("--save", dir + "/loop").checkOutputs() }.hasSuffix("too many symbolic links or an unreadable one; name the file itself"))
+    let null = try ModelFileTarget("/dev/null")
+    XCTAssertTrue(null.isDevice)
+    XCTAssertEqual(null.path, "/dev/null")
+    XCTAssertNoThrow(try setup("--save", "/dev/null").checkOutputs())
     XCTAssertNoThrow(try setup("--checkpoint-dir", "/nonexistent-dir/ck").checkOutputs(), "checked only with --checkpoint-every")
     XCTAssertTrue(message { try self.setup("--checkpoint-dir", "/nonexistent-dir/ck", "--checkpoint-every", "2").checkOutputs() }
       .hasPrefix("--checkpoint-dir /nonexistent-dir/ck: not a writable directory"))
