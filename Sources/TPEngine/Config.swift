@@ -121,7 +121,15 @@ public struct ParallelLayout: Sendable, Equatable {
       self.dp = 1
     }
     if self.tp < 1 || self.dp < 1 || self.tp * self.dp != worldSize {
-      throw EngineError("world size \(worldSize) is not tp × dp (tp \(tp.map(String.init) ?? "?"), dp \(dp.map(String.init) ?? "?")): start mpirun with -np \((tp ?? 1) * (dp ?? 1)) or pick --tp/--dp whose product is \(worldSize)")
+      switch (tp, dp) {
+      case let (t?, nil):
+        // only --tp given: dp would be world / tp, which does not divide
+        throw EngineError("world size \(worldSize) does not divide by --tp \(t): start mpirun with -np a multiple of \(t) (-np \(t) for dp 1) or pick a --tp that divides \(worldSize)")
+      case let (nil, d?):
+        throw EngineError("world size \(worldSize) does not divide by --dp \(d): start mpirun with -np a multiple of \(d) or pick a --dp that divides \(worldSize)")
+      default:
+        throw EngineError("world size \(worldSize) is not tp × dp (tp \(tp ?? 0), dp \(dp ?? 0)): start mpirun with -np \((tp ?? 1) * (dp ?? 1)) or pick --tp/--dp whose product is \(worldSize)")
+      }
     }
   }
 

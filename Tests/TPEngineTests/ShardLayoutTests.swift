@@ -35,10 +35,12 @@ final class ShardLayoutTests: XCTestCase {
       XCTAssertTrue(m.contains("heads 6 % tp 4"), m)
       XCTAssertTrue(m.contains("tp in {1, 2}"), m)
     }
-    XCTAssertThrowsError(try ParallelLayout(worldSize: 4, worldRank: 0, tp: 3, dp: nil)) { e in
-      XCTAssertTrue("\(e)".contains("world size 4"), "\(e)")
+    XCTAssertThrowsError(try ParallelLayout(worldSize: 3, worldRank: 0, tp: 2, dp: nil)) { e in
+      XCTAssertEqual("\(e)", "world size 3 does not divide by --tp 2: start mpirun with -np a multiple of 2 (-np 2 for dp 1) or pick a --tp that divides 3")
     }
-    XCTAssertThrowsError(try ParallelLayout(worldSize: 4, worldRank: 0, tp: 2, dp: 3))
+    XCTAssertThrowsError(try ParallelLayout(worldSize: 4, worldRank: 0, tp: 2, dp: 3)) { e in
+      XCTAssertEqual("\(e)", "world size 4 is not tp × dp (tp 2, dp 3): start mpirun with -np 6 or pick --tp/--dp whose product is 4")
+    }
     let ok = try ParallelLayout(worldSize: 6, worldRank: 5, tp: 2, dp: nil)
     XCTAssertEqual(ok.dp, 3)
     XCTAssertEqual(ok.tpRank, 1)
