@@ -149,6 +149,11 @@ final class MappedSegment {
     defer { close(fd) }
     var st = stat()
     if fstat(fd, &st) != 0 { throw TelemetryError.system(call: "fstat", job: job, errno: errno) }
+    if (st.st_mode & S_IFMT) != S_IFREG {
+      // a directory or device someone put under the segment's name: nothing a reader can map
+      let what = (st.st_mode & S_IFMT) == S_IFDIR ? "a directory" : "not a regular file"
+      throw TelemetryError.corrupt(job: job, detail: "/dev/shm/\(SegmentName.prefix)\(job) is \(what)")
+    }
     let size = Int(st.st_size)
     if size < 8 {
       if size == 0 { throw TelemetryError.notReady(job) }
