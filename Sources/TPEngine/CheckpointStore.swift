@@ -90,8 +90,9 @@ public enum CheckpointStore {
       let filePath = path + "/" + f.name
       var st = stat()
       if stat(filePath, &st) != 0 { throw EngineError("\(f.name) is missing (incomplete checkpoint)") }
+      if f.bytes < 0 { throw EngineError("\(manifestFile) gives \(f.name) a negative size, \(f.bytes) (damaged)") }
       if Int(st.st_size) != f.bytes {
-        throw EngineError("\(f.name) is \(st.st_size) bytes, manifest says \(f.bytes) (truncated)")
+        throw EngineError("\(f.name) is \(st.st_size) bytes, manifest says \(f.bytes) (\(Int(st.st_size) < f.bytes ? "truncated" : "damaged"))")
       }
       let (_, sum) = try FNV1a64.file(filePath)
       if hex(sum) != f.checksum {
@@ -100,10 +101,26 @@ public enum CheckpointStore {
     }
     let modelConfig = try Checkpoint.readConfig(path: path + "/" + modelFile)
     let state = try TrainingStateHeader.read(path: path + "/" + stateFile)
-    if modelConfig != m.config.model || state.run != m.config || state.step != m.step {
-      throw EngineError("model.bin, state.bin and \(manifestFile) disagree about the model or step (damaged)")
+    if modelConfig != m.config.model {
+      throw EngineError("\(modelFile) and \(manifestFile) disagree about the model's dimensions (damaged)")
+    }
+    if state.step != m.step {
+      throw EngineError("\(stateFile) says step \(state.step), \(manifestFile) step \(m.step) (damaged)")
+    }
+    if state.run != m.config {
+      throw EngineError("\(stateFile) and \(manifestFile) disagree about \(Self.differences(state.run, m.config).joined(separator: ", ")) (damaged)")
     }
     return ValidCheckpoint(path: path, manifest: m, state: state)
+  }
+
+  /// The fields in which two run configurations differ, by name ("the model shape", "dataTokens").
+  static func differences(_ a: RunConfiguration, _ b: RunConfiguration) -> [String] {
+    var out: [String] = a.shape != b.shape ? ["the model shape"] : []
+    for (x, y) in zip(Mirror(reflecting: a.settings).children, Mirror(reflecting: b.settings).children)
+    where "\(x.value)" != "\(y.value)" {
+      out.append(x.label ?? "a setting")
+    }
+    return out.isEmpty ? ["the run's settings"] : out
   }
 
   /// The checkpoint to resume from. `path` is either a checkpoint directory (holding

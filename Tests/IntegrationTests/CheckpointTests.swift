@@ -98,6 +98,13 @@ final class CheckpointTests: XCTestCase {
     var bytes = try Data(contentsOf: model)
     bytes[5000] ^= 0x40
     try bytes.write(to: model)
+    // a manifest whose run settings were edited: the error names the field
+    try fm.copyItem(atPath: "\(good)/step_00000002", toPath: path("edited/step_00000002"))
+    let manifest = path("edited/step_00000002/manifest.json")
+    let text = try String(contentsOfFile: manifest, encoding: .utf8)
+    let edited = text.replacingOccurrences(of: #""dataTokens"\s*:\s*\d+"#, with: "\"dataTokens\" : 7", options: .regularExpression)
+    XCTAssertNotEqual(edited, text, "the manifest names dataTokens")
+    try edited.write(toFile: manifest, atomically: true, encoding: .utf8)
 
     let cases: [([String], String)] = [
       (["--resume", path("missing")], "no such directory"),
@@ -105,6 +112,7 @@ final class CheckpointTests: XCTestCase {
       (["--resume", path("garbage")], "holds no valid checkpoint"),
       (["--resume", path("garbage/step_00000001")], "not a valid manifest"),
       (["--resume", path("flipped")], "checksum"),
+      (["--resume", path("edited/step_00000002")], "state.bin and manifest.json disagree about dataTokens (damaged)"),
       (["--resume", "\(good)/step_00000002/model.bin"], "is a file"),
       (["--resume", good, "--batch", "8"], "saved with other settings (--batch 8 vs 4)"),
       (["--resume", good, "--model", "small"], "not the --model small preset"),
