@@ -237,12 +237,6 @@ public struct ModelFileTarget: Equatable {
     guard n > 0 else { return nil }
     return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
   }
-
-  /// The directory the file is written in (where `PATH.tmp` goes).
-  public var directory: String {
-    guard let slash = path.lastIndex(of: "/") else { return "." }
-    return slash == path.startIndex ? "/" : String(path[..<slash])
-  }
 }
 
 /// fsyncs the directory holding `path` so a rename is durable.

@@ -309,12 +309,12 @@ public final class Trainer {
           packed.1 = d.checkpointRequests
         }
         withUnsafeMutableBytes(of: &packed) { raw in
-          group.sleepyBroadcast(raw.baseAddress!.assumingMemoryBound(to: Int32.self), count: 3, pollMicros: pausedTickMicros)
+          group.sleepyBroadcast(raw.baseAddress!.assumingMemoryBound(to: Int32.self), count: 3, pollMicros: tickMicros)
         }
         let desired = DesiredState(rawValue: UInt64(max(0, packed.0))) ?? .run
         return (ControlDecision(desired: desired, checkpointRequests: packed.1), packed.2)
       }
-      group.sleepyBarrier(pollMicros: pausedTickMicros)
+      group.sleepyBarrier(pollMicros: tickMicros)
     }
     var packed: (Double, Double, Double) = (-.infinity, -.infinity, Double(signal))
     if group.rank == 0 {
@@ -341,7 +341,7 @@ public final class Trainer {
   /// about 40 ms (rank 0's poll, then one nap of the slowest leader).
   static let pausedNodesTickMicros: UInt32 = 20_000
   /// The tick of this job (see above).
-  private var pausedTickMicros: UInt32 {
+  private var tickMicros: UInt32 {
     (pausedSleep?.leaders.size ?? 1) > 1 ? Self.pausedNodesTickMicros : Self.pausedTickMicros
   }
   /// A paused rank sleeping on its node (`pausedSleep`) wakes at least this often, to beat and
@@ -402,13 +402,13 @@ public final class Trainer {
   private func pausedTick(current: ControlDecision) -> (ControlDecision, signal: Int32) {
     guard let sleep = pausedSleep else {
       observer.heartbeat()
-      if world.rank == 0 { usleep(pausedTickMicros) }
+      if world.rank == 0 { usleep(tickMicros) }
       return exchangeDecision(over: world, sleepy: true)
     }
     while true {
       observer.heartbeat()
       if sleep.isLeader {
-        if world.rank == 0 { usleep(pausedTickMicros) }
+        if world.rank == 0 { usleep(tickMicros) }
         let signal = max(StopSignal.received, sleep.node.postedSignal())
         let (seen, seenSignal) = exchangeDecision(over: sleep.leaders, sleepy: true, signal: signal)
         // every leader sees the same tick, so they all wake their nodes at the same one

@@ -349,8 +349,9 @@ public struct RunSetup: ParsableArguments {
     if let save {
       // a directory, FIFO or socket is refused; a link is followed; a device is written through
       let target = try ModelFileTarget(save)
-      if !target.isDevice && !FileManager.default.isWritableFile(atPath: target.directory) {
-        throw EngineError("--save \(save): directory \(target.directory) does not exist or is not writable")
+      let directory = Self.parent(of: target.path)
+      if !target.isDevice && !FileManager.default.isWritableFile(atPath: directory) {
+        throw EngineError("--save \(save): directory \(directory) does not exist or is not writable")
       }
     }
     if let log {
