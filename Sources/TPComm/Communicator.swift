@@ -90,27 +90,79 @@ public enum MPIRuntime {
   public static func wallTime() -> Double { MPI_Wtime() }
 }
 
+/// The parts of a communicator that post messages of their own: each runs on its own duplicate
+/// of the group (`Communicator.duplicate(for:)`, `MPI_Comm_dup`), whose messages can never
+/// match another part's, whatever tags either picks. Within one part, tags come from the
+/// duplicate's `reserveTag()`, so no two of its reductions share one either.
+public enum MessageSpace: String, Sendable, CaseIterable {
+  /// The blocking collectives' ring steps, on the communicator itself (`ringTags`).
+  case collectives
+  /// `--overlap-tp`'s row-chunk reductions and all-gather (TP group).
+  case tensorParallelOverlap
+  /// `--overlap-grad-reduce`'s bucket segments (DP group).
+  case gradientBuckets
+  /// Under sequence parallelism with `--overlap-grad-reduce`: the replicated slices' TP sums.
+  case replicatedGradientSums
+  /// Records of other nodes' ranks forwarded to world rank 0 (world).
+  case telemetryForwarding
+}
+
 /// A typed MPI communicator. Collectives are timed into `stats` and into `activity`.
 public final class Communicator {
   let handle: MPI_Comm
   public let rank: Int
   public let size: Int
   private let owned: Bool
-  /// Collective statistics accumulated since the last `resetStats()`.
-  public var stats = CommStats()
+  /// Whose messages this communicator carries: `.collectives` for a group made by `world()` or
+  /// a split, a subsystem's own space for a duplicate.
+  public let space: MessageSpace
+
+  /// What a communicator and its duplicates book and share: a duplicate is the same group
+  /// measured, observed and run the same way, with messages of its own.
+  private final class Books {
+    var stats = CommStats()
+    var activity = CommActivity()
+    var waitObserver: CollectiveWaitObserver?
+    var algorithm: CollectiveAlgorithm = .ring
+  }
+  private let books: Books
+
+  /// Collective statistics accumulated since the last `resetStats()` (shared with duplicates).
+  public var stats: CommStats {
+    get { books.stats }
+    _modify { yield &books.stats }
+  }
   /// Exposed and in-flight communication time of this rank; communicators that should be
-  /// measured together (a rank's TP and DP groups) share one.
-  public var activity = CommActivity()
-  /// Told about every wait in a collective of this communicator.
-  public var waitObserver: CollectiveWaitObserver?
-  /// How this communicator's float and double collectives run.
-  public var algorithm: CollectiveAlgorithm = .ring
+  /// measured together (a rank's TP and DP groups) share one, and duplicates share their group's.
+  public var activity: CommActivity {
+    get { books.activity }
+    set { books.activity = newValue }
+  }
+  /// Told about every wait in a collective of this communicator (and of its duplicates).
+  public var waitObserver: CollectiveWaitObserver? {
+    get { books.waitObserver }
+    set { books.waitObserver = newValue }
+  }
+  /// How this communicator's float and double collectives run (and its duplicates').
+  public var algorithm: CollectiveAlgorithm {
+    get { books.algorithm }
+    set { books.algorithm = newValue }
+  }
   /// The two requests of one ring step (receive, send), kept so waits allocate nothing.
   private let requests = UnsafeMutablePointer<MPI_Request?>.allocate(capacity: 2)
+  /// The next tag `reserveTag()` hands out (duplicates only).
+  private var nextTag: Int32 = 0
 
-  init(handle: MPI_Comm, owned: Bool) {
+  /// The tags of the blocking collectives' ring steps: reduce-scatter half, all-gather half.
+  static let ringTags: (reduceScatter: Int32, allGather: Int32) = (0, 1)
+  /// The largest tag every MPI implementation accepts (the standard's floor for `MPI_TAG_UB`).
+  public static let tagLimit: Int32 = 32767
+
+  init(handle: MPI_Comm, owned: Bool, space: MessageSpace = .collectives, books: Any? = nil) {
     self.handle = handle
     self.owned = owned
+    self.space = space
+    self.books = (books as? Books) ?? Books()
     var r: Int32 = 0
     var s: Int32 = 0
     MPI_Comm_rank(handle, &r)
@@ -140,6 +192,34 @@ public final class Communicator {
     return Communicator(handle: out!, owned: true)
   }
 
+  /// The same ranks with a message space of their own for `space` (`MPI_Comm_dup`; collective:
+  /// every rank of the group calls it, in the same order). The duplicate shares this
+  /// communicator's statistics, activity, wait observer and algorithm, so what runs on it is
+  /// measured as this group's.
+  public func duplicate(for space: MessageSpace) throws -> Communicator {
+    precondition(self.space == .collectives && space != .collectives, "duplicate a group for a subsystem's messages")
+    var out: MPI_Comm? = nil
+    try check(MPI_Comm_dup(handle, &out), "MPI_Comm_dup")
+    return Communicator(handle: out!, owned: true, space: space, books: books)
+  }
+
+  /// A tag no other reduction or message of this duplicate uses (0, 1, 2, … in the order of
+  /// the calls, so the same on every rank that makes the same calls).
+  public func reserveTag() -> Int32 {
+    precondition(space != .collectives, "the blocking collectives own the tags of a group: reserve tags on a duplicate")
+    precondition(nextTag <= Self.tagLimit, "more than \(Self.tagLimit + 1) messages in flight in \(space.rawValue)")
+    defer { nextTag += 1 }
+    return nextTag
+  }
+
+  /// Whether this communicator's messages and `other`'s can match each other (the same MPI
+  /// context: `MPI_Comm_compare` says identical).
+  public func sharesMessages(with other: Communicator) -> Bool {
+    var result: Int32 = 0
+    MPI_Comm_compare(handle, other.handle, &result)
+    return result == cmpi_ident()
+  }
+
   /// The ranks of this communicator that share this node's memory.
   public func splitShared() throws -> Communicator {
     var out: MPI_Comm? = nil
@@ -149,7 +229,7 @@ public final class Communicator {
     return Communicator(handle: out!, owned: true)
   }
 
-  public func resetStats() { stats = CommStats() }
+  public func resetStats() { books.stats = CommStats() }
 
   /// In-place all-reduce of `count` floats. A communicator of size 1 returns at once.
   ///
@@ -368,7 +448,7 @@ public final class Communicator {
       let sendChunk = (r - s - 1 + 2 * p) % p, recvChunk = (r - s - 2 + 2 * p) % p
       let ss = start(sendChunk), sn = start(sendChunk + 1) - ss
       let rs = start(recvChunk), rn = start(recvChunk + 1) - rs
-      sendReceive(buffer + ss, Int32(sn) * bytes, to: right, tmp, Int32(rn) * bytes, from: left, tag: 7001)
+      sendReceive(buffer + ss, Int32(sn) * bytes, to: right, tmp, Int32(rn) * bytes, from: left, tag: Self.ringTags.reduceScatter)
       let dst = buffer + rs
       switch op {
       case .sum: for i in 0..<rn { dst[i] += tmp[i] }
@@ -388,7 +468,7 @@ public final class Communicator {
       let sendChunk = (r - s + 2 * p) % p, recvChunk = (r - s - 1 + 2 * p) % p
       let ss = start(sendChunk), sn = start(sendChunk + 1) - ss
       let rs = start(recvChunk), rn = start(recvChunk + 1) - rs
-      sendReceive(buffer + ss, Int32(sn) * bytes, to: right, buffer + rs, Int32(rn) * bytes, from: left, tag: 7002)
+      sendReceive(buffer + ss, Int32(sn) * bytes, to: right, buffer + rs, Int32(rn) * bytes, from: left, tag: Self.ringTags.allGather)
     }
   }
 

@@ -1,6 +1,6 @@
 // Non-blocking reductions that the caller drives: start one, call `progress()` between pieces
 // of computation, `wait()` when the result is needed. Several may be in flight on one
-// communicator at once (each has its own tag, requests and scratch).
+// subsystem's duplicate of a communicator at once (each has its own tag, requests and scratch).
 //
 // With `.ring` a reduction of elements [lo, hi) of an n-float buffer runs the ring of
 // `Communicator.allReduce` over the intersections of [lo, hi) with that buffer's ring chunks
@@ -50,7 +50,8 @@ public enum RangeReductionKind: Sendable {
 /// up front.
 public final class RangeReduction {
   let comm: Communicator
-  let tag: Int32
+  /// This reduction's tag on `comm`.
+  public let tag: Int32
   private let requests = UnsafeMutablePointer<MPI_Request?>.allocate(capacity: 2)
   private let scratch: UnsafeMutablePointer<Float>
   private let scratchCount: Int
@@ -69,13 +70,15 @@ public final class RangeReduction {
   private var step = -1
   private var startedNs: UInt64 = 0
 
-  /// A reduction over `comm` tagged `tag` (distinct from every other reduction that can be in
-  /// flight on `comm` at the same time) of elements `range` of buffers of `n` floats. Its scratch
-  /// holds the largest ring chunk this rank receives and reduces: about |range| / p (none when
-  /// it will only run `.allGather`, which copies in place).
-  public init(comm: Communicator, tag: Int32, count n: Int, range: Range<Int>, gatherOnly: Bool = false) {
+  /// A reduction over `comm`, a subsystem's duplicate of its group (`Communicator.duplicate(for:)`),
+  /// of elements `range` of buffers of `n` floats. Its tag is reserved on `comm`, so it is
+  /// distinct from every other reduction of that subsystem, and the subsystem's messages never
+  /// meet another's. Every rank of the group must build its reductions in the same order. Its
+  /// scratch holds the largest ring chunk this rank receives and reduces: about |range| / p
+  /// (none when it will only run `.allGather`, which copies in place).
+  public init(comm: Communicator, count n: Int, range: Range<Int>, gatherOnly: Bool = false) {
     self.comm = comm
-    self.tag = tag
+    self.tag = comm.reserveTag()
     self.n = n
     lo = range.lowerBound
     hi = range.upperBound

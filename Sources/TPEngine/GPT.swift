@@ -269,7 +269,7 @@ public final class GPT {
     acts = Activations(base: activationMemory, table: activationTable)
     sequence = options.sequenceParallel ? SequenceParallelBuffers(gathered: acts.gathered, partial: acts.partial) : nil
     let overlap = tpOverlapChunks > 1 && tpGroup.size > 1
-      ? TensorParallelOverlap(group: tpGroup, rows: B * T, columns: C, chunks: tpOverlapChunks, sequence: sequence) : nil
+      ? try TensorParallelOverlap(group: tpGroup, rows: B * T, columns: C, chunks: tpOverlapChunks, sequence: sequence) : nil
     columnLinear = ColumnParallelLinear(tp: tp, pool: pool, sequence: sequence, overlap: overlap)
     rowLinear = RowParallelLinear(tp: tp, pool: pool, sequence: sequence, overlap: overlap)
     tensorParallelPieces = overlap.map { $0.rowStarts.count - 1 } ?? 1

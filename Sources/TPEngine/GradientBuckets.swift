@@ -89,7 +89,9 @@ final class GradientBuckets {
   /// Buckets of at least `bucketBytes` over `model`'s gradient buffer, reduced over `dpGroup`
   /// (reduce-scattered into the optimizer's blocks when `model.partition` is split over it);
   /// under sequence parallelism the replicated slices are first summed over `tpGroup`.
-  init(model: GPT, dpGroup: Communicator, tpGroup: Communicator, bucketBytes: Int) {
+  /// The reductions run on duplicates of the groups (collective: every rank builds this object
+  /// at the same point), so no tag of theirs can meet another subsystem's messages.
+  init(model: GPT, dpGroup: Communicator, tpGroup: Communicator, bucketBytes: Int) throws {
     let L = model.config.numLayers
     var offsets = [0]
     for s in model.localSizes { offsets.append(offsets.last! + s) }
@@ -120,16 +122,17 @@ final class GradientBuckets {
     // the distributed optimizer they are the blocks (paddedCount is numLocalParameters otherwise)
     let n = model.partition.paddedCount
     kind = model.partition.shards > 1 ? .reduceScatter : .allReduce
-    // one tag per segment: every segment of a bucket is in flight at once
-    segments = ranges.enumerated().map { i, r in
-      Segment(range: r, reduction: RangeReduction(comm: dpGroup, tag: 7100 + Int32(i), count: n, range: r))
-    }
+    // one tag per segment (reserved on the buckets' own duplicate): every segment of a bucket is
+    // in flight at once
+    let buckets = try dpGroup.duplicate(for: .gradientBuckets)
+    segments = ranges.map { Segment(range: $0, reduction: RangeReduction(comm: buckets, count: n, range: $0)) }
     bucketStarts = starts
     bucketReadyPoint = readyAt
     // sequence parallelism: each replicated piece lies in one run of replicated tensors, whose
     // all-reduce is the plain path's; its slice is reduced in that run's order
     var slices: [ReplicatedSlice] = [], sliceStarts = [0]
     if model.activationOptions.sequenceParallel && tpGroup.size > 1 {
+      let sums = try tpGroup.duplicate(for: .replicatedGradientSums)
       for pieces in points {
         for piece in pieces where model.replicatedMask[piece.tensor] && !piece.range.isEmpty {
           guard let run = model.replicatedRuns.first(where: {
@@ -138,7 +141,7 @@ final class GradientBuckets {
           let relative = (piece.range.lowerBound - run.offset)..<(piece.range.upperBound - run.offset)
           // one tag per slice: the slices of several ready points can be in flight at once
           slices.append(ReplicatedSlice(run: run.offset, reduction: RangeReduction(
-            comm: tpGroup, tag: 7300 + Int32(slices.count), count: run.count, range: relative)))
+            comm: sums, count: run.count, range: relative)))
         }
         sliceStarts.append(slices.count)
       }

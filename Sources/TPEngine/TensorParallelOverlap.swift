@@ -33,11 +33,12 @@ import TPKernels
 /// The row pieces and in-flight collectives of `--overlap-tp` for one rank's layers, whose
 /// tensor-parallel collectives all move (N, C) activations (C = `columns`, N = `rows`).
 final class TensorParallelOverlap {
+  /// This object's duplicate of the TP group (`MessageSpace.tensorParallelOverlap`).
   let group: Communicator
   /// Chunk i covers rows `rowStarts[i] ..< rowStarts[i + 1]` of the N rows.
   let rowStarts: [Int]
   /// One reduction per row chunk of an (N, C) buffer, all in flight together (each has its own
-  /// tag): all-reduces, or with sequence parallelism reduce-scatters.
+  /// tag on `group`): all-reduces, or with sequence parallelism reduce-scatters.
   let reductions: [RangeReduction]
   /// Sequence parallelism: the full-row buffers, the all-gather of every rank's N/t rows of an
   /// (N, C) buffer, and the GEMM pieces each rank's block of rows is computed in.
@@ -48,7 +49,10 @@ final class TensorParallelOverlap {
   let blockPieces: [Int]
   let columns: Int
 
-  init(group: Communicator, rows: Int, columns: Int, chunks: Int, sequence: SequenceParallelBuffers?) {
+  /// `group` is the TP group; the reductions run on a duplicate of it (collective: every TP rank
+  /// builds this object at the same point).
+  init(group tpGroup: Communicator, rows: Int, columns: Int, chunks: Int, sequence: SequenceParallelBuffers?) throws {
+    let group = try tpGroup.duplicate(for: .tensorParallelOverlap)
     self.group = group
     self.columns = columns
     self.sequence = sequence
@@ -56,9 +60,9 @@ final class TensorParallelOverlap {
     rowStarts = starts
     let n = rows * columns
     reductions = (0..<(starts.count - 1)).map { i in
-      RangeReduction(comm: group, tag: 7200 + Int32(i), count: n, range: (starts[i] * columns)..<(starts[i + 1] * columns))
+      RangeReduction(comm: group, count: n, range: (starts[i] * columns)..<(starts[i + 1] * columns))
     }
-    gather = sequence == nil ? nil : RangeReduction(comm: group, tag: 7199, count: n, range: 0..<n, gatherOnly: true)
+    gather = sequence == nil ? nil : RangeReduction(comm: group, count: n, range: 0..<n, gatherOnly: true)
     blockPieces = Self.pieces(rows / group.size, max(1, chunks / group.size))
   }
 

@@ -144,7 +144,7 @@ public final class Trainer {
     // the buckets all-reduce, or under the distributed optimizer reduce-scatter into its blocks;
     // under sequence parallelism they first sum the replicated gradients over TP
     gradientBuckets = options.overlapGradReduce && grid.dp > 1
-      ? GradientBuckets(model: model, dpGroup: dpGroup, tpGroup: tpGroup, bucketBytes: options.bucketBytes) : nil
+      ? try GradientBuckets(model: model, dpGroup: dpGroup, tpGroup: tpGroup, bucketBytes: options.bucketBytes) : nil
     model.gradientBuckets = gradientBuckets
     statm = open("/proc/self/statm", O_RDONLY)
     if world.rank == 0, let path = options.logPath {

@@ -86,13 +86,19 @@ func checkRanges(_ comm: Communicator, perRank n: Int) -> Int {
   let buf = UnsafeMutablePointer<Float>.allocate(capacity: total)
   defer { buf.deallocate() }
   let cuts = [0, total / 5, total * 3 / 4, total]
+  // the reductions' own duplicate of the group, as a subsystem of the engine would run them
+  let space = try! comm.duplicate(for: .tensorParallelOverlap)
   func ranges() -> [RangeReduction] {
-    (0..<3).map { RangeReduction(comm: comm, tag: 7300 + Int32($0), count: total, range: cuts[$0]..<cuts[$0 + 1]) }
+    (0..<3).map { RangeReduction(comm: space, count: total, range: cuts[$0]..<cuts[$0 + 1]) }
   }
+  // a tag reserved before the pieces: they must not be handed it again
+  let gatherTag = space.reserveTag()
   func sum(_ i: Int) -> Double { (0..<p).map { Double(input(rank: $0, i)) }.reduce(0, +) }
   for kind in [RangeReductionKind.allReduce, .reduceScatter] {
     for i in 0..<total { buf[i] = input(rank: r, i) }
     let pieces = ranges()
+    let tags = pieces.map(\.tag) + [gatherTag]
+    if Set(tags).count != tags.count { failures += 1; print("rank \(r): reductions of one space share a tag: \(tags)") }
     for piece in pieces.reversed() { piece.start(buf, kind) }
     while !pieces.allSatisfy({ $0.progress() }) {}
     for piece in pieces { piece.wait() }
@@ -102,7 +108,7 @@ func checkRanges(_ comm: Communicator, perRank n: Int) -> Int {
   }
   // the all-gather runs over the whole buffer (with `.mpi` it must)
   for i in 0..<total { buf[i] = (r * n..<(r + 1) * n).contains(i) ? input(rank: r, i) : .nan }
-  let gather = RangeReduction(comm: comm, tag: 7310, count: total, range: 0..<total, gatherOnly: true)
+  let gather = RangeReduction(comm: space, count: total, range: 0..<total, gatherOnly: true)
   gather.start(buf, .allGather)
   var bad = 0
   for k in 0..<p {
@@ -112,6 +118,42 @@ func checkRanges(_ comm: Communicator, perRank n: Int) -> Int {
   }
   gather.wait()
   if bad > 0 { failures += 1; print("rank \(r): \(comm.algorithm) range all-gather of \(total): \(bad) wrong when arrived") }
+  return failures
+}
+
+/// Each subsystem's duplicate of the group (`MessageSpace`) carries its own messages: the group
+/// and every duplicate are distinct MPI contexts, and messages with one tag, sent on every space
+/// in the reverse of the order their receives were posted, each arrive on their own space. (If
+/// two spaces shared a context, a receive would take the other space's message.)
+func checkMessageSpaces(_ comm: Communicator) -> Int {
+  var failures = 0
+  let r = comm.rank, p = comm.size
+  let spaces = [comm] + MessageSpace.allCases.dropFirst().map { try! comm.duplicate(for: $0) }
+  for (i, a) in spaces.enumerated() {
+    if a.space != MessageSpace.allCases[i] { failures += 1; print("rank \(r): space \(i) is \(a.space)") }
+    for b in spaces[(i + 1)...] where a.sharesMessages(with: b) {
+      failures += 1
+      print("rank \(r): \(a.space.rawValue) and \(b.space.rawValue) share one message context")
+    }
+  }
+  let tag: Int32 = 0
+  let slots = spaces.map { MessageSlots($0, slots: 2) }
+  let inbox = UnsafeMutablePointer<Int64>.allocate(capacity: spaces.count)
+  let outbox = UnsafeMutablePointer<Int64>.allocate(capacity: spaces.count)
+  defer { inbox.deallocate(); outbox.deallocate() }
+  for i in spaces.indices { inbox[i] = -1; outbox[i] = Int64(i * 1000 + r) }
+  let (left, right) = ((r + p - 1) % p, (r + 1) % p)
+  for i in spaces.indices { slots[i].receive(into: inbox + i, capacity: 8, from: left, tag: tag, slot: 0) }
+  for i in spaces.indices.reversed() {
+    slots[i].send(UnsafeRawBufferPointer(start: outbox + i, count: 8), to: right, tag: tag, slot: 1)
+  }
+  for i in spaces.indices {
+    let done = slots[i].wait(0, timeoutNs: 10_000_000_000) && slots[i].wait(1, timeoutNs: 10_000_000_000)
+    if !done || inbox[i] != Int64(i * 1000 + left) {
+      failures += 1
+      print("rank \(r): \(spaces[i].space.rawValue) received \(inbox[i]), not its own message \(i * 1000 + left)")
+    }
+  }
   return failures
 }
 
@@ -162,7 +204,7 @@ let world = Communicator.world()
 let mode = CommandLine.arguments.dropFirst().first ?? "check"
 switch mode {
 case "check":
-  var total = [Double(check(world))]
+  var total = [Double(check(world) + checkMessageSpaces(world))]
   world.allReduce(&total, count: 1, .sum)
   if world.rank == 0 {
     print(total[0] == 0 ? "collectives ok on \(world.size) ranks" : "collectives: \(Int(total[0])) failures")

@@ -3,8 +3,9 @@ import JobSchema
 import TPComm
 import Telemetry
 
-/// Tag of forwarding messages (the ring all-reduce uses 7001/7002).
-let forwardingTag: Int32 = 7100
+/// Tag of forwarding messages: the one kind of message on the forwarding's own duplicate of the
+/// world (`MessageSpace.telemetryForwarding`), which no other part of the job posts on.
+let forwardingTag: Int32 = 0
 /// Longest wait for the last messages when the job ends, ns.
 let forwardingFinalWaitNs: UInt64 = 10_000_000_000
 

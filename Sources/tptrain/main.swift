@@ -254,12 +254,14 @@ struct TPTrain: ParsableCommand {
         overlapGradReduce: setup.overlapGradReduce && grid.dp > 1, overlapTP: setup.overlapTP && grid.tp > 1),
       barrier: { node.barrier() })
     if nodes.count > 1 {
-      // the other nodes' records go to world rank 0's segment (docs/TELEMETRY.md)
+      // the other nodes' records go to world rank 0's segment (docs/TELEMETRY.md), on a
+      // duplicate of the world that carries nothing else
+      let forwarding = try world.duplicate(for: .telemetryForwarding)
       if world.rank == 0 {
         observer.receiver = try ForwardingReceiver(
-          segment: observer.segment, remoteRanks: nodes.ranksByNode.dropFirst().flatMap { $0 }, world: world)
+          segment: observer.segment, remoteRanks: nodes.ranksByNode.dropFirst().flatMap { $0 }, world: forwarding)
       } else if nodes.index != 0 {
-        observer.sender = ForwardingSender(writer: observer.writer, world: world, relaySegment: node.rank == 0 ? observer.segment : nil)
+        observer.sender = ForwardingSender(writer: observer.writer, world: forwarding, relaySegment: node.rank == 0 ? observer.segment : nil)
       }
       observer.sender?.measuring = setup.forwardingStats
       observer.receiver?.measuring = setup.forwardingStats

@@ -169,6 +169,29 @@ final class OverlapEquivalenceTests: XCTestCase {
     }
   }
 
+  /// Every subsystem that has reductions of its own in flight runs them on its own duplicate of
+  /// the group, so no two can take each other's messages. The case that once could: with
+  /// `--sequence-parallel --overlap-tp --overlap-grad-reduce` at 256 chunks over 8192 token rows
+  /// (128 pieces of 64 rows), the TP overlap's 129 reductions and the replicated slices' TP sums
+  /// were in flight on the TP group together, with hand-picked tags that overlapped (7199–7327
+  /// and 7300–7375). The run matches `--sequence-parallel` alone (see `assertSameModel`), and its
+  /// start-up line says 128 chunks were used.
+  func testOverlapAt256ChunksUnderSequenceParallelWithBucketsMatchesThePlainRun() throws {
+    let dir = try Harness.tempDir(self)
+    let grid = ["--batch", "128", "--seq", "64", "--tp", "2", "--dp", "2", "--sequence-parallel"]
+    let plain = try train(dir, "plain", np: 4, grid)
+    let log = dir.appendingPathComponent("all.jsonl").path
+    let flags = ["--overlap-tp", "--tp-chunks", "256", "--overlap-grad-reduce", "--bucket-mib", "0.01"]
+    let r = try Harness.train(np: 4, ["--model", "tiny", "--steps", "3", "--seed", "5", "--no-telemetry", "--log", log,
+                                      "--dump-grads", dir.appendingPathComponent("all").path] + grid + flags)
+    XCTAssertTrue(r.stdout.contains("overlap-tp ×128 (of 256 asked"), r.stdout)
+    let rows = try Harness.readLog(log)
+    let grads = try (0..<4).map { try Data(contentsOf: dir.appendingPathComponent("all.rank\($0).bin")) }
+    XCTAssertEqual(rows.count, 3)
+    assertSameModel("SP + overlap-tp ×128 + buckets against SP alone", rows, grads, as: (plain.rows, plain.grads),
+                    bitwise: Harness.rowStableBLAS)
+  }
+
   func testBadOverlapValuesAreOneLineErrors() throws {
     for (flags, message) in [
       (["--overlap-grad-reduce", "--bucket-mib", "0"], "--bucket-mib must be a finite number > 0 and ≤ 65536, not 0"),
