@@ -414,12 +414,12 @@ public final class Communicator {
   }
 
   /// The ring all-reduce: a ring reduce-scatter, then a ring all-gather of the reduced chunks
-  /// (chunk i is `[n*i/p, n*(i+1)/p)`). Each chunk is reduced once and then copied, so every rank
+  /// (`RingSchedule.chunkStart`). Each chunk is reduced once and then copied, so every rank
   /// ends bitwise identical.
   private func ringAllReduce<T: BinaryFloatingPoint>(_ buffer: UnsafeMutablePointer<T>, count n: Int, op: ReduceOp) {
     let p = size
-    ringReduceScatterChunks(buffer, start: { n * $0 / p }, op: op)
-    ringAllGatherChunks(buffer, start: { n * $0 / p })
+    ringReduceScatterChunks(buffer, start: { RingSchedule.chunkStart($0, of: n, ranks: p) }, op: op)
+    ringAllGatherChunks(buffer, start: { RingSchedule.chunkStart($0, of: n, ranks: p) })
   }
 
   /// Ring reduce-scatter of `size` blocks of `count` in place: block r of rank r ends reduced.
@@ -432,23 +432,23 @@ public final class Communicator {
     ringAllGatherChunks(buffer, start: { count * $0 })
   }
 
-  /// p-1 ring steps; at step s rank r sends chunk r-s-1 and receives (and reduces) chunk r-s-2,
-  /// so after the last step rank r holds chunk r reduced over all ranks.
+  /// The reduce-scatter half of the ring (`RingSchedule`): after its p-1 steps rank r holds
+  /// chunk r reduced over all ranks.
   @inline(__always)
   private func ringReduceScatterChunks<T: BinaryFloatingPoint>(_ buffer: UnsafeMutablePointer<T>, start: (Int) -> Int,
                                                                op: ReduceOp) {
-    let p = size, r = rank
-    let right = Int32((r + 1) % p), left = Int32((r + p - 1) % p)
+    let ring = RingSchedule(rank: rank, size: size)
     var maxChunk = 0
-    for i in 0..<p { maxChunk = Swift.max(maxChunk, start(i + 1) - start(i)) }
-    if maxChunk * MemoryLayout<T>.stride > scratchBytes { reserveScratch(bytes: maxChunk * MemoryLayout<T>.stride * p) }
+    for i in 0..<size { maxChunk = Swift.max(maxChunk, start(i + 1) - start(i)) }
+    if maxChunk * MemoryLayout<T>.stride > scratchBytes { reserveScratch(bytes: maxChunk * MemoryLayout<T>.stride * size) }
     let tmp = scratch.assumingMemoryBound(to: T.self)
     let bytes = Int32(MemoryLayout<T>.stride)
-    for s in 0..<(p - 1) {
-      let sendChunk = (r - s - 1 + 2 * p) % p, recvChunk = (r - s - 2 + 2 * p) % p
+    for s in ring.reduceScatterSteps {
+      let (sendChunk, recvChunk, _) = ring.chunks(atStep: s)
       let ss = start(sendChunk), sn = start(sendChunk + 1) - ss
       let rs = start(recvChunk), rn = start(recvChunk + 1) - rs
-      sendReceive(buffer + ss, Int32(sn) * bytes, to: right, tmp, Int32(rn) * bytes, from: left, tag: Self.ringTags.reduceScatter)
+      sendReceive(buffer + ss, Int32(sn) * bytes, to: ring.right, tmp, Int32(rn) * bytes, from: ring.left,
+                  tag: Self.ringTags.reduceScatter)
       let dst = buffer + rs
       switch op {
       case .sum: for i in 0..<rn { dst[i] += tmp[i] }
@@ -458,17 +458,18 @@ public final class Communicator {
     }
   }
 
-  /// p-1 ring steps; at step s rank r sends chunk r-s and receives chunk r-s-1.
+  /// The all-gather half of the ring (`RingSchedule`): after its p-1 steps every rank holds
+  /// every rank's chunk.
   @inline(__always)
   private func ringAllGatherChunks<T>(_ buffer: UnsafeMutablePointer<T>, start: (Int) -> Int) {
-    let p = size, r = rank
-    let right = Int32((r + 1) % p), left = Int32((r + p - 1) % p)
+    let ring = RingSchedule(rank: rank, size: size)
     let bytes = Int32(MemoryLayout<T>.stride)
-    for s in 0..<(p - 1) {
-      let sendChunk = (r - s + 2 * p) % p, recvChunk = (r - s - 1 + 2 * p) % p
+    for s in ring.allGatherSteps {
+      let (sendChunk, recvChunk, _) = ring.chunks(atStep: s)
       let ss = start(sendChunk), sn = start(sendChunk + 1) - ss
       let rs = start(recvChunk), rn = start(recvChunk + 1) - rs
-      sendReceive(buffer + ss, Int32(sn) * bytes, to: right, buffer + rs, Int32(rn) * bytes, from: left, tag: Self.ringTags.allGather)
+      sendReceive(buffer + ss, Int32(sn) * bytes, to: ring.right, buffer + rs, Int32(rn) * bytes, from: ring.left,
+                  tag: Self.ringTags.allGather)
     }
   }
 

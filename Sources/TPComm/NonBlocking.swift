@@ -62,6 +62,8 @@ public final class RangeReduction {
   private var buffer: UnsafeMutablePointer<Float>? = nil
   /// Elements of the whole buffer, and the range reduced.
   let n: Int, lo: Int, hi: Int
+  /// The ring this rank runs (the blocking collectives' schedule).
+  private let ring: RingSchedule
   private var kind = RangeReductionKind.allReduce
   /// Built for `.allGather` only (no scratch).
   private let gatherOnly: Bool
@@ -83,18 +85,22 @@ public final class RangeReduction {
     lo = range.lowerBound
     hi = range.upperBound
     self.gatherOnly = gatherOnly
-    var need = 1
     let p = comm.size
-    if p > 1 && !gatherOnly {
-      for s in 0..<(p - 1) {
-        let c = (comm.rank - s - 2 + 2 * p) % p
-        need = max(need, min(max(n * (c + 1) / p, lo), hi) - min(max(n * c / p, lo), hi))
-      }
+    let ring = RingSchedule(rank: comm.rank, size: p)
+    self.ring = ring
+    // chunk c of the whole buffer, clamped to the range
+    let (lo, hi) = (range.lowerBound, range.upperBound)
+    func part(_ c: Int) -> Range<Int> {
+      min(max(RingSchedule.chunkStart(c, of: n, ranks: p), lo), hi)..<min(max(RingSchedule.chunkStart(c + 1, of: n, ranks: p), lo), hi)
     }
-    let own = min(max(n * comm.rank / p, lo), hi)..<min(max(n * (comm.rank + 1) / p, lo), hi)
+    var need = 1
+    if p > 1 && !gatherOnly {
+      for s in ring.reduceScatterSteps { need = max(need, part(ring.chunks(atStep: s).receive).count) }
+    }
+    let own = part(comm.rank)
     (ownStart, ownCount) = (own.lowerBound - lo, own.count)
     mpiCounts = .allocate(capacity: p)
-    for c in 0..<p { mpiCounts[c] = Int32(min(max(n * (c + 1) / p, lo), hi) - min(max(n * c / p, lo), hi)) }
+    for c in 0..<p { mpiCounts[c] = Int32(part(c).count) }
     if !gatherOnly { need = max(need, ownCount) }  // `.mpi` reduce-scatter's result
     scratchCount = need
     scratch = .allocate(capacity: scratchCount)
@@ -143,9 +149,7 @@ public final class RangeReduction {
   public func arrived(_ chunk: Int) -> Bool {
     if step < 0 || chunk == comm.rank { return true }
     if comm.algorithm == .mpi { return false }
-    let p = comm.size
-    // all-gather step s (ring step p-1+s) receives chunk r-s-1
-    return step - (p - 1) > (comm.rank - chunk - 1 + 2 * p) % p
+    return ring.arrived(chunk, beforeStep: step)
   }
 
   /// Drives the reduction until chunk `chunk` has arrived (see `arrived(_:)`), booking the
@@ -197,7 +201,7 @@ public final class RangeReduction {
 
   /// The step after the last: the reduce-scatter half runs steps 0..<p-1, the all-gather half
   /// p-1..<2(p-1).
-  private var ringSteps: Int { kind == .reduceScatter ? comm.size - 1 : 2 * (comm.size - 1) }
+  private var ringSteps: Int { kind == .reduceScatter ? ring.reduceScatterSteps.upperBound : ring.allGatherSteps.upperBound }
 
   private func complete() {
     if comm.algorithm == .mpi && kind == .reduceScatter {
@@ -223,23 +227,18 @@ public final class RangeReduction {
   /// Start of ring chunk `i` of the whole buffer, clamped to the range, relative to `lo`.
   @inline(__always)
   private func chunkStart(_ i: Int) -> Int {
-    min(max(n * i / comm.size, lo), hi) - lo
+    min(max(RingSchedule.chunkStart(i, of: n, ranks: comm.size), lo), hi) - lo
   }
 
-  /// The chunks step `step` sends and receives (as in `Communicator`'s ring: reduce-scatter
-  /// steps s = 0..<p-1 send chunk r-s-1 and receive chunk r-s-2; all-gather steps send chunk
-  /// r-s and receive chunk r-s-1).
+  /// The chunks the current step sends and receives: the blocking ring's (`RingSchedule`).
   @inline(__always)
   private func chunks() -> (send: Int, recv: Int, reducing: Bool) {
-    let p = comm.size, r = comm.rank
-    if step < p - 1 { return ((r - step - 1 + 2 * p) % p, (r - step - 2 + 2 * p) % p, true) }
-    let s = step - (p - 1)
-    return ((r - s + 2 * p) % p, (r - s - 1 + 2 * p) % p, false)
+    let c = ring.chunks(atStep: step)
+    return (c.send, c.receive, c.reducing)
   }
 
   private func postRingStep() {
-    let p = comm.size, r = comm.rank
-    let right = Int32((r + 1) % p), left = Int32((r + p - 1) % p)
+    let (right, left) = (ring.right, ring.left)
     let base = buffer! + lo
     let (send, recv, reducing) = chunks()
     let ss = chunkStart(send), sn = chunkStart(send + 1) - ss
