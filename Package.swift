@@ -20,6 +20,8 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
   ],
   targets: [
     // C shims: one per C library, each imported by exactly one Swift module.
@@ -60,6 +62,19 @@ let package = Package(
     // Dashboard: view model, cell grid, themes; the curses backend is its only curses code.
     .target(name: "Dashboard", dependencies: ["JobSchema", "Telemetry", "JobControl", "CCurses"], swiftSettings: fast),
 
+    // `tptop serve`: the jobs' telemetry as Prometheus/OpenMetrics text over HTTP (read-only).
+    .target(
+      name: "MetricsEndpoint",
+      dependencies: [
+        "JobSchema", "Telemetry",
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "Atomics", package: "swift-atomics"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+      ],
+      swiftSettings: fast),
+
     .executableTarget(
       name: "tptrain",
       dependencies: [
@@ -70,7 +85,7 @@ let package = Package(
     .executableTarget(
       name: "tptop",
       dependencies: [
-        "JobSchema", "Telemetry", "Dashboard", "JobControl",
+        "JobSchema", "Telemetry", "Dashboard", "JobControl", "MetricsEndpoint",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),
@@ -87,6 +102,7 @@ let package = Package(
     .testTarget(name: "TelemetryTests", dependencies: ["JobSchema", "Telemetry", "TestSupport"]),
     .testTarget(name: "DashboardTests", dependencies: ["JobSchema", "Dashboard", "Telemetry", "JobControl", "TestSupport"]),
     .testTarget(name: "JobControlTests", dependencies: ["JobControl", "CheckpointLayout"]),
+    .testTarget(name: "MetricsEndpointTests", dependencies: ["MetricsEndpoint", "Telemetry", "JobSchema", "TestSupport"]),
     .testTarget(name: "TrainingSetupTests", dependencies: ["TrainingSetup", "TPEngine", "CheckpointLayout"]),
   ]
 )

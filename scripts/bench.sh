@@ -79,6 +79,8 @@ print(f"BENCH small_tp2_step_ms_telemetry_off {off:.1f} ms")
 print(f"BENCH small_tp2_step_ms_telemetry_on {on:.1f} ms")
 PY
 "$BIN/tptop" bench-dashboard || echo "BENCH dashboard unavailable"
+# `tptop serve`: one /metrics scrape (a collection and an encoding) of synthetic jobs.
+"$BIN/tptop" bench-scrape --ranks 16,256,1024 || echo "BENCH scrape unavailable"
 
 # The collectives alone (both algorithms, three sizes), then a training step with each.
 for NP in 2 4; do mpirun --oversubscribe -np $NP "$BIN/tpcollectives" bench; done

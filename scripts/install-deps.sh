@@ -2,10 +2,11 @@
 # Installs the Debian packages tptop needs, only those missing. Usage: install-deps.sh [--test]
 # --test adds what the test suite needs: tmux, numpy (reference model) and PyTorch (the
 # Python-writer end-to-end test; Debian's CPU-only python3-torch: ~150 MB download, ~610 MiB
-# installed, about 2 minutes, where PyPI's torch wheel would pull gigabytes of CUDA libraries).
+# installed, about 2 minutes, where PyPI's torch wheel would pull gigabytes of CUDA libraries),
+# and prometheus (its server and promtool: the `tptop serve` tests scrape with the real thing).
 set -euo pipefail
 pkgs=(libopenmpi-dev openmpi-bin libopenblas-dev libncurses-dev pkg-config)
-[ "${1:-}" = "--test" ] && pkgs+=(tmux python3 python3-numpy python3-torch)
+[ "${1:-}" = "--test" ] && pkgs+=(tmux python3 python3-numpy python3-torch prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

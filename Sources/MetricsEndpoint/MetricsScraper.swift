@@ -1,0 +1,103 @@
+// Ties collection, state and encoding together for the server: finds the namespace's jobs,
+// collects each, updates its series, and answers a scrape with the registry's text. One lock
+// keeps one collection at a time; a scrape within `coalesce` of the last collection reuses it,
+// so a storm of scrapers costs one collection, not one each.
+
+import Glibc
+import Prometheus
+import Telemetry
+
+/// The jobs of the current namespace (`SegmentName.namespace`) as Prometheus series.
+public final class MetricsScraper: @unchecked Sendable {
+  /// The registry every series lives in.
+  public let registry = PrometheusCollectorRegistry()
+  /// Only this job when set (`--job`).
+  public let only: String?
+  /// Nanoseconds within which a scrape reuses the previous collection and encoding.
+  public var coalesceNs: UInt64 = 100_000_000
+
+  private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+  private var jobs: [String: (collector: JobCollector, series: JobSeries)] = [:]
+  /// Segments that could not be read, by name, with their inode (counted once each).
+  private var unreadable: [String: UInt64] = [:]
+  private let unreadableCounter: Counter
+  private var lastCollectionNs: UInt64 = 0
+  private var encoded: [ExpositionFormat: [UInt8]] = [:]
+
+  /// A scraper of every job of the namespace, or of job `only`.
+  public init(only: String? = nil) {
+    self.only = only
+    pthread_mutex_init(mutex, nil)
+    let f = MetricFamilies.segmentsUnreadable
+    unreadableCounter = registry.makeCounter(descriptor: f.descriptor)
+  }
+
+  deinit {
+    pthread_mutex_destroy(mutex)
+    mutex.deallocate()
+  }
+
+  private func locked<T>(_ body: () -> T) -> T {
+    pthread_mutex_lock(mutex)
+    defer { pthread_mutex_unlock(mutex) }
+    return body()
+  }
+
+  /// Jobs with series now.
+  public var jobNames: [String] { locked { jobs.keys.sorted() } }
+
+  /// The exposition in `format`, from a collection at most `coalesceNs` old.
+  public func scrape(_ format: ExpositionFormat) -> [UInt8] {
+    locked {
+      refreshIfDue()
+      if let cached = encoded[format] { return cached }
+      var text: [UInt8] = []
+      registry.emit(into: &text)
+      let out = format.encode(text)
+      encoded[format] = out
+      return out
+    }
+  }
+
+  /// Collects every job now unless a collection is younger than `coalesceNs` (the background
+  /// tick: keeps up with the rings between sparse scrapes).
+  public func refresh() { locked { refreshIfDue() } }
+
+  private func refreshIfDue() {
+    let now = telemetryMonotonicNanos()
+    guard lastCollectionNs == 0 || now &- lastCollectionNs >= coalesceNs else { return }
+    collectAll()
+    lastCollectionNs = telemetryMonotonicNanos()
+    encoded.removeAll(keepingCapacity: true)
+  }
+
+  private func collectAll() {
+    let names = only.map { SegmentName.allJobs().contains($0) ? [$0] : [] } ?? SegmentName.allJobs()
+    let present = Set(names)
+    // jobs whose segment is gone or was recreated under the same name lose their series
+    for (name, entry) in jobs where !present.contains(name) || segmentInode(job: name) != entry.collector.inode {
+      entry.series.unregister()
+      jobs[name] = nil
+    }
+    for name in unreadable.keys where !present.contains(name) { unreadable[name] = nil }
+    for name in names {
+      if jobs[name] == nil {
+        let inode = segmentInode(job: name)
+        if let bad = unreadable[name], bad == inode { continue }
+        do {
+          let c = try JobCollector(job: name)
+          jobs[name] = (c, JobSeries(registry: registry, job: name, info: c.reader.info))
+          unreadable[name] = nil
+        } catch TelemetryError.notReady {
+          continue  // being created: the next collection will find it ready
+        } catch {
+          // corrupt, truncated, another user's, or gone between listing and attaching
+          unreadable[name] = inode ?? 0
+          unreadableCounter.increment()
+          continue
+        }
+      }
+      if let entry = jobs[name] { entry.series.update(entry.collector.collect()) }
+    }
+  }
+}

@@ -1,0 +1,175 @@
+import Foundation
+import Glibc
+import JobSchema
+import Telemetry
+import XCTest
+
+@testable import MetricsEndpoint
+
+/// Scrapes of synthetic jobs (one process writes every rank's records), in a namespace of their
+/// own: the values against the records computed independently, the job states, and segments that
+/// are corrupt or vanish.
+final class ScrapeTests: XCTestCase {
+  override func setUp() { SegmentName.namespace = "promtest\(getpid())" }
+  override func tearDown() { SegmentName.namespace = nil }
+
+  private func scrape(_ s: MetricsScraper, _ f: ExpositionFormat = .prometheusText) throws -> [Sample] {
+    try parseSamples(String(decoding: s.scrape(f), as: UTF8.self))
+  }
+
+  func testEveryRanksValuesAreItsNewestStepRecord() throws {
+    let name = uniqueJob("values")
+    let job = try SyntheticJob(job: name, worldSize: 4, tp: 2)
+    defer { try? job.remove() }
+    job.advance(steps: 7)
+    let scraper = MetricsScraper()
+    scraper.coalesceNs = 0
+    let samples = try scrape(scraper)
+    for rank in 0..<4 {
+      let r = SyntheticJob.plausibleRecord(step: 7, rank: rank, model: job.description.model)
+      let labels = ["job": name, "rank": "\(rank)", "tp_rank": "\(rank % 2)", "dp_rank": "\(rank / 2)", "node": "0"]
+      XCTAssertEqual(samples.value("tptop_step", labels), 7)
+      XCTAssertEqual(samples.value("tptop_loss", labels), Double(r.loss))
+      XCTAssertEqual(samples.value("tptop_learning_rate", labels), Double(r.lr))
+      XCTAssertEqual(samples.value("tptop_grad_norm", labels), Double(r.gradNorm))
+      XCTAssertEqual(samples.value("tptop_step_seconds", labels)!, Double(r.stepNs) / 1e9, accuracy: 1e-12)
+      XCTAssertEqual(samples.value("tptop_tokens_per_second", labels)!, Double(r.tokens) / (Double(r.stepNs) / 1e9), accuracy: 1e-6)
+      XCTAssertEqual(samples.value("tptop_comm_exposed_seconds", labels)!, Double(r.commNs) / 1e9, accuracy: 1e-12)
+      XCTAssertEqual(samples.value("tptop_comm_in_flight_seconds", labels)!, Double(max(r.allReduceTotalNs, r.commNs)) / 1e9, accuracy: 1e-12)
+      for (kind, bytes) in [("params", r.paramBytes), ("grads", r.gradBytes), ("optimizer", r.optimizerBytes),
+                            ("activations", r.activationBytes), ("rss", r.rssBytes)] {
+        XCTAssertEqual(samples.value("tptop_memory_bytes", labels.merging(["kind": kind]) { a, _ in a }), Double(bytes), kind)
+      }
+      XCTAssertLessThan(samples.value("tptop_heartbeat_age_seconds", labels)!, 60)
+      XCTAssertEqual(samples.value("tptop_records_lost_total", labels), 0)
+      // the histogram: every step's log2 buckets, cumulative, le = 2^(i+1) µs
+      var perBucket = [Double](repeating: 0, count: 16)
+      for step in 1...7 {
+        let h = SyntheticJob.plausibleRecord(step: step, rank: rank, model: job.description.model).allReduceHistogram
+        for i in 0..<16 { perBucket[i] += Double(h[i]) }
+      }
+      let buckets = samples.matching("tptop_allreduce_latency_seconds_bucket", labels)
+      XCTAssertEqual(buckets.count, 16)
+      for b in buckets {
+        let le = b.labels["le"]!
+        let bound = le == "+Inf" ? Double.infinity : Double(le)!
+        // bucket i holds [2^i, 2^(i+1)) µs: counted under le when 2^(i+1) µs <= le
+        let expected = (0..<16).filter { i in i == 15 ? bound.isInfinite : Double(1 << (i + 1)) * 1e-6 <= bound * (1 + 1e-9) }
+          .reduce(0) { $0 + perBucket[$1] }
+        XCTAssertEqual(b.value, expected, "le=\(le)")
+      }
+      XCTAssertEqual(samples.value("tptop_allreduce_latency_seconds_count", labels), perBucket.reduce(0, +))
+      let sum = samples.value("tptop_allreduce_latency_seconds_sum", labels)!
+      let lower = (0..<16).reduce(0.0) { $0 + perBucket[$1] * Double(1 << $1) * 1e-6 }
+      XCTAssertGreaterThanOrEqual(sum, lower)
+      XCTAssertLessThan(sum, 2 * lower)
+    }
+    XCTAssertEqual(samples.value("tptop_job_state", ["job": name, "state": "running"]), 1)
+    XCTAssertEqual(samples.matching("tptop_job_state", ["job": name]).filter { $0.value == 1 }.count, 1)
+    XCTAssertEqual(samples.matching("tptop_job_state", ["job": name]).count, MetricFamilies.JobStateLabel.allCases.count)
+    let info = samples.matching("tptop_job_info", ["job": name])
+    XCTAssertEqual(info.count, 1)
+    XCTAssertEqual(info.first?.labels["tp"], "2")
+    XCTAssertEqual(info.first?.labels["dp"], "2")
+    XCTAssertEqual(info.first?.labels["world_size"], "4")
+    XCTAssertEqual(info.first?.labels["preset"], "synthetic")
+    XCTAssertEqual(info.first?.labels["sequence_parallel"], "false")
+    XCTAssertEqual(samples.value("tptop_nodes_lost", ["job": name]), 0)
+    XCTAssertEqual(samples.value("tptop_segments_unreadable_total"), 0)
+
+    // a later scrape adds only the new steps to the histogram
+    job.advance(steps: 3)
+    let later = try scrape(scraper)
+    let count = later.value("tptop_allreduce_latency_seconds_count", ["job": name, "rank": "0"])
+    let perStep = Double(SyntheticJob.plausibleRecord(step: 1, rank: 0, model: job.description.model).allReduceCount)
+    XCTAssertEqual(count, 10 * perStep)
+    XCTAssertEqual(later.value("tptop_step", ["job": name, "rank": "0"]), 10)
+  }
+
+  func testJobStatesFollowTheRanks() throws {
+    let name = uniqueJob("states")
+    let job = try SyntheticJob(job: name, worldSize: 2, tp: 2)
+    defer { try? job.remove() }
+    job.advance(steps: 2)
+    let scraper = MetricsScraper(only: name)
+    scraper.coalesceNs = 0
+    func current() throws -> [String] {
+      try scrape(scraper).matching("tptop_job_state", ["job": name]).filter { $0.value == 1 }.map { $0.labels["state"]! }
+    }
+    XCTAssertEqual(try current(), ["running"])
+    job.setState(.paused)
+    XCTAssertEqual(try current(), ["paused"])
+    job.setState(.checkpointing)
+    XCTAssertEqual(try current(), ["checkpointing"])
+    job.finish()
+    XCTAssertEqual(try current(), ["finished"])
+    job.finish(failed: true)
+    XCTAssertEqual(try current(), ["failed"])
+  }
+
+  func testCorruptAndVanishingSegmentsAreCountedAndSkipped() throws {
+    let good = uniqueJob("good")
+    let job = try SyntheticJob(job: good, worldSize: 2, tp: 2)
+    defer { try? job.remove() }
+    job.advance(steps: 1)
+    let bad = uniqueJob("bad")
+    let fd = shm_open("/" + SegmentName.prefix + bad, O_RDWR | O_CREAT | O_EXCL, 0o600)
+    XCTAssertGreaterThanOrEqual(fd, 0)
+    var junk = [UInt8](repeating: 0xA5, count: 65536)
+    XCTAssertEqual(write(fd, &junk, junk.count), junk.count)
+    close(fd)
+    defer { shm_unlink("/" + SegmentName.prefix + bad) }
+    let scraper = MetricsScraper()
+    scraper.coalesceNs = 0
+    var samples = try scrape(scraper)
+    XCTAssertEqual(samples.value("tptop_segments_unreadable_total"), 1)
+    XCTAssertEqual(samples.value("tptop_step", ["job": good, "rank": "1"]), 1)
+    XCTAssertTrue(samples.matching("tptop_step", ["job": bad]).isEmpty)
+    // the same bad segment is counted once, not once per scrape
+    samples = try scrape(scraper)
+    XCTAssertEqual(samples.value("tptop_segments_unreadable_total"), 1)
+    // a job whose segment vanishes loses its series; nothing else changes
+    try job.remove()
+    samples = try scrape(scraper)
+    XCTAssertTrue(samples.matching("tptop_step", ["job": good]).isEmpty)
+    XCTAssertTrue(samples.matching("tptop_job_state", ["job": good]).isEmpty)
+    XCTAssertEqual(samples.value("tptop_segments_unreadable_total"), 1)
+  }
+
+  func testAScrapeDependsOnTheRanksNotTheHistory() throws {
+    let name = uniqueJob("history")
+    let job = try SyntheticJob(job: name, worldSize: 8, tp: 4, slotCount: 64)
+    defer { try? job.remove() }
+    job.advance(steps: 10)
+    let scraper = MetricsScraper(only: name)
+    scraper.coalesceNs = 0
+    let early = scraper.scrape(.prometheusText)
+    // 5000 steps later (rings of 64 slots lapped many times): as many series, the overwritten
+    // records counted as lost, the histogram counting only what was read
+    job.advance(steps: 5000)
+    let late = scraper.scrape(.prometheusText)
+    let a = try parseSamples(String(decoding: early, as: UTF8.self))
+    let b = try parseSamples(String(decoding: late, as: UTF8.self))
+    XCTAssertEqual(a.count, b.count)
+    XCTAssertEqual(Set(a.map(\.name)), Set(b.map(\.name)))
+    XCTAssertEqual(b.value("tptop_step", ["rank": "3"]), 5010)
+    XCTAssertEqual(b.value("tptop_records_lost_total", ["rank": "3"]), Double(5000 - 64))
+    let perStep = Double(SyntheticJob.plausibleRecord(step: 1, rank: 3, model: job.description.model).allReduceCount)
+    XCTAssertEqual(b.value("tptop_allreduce_latency_seconds_count", ["rank": "3"]), (10 + 64) * perStep)
+  }
+
+  func testOpenMetricsOutputOfARealRegistry() throws {
+    let name = uniqueJob("om")
+    let job = try SyntheticJob(job: name, worldSize: 2, tp: 2)
+    defer { try? job.remove() }
+    job.advance(steps: 1)
+    let scraper = MetricsScraper(only: name)
+    let text = String(decoding: scraper.scrape(.openMetrics), as: UTF8.self)
+    XCTAssertTrue(text.hasSuffix("# EOF\n"))
+    XCTAssertTrue(text.contains("# TYPE tptop_records_lost counter\n"))
+    XCTAssertTrue(text.contains("# TYPE tptop_segments_unreadable counter\n"))
+    XCTAssertTrue(text.contains("tptop_records_lost_total{"))
+    XCTAssertTrue(text.contains("# TYPE tptop_allreduce_latency_seconds histogram\n"))
+    XCTAssertEqual(try parseSamples(text).value("tptop_step", ["rank": "0"]), 1)
+  }
+}
