@@ -101,7 +101,7 @@ let package = Package(
     .testTarget(name: "IntegrationTests", dependencies: ["TPEngine", "JobControl", "TestSupport"]),
     .testTarget(name: "TelemetryTests", dependencies: ["JobSchema", "Telemetry", "TestSupport"]),
     .testTarget(name: "DashboardTests", dependencies: ["JobSchema", "Dashboard", "Telemetry", "JobControl", "TestSupport"]),
-    .testTarget(name: "JobControlTests", dependencies: ["JobControl", "CheckpointLayout"]),
+    .testTarget(name: "JobControlTests", dependencies: ["JobControl", "CheckpointLayout", "Telemetry", "JobSchema"]),
     .testTarget(name: "MetricsEndpointTests", dependencies: ["MetricsEndpoint", "Telemetry", "JobSchema", "TestSupport"]),
     .testTarget(name: "TrainingSetupTests", dependencies: ["TrainingSetup", "TPEngine", "CheckpointLayout"]),
   ]

@@ -45,6 +45,29 @@ public enum Checkpoints {
     candidates(in: dir).first { FileManager.default.fileExists(atPath: $0.path + "/" + manifestFile) }
   }
 
+  /// The run that wrote checkpoint `path` (its manifest's `run`), nil when unnamed or unreadable.
+  public static func run(of path: String) -> String? {
+    (try? CheckpointManifest.read(checkpoint: path))?.run
+  }
+
+  /// The checkpoints of run `run` in `dir` beyond its newest `keep` (keep ≤ 0: none): what a
+  /// run prunes. Other runs' checkpoints, unnamed ones and incomplete ones are never listed.
+  public static func prunable(in dir: String, run: String, keep: Int) -> [String] {
+    guard keep > 0 else { return [] }
+    return candidates(in: dir).filter { self.run(of: $0.path) == run }.dropFirst(keep).map(\.path)
+  }
+
+  /// Complete checkpoints in `dir` of other runs than `run` after `startStep` up to `lastStep`,
+  /// except those in `ignoring` (found damaged): what a branch resumed at `startStep` would
+  /// overwrite or interleave with.
+  public static func laterCheckpointsOfOtherRuns(in dir: String, run: String, after startStep: Int, through lastStep: Int,
+                                                 ignoring: Set<String> = []) -> [(step: Int, path: String)] {
+    candidates(in: dir).filter { c in
+      c.step > startStep && c.step <= lastStep && !ignoring.contains(c.path)
+        && FileManager.default.fileExists(atPath: c.path + "/" + manifestFile) && self.run(of: c.path) != run
+    }
+  }
+
   /// Whether `path` names one checkpoint (holds a manifest, or is named step_*) rather than a
   /// directory of them.
   public static func isCheckpoint(_ path: String) -> Bool {

@@ -119,12 +119,18 @@ public struct CheckpointManifest: Codable, Sendable, Equatable {
   /// The optimizer settings of `config` as decimal numbers, for people (not read back).
   public var optimizer: ReadableOptimizer?
   public var files: [File]
+  /// The run that wrote it (`CheckpointLineage.run`); nil in checkpoints written before runs
+  /// were named. A run prunes only its own checkpoints.
+  public var run: String?
+  /// The checkpoint the run resumed from, nil for a run from scratch (or an unnamed run).
+  public var parent: ParentCheckpoint?
 
   /// Creates a manifest of the current format.
   public init(step: Int, tp: Int, dp: Int, reason: String, created: String, config: RunConfiguration,
-              optimizer: ReadableOptimizer?, files: [File]) {
+              optimizer: ReadableOptimizer?, files: [File], lineage: CheckpointLineage? = nil) {
     self.step = step; self.tp = tp; self.dp = dp; self.reason = reason; self.created = created
     self.config = config; self.optimizer = optimizer; self.files = files
+    self.run = lineage?.run; self.parent = lineage?.parent
   }
 
   /// Reads and decodes the manifest of checkpoint directory `path`, checking its format.
@@ -173,5 +179,43 @@ public struct ReadableOptimizer: Codable, Sendable, Equatable {
     learningRate = decimal(c.learningRateBits); beta1 = decimal(c.beta1Bits); beta2 = decimal(c.beta2Bits)
     eps = decimal(c.epsBits); weightDecay = decimal(c.weightDecayBits); gradClip = decimal(c.gradClipBits)
     schedule = c.schedule; warmupSteps = c.warmupSteps; minFraction = decimal(c.minFractionBits)
+  }
+}
+
+/// The checkpoint a run resumed from, as its manifest records it.
+public struct ParentCheckpoint: Codable, Sendable, Equatable {
+  /// The run that wrote the parent (nil: a checkpoint of an unnamed run).
+  public var run: String?
+  /// Its step.
+  public var step: Int
+  /// Its directory, as the resumed run named it.
+  public var path: String
+
+  /// Creates a parent reference.
+  public init(run: String?, step: Int, path: String) {
+    self.run = run; self.step = step; self.path = path
+  }
+}
+
+/// Which run a checkpoint belongs to. Every tptrain invocation is a run of its own, with a fresh
+/// id; a resumed one (by hand, or a supervised restart) is a new branch whose parent is the
+/// checkpoint it resumed from. Pruning removes only the run's own checkpoints, so a branch never
+/// deletes its parent's, its starting point, or another run's sharing the directory.
+public struct CheckpointLineage: Sendable, Equatable {
+  /// This run's id: 16 hex digits.
+  public var run: String
+  /// The checkpoint it resumed from.
+  public var parent: ParentCheckpoint?
+
+  /// Creates a lineage.
+  public init(run: String, parent: ParentCheckpoint?) {
+    self.run = run; self.parent = parent
+  }
+
+  /// A new run with a random id, resumed from `parent` (nil: from scratch).
+  public static func newRun(parent: ParentCheckpoint?) -> CheckpointLineage {
+    let id = UInt64.random(in: 1...UInt64.max)
+    let hex = String(id, radix: 16)
+    return CheckpointLineage(run: String(repeating: "0", count: 16 - hex.count) + hex, parent: parent)
   }
 }

@@ -18,18 +18,26 @@ public struct HangReport: Sendable, Equatable {
   public var collective: CollectiveWait?
   /// Last step the job finished.
   public var lastStep: Int
+  /// The incarnation never started: no segment, or no rank attached, within the start timeout.
+  public var neverStarted: Bool
 
   /// Creates a report.
-  public init(rank: Int?, seconds: Double, waitingRanks: [Int], collective: CollectiveWait?, lastStep: Int) {
+  public init(rank: Int?, seconds: Double, waitingRanks: [Int], collective: CollectiveWait?, lastStep: Int,
+              neverStarted: Bool = false) {
     self.rank = rank
     self.seconds = seconds
     self.waitingRanks = waitingRanks
     self.collective = collective
     self.lastStep = lastStep
+    self.neverStarted = neverStarted
   }
 
-  /// "made no progress for 3 s (waiting ranks: 0 in all-reduce #5 of step 131)".
+  /// "made no progress for 3 s (waiting ranks: 0 in all-reduce #5 of step 131)", or
+  /// "did not start within 300 s (no rank attached to its telemetry segment)".
   public var reason: String {
+    if neverStarted {
+      return "did not start within \(HangWatch.format(seconds)) s (no rank attached to its telemetry segment)"
+    }
     let waiting = waitingRanks.isEmpty ? "no rank waiting in a collective"
       : "waiting ranks: " + waitingRanks.map(String.init).joined(separator: ", ")
         + (collective.map { " in \($0.description)" } ?? "")
@@ -44,8 +52,11 @@ public struct HangReport: Sendable, Equatable {
 ///
 /// The timeout is `timeout` seconds, or by default max(`defaultFloor`, `defaultStepMultiple` ×
 /// the recent median step time). The clock restarts at every new step, when a checkpoint write
-/// begins, and while the job is paused; during a checkpoint write (slow file I/O, no steps) the
-/// timeout is at least `checkpointFloor`.
+/// begins, and while the job is paused with every rank's heartbeat fresh (a paused rank beats;
+/// one stopped while paused does not, and a paused job with a stalled rank is not idle but
+/// stuck); during a checkpoint write (slow file I/O, no steps) the timeout is at least
+/// `checkpointFloor`. Until a rank has attached to the segment (mpirun stuck, a rank stopped
+/// as it starts) the limit is `startTimeout`.
 public struct HangWatch {
   /// Default timeout floor, seconds.
   public static let defaultFloor = 60.0
@@ -58,15 +69,23 @@ public struct HangWatch {
   public let job: String
   /// Fixed timeout in seconds; nil for the default rule.
   public let timeout: Double?
+  /// Seconds the incarnation may take to create its segment and attach a rank.
+  public let startTimeout: Double
+  /// Default `startTimeout`, seconds: generous (mpirun's start over many hosts, a slow disk).
+  public static let defaultStartTimeout = 300.0
   private var reader: JobReader?
+  private var started = false
   private var lastStep = -1
   private var checkpointing = false
+  private let launchedAt: Double
   private var lastProgress: Double
 
   /// Watches `job` from `now` (seconds on any monotonic clock, the same `check` gets).
-  public init(job: String, timeout: Double?, now: Double) {
+  public init(job: String, timeout: Double?, startTimeout: Double = defaultStartTimeout, now: Double) {
     self.job = job
     self.timeout = timeout
+    self.startTimeout = startTimeout
+    launchedAt = now
     lastProgress = now
   }
 
@@ -78,12 +97,19 @@ public struct HangWatch {
   /// Returns a report once the job has made no progress for the timeout, else nil.
   public mutating func check(now: Double) -> HangReport? {
     if reader == nil { reader = try? JobReader(job: job) }
-    guard let reader else { return nil }
+    if !started, reader?.ranks().contains(where: \.attached) == true { started = true; lastProgress = now }
+    guard started, let reader else {
+      guard now - launchedAt >= startTimeout else { return nil }
+      return HangReport(rank: nil, seconds: startTimeout, waitingRanks: [], collective: nil, lastStep: 0,
+                        neverStarted: true)
+    }
     let ranks = reader.ranks()
     let live = ranks.filter { $0.attached && $0.state != .finished && $0.state != .failed }
     let step = ranks.map(\.lastStep).max() ?? 0
     let writing = live.contains { $0.state == .checkpointing }
-    if step != lastStep || (writing && !checkpointing) || live.contains(where: { $0.state == .paused }) {
+    let idle = live.contains(where: { $0.state == .paused })
+      && StallDiagnosis.judge(ranks, threshold: reader.stallThreshold(), frozenThreshold: reader.stallThreshold()) == nil
+    if step != lastStep || (writing && !checkpointing) || idle {
       lastStep = step
       lastProgress = now
     }
@@ -92,7 +118,8 @@ public struct HangWatch {
     if writing { limit = max(limit, Self.checkpointFloor) }
     guard now - lastProgress >= limit, !live.isEmpty else { return nil }
     // name the rank with the stale heartbeat: waiting ranks beat every millisecond or so
-    let diagnosis = StallDiagnosis.judge(ranks, threshold: min(limit / 2, reader.stallThreshold()))
+    let diagnosis = StallDiagnosis.judge(ranks, threshold: min(limit / 2, reader.stallThreshold()),
+                                         frozenThreshold: min(limit / 2, reader.frozenThreshold()))
     let oldest = live.max { ($0.heartbeatAge ?? .infinity) < ($1.heartbeatAge ?? .infinity) }
     return HangReport(
       rank: diagnosis?.rank ?? oldest?.rank, seconds: limit,

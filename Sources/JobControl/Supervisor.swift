@@ -85,6 +85,9 @@ public final class JobSupervisor: @unchecked Sendable {
   /// Seconds without step progress after which an incarnation counts as hung and is ended
   /// (`HangWatch`); nil: the default rule; 0: never (also without telemetry).
   public var hangTimeout: Double? = nil
+  /// Seconds an incarnation may take to create its telemetry segment and attach a rank before it
+  /// counts as hung (`HangWatch.startTimeout`); 0: never.
+  public var startTimeout: Double = HangWatch.defaultStartTimeout
 
   private let lock = NSLock()
   private var current: Process?
@@ -304,7 +307,11 @@ public final class JobSupervisor: @unchecked Sendable {
     let stopNow = stopRequested
     lock.unlock()
     if stopNow { stop() }
-    var watch = job.flatMap { hangTimeout == 0 ? nil : HangWatch(job: $0, timeout: hangTimeout, now: monotonicSeconds()) }
+    var watch = job.flatMap {
+      hangTimeout == 0 ? nil
+        : HangWatch(job: $0, timeout: hangTimeout, startTimeout: startTimeout > 0 ? startTimeout : .infinity,
+                    now: monotonicSeconds())
+    }
     var hang: HangReport?
     var endedAt = 0.0
     while p.isRunning {

@@ -164,7 +164,7 @@ public enum CheckpointStore {
   /// the newest `keep` checkpoints, and returns the new directory's path. Collective over
   /// `world`; ranks of DP replica 0 write their slices. Throws the same error on every rank.
   public static func save(model: GPT, header: TrainingStateHeader, reason: String, dir: String, keep: Int,
-                          world: Communicator, dpRank: Int) throws -> String {
+                          lineage: CheckpointLineage, world: Communicator, dpRank: Int) throws -> String {
     let name = Checkpoints.directoryName(step: header.step)
     let final = dir + "/" + name
     let tmp = dir + "/.tmp-" + name
@@ -206,7 +206,7 @@ public enum CheckpointStore {
     // 3. rank 0: manifest, rename into place, prune
     var finishError = ""
     if world.rank == 0 {
-      finishError = finish(tmp: tmp, final: final, dir: dir, header: header, reason: reason, keep: keep)
+      finishError = finish(tmp: tmp, final: final, dir: dir, header: header, reason: reason, keep: keep, lineage: lineage)
     }
     try agree(world, finishError)
     return final
@@ -247,7 +247,8 @@ public enum CheckpointStore {
     return ""
   }
 
-  static func finish(tmp: String, final: String, dir: String, header: TrainingStateHeader, reason: String, keep: Int) -> String {
+  static func finish(tmp: String, final: String, dir: String, header: TrainingStateHeader, reason: String, keep: Int,
+                     lineage: CheckpointLineage) -> String {
     do {
       var files: [CheckpointManifest.File] = []
       for name in [modelFile, stateFile] {
@@ -256,7 +257,7 @@ public enum CheckpointStore {
       }
       let manifest = CheckpointManifest(step: header.step, tp: header.tp, dp: header.dp, reason: reason,
                                         created: ISO8601DateFormatter().string(from: Date()), config: header.run,
-                                        optimizer: ReadableOptimizer(header.run), files: files)
+                                        optimizer: ReadableOptimizer(header.run), files: files, lineage: lineage)
       let encoder = JSONEncoder.sorted
       encoder.outputFormatting.insert(.prettyPrinted)
       let json = try encoder.encode(manifest)
@@ -266,12 +267,18 @@ public enum CheckpointStore {
       close(fd)
       if !ok { return "cannot write \(tmp)/\(manifestFile) (disk full or I/O error)" }
       syncDirectory(of: tmp + "/" + manifestFile)
-      // A checkpoint of the same step already there (e.g. a request right after a periodic
-      // save) is replaced: both hold the same state.
-      if FileManager.default.fileExists(atPath: final) { removeTree(final) }
+      // A checkpoint of the same step already there of this run (e.g. a request right after a
+      // periodic save) is replaced: both hold the same state. Another branch's is not.
+      if FileManager.default.fileExists(atPath: final) {
+        if let other = Checkpoints.run(of: final), other != lineage.run, lineage.parent != nil {
+          removeTree(tmp)
+          return "\(final) belongs to run \(other), another branch of this run's history; not overwriting it (give a new --checkpoint-dir)"
+        }
+        removeTree(final)
+      }
       if rename(tmp, final) != 0 { return "cannot rename \(tmp) to \(final): \(String(cString: strerror(errno)))" }
       syncDirectory(of: final)
-      prune(dir: dir, keep: keep)
+      prune(dir: dir, keep: keep, run: lineage.run)
       return ""
     } catch let e as EngineError {
       return e.message
@@ -280,10 +287,10 @@ public enum CheckpointStore {
     }
   }
 
-  /// Removes all but the newest `keep` step_* directories (keep ≤ 0 keeps all).
-  static func prune(dir: String, keep: Int) {
-    guard keep > 0 else { return }
-    for c in Checkpoints.candidates(in: dir).dropFirst(keep) { removeTree(c.path) }
+  /// Removes all but the newest `keep` checkpoints of run `run` (keep ≤ 0 keeps all); other
+  /// runs' checkpoints (the one this run resumed from among them) are never removed.
+  static func prune(dir: String, keep: Int, run: String) {
+    for path in Checkpoints.prunable(in: dir, run: run, keep: keep) { removeTree(path) }
   }
 
   /// Removes a checkpoint directory and its files (one level deep, as written here).

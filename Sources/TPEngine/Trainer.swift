@@ -23,6 +23,9 @@ public struct TrainingOptions: Sendable {
   public var checkpointEvery: Int = 0
   /// Keep the newest N checkpoints in `checkpointDir` (0 = keep all).
   public var keepCheckpoints: Int = 3
+  /// This run's id and the checkpoint it resumed from, recorded in every manifest it writes;
+  /// it prunes only checkpoints of this id.
+  public var lineage = CheckpointLineage.newRun(parent: nil)
   /// Steps already completed when this run starts (from a resumed checkpoint).
   public var startStep: Int = 0
   /// Seed the model was initialised with (recorded in checkpoints; no RNG runs after init).
@@ -148,10 +151,8 @@ public final class Trainer {
     model.gradientBuckets = gradientBuckets
     statm = open("/proc/self/statm", O_RDONLY)
     if world.rank == 0, let path = options.logPath {
-      guard let f = fopen(path, "w") else {
-        throw EngineError("cannot open log file \(path): \(String(cString: strerror(errno)))")
-      }
-      logFile = f
+      // a resumed run continues the log from its step instead of emptying it
+      logFile = try RunLog.open(path, startStep: options.startStep)
     }
     losses.reserveCapacity(max(0, options.steps - options.startStep))
     step = options.startStep
@@ -438,7 +439,8 @@ public final class Trainer {
                                      parameterCount: model.config.parameterCount, run: runConfiguration)
     let t0 = monotonicNanos()
     let path = try CheckpointStore.save(model: model, header: header, reason: reason, dir: options.checkpointDir,
-                                        keep: options.keepCheckpoints, world: world, dpRank: grid.dpRank)
+                                        keep: options.keepCheckpoints, lineage: options.lineage, world: world,
+                                        dpRank: grid.dpRank)
     lastCheckpointSeconds = Double(monotonicNanos() - t0) / 1e9
     lastCheckpointPath = path
     lastCheckpointStep = step

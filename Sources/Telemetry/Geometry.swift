@@ -90,8 +90,12 @@ struct ValidatedHeader {
   /// Validates everything a reader relies on, in the order docs/TELEMETRY.md lists the refusals.
   /// Never reads outside `[base, base + size)`. Without `requireDescription`, a damaged shard
   /// table leaves `info.shards` empty instead of refusing (control needs only the header).
+  /// `fileOwner` is the file's `st_uid` (what `checkOwner` compares with this user: the header's
+  /// owner field is written by whoever can write the file); `allocatedBytes` the file's bytes
+  /// backed by memory (a ready segment claiming more is a crafted sparse file).
   static func validate(base: UnsafeMutableRawPointer, size: Int, job: String, checkOwner: Bool,
-                       requireDescription: Bool = true) throws -> ValidatedHeader {
+                       requireDescription: Bool = true, fileOwner: UInt32 = geteuid(),
+                       allocatedBytes: Int = Int.max) throws -> ValidatedHeader {
     let m = Memory(base: base)
     guard size >= 8 else { throw TelemetryError.truncated(job: job, actual: size, expected: H.size) }
     let magic = atomicWord(base + H.magic).load(ordering: .acquiring)
@@ -109,9 +113,15 @@ struct ValidatedHeader {
     guard claimed <= UInt64(size) else {
       throw TelemetryError.truncated(job: job, actual: size, expected: Int(clamping: claimed))
     }
-    let owner = m.u32(H.ownerUID)
-    if checkOwner && owner != geteuid() {
-      throw TelemetryError.foreignOwner(job: job, owner: owner, me: geteuid())
+    if checkOwner && fileOwner != geteuid() {
+      throw TelemetryError.foreignOwner(job: job, owner: fileOwner, me: geteuid())
+    }
+    let owner = fileOwner
+    // the creator allocates every byte before it marks the segment ready (posix_fallocate);
+    // a page's worth of slack covers file systems that count blocks differently
+    if UInt64(allocatedBytes) &+ 4096 < claimed {
+      throw TelemetryError.corrupt(
+        job: job, detail: "a sparse file: \(allocatedBytes) of the \(claimed) bytes its header claims are allocated")
     }
     func corrupt(_ d: String) -> TelemetryError { .corrupt(job: job, detail: d) }
     let worldSize = Int(m.u32(H.worldSize))

@@ -70,7 +70,8 @@ public final class JobReader {
     do {
       mapping = try MappedSegment.open(job: job, writable: false)
       h = try ValidatedHeader.validate(base: mapping.base, size: mapping.size, job: job, checkOwner: true,
-                                       requireDescription: requireDescription)
+                                       requireDescription: requireDescription, fileOwner: mapping.fileOwner,
+                                       allocatedBytes: mapping.allocatedBytes)
     } catch TelemetryError.notReady(let n) {
       let age = Self.segmentAge(job: job)
       if age >= Self.creationGrace { throw TelemetryError.abandoned(job: n, seconds: Int(age)) }
@@ -291,6 +292,9 @@ public final class JobReader {
         RecordCodec.decode(p.baseAddress.unsafelyUnwrapped, index: i)
       }
       switch decoded {
+      case .record(let rec) where rec.rank != rank:
+        // a record that names another rank than its ring's was not written by that rank
+        result.corrupt &+= 1
       case .record(let rec):
         accepted += 1
         body(rec)
@@ -307,7 +311,8 @@ public final class JobReader {
 
   private func controlPage() throws -> UnsafeMutableRawPointer {
     if let c = controlMapping { return c.base }
-    let c = try MappedSegment.openWindow(job: name, offset: geometry.controlOffset, length: SegmentLayout.Control.size)
+    let c = try MappedSegment.openWindow(job: name, offset: geometry.controlOffset, length: SegmentLayout.Control.size,
+                                           inode: mapping.inode)
     controlMapping = c
     return c.base
   }
@@ -393,7 +398,8 @@ public final class JobReader {
       step: step, totalSteps: info.totalSteps, loss: latestLoss(rank: rs.first(where: \.attached)?.rank ?? 0),
       age: max(0, now - info.creationTime), stale: st == .stale,
       stoppedEarly: st == .finished && step < info.totalSteps,
-      foreign: false, problem: nil, stall: Self.stall(rs, state: st, threshold: stallThreshold()),
+      foreign: false, problem: nil, stall: Self.stall(rs, state: st, threshold: stallThreshold(),
+                                                      frozenThreshold: frozenThreshold()),
       failedRank: st == .failed ? Self.failedRank(rs, staleAfter: staleAfter) : nil,
       nodes: Self.nodeCount(rs), lostNodes: Self.lostNodes(rs, after: stallThreshold()))
   }
@@ -406,16 +412,27 @@ public final class JobReader {
     StallDiagnosis.threshold(medianStepSeconds: recentMedianStepSeconds(), floor: staleAfter)
   }
 
-  /// The rank this job is stuck on while the others wait for it, if any (see `StallDiagnosis`).
+  /// Seconds of heartbeat silence after which a running or paused rank counts as stalled even
+  /// when no rank waits for it (`StallDiagnosis.judge`): `stallThreshold()` once a step was
+  /// timed, else `firstStepAllowance` (the first step's length is unknown).
+  public func frozenThreshold() -> Double {
+    recentMedianStepSeconds() == nil ? max(stallThreshold(), Self.firstStepAllowance) : stallThreshold()
+  }
+
+  /// Heartbeat silence a rank may keep before its first timed step (a big model's first step).
+  public static let firstStepAllowance: Double = 60
+
+  /// The rank this job is stuck on, if any (see `StallDiagnosis`): others wait for it, or its
+  /// heartbeat stopped while it runs or is paused.
   public func stallDiagnosis() -> StallDiagnosis? {
     let rs = ranks()
     let st = Self.judge(rs, creatorAlive: processAlive(info.creatorPid), staleAfter: staleAfter)
-    return Self.stall(rs, state: st, threshold: stallThreshold())
+    return Self.stall(rs, state: st, threshold: stallThreshold(), frozenThreshold: frozenThreshold())
   }
 
-  static func stall(_ rs: [RankStatus], state: JobState, threshold: Double) -> StallDiagnosis? {
+  static func stall(_ rs: [RankStatus], state: JobState, threshold: Double, frozenThreshold: Double? = nil) -> StallDiagnosis? {
     guard state == .running || state == .starting || state == .paused else { return nil }
-    return StallDiagnosis.judge(rs, threshold: threshold)
+    return StallDiagnosis.judge(rs, threshold: threshold, frozenThreshold: frozenThreshold)
   }
 
   /// Median wall time of the newest (up to) 16 steps in world rank 0's ring, seconds; nil before

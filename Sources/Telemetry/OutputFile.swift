@@ -10,6 +10,9 @@ import Glibc
 ///   through: opened and truncated in place, never replaced by a regular file (a dangling link's
 ///   file is created).
 /// - A directory is refused.
+/// - A symbolic link in a sticky world-writable directory (/tmp) is followed only when this user
+///   or the directory's owner owns it, the rule of the kernel's `fs.protected_symlinks`, applied
+///   also where that protection is off: another user's link there is a trap, not a target.
 public enum OutputFile {
   /// A write that failed, with one line naming the problem and the fix.
   public struct Failure: Error, CustomStringConvertible {
@@ -22,9 +25,26 @@ public enum OutputFile {
     var st = stat()
     if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
       if (st.st_mode & S_IFMT) == S_IFDIR { throw Failure(description: "\(path) is a directory: name a file") }
+      if (st.st_mode & S_IFMT) == S_IFLNK, let refusal = untrustedLink(path, owner: st.st_uid) {
+        throw Failure(description: refusal)
+      }
       return try writeThrough(bytes, path)
     }
     try replaceAtomically(bytes, path)
+  }
+
+  /// Why the symbolic link `path`, owned by `owner`, must not be followed; nil when it may.
+  static func untrustedLink(_ path: String, owner: uid_t) -> String? {
+    let me = geteuid()
+    guard owner != me else { return nil }
+    let slash = path.lastIndex(of: "/")
+    let dir = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+    var d = stat()
+    guard stat(dir, &d) == 0 else { return nil }
+    let stickyWorldWritable = d.st_mode & S_ISVTX != 0 && d.st_mode & S_IWOTH != 0
+    guard stickyWorldWritable && owner != d.st_uid else { return nil }
+    return "\(path) is a symbolic link of uid \(owner) in the sticky world-writable directory \(dir): "
+      + "not following another user's link there; remove it or choose another --output"
   }
 
   static func writeThrough(_ bytes: [UInt8], _ path: String) throws {

@@ -68,6 +68,15 @@ public enum TelemetryRecord: Sendable {
     case .tensorStats(let t): return t.index
     }
   }
+
+  /// World rank the record says wrote it (a reader accepts it only from that rank's ring).
+  public var rank: Int {
+    switch self {
+    case .step(let s): return s.rank
+    case .event(let e): return e.rank
+    case .tensorStats(let t): return t.rank
+    }
+  }
 }
 
 /// A 248-byte, 8-aligned scratch buffer holding one slot payload (offsets relative to the slot
@@ -325,11 +334,27 @@ enum FixedText {
     return n
   }
 
-  /// Reads at most `length` bytes, stopping at the first NUL; invalid UTF-8 is replaced.
+  /// Reads at most `length` bytes, stopping at the first NUL; invalid UTF-8 and control
+  /// characters are replaced (`printable`).
   static func load(_ p: UnsafeRawPointer, length: Int) -> String {
     var n = 0
     while n < length && p.load(fromByteOffset: n, as: UInt8.self) != 0 { n += 1 }
     let buf = UnsafeRawBufferPointer(start: p, count: n)
-    return String(decoding: buf, as: UTF8.self)
+    return printable(String(decoding: buf, as: UTF8.self))
+  }
+
+  /// `s` with every control character (C0, DEL, C1: terminal escapes among them) replaced by
+  /// U+FFFD, as invalid UTF-8 is. Every text a reader takes from a segment passes here, so no
+  /// segment, whoever wrote it, can move a terminal's cursor or rewrite its title through
+  /// `watch`, `ls`, `export` or the dashboard.
+  public static func printable(_ s: String) -> String {
+    guard s.unicodeScalars.contains(where: isControl) else { return s }
+    var out = String.UnicodeScalarView()
+    for u in s.unicodeScalars { out.append(isControl(u) ? "\u{FFFD}" : u) }
+    return String(out)
+  }
+
+  static func isControl(_ u: Unicode.Scalar) -> Bool {
+    u.value < 0x20 || (u.value >= 0x7F && u.value < 0xA0)
   }
 }

@@ -73,7 +73,8 @@ public final class SegmentWriter {
   /// - Throws: `TelemetryError` when it is missing, not ready or invalid.
   public static func open(job: String) throws -> SegmentWriter {
     let mapping = try MappedSegment.open(job: job, writable: true)
-    let header = try ValidatedHeader.validate(base: mapping.base, size: mapping.size, job: job, checkOwner: true)
+    let header = try ValidatedHeader.validate(base: mapping.base, size: mapping.size, job: job, checkOwner: true,
+                                              fileOwner: mapping.fileOwner, allocatedBytes: mapping.allocatedBytes)
     return SegmentWriter(mapping: mapping, header: header)
   }
 

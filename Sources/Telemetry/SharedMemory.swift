@@ -86,11 +86,23 @@ final class MappedSegment {
   /// Bytes mapped (the object's size when mapped).
   let size: Int
   let writable: Bool
+  /// The file's owner (`st_uid`): who a segment belongs to is judged by the file, which only
+  /// its creator (or root) can make, never by a field anyone who can write the file can set.
+  let fileOwner: UInt32
+  /// Bytes of the file that are backed by memory (`st_blocks` × 512): a ready segment is fully
+  /// allocated by its creator, so less means a crafted sparse file.
+  let allocatedBytes: Int
+  /// The file's inode, so a later window onto the same name can check it is the same file.
+  let inode: UInt64
 
-  private init(base: UnsafeMutableRawPointer, size: Int, writable: Bool) {
+  private init(base: UnsafeMutableRawPointer, size: Int, writable: Bool, fileOwner: UInt32 = geteuid(),
+               allocatedBytes: Int = Int.max, inode: UInt64 = 0) {
     self.base = base
     self.size = size
     self.writable = writable
+    self.fileOwner = fileOwner
+    self.allocatedBytes = allocatedBytes
+    self.inode = inode
   }
 
   deinit { munmap(base, size) }
@@ -162,12 +174,14 @@ final class MappedSegment {
     let prot = writable ? PROT_READ | PROT_WRITE : PROT_READ
     guard let p = mmap(nil, size, prot, MAP_SHARED, fd, 0), p != MAP_FAILED
     else { throw TelemetryError.system(call: "mmap", job: job, errno: errno) }
-    return MappedSegment(base: p, size: size, writable: writable)
+    return MappedSegment(base: p, size: size, writable: writable, fileOwner: st.st_uid,
+                         allocatedBytes: Int(clamping: st.st_blocks) &* 512, inode: UInt64(st.st_ino))
   }
 
   /// Maps `length` bytes at page-aligned `offset` read-write (the control page of a read-only
-  /// attachment).
-  static func openWindow(job: String, offset: Int, length: Int) throws -> MappedSegment {
+  /// attachment). Refuses a file that is not `inode` or not this user's (a name replaced since
+  /// the attachment, or another user's segment opened by root).
+  static func openWindow(job: String, offset: Int, length: Int, inode: UInt64) throws -> MappedSegment {
     let name = try SegmentName.shmName(job: job)
     let (fd, e) = retrying { shm_open(name, O_RDWR, 0) }
     if fd < 0 {
@@ -177,6 +191,12 @@ final class MappedSegment {
       throw TelemetryError.system(call: "shm_open", job: job, errno: e)
     }
     defer { close(fd) }
+    var st = stat()
+    if fstat(fd, &st) != 0 { throw TelemetryError.system(call: "fstat", job: job, errno: errno) }
+    if st.st_uid != geteuid() { throw TelemetryError.foreignOwner(job: job, owner: st.st_uid, me: geteuid()) }
+    if UInt64(st.st_ino) != inode {
+      throw TelemetryError.corrupt(job: job, detail: "the segment was replaced while it was open")
+    }
     guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(offset)),
       p != MAP_FAILED
     else { throw TelemetryError.system(call: "mmap", job: job, errno: errno) }

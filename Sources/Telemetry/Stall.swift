@@ -47,20 +47,33 @@ public struct StallDiagnosis: Sendable, Equatable {
   public var waitingRanks: [Int]
   /// The collective the first waiting rank is blocked in.
   public var collective: CollectiveWait?
+  /// Every live rank whose heartbeat is old (the stalled one among them).
+  public var silentRanks: [Int]
+  /// Live ranks of the job: when all of them are silent, the whole job is frozen.
+  public var liveRanks: Int
 
   /// Creates a diagnosis.
-  public init(rank: Int, silentSeconds: Double, waitingRanks: [Int], collective: CollectiveWait?) {
+  public init(rank: Int, silentSeconds: Double, waitingRanks: [Int], collective: CollectiveWait?,
+              silentRanks: [Int]? = nil, liveRanks: Int = 0) {
     self.rank = rank
     self.silentSeconds = silentSeconds
     self.waitingRanks = waitingRanks
     self.collective = collective
+    self.silentRanks = silentRanks ?? [rank]
+    self.liveRanks = liveRanks
   }
 
-  /// "rank 1: no progress for 12 s; ranks 0, 2, 3 waiting for it in all-reduce #5 of step 131".
+  /// "rank 1: no progress for 12 s; ranks 0, 2, 3 waiting for it in all-reduce #5 of step 131";
+  /// with no rank waiting, "rank 0: no heartbeat for 12 s (every rank silent: the job is frozen)".
   public var description: String { "rank \(rank): \(detail)" }
 
   /// `description` without the leading "rank 1: ".
   public var detail: String {
+    if waitingRanks.isEmpty {
+      let others = silentRanks.count >= liveRanks ? "every rank silent: the job is frozen"
+        : silentRanks.count == 1 ? "the other ranks still beat" : "ranks " + silentRanks.map(String.init).joined(separator: ", ") + " silent"
+      return "no heartbeat for \(Int(silentSeconds)) s (\(others))"
+    }
     let who = waitingRanks.count == 1 ? "rank \(waitingRanks[0])" : "ranks " + waitingRanks.map(String.init).joined(separator: ", ")
     let inWhat = collective.map { " in \($0.description)" } ?? ""
     return "no progress for \(Int(silentSeconds)) s; \(who) waiting for it\(inWhat)"
@@ -74,19 +87,28 @@ public struct StallDiagnosis: Sendable, Equatable {
 
   /// The stalled rank among `ranks`, if any: a rank whose heartbeat is older than `threshold`
   /// (the oldest such) while at least one other rank, with a fresh heartbeat, waits in a
-  /// collective. Finished, failed and unattached ranks are ignored; a job in which a rank writes a
-  /// checkpoint (slow file I/O without beats) is never judged stalled.
-  public static func judge(_ ranks: [RankStatus], threshold: Double) -> StallDiagnosis? {
+  /// collective. Heartbeats are written by the ranks themselves (after every step, while waiting
+  /// and while paused), so a running or paused rank silent for longer than `frozenThreshold` is
+  /// stalled too, whether or not another rank waits on it: every rank stopped at once, or one
+  /// stopped while the others are paused (nil: only the first rule, e.g. before the first step,
+  /// whose length is unknown). Finished, failed and unattached ranks are ignored; a job in which
+  /// a rank writes a checkpoint (slow file I/O without beats) is never judged stalled.
+  public static func judge(_ ranks: [RankStatus], threshold: Double, frozenThreshold: Double? = nil) -> StallDiagnosis? {
     let live = ranks.filter { $0.attached && $0.state != .finished && $0.state != .failed }
     if live.contains(where: { $0.state == .checkpointing }) { return nil }
-    let waiting = live.filter { $0.waiting != nil && ($0.heartbeatAge ?? .infinity) <= threshold }
-    guard !waiting.isEmpty else { return nil }
-    let silent = live.filter { ($0.heartbeatAge ?? .infinity) > threshold }
-    guard let stalled = silent.max(by: { ($0.heartbeatAge ?? .infinity) < ($1.heartbeatAge ?? .infinity) }) else {
-      return nil
+    func age(_ r: RankStatus) -> Double { r.heartbeatAge ?? .infinity }
+    let waiting = live.filter { $0.waiting != nil && age($0) <= threshold }
+    let silent = live.filter { age($0) > threshold }
+    if !waiting.isEmpty, let stalled = silent.max(by: { age($0) < age($1) }) {
+      return StallDiagnosis(
+        rank: stalled.rank, silentSeconds: stalled.heartbeatAge ?? 0, waitingRanks: waiting.map(\.rank),
+        collective: waiting[0].waiting, silentRanks: silent.map(\.rank), liveRanks: live.count)
     }
+    guard let frozenThreshold else { return nil }
+    let frozen = live.filter { ($0.state == .running || $0.state == .paused) && age($0) > frozenThreshold }
+    guard let stalled = frozen.max(by: { age($0) < age($1) }) else { return nil }
     return StallDiagnosis(
-      rank: stalled.rank, silentSeconds: stalled.heartbeatAge ?? 0, waitingRanks: waiting.map(\.rank),
-      collective: waiting[0].waiting)
+      rank: stalled.rank, silentSeconds: stalled.heartbeatAge ?? 0, waitingRanks: [], collective: nil,
+      silentRanks: frozen.map(\.rank), liveRanks: live.count)
   }
 }

@@ -217,10 +217,22 @@ public struct RunSetup: ParsableArguments {
     }
   }
 
+  /// Most threads per rank, as a multiple of the node's online cores.
+  public static let maxThreadsPerCore = 4
+
+  /// Cores online on this node (at least 1).
+  public static func onlineCores() -> Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+
   /// Checks the flags that need no model: thread count and checkpoint cadence.
   public func validateCounts() throws {
     if let threads, threads < 1 {
       throw EngineError("--threads must be ≥ 1 (got \(threads)); leave it out to use the rank's share of the cores")
+    }
+    let cores = Self.onlineCores()
+    if let threads, threads > Self.maxThreadsPerCore * cores {
+      throw EngineError("--threads \(threads) is more than \(Self.maxThreadsPerCore) × the \(cores) cores of this node "
+        + "(\(Self.maxThreadsPerCore * cores)): threads beyond the cores only wait for one, and each costs a stack; "
+        + "give --threads ≤ \(Self.maxThreadsPerCore * cores) or leave it out to use the rank's share of the cores")
     }
     if checkpointEvery < 0 || keepCheckpoints < 0 {
       throw EngineError("--checkpoint-every and --keep-checkpoints must be ≥ 0 (got \(checkpointEvery), \(keepCheckpoints))")
@@ -374,6 +386,25 @@ public struct RunSetup: ParsableArguments {
     }
   }
 
+  /// Refuses a resumed run whose checkpoint directory holds another run's checkpoints past the
+  /// resumed step: a resumed run is a new branch, and would overwrite them or leave two
+  /// histories in one directory (whose "latest" a later --resume or a supervised restart would
+  /// take from the other branch). Checkpoints passed over as damaged do not count. Every rank
+  /// checks, before any collective that could hang a rank that does not fail.
+  public func checkBranch(resumed: ResumePoint?) throws {
+    guard let resumed else { return }
+    let dir = checkpointDirectory(resumed: resumed)
+    // this run has written nothing yet: every checkpoint there is another run's
+    let later = Checkpoints.laterCheckpointsOfOtherRuns(
+      in: dir, run: "", after: resumed.state.step, through: Int.max, ignoring: Set(resumed.skipped))
+    guard !later.isEmpty else { return }
+    let names = later.reversed().map { Checkpoints.lastComponent($0.path) }
+    let listed = names.prefix(3).joined(separator: ", ") + (names.count > 3 ? " and \(names.count - 3) more" : "")
+    throw EngineError("--checkpoint-dir \(dir) already holds \(listed) of another run, past the resumed step \(resumed.state.step): "
+      + "this run is a new branch and would overwrite \(names.count == 1 ? "it" : "them"); give it a directory of its own, "
+      + "e.g. --checkpoint-dir \(dir)/branch-\(resumed.state.step)")
+  }
+
   /// The directory checkpoints are written to: --checkpoint-dir, else the one holding the resumed
   /// checkpoint, else `Checkpoints.defaultDirectory`.
   public func checkpointDirectory(resumed: ResumePoint?) -> String {
@@ -390,6 +421,7 @@ public struct RunSetup: ParsableArguments {
     options.startStep = resumed?.state.step ?? 0
     options.checkpointEvery = checkpointEvery
     options.keepCheckpoints = keepCheckpoints
+    options.lineage = CheckpointLineage.newRun(parent: resumed?.asParent)
     options.logPath = log
     options.savePath = save
     options.checkpointDir = checkpointDirectory(resumed: resumed)
@@ -442,12 +474,20 @@ public struct ResumePoint: Sendable {
   public var path: String
   /// Its state.bin header.
   public var state: TrainingStateHeader
+  /// Newer checkpoints of the same directory passed over as damaged.
+  public var skipped: [String]
   /// The run configuration saved with it.
   public var run: RunConfiguration { state.run }
   /// Creates a resume point.
-  public init(path: String, state: TrainingStateHeader) {
+  public init(path: String, state: TrainingStateHeader, skipped: [String] = []) {
     self.path = path
     self.state = state
+    self.skipped = skipped
+  }
+
+  /// The manifest's record of it, for the resumed run's lineage.
+  public var asParent: ParentCheckpoint {
+    ParentCheckpoint(run: Checkpoints.run(of: path), step: state.step, path: path)
   }
 }
 

@@ -28,6 +28,8 @@ struct SuperviseCommand: ParsableCommand {
   var restart: Int = 1
   @Option(name: .customLong("hang-timeout"), help: "Seconds without step progress (outside checkpoint writes and pauses) after which the job counts as hung: its processes are ended and it restarts like a failed job. Default: max(60, 20 × the median step time); 0: never.")
   var hangTimeout: Double?
+  @Option(name: .customLong("start-timeout"), help: "Seconds an incarnation may take to create its telemetry segment and attach a rank (mpirun stuck, a rank stopped as it starts); past it the incarnation counts as hung. 0: never.")
+  var startTimeout: Double = HangWatch.defaultStartTimeout
   @Option(help: "Number of ranks (mpirun -np).")
   var np: Int = 1
   @Option(help: "The mpirun executable.")
@@ -45,6 +47,9 @@ struct SuperviseCommand: ParsableCommand {
     if let h = hangTimeout, !(h >= 0 && h.isFinite) {
       throw ValidationError("--hang-timeout must be a non-negative number of seconds (got \(h))")
     }
+    if !(startTimeout >= 0 && startTimeout.isFinite) {
+      throw ValidationError("--start-timeout must be a non-negative number of seconds (got \(startTimeout))")
+    }
   }
 
   func run() throws {
@@ -56,6 +61,7 @@ struct SuperviseCommand: ParsableCommand {
     mpi += mpirunArgs
     let supervisor = JobSupervisor(mpirun: mpi, tptrain: train, arguments: trainArguments, restarts: restart)
     supervisor.hangTimeout = hangTimeout
+    supervisor.startTimeout = startTimeout
     let checkpointDir = JobSupervisor.checkpointDirectory(trainArguments)
     supervisor.onEvent = { Self.report($0, checkpointDir: checkpointDir) }
 

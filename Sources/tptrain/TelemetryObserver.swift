@@ -28,12 +28,15 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
   /// While paused or waiting, forwarded headers are refreshed this often (ns).
   static let idleForwardNs: UInt64 = 100_000_000
 
-  /// - Throws: `TelemetryError` when the segment cannot be created or opened (the creator's
-  ///   failure is rethrown on the creator; the others then fail to open it).
+  /// `anyFailed` is a collective over every rank of the job (world): it returns whether any
+  /// rank passed true, and doubles as the barrier between creating and opening the segments.
+  /// - Throws: `TelemetryError` when the segment cannot be created or opened. Every rank throws
+  ///   when any node's creator failed (its own error on the creator), so no rank opens a segment
+  ///   it did not create (a finished job's of the same name) and none is left in a collective.
   init(
     jobName: String, worldRank: Int, worldSize: Int, localRank: Int, nodeIndex: Int, tp: Int, dp: Int,
     model: ModelShape, preset: String, shards: [TensorShard], totalSteps: Int, features: RunFeatures,
-    barrier: () -> Void
+    anyFailed: (Bool) -> Bool
   ) throws {
     self.worldRank = worldRank
     var created: SegmentWriter?
@@ -44,8 +47,11 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
         shards: TelemetryObserver.telemetryShards(shards), features: features)
       do { created = try SegmentWriter.create(description) } catch { creationError = error }
     }
-    barrier()
+    let failedSomewhere = anyFailed(creationError != nil)
     if let e = creationError { throw e }
+    if failedSomewhere {
+      throw TelemetryError.invalidArgument("the telemetry segment of job '\(jobName)' could not be created (see the creating rank's error)")
+    }
     let segment = try created ?? SegmentWriter.open(job: jobName)
     self.segment = segment
     writer = try segment.rankWriter(worldRank: worldRank, localRank: localRank, nodeIndex: nodeIndex)

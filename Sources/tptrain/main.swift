@@ -142,9 +142,13 @@ struct TPTrain: ParsableCommand {
     var chosen = ""
     var failure: String? = nil
     var skipped: [String] = []
+    var skippedPaths: [String] = []
     if world.rank == 0 {
       do {
-        chosen = try CheckpointStore.resolve(path) { dir, why in skipped.append("tptrain: warning: checkpoint \(dir) is unusable (\(why)); trying the previous one") }.path
+        chosen = try CheckpointStore.resolve(path) { dir, why in
+          skipped.append("tptrain: warning: checkpoint \(dir) is unusable (\(why)); trying the previous one")
+          skippedPaths.append(dir)
+        }.path
         if chosen.utf8.count >= 4096 { failure = "checkpoint path \(chosen) is too long" }
       } catch let e as EngineError {
         failure = e.message
@@ -152,16 +156,20 @@ struct TPTrain: ParsableCommand {
         failure = "\(error)"
       }
     }
-    let all = world.allGatherBytes(failure == nil ? Array(chosen.utf8) : [], length: 4096)
+    // the chosen checkpoint, then the newer ones passed over as damaged, one per line
+    let listed = ([chosen] + skippedPaths).joined(separator: "\n")
+    let sent = listed.utf8.count < 4096 ? listed : chosen
+    let all = world.allGatherBytes(failure == nil ? Array(sent.utf8) : [], length: 4096)
     if let failure { throw EngineError(failure) }
-    let name = String(decoding: all[0].prefix { $0 != 0 }, as: UTF8.self)
+    let lines = String(decoding: all[0].prefix { $0 != 0 }, as: UTF8.self).split(separator: "\n").map(String.init)
+    let name = lines.first ?? ""
     if name.isEmpty { throw EngineError("--resume \(path): rank 0 found no usable checkpoint") }
     for line in skipped { printError(line) }
     let state = try TrainingStateHeader.read(path: name + "/" + Checkpoints.stateFile)
     if world.rank == 0 && !setup.quiet {
       print("tptrain: resuming from \(name) at step \(state.step) (saved at tp \(state.tp) × dp \(state.dp))")
     }
-    return ResumePoint(path: name, state: state)
+    return ResumePoint(path: name, state: state, skipped: Array(lines.dropFirst()))
   }
 
   func makeTrainer(world: Communicator) throws -> Trainer {
@@ -181,6 +189,7 @@ struct TPTrain: ParsableCommand {
     try setup.checkData(path: dataPath, tokens: stream.count, resumed: resumed)
     let loader = try DataLoader(stream: stream, batch: batch, seq: seq, dp: grid.dp, dpRank: grid.dpRank)
     try setup.checkOutputs()
+    try setup.checkBranch(resumed: resumed)
 
     let local = try LocalShape(config: config, tp: grid.tp, tpRank: grid.tpRank)
     let tpGroup = try world.split(color: grid.dpRank, key: grid.tpRank)
@@ -252,7 +261,11 @@ struct TPTrain: ParsableCommand {
         sequenceParallel: gpt.activationOptions.sequenceParallel, distributedOptimizer: gpt.partition.shards > 1,
         recompute: RunFeatures.Recompute(gpt.activationOptions.recompute),
         overlapGradReduce: setup.overlapGradReduce && grid.dp > 1, overlapTP: setup.overlapTP && grid.tp > 1),
-      barrier: { node.barrier() })
+      anyFailed: { failed in
+        var flag = failed ? 1.0 : 0.0
+        world.allReduce(&flag, count: 1, .max)
+        return flag != 0
+      })
     if nodes.count > 1 {
       // the other nodes' records go to world rank 0's segment (docs/TELEMETRY.md), on a
       // duplicate of the world that carries nothing else

@@ -50,6 +50,48 @@ final class StallTests: XCTestCase {
       [rank(0, age: 0.01, waiting: allReduce5), rank(1, age: 30, attached: false)], threshold: 5))
   }
 
+  /// Issue 25, item 5: heartbeats are the ranks' own, so a job whose ranks all stopped beating is
+  /// stalled although nobody waits, and so is a rank stopped while the others are paused.
+  func testAFrozenJobIsStalledWithoutWaiters() {
+    let frozen = [rank(0, age: 12), rank(1, age: 12.5)]
+    XCTAssertNil(StallDiagnosis.judge(frozen, threshold: 5), "without the frozen rule: only waiters name a rank")
+    let d = StallDiagnosis.judge(frozen, threshold: 5, frozenThreshold: 5)
+    XCTAssertEqual(d?.rank, 1)
+    XCTAssertEqual(d?.waitingRanks, [])
+    XCTAssertEqual(d?.description, "rank 1: no heartbeat for 12 s (every rank silent: the job is frozen)")
+    // rank 0 stopped while paused; the others, asleep, still beat
+    let pausedLeader = [rank(0, age: 9, state: .paused), rank(1, age: 0.05, state: .paused)]
+    XCTAssertEqual(StallDiagnosis.judge(pausedLeader, threshold: 5, frozenThreshold: 5)?.description,
+                   "rank 0: no heartbeat for 9 s (the other ranks still beat)")
+    // a long step below the limit, a rank still starting, a checkpoint write: not stalled
+    XCTAssertNil(StallDiagnosis.judge([rank(0, age: 20), rank(1, age: 20)], threshold: 5, frozenThreshold: 60))
+    XCTAssertNil(StallDiagnosis.judge([rank(0, age: 20, state: .starting)], threshold: 5, frozenThreshold: 5))
+    XCTAssertNil(StallDiagnosis.judge([rank(0, age: 20, state: .checkpointing), rank(1, age: 20)], threshold: 5,
+                                      frozenThreshold: 5))
+  }
+
+  /// Issue 25, item 5, through a segment: every rank's heartbeat old → `ls`'s summary and
+  /// `stallDiagnosis` say stalled, not running; before any step the first-step allowance applies.
+  func testReadersCallAJobWithOnlyOldHeartbeatsStalled() throws {
+    let job = uniqueJob("frozen")
+    defer { removeJob(job) }
+    let w = try SegmentWriter.create(smallDescription(job))
+    let ranks = try (0..<2).map { try w.rankWriter(worldRank: $0) }
+    for r in ranks { r.setState(.running) }
+    let reader = try JobReader(job: job)
+    let old = telemetryMonotonicNanos() - 30_000_000_000
+    for r in ranks { r.heartbeat(nowNs: old) }
+    XCTAssertNil(reader.stallDiagnosis(), "30 s before the first step is within the first-step allowance")
+    for (i, r) in ranks.enumerated() {
+      r.writeStep(SyntheticJob.plausibleRecord(step: 1, rank: i, model: w.info.model))
+      r.heartbeat(nowNs: old)
+    }
+    let d = try XCTUnwrap(reader.stallDiagnosis(), "every heartbeat 30 s old after a timed step")
+    XCTAssertEqual(d.waitingRanks, [])
+    XCTAssertEqual(reader.summary().state, .running, "the ranks' own word")
+    XCTAssertNotNil(reader.summary().stall, "ls prints STATE stalled")
+  }
+
   func testThresholdFollowsTheMedianStepTime() {
     XCTAssertEqual(StallDiagnosis.threshold(medianStepSeconds: nil), 5)
     XCTAssertEqual(StallDiagnosis.threshold(medianStepSeconds: 0.03), 5)

@@ -155,6 +155,12 @@ final class RunSetupTests: XCTestCase {
   func testCountChecks() throws {
     XCTAssertNoThrow(try setup().validateCounts())
     XCTAssertTrue(message { try self.setup("--threads", "0").validateCounts() }.hasPrefix("--threads must be ≥ 1 (got 0)"))
+    // an absurd thread count is refused before any thread starts, with the bound and its reason
+    let cap = RunSetup.maxThreadsPerCore * RunSetup.onlineCores()
+    let absurd = message { try self.setup("--threads", "100000").validateCounts() }
+    XCTAssertTrue(absurd.hasPrefix("--threads 100000 is more than 4 × the \(RunSetup.onlineCores()) cores of this node (\(cap))"), absurd)
+    XCTAssertTrue(absurd.contains("give --threads ≤ \(cap)"), absurd)
+    XCTAssertNoThrow(try setup("--threads", "\(cap)").validateCounts())
     XCTAssertEqual(message { try self.setup("--keep-checkpoints=-1").validateCounts() },
                    "--checkpoint-every and --keep-checkpoints must be ≥ 0 (got 0, -1)")
   }
