@@ -58,7 +58,7 @@ let package = Package(
       dependencies: ["JobSchema", "CFutex", .product(name: "Atomics", package: "swift-atomics")],
       swiftSettings: fast),
     // Launching and supervising jobs: mpirun, its failure report, restarts from the latest checkpoint.
-    .target(name: "JobControl", dependencies: ["Telemetry", "CheckpointLayout"], swiftSettings: fast),
+    .target(name: "JobControl", dependencies: ["JobSchema", "Telemetry", "CheckpointLayout"], swiftSettings: fast),
     // Dashboard: view model, cell grid, themes; the curses backend is its only curses code.
     .target(name: "Dashboard", dependencies: ["JobSchema", "Telemetry", "JobControl", "CCurses"], swiftSettings: fast),
 
@@ -101,7 +101,7 @@ let package = Package(
     .testTarget(name: "IntegrationTests", dependencies: ["TPEngine", "JobControl", "TestSupport"]),
     .testTarget(name: "TelemetryTests", dependencies: ["JobSchema", "Telemetry", "TestSupport"]),
     .testTarget(name: "DashboardTests", dependencies: ["JobSchema", "Dashboard", "Telemetry", "JobControl", "TestSupport"]),
-    .testTarget(name: "JobControlTests", dependencies: ["JobControl", "CheckpointLayout", "Telemetry", "JobSchema"]),
+    .testTarget(name: "JobControlTests", dependencies: ["JobControl", "CheckpointLayout", "Telemetry", "JobSchema", "TestSupport"]),
     .testTarget(name: "MetricsEndpointTests", dependencies: ["MetricsEndpoint", "Telemetry", "JobSchema", "TestSupport"]),
     .testTarget(name: "TrainingSetupTests", dependencies: ["TrainingSetup", "TPEngine", "CheckpointLayout"]),
   ]

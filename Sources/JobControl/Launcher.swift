@@ -33,6 +33,13 @@ public struct LaunchPlan: Sendable, Equatable {
     for (n, v) in [("--np", np), ("--tp", tp), ("--dp", dp)] {
       if let v, v < 1 { throw LaunchError("\(n) must be at least 1 (got \(v))") }
     }
+    if let np, let tp, dp == nil, np % tp != 0 {
+      // no --dp would fit: say so instead of deriving one (np / tp rounds down, to 0 below tp)
+      throw LaunchError("--tp \(tp) must divide --np \(np) (each data-parallel replica has --tp ranks); give --np a multiple of \(tp)")
+    }
+    if let np, let dp, tp == nil, np % dp != 0 {
+      throw LaunchError("--dp \(dp) must divide --np \(np) (each data-parallel replica has --tp ranks); give --np a multiple of \(dp)")
+    }
     let d = dp ?? (np != nil && tp != nil ? np! / max(1, tp!) : 1)
     let t = tp ?? (np ?? d) / max(1, d)
     let n = np ?? t * d

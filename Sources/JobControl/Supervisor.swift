@@ -8,6 +8,7 @@
 import CheckpointLayout
 import Foundation
 import Glibc
+import JobSchema
 import Telemetry
 
 /// The rank whose death ended an incarnation, as far as it could be determined.
@@ -45,6 +46,9 @@ public enum SupervisorEvent: Sendable {
   /// Relaunching; `resume` is the checkpoint directory passed to --resume (nil: from scratch,
   /// no checkpoint was written yet).
   case restarting(incarnation: Int, resume: String?)
+  /// The incarnation's usual job name is taken by a segment that is not a dead leftover of this
+  /// job (another user's file, a live job): it runs as `instead`.
+  case nameTaken(incarnation: Int, name: String, instead: String)
   /// The job ended: success, stopped on request, out of restarts, or a setup error.
   case finished(incarnation: Int, status: Int32, summary: String)
 }
@@ -138,6 +142,22 @@ public final class JobSupervisor: @unchecked Sendable {
     k == 0 ? base : "\(base).r\(k)"
   }
 
+  /// A name for incarnation `k` that nobody can have taken in advance: `<base>.r<k>.<8 random
+  /// hex digits>` (used when `jobName` is taken).
+  public static func unpredictableJobName(base: String, incarnation k: Int) -> String {
+    let hex = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+    return jobName(base: base, incarnation: k) + "." + String(repeating: "0", count: 8 - hex.count) + hex
+  }
+
+  /// Whether a segment (or any file) holds job name `job` in /dev/shm.
+  static func nameTaken(_ job: String) -> Bool {
+    access("/dev/shm/" + SegmentName.prefix + job, F_OK) == 0
+  }
+
+  /// Relaunches of one incarnation under a fresh name after tptrain found its name taken
+  /// (`TrainingExit.jobNameTaken`: created between the check and the start); they use no restart.
+  static let renameAttempts = 3
+
   /// tptrain arguments of incarnation `k`: the first incarnation's, with the job renamed and, once
   /// `resume` is set, `--resume <dir>` in place of --resume/--init-from and an explicit
   /// --checkpoint-dir so later checkpoints land in the same place.
@@ -171,10 +191,13 @@ public final class JobSupervisor: @unchecked Sendable {
       return .done(status: status, summary: "ended after a stop was requested; not restarting (a requested stop is final)")
     }
     if hung { return .rankFailed }
-    let errors = stderr.split(separator: "\n").filter { $0.hasPrefix("tptrain: error: ") }
-    if errors.contains(where: { $0.hasPrefix("tptrain: error: non-finite") }) {
+    if status == TrainingExit.nonFinite.rawValue {
       return .done(status: status, summary: "stopped on a non-finite loss or gradient norm; not restarting (it would recur)")
     }
+    if status == TrainingExit.jobNameTaken.rawValue {
+      return .done(status: status, summary: "its telemetry job name is taken; not restarting")
+    }
+    let errors = stderr.split(separator: "\n").filter { $0.hasPrefix("tptrain: error: ") }
     if !errors.isEmpty && MPIFailureReport.parse(stderr)?.killedBySignal != true {
       return .done(status: status, summary: "tptrain failed during setup; not restarting")
     }
@@ -232,13 +255,31 @@ public final class JobSupervisor: @unchecked Sendable {
     let dir = Self.checkpointDirectory(arguments)
     var resume: String? = nil
     var incarnation = 0
+    var renames = 0
+    var forceFreshName = false
     while true {
-      let job = baseJob.map { Self.jobName(base: $0, incarnation: incarnation) }
-      if let job { Self.removeDeadSegment(job) }
+      var job = baseJob.map { Self.jobName(base: $0, incarnation: incarnation) }
+      if let j = job, let base = baseJob {
+        Self.removeDeadSegment(j)
+        // a later incarnation's usual name can be taken in advance by another user (a file in
+        // /dev/shm): skip it for one nobody can guess; the first keeps the name asked for
+        if incarnation > 0 && (forceFreshName || Self.nameTaken(j)) {
+          let fresh = Self.unpredictableJobName(base: base, incarnation: incarnation)
+          onEvent(.nameTaken(incarnation: incarnation, name: j, instead: fresh))
+          job = fresh
+        }
+      }
+      forceFreshName = false
       let args = Self.arguments(arguments, incarnation: incarnation, job: job, resume: resume)
       let command = mpirun + [tptrain] + args
       onEvent(.launched(incarnation: incarnation, command: command, job: job))
       let (status, stderr, hang) = launch(command, incarnation: incarnation, job: job)
+      if hang == nil, status == TrainingExit.jobNameTaken.rawValue, incarnation > 0, renames < Self.renameAttempts {
+        // taken between the check and tptrain's start: the same incarnation under a fresh name
+        renames += 1
+        forceFreshName = true
+        continue
+      }
       lock.lock()
       let stopped = stopRequested
       lock.unlock()
@@ -257,6 +298,7 @@ public final class JobSupervisor: @unchecked Sendable {
         return status
       }
       incarnation += 1
+      renames = 0
       resume = Checkpoints.latest(in: dir) != nil ? dir : nil
       onEvent(.restarting(incarnation: incarnation, resume: resume))
     }

@@ -361,6 +361,25 @@ public final class JobReader {
 
   // MARK: Jobs on this machine
 
+  /// The live incarnation of supervised job `base` (`tptop supervise` names incarnation k
+  /// `<base>.r<k>`, or `<base>.r<k>.<hex>` when that name was taken): of this user's readable
+  /// segments so named whose job is not over, the latest incarnation's name; nil when none.
+  public static func liveIncarnation(of base: String) -> String? {
+    var best: (k: Int, job: String)?
+    for job in SegmentName.allJobs() where job.hasPrefix(base + ".r") {
+      let rest = job.dropFirst(base.count + 2)
+      let digits = rest.prefix { $0.isASCII && $0.isNumber }
+      guard let k = Int(digits), k > 0 else { continue }
+      let tail = rest.dropFirst(digits.count)
+      guard tail.isEmpty || (tail.first == "." && tail.dropFirst().allSatisfy(\.isHexDigit)) else { continue }
+      guard let r = try? JobReader(job: job, requireDescription: false) else { continue }
+      let st = r.state()
+      guard st != .finished && st != .failed && st != .stale else { continue }
+      if best.map({ k > $0.k }) ?? true { best = (k, job) }
+    }
+    return best?.job
+  }
+
   /// Every tptop segment in /dev/shm, summarized. Never throws: a segment that cannot be
   /// attached is listed with `problem` set.
   public static func list(staleAfter: Double = 5) -> [JobSummary] {

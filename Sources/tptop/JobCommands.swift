@@ -324,7 +324,20 @@ func waitFor(_ reader: JobReader, timeout: Double, _ done: ([RankStatus]) -> Boo
   return false
 }
 
-func controlCommand(_ job: String, _ desired: DesiredState, _ wait: WaitOptions) throws {
+/// The job a command for `job` reaches: `job` itself, or, when `job` is over (or its processes
+/// are gone) and a supervisor restarted it, its live incarnation (said on stdout).
+func followingRestarts(_ job: String) -> String {
+  guard let r = try? JobReader(job: job, requireDescription: false) else { return job }
+  let st = r.state()
+  // over, or every process gone (a rank killed moments ago: not yet judged failed)
+  let gone = st == .finished || st == .failed || st == .stale || !r.ranks().contains(where: \.pidAlive)
+  guard gone, let live = JobReader.liveIncarnation(of: job) else { return job }
+  emit("job \(job) has ended; its supervisor restarted it as \(live): asking \(live)")
+  return live
+}
+
+func controlCommand(_ requested: String, _ desired: DesiredState, _ wait: WaitOptions) throws {
+  let job = followingRestarts(requested)
   // control needs the header and control page only: a damaged job description does not block it
   let reader = try reportingErrors { try JobReader(job: job, requireDescription: false) }
   // a paused job resumes at the step it paused at (later acknowledgements come from later steps)
@@ -417,21 +430,22 @@ struct CheckpointJob: ParsableCommand {
   @OptionGroup var wait: WaitOptions
 
   func run() throws {
-    let reader = try reportingErrors { try JobReader(job: target.job) }
+    let job = followingRestarts(target.job)
+    let reader = try reportingErrors { try JobReader(job: job) }
     // world rank 0 on its node; on another node's segment, that node's first rank
     let first = reader.ranks().first { $0.attached }?.rank ?? 0
     let before = reader.rankStatus(first).checkpointsSaved
     let n = try reportingErrors { try reader.requestCheckpoint() }
     if wait.noWait {
-      emit("asked job \(target.job) for a checkpoint (request #\(n))")
+      emit("asked job \(job) for a checkpoint (request #\(n))")
       return
     }
     let ok = waitFor(reader, timeout: wait.timeout) { rs in rs.allSatisfy { $0.rank != first || $0.checkpointsSaved > before } }
     guard ok else {
-      throw failure("job \(target.job) saved no checkpoint within \(wait.timeout) s (request #\(n)); " + pendingAdvice(reader, "will checkpoint"))
+      throw failure("job \(job) saved no checkpoint within \(wait.timeout) s (request #\(n)); " + pendingAdvice(reader, "will checkpoint"))
     }
     let s = reader.rankStatus(first)
-    emit("job \(target.job) saved a checkpoint at step \(s.lastCheckpointStep)")
+    emit("job \(job) saved a checkpoint at step \(s.lastCheckpointStep)")
   }
 }
 

@@ -63,22 +63,29 @@ struct TPTrain: ParsableCommand {
     StopSignal.install()
     var trainer: Trainer? = nil
     var setupError: String? = nil
+    var setupExit = TrainingExit.failed
     do {
       trainer = try makeTrainer(world: world)
     } catch let e as EngineError {
       setupError = e.message
+    } catch TelemetryError.alreadyExists(let name) {
+      setupError = "\(TelemetryError.alreadyExists(name))"
+      setupExit = .jobNameTaken
     } catch {
       setupError = "\(error)"
     }
-    // Every rank learns whether any rank failed, so none is left waiting in a collective.
+    // Every rank learns whether any rank failed, so none is left waiting in a collective, and
+    // every rank exits with the same status (the supervisor decides by it).
     var failed = setupError == nil ? 0.0 : Double(world.rank + 1)
     var firstFailed = setupError == nil ? Double(world.size + 1) : Double(world.rank)
+    var status = setupError == nil ? 0.0 : Double(setupExit.rawValue)
     world.allReduce(&failed, count: 1, .max)
     world.allReduce(&firstFailed, count: 1, .min)
+    world.allReduce(&status, count: 1, .max)
     if failed != 0 {
       if let msg = setupError, Int(firstFailed) == world.rank { printError("tptrain: error: \(msg)") }
       MPIRuntime.finalize()
-      Foundation.exit(1)
+      Foundation.exit(Int32(status))
     }
     guard let trainer else { return }
     if setup.memoryReport {
@@ -114,10 +121,13 @@ struct TPTrain: ParsableCommand {
     if case .nonFinite(let step, let loss, let norm) = trainer.stopReason {
       if world.rank == 0 {
         let saved = trainer.lastCheckpointPath.map { "the last checkpoint is \($0) (step \(trainer.lastCheckpointStep))" } ?? "no checkpoint was written"
-        printError("tptrain: error: non-finite loss \(loss) / gradient norm \(norm) at step \(step): stopped without checkpointing it; \(saved). Lower --lr, set --grad-clip, or pass --on-nonfinite skip-step")
+        // name what was not finite: a finite loss with a NaN gradient norm is not a "non-finite loss"
+        let what = loss.isFinite ? "non-finite gradient norm \(norm) (loss \(loss))"
+          : norm.isFinite ? "non-finite loss \(loss) (gradient norm \(norm))" : "non-finite loss \(loss) / gradient norm \(norm)"
+        printError("tptrain: error: \(what) at step \(step): stopped without checkpointing it; \(saved). Lower --lr, set --grad-clip, or pass --on-nonfinite skip-step")
       }
       MPIRuntime.finalize()
-      Foundation.exit(3)
+      Foundation.exit(TrainingExit.nonFinite.rawValue)
     }
     if world.rank == 0, case .signal(let sig) = trainer.stopReason {
       let saved = trainer.lastCheckpointPath.map { "checkpoint \($0)" } ?? "no checkpoint"

@@ -32,6 +32,21 @@ class SegmentTests(unittest.TestCase):
             f.seek(off)
             f.write(struct.pack("<" + fmt, value))
 
+    def test_a_rank_another_live_process_writes_is_refused(self):
+        # issue 25, item 13: two live writers claimed one rank
+        job = self.create()
+        w = job.rank_writer(0)
+        self.assertIs(type(w).__name__, "RankWriter")
+        job.rank_writer(0)  # this process again: its own rank
+        h = job.geometry.rank_header_offset(1)
+        job._m.set(h + L.RankHeader.PID, "I", os.getppid())
+        job._m.set_u64(h + L.RankHeader.LOCAL_RANK, 1 | L.RankHeader.ATTACHED_VALUE << 32)
+        with self.assertRaises(TelemetryError) as e:
+            job.rank_writer(1)
+        self.assertIn(f"rank 1 of job '{self.job}' is already written by process {os.getppid()}", str(e.exception))
+        self.assertNotIn("\n", str(e.exception))
+        job.close()
+
     def test_create_publishes_the_description_with_mode_0600(self):
         shards = gpt2_shards(2, 64, 4, 256, 64, 2)
         job = self.create(shards=shards)

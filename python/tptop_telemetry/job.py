@@ -139,6 +139,14 @@ class Job:
         from .writer import RankWriter
         if not 0 <= world_rank < self.geometry.world_size:
             raise TelemetryError(f"invalid argument: rank {world_rank} outside 0..<{self.geometry.world_size}")
+        # a rank has one writer: a header attached by another live process stays its own
+        h = self.geometry.rank_header_offset(world_rank)
+        attached = self._m.u64(h + L.RankHeader.LOCAL_RANK) >> 32 == L.RankHeader.ATTACHED_VALUE
+        pid = self._m.u32(h + L.RankHeader.PID)
+        if attached and pid not in (0, os.getpid()) and _alive(pid):
+            raise TelemetryError(
+                f"rank {world_rank} of job '{self.name}' is already written by process {pid}; "
+                f"give each process its own rank (RANK / LOCAL_RANK)")
         return RankWriter(self, world_rank, local_rank)
 
     # Control page. Readers change it (by compare-and-swap and atomic add); the job only reads.
@@ -175,3 +183,18 @@ class Job:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _alive(pid):
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return True
