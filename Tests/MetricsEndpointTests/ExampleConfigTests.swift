@@ -15,7 +15,7 @@ final class ExampleConfigTests: XCTestCase {
     let dir = examples.path
     for args in [["check", "config", "\(dir)/prometheus.yml"], ["check", "rules", "\(dir)/rules.yml"],
                  ["test", "rules", "\(dir)/rules_test.yml"]] {
-      let r = try run(promtool, args)
+      let r = try runTool(promtool, args)
       XCTAssertEqual(r.status, 0, "promtool \(args.joined(separator: " ")): \(r.out)\(r.err)")
     }
   }
@@ -24,7 +24,7 @@ final class ExampleConfigTests: XCTestCase {
     let hosts = FileManager.default.temporaryDirectory.appendingPathComponent("prom-hosts-\(getpid())")
     try "# two nodes\nnodeA slots=2\n\nnodeB slots=2 max_slots=4\n".write(to: hosts, atomically: true, encoding: .utf8)
     defer { try? FileManager.default.removeItem(at: hosts) }
-    let r = try run("/bin/bash", [examples.appendingPathComponent("targets-from-hostfile.sh").path, hosts.path, "9500"])
+    let r = try runTool("/bin/bash", [examples.appendingPathComponent("targets-from-hostfile.sh").path, hosts.path, "9500"])
     XCTAssertEqual(r.status, 0, r.err)
     let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [[String: Any]])
     XCTAssertEqual(json.map { $0["targets"] as? [String] }, [["nodeA:9500"], ["nodeB:9500"]])

@@ -114,7 +114,7 @@ final class PrometheusEndToEndTests: XCTestCase {
     sleep(2)
 
     // the job's own records
-    let export = try run(tptop, ["export", job, "--format", "jsonl"])
+    let export = try runTool(tptop, ["export", job, "--format", "jsonl"])
     XCTAssertEqual(export.status, 0, export.err)
     var lossAt: [String: Float] = [:]  // "rank/step" → loss
     for line in export.out.split(separator: "\n") {

@@ -29,7 +29,7 @@ final class PythonWriterTests: XCTestCase {
       """
     var env = ProcessInfo.processInfo.environment
     env["PYTHONPATH"] = pythonDir
-    let r = try run(python, ["-c", script, name], environment: env)
+    let r = try runTool(python, ["-c", script, name], environment: env)
     guard r.status == 0 else {
       if r.err.contains("x86-64") || r.err.contains("platform") { throw MissingTool.error("the Python writer's platform: \(r.err)") }
       return XCTFail("python writer: \(r.err)")

@@ -54,13 +54,17 @@ final class ScrapeTests: XCTestCase {
         let le = b.labels["le"]!
         let bound = le == "+Inf" ? Double.infinity : Double(le)!
         // bucket i holds [2^i, 2^(i+1)) µs: counted under le when 2^(i+1) µs <= le
-        let expected = (0..<16).filter { i in i == 15 ? bound.isInfinite : Double(1 << (i + 1)) * 1e-6 <= bound * (1 + 1e-9) }
-          .reduce(0) { $0 + perBucket[$1] }
+        var expected = 0.0
+        for i in 0..<16 {
+          let upper: Double = i == 15 ? .infinity : Double(1 << (i + 1)) / 1e6
+          if upper <= bound { expected += perBucket[i] }
+        }
         XCTAssertEqual(b.value, expected, "le=\(le)")
       }
       XCTAssertEqual(samples.value("tptop_allreduce_latency_seconds_count", labels), perBucket.reduce(0, +))
       let sum = samples.value("tptop_allreduce_latency_seconds_sum", labels)!
-      let lower = (0..<16).reduce(0.0) { $0 + perBucket[$1] * Double(1 << $1) * 1e-6 }
+      var lower = 0.0  // every call at its bucket's lower bound, 2^i µs
+      for i in 0..<16 { lower += perBucket[i] * Double(1 << i) / 1e6 }
       XCTAssertGreaterThanOrEqual(sum, lower)
       XCTAssertLessThan(sum, 2 * lower)
     }

@@ -58,7 +58,7 @@ struct HTTPReply {
 func connectLoopback(_ port: Int, timeout: Double = 5) -> Int32? {
   let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
   guard fd >= 0 else { return nil }
-  var tv = timeval(tv_sec: Int(timeout), tv_usec: Int32((timeout - Double(Int(timeout))) * 1e6))
+  var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
   var addr = sockaddr_in()
@@ -123,7 +123,7 @@ func which(_ tool: String) -> String? {
 }
 
 /// Runs `tool args` to completion: status, stdout, stderr.
-func run(_ tool: String, _ args: [String], environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
+func runTool(_ tool: String, _ args: [String], environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
   let p = Process()
   p.executableURL = URL(fileURLWithPath: tool)
   p.arguments = args

@@ -67,7 +67,7 @@ final class ServerTests: XCTestCase {
     let file = FileManager.default.temporaryDirectory.appendingPathComponent("prom-check-\(getpid()).txt")
     try text.write(to: file, atomically: true, encoding: .utf8)
     defer { try? FileManager.default.removeItem(at: file) }
-    let check = try run("/bin/sh", ["-c", "\(promtool) check metrics < \(file.path)"])
+    let check = try runTool("/bin/sh", ["-c", "\(promtool) check metrics < \(file.path)"])
     XCTAssertEqual(check.status, 0, check.out + check.err)
     XCTAssertEqual(check.out + check.err, "")
     // OpenMetrics (what Prometheus asks for; the end-to-end test has it ingest that): the same
@@ -99,10 +99,11 @@ final class ServerTests: XCTestCase {
     // 100 clients at once, each one scrape
     let group = DispatchGroup()
     let results = LockedResults()
+    let port = server.port
     let started = Date()
     for _ in 0..<100 {
       DispatchQueue.global().async(group: group) {
-        let r = try? http(server.port, "GET", "/metrics", timeout: 20)
+        let r = try? http(port, "GET", "/metrics", timeout: 20)
         results.add(r?.status == 200 && (r?.body.contains("tptop_step{") ?? false))
       }
     }
@@ -120,7 +121,7 @@ final class ServerTests: XCTestCase {
   func testAddressesItCannotUseAreOneLineAndExit2() throws {
     let tptop = try BuildProducts.path("tptop")
     for bad in ["nonsense", "127.0.0.1:99999", "example.com:80", ":9400"] {
-      let r = try run(tptop, ["serve", "--listen", bad])
+      let r = try runTool(tptop, ["serve", "--listen", bad])
       XCTAssertEqual(r.status, 2, bad)
       XCTAssertEqual(r.err.split(separator: "\n").count, 1, r.err)
       XCTAssertTrue(r.err.contains("--listen"), r.err)
@@ -128,12 +129,12 @@ final class ServerTests: XCTestCase {
     // a port in use: the first server holds it
     let first = try ServeProcess(["--namespace", namespace])
     defer { first.stop() }
-    let inUse = try run(tptop, ["serve", "--listen", "127.0.0.1:\(first.port)"])
+    let inUse = try runTool(tptop, ["serve", "--listen", "127.0.0.1:\(first.port)"])
     XCTAssertEqual(inUse.status, 2)
     XCTAssertEqual(inUse.err.split(separator: "\n").count, 1, inUse.err)
     XCTAssertTrue(inUse.err.contains("in use"), inUse.err)
     // an address of no interface here
-    let foreign = try run(tptop, ["serve", "--listen", "192.0.2.1:9400"])
+    let foreign = try runTool(tptop, ["serve", "--listen", "192.0.2.1:9400"])
     XCTAssertEqual(foreign.status, 2)
     XCTAssertEqual(foreign.err.split(separator: "\n").count, 1, foreign.err)
   }
@@ -143,7 +144,7 @@ final class ServerTests: XCTestCase {
       throw MissingTool.error("root and setpriv (to bind a privileged port as uid 65534)")
     }
     let tptop = try BuildProducts.path("tptop")
-    let r = try run(setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", tptop, "serve", "--listen", "127.0.0.1:81"])
+    let r = try runTool(setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", tptop, "serve", "--listen", "127.0.0.1:81"])
     XCTAssertEqual(r.status, 2, r.err)
     XCTAssertEqual(r.err.split(separator: "\n").count, 1, r.err)
     XCTAssertTrue(r.err.contains("permission"), r.err)
