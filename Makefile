@@ -6,6 +6,8 @@
 #   make chaos   the fault-injection suite alone (kill -9, hang, disk full, NaN, duplicate name,
 #                corrupt segment, export targets) on real mpirun jobs; one line per fault
 #   make bench   benchmark lines (BENCH <name> <value> <unit>)
+#   make install tptop and tptrain into $(PREFIX)/bin (default ~/.local/bin), themes and the demo
+#                corpus into $(PREFIX)/share/tptop; make uninstall removes them
 
 SWIFT ?= swift
 CONFIG ?= release
@@ -14,7 +16,9 @@ BIN = .build/$(CONFIG)
 export OMPI_ALLOW_RUN_AS_ROOT = 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = 1
 
-.PHONY: all deps test-deps build demo train test test-python chaos bench clean
+PREFIX ?= $(HOME)/.local
+
+.PHONY: all deps test-deps build demo train test test-python chaos bench install uninstall clean
 
 all: build
 
@@ -60,6 +64,19 @@ chaos: test-deps
 
 bench: build
 	bash scripts/bench.sh $(BIN)
+
+# tptop finds tptrain beside itself, its themes in ../share/tptop/themes and the demo corpus in
+# ../share/tptop/data, so the installed pair works from any directory.
+install: build
+	install -d $(PREFIX)/bin $(PREFIX)/share/tptop/themes $(PREFIX)/share/tptop/data
+	install -m 755 $(BIN)/tptop $(BIN)/tptrain $(PREFIX)/bin/
+	install -m 644 themes/*.theme $(PREFIX)/share/tptop/themes/
+	install -m 644 data/shakespeare.txt $(PREFIX)/share/tptop/data/
+	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) ;; *) echo "note: $(PREFIX)/bin is not on PATH; add it: export PATH=\"$(PREFIX)/bin:\$$PATH\"";; esac
+
+uninstall:
+	rm -f $(PREFIX)/bin/tptop $(PREFIX)/bin/tptrain
+	rm -rf $(PREFIX)/share/tptop
 
 clean:
 	rm -rf .build

@@ -319,7 +319,8 @@ def main():
             job = Job.create(a.job, world_size=world, tp=tp, dp=dp, total_steps=a.steps,
                              model=dict(layers=a.layers, heads=a.heads, channels=a.channels, vocab=vocab,
                                         padded_vocab=padded_vocab, max_seq=a.seq, batch=B, seq=T, preset="torch"),
-                             shards=gpt2_shards(a.layers, a.channels, a.heads, padded_vocab, a.seq, tp))
+                             shards=gpt2_shards(a.layers, a.channels, a.heads, padded_vocab, a.seq, tp),
+                             honours_control=True)
         except TelemetryError as e:
             print(f"torch_tp_gpt: {e}", file=sys.stderr)
             ok[0] = 0
@@ -330,7 +331,8 @@ def main():
     w = job.rank_writer(world_rank=rank, local_rank=local_rank)
 
     def save_checkpoint(step):
-        path = os.path.join(a.checkpoint_dir, f"step_{step}")
+        # the directory naming of tptrain's checkpoints (CheckpointLayout): DIR/step_<8 digits>
+        path = os.path.join(a.checkpoint_dir, f"step_{step:08d}")
         os.makedirs(path, exist_ok=True)
         torch.save(dict(step=step, model=model.state_dict(), optimizer=opt.state_dict()),
                     os.path.join(path, f"rank_{rank}.pt"))

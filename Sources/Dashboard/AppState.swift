@@ -68,6 +68,9 @@ public struct AppState: Equatable, Sendable {
   public var groupByNode = false
   public var readonly = false
   public var message: StatusMessage?
+  /// The charts' cursor: a step whose values every chart prints (nil: no cursor, the charts
+  /// show the latest values).
+  public var cursorStep: Int?
 
   /// Creates the initial state.
   public init(readonly: Bool = false) { self.readonly = readonly }
@@ -76,9 +79,10 @@ public struct AppState: Equatable, Sendable {
   public var smoothing: Double { AppState.smoothingWeights[smoothingIndex % AppState.smoothingWeights.count] }
 
   /// Applies a key. `worldSize`/`tensorCount` bound selections; `desired` is what the job is
-  /// currently asked to do (so `p` toggles); `now` is monotonic seconds for message expiry.
+  /// currently asked to do (so `p` toggles); `now` is monotonic seconds for message expiry;
+  /// `steps` the steps in the history (the cursor stays inside them).
   public mutating func handle(_ key: Key, worldSize: Int, tensorCount: Int, desired: DesiredState,
-                              now: Double) -> [AppRequest] {
+                              now: Double, steps: ClosedRange<Int>? = nil) -> [AppRequest] {
     if key == .endOfInput { return [.quit] }
     if confirmingStop {
       confirmingStop = false
@@ -152,12 +156,35 @@ public struct AppState: Equatable, Sendable {
     case .char("S"):
       guard allowControl(now) else { return [] }
       confirmingStop = true
+    case .char("["), .char("]"), .char("{"), .char("}"):
+      moveCursor(key, steps: steps, now: now)
     case .escape:
-      break
+      if cursorStep != nil { cursorStep = nil; say("cursor off: charts show the latest values", .dim, now) }
     default:
       break
     }
     return []
+  }
+
+  /// `[` / `]` move the cursor one step back / forward, `{` / `}` ten; the first press puts it
+  /// on the newest step; moving past the newest step turns it off.
+  private mutating func moveCursor(_ key: Key, steps: ClosedRange<Int>?, now: Double) {
+    guard let steps else { say("no steps yet for the cursor", .dim, now); return }
+    let delta: Int
+    switch key {
+    case .char("["): delta = -1
+    case .char("]"): delta = 1
+    case .char("{"): delta = -10
+    default: delta = 10
+    }
+    guard let c = cursorStep else {
+      cursorStep = delta < 0 ? steps.upperBound : nil
+      if cursorStep != nil { say("cursor at step \(steps.upperBound): [ ] move, { } by 10, Esc off", .dim, now) }
+      return
+    }
+    let next = c + delta
+    if next > steps.upperBound { cursorStep = nil; say("cursor off: charts show the latest values", .dim, now); return }
+    cursorStep = max(steps.lowerBound, next)
   }
 
   private mutating func allowControl(_ now: Double) -> Bool {

@@ -109,8 +109,26 @@ public struct LineChart {
   public var band: [(Double, Double, Double)] = []
   public var bandStyle: Style = .chartBand
   public var logY = false
+  /// A step to mark with a vertical line (the cursor), when it is inside the drawn range.
+  public var cursorX: Double?
 
   public init() {}
+
+  /// Round tick positions between `lo` and `hi` (1, 2 or 5 × 10^k apart, whole steps), as
+  /// many as fit `width` columns with labels at least 8 columns apart.
+  public static func ticks(_ lo: Double, _ hi: Double, width: Int) -> [Double] {
+    guard hi > lo, width > 0 else { return [lo] }
+    let most = max(2, width / 8)
+    let raw = (hi - lo) / Double(most)
+    let magnitude = pow(10, floor(log10(max(raw, 1))))
+    var stepSize = magnitude
+    for f in [1.0, 2, 5, 10] where f * magnitude >= raw { stepSize = f * magnitude; break }
+    stepSize = max(1, stepSize)
+    var out: [Double] = []
+    var t = (lo / stepSize).rounded(.up) * stepSize
+    while t <= hi + 1e-9 && out.count < 1000 { out.append(t); t += stepSize }
+    return out
+  }
 
   private func ty(_ v: Double) -> Double { logY ? log10(max(v, 1e-12)) : v }
 
@@ -132,19 +150,33 @@ public struct LineChart {
     if !logY && y0 < 0 && finite.allSatisfy({ $0.1 >= 0 }) { y0 = 0 }
     let labelW = 7
     let plot = Rect(x: r.x + labelW + 1, y: r.y, width: r.width - labelW - 1, height: r.height - 1)
-    // Axis labels.
-    func label(_ v: Double) -> String { Format.fit(Format.value(logY ? pow(10, v) : v), labelW, right: true) }
-    g.put(label(y1), x: r.x, y: plot.y, style: .axis)
-    if plot.height > 4 { g.put(label((y0 + y1) / 2), x: r.x, y: plot.y + plot.height / 2, style: .axis) }
-    g.put(label(y0), x: r.x, y: plot.maxY - 1, style: .axis)
+    // y axis: the top, middle and bottom values, each marked on the axis line
+    func label(_ v: Double) -> String {
+      let x = logY ? pow(10, v) : v
+      // small values (a learning rate) as 3.0e-04, which fits the label column whole
+      let text = x != 0 && abs(x) < 0.01 ? String(format: "%.1e", x) : Format.value(x)
+      return Format.fit(text, labelW, right: true)
+    }
     for yy in plot.y..<plot.maxY { g[r.x + labelW, yy] = Cell(Glyphs.current.vertical, .axis) }
-    let xl = "step \(Int(x0))"
-    let xr = "\(Int(x1))"
-    g.fill(Rect(x: plot.x, y: plot.maxY, width: plot.width, height: 1), Cell(" ", .axis))
-    g.put(xl, x: plot.x, y: plot.maxY, style: .axis, maxWidth: plot.width)
-    g.put(xr, x: plot.maxX - xr.count, y: plot.maxY, style: .axis)
-    if logY { g.put("log", x: r.x, y: plot.maxY, style: .axis) }
-
+    var yLabels = [(plot.y, y1), (plot.maxY - 1, y0)]
+    if plot.height > 4 { yLabels.append((plot.y + plot.height / 2, (y0 + y1) / 2)) }
+    for (yy, v) in yLabels {
+      g.put(label(v), x: r.x, y: yy, style: .axis)
+      g[r.x + labelW, yy] = Cell(Glyphs.current.unicode ? "┤" : "+", .axis)
+    }
+    // x axis: step ticks at round intervals, each label under its tick
+    g.fill(Rect(x: r.x, y: plot.maxY, width: r.width, height: 1), Cell(" ", .axis))
+    g.put(logY ? "log" : "step", x: r.x, y: plot.maxY, style: .axis)
+    func column(_ x: Double) -> Int { plot.x + Int(((x - x0) / (x1 - x0) * Double(plot.width - 1)).rounded()) }
+    var nextFree = plot.x
+    for t in LineChart.ticks(x0, x1, width: plot.width) {
+      let text = String(Int(t))
+      let c = column(t)
+      let start = min(max(plot.x, c - text.count / 2), plot.maxX - text.count)
+      guard start >= nextFree else { continue }
+      g.put(text, x: start, y: plot.maxY, style: .axis)
+      nextFree = start + text.count + 2
+    }
     var canvas = DotCanvas(rect: plot)
     let w = canvas.dotWidth, h = canvas.dotHeight
     func px(_ x: Double) -> Int { Int(((x - x0) / (x1 - x0) * Double(w - 1)).rounded()) }
@@ -152,6 +184,10 @@ public struct LineChart {
       let v = ty(y)
       guard v.isFinite else { return 0 }
       return min(h - 1, max(0, Int(((y1 - v) / (y1 - y0) * Double(h - 1)).rounded())))
+    }
+    if let c = cursorX, c >= x0, c <= x1 {
+      let cx = px(c)
+      canvas.vspan(cx, 0, h - 1, style: .accent, priority: 1)
     }
     for b in band where b.0.isFinite && b.1.isFinite && b.2.isFinite {
       canvas.vspan(px(b.0), py(b.1), py(b.2), style: bandStyle, priority: 0)

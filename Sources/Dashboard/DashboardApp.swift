@@ -27,12 +27,15 @@ public struct DashboardOptions: Sendable {
   public var sampleInterval: Double = 0.25
   /// Disable p, c and S.
   public var readonly = false
+  /// Where the remembered settings live (`DashboardSettings.path()`); nil: none kept.
+  public var settingsPath: String?
 
   /// Default options.
-  public init(refresh: Double = 1.0, sampleInterval: Double? = nil, readonly: Bool = false) {
+  public init(refresh: Double = 1.0, sampleInterval: Double? = nil, readonly: Bool = false, settingsPath: String? = nil) {
     self.refresh = refresh
     self.sampleInterval = sampleInterval ?? min(0.25, refresh)
     self.readonly = readonly
+    self.settingsPath = settingsPath
   }
 }
 
@@ -66,7 +69,25 @@ public final class DashboardApp {
       themeIndex = 0
     }
     themes = list
+    if let path = options.settingsPath {
+      let (saved, problems) = DashboardSettings.load(path: path)
+      state = saved.applied(to: state)
+      remembered = DashboardSettings(state, theme: themes[themeIndex].name)
+      if let p = problems.first { state.say("settings: " + p, .error, monotonicSeconds(), seconds: 10) }
+    }
     if let m = startupMessage { state.say(m, .error, monotonicSeconds(), seconds: 10) }
+  }
+
+  /// The settings last read or written (nil without a settings file).
+  private var remembered: DashboardSettings?
+
+  /// Writes the settings file when a remembered setting changed.
+  private func rememberSettings(_ now: Double) {
+    guard let path = options.settingsPath else { return }
+    let current = DashboardSettings(state, theme: theme.name)
+    guard current != remembered else { return }
+    remembered = current
+    if let problem = current.save(path: path) { state.say(problem, .error, now, seconds: 6) }
   }
 
   /// The theme in use.
@@ -84,7 +105,7 @@ public final class DashboardApp {
   public func handle(_ key: Key) -> Bool {
     let now = monotonicSeconds()
     let requests = state.handle(key, worldSize: history.job.worldSize, tensorCount: history.job.tensors.count,
-                                desired: history.desired, now: now)
+                                desired: history.desired, now: now, steps: history.stepRange)
     for r in requests {
       switch r {
       case .quit:
@@ -111,6 +132,7 @@ public final class DashboardApp {
         }
       }
     }
+    rememberSettings(now)
     return true
   }
 

@@ -31,6 +31,18 @@ public enum Format {
     return String(format: "%.0f", v)
   }
 
+  /// One significant digit, for a value known only to a factor of 2 (a log2 histogram
+  /// bucket's middle): 0.091 → "0.09", 0.18 → "0.2", 0.72 → "0.7", 1.4 → "1", 23 → "20".
+  public static func oneDigit(_ v: Double) -> String {
+    guard v.isFinite, v > 0 else { return v == 0 ? "0" : "–" }
+    let e = floor(log10(v))
+    var m = (v / pow(10, e)).rounded()
+    var exp = e
+    if m >= 10 { m = 1; exp += 1 }
+    if exp >= 0 { return String(format: "%.0f", m * pow(10, exp)) }
+    return String(format: "%.\(Int(-exp))f", m * pow(10, exp))
+  }
+
   /// "1.2k", "34.5M".
   public static func count(_ v: Double) -> String {
     guard v.isFinite else { return "–" }

@@ -94,6 +94,8 @@ public final class JobHistory {
   public private(set) var shardStats: [Int: ShardStats] = [:]
   /// What the controller asks for.
   public private(set) var desired: DesiredState = .run
+  /// The newest step when `desired` last changed (steps past it were taken after the request).
+  public private(set) var desiredSinceStep = 0
   /// False once the segment disappeared.
   public private(set) var alive = true
   /// The job's log file, when known.
@@ -133,7 +135,7 @@ public final class JobHistory {
   /// The desired state this dashboard just wrote, shown at once ("pausing…", "resuming…")
   /// rather than at the next poll, which may come only after every rank applied it.
   public func requested(_ d: DesiredState) {
-    if d != desired { desired = d; generation += 1 }
+    if d != desired { desired = d; desiredSinceStep = latestStep; generation += 1 }
   }
 
   /// Merges one poll.
@@ -166,7 +168,7 @@ public final class JobHistory {
     for (r, n) in p.lost.enumerated() where r < lost.count && n > 0 { lost[r] += n; changed = true }
     for e in p.events { events.append(e); changed = true }
     for s in p.shardStats { shardStats[s.tensor &* 1024 &+ s.rank] = s; changed = true }
-    if p.desired != desired { desired = p.desired; changed = true }
+    if p.desired != desired { desired = p.desired; desiredSinceStep = latestStep; changed = true }
     if p.alive != alive { alive = p.alive; changed = true }
     if p.stall.map(Self.stallKey) != stall.map(Self.stallKey) {
       if let s = p.stall { events.append(JobEvent(kind: .error, rank: s.rank, step: latestStep, wallTime: now, text: "stalled: \(s.description)")) }

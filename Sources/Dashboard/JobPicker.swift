@@ -28,7 +28,7 @@ public struct JobListRow: Equatable, Sendable {
   /// A row from a telemetry job summary.
   public init(_ s: JobSummary) {
     name = s.name
-    state = s.problem != nil ? "unreadable" : s.stoppedEarly ? "stopped" : (s.state?.rawValue ?? "?")
+    state = s.stateWord
     grid = s.worldSize > 0 ? "t\(s.tp)×d\(s.dp)" : "–"
     step = s.totalSteps > 0 ? "\(s.step)/\(s.totalSteps)" : "\(s.step)"
     loss = s.loss.map { Format.value(Double($0)) } ?? "–"
@@ -75,6 +75,23 @@ public enum JobPicker {
     return g
   }
 
+  /// A fresh list merged into the one on screen: jobs already listed keep their places (their
+  /// numbers updated; a job whose segment went away stays, not attachable), new jobs go at the
+  /// end, so the row under the cursor never changes under the user's key.
+  public static func merge(_ shown: [JobListRow], _ fresh: [JobListRow]) -> [JobListRow] {
+    let byName = Dictionary(fresh.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    var out = shown.map { row -> JobListRow in
+      if let f = byName[row.name] { return f }
+      var gone = row
+      gone.state = "gone"
+      gone.attachable = false
+      return gone
+    }
+    let known = Set(shown.map(\.name))
+    out += fresh.filter { !known.contains($0.name) }
+    return out
+  }
+
   /// Lets the user pick a job. `list` is re-read on `r` and every few seconds. Returns the
   /// chosen job's name, or nil when the user quit.
   public static func run(backend: ScreenBackend, theme: Theme, list: () -> [JobListRow]) -> String? {
@@ -91,10 +108,10 @@ public enum JobPicker {
       case .down?: sel = min(max(0, rows.count - 1), sel + 1)
       case .enter?: if sel < rows.count && rows[sel].attachable { return rows[sel].name }
       case .char("q")?, .char("Q")?, .escape?, .endOfInput?: return nil
-      case .char("r")?: rows = list(); lastList = monotonicSeconds()
+      case .char("r")?: rows = merge(rows, list()); lastList = monotonicSeconds()
       default: break
       }
-      if monotonicSeconds() - lastList > 3 { rows = list(); lastList = monotonicSeconds() }
+      if monotonicSeconds() - lastList > 3 { rows = merge(rows, list()); lastList = monotonicSeconds() }
       sel = min(sel, max(0, rows.count - 1))
     }
   }

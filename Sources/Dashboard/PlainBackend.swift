@@ -46,7 +46,11 @@ public enum DashboardSession {
   /// Loads themes, takes over the terminal (curses, or plain text for TERM=dumb), runs until the
   /// user detaches, and restores the terminal. Returns the process exit status.
   public static func run(source: JobSource, options: DashboardOptions, themeName: String?) -> Int32 {
-    let (backend, library, theme, problems) = open(themeName: themeName)
+    // settings remembered from the last session (smoothing, log-y, lines, theme); --theme wins
+    var options = options
+    if options.settingsPath == nil { options.settingsPath = DashboardSettings.path() }
+    let remembered = options.settingsPath.map { DashboardSettings.load(path: $0).0.theme } ?? nil
+    let (backend, library, theme, problems) = open(themeName: themeName ?? remembered)
     let app = DashboardApp(source: source, backend: backend, library: library, theme: theme, options: options,
                            startupMessage: problems.first.map { "theme: " + $0 })
     app.run()

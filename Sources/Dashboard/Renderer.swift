@@ -60,7 +60,7 @@ public enum Renderer {
       Field(text: "  \(h.grid)", style: .header, dropOrder: 3), Field(text: "  \(glyphs.dot) ", style: h.stateStyle, dropOrder: nil),
       Field(text: h.state, style: h.stateStyle, dropOrder: nil),
       Field(text: "  step \(h.step)\(total)", style: .header, dropOrder: nil),
-      Field(text: "  \(Format.count(h.tokensPerSecond)) tok/s", style: .header, dropOrder: 2),
+      Field(text: "  \(h.tokensPerSecond.map(Format.count) ?? "–") tok/s", style: .header, dropOrder: 2),
     ]
     if !h.features.isEmpty {
       fields.insert(Field(text: "  \(h.features)", style: .header, dropOrder: 2), at: fields.firstIndex { $0.text.hasPrefix("  \(glyphs.dot)") }!)
@@ -111,11 +111,36 @@ public enum Renderer {
   static var arrows: String { Glyphs.current.unicode ? "←/→" : "</>" }
 
   static func drawConfirm(_ g: inout CellGrid, _ m: DashboardModel, _ body: Rect) {
-    let text = "Stop job \(m.header.job) gracefully at the next step? (y / n)"
-    let w = min(body.width - 4, text.count + 4)
-    let box = Rect(x: body.x + (body.width - w) / 2, y: body.y + body.height / 2 - 2, width: w, height: 5)
+    let lines = stopPrompt(m)
+    let w = min(body.width - 4, (lines.map { $0.unicodeScalars.count }.max() ?? 0) + 4)
+    let h = min(body.height, lines.count + 4)
+    let box = Rect(x: body.x + (body.width - w) / 2, y: body.y + max(0, (body.height - h) / 2), width: w, height: h)
+    g.markPane("confirm stop", box)
     g.fill(box, Cell(" ", .normal))
     g.box(box, title: "confirm stop", style: .warn, titleStyle: .warn)
-    g.put(text, x: box.x + 2, y: box.y + 2, style: .warn, maxWidth: w - 4)
+    for (i, line) in lines.prefix(h - 4).enumerated() {
+      g.put(line, x: box.x + 2, y: box.y + 2 + i, style: i == 0 || i == lines.count - 1 ? .warn : .normal, maxWidth: w - 4)
+    }
+  }
+
+  /// The stop prompt's lines: that the stop is final, whether a checkpoint is written first
+  /// (and where, when the job has saved one before), and the keys.
+  public static func stopPrompt(_ m: DashboardModel) -> [String] {
+    let features = m.history.job.features
+    let lastSaved = m.history.events.suffix(m.history.events.count).last { $0.kind == .checkpointSaved && !$0.text.isEmpty }
+    var lines = ["Stop job \(m.header.job) at the next step, for good?",
+                 "Every rank exits; the job cannot be resumed from the dashboard."]
+    if features.ignoresControl {
+      lines.append("This job says it does not apply stop requests: nothing will stop it.")
+    } else if features.checkpointAtStop {
+      // the event reads "checkpoint saved: DIR/step_…"
+      let path = lastSaved.flatMap { e in e.text.range(of: ": ").map { String(e.text[$0.upperBound...]) } }
+      let dir = path.map { " in " + ($0 as NSString).deletingLastPathComponent } ?? " in its --checkpoint-dir"
+      lines.append("A last checkpoint is written first\(dir).")
+    } else {
+      lines.append("No checkpoint is written at the stop: press n, then c to save one first.")
+    }
+    lines.append("y stop  /  n keep running")
+    return lines
   }
 }

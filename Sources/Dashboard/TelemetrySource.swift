@@ -27,7 +27,10 @@ public final class TelemetrySource: JobSource {
     reader = try JobReader(job: name)
     let info = reader.info
     let m = info.model
-    let model = "\(info.preset) L\(m.layers) H\(m.heads) C\(m.channels) B\(m.batch) T\(m.seq)"
+    // only the dimensions the job declared: a writer given no model leaves them 0 (unknown)
+    let dims = [("L", m.layers), ("H", m.heads), ("C", m.channels), ("B", m.batch), ("T", m.seq)]
+      .filter { $0.1 > 0 }.map { "\($0.0)\($0.1)" }
+    let model = ([info.preset] + dims).filter { !$0.isEmpty }.joined(separator: " ")
     job = JobSpec(name: name, model: model, tp: info.tp, dp: info.dp, totalSteps: info.totalSteps,
                   tensors: info.shards, logPath: logPath, features: info.features)
     segmentPath = "/dev/shm/" + SegmentName.prefix + name

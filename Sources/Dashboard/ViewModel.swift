@@ -16,7 +16,8 @@ public struct HeaderModel: Equatable, Sendable {
   public var stateStyle: Style
   public var step: Int
   public var totalSteps: Int
-  public var tokensPerSecond: Double
+  /// Job throughput; nil when no rank reports both tokens and step times.
+  public var tokensPerSecond: Double?
   public var etaSeconds: Double?
 }
 
@@ -45,6 +46,17 @@ public struct RankRow: Equatable, Sendable {
   /// The rank's node, and whether that node stopped reporting.
   public var node: Int = 0
   public var lost: Bool = false
+  /// The rank runs on another node and reports there (a namespace's view of one node shows
+  /// the job's other ranks this way, not as starting).
+  public var remote: Bool = false
+  /// Mean forward, backward and optimizer ms per step (nil: not measured).
+  public var forwardMs: Double?
+  public var backwardMs: Double?
+  public var optimizerMs: Double?
+  /// Mean ms per step of communication hidden behind computation (nil: no collectives).
+  public var hiddenMs: Double?
+  /// Mean GFLOP/s (nil: not reported).
+  public var gflops: Double?
 }
 
 /// A loss series for the chart: points (step, value) after smoothing.
@@ -96,11 +108,14 @@ public struct DashboardModel {
         allReduceMaxMs: nil, commPercent: nil, utilization: nil,
         heartbeatAge: status?.heartbeatAge ?? .infinity, exitStatus: status?.exitStatus, straggler: false,
         node: status?.node ?? 0, lost: status?.lost ?? false)
+      // A field zero in every record of the window is one the writer does not report (a
+      // Python loop that times nothing, measures no utilisation, runs no collectives): it is
+      // unknown (nil, shown as "–"), never a measured zero.
       if !recent.isEmpty {
         let stepNs = recent.reduce(0.0) { $0 + Double($1.stepNs) } / Double(recent.count)
-        row.stepMs = stepNs / 1e6
+        row.stepMs = stepNs > 0 ? stepNs / 1e6 : nil
         let tokens = recent.reduce(0.0) { $0 + Double($1.tokens) } / Double(recent.count)
-        row.tokensPerSecond = stepNs > 0 ? tokens / (stepNs / 1e9) : nil
+        row.tokensPerSecond = stepNs > 0 && tokens > 0 ? tokens / (stepNs / 1e9) : nil
         row.memoryFraction = min(1, row.rssBytes / perRankMem)
         var hist = Array(repeating: 0.0, count: LatencyHistogram.bucketCount)
         var exposed = 0.0
@@ -112,10 +127,24 @@ public struct DashboardModel {
         }
         row.allReduceP50Ms = DashboardModel.histogramQuantile(hist, 0.5).map { $0 / 1000 }
         row.allReduceMaxMs = recent.contains { $0.allReduceCount > 0 } ? Double(arMax) / 1e6 : nil
-        row.commPercent = stepNs > 0 ? 100 * exposed / Double(recent.count) / stepNs : nil
-        row.utilization = recent.reduce(0.0) { $0 + Double($1.computeBusy) } / Double(recent.count)
-        msList.append(row.stepMs!)
-        if row.stepMs! > slowestMs { slowestMs = row.stepMs!; slowest = r }
+        let communicates = exposed > 0 || recent.contains { $0.allReduceCount > 0 || $0.allReduceTotalNs > 0 }
+        row.commPercent = stepNs > 0 && communicates ? 100 * exposed / Double(recent.count) / stepNs : nil
+        let busy = recent.reduce(0.0) { $0 + Double($1.computeBusy) } / Double(recent.count)
+        row.utilization = busy > 0 ? busy : nil
+        func meanMs(_ f: (StepSample) -> UInt64) -> Double? {
+          let v = recent.reduce(0.0) { $0 + Double(f($1)) } / Double(recent.count) / 1e6
+          return v > 0 ? v : nil
+        }
+        row.forwardMs = meanMs { $0.forwardNs }
+        row.backwardMs = meanMs { $0.backwardNs }
+        row.optimizerMs = meanMs { $0.optimizerNs }
+        row.hiddenMs = communicates ? (meanMs { $0.metrics.commHiddenNs } ?? 0) : nil
+        let gf = recent.reduce(0.0) { $0 + Double($1.gflops) } / Double(recent.count)
+        row.gflops = gf > 0 ? gf : nil
+        if let ms = row.stepMs {
+          msList.append(ms)
+          if ms > slowestMs { slowestMs = ms; slowest = r }
+        }
       }
       rows.append(row)
     }
@@ -127,6 +156,15 @@ public struct DashboardModel {
       let median = msList.sorted()[(msList.count - 1) / 2]  // lower median: with two ranks, the faster one
       if slowestMs > median * 1.02 { rows[slowest].straggler = true }
     }
+    // Ranks that never attached here while others did, in a view of a node other than world
+    // rank 0's: they run (and report) on another node.
+    let attachedNodes = Set(h.ranks.filter { $0.pid != 0 }.map(\.node))
+    if !attachedNodes.isEmpty && !attachedNodes.contains(0) {
+      for i in rows.indices where (h.ranks[safe: i]?.pid ?? 0) == 0 && rows[i].step == 0 {
+        rows[i].remote = true
+        rows[i].hostPid = "another node"
+      }
+    }
     self.rows = rows
     nodeCount = (rows.map(\.node).max() ?? 0) + 1
     lostNodes = Array(Set(rows.filter(\.lost).map(\.node))).sorted()
@@ -136,11 +174,19 @@ public struct DashboardModel {
     // replicas step together, so d × the mean of the replicas seen (all of them, except on
     // another node's namespace, which sees only that node's ranks).
     let replicaRates = rows.filter { $0.tp == 0 }.compactMap(\.tokensPerSecond)
-    let tps = replicaRates.isEmpty ? 0 : replicaRates.reduce(0, +) / Double(replicaRates.count) * Double(job.dp)
+    let tps = replicaRates.isEmpty ? nil : replicaRates.reduce(0, +) / Double(replicaRates.count) * Double(job.dp)
     let step = h.latestStep
     var eta: Double?
-    if let ms = rows.compactMap(\.stepMs).max(), job.totalSteps > step, label == "running" {
-      eta = Double(job.totalSteps - step) * ms / 1000
+    if job.totalSteps > step, label == "running" {
+      // wall time per step from the records' own timestamps (what a step really takes, data
+      // loading and everything the job does not time included); the ranks' step_ms only when
+      // the records carry no time
+      let paced = h.samples.max { ($0.last?.step ?? 0) < ($1.last?.step ?? 0) }.flatMap {
+        DashboardModel.secondsPerStep($0.suffix(DashboardModel.etaWindow + 1))
+      }
+      if let sps = paced ?? rows.compactMap(\.stepMs).max().map({ $0 / 1000 }) {
+        eta = Double(job.totalSteps - step) * sps
+      }
     }
     header = HeaderModel(job: job.name, model: job.model, grid: "t\(job.tp)\(Glyphs.current.times)d\(job.dp)",
                          state: label, stateStyle: style, step: step, totalSteps: job.totalSteps,
@@ -168,14 +214,45 @@ public struct DashboardModel {
     let live = ranks.filter { $0.state != .finished }
     switch h.desired {
     case .pause:
-      return live.allSatisfy({ $0.state == .paused }) ? ("paused", .warn) : ("pausing\(Glyphs.current.ellipsis)", .warn)
+      if live.allSatisfy({ $0.state == .paused }) { return ("paused", .warn) }
+      if ignoresRequest(h) { return ("running: ignores pause", .error) }
+      return ("pausing\(Glyphs.current.ellipsis)", .warn)
     case .stop:
+      if ignoresRequest(h) { return ("running: ignores stop", .error) }
       return ("stopping\(Glyphs.current.ellipsis)", .warn)
     case .run:
       if live.contains(where: { $0.state == .paused }) { return ("resuming\(Glyphs.current.ellipsis)", .accent) }
       if live.contains(where: { $0.state == .checkpointing }) { return ("checkpointing", .accent) }
       return ("running", .ok)
     }
+  }
+
+  /// Steps a job may take past a pause or stop request before it counts as not honouring it
+  /// (tptrain and `wait_while_paused` apply it at the next step boundary: one step).
+  public static let honourSlack = 3
+
+  /// Whether the job goes on stepping past the current pause or stop request: it declared that
+  /// it applies none, or it took more than `honourSlack` steps since the request.
+  public static func ignoresRequest(_ h: JobHistory) -> Bool {
+    guard h.desired != .run else { return false }
+    return h.job.features.ignoresControl || h.latestStep > h.desiredSinceStep + honourSlack
+  }
+
+  /// Steps whose wall-clock pace the ETA follows.
+  public static let etaWindow = 32
+
+  /// Wall-clock seconds per step from consecutive records' timestamps: the median of the
+  /// per-step gaps (so one pause or a slow checkpoint does not swing it), nil with fewer than
+  /// two timed records.
+  public static func secondsPerStep(_ samples: [StepSample]) -> Double? {
+    var paces: [Double] = []
+    for (a, b) in zip(samples, samples.dropFirst()) where a.wallTime > 0 && b.wallTime >= a.wallTime && b.step > a.step {
+      paces.append((b.wallTime - a.wallTime) / Double(b.step - a.step))
+    }
+    guard !paces.isEmpty else { return nil }
+    paces.sort()
+    let n = paces.count
+    return n % 2 == 1 ? paces[n / 2] : (paces[n / 2 - 1] + paces[n / 2]) / 2
   }
 
   /// Quantile of a log2 µs histogram, in microseconds (geometric middle of the bucket).
@@ -208,16 +285,77 @@ public struct DashboardModel {
   }
 
   /// Smoothed loss series, one per rank.
-  public func lossSeries() -> [LossSeries] {
+  public func lossSeries() -> [LossSeries] { series(.loss) }
+
+  /// One metric over the steps in the history, one series per rank, smoothed with the current
+  /// EMA weight (the learning rate, a schedule, is never smoothed). A rank whose records never
+  /// carry the metric (every value zero: a writer that does not report it) has no points, so
+  /// the chart says it is not reported instead of drawing a line at zero.
+  public func series(_ metric: Metric) -> [LossSeries] {
     (0..<history.job.worldSize).map { r in
       let ring = history.samples[r]
       var xs: [Double] = []
       var ys: [Double] = []
       xs.reserveCapacity(ring.count)
       ys.reserveCapacity(ring.count)
-      for i in 0..<ring.count { xs.append(Double(ring[i].step)); ys.append(Double(ring[i].loss)) }
-      let sm = DashboardModel.smooth(ys, weight: state.smoothing)
+      var reported = metric == .loss
+      for i in 0..<ring.count {
+        // a step that did not measure the metric (an untimed first step) leaves no point
+        guard let v = metric.value(ring[i]) else { continue }
+        if v != 0 { reported = true }
+        xs.append(Double(ring[i].step))
+        ys.append(v)
+      }
+      guard reported else { return LossSeries(rank: r, points: []) }
+      let sm = metric == .learningRate ? ys : DashboardModel.smooth(ys, weight: state.smoothing)
       return LossSeries(rank: r, points: Array(zip(xs, sm)))
+    }
+  }
+
+  /// The value of `metric` at `step` on each rank that recorded that step (unsmoothed, as the
+  /// rank wrote it), for the chart cursor.
+  public func values(_ metric: Metric, atStep step: Int) -> [(rank: Int, value: Double)] {
+    (0..<history.job.worldSize).compactMap { r in
+      let ring = history.samples[r]
+      var lo = 0, hi = ring.count - 1
+      while lo <= hi {  // steps ascend within a ring
+        let mid = (lo + hi) / 2
+        let s = ring[mid].step
+        if s == step { return metric.value(ring[mid]).map { (r, $0) } }
+        if s < step { lo = mid + 1 } else { hi = mid - 1 }
+      }
+      return nil
+    }
+  }
+
+  /// The oldest and newest step any rank's history holds.
+  public var stepRange: ClosedRange<Int>? { history.stepRange }
+}
+
+extension JobHistory {
+  /// The oldest and newest step any rank's history holds.
+  public var stepRange: ClosedRange<Int>? {
+    let firsts = samples.compactMap { $0.isEmpty ? nil : $0[0].step }
+    let lasts = samples.compactMap { $0.last?.step }
+    guard let a = firsts.min(), let b = lasts.max(), a <= b else { return nil }
+    return a...b
+  }
+}
+
+/// A per-step quantity the Overview charts.
+public enum Metric: CaseIterable, Sendable {
+  case loss, gradNorm, learningRate, stepTime, tokensPerSecond
+
+  /// The value in a sample: loss, global gradient norm, learning rate, step time in ms,
+  /// tokens per second of the rank (0 when the writer does not report it); nil for a step that
+  /// was not timed (step time and tokens/s).
+  public func value(_ s: StepSample) -> Double? {
+    switch self {
+    case .loss: return Double(s.loss)
+    case .gradNorm: return Double(s.gradNorm)
+    case .learningRate: return Double(s.lr)
+    case .stepTime: return s.stepNs > 0 ? Double(s.stepNs) / 1e6 : nil
+    case .tokensPerSecond: return s.stepNs > 0 ? Double(s.tokens) / (Double(s.stepNs) / 1e9) : nil
     }
   }
 }

@@ -15,6 +15,9 @@ public struct LaunchPlan: Sendable, Equatable {
   public var job: String
   /// Arguments for tptrain after the ones the launcher adds.
   public var trainArguments: [String]
+  /// With torchrun: the Python interpreter whose torch runs the job (`tptop launch --python`);
+  /// nil: the active one (`Runner.torchrunLauncher`).
+  public var python: String? = nil
 
   /// Creates a plan.
   public init(np: Int, tp: Int, dp: Int, hostfile: String?, hosts: String? = nil, job: String, trainArguments: [String]) {

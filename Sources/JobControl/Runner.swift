@@ -21,17 +21,40 @@ public enum Runner: String, CaseIterable, Sendable {
       guard let env = Executables.find("env", nextToSelf: false) else {
         throw LaunchError("env not found on PATH: cannot pass the job name to torchrun")
       }
-      let launcher: [String]
-      if let torchrun = Executables.find("torchrun", nextToSelf: false) {
-        launcher = [torchrun]
-      } else if let python = Executables.find("python3", nextToSelf: false) {
-        launcher = [python, "-m", "torch.distributed.run"]
-      } else {
-        throw LaunchError(
-          "neither torchrun nor python3 found on PATH: install PyTorch (apt-get install python3-torch)")
-      }
+      let launcher = try Runner.torchrunLauncher(python: plan.python)
       return [env] + plan.torchrunEnvironment + launcher + plan.torchrunArguments
     }
+  }
+
+  /// The program that starts torchrun's ranks, so that the job runs the torch of the Python the
+  /// user works in: `--python PATH` as `PATH -m torch.distributed.run`; else the torchrun of
+  /// the active virtual environment (`$VIRTUAL_ENV`, then `$CONDA_PREFIX`); else the torchrun
+  /// beside the first `python3` on PATH (or that python3 with `-m torch.distributed.run`); else
+  /// any torchrun on PATH. `isExecutable` is the file test (tests pass a fake file system).
+  /// - Throws: `LaunchError` (one line) when `--python` is not an executable or nothing is found.
+  public static func torchrunLauncher(
+    python: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+    isExecutable: (String) -> Bool = { FileManager.default.isExecutableFile(atPath: $0) }
+  ) throws -> [String] {
+    if let python {
+      guard isExecutable(python) else {
+        throw LaunchError("--python \(python): not an executable Python interpreter")
+      }
+      return [python, "-m", "torch.distributed.run"]
+    }
+    for key in ["VIRTUAL_ENV", "CONDA_PREFIX"] {
+      guard let root = environment[key], !root.isEmpty else { continue }
+      if isExecutable(root + "/bin/torchrun") { return [root + "/bin/torchrun"] }
+      if isExecutable(root + "/bin/python3") { return [root + "/bin/python3", "-m", "torch.distributed.run"] }
+    }
+    let path = (environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map(String.init)
+    if let dir = path.first(where: { isExecutable($0 + "/python3") }) {
+      if isExecutable(dir + "/torchrun") { return [dir + "/torchrun"] }
+      return [dir + "/python3", "-m", "torch.distributed.run"]
+    }
+    if let dir = path.first(where: { isExecutable($0 + "/torchrun") }) { return [dir + "/torchrun"] }
+    throw LaunchError(
+      "neither torchrun nor python3 found on PATH: install PyTorch (apt-get install python3-torch) or pass --python PATH")
   }
 }
 

@@ -1,7 +1,8 @@
 /// The memory-saving and communication-overlap features a run has on, as the segment header's
 /// `features` word carries them (bit 0 sequence parallelism, bit 1 distributed optimizer, bits
 /// 2–3 the recomputation mode, bit 4 overlapped gradient reduction, bit 5 tensor-parallel
-/// overlap) and as the dashboard's header names them.
+/// overlap) and as the dashboard's header names them. Bits 6–7 say how the job treats control
+/// requests (not named in the header; the dashboard's stop prompt and pause notice use them).
 public struct RunFeatures: Sendable, Equatable, Hashable {
   /// The header word.
   public var rawValue: UInt64
@@ -17,6 +18,12 @@ public struct RunFeatures: Sendable, Equatable, Hashable {
   public static let recomputeMask: UInt64 = 3 << 2
   public static let overlapGradReduceBit: UInt64 = 1 << 4
   public static let overlapTPBit: UInt64 = 1 << 5
+  /// A stop requested through the control page writes a checkpoint first (tptrain with
+  /// `--checkpoint-every`; a Python writer that says so).
+  public static let checkpointAtStopBit: UInt64 = 1 << 6
+  /// The job applies no control requests: its loop never asks (a Python writer created with
+  /// `honours_control=False`). 0, the default, claims nothing either way.
+  public static let ignoresControlBit: UInt64 = 1 << 7
 
   /// The features of a word read from a header (unknown bits are kept, and ignored).
   public init(rawValue: UInt64) { self.rawValue = rawValue }
@@ -40,6 +47,16 @@ public struct RunFeatures: Sendable, Equatable, Hashable {
   public var overlapGradReduce: Bool { rawValue & Self.overlapGradReduceBit != 0 }
   /// `--overlap-tp` (at t > 1).
   public var overlapTP: Bool { rawValue & Self.overlapTPBit != 0 }
+  /// A stop request writes a checkpoint first.
+  public var checkpointAtStop: Bool {
+    get { rawValue & Self.checkpointAtStopBit != 0 }
+    set { rawValue = newValue ? rawValue | Self.checkpointAtStopBit : rawValue & ~Self.checkpointAtStopBit }
+  }
+  /// The job declared that it applies no pause, resume, checkpoint or stop request.
+  public var ignoresControl: Bool {
+    get { rawValue & Self.ignoresControlBit != 0 }
+    set { rawValue = newValue ? rawValue | Self.ignoresControlBit : rawValue & ~Self.ignoresControlBit }
+  }
 
   /// The names the dashboard shows, e.g. ["SP", "DistOpt", "recompute=selective", "OverlapTP"];
   /// empty when none is on.
@@ -47,5 +64,14 @@ public struct RunFeatures: Sendable, Equatable, Hashable {
     (sequenceParallel ? ["SP"] : []) + (distributedOptimizer ? ["DistOpt"] : [])
       + (recompute == .none ? [] : ["recompute=\(recompute)"])
       + (overlapGradReduce ? ["OverlapGrad"] : []) + (overlapTP ? ["OverlapTP"] : [])
+  }
+}
+
+extension RunFeatures {
+  /// These features with `checkpointAtStop` set as given.
+  public func with(checkpointAtStop: Bool) -> RunFeatures {
+    var f = self
+    f.checkpointAtStop = checkpointAtStop
+    return f
   }
 }

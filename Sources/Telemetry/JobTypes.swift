@@ -203,3 +203,19 @@ public struct JobSummary: Sendable, Equatable {
   /// Nodes whose ranks all stopped reporting (see `JobReader.lostNodes`).
   public var lostNodes: [Int] = []
 }
+
+extension JobSummary {
+  /// The one word for the job's state that ls, the job picker, watch and the dashboard's header
+  /// all use: `stopped` for a job that ended before its last step (a stop request or a signal),
+  /// `stalled` while a rank holds the others up, `unreadable` for a segment that cannot be read,
+  /// else the state's name.
+  public var stateWord: String {
+    if problem != nil { return foreign ? "foreign" : "unreadable" }
+    if stall != nil { return "stalled" }
+    if stoppedEarly { return "stopped" }
+    return state?.rawValue ?? "?"
+  }
+
+  /// Whether this user can read the job (its segment is not another user's).
+  public var isMine: Bool { !foreign }
+}

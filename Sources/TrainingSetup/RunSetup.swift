@@ -500,7 +500,7 @@ public func bundledCorpus() throws -> String {
   candidates += [
     exe.appendingPathComponent("../../data/shakespeare.txt").path,
     exe.appendingPathComponent("../../../data/shakespeare.txt").path,
-    exe.appendingPathComponent("../share/tptop/shakespeare.txt").path,
+    exe.appendingPathComponent("../share/tptop/data/shakespeare.txt").path,  // make install
     "data/shakespeare.txt",
   ]
   for c in candidates where FileManager.default.fileExists(atPath: c) { return c }

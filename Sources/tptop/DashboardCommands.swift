@@ -154,6 +154,10 @@ struct Launch: ParsableCommand {
   var hangTimeout: Double?
   @Option(help: "What starts the ranks: mpirun (tptrain) or torchrun (a Python script given after --).")
   var runner: Runner = .mpirun
+  @Option(help: ArgumentHelp(
+    "With --runner torchrun: the Python interpreter to run the job with (PATH -m torch.distributed.run).",
+    discussion: "Default: the torchrun of $VIRTUAL_ENV or $CONDA_PREFIX, else the one beside the first python3 on PATH."))
+  var python: String?
   @OptionGroup var display: DisplayOptions
   @Argument(parsing: .postTerminator, help: "Arguments for tptrain, or the script and its arguments with --runner torchrun (after --).")
   var trainArguments: [String] = []
@@ -167,6 +171,7 @@ struct Launch: ParsableCommand {
       throw ValidationError("invalid --job '\(j)': use 1–63 characters from A-Z a-z 0-9 . _ -")
     }
     if runner == .torchrun { return try validateTorchrun() }
+    if python != nil { throw ValidationError("--python is for --runner torchrun (mpirun runs tptrain)") }
     for flag in ["--tp", "--dp", "--job"] where trainArguments.contains(flag) {
       throw ValidationError("give \(flag) to tptop launch, not after --")
     }
@@ -189,13 +194,17 @@ struct Launch: ParsableCommand {
       throw ValidationError("--runner torchrun: no readable script '\(script)'")
     }
     if hostfile != nil || hosts != nil { throw ValidationError("--hostfile and --host are for --runner mpirun (torchrun starts ranks on this machine)") }
+    if let p = python, !FileManager.default.isExecutableFile(atPath: p) {
+      throw ValidationError("--python \(p): no such executable; give the interpreter's path, e.g. --python .venv/bin/python3")
+    }
     if restart != 0 { throw ValidationError("--restart is for --runner mpirun") }
   }
 
   func run() throws {
     let (n, t, d) = try LaunchPlan.resolve(np: np, tp: tp, dp: dp)
-    let plan = LaunchPlan(np: n, tp: t, dp: d, hostfile: hostfile, hosts: hosts, job: job ?? Launcher.newJobName(),
+    var plan = LaunchPlan(np: n, tp: t, dp: d, hostfile: hostfile, hosts: hosts, job: job ?? Launcher.newJobName(),
                           trainArguments: trainArguments)
+    plan.python = python
     if restart > 0 && !trainArguments.contains("--checkpoint-every") {
       printErr("tptop: note: without --checkpoint-every a restarted job starts again from step 0")
     }
@@ -210,10 +219,26 @@ struct Attach: ParsableCommand {
     abstract: "Attach the dashboard to a running job (the most recent live job when none is named).")
 
   @Argument(help: "Job name (see `tptop ls`).") var job: String?
+  @Option(name: .customLong("wait"), help: ArgumentHelp(
+    "Seconds to wait for the job's segment to appear (a job still starting, e.g. importing torch).",
+    discussion: "Default 10 when a job is named, 0 without one.", valueName: "SECONDS"))
+  var waitSeconds: Double?
   @OptionGroup var display: DisplayOptions
+
+  func validate() throws {
+    if let w = waitSeconds, !(w >= 0 && w.isFinite) { throw ValidationError("--wait must be a non-negative number of seconds (got \(w))") }
+    if let j = job, !SegmentName.isValid(j) { throw ValidationError(TelemetryError.invalidJobName(j).description) }
+  }
 
   func run() throws {
     var name = job
+    if let j = job {
+      let wait = waitSeconds ?? 10
+      if !SegmentWait.appeared(job: j, within: wait) {
+        printErr("tptop: no job '\(j)' appeared within \(Int(wait.rounded())) s (tptop ls lists the jobs; --wait SECONDS waits longer)")
+        throw ExitCode(1)
+      }
+    }
     if name == nil {
       guard let newest = liveJobs().first else {
         printErr("tptop: no live job to attach; start one with `tptop demo` or `tptop launch -- …`")
@@ -239,8 +264,11 @@ struct Home: ParsableCommand {
       try attach(job: live[0].name, logPath: nil, display: display)
       return
     }
+    // this user's jobs, live ones first, newest first within each
     let picked = DashboardSession.pick(themeName: display.theme) {
-      JobReader.list().sorted { $0.age < $1.age }.map(JobListRow.init)
+      JobReader.list().filter(\.isMine)
+        .sorted { (JobListRow.isLive($0) ? 0 : 1, $0.age) < (JobListRow.isLive($1) ? 0 : 1, $1.age) }
+        .map(JobListRow.init)
     }
     guard let name = picked else { return }
     try attach(job: name, logPath: nil, display: display)
@@ -324,4 +352,26 @@ private func processCPUSeconds() -> Double {
   var ts = timespec()
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
   return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// Waiting for a job's segment by name (`tptop attach NAME --wait`).
+enum SegmentWait {
+  /// False when job `job`'s segment has not appeared (or not become ready) within `seconds`,
+  /// polling every 50 ms; true as soon as it opens, or fails to open for another reason (which
+  /// attaching then reports).
+  static func appeared(job: String, within seconds: Double) -> Bool {
+    let deadline = monotonicSeconds() + seconds
+    while true {
+      do {
+        _ = try JobReader(job: job, requireDescription: false)
+        return true
+      } catch TelemetryError.noSuchJob, TelemetryError.notReady, TelemetryError.truncated {
+        // not there yet, or still being created
+      } catch {
+        return true
+      }
+      if monotonicSeconds() >= deadline { return false }
+      usleep(50_000)
+    }
+  }
 }

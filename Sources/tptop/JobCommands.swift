@@ -41,6 +41,12 @@ func formatAge(_ seconds: Double) -> String {
   return "\(s / 86400)d\(String(format: "%02d", s % 86400 / 3600))h"
 }
 
+/// A gradient norm with 4 significant digits ("134.8", "0.8312", "1.2e+04").
+func formatGradNorm(_ v: Float) -> String {
+  guard v.isFinite else { return "\(v)" }
+  return String(format: "%.4g", v)
+}
+
 func formatLoss(_ loss: Float?) -> String {
   guard let l = loss else { return "-" }
   return l.isFinite ? String(format: "%.4f", l) : "\(l)"
@@ -74,18 +80,35 @@ struct ListJobs: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "ls", abstract: "List the training jobs on this machine.")
 
+  @Argument(help: "Only jobs whose name contains this text (or matches it as a glob: 'ux-*').")
+  var filter: String?
   @Option(name: .customLong("stale-after"), help: "Seconds without heartbeat (and no process) before a rank counts as dead and its job as failed; also the least silence (20 × the median step time when longer) after which a node of a multi-node job counts as lost.")
   var staleAfter: Double = 5
+  @Flag(help: "Every user's segments (default: only yours).")
+  var all = false
+  @Option(help: ArgumentHelp("Only jobs in these states, comma-separated: \(JobFilter.stateWords.joined(separator: ", ")); 'live' for starting, running, paused, checkpointing and stalled.", valueName: "STATES"))
+  var state: String?
 
   func validate() throws {
     guard staleAfter >= 0 && staleAfter.isFinite else { throw ValidationError("--stale-after must be a non-negative number of seconds") }
+    if let s = state { _ = try JobFilter.states(s) }
   }
 
   func run() throws {
-    let jobs = JobReader.list(staleAfter: staleAfter)
-    if jobs.isEmpty {
+    let every = JobReader.list(staleAfter: staleAfter)
+    if every.isEmpty {
       emit("no jobs (no /dev/shm/\(SegmentName.prefix)* segments)")
       return
+    }
+    let f = JobFilter(name: filter, states: try state.map(JobFilter.states), everyUser: all)
+    let jobs = every.filter(f.accepts)
+    let hidden = every.count - jobs.count
+    if jobs.isEmpty {
+      emit("no jobs match (\(hidden) hidden: \(f.describe()))")
+      return
+    }
+    defer {
+      if hidden > 0 { emit("(\(hidden) more not shown: \(f.describe()))") }
     }
     var rows: [[String]] = [["NAME", "STATE", "RANKS", "TxD", "STEP", "LOSS", "AGE", "NODES", "NOTE"]]
     for j in jobs {
@@ -97,11 +120,10 @@ struct ListJobs: ParsableCommand {
       if j.stale { note.append("stale") }
       if let s = j.stall { note.append(s.description) }
       if let r = j.failedRank { note.append("rank \(r) failed first") }
-      if j.stoppedEarly { note.append("stopped before its last step") }
-      if j.foreign { note.append("foreign") }
+      if j.foreign { note.append("another user's") }
       if let p = j.problem, !j.foreign { note.append(p) }
       rows.append([
-        j.name, j.stall != nil ? "stalled" : j.state?.rawValue ?? "?", j.worldSize > 0 ? "\(j.worldSize)" : "-",
+        j.name, j.stateWord, j.worldSize > 0 ? "\(j.worldSize)" : "-",
         j.tp > 0 ? "\(j.tp)x\(j.dp)" : "-", j.totalSteps > 0 ? "\(j.step)/\(j.totalSteps)" : "\(j.step)",
         // NODES after the older columns, so scripts reading them by position keep working
         formatLoss(j.loss), formatAge(j.age), j.problem == nil ? "\(j.nodes)" : "-", note.joined(separator: "; "),
@@ -163,8 +185,13 @@ struct WatchJob: ParsableCommand {
         for line in watcher.flush() { emit(line) }
         // the job's last step, also when the ring's newest records were events, not steps
         let summary = reader.summary()
-        let stopped = state == .finished && summary.stoppedEarly ? " (stopped before its last step)" : ""
-        emit("job \(name) \(state.rawValue) at step \(max(watcher.lastPrinted, summary.step))\(stopped)")
+        // one word for the state, as ls and the dashboard say it
+        let step = max(watcher.lastPrinted, summary.step)
+        if state == .finished && summary.stoppedEarly {
+          emit("job \(name) stopped at step \(step) of \(summary.totalSteps)")
+        } else {
+          emit("job \(name) \(state.rawValue) at step \(step)")
+        }
         if state != .finished { throw ExitCode(1) }
         return
       default:
@@ -246,8 +273,14 @@ final class StepLinePrinter {
     let maxAR = Double(rs.map(\.allReduceMaxNs).max() ?? 0) / 1e6
     var s = "step \(step)"
     if info.totalSteps > 0 { s += "/\(info.totalSteps)" }
-    s += "  loss \(formatLoss(loss))  tok/s \(String(format: "%.0f", tps))"
-    if let sl = slowest { s += "  slowest r\(sl.rank) \(String(format: "%.1f", Double(sl.stepNs) / 1e6)) ms" }
+    // the learning rate and the global gradient norm are the same on every rank; a writer that
+    // does not report one leaves it 0, shown as unknown ("-"), as are unmeasured times
+    let first = rs.first
+    s += "  loss \(formatLoss(loss))"
+    s += "  lr \(first.map { $0.lr != 0 ? String(format: "%.3g", $0.lr) : "-" } ?? "-")"
+    s += "  gnorm \(first.map { $0.gradNorm != 0 ? formatGradNorm($0.gradNorm) : "-" } ?? "-")"
+    s += "  tok/s \(tps > 0 ? String(format: "%.0f", tps) : "-")"
+    if let sl = slowest { s += "  slowest r\(sl.rank) \(sl.stepNs > 0 ? String(format: "%.1f", Double(sl.stepNs) / 1e6) + " ms" : "-")" }
     s += "  allreduce max \(String(format: "%.3f", maxAR)) ms"
     // communication: the most any rank was blocked in it, and the most it hid behind computing
     if let blocked = rs.max(by: { $0.commNs < $1.commNs }) {
@@ -290,11 +323,13 @@ struct ExportJob: ParsableCommand {
     if fmt == .csv { out += TelemetryExport.csvHeader + "\n" }
     var lost: UInt64 = 0
     var count = 0
+    // dated on the wall clock, tensors by name
+    let context = TelemetryExport.Context(tensorNames: reader.info.shards.map(\.name))
     for p in reader.poll() {
       lost += p.lost
       var records: [TelemetryRecord] = p.steps.map { .step($0) } + p.events.map { .event($0) } + p.tensorStats.map { .tensorStats($0) }
       records.sort { $0.index < $1.index }
-      for r in records { out += TelemetryExport.line(r, format: fmt) + "\n" }
+      for r in records { out += TelemetryExport.line(r, format: fmt, context: context) + "\n" }
       count += records.count
     }
     let path = output ?? "-"
@@ -471,5 +506,51 @@ struct CollectGarbage: ParsableCommand {
     let removed = JobReader.collectGarbage(dryRun: dryRun, staleAfter: staleAfter, only: jobs)
     if removed.isEmpty { emit("nothing to remove") }
     for r in removed { emit((dryRun ? "would remove " : "removed ") + "/dev/shm/\(SegmentName.prefix)\(r)") }
+  }
+}
+
+// MARK: job filter
+
+/// Which jobs `ls` (and the job picker, `attach`) show: by name, by state word, by owner.
+struct JobFilter {
+  /// The state words `--state` accepts (`JobSummary.stateWord`), and `live`.
+  static let stateWords = ["starting", "running", "paused", "checkpointing", "stalled", "finished", "stopped", "failed",
+                           "stale", "unreadable", "live"]
+  static let liveWords: Set<String> = ["starting", "running", "paused", "checkpointing", "stalled"]
+
+  var name: String?
+  var states: Set<String>?
+  var everyUser = false
+
+  /// The words of a `--state` value; throws a `ValidationError` naming the unknown one.
+  static func states(_ text: String) throws -> Set<String> {
+    var out = Set<String>()
+    for w in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !w.isEmpty {
+      guard stateWords.contains(w) else {
+        throw ValidationError("--state: unknown state '\(w)'; use \(stateWords.joined(separator: ", "))")
+      }
+      if w == "live" { out.formUnion(liveWords) } else { out.insert(w) }
+    }
+    guard !out.isEmpty else { throw ValidationError("--state needs a state, e.g. --state running,paused") }
+    return out
+  }
+
+  func accepts(_ j: JobSummary) -> Bool {
+    if !everyUser && !j.isMine { return false }
+    if let states, !states.contains(j.stateWord) { return false }
+    if let name, !name.isEmpty {
+      let glob = name.contains("*") || name.contains("?") || name.contains("[")
+      if glob ? fnmatch(name, j.name, 0) != 0 : !j.name.contains(name) { return false }
+    }
+    return true
+  }
+
+  /// What hides the others, e.g. "other users' jobs (--all)".
+  func describe() -> String {
+    var parts: [String] = []
+    if !everyUser { parts.append("other users' jobs unless --all") }
+    if let name, !name.isEmpty { parts.append("names not matching '\(name)'") }
+    if let states { parts.append("states other than \(states.sorted().joined(separator: ","))") }
+    return parts.joined(separator: ", ")
   }
 }

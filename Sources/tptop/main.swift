@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JobSchema
 import Telemetry
 
 /// `tptop`: watch and steer tensor-parallel training jobs.
@@ -13,6 +14,7 @@ struct TPTop: ParsableCommand {
       Without it, the default namespace: on world rank 0's machine, every rank of
       a job, also the ranks of other nodes (docs/TELEMETRY.md).
       """,
+    version: "tptop \(ProjectVersion.string)",
     subcommands: dashboardSubcommands + jobSubcommands + [SuperviseCommand.self, ServeCommand.self, BenchScrape.self],
     defaultSubcommand: dashboardDefaultSubcommand)
 
@@ -33,6 +35,11 @@ do {
 } catch {
   FileHandle.standardError.write(Data("tptop: \(error)\n".utf8))
   exit(ExitCode.validationFailure.rawValue)
+}
+// `--version` belongs to tptop itself; the default subcommand would refuse it as its own option.
+if arguments == ["--version"] || arguments == ["version"] {
+  print("tptop \(ProjectVersion.string)")
+  exit(0)
 }
 if let word = TPTop.unknownCommand(arguments) {
   FileHandle.standardError.write(Data("""

@@ -36,7 +36,8 @@ struct TPTrain: ParsableCommand {
       SIGTERM or SIGINT (to mpirun or any rank) writes a checkpoint at the next
       step boundary and exits 0; give mpirun --mca odls_base_sigkill_timeout 30
       for checkpoints that take over 1 s.
-      """)
+      """,
+    version: "tptrain \(ProjectVersion.string)")
 
   @OptionGroup var setup: RunSetup
 
@@ -270,7 +271,8 @@ struct TPTrain: ParsableCommand {
       totalSteps: settings.steps, features: RunFeatures(
         sequenceParallel: gpt.activationOptions.sequenceParallel, distributedOptimizer: gpt.partition.shards > 1,
         recompute: RunFeatures.Recompute(gpt.activationOptions.recompute),
-        overlapGradReduce: setup.overlapGradReduce && grid.dp > 1, overlapTP: setup.overlapTP && grid.tp > 1),
+        overlapGradReduce: setup.overlapGradReduce && grid.dp > 1, overlapTP: setup.overlapTP && grid.tp > 1)
+        .with(checkpointAtStop: setup.checkpointEvery > 0),
       anyFailed: { failed in
         var flag = failed ? 1.0 : 0.0
         world.allReduce(&flag, count: 1, .max)

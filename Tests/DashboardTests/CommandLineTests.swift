@@ -45,4 +45,22 @@ final class CommandLineTests: XCTestCase {
     XCTAssertEqual(r.status, 64)
     XCTAssertTrue(r.stderr.contains("Usage: tptop ls"), r.stderr)
   }
+
+  /// `tptop --version` and `tptrain --version` print the version on stdout, nothing else.
+  func testVersion() throws {
+    for tool in ["tptop", "tptrain"] {
+      let p = Process()
+      p.executableURL = URL(fileURLWithPath: try BuildProducts.path(tool))
+      p.arguments = ["--version"]
+      let out = Pipe(), err = Pipe()
+      (p.standardOutput, p.standardError, p.standardInput) = (out, err, FileHandle.nullDevice)
+      try p.run()
+      let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+      let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+      p.waitUntilExit()
+      XCTAssertEqual(p.terminationStatus, 0, "\(tool): \(errors)")
+      XCTAssertNotNil(text.range(of: #"^\#(tool) \d+\.\d+\.\d+\n$"#, options: .regularExpression), "\(tool): \(text)\(errors)")
+      XCTAssertFalse(errors.contains("home"), errors)
+    }
+  }
 }

@@ -191,11 +191,13 @@ final class EndToEndTests: XCTestCase {
       EndToEndTests.rankRows(s)[0]?.0 == "running" && s.contains("● running")
     }
     keys("S")
-    try waitFor("stop confirmation", timeout: 10) { $0.contains("(y / n)") }
+    // the prompt says the stop is final
+    try waitFor("stop confirmation", timeout: 10) { $0.contains("for good") && $0.contains("y stop") }
     keys("y")
     try waitFor("the job to stop", timeout: 60) { s in
       let rows = EndToEndTests.rankRows(s)
-      return rows[0]?.0 == "finished" && rows[1]?.0 == "finished"
+      // one word for the state: ranks of a job stopped before its last step read stopped
+      return rows[0]?.0 == "stopped" && rows[1]?.0 == "stopped"
     }
     // the header says the job stopped (on request, before its last step), not that it finished
     s = try waitFor("the header to say stopped", timeout: 20) { $0.contains("● stopped") }

@@ -235,7 +235,7 @@ final class RenderTests: XCTestCase {
     s.showHelp = false
     s.confirmingStop = true
     g = render(h, s, 80, 24)
-    XCTAssertTrue(g.text.contains("(y / n)"), g.text)
+    XCTAssertTrue(g.text.contains("y stop  /  n keep running"), g.text)
   }
 
   func testAsciiFallbackWritesOnlyAscii() {
@@ -364,9 +364,9 @@ final class FeatureRenderTests: XCTestCase {
     }
     let full = DashboardModel(history: all, state: AppState(), themeName: "default")
     let rates = full.rows.filter { $0.tp == 0 }.map { $0.tokensPerSecond! }
-    XCTAssertEqual(full.header.tokensPerSecond, rates.reduce(0, +), accuracy: 1e-6)
+    XCTAssertEqual(full.header.tokensPerSecond!, rates.reduce(0, +), accuracy: 1e-6)
     let partial = DashboardModel(history: part, state: AppState(), themeName: "default")
-    XCTAssertEqual(partial.header.tokensPerSecond, 2 * rates[1], accuracy: 1e-6)
+    XCTAssertEqual(partial.header.tokensPerSecond!, 2 * rates[1], accuracy: 1e-6)
     XCTAssertEqual(DashboardModel.jobState(part).0, "running", "ranks that never attached say nothing")
   }
 

@@ -37,4 +37,25 @@ final class RunnerTests: XCTestCase {
     XCTAssertEqual(Array(command.suffix(plan.torchrunArguments.count)), plan.torchrunArguments)
     XCTAssertTrue(command[4].hasSuffix("torchrun") || command[5...6] == ["-m", "torch.distributed.run"], "\(command)")
   }
+
+  /// The torch of the Python the user works in: --python, then the active venv (or conda env),
+  /// then the torchrun beside the first python3 on PATH, then any torchrun.
+  func testTorchrunFollowsTheActivePython() throws {
+    let files: Set<String> = ["/venv/bin/torchrun", "/venv/bin/python3", "/usr/bin/torchrun", "/usr/bin/python3",
+                              "/conda/bin/python3", "/opt/py/bin/python3", "/my/python"]
+    let exists = { (p: String) in files.contains(p) }
+    func launcher(_ python: String? = nil, _ env: [String: String]) throws -> [String] {
+      try Runner.torchrunLauncher(python: python, environment: env, isExecutable: exists)
+    }
+    XCTAssertEqual(try launcher("/my/python", ["VIRTUAL_ENV": "/venv"]), ["/my/python", "-m", "torch.distributed.run"])
+    XCTAssertThrowsError(try launcher("/nope/python", [:])) { e in
+      XCTAssertEqual("\(e)", "--python /nope/python: not an executable Python interpreter")
+    }
+    XCTAssertEqual(try launcher(nil, ["VIRTUAL_ENV": "/venv", "PATH": "/usr/bin"]), ["/venv/bin/torchrun"])
+    XCTAssertEqual(try launcher(nil, ["CONDA_PREFIX": "/conda", "PATH": "/usr/bin"]), ["/conda/bin/python3", "-m", "torch.distributed.run"])
+    // no environment active: the python3 first on PATH decides, not a torchrun later on PATH
+    XCTAssertEqual(try launcher(nil, ["PATH": "/opt/py/bin:/usr/bin"]), ["/opt/py/bin/python3", "-m", "torch.distributed.run"])
+    XCTAssertEqual(try launcher(nil, ["PATH": "/usr/bin"]), ["/usr/bin/torchrun"])
+    XCTAssertThrowsError(try launcher(nil, ["PATH": "/empty"]))
+  }
 }

@@ -204,13 +204,14 @@ final class ControlTests: XCTestCase {
     XCTAssertTrue(reader.summary().stoppedEarly, "stopped before its 100000 steps")
     let ls = try runTool(tool, ["ls"])
     let row = try XCTUnwrap(ls.stdout.split(separator: "\n").first { $0.hasPrefix(job + " ") }, ls.stdout)
-    XCTAssertTrue(row.hasSuffix("stopped before its last step"), String(row))
+    // one word for the state: the STATE column says stopped (not finished with a note)
+    XCTAssertEqual(row.split(separator: " ", omittingEmptySubsequences: true)[1], "stopped", String(row))
     // watch on the ended job: its newest records are the stop events, the last line names the step
     let lastStep = reader.rankStatus(0).lastStep
     let watched = try runTool(tool, ["watch", job])
     XCTAssertEqual(watched.status, 0, watched.stderr)
     XCTAssertEqual(watched.stdout.split(separator: "\n").last.map(String.init),
-                   "job \(job) finished at step \(lastStep) (stopped before its last step)", watched.stdout)
+                   "job \(job) stopped at step \(lastStep) of 100000", watched.stdout)
     let events = reader.poll().flatMap(\.events).map(\.kind)
     for k in [EventKind.paused, .resumed, .checkpointSaved, .stopped] {
       XCTAssertEqual(events.filter { $0 == k }.count, 2, "\(k) on both ranks")
@@ -254,6 +255,11 @@ final class ControlTests: XCTestCase {
     let exposed = steps.map { ($0["comm_ns"] as! Int, $0["rank"] as! Int) }.max { $0.0 < $1.0 }!
     let hidden = steps.map { ($0["allreduce_total_ns"] as! Int) - min($0["comm_ns"] as! Int, $0["allreduce_total_ns"] as! Int) }.max()!
     XCTAssertTrue(stepLines[9].hasSuffix(String(format: "  exposed max %.1f ms r%d  hidden %.1f ms", Double(exposed.0) / 1e6, exposed.1, Double(hidden) / 1e6)), stepLines[9])
+    // the learning rate and the gradient norm rank 0 recorded at that step
+    let r0 = try XCTUnwrap(steps.first { $0["rank"] as? Int == 0 })
+    let lr = try XCTUnwrap(r0["lr"] as? Double), gnorm = try XCTUnwrap(r0["grad_norm"] as? Double)
+    XCTAssertGreaterThan(lr, 0)
+    XCTAssertTrue(stepLines[9].contains(String(format: "  lr %.3g  gnorm %.4g  tok/s ", Float(lr), Float(gnorm))), stepLines[9])
   }
 
   func testListExportAndGarbageCollection() throws {

@@ -3,6 +3,7 @@ Swift writes, Python reads; Python writes, Swift reads (`tptop watch`, `export`,
 a Python job steered by `tptop pause / resume / checkpoint / stop`; and the multi-process
 stress test — a Python writer at full speed, Swift readers that check every record."""
 
+import datetime
 import json
 import os
 import re
@@ -61,11 +62,23 @@ class SwiftWritesPythonReads(WithTptop):
             self.assertEqual(py["type"], sw["type"])
             self.assertEqual((py["rank"], py["index"], py["step"], py["timestamp_ns"]),
                              (sw["rank"], sw["index"], sw["step"], sw["timestamp_ns"]))
+            # the wall clock export adds: the boot-clock timestamp moved by (now − boot now)
+            wall = time.time_ns() - (time.monotonic_ns() - py["timestamp_ns"])
+            self.assertLess(abs(sw["unix_ns"] - wall), 2_000_000_000, (sw["unix_ns"], wall))
+            iso = datetime.datetime.strptime(sw["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+            self.assertEqual(int(iso.timestamp() * 1000), sw["unix_ns"] // 1_000_000)
             if py["type"] == "step":
                 steps += 1
+                # the --log line's names and units, derived from the record
+                for name in ("step", "forward", "backward", "optimizer", "comm"):
+                    self.assertAlmostEqual(sw[name + "_ms"], py[name + "_ns"] / 1e6, places=3)
+                if py["step_ns"] > 0:
+                    self.assertAlmostEqual(sw["tokens_per_s"], py["tokens"] / (py["step_ns"] / 1e9), delta=0.01)
+                derived = {"unix_ns", "time", "step_ms", "tokens_per_s", "forward_ms", "backward_ms", "optimizer_ms",
+                           "comm_ms", "comm_exposed_ms", "comm_total_ms", "comm_peer_wait_ms"}
                 for k, v in sw.items():
                     key = {"allreduce_hist": "histogram"}.get(k, k)
-                    if key in ("type",):
+                    if key in ("type",) or key in derived:
                         continue
                     self.assertTrue(same(py[key], v, key), f"{key}: python {py[key]} swift {v}")
             elif py["type"] == "event":
@@ -190,7 +203,7 @@ class PythonJobObeysTptop(WithTptop):
         for p in self.procs:
             self.assertEqual(p.wait(timeout=20), 0)
         summary = run([self.tptop, "ls"]).stdout
-        self.assertIn("stopped before its last step", next(x for x in summary.splitlines() if x.startswith(self.job)))
+        self.assertEqual(next(x for x in summary.splitlines() if x.startswith(self.job)).split()[1], "stopped")
         r.close()
 
 

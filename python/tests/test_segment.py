@@ -2,6 +2,7 @@
 control page and the pause/resume/stop acknowledgement (the Python reader checks)."""
 
 import os
+import re
 import stat
 import struct
 import threading
@@ -62,6 +63,24 @@ class SegmentTests(unittest.TestCase):
         self.assertEqual(qkv["descriptions"][0], "heads 0–1 of 4: q/k/v rows 0–31 of each 64")
         r.close()
         job.close()
+
+    def test_control_declarations_set_their_feature_bits(self):
+        # the bits JobSchema's RunFeatures defines (read from the Swift source, not restated)
+        src = open(os.path.join(support.REPO, "Sources/JobSchema/RunFeatures.swift")).read()
+        for name, const in (("checkpointAtStopBit", L.FEATURE_CHECKPOINT_AT_STOP), ("ignoresControlBit", L.FEATURE_IGNORES_CONTROL)):
+            m = re.search(name + r": UInt64 = 1 << (\d+)", src)
+            self.assertIsNotNone(m, name)
+            self.assertEqual(const, 1 << int(m.group(1)), name)
+        for kw, want in ((dict(), 0), (dict(honours_control=True), 0),
+                         (dict(honours_control=False), L.FEATURE_IGNORES_CONTROL),
+                         (dict(checkpoint_at_stop=True, features=L.features(overlap_tp=True)),
+                          L.FEATURE_CHECKPOINT_AT_STOP | L.FEATURE_OVERLAP_TP)):
+            job = self.create(**kw)
+            r = Reader(self.job)
+            self.assertEqual(r.info["features"], want, kw)
+            r.close()
+            job.close()
+            support.remove(self.job)
 
     def test_features_word_reaches_the_reader(self):
         word = L.features(sequence_parallel=True, distributed_optimizer=True, recompute="full")

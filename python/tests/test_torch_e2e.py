@@ -153,7 +153,7 @@ class TorchEndToEnd(unittest.TestCase):
         out = run([self.tptop, "checkpoint", self.job, "--timeout", "60"], timeout=90).stdout
         self.assertIn("checkpoint", out)
         for k in range(2):
-            self.assertTrue(os.path.exists(os.path.join(ck, f"step_{paused[0]}", f"rank_{k}.pt")))
+            self.assertTrue(os.path.exists(os.path.join(ck, f"step_{paused[0]:08d}", f"rank_{k}.pt")))
 
         # resume: both advance again
         run([self.tptop, "resume", self.job, "--timeout", "60"], timeout=90)
@@ -173,7 +173,7 @@ class TorchEndToEnd(unittest.TestCase):
         sys.stderr.write(f"  {out.strip()}; watch saw {sum(x.startswith('step ') for x in lines)} step lines\n")
         self.assertEqual(self.watch.wait(timeout=30), 0)
         reader.join(timeout=10)  # the process has exited; its last lines may still be in the pipe
-        self.assertTrue(any(x.startswith(f"job {self.job} finished at step") for x in lines), lines)
+        self.assertTrue(any(x.startswith(f"job {self.job} stopped at step") for x in lines), lines)
         for k in range(2):
             self.assertEqual(r.rank_status(k)["state"], "finished")
         self.assertEqual(len(set(steps())), 1)

@@ -37,7 +37,8 @@ class Job:
 
     @classmethod
     def create(cls, name=None, world_size=1, tp=1, dp=None, total_steps=0, model=None, shards=(),
-               slot_count=L.DEFAULT_SLOT_COUNT, preset="python", features=0):
+               slot_count=L.DEFAULT_SLOT_COUNT, preset="python", features=0, honours_control=None,
+               checkpoint_at_stop=False):
         """Creates the segment exclusively (mode 0600) and publishes the description; ``ready``
         is written last.
 
@@ -46,8 +47,13 @@ class Job:
         shape, split ("replicated", "column", "row", "vocab"), split_dim, ranks (per TP rank a
         list of half-open (start, end) ranges along split_dim) and descriptions (per TP rank);
         see ``gpt2_shards``. ``features``: the header's feature word (``layout.features``
-        builds it: sequence parallelism, distributed optimizer, recomputation). Raises ``TelemetryError`` (one line) on a bad argument, an existing
-        segment or a full /dev/shm.
+        builds it: sequence parallelism, distributed optimizer, recomputation).
+        ``honours_control``: False declares that the loop never calls ``wait_while_paused``, so
+        tptop says that pause and stop do nothing instead of waiting for them (None, the
+        default, claims nothing: tptop then notices steps going on past a pause).
+        ``checkpoint_at_stop``: True when the loop writes a checkpoint before it stops on request
+        (tptop's stop prompt says so). Raises ``TelemetryError`` (one line) on a bad argument,
+        an existing segment or a full /dev/shm.
         """
         check_platform()
         name = _job_name(name)
@@ -81,7 +87,8 @@ class Job:
             words = list(g.header_words().values()) + [
                 (H.SLOT_COUNT, slot_count), (H.CREATION_TIME_NS, time.time_ns()),
                 (H.INCARNATION, random.SystemRandom().getrandbits(64)), (H.TOTAL_STEPS, total_steps),
-                (H.FEATURES, features)]
+                (H.FEATURES, features | (L.FEATURE_IGNORES_CONTROL if honours_control is False else 0)
+                 | (L.FEATURE_CHECKPOINT_AT_STOP if checkpoint_at_stop else 0))]
             for off, v in words:
                 m.set_u64(off, v)
             for off, v in ((H.OWNER_UID, os.geteuid()), (H.WORLD_SIZE, world_size), (H.TP, tp), (H.DP, dp),

@@ -230,6 +230,10 @@ FEATURE_RECOMPUTE_SHIFT = 2
 RECOMPUTE_MODES = ("none", "selective", "full")
 FEATURE_OVERLAP_GRAD_REDUCE = 1 << 4
 FEATURE_OVERLAP_TP = 1 << 5
+#: a stop request writes a checkpoint first
+FEATURE_CHECKPOINT_AT_STOP = 1 << 6
+#: the job applies no pause, resume, checkpoint or stop request (its loop never asks)
+FEATURE_IGNORES_CONTROL = 1 << 7
 
 
 def features(sequence_parallel=False, distributed_optimizer=False, recompute="none",

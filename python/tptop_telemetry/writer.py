@@ -102,6 +102,8 @@ class RankWriter:
         self._next = self._m.u64(self._h + R.WRITE_INDEX)
         self._memory = ProcessMemory()
         self._last_step = 0
+        self._previous_step_ns = None  # monotonic ns of the previous step() call
+        self._paused_ns = 0  # ns paused in wait_while_paused since then
         self._state = "starting"
         self._checkpoints_seen = 0
         m, h = self._m, self._h
@@ -144,12 +146,20 @@ class RankWriter:
         optimizer_bytes, activation_bytes; comm_peer_wait_us (of comm, the exposed communication,
         the µs spent waiting for a slower peer; allreduce_total is the time collectives were in
         flight). ``allreduce``: an ``AllReduceStats`` (then reset).
+        Without ``step_ms``/``step_ns`` the writer times the step itself: the wall time since the
+        previous ``step()`` call, less the time spent paused in ``wait_while_paused`` (the first
+        step has no previous call and stays unmeasured), so tokens/s and the ETA are real.
         A non-finite loss also publishes a nonfinite_loss event.
         """
+        now = time.monotonic_ns()
         for name in _MS_FIELDS:
             ms = fields.pop(name + "_ms", None)
             if ms is not None:
                 fields[name + "_ns"] = int(ms * 1e6)
+        if "step_ns" not in fields and self._previous_step_ns is not None:
+            fields["step_ns"] = max(0, now - self._previous_step_ns - self._paused_ns)
+        self._previous_step_ns = now
+        self._paused_ns = 0
         if allreduce is not None:
             for k, v in allreduce.fields().items():
                 fields.setdefault(k, v)
@@ -158,7 +168,6 @@ class RankWriter:
             fields["rss_bytes"] = self._memory.rss_bytes()
         if self._state == "starting":
             self.set_state("running")
-        now = time.monotonic_ns()
         self._publish(encode_step(step, self.world_rank, now, tokens=tokens, loss=loss, lr=lr, **fields))
         self._last_step = step
         self._set(R.LAST_STEP, step)
@@ -271,6 +280,7 @@ class RankWriter:
         s = self._last_step if step is None else step
         d = self.control(sync)
         if d.desired == "pause":
+            paused_at = time.monotonic_ns()
             self.set_state("paused")
             self._acknowledge("pause", s)
             self.event(kind="paused", step=s)
@@ -285,6 +295,7 @@ class RankWriter:
                 d = self.control(sync)
                 pending = pending or d.checkpoint
             d = Decision(d.desired, pending)
+            self._paused_ns += time.monotonic_ns() - paused_at
             if d.desired == "run":
                 self.set_state("running")
                 self._acknowledge("run", s)

@@ -54,17 +54,18 @@ enum CommView {
     let cols = inner.width - 6
     var first = 0
     if n > rowsAvail { first = min(max(0, m.state.selectedRank - rowsAvail / 2), n - rowsAvail) }
-    for (i, rank) in (first..<min(n, first + rowsAvail)).enumerated() {
-      let y = inner.y + i
+    // a band of rows per rank when there is room (up to 6), so a few ranks fill the pane
+    let band = n > 0 && n <= rowsAvail ? max(1, min(6, rowsAvail / n)) : 1
+    for (i, rank) in (first..<min(n, first + rowsAvail / band)).enumerated() {
+      let y = inner.y + i * band
       let sel = rank == m.state.selectedRank
-      g.put(Format.fit((sel ? String(glyphs.pointer) : " ") + "r\(rank)", 5), x: inner.x, y: y, style: sel ? .accent : .rank(rank))
+      g.put(Format.fit((sel ? String(glyphs.pointer) : " ") + "r\(rank)", 5), x: inner.x, y: y + (band - 1) / 2, style: sel ? .accent : .rank(rank))
       let samples = m.history.samples[rank].suffix(cols)
       let x0 = inner.x + 6 + cols - samples.count
       for (k, s) in samples.enumerated() {
-        guard let (f, st) = value(s) else { g[x0 + k, y] = Cell(glyphs.barEmpty, .dim); continue }
         // Shade encodes the level too, so the map reads without colour.
-        let shade = glyphs.shades[max(1, Style.levelIndex(f))]
-        g[x0 + k, y] = Cell(shade, st)
+        let cell = value(s).map { Cell(glyphs.shades[max(1, Style.levelIndex($0.0))], $0.1) } ?? Cell(glyphs.barEmpty, .dim)
+        for dy in 0..<band where band == 1 || dy < band - 1 || band < 3 { g[x0 + k, y + dy] = cell }
       }
     }
     let ly = inner.maxY - 1
@@ -123,7 +124,7 @@ extension CommView {
             x: inner.x, y: ly, style: .warn, maxWidth: inner.width)
     } else if let s = CommExposure.standsOut(all.map { $0?.exposed }), s.othersMedian > 0 {
       // say how close the ranks are, so "none" can be checked against the rows above
-      g.put("no straggler: r\(s.rank) blocked least, \(Format.ms(s.least)) ms vs the others' \(Format.ms(s.othersMedian)) (a straggler: \(String(format: "%g", CommExposure.factor))× and 0.5 ms more)" + hiddenRanks,
+      g.put("no straggler: no rank keeps the others waiting (r\(s.rank) waits least, \(Format.ms(s.least)) ms a step; the others \(Format.ms(s.othersMedian)) ms)" + hiddenRanks,
             x: inner.x, y: ly, style: .dim, maxWidth: inner.width)
     } else {
       g.put("no straggler" + hiddenRanks, x: inner.x, y: ly, style: .dim, maxWidth: inner.width)

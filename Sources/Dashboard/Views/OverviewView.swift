@@ -4,29 +4,92 @@ import Foundation
 enum OverviewView {
   static func draw(_ g: inout CellGrid, _ m: DashboardModel, _ body: Rect) {
     let n = tableLines(m).count
-    // The table wants a row per rank (and node heading) plus header and borders; the chart keeps
-    // at least 7 rows.
+    // The table wants a row per rank (and node heading) plus header and borders; the charts
+    // keep at least 7 rows.
     let tableH = min(n + 3, max(5, body.height - 7))
-    let chartRect = Rect(x: body.x, y: body.y, width: body.width, height: body.height - tableH)
-    let tableRect = Rect(x: body.x, y: chartRect.maxY, width: body.width, height: tableH)
-    g.markPane("loss chart", chartRect)
+    let chartArea = Rect(x: body.x, y: body.y, width: body.width, height: body.height - tableH)
+    let tableRect = Rect(x: body.x, y: chartArea.maxY, width: body.width, height: tableH)
+    let panes = chartPanes(chartArea)
+    for (metric, rect) in panes {
+      g.markPane(metric == .loss ? "loss chart" : "\(metricName(metric)) chart", rect)
+      drawMetric(&g, m, metric, rect)
+    }
     g.markPane("rank table", tableRect)
-    drawLoss(&g, m, chartRect)
     drawTable(&g, m, tableRect)
   }
 
-  static func drawLoss(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect) {
+  /// The chart panes: the loss chart, and beside it as many of grad norm, learning rate, step
+  /// time and tokens/s as the room allows (a column of them, two columns on wide terminals),
+  /// each at least 6 rows high.
+  static func chartPanes(_ area: Rect) -> [(Metric, Rect)] {
+    let others: [Metric] = [.gradNorm, .learningRate, .stepTime, .tokensPerSecond]
+    guard area.width >= 70, area.height >= 6 else { return [(.loss, area)] }
+    let columns = area.width >= 180 ? 2 : 1
+    let sideW = columns == 2 ? area.width * 11 / 20 : max(28, area.width * 2 / 5)
+    let perColumn = min(others.count / columns, area.height / 6)
+    guard perColumn > 0 else { return [(.loss, area)] }
+    let loss = Rect(x: area.x, y: area.y, width: area.width - sideW, height: area.height)
+    var panes: [(Metric, Rect)] = [(.loss, loss)]
+    let colW = sideW / columns
+    for c in 0..<columns {
+      let x = loss.maxX + c * colW
+      let w = c == columns - 1 ? area.maxX - x : colW
+      for i in 0..<perColumn {
+        let y0 = area.y + area.height * i / perColumn
+        let y1 = area.y + area.height * (i + 1) / perColumn
+        panes.append((others[c * perColumn + i], Rect(x: x, y: y0, width: w, height: y1 - y0)))
+      }
+    }
+    return panes
+  }
+
+  /// The chart title's name of a metric.
+  static func metricName(_ metric: Metric) -> String {
+    switch metric {
+    case .loss: return "loss"
+    case .gradNorm: return "grad norm"
+    case .learningRate: return "lr"
+    case .stepTime: return "ms/step"
+    case .tokensPerSecond: return "tok/s"
+    }
+  }
+
+  static func format(_ metric: Metric, _ v: Double) -> String {
+    switch metric {
+    case .learningRate: return v == 0 ? "0" : String(format: "%.2e", v)
+    case .stepTime: return Format.ms(v * 1e6)
+    case .tokensPerSecond: return Format.count(v)
+    case .loss, .gradNorm: return Format.value(v)
+    }
+  }
+
+  /// One metric's chart: the median across ranks with a min–max band, or one line per rank
+  /// (`m`) with a legend; the cursor's step and each series' value there, else the latest value.
+  static func drawMetric(_ g: inout CellGrid, _ m: DashboardModel, _ metric: Metric, _ r: Rect) {
     let w = m.state.smoothing
-    let mode = m.state.perRankLines ? "per rank" : "median, min\(Glyphs.current.dash)max band"
-    var title = "loss (\(mode)"
-    title += w > 0 ? ", EMA \(w)" : ", raw"
-    title += m.state.logY ? ", log-y)" : ")"
+    let smoothed = metric != .learningRate && w > 0
+    var title: String
+    if metric == .loss {
+      let mode = m.state.perRankLines ? "per rank" : "median, min\(Glyphs.current.dash)max band"
+      title = "loss (\(mode)"
+      title += w > 0 ? ", EMA \(w)" : ", raw"
+      title += m.state.logY ? ", log-y)" : ")"
+    } else {
+      title = metricName(metric) + (smoothed ? " (EMA \(w))" : "")
+    }
     g.box(r, title: title)
     let inner = r.inset(1)
-    let series = m.lossSeries()
+    let series = m.series(metric)
+    guard series.contains(where: { !$0.points.isEmpty }) || m.stepRange == nil else {
+      // a writer that does not report the metric: say so, never draw it as zero
+      g.put("not reported", x: inner.x + max(0, inner.width / 2 - 6), y: inner.y + inner.height / 2, style: .dim, maxWidth: inner.width)
+      return
+    }
     var chart = LineChart()
-    chart.logY = m.state.logY
-    if m.state.perRankLines {
+    chart.logY = m.state.logY && metric == .loss
+    chart.cursorX = m.state.cursorStep.map(Double.init)
+    let perRank = m.state.perRankLines && series.count > 1
+    if perRank {
       chart.lines = series.map { LineChart.Series(points: $0.points, style: .rank($0.rank)) }
     } else {
       // Median and range across ranks at each step.
@@ -44,11 +107,52 @@ enum OverviewView {
       chart.lines = [LineChart.Series(points: median, style: .chartLine)]
       chart.band = band
     }
-    chart.draw(into: &g, in: inner)
-    // Latest value in the top-right corner of the frame.
-    if let last = series.compactMap({ $0.points.last?.1 }).sorted().dropFirst(series.count / 2).first {
-      let s = " now \(Format.value(last)) "
-      if r.width > title.count + s.count + 6 { g.put(s, x: r.maxX - s.count - 1, y: r.y, style: .accent) }
+    // The legend (per-rank lines) takes the chart's last inner row.
+    var plotRect = inner
+    if perRank && inner.height > 5 {
+      plotRect.height -= 1
+      var x = inner.x + 8
+      var shown = 0
+      for s in series where !s.points.isEmpty {
+        let label = "\(Glyphs.current.unicode ? "━" : "-") r\(s.rank) "
+        guard x + label.count <= inner.maxX else { break }
+        x += g.put(label, x: x, y: inner.maxY - 1, style: .rank(s.rank))
+        shown += 1
+      }
+      if shown < series.count { g.put(Glyphs.current.ellipsis, x: min(x, inner.maxX - 1), y: inner.maxY - 1, style: .dim) }
+    }
+    chart.draw(into: &g, in: plotRect)
+    // Top-right corner of the frame: the cursor's step and values, else the latest value.
+    var corner: String
+    var shorter: String?  // the corner without the range, when the range does not fit
+    var cornerStyle: Style = .accent
+    if let c = m.state.cursorStep {
+      let values = m.values(metric, atStep: c)
+      if values.isEmpty {
+        corner = " step \(c): \(Glyphs.current.dash) "
+      } else if perRank || values.count == 1 {
+        corner = " step \(c): " + values.map { (perRank ? "r\($0.rank) " : "") + format(metric, $0.value) }.joined(separator: " ") + " "
+      } else {
+        let sorted = values.map(\.value).sorted()
+        corner = " step \(c): \(format(metric, sorted[sorted.count / 2])) "
+        if sorted.first! < sorted.last! {
+          shorter = corner
+          corner += "(\(format(metric, sorted.first!))\(Glyphs.current.dash)\(format(metric, sorted.last!))) "
+        }
+      }
+      cornerStyle = .accent
+    } else {
+      let lasts = series.compactMap { $0.points.last?.1 }.sorted()
+      guard let last = lasts.dropFirst(lasts.count / 2).first else { return }
+      corner = " now \(format(metric, last)) "
+    }
+    let room = r.width - title.unicodeScalars.count - 6
+    if corner.unicodeScalars.count > room, let s = shorter { corner = s }
+    if corner.unicodeScalars.count > room, m.state.cursorStep != nil, room > 8 {
+      corner = Format.fit(corner, room)
+    }
+    if corner.unicodeScalars.count <= room {
+      g.put(corner, x: r.maxX - corner.unicodeScalars.count - 1, y: r.y, style: cornerStyle)
     }
   }
 
@@ -87,6 +191,10 @@ enum OverviewView {
       Column(title: "state", width: 8, right: false, priority: 45, draw: text { r in
         // a lost node's ranks show no stale state as if it were current
         if r.lost { return ("LOST", .error) }
+        if r.remote { return ("remote", .dim) }
+        // one word per state: the ranks of a job stopped before its last step read stopped,
+        // as the header does
+        if r.state == .finished && m.header.step < m.header.totalSteps { return ("stopped", .dim) }
         return (r.state == .failed ? "FAILED" : r.state.label, r.state == .failed ? .error : r.state == .paused ? .warn : .normal)
       }),
       Column(title: "step", width: 6, right: true, priority: 90, draw: rightText { r in ("\(r.step)", failedStyle(r)) }),
@@ -100,22 +208,43 @@ enum OverviewView {
         (r.tokensPerSecond.map(Format.count) ?? "–", .normal)
       }),
       Column(title: "memory", width: 10, right: false, priority: 50, draw: { g, r, x, y, w in
+        guard r.rssBytes > 0 else {
+          g.put(Format.fit("–", 5, right: true), x: x, y: y, style: .dim)
+          return
+        }
         let label = Format.fit(Format.bytes(r.rssBytes), 5, right: true)
         g.put(label, x: x, y: y, style: .normal)
         drawBar(&g, x: x + 6, y: y, width: w - 6, fraction: r.memoryFraction, style: .memory(r.memoryFraction))
       }),
       Column(title: "AR p50/max", width: 10, right: true, priority: 75, draw: rightText { r in
         guard let p = r.allReduceP50Ms else { return ("–", .dim) }
-        return ("\(Format.ms(p * 1e6))/\(Format.ms((r.allReduceMaxMs ?? 0) * 1e6))", .normal)
+        // the p50 is a log2 bucket (a factor of 2 wide): one significant digit is all it holds
+        return ("\(Format.oneDigit(p))/\(Format.ms((r.allReduceMaxMs ?? 0) * 1e6))", .normal)
       }),
       // the step's share blocked in communication (exposed; hidden overlap is in the Comm view)
       Column(title: "comm%", width: 5, right: true, priority: 65, draw: rightText { r in
         (r.commPercent.map { "\(Int($0.rounded()))%" } ?? "–", (r.commPercent ?? 0) > 30 ? .warn : .normal)
       }),
       Column(title: "util", width: 8, right: false, priority: 55, draw: { g, r, x, y, w in
-        let u = r.utilization ?? 0
+        guard let u = r.utilization else {
+          g.put(Format.fit("–", 4, right: true), x: x, y: y, style: .dim)
+          return
+        }
         g.put(Format.fit("\(Int((u * 100).rounded()))%", 4, right: true), x: x, y: y, style: .normal)
         drawBar(&g, x: x + 5, y: y, width: w - 5, fraction: u, style: .utilization(u))
+      }),
+      // wide terminals only (the lowest priorities): where the step goes, what overlap hides,
+      // and the arithmetic rate
+      Column(title: "fwd/bwd/opt ms", width: 16, right: true, priority: 8, draw: rightText { r in
+        guard r.forwardMs != nil || r.backwardMs != nil || r.optimizerMs != nil else { return ("–", .dim) }
+        let parts = [r.forwardMs, r.backwardMs, r.optimizerMs].map { $0.map { Format.ms($0 * 1e6) } ?? "–" }
+        return (parts.joined(separator: "/"), .normal)
+      }),
+      Column(title: "hidden", width: 6, right: true, priority: 7, draw: rightText { r in
+        (r.hiddenMs.map { Format.ms($0 * 1e6) } ?? "–", r.hiddenMs == nil ? .dim : .normal)
+      }),
+      Column(title: "GFLOP/s", width: 7, right: true, priority: 6, draw: rightText { r in
+        (r.gflops.map(Format.count) ?? "–", r.gflops == nil ? .dim : .normal)
       }),
       Column(title: "beat", width: 5, right: true, priority: 80, draw: rightText { r in
         // A finished rank stops beating: its age is history, not a warning.
@@ -135,8 +264,9 @@ enum OverviewView {
       if total(trial) <= width { cols = trial }
     }
     var spare = width - total(cols)
-    // Spare room goes to the bars first, then host:pid and the latency column.
-    for (title, most) in [("memory", 12), ("util", 12), ("host:pid", 8), ("AR p50/max", 3)] where spare > 0 {
+    // Spare room goes to the bars first, then host:pid and the latency column; on a wide
+    // terminal the bars take what is left, so the table spans the screen.
+    for (title, most) in [("memory", 12), ("util", 12), ("host:pid", 8), ("AR p50/max", 3), ("memory", 40), ("util", 40)] where spare > 0 {
       if let i = cols.firstIndex(where: { $0.title == title }) {
         let add = min(spare, most)
         cols[i].width += add
@@ -202,6 +332,10 @@ enum OverviewView {
       for c in cols {
         c.draw(&g, row, x, y, c.width)
         x += c.width + 1
+      }
+      if row.remote {
+        // another node's rank: greyed, its numbers are on that node's screen
+        for cx in inner.x..<inner.maxX { g[cx, y].style = .dim }
       }
       if row.rank == m.state.selectedRank && m.rows.count > 1 {
         g[inner.x, y] = Cell(Glyphs.current.pointer, .accent)

@@ -1,0 +1,191 @@
+import JobSchema
+import Telemetry
+import XCTest
+
+@testable import Dashboard
+
+/// The dashboard's first-contact points: the job picker's stable order, one word per state,
+/// the stop prompt, a job that does not honour pause, other nodes' ranks, the remembered
+/// settings and the all-reduce p50's precision.
+final class FirstContactTests: XCTestCase {
+  override func setUp() { Glyphs.current = .utf8 }
+
+  func row(_ name: String, _ state: String = "running") -> JobListRow {
+    JobListRow(name: name, state: state, grid: "t2×d1", step: "1/10", loss: "3.0", age: "1s", attachable: true)
+  }
+
+  /// A job appearing while the picker is open goes at the end: Down + Enter attach the job that
+  /// was under the cursor, not a newcomer sorted above it.
+  func testPickerKeepsItsOrderWhileOpen() {
+    let shown = [row("b"), row("a")]
+    let fresh = [row("new"), row("a", "paused"), row("b")]
+    let merged = JobPicker.merge(shown, fresh)
+    XCTAssertEqual(merged.map(\.name), ["b", "a", "new"])
+    XCTAssertEqual(merged[1].state, "paused", "numbers refreshed in place")
+    let gone = JobPicker.merge(merged, [row("new")])
+    XCTAssertEqual(gone.map(\.name), ["b", "a", "new"])
+    XCTAssertEqual(gone.map(\.attachable), [false, false, true])
+    XCTAssertEqual(gone[0].state, "gone")
+  }
+
+  func history(tp: Int = 2, steps: Int, total: Int = 5000) -> (JobHistory, SyntheticSource) {
+    let src = SyntheticSource(name: "unit", tp: tp, dp: 1, stepsPerPoll: 1)
+    var job = src.job
+    job.totalSteps = total
+    let h = JobHistory(job: job)
+    for _ in 0..<steps { h.ingest(src.poll()) }
+    return (h, src)
+  }
+
+  /// The stop prompt says the stop is final and whether a checkpoint is written, and where.
+  func testStopPromptSaysFinalAndCheckpoint() {
+    let (h, _) = history(steps: 20)
+    var s = AppState()
+    s.confirmingStop = true
+    var m = DashboardModel(history: h, state: s, themeName: "default")
+    let plain = Renderer.stopPrompt(m)
+    XCTAssertTrue(plain[0].contains("for good"), "\(plain)")
+    XCTAssertTrue(plain.contains { $0.contains("No checkpoint is written") }, "\(plain)")
+    // a job that checkpoints at a stop, and has saved one before: its directory
+    var spec = h.job
+    spec.features.checkpointAtStop = true
+    let h2 = JobHistory(job: spec)
+    var p = SourcePoll()
+    p.events = [JobEvent(kind: .checkpointSaved, rank: 0, step: 10, wallTime: 0, text: "checkpoint saved: /runs/ck/step_00000010")]
+    h2.ingest(p)
+    m = DashboardModel(history: h2, state: s, themeName: "default")
+    XCTAssertTrue(Renderer.stopPrompt(m).contains("A last checkpoint is written first in /runs/ck."), "\(Renderer.stopPrompt(m))")
+    // on screen at 80×24 and 60×16, whole
+    for (w, hh) in [(80, 24), (60, 16), (160, 48)] {
+      let g = Renderer.render(DashboardModel(history: h, state: s, themeName: "default"), width: w, height: hh)
+      let box = g.pane("confirm stop")!
+      XCTAssertTrue(g.bounds.contains(box))
+      let text = (box.y..<box.maxY).map(g.rowText).joined(separator: "\n")
+      XCTAssertTrue(text.contains("y stop"), "\(w)×\(hh)\n\(g.text)")
+      XCTAssertTrue(text.contains("No checkpoint"), "\(w)×\(hh)\n\(g.text)")
+    }
+  }
+
+  /// Steps that keep coming after a pause request: the header says the job ignores it.
+  func testPauseNotHonouredIsSaid() {
+    let (h, src) = history(steps: 10)
+    h.requested(.pause)
+    XCTAssertEqual(DashboardModel.jobState(h).0, "pausing…")
+    // the synthetic source would pause: feed steps as a loop that never asks would
+    for _ in 0..<DashboardModel.honourSlack {
+      var p = src.poll()
+      p.desired = .pause
+      h.ingest(p)
+    }
+    XCTAssertEqual(DashboardModel.jobState(h).0, "pausing…", "within the slack it is still pausing")
+    var extra = SourcePoll()
+    extra.ranks = h.ranks
+    extra.desired = .pause
+    extra.steps = (0..<2).map { r in [src.sample(rank: r, step: h.latestStep + 1)] }
+    h.ingest(extra)
+    XCTAssertEqual(DashboardModel.jobState(h).0, "running: ignores pause")
+    let g = Renderer.render(DashboardModel(history: h, state: AppState(), themeName: "default"), width: 100, height: 30)
+    XCTAssertTrue(g.rowText(0).contains("ignores pause"), g.rowText(0))
+    // a writer that declared it applies no requests: said at once
+    var spec = h.job
+    spec.features.ignoresControl = true
+    let declared = JobHistory(job: spec)
+    declared.ingest(src.poll())
+    declared.requested(.stop)
+    XCTAssertEqual(DashboardModel.jobState(declared).0, "running: ignores stop")
+  }
+
+  /// In one node's namespace the job's ranks on other nodes read remote, greyed, not starting.
+  func testOtherNodesRanksAreRemote() {
+    let job = JobSpec(name: "two", model: "small", tp: 2, dp: 2, totalSteps: 100, tensors: [])
+    let h = JobHistory(job: job)
+    var p = SourcePoll()
+    p.ranks = (0..<4).map { r in
+      r < 2 ? RankHealth(rank: r, pid: 0, host: "", state: .starting, heartbeatAge: .infinity, node: 0)
+        : RankHealth(rank: r, pid: 100 + r, host: "nodeB", state: .running, heartbeatAge: 0.2, node: 1)
+    }
+    p.steps = (0..<4).map { r in
+      r < 2 ? [] : (1...5).map { k in var s = StepSample(); s.step = k; s.loss = 3; s.stepNs = 1_000_000; s.rssBytes = 1 << 20; return s }
+    }
+    h.ingest(p)
+    let m = DashboardModel(history: h, state: AppState(), themeName: "default")
+    XCTAssertEqual(m.rows.map(\.remote), [true, true, false, false])
+    let g = Renderer.render(m, width: 120, height: 30)
+    let table = g.pane("rank table")!
+    let r0 = table.y + 2
+    XCTAssertTrue(g.rowText(r0).contains("remote"), g.rowText(r0))
+    XCTAssertTrue(g.rowText(r0).contains("another node"), g.rowText(r0))
+    XCTAssertFalse(g.rowText(r0).contains("starting") || g.rowText(r0).contains("0B"), g.rowText(r0))
+    XCTAssertEqual(g[table.x + 3, r0].style, .dim)
+    XCTAssertFalse(DashboardModel.jobState(h).0.contains("starting"))
+  }
+
+  /// A job stopped before its last step: header and every rank row say stopped.
+  func testOneWordForAStoppedJob() {
+    let job = JobSpec(name: "stop", model: "small", tp: 2, dp: 1, totalSteps: 100, tensors: [])
+    let h = JobHistory(job: job)
+    var p = SourcePoll()
+    p.ranks = (0..<2).map { RankHealth(rank: $0, pid: 10 + $0, host: "h", state: .finished, heartbeatAge: 1) }
+    p.steps = (0..<2).map { _ in (1...30).map { k in var s = StepSample(); s.step = k; s.loss = 3; return s } }
+    p.alive = false
+    h.ingest(p)
+    let m = DashboardModel(history: h, state: AppState(), themeName: "default")
+    XCTAssertEqual(m.header.state, "stopped")
+    let g = Renderer.render(m, width: 120, height: 30)
+    let table = g.pane("rank table")!
+    for y in (table.y + 2)..<(table.y + 4) {
+      XCTAssertTrue(g.rowText(y).contains("stopped"), g.rowText(y))
+      XCTAssertFalse(g.rowText(y).contains("finished"), g.rowText(y))
+    }
+  }
+
+  func testAllReduceP50CarriesOneDigit() {
+    XCTAssertEqual(Format.oneDigit(pow(2, 6.5) / 1000), "0.09")
+    XCTAssertEqual(Format.oneDigit(pow(2, 7.5) / 1000), "0.2")
+    XCTAssertEqual(Format.oneDigit(pow(2, 9.5) / 1000), "0.7")
+    XCTAssertEqual(Format.oneDigit(pow(2, 10.5) / 1000), "1")
+    XCTAssertEqual(Format.oneDigit(23), "20")
+    XCTAssertEqual(Format.oneDigit(0.096), "0.1")
+    let (h, _) = history(steps: 30)
+    let g = Renderer.render(DashboardModel(history: h, state: AppState(), themeName: "default"), width: 200, height: 40)
+    let m = DashboardModel(history: h, state: AppState(), themeName: "default")
+    let p50 = Format.oneDigit(m.rows[0].allReduceP50Ms!)
+    XCTAssertTrue(g.text.contains(" \(p50)/"), g.text)
+  }
+
+  /// Smoothing, log-y, lines and the theme survive a new session through the settings file.
+  func testSettingsAreRememberedBetweenSessions() throws {
+    let dir = NSTemporaryDirectory() + "ux-settings-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    XCTAssertEqual(DashboardSettings.path(environment: ["XDG_CONFIG_HOME": dir]), dir + "/tptop/tptop.conf")
+    XCTAssertEqual(DashboardSettings.path(environment: ["HOME": "/home/u"]), "/home/u/.config/tptop/tptop.conf")
+    let path = dir + "/tptop/tptop.conf"
+    let themes = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../themes").standardized.path
+    let library = ThemeLibrary(directories: [themes])
+    XCTAssertGreaterThan(library.themes.count, 1, themes)
+    func app() -> DashboardApp {
+      DashboardApp(source: SyntheticSource(name: "s", tp: 2, stepsPerPoll: 1), backend: CaptureBackend(width: 80, height: 24),
+                   library: library, theme: .builtIn, options: DashboardOptions(settingsPath: path))
+    }
+    let first = app()
+    XCTAssertEqual(first.state.smoothingIndex, AppState().smoothingIndex)
+    first.handle(.char("s"))
+    first.handle(.char("l"))
+    first.handle(.char("m"))
+    first.handle(.char("t"))
+    let (saved, problems) = DashboardSettings.load(path: path)
+    XCTAssertEqual(problems, [])
+    XCTAssertEqual(saved.smoothingIndex, 2)
+    XCTAssertTrue(saved.logY && saved.perRankLines)
+    XCTAssertEqual(saved.theme, library.themes[1].name)
+    let second = app()
+    XCTAssertEqual(second.state.smoothingIndex, 2)
+    XCTAssertTrue(second.state.logY && second.state.perRankLines)
+    // a broken line is named and skipped
+    let (parsed, bad) = DashboardSettings.parse("smoothing = 0.5\nlog_y = maybe\nper_rank_lines = yes\ncolour = red\n")
+    XCTAssertEqual(bad, ["line 1: smoothing must be one of 0.0, 0.6, 0.9, 0.99, not '0.5'",
+                         "line 2: log_y must be true or false, not 'maybe'", "line 4: unknown key 'colour'"])
+    XCTAssertTrue(parsed.perRankLines)
+    XCTAssertEqual(DashboardSettings.parse(saved.text).0, saved)
+  }
+}
