@@ -304,9 +304,11 @@ public final class JobSupervisor: @unchecked Sendable {
     }
   }
 
-  /// The directory name of the newest checkpoint in `dir` ("step_00000020"), if any.
+  /// The directory name of the newest checkpoint in `dir` a restart can take ("step_00000020"):
+  /// its manifest reads and its files have their listed sizes (a damaged newer one, which
+  /// tptrain would pass over, is not announced); nil if none.
   public static func latestCheckpointName(in dir: String) -> String? {
-    Checkpoints.latest(in: dir).map { Checkpoints.lastComponent($0.path) }
+    Checkpoints.latestIntact(in: dir).map { Checkpoints.lastComponent($0.path) }
   }
 
   /// Ends a hung incarnation's ranks: SIGKILL (it works on stopped processes too). mpirun then

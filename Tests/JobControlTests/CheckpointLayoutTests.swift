@@ -47,4 +47,44 @@ final class CheckpointLayoutTests: XCTestCase {
     try JSONEncoder().encode(m).write(to: URL(fileURLWithPath: dir + "/manifest.json"))
     XCTAssertEqual(problem(), "manifest.json has format 'tptop-checkpoint' version 2, expected 'tptop-checkpoint' version 1")
   }
+
+  /// Writes DIR/step_<step> with a manifest of run `run` and a model.bin of `bytes` bytes (the
+  /// manifest says 8).
+  private func checkpoint(_ dir: String, step: Int, run: String?, bytes: Int = 8) throws {
+    let path = dir + "/" + Checkpoints.directoryName(step: step)
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    let config = RunConfiguration(layers: 2, heads: 4, channels: 64, vocab: 256, paddedVocab: 256, maxSeq: 64, batch: 4, seq: 32,
+                                  totalSteps: 10, learningRateBits: 0, beta1Bits: 0, beta2Bits: 0, epsBits: 0, weightDecayBits: 0,
+                                  gradClipBits: 0, schedule: "constant", warmupSteps: 0, minFractionBits: 0, dataPath: "d",
+                                  dataTokens: 9, seed: 1)
+    let m = CheckpointManifest(step: step, tp: 1, dp: 1, reason: "periodic", created: "2026-01-01T00:00:00Z", config: config,
+                               optimizer: nil, files: [.init(name: "model.bin", bytes: 8, checksum: "0")],
+                               lineage: run.map { CheckpointLineage(run: $0, parent: nil) })
+    try JSONEncoder().encode(m).write(to: URL(fileURLWithPath: path + "/manifest.json"))
+    try Data(count: bytes).write(to: URL(fileURLWithPath: path + "/model.bin"))
+  }
+
+  /// Issue 25, item 1: a run prunes only its own checkpoints; a branch sees another run's later
+  /// ones. Item 13: the checkpoint a restart announces is one whose files have their sizes.
+  func testRunsPruneOnlyTheirOwnAndBranchesSeeOtherRunsCheckpoints() throws {
+    let dir = NSTemporaryDirectory() + "tptop-lineage-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    for step in [10, 20, 30, 40] { try checkpoint(dir, step: step, run: "aaaa") }
+    try checkpoint(dir, step: 25, run: "bbbb")
+    try checkpoint(dir, step: 28, run: "bbbb")
+    try checkpoint(dir, step: 5, run: nil)
+    let name = { (p: String) in Checkpoints.lastComponent(p) }
+    XCTAssertEqual(Checkpoints.prunable(in: dir, run: "bbbb", keep: 1).map(name), ["step_00000025"])
+    XCTAssertEqual(Checkpoints.prunable(in: dir, run: "aaaa", keep: 2).map(name), ["step_00000020", "step_00000010"])
+    XCTAssertEqual(Checkpoints.prunable(in: dir, run: "aaaa", keep: 0), [], "keep 0 keeps all")
+    XCTAssertEqual(Checkpoints.run(of: dir + "/step_00000005"), nil, "an unnamed run's checkpoint is nobody's to prune")
+    let later = Checkpoints.laterCheckpointsOfOtherRuns(in: dir, run: "bbbb", after: 20, through: .max)
+    XCTAssertEqual(later.map(\.step), [40, 30])
+    XCTAssertEqual(Checkpoints.laterCheckpointsOfOtherRuns(in: dir, run: "bbbb", after: 20, through: .max,
+                                                           ignoring: [dir + "/step_00000040"]).map(\.step), [30])
+    XCTAssertEqual(Checkpoints.latestIntact(in: dir)?.step, 40)
+    try checkpoint(dir, step: 50, run: "aaaa", bytes: 4)
+    XCTAssertEqual(Checkpoints.latest(in: dir)?.step, 50, "a manifest is there")
+    XCTAssertEqual(Checkpoints.latestIntact(in: dir)?.step, 40, "but model.bin is cut short")
+  }
 }
