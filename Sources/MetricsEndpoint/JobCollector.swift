@@ -47,8 +47,8 @@ final class JobCollector {
 
   /// The job now: headers, judged state, and the records published since the last collection.
   func collect() -> JobSample {
-    let summary = reader.summary()
     let statuses = reader.ranks()
+    let summary = reader.summary(ranks: statuses)
     var ranks: [RankSample] = []
     ranks.reserveCapacity(statuses.count)
     for status in statuses {
