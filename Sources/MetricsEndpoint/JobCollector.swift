@@ -89,8 +89,11 @@ final class JobCollector {
 }
 
 /// The inode of job `job`'s segment in /dev/shm, nil when it is gone.
-func segmentInode(job: String) -> UInt64? {
+func segmentInode(job: String) -> UInt64? { segmentFile(job: job)?.inode }
+
+/// The inode and size of job `job`'s segment in /dev/shm, nil when it is gone.
+func segmentFile(job: String) -> (inode: UInt64, size: Int)? {
   var st = stat()
   guard stat("/dev/shm/" + SegmentName.prefix + job, &st) == 0 else { return nil }
-  return UInt64(st.st_ino)
+  return (UInt64(st.st_ino), Int(st.st_size))
 }

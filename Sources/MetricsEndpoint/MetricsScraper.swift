@@ -91,10 +91,21 @@ public final class MetricsScraper: @unchecked Sendable {
   private func collectAll() {
     let names = only.map { SegmentName.allJobs().contains($0) ? [$0] : [] } ?? SegmentName.allJobs()
     let present = Set(names)
-    // jobs whose segment is gone or was recreated under the same name lose their series
-    for (name, entry) in jobs where !present.contains(name) || segmentInode(job: name) != entry.collector.inode {
-      entry.series.unregister()
-      jobs[name] = nil
+    // jobs whose segment is gone or was recreated under the same name lose their series; one cut
+    // shorter than its mapping is unreadable (reading past its end would fault)
+    for (name, entry) in jobs {
+      let file = present.contains(name) ? segmentFile(job: name) : nil
+      guard let file, file.inode == entry.collector.inode else {
+        entry.series.unregister()
+        jobs[name] = nil
+        continue
+      }
+      if file.size < entry.collector.reader.info.segmentSize {
+        entry.series.unregister()
+        jobs[name] = nil
+        unreadable[name] = file.inode
+        unreadableCounter.increment()
+      }
     }
     for name in unreadable.keys where !present.contains(name) { unreadable[name] = nil }
     for name in names {
