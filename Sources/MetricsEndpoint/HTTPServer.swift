@@ -23,7 +23,7 @@ public final class MetricsHTTPServer: Sendable {
     /// Open connections at most; more are closed as soon as they are accepted.
     public var maxConnections = 256
     /// Seconds without a completed read or write after which a connection is closed.
-    public var idleTimeout: Int64 = 10
+    public var idleTimeout: Int64 = 30
     public init() {}
   }
 
