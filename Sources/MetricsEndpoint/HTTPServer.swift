@@ -23,7 +23,7 @@ public final class MetricsHTTPServer: Sendable {
     /// Open connections at most; more are closed as soon as they are accepted.
     public var maxConnections = 256
     /// Seconds without a completed read or write after which a connection is closed.
-    public var idleTimeout: Int64 = 10
+    public var idleTimeout: Int64 = 30
     public init() {}
   }
 
@@ -137,25 +137,25 @@ final class MetricsHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     let bodyWanted = head.method != .HEAD
     switch Route.resolve(method: head.method.rawValue, uri: head.uri) {
     case .health:
-      respond(context, head, .ok, "text/plain; charset=utf-8", Array("ok\n".utf8), body: bodyWanted)
+      respond(context, head, .ok, "text/plain; charset=utf-8", ByteBuffer(string: "ok\n"), body: bodyWanted)
     case .notFound:
-      respond(context, head, .notFound, "text/plain; charset=utf-8", Array("not found: this server has /metrics and /healthz\n".utf8), body: bodyWanted)
+      respond(context, head, .notFound, "text/plain; charset=utf-8", ByteBuffer(string: "not found: this server has /metrics and /healthz\n"), body: bodyWanted)
     case .methodNotAllowed:
       respond(context, head, .methodNotAllowed, "text/plain; charset=utf-8",
-              Array("method \(head.method.rawValue) not allowed: use \(Route.allowed) (the endpoint is read-only)\n".utf8),
+              ByteBuffer(string: "method \(head.method.rawValue) not allowed: use \(Route.allowed) (the endpoint is read-only)\n"),
               body: true, extra: [("allow", Route.allowed)])
     case .metrics:
       let format = ExpositionFormat.negotiate(accept: head.headers.first(name: "accept"))
       let scraper = self.scraper
       let loop = context.eventLoop
       let bound = NIOLoopBound((self, context), eventLoop: loop)
-      pool.runIfActive(eventLoop: loop) { scraper.scrape(format) }.whenComplete { result in
+      pool.runIfActive(eventLoop: loop) { scraper.scrapeBuffer(format) }.whenComplete { result in
         let (handler, context) = bound.value
         switch result {
         case .success(let text):
           handler.respond(context, head, .ok, format.contentType, text, body: bodyWanted)
         case .failure:
-          handler.respond(context, head, .serviceUnavailable, "text/plain; charset=utf-8", Array("shutting down\n".utf8), body: true)
+          handler.respond(context, head, .serviceUnavailable, "text/plain; charset=utf-8", ByteBuffer(string: "shutting down\n"), body: true)
         }
       }
     }
@@ -163,15 +163,15 @@ final class MetricsHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
   private func respond(
     _ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ status: HTTPResponseStatus, _ type: String,
-    _ bytes: [UInt8], body: Bool, extra: [(String, String)] = []
+    _ bytes: ByteBuffer, body: Bool, extra: [(String, String)] = []
   ) {
     guard context.channel.isActive else { return }
-    var headers = HTTPHeaders([("content-type", type), ("content-length", "\(bytes.count)")] + extra)
+    var headers = HTTPHeaders([("content-type", type), ("content-length", "\(bytes.readableBytes)")] + extra)
     let keepAlive = request.isKeepAlive
     if !keepAlive { headers.add(name: "connection", value: "close") }
     context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
-    if body && !bytes.isEmpty {
-      context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+    if body && bytes.readableBytes > 0 {
+      context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
     }
     let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
     if !keepAlive {

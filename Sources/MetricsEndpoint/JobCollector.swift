@@ -47,8 +47,8 @@ final class JobCollector {
 
   /// The job now: headers, judged state, and the records published since the last collection.
   func collect() -> JobSample {
-    let summary = reader.summary()
     let statuses = reader.ranks()
+    let summary = reader.summary(ranks: statuses)
     var ranks: [RankSample] = []
     ranks.reserveCapacity(statuses.count)
     for status in statuses {
@@ -89,8 +89,11 @@ final class JobCollector {
 }
 
 /// The inode of job `job`'s segment in /dev/shm, nil when it is gone.
-func segmentInode(job: String) -> UInt64? {
+func segmentInode(job: String) -> UInt64? { segmentFile(job: job)?.inode }
+
+/// The inode and size of job `job`'s segment in /dev/shm, nil when it is gone.
+func segmentFile(job: String) -> (inode: UInt64, size: Int)? {
   var st = stat()
   guard stat("/dev/shm/" + SegmentName.prefix + job, &st) == 0 else { return nil }
-  return UInt64(st.st_ino)
+  return (UInt64(st.st_ino), Int(st.st_size))
 }

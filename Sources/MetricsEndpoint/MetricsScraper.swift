@@ -4,6 +4,7 @@
 // so a storm of scrapers costs one collection, not one each.
 
 import Glibc
+import NIOCore
 import Prometheus
 import Telemetry
 
@@ -22,7 +23,9 @@ public final class MetricsScraper: @unchecked Sendable {
   private var unreadable: [String: UInt64] = [:]
   private let unreadableCounter: Counter
   private var lastCollectionNs: UInt64 = 0
-  private var encoded: [ExpositionFormat: [UInt8]] = [:]
+  private var encoded: [ExpositionFormat: ByteBuffer] = [:]
+  /// Bytes of the last encoding: the next one reserves about as much at once.
+  private var lastEncodedSize = 0
 
   /// A scraper of every job of the namespace, or of job `only`.
   public init(only: String? = nil) {
@@ -47,13 +50,19 @@ public final class MetricsScraper: @unchecked Sendable {
   public var jobNames: [String] { locked { jobs.keys.sorted() } }
 
   /// The exposition in `format`, from a collection at most `coalesceNs` old.
-  public func scrape(_ format: ExpositionFormat) -> [UInt8] {
+  public func scrape(_ format: ExpositionFormat) -> [UInt8] { Array(scrapeBuffer(format).readableBytesView) }
+
+  /// `scrape(format)` as a buffer that every response of the same collection shares (a
+  /// hundred concurrent scrapers hold one copy, not a hundred).
+  public func scrapeBuffer(_ format: ExpositionFormat) -> ByteBuffer {
     locked {
       refreshIfDue()
       if let cached = encoded[format] { return cached }
       var text: [UInt8] = []
+      text.reserveCapacity(lastEncodedSize + lastEncodedSize / 8)
       registry.emit(into: &text)
-      let out = format.encode(text)
+      lastEncodedSize = text.count
+      let out = ByteBuffer(bytes: format.encode(text))
       encoded[format] = out
       return out
     }
@@ -62,6 +71,14 @@ public final class MetricsScraper: @unchecked Sendable {
   /// Collects every job now unless a collection is younger than `coalesceNs` (the background
   /// tick: keeps up with the rings between sparse scrapes).
   public func refresh() { locked { refreshIfDue() } }
+
+  /// Collects every job now, however recent the last collection.
+  public func forceRefresh() {
+    locked {
+      lastCollectionNs = 0
+      refreshIfDue()
+    }
+  }
 
   private func refreshIfDue() {
     let now = telemetryMonotonicNanos()
@@ -74,10 +91,21 @@ public final class MetricsScraper: @unchecked Sendable {
   private func collectAll() {
     let names = only.map { SegmentName.allJobs().contains($0) ? [$0] : [] } ?? SegmentName.allJobs()
     let present = Set(names)
-    // jobs whose segment is gone or was recreated under the same name lose their series
-    for (name, entry) in jobs where !present.contains(name) || segmentInode(job: name) != entry.collector.inode {
-      entry.series.unregister()
-      jobs[name] = nil
+    // jobs whose segment is gone or was recreated under the same name lose their series; one cut
+    // shorter than its mapping is unreadable (reading past its end would fault)
+    for (name, entry) in jobs {
+      let file = present.contains(name) ? segmentFile(job: name) : nil
+      guard let file, file.inode == entry.collector.inode else {
+        entry.series.unregister()
+        jobs[name] = nil
+        continue
+      }
+      if file.size < entry.collector.reader.info.segmentSize {
+        entry.series.unregister()
+        jobs[name] = nil
+        unreadable[name] = file.inode
+        unreadableCounter.increment()
+      }
     }
     for name in unreadable.keys where !present.contains(name) { unreadable[name] = nil }
     for name in names {

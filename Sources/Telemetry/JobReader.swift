@@ -406,8 +406,11 @@ public final class JobReader {
   }
 
   /// This job's summary line.
-  public func summary() -> JobSummary {
-    let rs = ranks()
+  public func summary() -> JobSummary { summary(ranks: ranks()) }
+
+  /// This job's summary line judged from rank headers the caller has just read (`ranks()`), so a
+  /// reader that needs both reads them once.
+  public func summary(ranks rs: [RankStatus]) -> JobSummary {
     let st = Self.judge(rs, creatorAlive: processAlive(info.creatorPid), staleAfter: staleAfter)
     let now = Double(telemetryRealtimeNanos()) / 1e9
     let step = rs.map(\.lastStep).max() ?? 0

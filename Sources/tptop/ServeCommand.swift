@@ -50,7 +50,7 @@ struct BenchScrape: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench-scrape", abstract: "Time /metrics scrapes of synthetic jobs (BENCH lines).",
     discussion: """
-      For each world size: a synthetic job with a 64-slot ring per rank, 8 steps written, one first scrape (it registers the series), then --rounds scrapes with one new step before each (a collection plus an encoding each); prints the median, the first scrape and the bytes of one exposition.
+      For each world size: a synthetic job with a 64-slot ring per rank, 8 steps written, one first collection (it registers the series), then --rounds scrapes with one new step before each: a collection and a Prometheus text encoding; prints the medians of their wall time (together, each, and the thread's CPU time), the first collection and the bytes of one exposition.
       """,
     shouldDisplay: false)
 
@@ -68,23 +68,39 @@ struct BenchScrape: ParsableCommand {
       defer { try? job.remove() }
       job.advance(steps: 8)
       let scraper = MetricsScraper(only: name)
-      scraper.coalesceNs = 0
+      scraper.coalesceNs = 1_000_000_000  // a scrape right after refresh() encodes only
       var t0 = telemetryMonotonicNanos()
-      let first = scraper.scrape(.prometheusText)
+      scraper.refresh()
       let firstMs = Double(telemetryMonotonicNanos() - t0) / 1e6
-      var times: [Double] = []
-      var bytes = first.count
+      var total: [Double] = [], collect: [Double] = [], encode: [Double] = [], cpu: [Double] = []
+      var bytes = 0
       for _ in 0..<rounds {
         job.advance(steps: 1)
+        let c0 = threadCPUNanos()
         t0 = telemetryMonotonicNanos()
-        bytes = scraper.scrape(.prometheusText).count
-        times.append(Double(telemetryMonotonicNanos() - t0) / 1e6)
+        scraper.forceRefresh()
+        let t1 = telemetryMonotonicNanos()
+        bytes = scraper.scrapeBuffer(.prometheusText).readableBytes
+        let t2 = telemetryMonotonicNanos()
+        cpu.append(Double(threadCPUNanos() - c0) / 1e6)
+        collect.append(Double(t1 - t0) / 1e6)
+        encode.append(Double(t2 - t1) / 1e6)
+        total.append(Double(t2 - t0) / 1e6)
       }
-      times.sort()
-      emit("BENCH scrape_\(n)ranks_ms \(String(format: "%.2f", times[times.count / 2])) ms")
-      emit("BENCH scrape_\(n)ranks_ms_max \(String(format: "%.2f", times.last ?? 0)) ms")
-      emit("BENCH scrape_\(n)ranks_first_ms \(String(format: "%.2f", firstMs)) ms")
+      func median(_ xs: [Double]) -> String { String(format: "%.2f", xs.sorted()[xs.count / 2]) }
+      emit("BENCH scrape_\(n)ranks_ms \(median(total)) ms")
+      emit("BENCH scrape_\(n)ranks_cpu_ms \(median(cpu)) ms")
+      emit("BENCH scrape_\(n)ranks_collect_ms \(median(collect)) ms")
+      emit("BENCH scrape_\(n)ranks_encode_ms \(median(encode)) ms")
+      emit("BENCH scrape_\(n)ranks_first_ms \(String(format: "%.1f", firstMs)) ms")
       emit("BENCH scrape_\(n)ranks_bytes \(bytes) bytes")
     }
+  }
+
+  /// CPU time of the calling thread, nanoseconds.
+  func threadCPUNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
   }
 }

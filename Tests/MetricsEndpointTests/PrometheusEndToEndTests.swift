@@ -5,8 +5,9 @@ import TestSupport
 import XCTest
 
 /// Debian's Prometheus server, started on loopback, scrapes `tptop serve` every second while a
-/// real 2-rank training job runs; the values its HTTP API returns for `tptop_step` and
-/// `tptop_loss` must be the job's own records at that step (`tptop export`).
+/// real 2-rank training job runs (held paused mid-run until it has been scraped there); the
+/// values its HTTP API returns for `tptop_step` and `tptop_loss` must be the job's own records at
+/// that step (`tptop export`).
 final class PrometheusEndToEndTests: XCTestCase {
   private var scratch: URL!
 
@@ -99,17 +100,32 @@ final class PrometheusEndToEndTests: XCTestCase {
       if train.isRunning { train.terminate() }
       try? SegmentWriter.remove(job: job)
     }
-    // Prometheus holds samples of the job while it trains
+    // Prometheus holds samples of the job while it trains. However fast this machine runs the
+    // tiny model, the test holds the job paused mid-run (through its control page, as `tptop
+    // pause` does) until Prometheus has scraped it there, then lets it finish.
+    var reader: JobReader?
+    XCTAssertTrue(waitUntil(60) {
+      if reader == nil { reader = try? JobReader(job: job) }
+      return (reader?.ranks().map(\.lastStep).min() ?? 0) >= 20
+    }, "the job did not reach step 20")
+    let control = try XCTUnwrap(reader)
+    try control.request(.pause)
     var seenWhileRunning: Set<Double> = []
+    XCTAssertTrue(waitUntil(60) {
+      let paused = (try? query(promPort, "tptop_job_state{job=\"\(job)\",state=\"paused\"}").first?.1) == 1
+      for (_, v) in (try? query(promPort, "tptop_step{job=\"\(job)\",rank=\"0\"}")) ?? [] { seenWhileRunning.insert(v) }
+      return paused
+    }, "Prometheus never saw the job paused")
+    try control.request(.run)
     let deadline = Date().addingTimeInterval(240)
     while train.isRunning && Date() < deadline {
       for (_, v) in (try? query(promPort, "tptop_step{job=\"\(job)\",rank=\"0\"}")) ?? [] { seenWhileRunning.insert(v) }
-      usleep(500_000)
+      usleep(200_000)
     }
     XCTAssertFalse(train.isRunning, "the training job did not finish in time")
     train.waitUntilExit()
     XCTAssertEqual(train.terminationStatus, 0)
-    XCTAssertFalse(seenWhileRunning.isEmpty, "Prometheus stored no tptop_step while the job ran")
+    XCTAssertTrue(seenWhileRunning.contains { $0 > 0 && $0 < 1500 }, "Prometheus stored no tptop_step while the job ran: \(seenWhileRunning)")
     // one more scrape of the finished job
     sleep(2)
 
@@ -143,6 +159,7 @@ final class PrometheusEndToEndTests: XCTestCase {
         steps.insert(Int(step))
       }
     }
+    print("compared \(compared) (step, loss) samples of Prometheus with the job's records, at steps \(steps.sorted())")
     XCTAssertGreaterThanOrEqual(compared, 4)
     XCTAssertGreaterThanOrEqual(steps.count, 2, "Prometheus saw only one step: \(steps)")
     XCTAssertTrue(steps.contains(1500))

@@ -140,6 +140,24 @@ final class ScrapeTests: XCTestCase {
     XCTAssertEqual(samples.value("tptop_segments_unreadable_total"), 1)
   }
 
+  func testASegmentCutShortWhileServedIsSkippedNotAFault() throws {
+    let name = uniqueJob("cut")
+    let job = try SyntheticJob(job: name, worldSize: 4, tp: 2)
+    defer { try? job.remove() }
+    job.advance(steps: 2)
+    let scraper = MetricsScraper()
+    scraper.coalesceNs = 0
+    XCTAssertEqual(try scrape(scraper).value("tptop_step", ["job": name, "rank": "3"]), 2)
+    // cut the segment to its first page while the server has it mapped: the rings are gone
+    let fd = shm_open("/" + SegmentName.prefix + name, O_RDWR, 0)
+    XCTAssertGreaterThanOrEqual(fd, 0)
+    XCTAssertEqual(ftruncate(fd, 4096), 0)
+    close(fd)
+    let samples = try scrape(scraper)
+    XCTAssertTrue(samples.matching("tptop_step", ["job": name]).isEmpty)
+    XCTAssertEqual(samples.value("tptop_segments_unreadable_total"), 1)
+  }
+
   func testAScrapeDependsOnTheRanksNotTheHistory() throws {
     let name = uniqueJob("history")
     let job = try SyntheticJob(job: name, worldSize: 8, tp: 4, slotCount: 64)
