@@ -7,7 +7,9 @@ loss, lr, grad norm and tokens but times nothing and never calls wait_while_paus
 - fields the loop does not report shown as unknown, not 0;
 - `p` on a job that declared it ignores control: the header says so;
 - `?` then a key leaves no stray character on the status line (80×24);
-- `S` says the stop is final and that no checkpoint is written.
+- `S` says the stop is final (and, for this loop, that it does not apply stops);
+- `m` draws one line per rank with a legend; `m` and `s` are remembered by the next attach;
+- at 240 columns the rank table spans the screen with the wide-only columns.
 
 Needs tmux and the release tptop (skips without them, fails under CI=true)."""
 
@@ -33,15 +35,18 @@ class Loop(threading.Thread):
         self.stop = threading.Event()
 
     def run(self):
-        job = Job.create(self.name, total_steps=self.steps, **self.create)
-        w = job.rank_writer(0)
+        # two TP ranks, written from one thread as two processes would
+        job = Job.create(self.name, world_size=2, tp=2, total_steps=self.steps, **self.create)
+        writers = [job.rank_writer(r, local_rank=r) for r in range(2)]
         for step in range(1, self.steps + 1):
             if self.stop.is_set():
                 break
             time.sleep(self.period)
-            w.step(step=step, loss=4.0 / (1 + step / 50), lr=3e-4 * min(1.0, step / 20), tokens=4096,
-                   grad_norm=1.5 + 0.1 * (step % 7))
-        w.finish()
+            for r, w in enumerate(writers):
+                w.step(step=step, loss=4.0 / (1 + step / 50) + 0.01 * r, lr=3e-4 * min(1.0, step / 20), tokens=4096,
+                       grad_norm=1.5 + 0.1 * (step % 7))
+        for w in writers:
+            w.finish()
         job.close()
 
 
@@ -130,6 +135,21 @@ class DashboardOnAPythonLoop(unittest.TestCase):
         self.assertIn("does not apply stop requests", s)
         self.keys("n")
         self.wait_for("the prompt gone", lambda s: "for good" not in s)
+
+        # m: per-rank lines with a legend; s: another smoothing; both remembered next time
+        self.keys("m")
+        self.wait_for("the legend", lambda s: "━ r0" in s and "loss (per rank" in s)
+        self.keys("s")
+        s = self.wait_for("EMA 0.9", lambda s: "loss (per rank, EMA 0.9)" in s)
+        self.keys("q")
+        self.start("again", 240, 60, f"{self.tptop} attach {self.job} --refresh 0.2")
+        s = self.wait_for("the remembered settings", lambda s: "loss (per rank, EMA 0.9)" in s, session="again")
+        # a wide screen: the rank table uses it
+        header = next(x for x in s.splitlines() if x.startswith("│rank"))
+        self.assertIn("fwd/bwd/opt ms", header)
+        self.assertIn("GFLOP/s", header)
+        row = next(x for x in s.splitlines() if re.match(r"│.0\s", x))
+        self.assertGreater(len(row.rstrip(" │")), 200, row)
 
         # help at 80×24, closed with a key: the status line ends clean
         self.start("small", 80, 24, f"{self.tptop} attach {self.job} --refresh 0.2")
