@@ -165,5 +165,46 @@ class DashboardOnAPythonLoop(unittest.TestCase):
         self.assertTrue(status.rstrip().endswith("…"), repr(status))
 
 
+class PauseOnALoopThatNeverAsks(unittest.TestCase):
+    """`tptop pause` on a loop without wait_while_paused: one clear line and exit 1, at once when
+    the writer declared it, after the timeout (with the steps it took) when it did not."""
+
+    def setUp(self):
+        self.tptop = binary("tptop")
+        self.job = support.job_name("nopause")
+        self.loop = None
+
+    def tearDown(self):
+        if self.loop is not None:
+            self.loop.stop.set()
+            self.loop.join(timeout=10)
+        support.remove(self.job)
+
+    def started(self, **create):
+        self.loop = Loop(self.job, steps=100000, period=0.02, **create)
+        self.loop.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if run([self.tptop, "ls", self.job], check=False).stdout.count("running"):
+                return
+            time.sleep(0.1)
+        self.fail("the loop did not start")
+
+    def test_declared(self):
+        self.started(honours_control=False)
+        t0 = time.monotonic()
+        r = run([self.tptop, "pause", self.job, "--timeout", "20"], check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertLess(time.monotonic() - t0, 10, "said at once, not after the timeout")
+        self.assertIn("says it applies no control requests", r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+
+    def test_noticed(self):
+        self.started()
+        r = run([self.tptop, "pause", self.job, "--timeout", "2"], check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertRegex(r.stderr, r"does not honour pause: it took \d+ more steps after the request")
+
+
 if __name__ == "__main__":
     unittest.main()
