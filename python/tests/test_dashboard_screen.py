@@ -165,6 +165,70 @@ class DashboardOnAPythonLoop(unittest.TestCase):
         self.assertTrue(status.rstrip().endswith("…"), repr(status))
 
 
+class PickerKeepsItsOrder(unittest.TestCase):
+    """Plain `tptop` with several live jobs shows the picker; a job started while it is open goes
+    at the end, so Down + Enter attach the job that was second when Down was pressed."""
+
+    def setUp(self):
+        self.tptop = binary("tptop")
+        tool("tmux")
+        self.socket = f"tptop-picker-{os.getpid()}"
+        self.loops = []
+        self.config = tempfile.mkdtemp(prefix="tptop-picker-")
+
+    def tearDown(self):
+        for loop in self.loops:
+            loop.stop.set()
+            loop.join(timeout=10)
+            support.remove(loop.name)
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+    def start_loop(self, tag):
+        loop = Loop(support.job_name(tag), steps=100000, period=0.05)
+        loop.start()
+        self.loops.append(loop)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "running" not in run([self.tptop, "ls", loop.name], check=False).stdout:
+            time.sleep(0.1)
+        return loop.name
+
+    def screen(self):
+        return run(["tmux", "-L", self.socket, "capture-pane", "-p", "-t", "p"], check=False).stdout
+
+    def test_new_job_goes_last(self):
+        older = self.start_loop("pick-a")
+        time.sleep(1.1)
+        newer = self.start_loop("pick-b")
+        run(["tmux", "-L", self.socket, "new-session", "-d", "-s", "p", "-x", "120", "-y", "30",
+             f"env XDG_CONFIG_HOME={self.config} TERM=xterm-256color LANG=C.UTF-8 {self.tptop}; sleep 30"])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "pick a job" not in self.screen():
+            time.sleep(0.1)
+        s = self.screen()
+        rows = [ln for ln in s.splitlines() if "py-pick-" in ln]
+        order = [next(w for w in ln.replace("│", " ").split() if w.startswith("py-pick-")) for ln in rows]
+        self.assertEqual(order[:2], [newer, older], s)
+        newest = self.start_loop("pick-c")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and newest not in self.screen():
+            time.sleep(0.1)
+        rows = [ln for ln in self.screen().splitlines() if "py-pick-" in ln]
+        order = [next(w for w in ln.replace("│", " ").split() if w.startswith("py-pick-")) for ln in rows]
+        self.assertEqual(order, [newer, older, newest], "the newcomer is added at the end")
+        # other users' live jobs on this machine may sit between ours: count the rows above
+        lines = self.screen().splitlines()
+        first_job = next(i for i, ln in enumerate(lines) if ln.startswith("│") and "age" not in ln and ln.strip("│ "))
+        target = next(i for i, ln in enumerate(lines) if older in ln)
+        for _ in range(target - first_job):
+            run(["tmux", "-L", self.socket, "send-keys", "-t", "p", "Down"])
+        time.sleep(0.3)
+        run(["tmux", "-L", self.socket, "send-keys", "-t", "p", "Enter"])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not self.screen().startswith(f" tptop {older}"):
+            time.sleep(0.1)
+        self.assertTrue(self.screen().startswith(f" tptop {older}"), self.screen())
+
+
 class PauseOnALoopThatNeverAsks(unittest.TestCase):
     """`tptop pause` on a loop without wait_while_paused: one clear line and exit 1, at once when
     the writer declared it, after the timeout (with the steps it took) when it did not."""
