@@ -229,6 +229,43 @@ class PickerKeepsItsOrder(unittest.TestCase):
         self.assertTrue(self.screen().startswith(f" tptop {older}"), self.screen())
 
 
+class ListFilters(unittest.TestCase):
+    """`tptop ls FILTER --state …`: by name (text or glob) and by state word; a bad state is one
+    line naming the good ones."""
+
+    def test_name_and_state(self):
+        tptop = binary("tptop")
+        tag = f"py-lsf-{os.getpid()}"
+        done, live = f"{tag}-done", f"{tag}-live"
+        self.addCleanup(support.remove, done)
+        self.addCleanup(support.remove, live)
+        j = Job.create(done, total_steps=3)
+        w = j.rank_writer(0)
+        for s in range(1, 4):
+            w.step(step=s, loss=1.0)
+        w.finish()
+        j.close()
+        j2 = Job.create(live, total_steps=100)
+        w2 = j2.rank_writer(0)
+        w2.step(step=1, loss=1.0)
+
+        def names(*args):
+            out = run([tptop, "ls", *args]).stdout.splitlines()
+            return sorted(x.split()[0] for x in out if x.startswith(tag))
+
+        self.assertEqual(names(tag), [done, live])
+        self.assertEqual(names(tag + "-*"), [done, live])
+        self.assertEqual(names(tag, "--state", "live"), [live])
+        self.assertEqual(names(tag, "--state", "finished"), [done])
+        self.assertEqual(names(tag, "--state", "stopped,running"), [live])
+        self.assertEqual(names("no-such-" + tag), [])
+        bad = run([tptop, "ls", "--state", "bogus"], check=False)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("unknown state 'bogus'", bad.stderr)
+        w2.finish()
+        j2.close()
+
+
 class PauseOnALoopThatNeverAsks(unittest.TestCase):
     """`tptop pause` on a loop without wait_while_paused: one clear line and exit 1, at once when
     the writer declared it, after the timeout (with the steps it took) when it did not."""
