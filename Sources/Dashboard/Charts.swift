@@ -144,7 +144,12 @@ public struct LineChart {
     var x0 = finite.map(\.0).min()!, x1 = finite.map(\.0).max()!
     var y0 = finite.map { ty($0.1) }.min()!, y1 = finite.map { ty($0.1) }.max()!
     if x1 - x0 < 1 { x1 = x0 + 1 }
-    if y1 - y0 < 1e-9 { y0 -= 0.5; y1 += 0.5 }
+    if y1 - y0 <= 1e-9 * max(1e-12, abs(y0), abs(y1)) {
+      // a flat series (a constant learning rate): ±10 % of its value around it, not ±0.5
+      let d = max(abs(y0), abs(y1)) > 0 ? max(abs(y0), abs(y1)) * 0.1 : 0.5
+      y0 -= d
+      y1 += d
+    }
     let pad = (y1 - y0) * 0.05
     y0 -= pad; y1 += pad
     if !logY && y0 < 0 && finite.allSatisfy({ $0.1 >= 0 }) { y0 = 0 }

@@ -131,6 +131,8 @@ public struct RankHealth: Sendable, Equatable {
   public var node: Int
   /// Its node stopped reporting: every rank there has been silent too long (its numbers are stale).
   public var lost: Bool
+  /// The rank's accelerator (GPU memory and utilisation), when its writer reports one.
+  public var device: DeviceUsage? = nil
 
   /// Creates a rank status.
   public init(rank: Int, pid: Int, host: String, state: RunState, heartbeatAge: Double,

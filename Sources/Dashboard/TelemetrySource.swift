@@ -113,9 +113,11 @@ public final class TelemetrySource: JobSource {
       if r.attached && state != .finished && state != .failed && !r.pidAlive && (r.heartbeatAge ?? .infinity) > reader.staleAfter {
         state = .failed
       }
-      return RankHealth(rank: r.rank, pid: Int(r.pid), host: r.host.isEmpty ? "?" : r.host, state: state,
-                        heartbeatAge: r.heartbeatAge ?? .infinity, exitStatus: state == .failed ? status.map(Int.init) : nil,
-                        node: r.node, lost: r.attached && lostNodes.contains(r.node))
+      var health = RankHealth(rank: r.rank, pid: Int(r.pid), host: r.host.isEmpty ? "?" : r.host, state: state,
+                              heartbeatAge: r.heartbeatAge ?? .infinity, exitStatus: state == .failed ? status.map(Int.init) : nil,
+                              node: r.node, lost: r.attached && lostNodes.contains(r.node))
+      health.device = r.device
+      return health
     }
     // An unknown desired-state word shows as run: what the job itself makes of it.
     p.desired = reader.control().desired ?? .run

@@ -121,7 +121,16 @@ public final class JobReader {
         sent = atomicWord(h + R.forwardedRecords).load(ordering: .acquiring)
       }
     }
-    return RankStatus(
+    // the accelerator words (0 everywhere: no device reported)
+    var device: DeviceUsage?
+    if geometry.rankHeaderStride > R.deviceUtilization {
+      let (a, rs, p) = (m.u64(R.deviceMemoryAllocated), m.u64(R.deviceMemoryReserved), m.u64(R.deviceMemoryPeak))
+      let u = m.u32(R.deviceUtilization)
+      if a != 0 || rs != 0 || p != 0 || u != 0 {
+        device = DeviceUsage(allocatedBytes: a, reservedBytes: rs, peakBytes: p, utilization: u == 0 ? nil : Double(min(u - 1, 100)) / 100)
+      }
+    }
+    var status = RankStatus(
       rank: r, attached: attached, pid: pid, host: m.text(R.host, capacity: R.hostCapacity),
       localRank: Int(UInt32(truncatingIfNeeded: word)), heartbeatAge: attached ? age : nil,
       state: RunState(rawValue: atomicWord(h + R.state).load(ordering: .acquiring)),
@@ -133,6 +142,8 @@ public final class JobReader {
       lastCheckpointStep: Int(truncatingIfNeeded: atomicWord(h + R.lastCheckpointStep).load(ordering: .relaxed)),
       pidAlive: alive, waiting: waiting, node: node, forwarded: forwarded, sourceRecords: source,
       forwardedRecords: sent)
+    status.device = device
+    return status
   }
 
   /// Nodes whose ranks all stopped reporting: every attached, unfinished rank of the node is

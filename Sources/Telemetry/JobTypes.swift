@@ -147,6 +147,8 @@ public struct RankStatus: Sendable, Equatable {
   public var sourceRecords: UInt64 = 0
   /// For a forwarded rank: of those, the records it handed to MPI.
   public var forwardedRecords: UInt64 = 0
+  /// The rank's accelerator, when its writer reports one.
+  public var device: DeviceUsage? = nil
 
   /// Records the rank published that never reached this ring (dropped before sending, or still
   /// in flight): `sourceRecords - writeIndex` for a forwarded rank, 0 otherwise. Records lost
@@ -218,4 +220,19 @@ extension JobSummary {
 
   /// Whether this user can read the job (its segment is not another user's).
   public var isMine: Bool { !foreign }
+}
+
+/// A rank's accelerator (GPU) as its writer reports it in the rank header.
+public struct DeviceUsage: Sendable, Equatable {
+  /// torch.cuda's allocated, reserved and peak allocated bytes.
+  public var allocatedBytes: UInt64
+  public var reservedBytes: UInt64
+  public var peakBytes: UInt64
+  /// Utilisation 0…1 (NVML), nil when unknown.
+  public var utilization: Double?
+
+  /// Creates a reading.
+  public init(allocatedBytes: UInt64, reservedBytes: UInt64, peakBytes: UInt64, utilization: Double?) {
+    (self.allocatedBytes, self.reservedBytes, self.peakBytes, self.utilization) = (allocatedBytes, reservedBytes, peakBytes, utilization)
+  }
 }

@@ -154,6 +154,13 @@ public enum SegmentLayout {
     public static let forwardedRecords = 160
     /// u32 (minor version 3), pid of the forwarder (for liveness: `pid` is on another node).
     public static let forwarderPid = 168
+    /// u64 each, the rank's accelerator as its writer last saw it (0: no device or unknown; the
+    /// Python writer fills them from torch.cuda): allocated, reserved and peak allocated bytes.
+    public static let deviceMemoryAllocated = 176
+    public static let deviceMemoryReserved = 184
+    public static let deviceMemoryPeak = 192
+    /// u32, device utilisation in percent + 1 (NVML), 0 unknown.
+    public static let deviceUtilization = 200
     /// Words a forwarder copies from the rank's own header as they are (state, steps,
     /// acknowledgements, checkpoints, the collective it waits in); `waitSinceNs` is translated
     /// to the forwarder's clock, `heartbeatNs` is the time of receipt.

@@ -378,8 +378,14 @@ func controlCommand(_ requested: String, _ desired: DesiredState, _ wait: WaitOp
   // a paused job resumes at the step it paused at (later acknowledgements come from later steps)
   let firstRank = reader.ranks().first { $0.attached }
   let pausedAt = firstRank.flatMap { $0.state == .paused && $0.ackedState == .pause ? $0.ackedStep : nil }
+  let stepBefore = reader.ranks().filter(\.attached).map(\.lastStep).max() ?? 0
   let previous = try reportingErrors { try reader.request(desired) }
   let verb = desired == .run ? "resume" : desired.name
+  // a job whose writer declared that it applies no control requests: said at once
+  if desired != .run && reader.info.features.ignoresControl {
+    throw failure("job \(job) says it applies no control requests (its loop never calls wait_while_paused): "
+      + "the \(verb) request is written, but nothing will act on it")
+  }
   if wait.noWait {
     emit("asked job \(job) to \(verb) (desired state was \(previous.name))")
     return
@@ -392,6 +398,12 @@ func controlCommand(_ requested: String, _ desired: DesiredState, _ wait: WaitOp
     }
   }
   guard ok else {
+    // steps went on well past the request: the job does not honour it
+    let stepAfter = reader.ranks().filter(\.attached).map(\.lastStep).max() ?? 0
+    if desired != .run && stepAfter > stepBefore + 3 {
+      throw failure("job \(job) does not honour \(verb): it took \(stepAfter - stepBefore) more steps after the request "
+        + "(a loop that never calls wait_while_paused); the request stays on the control page")
+    }
     throw failure("job \(job) did not acknowledge '\(verb)' within \(wait.timeout) s; " + pendingAdvice(reader, "will \(verb)"))
   }
   let step = reader.rankStatus(reader.ranks().first { $0.attached }?.rank ?? 0).ackedStep

@@ -189,3 +189,25 @@ final class FirstContactTests: XCTestCase {
     XCTAssertEqual(DashboardSettings.parse(saved.text).0, saved)
   }
 }
+
+extension FirstContactTests {
+  /// A GPU job's device memory (torch.cuda, from the rank header) in the Rank view, labelled as
+  /// device memory beside the host rows; a CPU job shows no such rows.
+  func testDeviceMemoryIsLabelledInTheRankView() {
+    let (h, src) = history(steps: 10)
+    var s = AppState()
+    s.view = .rank
+    let cpu = Renderer.render(DashboardModel(history: h, state: s, themeName: "default"), width: 120, height: 40)
+    XCTAssertFalse(cpu.text.contains("device memory"))
+    var p = src.poll()
+    p.ranks = p.ranks.map { var r = $0; r.device = DeviceUsage(allocatedBytes: 3 << 30, reservedBytes: 4 << 30, peakBytes: 5 << 30, utilization: 0.41); return r }
+    h.ingest(p)
+    let g = Renderer.render(DashboardModel(history: h, state: s, themeName: "default"), width: 120, height: 40)
+    let mem = g.pane("memory")!
+    let text = (mem.y..<mem.maxY).map { String(String.UnicodeScalarView(Array(g.rowText($0).unicodeScalars)[mem.x..<mem.maxX])) }
+    XCTAssertTrue(text.contains { $0.contains("device memory (GPU), 41% busy") }, text.joined(separator: "\n"))
+    XCTAssertTrue(text.contains { $0.contains("allocated") && $0.contains("3.0G") }, text.joined(separator: "\n"))
+    XCTAssertTrue(text.contains { $0.contains("reserved") && $0.contains("4.0G") }, text.joined(separator: "\n"))
+    XCTAssertTrue(text.contains { $0.contains("peak") && $0.contains("5.0G") }, text.joined(separator: "\n"))
+  }
+}

@@ -44,6 +44,11 @@ final class MetricChartTests: XCTestCase {
       XCTAssertTrue(gn.contains("now \(want)"), "\(w): \(gn)")
       let lr = try! XCTUnwrap(titleRow(g, "lr chart"), g.text)
       XCTAssertTrue(lr.contains("now 3.00e-04"), lr)
+      // a constant learning rate is drawn in the middle of a range around it, not at 0 of 0…0.5
+      let lrPane = g.pane("lr chart")!
+      let axisText = (lrPane.y..<lrPane.maxY).map { g.rowText($0) }.joined(separator: "\n")
+      XCTAssertTrue(axisText.contains("3.3e-04") && axisText.contains("2.7e-04"), axisText)
+      XCTAssertFalse(axisText.contains("0.550"), axisText)
       if hh >= 40 {
         XCTAssertNotNil(g.pane("ms/step chart"), "\(w)×\(hh)")
         XCTAssertNotNil(g.pane("tok/s chart"), "\(w)×\(hh)")

@@ -7,7 +7,9 @@ loss, lr, grad norm and tokens but times nothing and never calls wait_while_paus
 - fields the loop does not report shown as unknown, not 0;
 - `p` on a job that declared it ignores control: the header says so;
 - `?` then a key leaves no stray character on the status line (80×24);
-- `S` says the stop is final and that no checkpoint is written.
+- `S` says the stop is final (and, for this loop, that it does not apply stops);
+- `m` draws one line per rank with a legend; `m` and `s` are remembered by the next attach;
+- at 240 columns the rank table spans the screen with the wide-only columns.
 
 Needs tmux and the release tptop (skips without them, fails under CI=true)."""
 
@@ -33,15 +35,18 @@ class Loop(threading.Thread):
         self.stop = threading.Event()
 
     def run(self):
-        job = Job.create(self.name, total_steps=self.steps, **self.create)
-        w = job.rank_writer(0)
+        # two TP ranks, written from one thread as two processes would
+        job = Job.create(self.name, world_size=2, tp=2, total_steps=self.steps, **self.create)
+        writers = [job.rank_writer(r, local_rank=r) for r in range(2)]
         for step in range(1, self.steps + 1):
             if self.stop.is_set():
                 break
             time.sleep(self.period)
-            w.step(step=step, loss=4.0 / (1 + step / 50), lr=3e-4 * min(1.0, step / 20), tokens=4096,
-                   grad_norm=1.5 + 0.1 * (step % 7))
-        w.finish()
+            for r, w in enumerate(writers):
+                w.step(step=step, loss=4.0 / (1 + step / 50) + 0.01 * r, lr=3e-4 * min(1.0, step / 20), tokens=4096,
+                       grad_norm=1.5 + 0.1 * (step % 7))
+        for w in writers:
+            w.finish()
         job.close()
 
 
@@ -131,6 +136,21 @@ class DashboardOnAPythonLoop(unittest.TestCase):
         self.keys("n")
         self.wait_for("the prompt gone", lambda s: "for good" not in s)
 
+        # m: per-rank lines with a legend; s: another smoothing; both remembered next time
+        self.keys("m")
+        self.wait_for("the legend", lambda s: "━ r0" in s and "loss (per rank" in s)
+        self.keys("s")
+        s = self.wait_for("EMA 0.9", lambda s: "loss (per rank, EMA 0.9)" in s)
+        self.keys("q")
+        self.start("again", 240, 60, f"{self.tptop} attach {self.job} --refresh 0.2")
+        s = self.wait_for("the remembered settings", lambda s: "loss (per rank, EMA 0.9)" in s, session="again")
+        # a wide screen: the rank table uses it
+        header = next(x for x in s.splitlines() if x.startswith("│rank"))
+        self.assertIn("fwd/bwd/opt ms", header)
+        self.assertIn("GFLOP/s", header)
+        row = next(x for x in s.splitlines() if re.match(r"│.0\s", x))
+        self.assertGreater(len(row.rstrip(" │")), 200, row)
+
         # help at 80×24, closed with a key: the status line ends clean
         self.start("small", 80, 24, f"{self.tptop} attach {self.job} --refresh 0.2")
         self.wait_for("the small screen", lambda s: "grad norm" in s, session="small")
@@ -143,6 +163,148 @@ class DashboardOnAPythonLoop(unittest.TestCase):
         status = self.screen("small").splitlines()[-1]
         self.assertEqual(len(status.rstrip()), 79, repr(status))
         self.assertTrue(status.rstrip().endswith("…"), repr(status))
+
+
+class PickerKeepsItsOrder(unittest.TestCase):
+    """Plain `tptop` with several live jobs shows the picker; a job started while it is open goes
+    at the end, so Down + Enter attach the job that was second when Down was pressed."""
+
+    def setUp(self):
+        self.tptop = binary("tptop")
+        tool("tmux")
+        self.socket = f"tptop-picker-{os.getpid()}"
+        self.loops = []
+        self.config = tempfile.mkdtemp(prefix="tptop-picker-")
+
+    def tearDown(self):
+        for loop in self.loops:
+            loop.stop.set()
+            loop.join(timeout=10)
+            support.remove(loop.name)
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+    def start_loop(self, tag):
+        loop = Loop(support.job_name(tag), steps=100000, period=0.05)
+        loop.start()
+        self.loops.append(loop)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "running" not in run([self.tptop, "ls", loop.name], check=False).stdout:
+            time.sleep(0.1)
+        return loop.name
+
+    def screen(self):
+        return run(["tmux", "-L", self.socket, "capture-pane", "-p", "-t", "p"], check=False).stdout
+
+    def test_new_job_goes_last(self):
+        older = self.start_loop("pick-a")
+        time.sleep(1.1)
+        newer = self.start_loop("pick-b")
+        run(["tmux", "-L", self.socket, "new-session", "-d", "-s", "p", "-x", "120", "-y", "30",
+             f"env XDG_CONFIG_HOME={self.config} TERM=xterm-256color LANG=C.UTF-8 {self.tptop}; sleep 30"])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "pick a job" not in self.screen():
+            time.sleep(0.1)
+        s = self.screen()
+        rows = [ln for ln in s.splitlines() if "py-pick-" in ln]
+        order = [next(w for w in ln.replace("│", " ").split() if w.startswith("py-pick-")) for ln in rows]
+        self.assertEqual(order[:2], [newer, older], s)
+        newest = self.start_loop("pick-c")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and newest not in self.screen():
+            time.sleep(0.1)
+        rows = [ln for ln in self.screen().splitlines() if "py-pick-" in ln]
+        order = [next(w for w in ln.replace("│", " ").split() if w.startswith("py-pick-")) for ln in rows]
+        self.assertEqual(order, [newer, older, newest], "the newcomer is added at the end")
+        # other users' live jobs on this machine may sit between ours: count the rows above
+        lines = self.screen().splitlines()
+        first_job = next(i for i, ln in enumerate(lines) if ln.startswith("│") and "age" not in ln and ln.strip("│ "))
+        target = next(i for i, ln in enumerate(lines) if older in ln)
+        for _ in range(target - first_job):
+            run(["tmux", "-L", self.socket, "send-keys", "-t", "p", "Down"])
+        time.sleep(0.3)
+        run(["tmux", "-L", self.socket, "send-keys", "-t", "p", "Enter"])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not self.screen().startswith(f" tptop {older}"):
+            time.sleep(0.1)
+        self.assertTrue(self.screen().startswith(f" tptop {older}"), self.screen())
+
+
+class ListFilters(unittest.TestCase):
+    """`tptop ls FILTER --state …`: by name (text or glob) and by state word; a bad state is one
+    line naming the good ones."""
+
+    def test_name_and_state(self):
+        tptop = binary("tptop")
+        tag = f"py-lsf-{os.getpid()}"
+        done, live = f"{tag}-done", f"{tag}-live"
+        self.addCleanup(support.remove, done)
+        self.addCleanup(support.remove, live)
+        j = Job.create(done, total_steps=3)
+        w = j.rank_writer(0)
+        for s in range(1, 4):
+            w.step(step=s, loss=1.0)
+        w.finish()
+        j.close()
+        j2 = Job.create(live, total_steps=100)
+        w2 = j2.rank_writer(0)
+        w2.step(step=1, loss=1.0)
+
+        def names(*args):
+            out = run([tptop, "ls", *args]).stdout.splitlines()
+            return sorted(x.split()[0] for x in out if x.startswith(tag))
+
+        self.assertEqual(names(tag), [done, live])
+        self.assertEqual(names(tag + "-*"), [done, live])
+        self.assertEqual(names(tag, "--state", "live"), [live])
+        self.assertEqual(names(tag, "--state", "finished"), [done])
+        self.assertEqual(names(tag, "--state", "stopped,running"), [live])
+        self.assertEqual(names("no-such-" + tag), [])
+        bad = run([tptop, "ls", "--state", "bogus"], check=False)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("unknown state 'bogus'", bad.stderr)
+        w2.finish()
+        j2.close()
+
+
+class PauseOnALoopThatNeverAsks(unittest.TestCase):
+    """`tptop pause` on a loop without wait_while_paused: one clear line and exit 1, at once when
+    the writer declared it, after the timeout (with the steps it took) when it did not."""
+
+    def setUp(self):
+        self.tptop = binary("tptop")
+        self.job = support.job_name("nopause")
+        self.loop = None
+
+    def tearDown(self):
+        if self.loop is not None:
+            self.loop.stop.set()
+            self.loop.join(timeout=10)
+        support.remove(self.job)
+
+    def started(self, **create):
+        self.loop = Loop(self.job, steps=100000, period=0.02, **create)
+        self.loop.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if run([self.tptop, "ls", self.job], check=False).stdout.count("running"):
+                return
+            time.sleep(0.1)
+        self.fail("the loop did not start")
+
+    def test_declared(self):
+        self.started(honours_control=False)
+        t0 = time.monotonic()
+        r = run([self.tptop, "pause", self.job, "--timeout", "20"], check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertLess(time.monotonic() - t0, 10, "said at once, not after the timeout")
+        self.assertIn("says it applies no control requests", r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+
+    def test_noticed(self):
+        self.started()
+        r = run([self.tptop, "pause", self.job, "--timeout", "2"], check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertRegex(r.stderr, r"does not honour pause: it took \d+ more steps after the request")
 
 
 if __name__ == "__main__":

@@ -96,6 +96,9 @@ class RankHeader:
     # one node and leaves them 0
     NODE_INDEX, FLAGS, SOURCE_RECORDS, FORWARDED_RECORDS, FORWARDER_PID = 144, 148, 152, 160, 168
     FORWARDED_FLAG = 1
+    # the accelerator, written by the rank each step (0: none or unknown): torch.cuda's
+    # allocated, reserved and peak allocated bytes (u64) and utilisation percent + 1 (u32)
+    DEVICE_MEMORY_ALLOCATED, DEVICE_MEMORY_RESERVED, DEVICE_MEMORY_PEAK, DEVICE_UTILIZATION = 176, 184, 192, 200
 
 
 class Slot:

@@ -16,6 +16,7 @@ from collections import namedtuple
 from . import layout as L
 from .errors import TelemetryError
 from .layout import RankHeader as R, Slot
+from .device import DeviceProbe
 from .records import encode_event, encode_step, encode_tensor_stats
 from .segment import put_text
 
@@ -101,6 +102,7 @@ class RankWriter:
         self._index_word = (self._h + R.WRITE_INDEX) >> 3
         self._next = self._m.u64(self._h + R.WRITE_INDEX)
         self._memory = ProcessMemory()
+        self._device = DeviceProbe()
         self._last_step = 0
         self._previous_step_ns = None  # monotonic ns of the previous step() call
         self._paused_ns = 0  # ns paused in wait_while_paused since then
@@ -170,11 +172,23 @@ class RankWriter:
             self.set_state("running")
         self._publish(encode_step(step, self.world_rank, now, tokens=tokens, loss=loss, lr=lr, **fields))
         self._last_step = step
+        self._publish_device()
         self._set(R.LAST_STEP, step)
         self._set(R.HEARTBEAT_NS, now)
         self._acknowledge("run", step)
         if not math.isfinite(loss):
             self.event(kind="nonfinite_loss", step=step)
+
+    def _publish_device(self):
+        """torch.cuda's memory (and NVML's utilisation) into the rank header, when there is a GPU."""
+        reading = self._device.read()
+        if reading is None:
+            return
+        allocated, reserved, peak, util = reading
+        self._set(R.DEVICE_MEMORY_ALLOCATED, allocated)
+        self._set(R.DEVICE_MEMORY_RESERVED, reserved)
+        self._set(R.DEVICE_MEMORY_PEAK, peak)
+        self._m.set(self._h + R.DEVICE_UTILIZATION, "I", 0 if util is None else int(round(min(100.0, max(0.0, util)))) + 1)
 
     def event(self, text="", kind="error", step=None):
         """Publishes an event. ``kind``: checkpoint_saved, paused, resumed, stopped,

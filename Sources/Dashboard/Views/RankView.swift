@@ -18,7 +18,8 @@ enum RankView {
     if let row {
       line += "  node \(row.node)  \(row.hostPid)  \(row.lost ? "LOST" : row.state.label)  beat \(Format.age(row.heartbeatAge))"
       if let e = row.exitStatus { line += "  exit \(e)" }
-      if let last = m.history.samples[r].last { line += String(format: "  %.1f GFLOP/s", last.gflops) }
+      // a writer that does not report the rate leaves it unknown, not 0
+      if let last = m.history.samples[r].last, last.gflops > 0 { line += String(format: "  %.1f GFLOP/s", last.gflops) }
     }
     g.putLine(line, in: info, row: 0, style: row?.state == .failed ? .error : .accent)
 
@@ -104,6 +105,18 @@ enum RankView {
       g.put(Format.fit(name, 11), x: inner.x, y: y, style: name == "RSS" ? .title : .normal)
       g.put(Format.fit(Format.bytes(v), 6, right: true), x: inner.x + 11, y: y)
       drawBar(&g, x: inner.x + 18, y: y, width: inner.width - 18, fraction: v / top, style: .memory(v / top))
+    }
+    // the accelerator, labelled as device memory (the rows above are host memory)
+    guard let d = m.history.ranks[safe: r]?.device, inner.height > items.count + 1 else { return }
+    var y = inner.y + items.count
+    g.put("device memory (GPU)" + (d.utilization.map { ", \(Int(($0 * 100).rounded()))% busy" } ?? ""), x: inner.x, y: y, style: .title, maxWidth: inner.width)
+    let deviceTop = Double(max(1, max(d.reservedBytes, d.peakBytes)))
+    for (name, v) in [("allocated", d.allocatedBytes), ("reserved", d.reservedBytes), ("peak", d.peakBytes)] {
+      y += 1
+      guard y < inner.maxY else { break }
+      g.put(Format.fit(name, 11), x: inner.x, y: y)
+      g.put(Format.fit(Format.bytes(Double(v)), 6, right: true), x: inner.x + 11, y: y)
+      drawBar(&g, x: inner.x + 18, y: y, width: inner.width - 18, fraction: Double(v) / deviceTop, style: .memory(Double(v) / deviceTop))
     }
   }
 
