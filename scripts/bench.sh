@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints benchmark lines `BENCH <name> <value> <unit>`: engine throughput and MFU for the small
-# preset (B8, T256) at TP=1 and TP=2, the telemetry and dashboard figures, the collectives, the
+# preset (B8, T256) at TP=1 and TP=2, the telemetry, dashboard and `tptop serve` scrape figures, the collectives, the
 # activation MiB and step time of each activation-memory flag at TP=2, the distributed optimizer's
 # memory and step time at d=2, and — where PyTorch is
 # installed — an interleaved TP=2 / PyTorch / TP=1 comparison.
