@@ -102,13 +102,13 @@ struct ListJobs: ParsableCommand {
     }
     let f = JobFilter(name: filter, states: try state.map(JobFilter.states), everyUser: all)
     let jobs = every.filter(f.accepts)
-    let hidden = every.count - jobs.count
+    let hidden = every.filter { !f.accepts($0) }
     if jobs.isEmpty {
-      emit("no jobs match (\(hidden) hidden: \(f.describe()))")
+      emit("no jobs match (\(f.describe(hidden)))")
       return
     }
     defer {
-      if hidden > 0 { emit("(\(hidden) more not shown: \(f.describe()))") }
+      if !hidden.isEmpty { emit("(not shown: \(f.describe(hidden)))") }
     }
     var rows: [[String]] = [["NAME", "STATE", "RANKS", "TxD", "STEP", "LOSS", "AGE", "NODES", "NOTE"]]
     for j in jobs {
@@ -557,12 +557,19 @@ struct JobFilter {
     return true
   }
 
-  /// What hides the others, e.g. "other users' jobs (--all)".
-  func describe() -> String {
+  /// Why `hidden` were left out, counted by reason: "2 of other users (--all shows them), 5
+  /// not matching 'exp-*' --state running".
+  func describe(_ hidden: [JobSummary]) -> String {
+    let others = everyUser ? 0 : hidden.filter { !$0.isMine }.count
+    let unmatched = hidden.count - others
     var parts: [String] = []
-    if !everyUser { parts.append("other users' jobs unless --all") }
-    if let name, !name.isEmpty { parts.append("names not matching '\(name)'") }
-    if let states { parts.append("states other than \(states.sorted().joined(separator: ","))") }
-    return parts.joined(separator: ", ")
+    if others > 0 { parts.append("\(others) of other users (--all shows them)") }
+    if unmatched > 0 {
+      var what: [String] = []
+      if let name, !name.isEmpty { what.append("'\(name)'") }
+      if let states { what.append("--state \(states.sorted().joined(separator: ","))") }
+      parts.append("\(unmatched) not matching \(what.joined(separator: " "))")
+    }
+    return parts.isEmpty ? "none" : parts.joined(separator: ", ")
   }
 }

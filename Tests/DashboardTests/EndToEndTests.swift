@@ -127,8 +127,9 @@ final class EndToEndTests: XCTestCase {
   /// A shell in a fixed-size 120×40 terminal (so the pane survives tptop exiting); returns the
   /// tptop path to type.
   func startShell() -> String {
+    // the dashboard's remembered settings go to the test's own directory, not the user's
     _ = tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40",
-             "env TPTOP_LOG_DIR=\(logDir) TERM=xterm-256color LANG=C.UTF-8 bash --norc --noprofile")
+             "env TPTOP_LOG_DIR=\(logDir) XDG_CONFIG_HOME=\(logDir) TERM=xterm-256color LANG=C.UTF-8 bash --norc --noprofile")
     usleep(300_000)
     return "\(binDir)/tptop"
   }

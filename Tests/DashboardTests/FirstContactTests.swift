@@ -211,3 +211,31 @@ extension FirstContactTests {
     XCTAssertTrue(text.contains { $0.contains("peak") && $0.contains("5.0G") }, text.joined(separator: "\n"))
   }
 }
+
+extension FirstContactTests {
+  /// Ranks that wait about as long as each other: the Comm view says so in plain words.
+  func testNoStragglerLineIsPlain() {
+    let job = JobSpec(name: "even", model: "small", tp: 2, dp: 1, totalSteps: 100, tensors: [])
+    let h = JobHistory(job: job)
+    var p = SourcePoll()
+    p.ranks = (0..<2).map { RankHealth(rank: $0, pid: 10 + $0, host: "h", state: .running, heartbeatAge: 0.1) }
+    p.steps = (0..<2).map { r in
+      (1...40).map { k in
+        var s = StepSample()
+        s.step = k
+        s.loss = 3
+        s.stepNs = 100_000_000
+        s.commNs = r == 0 ? 10_000_000 : 12_000_000
+        s.allReduceCount = 4
+        s.allReduceTotalNs = s.commNs
+        return s
+      }
+    }
+    h.ingest(p)
+    var s = AppState()
+    s.view = .comm
+    let g = Renderer.render(DashboardModel(history: h, state: s, themeName: "default"), width: 160, height: 40)
+    XCTAssertTrue(g.text.contains("no straggler: no rank keeps the others waiting (r0 waits least, 10.0 ms a step; the others 12.0 ms)"), g.text)
+    XCTAssertFalse(g.text.contains("a straggler: 2×"), g.text)
+  }
+}

@@ -259,6 +259,9 @@ class ListFilters(unittest.TestCase):
         self.assertEqual(names(tag, "--state", "finished"), [done])
         self.assertEqual(names(tag, "--state", "stopped,running"), [live])
         self.assertEqual(names("no-such-" + tag), [])
+        # what was left out, and why, on the last line
+        last = run([tptop, "ls", tag, "--state", "live"]).stdout.splitlines()[-1]
+        self.assertRegex(last, r"^\(not shown: .*\d+ not matching '" + tag + r"' --state (\w+,)*running(,\w+)*\)$")
         bad = run([tptop, "ls", "--state", "bogus"], check=False)
         self.assertNotEqual(bad.returncode, 0)
         self.assertIn("unknown state 'bogus'", bad.stderr)

@@ -103,7 +103,8 @@ class TorchEndToEnd(unittest.TestCase):
         # torchrun (or python3 -m torch.distributed.run) of the torch Python comes first on PATH
         path = os.path.dirname(self.python) + os.pathsep + os.environ.get("PATH", "")
         self.tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40",
-                  f"cd {REPO} && env PATH={path} TPTOP_LOG_DIR={self.dir} TERM=xterm-256color LANG=C.UTF-8 "
+                  f"cd {REPO} && env PATH={path} TPTOP_LOG_DIR={self.dir} XDG_CONFIG_HOME={self.dir} "
+                  f"TERM=xterm-256color LANG=C.UTF-8 "
                   f"bash --norc --noprofile")
         time.sleep(0.3)
         ck = os.path.join(self.dir, "ck")
