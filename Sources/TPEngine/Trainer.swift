@@ -540,7 +540,9 @@ public final class Trainer {
       fflush(nil)
     }
     if let f = logFile {
-      let line = String(format: "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"step_ms\":%.4f,\"tokens_per_s\":%.2f,\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optimizer_ms\":%.4f,\"comm_ms\":%.4f,\"comm_exposed_ms\":%.4f,\"comm_total_ms\":%.4f,\"comm_peer_wait_ms\":%.4f,\"allreduce_count\":%d,\"allreduce_bytes\":%llu,\"rss_bytes\":%llu,\"param_bytes\":%llu,\"grad_bytes\":%llu,\"optimizer_bytes\":%llu,\"activation_bytes\":%llu,\"gflops\":%.3f,\"skipped_steps\":%d,\"cycle_ms\":%.4f}\n",
+      // wall-clock time of the line, as `tptop export` writes a record's
+      let unixNs = WallClock.nowUnixNs()
+      let line = String(format: "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"step_ms\":%.4f,\"tokens_per_s\":%.2f,\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optimizer_ms\":%.4f,\"comm_ms\":%.4f,\"comm_exposed_ms\":%.4f,\"comm_total_ms\":%.4f,\"comm_peer_wait_ms\":%.4f,\"allreduce_count\":%d,\"allreduce_bytes\":%llu,\"rss_bytes\":%llu,\"param_bytes\":%llu,\"grad_bytes\":%llu,\"optimizer_bytes\":%llu,\"activation_bytes\":%llu,\"gflops\":%.3f,\"skipped_steps\":%d,\"cycle_ms\":%.4f,\"unix_ns\":%lld,\"time\":\"",
                         step, metrics.loss, metrics.lr, metrics.gradNorm, ms, tokS,
                         Double(metrics.forwardNs) / 1e6, Double(metrics.backwardNs) / 1e6,
                         Double(metrics.optimizerNs) / 1e6, Double(metrics.commNs) / 1e6,
@@ -548,7 +550,7 @@ public final class Trainer {
                         Double(metrics.commPeerWaitNs) / 1e6,
                         metrics.allReduceCount, metrics.allReduceBytes, metrics.rssBytes, metrics.paramBytes, metrics.gradBytes,
                         metrics.optimizerBytes, metrics.activationBytes, metrics.gflops, skippedSteps,
-                        Double(cycleNs) / 1e6)
+                        Double(cycleNs) / 1e6, unixNs) + WallClock.iso8601(unixNs: unixNs) + "\"}\n"
       // JSON has no NaN or infinity: a non-finite value is written as null
       let finite = metrics.loss.isFinite && metrics.gradNorm.isFinite && metrics.lr.isFinite
       fputs(finite ? line : ["-nan", "nan", "-inf", "inf"].reduce(line) { $0.replacingOccurrences(of: ":" + $1, with: ":null") }, f)

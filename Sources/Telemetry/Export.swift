@@ -57,15 +57,8 @@ public enum TelemetryExport {
     public func tensorName(_ i: Int) -> String { tensorNames.indices.contains(i) ? tensorNames[i] : "\(i)" }
   }
 
-  /// ISO 8601 UTC with milliseconds: "2026-12-07T02:33:10.123Z".
-  public static func iso8601(unixNs: Int64) -> String {
-    var t = time_t(unixNs / 1_000_000_000)
-    var parts = tm()
-    gmtime_r(&t, &parts)
-    let ms = Int((unixNs % 1_000_000_000) / 1_000_000)
-    return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-                  Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), ms)
-  }
+  /// ISO 8601 UTC with milliseconds: "2026-12-07T02:33:10.123Z" (the `--log`'s `time` too).
+  public static func iso8601(unixNs: Int64) -> String { WallClock.iso8601(unixNs: unixNs) }
 
   /// The CSV header line (no newline).
   public static var csvHeader: String { csvColumns.joined(separator: ",") }

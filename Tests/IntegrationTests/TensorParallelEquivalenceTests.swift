@@ -162,3 +162,33 @@ final class TensorParallelEquivalenceTests: XCTestCase, GradientShardChecks {
     XCTAssertEqual(r.stdout.split(separator: "\n").filter { $0.hasPrefix("step ") }.count, 3)
   }
 }
+
+extension TensorParallelEquivalenceTests {
+  /// Every `--log` line carries the wall clock as `tptop export` writes it: `unix_ns` inside the
+  /// run, and `time` the same instant in ISO 8601 UTC with milliseconds.
+  func testLogLinesCarryTheWallClock() throws {
+    let dir = try Harness.tempDir(self)
+    let log = dir.appendingPathComponent("clock.jsonl").path
+    let before = Int64(Date().timeIntervalSince1970 * 1e9)
+    _ = try Harness.train(np: 1, ["--model", "tiny", "--steps", "3", "--batch", "2", "--seq", "16", "--no-telemetry", "--quiet",
+                                  "--log", log])
+    let after = Int64(Date().timeIntervalSince1970 * 1e9)
+    let rows = try Harness.readLog(log)
+    XCTAssertEqual(rows.count, 3)
+    let format = DateFormatter()
+    format.locale = Locale(identifier: "en_US_POSIX")
+    format.timeZone = TimeZone(identifier: "UTC")
+    format.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
+    var last: Int64 = 0
+    for row in rows {
+      let ns = try XCTUnwrap((row["unix_ns"] as? NSNumber)?.int64Value, "\(row)")
+      XCTAssertGreaterThanOrEqual(ns, before)
+      XCTAssertLessThanOrEqual(ns, after)
+      XCTAssertGreaterThanOrEqual(ns, last, "the lines' times go forward")
+      last = ns
+      let millis = ns / 1_000_000
+      let want = format.string(from: Date(timeIntervalSince1970: Double(millis / 1000) + Double(millis % 1000) / 1000 + 0.0001))
+      XCTAssertEqual(row["time"] as? String, want)
+    }
+  }
+}
