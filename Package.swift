@@ -20,6 +20,8 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+    .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+    .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
   ],
   targets: [
     // C shims: one per C library, each imported by exactly one Swift module.
@@ -57,20 +59,29 @@ let package = Package(
       swiftSettings: fast),
     // Launching and supervising jobs: mpirun, its failure report, restarts from the latest checkpoint.
     .target(name: "JobControl", dependencies: ["Telemetry", "CheckpointLayout"], swiftSettings: fast),
+    // The run store: every recorded run in SQLite (GRDB), its recorder and readers. No curses, no MPI.
+    .target(
+      name: "RunStore",
+      dependencies: ["JobSchema", "Telemetry", .product(name: "GRDB", package: "GRDB.swift")]),
+    // TensorBoard event files both ways: record framing with CRC-32C, the Event messages
+    // (generated once from proto/tensorboard_event.proto at the top), log directories. No store, no curses.
+    .target(
+      name: "TensorBoard",
+      dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     // Dashboard: view model, cell grid, themes; the curses backend is its only curses code.
     .target(name: "Dashboard", dependencies: ["JobSchema", "Telemetry", "JobControl", "CCurses"], swiftSettings: fast),
 
     .executableTarget(
       name: "tptrain",
       dependencies: [
-        "JobSchema", "TPEngine", "TPKernels", "TPComm", "Telemetry", "TrainingSetup", "CheckpointLayout",
+        "JobSchema", "TPEngine", "TPKernels", "TPComm", "Telemetry", "TrainingSetup", "CheckpointLayout", "RunStore",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),
     .executableTarget(
       name: "tptop",
       dependencies: [
-        "JobSchema", "Telemetry", "Dashboard", "JobControl",
+        "JobSchema", "Telemetry", "Dashboard", "JobControl", "RunStore", "TensorBoard",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),
@@ -87,6 +98,8 @@ let package = Package(
     .testTarget(name: "TelemetryTests", dependencies: ["JobSchema", "Telemetry", "TestSupport"]),
     .testTarget(name: "DashboardTests", dependencies: ["JobSchema", "Dashboard", "Telemetry", "JobControl", "TestSupport"]),
     .testTarget(name: "JobControlTests", dependencies: ["JobControl", "CheckpointLayout"]),
+    .testTarget(name: "RunStoreTests", dependencies: ["RunStore", "Telemetry", "JobSchema", "TestSupport"]),
+    .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "RunStore", "JobSchema", "TestSupport"]),
     .testTarget(name: "TrainingSetupTests", dependencies: ["TrainingSetup", "TPEngine", "CheckpointLayout"]),
   ]
 )

@@ -39,6 +39,7 @@ struct TPTrain: ParsableCommand {
       """)
 
   @OptionGroup var setup: RunSetup
+  @OptionGroup var record: RecordOptions
 
   func run() throws {
     if setup.measurePeak {
@@ -94,12 +95,14 @@ struct TPTrain: ParsableCommand {
       if world.rank == 0 { printError("tptrain: error: \(e.message)") }
       trainer.observer.stateChanged(.failed)
       trainer.observer.event(.error(e.message))
+      finishRecording(state: "failed")
       MPIRuntime.finalize()
       Foundation.exit(1)
     } catch {
       printError("tptrain: error (rank \(world.rank)): \(error)")
       trainer.observer.stateChanged(.failed)
       trainer.observer.event(.error("\(error)"))
+      finishRecording(state: "failed")
       MPIRuntime.abort(1)
     }
     // the other nodes' last records and final states reach world rank 0's segment
@@ -110,6 +113,11 @@ struct TPTrain: ParsableCommand {
         let steps = max(1, trainer.losses.count)
         print(String(format: "BENCH forwarding_rank%d_cpu_us_per_step %.2f us", world.rank, Double(spent) / 1e3 / Double(steps)))
       }
+    }
+    switch trainer.stopReason {
+    case .nonFinite: finishRecording(state: "failed")
+    case .signal, .stopRequested: finishRecording(state: "stopped")
+    default: finishRecording(state: "finished")
     }
     if case .nonFinite(let step, let loss, let norm) = trainer.stopReason {
       if world.rank == 0 {
@@ -252,7 +260,7 @@ struct TPTrain: ParsableCommand {
         sequenceParallel: gpt.activationOptions.sequenceParallel, distributedOptimizer: gpt.partition.shards > 1,
         recompute: RunFeatures.Recompute(gpt.activationOptions.recompute),
         overlapGradReduce: setup.overlapGradReduce && grid.dp > 1, overlapTP: setup.overlapTP && grid.tp > 1),
-      barrier: { node.barrier() })
+      slotCount: record.ringSlots, barrier: { node.barrier() })
     if nodes.count > 1 {
       // the other nodes' records go to world rank 0's segment (docs/TELEMETRY.md)
       if world.rank == 0 {
@@ -265,6 +273,10 @@ struct TPTrain: ParsableCommand {
       observer.receiver?.measuring = setup.forwardingStats
     }
     if world.rank == 0 && !setup.quiet { print("tptrain: telemetry job \(name) (watch with: tptop attach \(name))") }
+    if world.rank == 0 && !record.noRecord {
+      startRecording(job: name, description: observer.segment.info.description, options: record,
+                     restart: setup.resume != nil, settings: settings.recorded, quiet: setup.quiet)
+    }
     return observer
   }
 
