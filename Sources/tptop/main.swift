@@ -13,7 +13,7 @@ struct TPTop: ParsableCommand {
       Without it, the default namespace: on world rank 0's machine, every rank of
       a job, also the ranks of other nodes (docs/TELEMETRY.md).
       """,
-    subcommands: dashboardSubcommands + jobSubcommands + [SuperviseCommand.self],
+    subcommands: dashboardSubcommands + jobSubcommands + runSubcommands + [SuperviseCommand.self],
     defaultSubcommand: dashboardDefaultSubcommand)
 
   /// The first argument when it names no subcommand. Without this check the default subcommand
