@@ -46,6 +46,10 @@ PYTHON ?= python3
 # stress), and examples/torch_tp_gpt.py under `tptop launch --runner torchrun`.
 PYTEST = TPTOP_BIN_DIR=$(BIN) $(PYTHON) -m unittest discover -s python/tests
 
+# Runs recorded by the tests go to a store of their own, never the user's.
+TEST_RUNS ?= $(CURDIR)/.build/test-runs
+test test-python chaos: export TPTOP_RUNS = $(TEST_RUNS)
+
 test: test-deps
 	python3 scripts/check_architecture.py
 	$(SWIFT) build $(TESTFLAGS)

@@ -22,6 +22,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
     .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+    .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
   ],
   targets: [
     // C shims: one per C library, each imported by exactly one Swift module.
@@ -59,6 +61,15 @@ let package = Package(
       swiftSettings: fast),
     // Launching and supervising jobs: mpirun, its failure report, restarts from the latest checkpoint.
     .target(name: "JobControl", dependencies: ["JobSchema", "Telemetry", "CheckpointLayout"], swiftSettings: fast),
+    // The run store: every recorded run in SQLite (GRDB), its recorder and readers. No curses, no MPI.
+    .target(
+      name: "RunStore",
+      dependencies: ["JobSchema", "Telemetry", .product(name: "GRDB", package: "GRDB.swift")]),
+    // TensorBoard event files both ways: record framing with CRC-32C, the Event messages
+    // (generated once from proto/tensorboard_event.proto at the top), log directories. No store, no curses.
+    .target(
+      name: "TensorBoard",
+      dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     // Dashboard: view model, cell grid, themes; the curses backend is its only curses code.
     .target(name: "Dashboard", dependencies: ["JobSchema", "Telemetry", "JobControl", "CCurses"], swiftSettings: fast),
 
@@ -78,14 +89,14 @@ let package = Package(
     .executableTarget(
       name: "tptrain",
       dependencies: [
-        "JobSchema", "TPEngine", "TPKernels", "TPComm", "Telemetry", "TrainingSetup", "CheckpointLayout",
+        "JobSchema", "TPEngine", "TPKernels", "TPComm", "Telemetry", "TrainingSetup", "CheckpointLayout", "RunStore",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),
     .executableTarget(
       name: "tptop",
       dependencies: [
-        "JobSchema", "Telemetry", "Dashboard", "JobControl", "MetricsEndpoint",
+        "JobSchema", "Telemetry", "Dashboard", "JobControl", "MetricsEndpoint", "RunStore", "TensorBoard",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),
@@ -103,6 +114,8 @@ let package = Package(
     .testTarget(name: "DashboardTests", dependencies: ["JobSchema", "Dashboard", "Telemetry", "JobControl", "TestSupport"]),
     .testTarget(name: "JobControlTests", dependencies: ["JobControl", "CheckpointLayout", "Telemetry", "JobSchema", "TestSupport"]),
     .testTarget(name: "MetricsEndpointTests", dependencies: ["MetricsEndpoint", "Telemetry", "JobSchema", "TestSupport"]),
+    .testTarget(name: "RunStoreTests", dependencies: ["RunStore", "Telemetry", "JobSchema", "TestSupport"]),
+    .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "RunStore", "JobSchema", "TestSupport"]),
     .testTarget(name: "TrainingSetupTests", dependencies: ["TrainingSetup", "TPEngine", "CheckpointLayout"]),
   ]
 )

@@ -22,6 +22,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 CORES=$(nproc)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# the benchmark's runs are recorded in a store of their own, never the user's
+export TPTOP_RUNS="$tmp/runs"
 
 # The peak is measured before and after the training runs and the higher one is used: a peak
 # taken while the host is busy reads low and would inflate every MFU of the run.
@@ -81,6 +83,8 @@ PY
 "$BIN/tptop" bench-dashboard || echo "BENCH dashboard unavailable"
 # `tptop serve`: one /metrics scrape (a collection and an encoding) of synthetic jobs.
 "$BIN/tptop" bench-scrape --ranks 16,256,1024 || echo "BENCH scrape unavailable"
+# The run store: recording against --no-record (telemetry on in both), interleaved; bytes per step per rank
+python3 "$HERE/bench_record.py" "$BIN" 2 "--model small --batch 8 --seq 256 --steps $STEPS --tp 2"
 
 # The collectives alone (both algorithms, three sizes), then a training step with each.
 for NP in 2 4; do mpirun --oversubscribe -np $NP "$BIN/tpcollectives" bench; done

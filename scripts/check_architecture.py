@@ -18,7 +18,7 @@ for m in re.finditer(r'\.(target|executableTarget)\(\s*name:\s*"(\w+)"', pkg):
     names=set()
     if d:
         txt=d.group(1)
-        for pm in re.finditer(r'\.product\(name:\s*"(\w+)",\s*package:\s*"([\w-]+)"\)', txt): names.add(pm.group(2))
+        for pm in re.finditer(r'\.product\(name:\s*"(\w+)",\s*package:\s*"([\w.-]+)"\)', txt): names.add(pm.group(2))
         txt=re.sub(r'\.product\([^)]*\)','',txt)
         names|=set(re.findall(r'"(\w+)"', txt))
     deps[name]=names

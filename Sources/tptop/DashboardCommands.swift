@@ -2,6 +2,7 @@ import ArgumentParser
 import Dashboard
 import Foundation
 import JobControl
+import RunStore
 import Telemetry
 
 // The interactive dashboard commands: demo, launch, attach, the default (plain `tptop`), and the
@@ -33,6 +34,11 @@ private func printErr(_ s: String) { FileHandle.standardError.write((s + "\n").d
 
 /// Attaches to `job` and runs the dashboard until the user detaches.
 private func attach(job: String, logPath: String?, display: DisplayOptions, launched: LaunchedJob? = nil) throws {
+  // a job whose segment is gone opens from the run store (StoredSource.swift)
+  if launched == nil, !SegmentName.allJobs().contains(job), StoreLocation.fromEnvironment().exists(run: job) {
+    _ = DashboardSession.run(source: try openedSource(job), options: display.options, themeName: display.theme)
+    return
+  }
   let source: TelemetrySource
   do {
     let log = logPath ?? {

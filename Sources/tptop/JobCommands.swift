@@ -298,11 +298,11 @@ final class StepLinePrinter {
 
 struct ExportJob: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "export", abstract: "Write every record still in the job's rings as JSON lines or CSV.")
+    commandName: "export", abstract: "Write every record still in the job's rings (or, for a job that is gone, every record of its stored run) as JSON lines or CSV.")
 
-  @Argument(help: "Job name.")
+  @Argument(help: "Job name, stored run name, or TensorBoard log directory.")
   var job: String
-  @Option(help: "Output format: jsonl or csv.")
+  @Option(help: "Output format: jsonl or csv; tfevents (a stored run as TensorBoard event files under --output DIR).")
   var format: String
   @Option(name: [.short, .long], help: ArgumentHelp(
     "Output file (default or '-': standard output).",
@@ -310,14 +310,18 @@ struct ExportJob: ParsableCommand {
   var output: String?
 
   func validate() throws {
-    guard SegmentName.isValid(job) else { throw ValidationError(TelemetryError.invalidJobName(job).description) }
-    guard TelemetryExport.Format(rawValue: format) != nil else {
-      throw ValidationError("--format must be jsonl or csv, not '\(format)'")
+    guard SegmentName.isValid(job) || job.contains("/") || FileManager.default.fileExists(atPath: job) else {
+      throw ValidationError(TelemetryError.invalidJobName(job).description)
+    }
+    guard TelemetryExport.Format(rawValue: format) != nil || format == "tfevents" else {
+      throw ValidationError("--format must be jsonl, csv or tfevents, not '\(format)'")
     }
   }
 
   func run() throws {
     let fmt = TelemetryExport.Format(rawValue: format) ?? .jsonl
+    // a stored run, a TensorBoard log directory, or a run as event files (TensorBoardCommands.swift)
+    if try exportFromStoreOrLogDirectory(job, format: format, output: output) { return }
     let reader = try reportingErrors { try JobReader(job: job) }
     var out = ""
     if fmt == .csv { out += TelemetryExport.csvHeader + "\n" }

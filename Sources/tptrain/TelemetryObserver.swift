@@ -36,7 +36,7 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
   init(
     jobName: String, worldRank: Int, worldSize: Int, localRank: Int, nodeIndex: Int, tp: Int, dp: Int,
     model: ModelShape, preset: String, shards: [TensorShard], totalSteps: Int, features: RunFeatures,
-    anyFailed: (Bool) -> Bool
+    slotCount: Int = SegmentLayout.defaultSlotCount, anyFailed: (Bool) -> Bool
   ) throws {
     self.worldRank = worldRank
     var created: SegmentWriter?
@@ -45,7 +45,7 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
       let description = JobDescription(
         name: jobName, model: model, preset: preset, worldSize: worldSize, tp: tp, dp: dp, totalSteps: totalSteps,
         shards: TelemetryObserver.telemetryShards(shards), features: features)
-      do { created = try SegmentWriter.create(description) } catch { creationError = error }
+      do { created = try SegmentWriter.create(description, slotCount: slotCount) } catch { creationError = error }
     }
     let failedSomewhere = anyFailed(creationError != nil)
     if let e = creationError { throw e }

@@ -40,6 +40,7 @@ struct TPTrain: ParsableCommand {
     version: "tptrain \(ProjectVersion.string)")
 
   @OptionGroup var setup: RunSetup
+  @OptionGroup var record: RecordOptions
 
   func run() throws {
     if setup.measurePeak {
@@ -102,12 +103,14 @@ struct TPTrain: ParsableCommand {
       if world.rank == 0 { printError("tptrain: error: \(e.message)") }
       trainer.observer.stateChanged(.failed)
       trainer.observer.event(.error(e.message))
+      finishRecording(state: "failed")
       MPIRuntime.finalize()
       Foundation.exit(1)
     } catch {
       printError("tptrain: error (rank \(world.rank)): \(error)")
       trainer.observer.stateChanged(.failed)
       trainer.observer.event(.error("\(error)"))
+      finishRecording(state: "failed")
       MPIRuntime.abort(1)
     }
     // the other nodes' last records and final states reach world rank 0's segment
@@ -118,6 +121,11 @@ struct TPTrain: ParsableCommand {
         let steps = max(1, trainer.losses.count)
         print(String(format: "BENCH forwarding_rank%d_cpu_us_per_step %.2f us", world.rank, Double(spent) / 1e3 / Double(steps)))
       }
+    }
+    switch trainer.stopReason {
+    case .nonFinite: finishRecording(state: "failed")
+    case .signal, .stopRequested: finishRecording(state: "stopped")
+    default: finishRecording(state: "finished")
     }
     if case .nonFinite(let step, let loss, let norm) = trainer.stopReason {
       if world.rank == 0 {
@@ -273,6 +281,7 @@ struct TPTrain: ParsableCommand {
         recompute: RunFeatures.Recompute(gpt.activationOptions.recompute),
         overlapGradReduce: setup.overlapGradReduce && grid.dp > 1, overlapTP: setup.overlapTP && grid.tp > 1)
         .with(checkpointAtStop: setup.checkpointEvery > 0),
+      slotCount: record.ringSlots,
       anyFailed: { failed in
         var flag = failed ? 1.0 : 0.0
         world.allReduce(&flag, count: 1, .max)
@@ -292,6 +301,10 @@ struct TPTrain: ParsableCommand {
       observer.receiver?.measuring = setup.forwardingStats
     }
     if world.rank == 0 && !setup.quiet { print("tptrain: telemetry job \(name) (watch with: tptop attach \(name))") }
+    if world.rank == 0 && !record.noRecord {
+      startRecording(job: name, description: observer.segment.info.description, options: record,
+                     restart: setup.resume != nil, settings: settings.recorded, quiet: setup.quiet)
+    }
     return observer
   }
 

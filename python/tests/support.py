@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -15,6 +16,9 @@ REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "python"))
 
 from tptop_telemetry import Job  # noqa: E402
+
+# jobs the tests create record into a store of their own, never the user's
+os.environ.setdefault("TPTOP_RUNS", tempfile.mkdtemp(prefix="tptop-test-runs-"))
 
 BIN_DIR = os.environ.get("TPTOP_BIN_DIR", os.path.join(REPO, ".build", "release"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

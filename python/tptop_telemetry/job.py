@@ -1,12 +1,15 @@
 """``Job``: one process's handle on a job's segment — creation (local rank 0), opening (the
 other local ranks), the control page, and one ``RankWriter`` per rank written from here."""
 
+import atexit
 import os
 import random
 import time
 
 from . import layout as L
 from .errors import TelemetryError
+from .reader import Reader
+from .store import start_recorder
 from .layout import Header as H, Control as C, Geometry
 from .segment import (check_platform, check_shard, create_mapping, default_job_name, open_mapping,
                       path_of, put_text, validate, write_shard)
@@ -38,7 +41,7 @@ class Job:
     @classmethod
     def create(cls, name=None, world_size=1, tp=1, dp=None, total_steps=0, model=None, shards=(),
                slot_count=L.DEFAULT_SLOT_COUNT, preset="python", features=0, honours_control=None,
-               checkpoint_at_stop=False):
+               checkpoint_at_stop=False, record=True, record_budget_mib=256, settings=None):
         """Creates the segment exclusively (mode 0600) and publishes the description; ``ready``
         is written last.
 
@@ -54,6 +57,10 @@ class Job:
         ``checkpoint_at_stop``: True when the loop writes a checkpoint before it stops on request
         (tptop's stop prompt says so). Raises ``TelemetryError`` (one line) on a bad argument,
         an existing segment or a full /dev/shm.
+
+        ``record``: also record the job in the run store (``store.py``; ``TPTOP_NO_RECORD=1``
+        turns it off too), within ``record_budget_mib``; ``settings`` (a dict) is what
+        ``tptop compare`` shows of the run's configuration.
         """
         check_platform()
         name = _job_name(name)
@@ -107,7 +114,22 @@ class Job:
         except BaseException:
             m.close()
             raise
-        return cls(m, geometry, info)
+        job = cls(m, geometry, info)
+        if record:
+            job.recorder = start_recorder(
+                name, lambda: Reader(name), total_steps=total_steps, world=world_size, tp=tp, dp=dp, model=model,
+                preset=model.get("preset", preset), features=features, budget_mib=record_budget_mib, settings=settings)
+            if job.recorder is not None:
+                atexit.register(job._finish_recording)
+        return job
+
+    #: The run store's recorder of this job (the creating process only), or None.
+    recorder = None
+
+    def _finish_recording(self, state=None):
+        if self.recorder is not None:
+            self.recorder.finish(state)
+            self.recorder = None
 
     @classmethod
     def open(cls, name=None, wait=10.0):
@@ -182,7 +204,9 @@ class Job:
         return self._control(C.CHECKPOINT_REQUESTS)
 
     def close(self):
-        """Unmaps the segment (the object stays for late readers until `tptop gc`)."""
+        """Writes the rest of the run to the store, then unmaps the segment (the object stays
+        for late readers until `tptop gc`)."""
+        self._finish_recording()
         self._m.close()
 
     def __enter__(self):

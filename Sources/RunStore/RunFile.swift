@@ -1,0 +1,164 @@
+// One run's database: created (or reopened for a restart of the same job) by its recorder,
+// written in batched transactions, WAL mode so readers never block it.
+
+import Foundation
+import GRDB
+import JobSchema
+import Telemetry
+
+/// A run's database opened for writing.
+public final class RunFile {
+  public let path: String
+  public private(set) var header: RunHeader
+  let db: DatabasePool
+
+  /// Creates run `header.name` in `location`, or reopens it when `reopen` (a restart of the same
+  /// job: one more incarnation, state running again).
+  /// - Throws: `StoreError` with one line (unwritable directory, a corrupt file, a newer schema).
+  public init(location: StoreLocation, header: RunHeader, reopen: Bool) throws {
+    try location.prepare()
+    path = location.path(run: header.name)
+    self.header = header
+    do {
+      var config = Configuration()
+      config.busyMode = .timeout(5)
+      config.prepareDatabase { db in
+        try db.execute(sql: "PRAGMA synchronous = NORMAL")
+      }
+      db = try DatabasePool(path: path, configuration: config)
+      try db.write { d in
+        let version = try Int.fetchOne(d, sql: "PRAGMA user_version") ?? 0
+        if version > StoreSchema.version {
+          throw StoreError("\(path) has store schema \(version); this tptop reads up to \(StoreSchema.version)")
+        }
+        for sql in StoreSchema.creation { try d.execute(sql: sql) }
+        try d.execute(sql: "PRAGMA user_version = \(StoreSchema.version)")
+        let existing = try Int.fetchOne(d, sql: "SELECT incarnations FROM run WHERE id = 1")
+        if let n = existing, reopen {
+          self.header.incarnations = n + 1
+          try d.execute(
+            sql: "UPDATE run SET job = ?, state = ?, ended = NULL, updated = ?, incarnations = ?, recorder_pid = ?, command_line = ? WHERE id = 1",
+            arguments: [header.job, header.state, header.updated, n + 1, Int(header.recorderPid), header.commandLine])
+        } else {
+          try Self.insert(header, d)
+        }
+        for (k, v) in header.settings {
+          try d.execute(sql: "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", arguments: [k, v])
+        }
+      }
+    } catch let e as StoreError {
+      throw e
+    } catch let e as DatabaseError {
+      throw StoreError("run store \(path): \(e.message ?? "\(e.resultCode)")")
+    } catch {
+      throw StoreError("run store \(path): \(error)")
+    }
+  }
+
+  static func insert(_ h: RunHeader, _ d: Database) throws {
+    let m = h.model
+    try d.execute(
+      sql: """
+        INSERT INTO run (id, name, job, writer, state, started, updated, incarnations, world, tp, dp, total_steps, preset,
+          layers, heads, channels, vocab, padded_vocab, max_seq, batch, seq, features, command_line, hosts, recorder_pid,
+          budget_bytes, bucket_steps) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+      arguments: StatementArguments([
+        h.name, h.job, h.writer, h.state, h.started, h.updated, h.incarnations, h.world, h.tp, h.dp, h.totalSteps,
+        h.preset, m?.layers, m?.heads, m?.channels, m?.vocab, m?.paddedVocab, m?.maxSeq, m?.batch, m?.seq,
+        Int64(bitPattern: h.features.rawValue), h.commandLine, h.hosts, Int(h.recorderPid), h.budgetBytes, h.bucketSteps,
+      ] as [(any DatabaseValueConvertible)?]))
+  }
+
+  static let rankStepSQL: String = {
+    let cols = ["rank", "step", "last_step", "steps", "ring_index", "timestamp_ns", "wall_time", "allreduce_hist"]
+      + StoreSchema.rankStepColumns
+    return "INSERT OR REPLACE INTO rank_steps (\(cols.joined(separator: ", "))) VALUES ("
+      + Array(repeating: "?", count: cols.count).joined(separator: ", ") + ")"
+  }()
+
+  static let seriesSQL: String = {
+    let cols = ["step", "timestamp_ns", "wall_time", "ranks"] + StoreSchema.seriesColumns
+    return "INSERT OR REPLACE INTO series (\(cols.joined(separator: ", "))) VALUES ("
+      + Array(repeating: "?", count: cols.count).joined(separator: ", ") + ")"
+  }()
+
+  /// A stored value: an integer when the column is integral and the value exact.
+  static func value(_ v: Double, integral: Bool) -> (any DatabaseValueConvertible)? {
+    if !v.isFinite { return nil }
+    if integral, v == v.rounded(), abs(v) < 9e18 { return Int64(v) }
+    return v
+  }
+
+  /// Writes `batch` and the run's progress in one transaction.
+  /// - Throws: `StoreError` (disk full, read-only, damaged file).
+  public func write(_ batch: StoreBatch, state: String, lastStep: Int, finalLoss: Float?, bestLoss: Float?,
+                    hosts: String? = nil, ended: Double? = nil) throws {
+    let now = Date().timeIntervalSince1970
+    do {
+      try db.write { d in
+        if !batch.series.isEmpty {
+          let st = try d.cachedStatement(sql: Self.seriesSQL)
+          let integral = Set(["tokens", "step_ns", "rss_bytes", "param_bytes", "grad_bytes", "optimizer_bytes", "activation_bytes"])
+          for r in batch.series {
+            var args: [(any DatabaseValueConvertible)?] = [r.step, Int64(bitPattern: r.timestampNs), r.wallTime, r.ranks]
+            for (i, c) in StoreSchema.seriesColumns.enumerated() { args.append(Self.value(r.values[i], integral: integral.contains(c))) }
+            try st.execute(arguments: StatementArguments(args))
+          }
+        }
+        if !batch.rankSteps.isEmpty {
+          let st = try d.cachedStatement(sql: Self.rankStepSQL)
+          for r in batch.rankSteps {
+            let hist = Data(r.histogram.flatMap { v in withUnsafeBytes(of: v.littleEndian) { Array($0) } })
+            var args: [(any DatabaseValueConvertible)?] = [
+              r.rank, r.firstStep, r.lastStep, r.steps, Int64(bitPattern: r.ringIndex), Int64(bitPattern: r.timestampNs),
+              r.wallTime, hist,
+            ]
+            for (i, c) in StepColumns.all.enumerated() {
+              args.append(Self.value(r.mean[i], integral: c.integral && r.steps == 1))
+              args.append(r.steps == 1 ? nil : Self.value(r.min[i], integral: c.integral))
+              args.append(r.steps == 1 ? nil : Self.value(r.max[i], integral: c.integral))
+            }
+            try st.execute(arguments: StatementArguments(args))
+          }
+        }
+        if !batch.events.isEmpty {
+          let st = try d.cachedStatement(
+            sql: "INSERT INTO events (rank, ring_index, step, timestamp_ns, wall_time, kind, text) VALUES (?, ?, ?, ?, ?, ?, ?)")
+          for (e, wall) in batch.events {
+            try st.execute(arguments: [e.rank, Int64(bitPattern: e.index), e.step, Int64(bitPattern: e.timestampNs), wall,
+                                       e.kind.name, e.text])
+          }
+        }
+        if !batch.shardStats.isEmpty {
+          let st = try d.cachedStatement(
+            sql: "INSERT OR REPLACE INTO shard_stats (rank, step, tensor, ring_index, timestamp_ns, weight_norm, grad_norm, update_ratio) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+          for t in batch.shardStats {
+            for (k, n) in t.entries.enumerated() {
+              try st.execute(arguments: StatementArguments([
+                t.rank, t.step, t.firstTensor + k, Int64(bitPattern: t.index), Int64(bitPattern: t.timestampNs),
+                Self.value(Double(n.weightNorm), integral: false), Self.value(Double(n.gradNorm), integral: false),
+                Self.value(Double(n.updateRatio), integral: false),
+              ] as [(any DatabaseValueConvertible)?]))
+            }
+          }
+        }
+        let best = bestLoss.map { Double($0) }
+        try d.execute(
+          sql: """
+            UPDATE run SET state = ?, updated = ?, last_step = MAX(last_step, ?), final_loss = COALESCE(?, final_loss),
+              best_loss = CASE WHEN ? IS NULL THEN best_loss WHEN best_loss IS NULL OR ? < best_loss THEN ? ELSE best_loss END,
+              records_lost = records_lost + ?, hosts = COALESCE(?, hosts), ended = COALESCE(?, ended) WHERE id = 1
+            """,
+          arguments: StatementArguments([
+            state, now, lastStep, finalLoss.map { Double($0) }, best, best, best, Int64(batch.lost), hosts, ended,
+          ] as [(any DatabaseValueConvertible)?]))
+      }
+    } catch let e as DatabaseError {
+      throw StoreError("run store \(path): \(e.message ?? "\(e.resultCode)")")
+    } catch {
+      throw StoreError("run store \(path): \(error)")
+    }
+    header.state = state
+  }
+}

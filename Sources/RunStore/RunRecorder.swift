@@ -1,0 +1,148 @@
+// The recorder: a thread in world rank 0's process that reads every rank's ring of the job's
+// segment as any reader does (after forwarding, that segment holds every rank) and writes what
+// it reads into the run store in one transaction every `commitInterval`. The training step
+// never sees it: no call, no allocation, no I/O of the step is added. A store failure prints
+// one warning line and ends recording; training goes on.
+
+import Foundation
+import JobSchema
+import Telemetry
+
+/// Records one job into the run store from a background thread.
+public final class RunRecorder: @unchecked Sendable {
+  /// Longest pause between two polls of the rings.
+  public static let maxPollInterval = 0.05
+  /// Shortest pause (tiny rings and fast steps).
+  public static let minPollInterval = 0.001
+  /// Time between two transactions: a kill -9 of this process loses at most this much.
+  public var commitInterval = 0.25
+
+  let reader: JobReader
+  let file: RunFile
+  let accumulator: RunAccumulator
+  let warn: @Sendable (String) -> Void
+  let condition = NSCondition()
+  private var stopping = false
+  private var finalState: String?
+  private var thread: Thread?
+  private var done = false
+  /// The last store problem (nil while recording works).
+  public private(set) var failure: String?
+  private var hosts: [String] = []
+  private var recentStepNs: Double = 0
+  private var lastCommit = Date()
+
+  /// Opens job `job`'s segment (in the current namespace) and the run's database.
+  /// - Throws: `StoreError` or `TelemetryError`, one line each.
+  public init(job: String, location: StoreLocation, header: RunHeader, reopen: Bool,
+              warn: @escaping @Sendable (String) -> Void) throws {
+    reader = try JobReader(job: job)
+    file = try RunFile(location: location, header: header, reopen: reopen)
+    let wallOffset = Double(telemetryRealtimeNanos()) / 1e9 - Double(telemetryMonotonicNanos()) / 1e9
+    accumulator = RunAccumulator(world: header.world, dp: header.dp, bucketSteps: header.bucketSteps, wallOffset: wallOffset)
+    self.warn = warn
+  }
+
+  /// The run's name in the store.
+  public var runName: String { file.header.name }
+
+  /// Starts the recording thread.
+  public func start() {
+    let t = Thread { [self] in loop() }
+    t.name = "tptop-recorder"
+    thread = t
+    t.start()
+  }
+
+  /// Ends recording: reads what the rings still hold (waiting up to `grace` seconds for the
+  /// other ranks' last step), writes it with the run's final `state`, and returns when written.
+  public func finish(state: String, grace: Double = 1.0) {
+    condition.lock()
+    stopping = true
+    finalState = state
+    condition.signal()
+    while !done { condition.wait() }
+    condition.unlock()
+    _ = grace
+  }
+
+  private func loop() {
+    while true {
+      condition.lock()
+      if stopping { condition.unlock(); break }
+      _ = condition.wait(until: Date(timeIntervalSinceNow: pollInterval()))
+      let stop = stopping
+      condition.unlock()
+      if stop { break }
+      if failure != nil { continue }
+      pollRings()
+      if Date().timeIntervalSince(lastCommit) >= commitInterval { commit(final: false) }
+    }
+    if failure == nil {
+      waitForLastSteps(seconds: 1.0)
+      pollRings()
+      commit(final: true)
+    }
+    condition.lock()
+    done = true
+    condition.broadcast()
+    condition.unlock()
+  }
+
+  /// The pause between polls: a quarter of the time the smallest ring takes to fill at the
+  /// current step rate, within [minPollInterval, maxPollInterval]. With 4096 slots a ring
+  /// fills in 4096 steps, so the ceiling holds at any real step rate; with 16 slots and 5 ms
+  /// steps the recorder polls every 20 ms.
+  func pollInterval() -> Double {
+    guard recentStepNs > 0 else { return reader.info.slotCount < 1024 ? Self.minPollInterval * 5 : Self.maxPollInterval }
+    let fill = Double(reader.info.slotCount) * recentStepNs / 1e9
+    return min(max(fill / 4, Self.minPollInterval), Self.maxPollInterval)
+  }
+
+  private func pollRings() {
+    let now = telemetryMonotonicNanos()
+    for r in 0..<reader.info.worldSize {
+      var result = RankPoll(rank: r)
+      reader.poll(rank: r, into: &result) { rec in
+        switch rec {
+        case .step(let s):
+          accumulator.add(s, nowNs: now)
+          if s.rank == 0 { recentStepNs = recentStepNs == 0 ? Double(s.stepNs) : 0.8 * recentStepNs + 0.2 * Double(s.stepNs) }
+        case .event(let e): accumulator.add(e)
+        case .tensorStats(let t): accumulator.add(t)
+        }
+      }
+      if result.lost > 0 { accumulator.addLost(result.lost) }
+    }
+  }
+
+  /// Waits until every attached rank has reported world rank 0's last step or has ended.
+  private func waitForLastSteps(seconds: Double) {
+    let deadline = Date(timeIntervalSinceNow: seconds)
+    while Date() < deadline {
+      let ranks = reader.ranks().filter(\.attached)
+      let last = ranks.first(where: { $0.rank == 0 })?.lastStep ?? 0
+      if ranks.allSatisfy({ $0.lastStep >= last || $0.state == .failed || !$0.pidAlive }) { return }
+      usleep(5_000)
+    }
+  }
+
+  private func commit(final: Bool) {
+    lastCommit = Date()
+    let batch = accumulator.takeBatch(nowNs: telemetryMonotonicNanos(), final: final)
+    let ranks = reader.ranks()
+    for r in ranks where r.attached && !r.host.isEmpty && !hosts.contains(r.host) { hosts.append(r.host) }
+    let state = final ? (finalState ?? reader.state().rawValue) : reader.state().rawValue
+    do {
+      try file.write(batch, state: state, lastStep: accumulator.lastStep, finalLoss: accumulator.finalLoss,
+                     bestLoss: accumulator.bestLoss, hosts: hosts.isEmpty ? nil : hosts.joined(separator: ","),
+                     ended: final ? Date().timeIntervalSince1970 : nil)
+      if batch.lost > 0 {
+        warn("run store: \(batch.lost) records of run '\(runName)' were overwritten in the rings before they were recorded")
+      }
+    } catch {
+      failure = "\(error)"
+      warn("\(error); recording of run '\(runName)' stopped, training goes on")
+    }
+  }
+}

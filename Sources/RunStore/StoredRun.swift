@@ -1,0 +1,189 @@
+// Reading a stored run: its header, its job-level series, and every record it holds as the
+// ring records they came from (for `tptop export` and the dashboard). Reads stream through
+// cursors, so a run of any length is read in bounded memory. A live run is read while its
+// recorder writes (WAL: readers never block the writer).
+
+import Foundation
+import GRDB
+import JobSchema
+import Telemetry
+
+/// A stored run opened for reading.
+public final class StoredRun {
+  public let name: String
+  public let path: String
+  public let header: RunHeader
+  let db: DatabaseQueue
+
+  /// Opens run `name` of `location`.
+  /// - Throws: `StoreError` with one line (no such run, not a run store file, damaged).
+  public convenience init(location: StoreLocation, name: String) throws {
+    guard StoreLocation.isValidRunName(name), location.exists(run: name) else {
+      throw StoreError("no stored run named '\(name)' in \(location.directory)")
+    }
+    try self.init(path: location.path(run: name), name: name)
+  }
+
+  /// Opens the run database at `path`.
+  public init(path: String, name: String) throws {
+    self.name = name
+    self.path = path
+    do {
+      var config = Configuration()
+      config.readonly = !FileManager.default.isWritableFile(atPath: path)
+      config.busyMode = .timeout(5)
+      db = try DatabaseQueue(path: path, configuration: config)
+      header = try db.read { d in
+        let version = try Int.fetchOne(d, sql: "PRAGMA user_version") ?? 0
+        guard version >= 1 && version <= StoreSchema.version else {
+          throw StoreError("\(path) is not a tptop run store (schema \(version))")
+        }
+        guard let row = try Row.fetchOne(d, sql: "SELECT * FROM run WHERE id = 1") else {
+          throw StoreError("\(path) holds no run description")
+        }
+        var h = Self.header(row)
+        for s in try Row.fetchAll(d, sql: "SELECT key, value FROM settings") { h.settings[s["key"]] = s["value"] }
+        return h
+      }
+    } catch let e as StoreError {
+      throw e
+    } catch let e as DatabaseError {
+      throw StoreError("\(path): \(e.message ?? "\(e.resultCode)")")
+    } catch {
+      throw StoreError("\(path): \(error)")
+    }
+  }
+
+  static func header(_ r: Row) -> RunHeader {
+    var h = RunHeader(name: r["name"], job: r["job"], writer: r["writer"], state: r["state"], started: r["started"],
+                      world: r["world"], tp: r["tp"], dp: r["dp"], totalSteps: r["total_steps"], preset: r["preset"],
+                      budgetBytes: r["budget_bytes"])
+    h.ended = r["ended"]
+    h.updated = r["updated"]
+    h.incarnations = r["incarnations"]
+    if let layers: Int = r["layers"] {
+      h.model = ModelShape(layers: layers, heads: r["heads"] ?? 0, channels: r["channels"] ?? 0, vocab: r["vocab"] ?? 0,
+                           paddedVocab: r["padded_vocab"] ?? 0, maxSeq: r["max_seq"] ?? 0, batch: r["batch"] ?? 0,
+                           seq: r["seq"] ?? 0)
+    }
+    h.features = RunFeatures(rawValue: UInt64(bitPattern: r["features"] ?? 0))
+    h.commandLine = r["command_line"] ?? ""
+    h.hosts = r["hosts"] ?? ""
+    h.recorderPid = Int32(truncatingIfNeeded: (r["recorder_pid"] as Int?) ?? 0)
+    h.bucketSteps = r["bucket_steps"] ?? 1
+    h.lastStep = r["last_step"] ?? 0
+    h.finalLoss = (r["final_loss"] as Double?).map(Float.init)
+    h.bestLoss = (r["best_loss"] as Double?).map(Float.init)
+    h.recordsLost = r["records_lost"] ?? 0
+    return h
+  }
+
+  func reading<T>(_ body: (Database) throws -> T) throws -> T {
+    do { return try db.read(body) } catch let e as DatabaseError {
+      throw StoreError("\(path): \(e.message ?? "\(e.resultCode)")")
+    }
+  }
+
+  /// The job-level series, in step order, from `fromStep`; `body` gets each row.
+  public func series(fromStep: Int = 0, _ body: (SeriesRow) throws -> Void) throws {
+    try reading { d in
+      let rows = try Row.fetchCursor(d, sql: "SELECT * FROM series WHERE step >= ? ORDER BY step", arguments: [fromStep])
+      while let r = try rows.next() {
+        let values = StoreSchema.seriesColumns.map { (r[$0] as Double?) ?? .nan }
+        try body(SeriesRow(step: r["step"], timestampNs: UInt64(bitPattern: r["timestamp_ns"] ?? 0),
+                           wallTime: r["wall_time"] ?? 0, ranks: r["ranks"] ?? 0, values: values))
+      }
+    }
+  }
+
+  /// Number of job-level series rows.
+  public func seriesCount() throws -> Int { try reading { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM series") ?? 0 } }
+
+  /// Steps of the series (ascending).
+  public func seriesSteps() throws -> [Int] { try reading { try Int.fetchAll($0, sql: "SELECT step FROM series ORDER BY step") } }
+
+  /// Per-rank step rows per rank.
+  public func rankStepCounts() throws -> [Int: Int] {
+    try reading { d in
+      var out: [Int: Int] = [:]
+      for r in try Row.fetchAll(d, sql: "SELECT rank, COUNT(*) AS n FROM rank_steps GROUP BY rank") { out[r["rank"]] = r["n"] }
+      return out
+    }
+  }
+
+  /// Every per-rank step row as a step record (the bucket's means for a decimated bucket,
+  /// its first step as the step), with the steps it holds and its wall time, in (rank, step) order.
+  public func rankSteps(afterStep: Int = Int.min, _ body: (StepRecord, _ steps: Int, _ wallTime: Double) throws -> Void) throws {
+    try reading { d in
+      let rows = try Row.fetchCursor(d, sql: "SELECT * FROM rank_steps WHERE step > ? ORDER BY rank, step", arguments: [afterStep])
+      while let r = try rows.next() {
+        var s = StepRecord()
+        s.rank = r["rank"]
+        s.index = UInt64(bitPattern: r["ring_index"] ?? 0)
+        s.timestampNs = UInt64(bitPattern: r["timestamp_ns"] ?? 0)
+        s.step = r["step"]
+        for c in StepColumns.all { c.assign((r[c.name] as Double?) ?? .nan, to: &s.metrics) }
+        if let blob: Data = r["allreduce_hist"], blob.count == 4 * LatencyHistogram.bucketCount {
+          blob.withUnsafeBytes { b in
+            for i in 0..<LatencyHistogram.bucketCount { s.metrics.allReduceHistogram[i] = b.load(fromByteOffset: 4 * i, as: UInt32.self) }
+          }
+        }
+        try body(s, r["steps"] ?? 1, r["wall_time"] ?? 0)
+      }
+    }
+  }
+
+  /// Every event, in (rank, ring index) order.
+  public func events(_ body: (EventRecord) throws -> Void) throws {
+    try reading { d in
+      let rows = try Row.fetchCursor(d, sql: "SELECT * FROM events ORDER BY rank, ring_index, rowid")
+      while let r = try rows.next() {
+        let kind = EventKind.allCases.first { $0.name == (r["kind"] as String? ?? "") } ?? .error
+        var e = EventRecord(kind: kind, step: r["step"], text: r["text"] ?? "")
+        e.rank = r["rank"]
+        e.index = UInt64(bitPattern: r["ring_index"] ?? 0)
+        e.timestampNs = UInt64(bitPattern: r["timestamp_ns"] ?? 0)
+        try body(e)
+      }
+    }
+  }
+
+  /// Every shard-statistics record (entries of one rank and step together), in (rank, step) order.
+  public func shardStats(_ body: (TensorStatsRecord) throws -> Void) throws {
+    try reading { d in
+      let rows = try Row.fetchCursor(d, sql: "SELECT * FROM shard_stats ORDER BY rank, step, tensor")
+      var current: TensorStatsRecord?
+      while let r = try rows.next() {
+        let rank: Int = r["rank"], step: Int = r["step"], tensor: Int = r["tensor"]
+        if let c = current, c.rank != rank || c.step != step || c.firstTensor + c.entries.count != tensor {
+          try body(c)
+          current = nil
+        }
+        if current == nil {
+          var t = TensorStatsRecord()
+          t.rank = rank
+          t.step = step
+          t.firstTensor = tensor
+          t.index = UInt64(bitPattern: r["ring_index"] ?? 0)
+          t.timestampNs = UInt64(bitPattern: r["timestamp_ns"] ?? 0)
+          current = t
+        }
+        current?.entries.append(TensorNorms(weightNorm: Float((r["weight_norm"] as Double?) ?? .nan),
+                                            gradNorm: Float((r["grad_norm"] as Double?) ?? .nan),
+                                            updateRatio: Float((r["update_ratio"] as Double?) ?? .nan)))
+      }
+      if let c = current { try body(c) }
+    }
+  }
+
+  /// Every record the run holds, as `tptop export` of a live job writes them: per rank, step
+  /// records, events and shard statistics. Streams; returns the count.
+  @discardableResult
+  public func records(_ body: (TelemetryRecord) throws -> Void) throws -> Int {
+    var n = 0
+    try rankSteps { s, _, _ in n += 1; try body(.step(s)) }
+    try events { e in n += 1; try body(.event(e)) }
+    try shardStats { t in n += 1; try body(.tensorStats(t)) }
+    return n
+  }
+}

@@ -1,0 +1,195 @@
+// What `tptop compare` shows, apart from drawing: runs loaded from the store or from a
+// TensorBoard log directory as named series against step, tokens and wall time; TensorBoard's
+// smoothing; the table of settings that differ and of each run's final, best and recent loss.
+
+import Foundation
+import RunStore
+import TensorBoard
+
+/// One run's series for comparison.
+struct ComparedRun {
+  var name: String
+  var settings: [String: String]
+  /// Series by name ("loss", "lr", …, or a TensorBoard tag): (step, tokens so far, wall time, value).
+  var series: [String: [(step: Double, tokens: Double, wall: Double, value: Double)]]
+
+  /// The series names `compare` cycles through, those a stored run has first.
+  static let preferred = ["loss", "lr", "grad_norm", "tokens_per_s", "step_ms", "comm_exposed_ms", "rss_bytes"]
+
+  /// Points kept per series: a chart has at most a few hundred dot columns, and the losses
+  /// the table shows are computed over every step while reading.
+  static let maxPoints = 4096
+
+  /// A stored run's job-level series (`StoreSchema.seriesColumns`; times in ms), read in one
+  /// pass in bounded memory: at most `maxPoints` means of consecutive steps per series.
+  static func stored(_ run: StoredRun) throws -> ComparedRun {
+    let h = run.header
+    var settings = h.settings
+    settings["grid"] = "tp \(h.tp) × dp \(h.dp)"
+    settings["preset"] = h.preset
+    if let m = h.model { settings["model"] = "L\(m.layers) H\(m.heads) C\(m.channels)" }
+    if !h.features.labels.isEmpty { settings["features"] = h.features.labels.joined(separator: " ") }
+    let names: [(column: String, name: String, scale: Double)] = [
+      ("loss", "loss", 1), ("lr", "lr", 1), ("grad_norm", "grad_norm", 1), ("tokens_per_s", "tokens_per_s", 1),
+      ("step_ns", "step_ms", 1e-6), ("comm_exposed_ns", "comm_exposed_ms", 1e-6), ("rss_bytes", "rss_bytes", 1),
+    ]
+    let index = names.map { StoreSchema.seriesColumns.firstIndex(of: $0.column)! }
+    let tokensIndex = StoreSchema.seriesColumns.firstIndex(of: "tokens")!
+    let per = max(1, (try run.seriesCount() + maxPoints - 1) / maxPoints)
+    var out = ComparedRun(name: run.name, settings: settings, series: [:])
+    var tokens = 0.0
+    var columns = names.map { _ in [(step: Double, tokens: Double, wall: Double, value: Double)]() }
+    var sums = [Double](repeating: 0, count: names.count)
+    var counts = [Int](repeating: 0, count: names.count)
+    var inGroup = 0
+    var stats = LossStats()
+    var last: SeriesRow?
+    func flush() {
+      guard inGroup > 0, let row = last else { return }
+      for k in names.indices {
+        columns[k].append((Double(row.step), tokens, row.wallTime, counts[k] > 0 ? sums[k] / Double(counts[k]) : .nan))
+        sums[k] = 0
+        counts[k] = 0
+      }
+      inGroup = 0
+    }
+    try run.series { row in
+      tokens += row.values[tokensIndex].isFinite ? row.values[tokensIndex] : 0
+      stats.add(row.values[index[0]])
+      for (k, i) in index.enumerated() where row.values[i].isFinite {
+        sums[k] += row.values[i] * names[k].scale
+        counts[k] += 1
+      }
+      last = row
+      inGroup += 1
+      if inGroup == per { flush() }
+    }
+    flush()
+    for (k, n) in names.enumerated() { out.series[n.name] = columns[k] }
+    out.lossStats = stats
+    return out
+  }
+
+  /// A TensorBoard run (a directory of event files): its scalar tags, `train/loss` as `loss`
+  /// and the other tags tptop writes by their store names; tokens are not known (steps instead).
+  static func tensorBoard(name: String, files: [String], problems: inout [String]) throws -> ComparedRun {
+    let renamed = Dictionary(uniqueKeysWithValues: TensorBoardTags.series.map { ($0.tag, $0.column) })
+      .merging(["perf/step_ms": "step_ms", "comm/exposed_ms": "comm_exposed_ms", "memory/rss_bytes": "rss_bytes"]) { _, b in b }
+    var out = ComparedRun(name: name, settings: [:], series: [:])
+    for f in files {
+      let reader = try EventFileReader(path: f)
+      try reader.readScalars { e in
+        let key = renamed[e.tag] ?? e.tag
+        out.series[key, default: []].append((Double(e.step), Double(e.step), e.wallTime, e.value))
+      }
+      if let p = reader.problem { problems.append(p) }
+    }
+    for k in out.series.keys { out.series[k]?.sort { $0.step < $1.step } }
+    return out
+  }
+
+  /// Final, best and recent loss over every step read (a stored run's series may be kept in
+  /// fewer points than it has steps).
+  var lossStats: LossStats?
+
+  private var stats: LossStats {
+    if let s = lossStats { return s }
+    var s = LossStats()
+    for p in series["loss"] ?? [] { s.add(p.value) }
+    return s
+  }
+  var finalLoss: Double? { stats.final }
+  var bestLoss: Double? { stats.best }
+  /// Mean of the last 100 losses.
+  var recentLoss: Double? { stats.recentMean }
+  /// Steps with a loss.
+  var lossSteps: Int { stats.count }
+}
+
+/// Final, best and last-100-mean of a loss series, in one pass and constant memory.
+struct LossStats {
+  private(set) var final: Double?
+  private(set) var best: Double?
+  private(set) var count = 0
+  private var recent = [Double](repeating: 0, count: 100)
+
+  mutating func add(_ v: Double) {
+    guard v.isFinite else { return }
+    final = v
+    if v < (best ?? .infinity) { best = v }
+    recent[count % 100] = v
+    count += 1
+  }
+
+  var recentMean: Double? {
+    guard count > 0 else { return nil }
+    let n = min(count, 100)
+    return recent.prefix(n).reduce(0, +) / Double(n)
+  }
+}
+
+/// TensorBoard's scalar smoothing: an exponential moving average with weight `w` (0 = none),
+/// debiased so the first points are not pulled toward zero; non-finite values pass through.
+func smoothed(_ values: [Double], weight w: Double) -> [Double] {
+  guard w > 0 else { return values }
+  var last = 0.0
+  var n = 0.0
+  return values.map { v in
+    guard v.isFinite else { return v }
+    last = last * w + (1 - w) * v
+    n += 1
+    return last / (1 - pow(w, n))
+  }
+}
+
+/// The comparison table: settings that differ between the runs, then the losses.
+func compareTable(_ runs: [ComparedRun]) -> [[String]] {
+  let keys = Set(runs.flatMap { $0.settings.keys }).sorted().filter { k in
+    Set(runs.map { $0.settings[k] ?? "-" }).count > 1
+  }
+  func loss(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "-" }
+  var rows = [["run"] + runs.map(\.name)]
+  rows += keys.map { k in [k] + runs.map { $0.settings[k] ?? "-" } }
+  rows.append(["final loss"] + runs.map { loss($0.finalLoss) })
+  rows.append(["best loss"] + runs.map { loss($0.bestLoss) })
+  rows.append(["last-100 mean"] + runs.map { loss($0.recentLoss) })
+  rows.append(["steps"] + runs.map { "\($0.lossSteps)" })
+  return rows
+}
+
+/// Aligned text of a table (the first column left, the others right-aligned).
+func alignedTable(_ rows: [[String]]) -> [String] {
+  guard let first = rows.first else { return [] }
+  let widths = first.indices.map { c in rows.map { c < $0.count ? $0[c].count : 0 }.max() ?? 0 }
+  return rows.map { row in
+    row.enumerated().map { c, v in
+      c == 0 ? v.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+        : String(repeating: " ", count: max(0, widths[c] - v.count)) + v
+    }.joined(separator: "  ")
+  }
+}
+
+/// Loads the runs named on the command line: stored runs, TensorBoard run directories, or log
+/// directories (each of their runs). Problems with event files are collected, one line each.
+func loadComparedRuns(_ names: [String], problems: inout [String]) throws -> [ComparedRun] {
+  let location = StoreLocation.fromEnvironment()
+  var out: [ComparedRun] = []
+  for name in names {
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: name, isDirectory: &isDir), isDir.boolValue {
+      let runs = LogDirectory.runs(at: name)
+      if runs.isEmpty { throw failure("\(name) holds no TensorBoard event files") }
+      for r in runs {
+        let label = runs.count == 1 ? (name as NSString).lastPathComponent : ((name as NSString).lastPathComponent + "/" + r.name)
+        out.append(try ComparedRun.tensorBoard(name: label, files: r.files, problems: &problems))
+      }
+      continue
+    }
+    do {
+      out.append(try ComparedRun.stored(StoredRun(location: location, name: name)))
+    } catch let e as StoreError {
+      throw failure(e.description)
+    }
+  }
+  return out
+}

@@ -1,0 +1,210 @@
+import Foundation
+import Glibc
+import JobSchema
+import TestSupport
+import XCTest
+
+@testable import RunStore
+@testable import Telemetry
+
+/// `tptop runs`, `rm`, `export`, `compare` and `open` on a temporary store, through the built
+/// binary; the screens checked in tmux.
+final class CommandTests: XCTestCase {
+  var store: TempStore!
+
+  override func setUp() { store = TempStore("cmd") }
+  override func tearDown() { store.remove() }
+
+  func tptop(_ args: [String], input: String? = nil) throws -> (status: Int32, out: String, err: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try BuildProducts.path("tptop"))
+    p.arguments = args
+    p.environment = ProcessInfo.processInfo.environment.merging(["TPTOP_RUNS": store.location.directory]) { _, b in b }
+    let out = Pipe(), err = Pipe(), inp = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = inp
+    try p.run()
+    if let input { inp.fileHandleForWriting.write(Data(input.utf8)) }
+    try inp.fileHandleForWriting.close()
+    // stderr on a thread, stdout here: a child filling one pipe must never wait on the other
+    let errHandle = err.fileHandleForReading
+    let errText = ErrText()
+    let reader = Thread { errText.set(errHandle.readDataToEndOfFile()) }
+    reader.start()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    let e = errText.wait()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+  }
+
+  /// A finished run of `steps` steps on `world` ranks with losses `loss(step)`.
+  @discardableResult
+  func makeRun(_ name: String, started: Double, steps: Int, world: Int = 2, settings: [String: String] = [:],
+               loss: (Int) -> Float) throws -> [Float] {
+    var h = RunHeader(name: name, job: name, writer: "tptrain", state: "finished", started: started, world: world, tp: world,
+                      dp: 1, totalSteps: steps, preset: "tiny", budgetBytes: 1 << 24)
+    h.settings = settings
+    h.hosts = "hostA"
+    let file = try RunFile(location: store.location, header: h, reopen: false)
+    let acc = RunAccumulator(world: world, dp: 1, bucketSteps: 1, wallOffset: started)
+    var losses: [Float] = []
+    for step in 1...steps {
+      losses.append(loss(step))
+      for rank in 0..<world { acc.add(stepRecord(step: step, rank: rank, loss: loss(step)), nowNs: 0) }
+    }
+    try file.write(acc.takeBatch(nowNs: 0, final: true), state: "finished", lastStep: acc.lastStep, finalLoss: acc.finalLoss,
+                   bestLoss: acc.bestLoss, hosts: "hostA", ended: started + 60)
+    return losses
+  }
+
+  func testRunsListsFiltersAndRmDeletesOnlyWhenAsked() throws {
+    let now = Date().timeIntervalSince1970
+    try makeRun("alpha-1", started: now - 3 * 86400, steps: 5) { 3 - Float($0) * 0.1 }
+    try makeRun("alpha-2", started: now - 600, steps: 7) { 3 - Float($0) * 0.2 }
+    try makeRun("beta", started: now - 60, steps: 3) { 2 + Float($0) }
+    _ = FileManager.default.createFile(atPath: store.location.path(run: "broken"), contents: Data(repeating: 7, count: 4096))
+    var r = try tptop(["runs", "--plain"])
+    XCTAssertEqual(r.status, 0, r.err)
+    let rows = r.out.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+    XCTAssertEqual(rows.map { $0[0] }, ["broken", "alpha-1", "alpha-2", "beta"])
+    XCTAssertEqual(rows[0][1], "unreadable")
+    XCTAssertTrue(rows[0][9].contains("broken.sqlite"), rows[0][9])
+    XCTAssertEqual(Array(rows[2][1...1]) + Array(rows[2][3...]),
+                   ["finished", "1m00s", "7/7", "2 (tp 2 × dp 1)", "tiny", String(format: "%.4f", 3 - 7 * Float(0.2)),
+                    String(format: "%.4f", 3 - 7 * Float(0.2)), "hostA"])
+    XCTAssertEqual(rows[3][7...8], [String(format: "%.4f", Float(5)), String(format: "%.4f", Float(3))])
+    r = try tptop(["runs", "--plain", "alpha", "--since", "1d"])
+    XCTAssertEqual(r.out.split(separator: "\n").map { String($0.split(separator: "\t")[0]) }, ["alpha-2"])
+    // rm asks; anything but yes deletes nothing
+    r = try tptop(["rm", "alpha-1", "beta"], input: "n\n")
+    XCTAssertEqual(r.status, 1)
+    XCTAssertTrue(store.location.exists(run: "alpha-1") && store.location.exists(run: "beta"))
+    r = try tptop(["rm", "alpha-1", "beta"], input: "y\n")
+    XCTAssertEqual(r.status, 0, r.err)
+    XCTAssertEqual(r.out, "deleted run alpha-1\ndeleted run beta\n")
+    r = try tptop(["rm", "nothere", "--yes"])
+    XCTAssertEqual(r.status, 1)
+    XCTAssertEqual(r.err, "tptop: no stored run named 'nothere' in \(store.location.directory)\n")
+    // gc removes segments, never stored runs
+    r = try tptop(["--namespace", "st-gc-\(getpid())", "gc"])
+    XCTAssertEqual(r.status, 0, r.err)
+    XCTAssertEqual(store.location.runNames(), ["alpha-2", "broken"])
+  }
+
+  /// A job recorded in-process from its segment: once the segment is gone, `tptop export` from
+  /// the store writes exactly the lines the live export wrote.
+  func testExportOfAStoredRunIsTheLiveExport() throws {
+    let job = uniqueJob("exp")
+    let synthetic = try SyntheticJob(job: job, worldSize: 4, tp: 2, slotCount: 256, totalSteps: 40)
+    defer { try? synthetic.remove() }
+    var h = RunHeader(name: job, job: job, writer: "tptrain", state: "running", started: Date().timeIntervalSince1970,
+                      world: 4, tp: 2, dp: 2, totalSteps: 40, preset: "synthetic", budgetBytes: 1 << 24)
+    h.recorderPid = getpid()
+    let recorder = try RunRecorder(job: job, location: store.location, header: h, reopen: false, warn: { XCTFail($0) })
+    recorder.start()
+    for s in 1...40 {
+      synthetic.advance(steps: 1)
+      if s % 10 == 0 { synthetic.event(.checkpointSaved, text: "ck/step_\(s), \"quoted\"") }
+      if s % 7 == 0 { usleep(20_000) }
+    }
+    synthetic.finish()
+    let live = try ["jsonl", "csv"].map { try tptop(["export", job, "--format", $0]) }
+    recorder.finish(state: "finished")
+    try synthetic.remove()
+    for (i, format) in ["jsonl", "csv"].enumerated() {
+      XCTAssertEqual(live[i].status, 0, live[i].err)
+      XCTAssertEqual(live[i].out.split(separator: "\n").count, (format == "csv" ? 1 : 0) + 4 * 40 + 4 * 4)
+      let stored = try tptop(["export", job, "--format", format])
+      XCTAssertEqual(stored.status, 0, stored.err)
+      XCTAssertEqual(stored.out.split(separator: "\n").sorted(), live[i].out.split(separator: "\n").sorted())
+    }
+    let run = try StoredRun(location: store.location, name: job)
+    XCTAssertEqual(run.header.state, "finished")
+    XCTAssertEqual(try run.seriesSteps(), Array(1...40))
+    var series: [SeriesRow] = []
+    try run.series { series.append($0) }
+    XCTAssertTrue(series.allSatisfy { $0.ranks == 4 })
+    // tokens are the whole job's: one replica's × d
+    XCTAssertEqual(series[0].values[3], Double(SyntheticJob.plausibleRecord(step: 1, rank: 0, model: synthetic.description.model).tokens * 2))
+  }
+
+  func testComparePlainTableAndTheScreensInTmux() throws {
+    let a = try makeRun("cmp-a", started: 1_700_000_000, steps: 150, settings: ["lr": "0.001", "batch": "8"]) { 4 - Float($0) * 0.01 }
+    let b = try makeRun("cmp-b", started: 1_700_000_100, steps: 120, settings: ["lr": "0.003", "batch": "8"]) {
+      $0 == 60 ? 1.5 : 4 - Float($0) * 0.02
+    }
+    let r = try tptop(["compare", "cmp-a", "cmp-b", "--plain"])
+    XCTAssertEqual(r.status, 0, r.err)
+    func f(_ v: Double) -> String { String(format: "%.4f", v) }
+    func mean(_ xs: ArraySlice<Float>) -> Double { xs.map(Double.init).reduce(0, +) / Double(xs.count) }
+    let expected = alignedRows([
+      ["run", "cmp-a", "cmp-b"], ["lr", "0.001", "0.003"],
+      ["final loss", f(Double(a.last!)), f(Double(b.last!))],
+      ["best loss", f(Double(a.min()!)), f(Double(b.min()!))],
+      ["last-100 mean", f(mean(a.suffix(100))), f(mean(b.suffix(100)))],
+      ["steps", "150", "120"],
+    ])
+    XCTAssertEqual(r.out, expected.joined(separator: "\n") + "\n")
+
+    guard let tmux = ["/usr/bin/tmux", "/usr/local/bin/tmux"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+      throw MissingTool.error("tmux (make test-deps installs it)")
+    }
+    let session = "st-cmp-\(getpid())"
+    let bin = try BuildProducts.path("tptop")
+    // posix_spawn + waitpid, output through a file: a new session's tmux server keeps whatever
+    // descriptors it inherits, which stalls pipe- and Process-based helpers
+    func tm(_ args: [String]) throws -> String {
+      let path = NSTemporaryDirectory() + "st-tmux-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+      defer { unlink(path) }
+      let parts: [String] = ([tmux] + args).map { (a: String) -> String in "'" + a.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+      let quoted: String = parts.joined(separator: " ")
+      let line: String = quoted + " >" + path + " 2>/dev/null </dev/null"
+      let words: [String] = ["/bin/sh", "-c", line]
+      var argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) }
+      argv.append(nil)
+      defer { argv.forEach { free($0) } }
+      var pid: pid_t = 0
+      guard posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ) == 0 else { return "" }
+      var status: Int32 = 0
+      while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+      return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    }
+    defer { _ = try? tm(["kill-session", "-t", session]) }
+    let env = "TPTOP_RUNS=\(store.location.directory) LANG=C.UTF-8 TERM=xterm-256color"
+    _ = try tm(["new-session", "-d", "-s", session, "-x", "120", "-y", "40", "env \(env) \(bin) compare cmp-a cmp-b; sleep 30"])
+    XCTAssertTrue(eventually(20) { ((try? tm(["capture-pane", "-p", "-t", session])) ?? "").contains("tptop compare · loss vs step") })
+    var screen = try tm(["capture-pane", "-p", "-t", session])
+    XCTAssertTrue(screen.contains("cmp-a  last"), screen)
+    XCTAssertTrue(screen.contains("cmp-b  last"), screen)
+    XCTAssertTrue(screen.contains("0.001") && screen.contains("0.003"), screen)
+    _ = try tm(["send-keys", "-t", session, "x"])
+    XCTAssertTrue(eventually(10) { ((try? tm(["capture-pane", "-p", "-t", session])) ?? "").contains("loss vs tokens") })
+    _ = try tm(["send-keys", "-t", session, "e", "l"])
+    XCTAssertTrue(eventually(10) { ((try? tm(["capture-pane", "-p", "-t", session])) ?? "").contains("smoothing 0.6 · log y") })
+    _ = try tm(["send-keys", "-t", session, "q"])
+    _ = try tm(["kill-session", "-t", session])
+    // open: the dashboard on the stored run
+    _ = try tm(["new-session", "-d", "-s", session, "-x", "120", "-y", "40", "env \(env) \(bin) open cmp-a; sleep 30"])
+    XCTAssertTrue(eventually(20) { ((try? tm(["capture-pane", "-p", "-t", session])) ?? "").contains("cmp-a (stored)") })
+    screen = try tm(["capture-pane", "-p", "-t", session])
+    XCTAssertTrue(screen.contains("150"), screen)
+  }
+
+  func alignedRows(_ rows: [[String]]) -> [String] {
+    let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max()! }
+    return rows.map { row in
+      row.enumerated().map { c, v in
+        c == 0 ? v.padding(toLength: widths[c], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[c] - v.count) + v
+      }.joined(separator: "  ")
+    }
+  }
+}
+
+/// Standard error read on another thread.
+final class ErrText: @unchecked Sendable {
+  private let done = DispatchSemaphore(value: 0)
+  private var data = Data()
+  func set(_ d: Data) { data = d; done.signal() }
+  func wait() -> Data { done.wait(); return data }
+}

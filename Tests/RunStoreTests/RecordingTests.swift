@@ -1,0 +1,132 @@
+import Foundation
+import Glibc
+import JobSchema
+import TestSupport
+import XCTest
+
+@testable import RunStore
+@testable import Telemetry
+
+/// tptrain under mpirun records into a temporary store: every step of every rank, also when its
+/// rings are far smaller than the run; a store that cannot be written is one warning and the
+/// training still ends well; kill -9 of the recording rank at random points leaves a readable
+/// store that lacks at most the last second.
+final class RecordingTests: XCTestCase {
+  var store: TempStore!
+
+  override func setUp() { store = TempStore("rec") }
+  override func tearDown() { store.remove() }
+
+  struct Tools { let mpirun: String, tptrain: String }
+
+  func tools() throws -> Tools {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    guard let mpirun = path.split(separator: ":").map({ "\($0)/mpirun" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+    else { throw MissingTool.error("mpirun (make test installs openmpi-bin)") }
+    return Tools(mpirun: mpirun, tptrain: try BuildProducts.path("tptrain"))
+  }
+
+  /// `mpirun -np ranks tptrain --model tiny ...` with the store at `runs`.
+  func process(_ job: String, steps: Int, ranks: Int = 2, runs: String? = nil, extra: [String] = [], output: Pipe? = nil) throws -> Process {
+    let t = try tools()
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: t.mpirun)
+    p.arguments = [
+      "--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", t.tptrain, "--model", "tiny", "--tp", "\(ranks)",
+      "--batch", "2", "--seq", "16", "--steps", "\(steps)", "--job", job, "--quiet", "--threads", "1",
+      "--checkpoint-dir", store.location.directory + "-ck",
+    ] + extra
+    var env = ProcessInfo.processInfo.environment
+    env["TPTOP_RUNS"] = runs ?? store.location.directory
+    p.environment = env
+    p.standardOutput = output ?? FileHandle.nullDevice
+    p.standardError = output ?? FileHandle.nullDevice
+    try p.run()
+    return p
+  }
+
+  func run(_ job: String, steps: Int, ranks: Int = 2, runs: String? = nil, extra: [String] = []) throws -> (status: Int32, output: String) {
+    let pipe = Pipe()
+    let p = try process(job, steps: steps, ranks: ranks, runs: runs, extra: extra, output: pipe)
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    shm_unlink("/tptop." + job)
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+  }
+
+  func testARunWithTinyRingsStillHasEveryStepOfEveryRank() throws {
+    let job = uniqueJob("tiny")
+    let steps = 300
+    let r = try run(job, steps: steps, extra: ["--ring-slots", "16", "--shard-stats-every", "50"])
+    XCTAssertEqual(r.status, 0, r.output)
+    let run = try StoredRun(location: store.location, name: job)
+    XCTAssertEqual(run.header.state, "finished")
+    XCTAssertEqual(run.header.recordsLost, 0)
+    XCTAssertEqual(try run.seriesSteps(), Array(1...steps))
+    var perRank = [Int: [Int]]()
+    try run.rankSteps { s, n, _ in XCTAssertEqual(n, 1); perRank[s.rank, default: []].append(s.step) }
+    XCTAssertEqual(perRank[0], Array(1...steps))
+    XCTAssertEqual(perRank[1], Array(1...steps))
+    var series: [SeriesRow] = []
+    try run.series { series.append($0) }
+    XCTAssertTrue(series.allSatisfy { $0.ranks == 2 && $0.values[0].isFinite && $0.values[0] > 0 })
+    XCTAssertEqual(run.header.finalLoss.map(Double.init), series.last?.values[0])
+    var stats = 0
+    try run.shardStats { _ in stats += 1 }
+    XCTAssertGreaterThan(stats, 0)
+  }
+
+  func testNoRecordWritesNothingAndAnUnwritableStoreIsOneWarning() throws {
+    let job = uniqueJob("norec")
+    var r = try run(job, steps: 5, extra: ["--no-record"])
+    XCTAssertEqual(r.status, 0, r.output)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: store.location.directory))
+    // the store's directory is a file: one warning line, training goes on and ends well
+    _ = FileManager.default.createFile(atPath: store.location.directory, contents: Data("not a directory".utf8))
+    r = try run(job, steps: 5)
+    XCTAssertEqual(r.status, 0, r.output)
+    let warnings = r.output.split(separator: "\n").filter { $0.contains("warning") }
+    XCTAssertEqual(warnings.count, 1, r.output)
+    XCTAssertTrue(warnings.first?.contains("is not a directory") == true, r.output)
+    XCTAssertEqual(try String(contentsOfFile: store.location.directory, encoding: .utf8), "not a directory")
+  }
+
+  /// kill -9 of the recording process (world rank 0) at random points, 20 times: the store opens,
+  /// its series has no hole, and every step rank 0 published more than a second before the kill
+  /// is in it.
+  func testKillNineOfTheRecorderLosesAtMostTheLastSecond() throws {
+    _ = try tools()
+    var rng = SystemRandomNumberGenerator()
+    var kills = 0
+    for i in 0..<20 {
+      let job = uniqueJob("kill\(i)")
+      let p = try process(job, steps: 100_000, ranks: 1)
+      defer { shm_unlink("/tptop." + job) }
+      // wait for the first recorded commit, then a random while
+      XCTAssertTrue(eventually(60) { store.location.exists(run: job) && ((try? StoredRun(location: store.location, name: job).header.lastStep) ?? 0) > 0 })
+      usleep(UInt32.random(in: 0...1_500_000, using: &rng))
+      guard let reader = try? JobReader(job: job), reader.rankStatus(0).pidAlive else { XCTFail("job \(job) is gone"); continue }
+      let pid = reader.rankStatus(0).pid
+      kill(pid, SIGKILL)
+      let killedAt = telemetryMonotonicNanos()
+      p.waitUntilExit()
+      kills += 1
+      // what rank 0 published at least a second before the kill
+      var published: [Int] = []
+      reader.seekToStart()
+      for rec in reader.poll()[0].steps where rec.timestampNs + 1_000_000_000 <= killedAt { published.append(rec.step) }
+      let run = try StoredRun(location: store.location, name: job)
+      let steps = try run.seriesSteps()
+      XCTAssertEqual(steps, Array(1...(steps.last ?? 0)), "a hole in the series after kill \(i)")
+      if let must = published.max() {
+        XCTAssertGreaterThanOrEqual(steps.last ?? 0, must, "kill \(i): step \(must) was published over a second before the kill")
+      }
+      let check = try python("""
+        import sqlite3, sys
+        print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])
+        """, [store.location.path(run: job)])
+      XCTAssertEqual(check.out, "ok\n", check.err)
+    }
+    XCTAssertEqual(kills, 20)
+  }
+}
