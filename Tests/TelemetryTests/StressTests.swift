@@ -84,7 +84,11 @@ final class StressTests: XCTestCase {
       rounds += 1
     }
     print("stress: \(rounds) rounds, \(reads) reads, \(accepted) accepted, \(torn) tears caught, \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
-    XCTAssertGreaterThanOrEqual(reads, target)
+    // the target is what a quiet machine reaches in the time; a loaded one reads less in it, and
+    // the checks above hold for every read made, so what is required is enough reads of every
+    // ring size to have met the torn case, not a rate (rates live in `make bench`)
+    XCTAssertGreaterThanOrEqual(reads, target / 10, "too few reads to exercise the rings")
+    XCTAssertGreaterThanOrEqual(rounds, slotChoices.count, "every ring size ran")
     if release != nil { XCTAssertGreaterThan(torn, 0, "the 16-slot rounds should overwrite slots mid-copy") }
   }
 }
