@@ -11,10 +11,10 @@ import XCTest
 /// make a reader allocate, and another user's symbolic link is not followed.
 final class UntrustedSegmentTests: XCTestCase {
   /// A valid segment's bytes with one event of text `eventText` in rank 0's ring.
-  private func validBytes(eventText: String = "boom") throws -> [UInt8] {
+  private func validBytes(eventText: String = "boom", slots: Int = 16) throws -> [UInt8] {
     let job = uniqueJob("src")
     defer { removeJob(job) }
-    let w = try SegmentWriter.create(smallDescription(job), slotCount: 16)
+    let w = try SegmentWriter.create(smallDescription(job), slotCount: slots)
     let r0 = try w.rankWriter(worldRank: 0)
     for s in 1...3 { r0.writeStep(SyntheticJob.plausibleRecord(step: s, rank: 0, model: w.info.model)) }
     r0.writeEvent(.error, step: 3, text: eventText)
@@ -85,18 +85,20 @@ final class UntrustedSegmentTests: XCTestCase {
   /// Issue 25, item 9: a ready header over a sparse file (pages never allocated) is refused
   /// before any ring is read.
   func testASparseSegmentIsRefused() throws {
-    let bytes = try validBytes()
+    let bytes = try validBytes(slots: 64)
     let job = uniqueJob("sparse")
     defer { removeJob(job) }
-    // the real header and description, then a hole where the rank headers and rings are
-    let page = SegmentLayout.pageSize
+    // everything up to the rings as written (header, description, control page, rank headers),
+    // then a hole where the rings are: valid in every field, but its pages were never allocated
+    try writeRawSegment(job: job, bytes: bytes)
+    let rings = try JobReader(job: job).geometry.ringOffset(0)
+    removeJob(job)
     let fd = shm_open("/tptop." + job, O_RDWR | O_CREAT | O_EXCL, 0o600)
     XCTAssertGreaterThanOrEqual(fd, 0)
     XCTAssertEqual(ftruncate(fd, off_t(bytes.count)), 0)
-    let headPages = 2 * page
-    XCTAssertEqual(bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, headPages, 0) }, headPages)
+    XCTAssertEqual(bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, rings, 0) }, rings)
     close(fd)
-    XCTAssertGreaterThan(bytes.count, headPages + 4 * page, "the hole is larger than the slack")
+    XCTAssertGreaterThan(bytes.count, rings + 4 * SegmentLayout.pageSize, "the hole is larger than the slack")
     XCTAssertThrowsError(try JobReader(job: job)) { e in
       guard case .corrupt(_, let detail)? = e as? TelemetryError else { return XCTFail("accepted: \(e)") }
       XCTAssertTrue(detail.hasPrefix("a sparse file"), detail)
