@@ -3,6 +3,8 @@
 // where asked: a counter's family is named without its `_total` suffix (its samples keep it),
 // and the exposition ends with `# EOF`.
 
+import Glibc
+
 /// The exposition formats `/metrics` speaks.
 public enum ExpositionFormat: Sendable, Hashable {
   /// Prometheus text format 0.0.4.
@@ -79,6 +81,59 @@ public enum ExpositionFormat: Sendable, Hashable {
     }
     out.append(contentsOf: "# EOF\n".utf8)
     return out
+  }
+
+  /// The Prometheus texts of several registries as one exposition, each family once: where it
+  /// first appears, with the header (`# HELP`, `# TYPE`) of the first text that has it, then its
+  /// samples from every text in turn. A family's block runs from its first header line to the
+  /// next family's.
+  static func mergeFamilies(_ texts: ArraySlice<[UInt8]>, into out: inout [UInt8]) {
+    var order: [ArraySlice<UInt8>] = []
+    var parts: [ArraySlice<UInt8>: [ArraySlice<UInt8>]] = [:]
+    var total = 0
+    for text in texts {
+      // the current block: its family, where it starts, where its samples start
+      var name: ArraySlice<UInt8>? = nil
+      var blockStart = 0, bodyStart = 0
+      func close(at end: Int) {
+        guard let n = name, blockStart < end else { return }
+        if parts[n] == nil {
+          order.append(n)
+          parts[n] = [text[blockStart..<end]]
+          total += end - blockStart
+        } else {
+          parts[n]!.append(text[bodyStart..<end])
+          total += end - bodyStart
+        }
+      }
+      // header lines only: from one line start to the next (memchr), looking at lines that begin with `#`
+      text.withUnsafeBufferPointer { buf in
+        guard let base = buf.baseAddress else { return }
+        var start = 0
+        while start < buf.count {
+          let nl = memchr(base + start, Int32(UInt8(ascii: "\n")), buf.count - start)
+          let end = nl.map { UnsafePointer<UInt8>($0.assumingMemoryBound(to: UInt8.self)) - base } ?? buf.count
+          let next = min(end + 1, buf.count)
+          if base[start] == UInt8(ascii: "#") {
+            let line = text[start..<end]
+            if line.starts(with: "# HELP ".utf8) || line.starts(with: "# TYPE ".utf8) {
+              let rest = line.dropFirst(7)
+              let family = rest[rest.startIndex..<(rest.firstIndex(of: UInt8(ascii: " ")) ?? rest.endIndex)]
+              if family != name {
+                close(at: start)
+                name = family
+                blockStart = start
+              }
+              bodyStart = next
+            }
+          }
+          start = next
+        }
+      }
+      close(at: text.count)
+    }
+    out.reserveCapacity(out.count + total)
+    for n in order { for part in parts[n]! { out.append(contentsOf: part) } }
   }
 
   /// The family name of a `# TYPE <name> <type>` line, nil for any other line.

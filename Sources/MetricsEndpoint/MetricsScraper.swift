@@ -24,8 +24,10 @@ public final class MetricsScraper: @unchecked Sendable {
   private let unreadableCounter: Counter
   private var lastCollectionNs: UInt64 = 0
   private var encoded: [ExpositionFormat: ByteBuffer] = [:]
-  /// Bytes of the last encoding: the next one reserves about as much at once.
-  private var lastEncodedSize = 0
+  /// The registries' texts and their merged exposition, kept between encodings (their capacity
+  /// is reused: no fresh pages each scrape).
+  private var parts: [[UInt8]] = []
+  private var text: [UInt8] = []
 
   /// A scraper of every job of the namespace, or of job `only`.
   public init(only: String? = nil) {
@@ -58,10 +60,17 @@ public final class MetricsScraper: @unchecked Sendable {
     locked {
       refreshIfDue()
       if let cached = encoded[format] { return cached }
-      var text: [UInt8] = []
-      text.reserveCapacity(lastEncodedSize + lastEncodedSize / 8)
-      registry.emit(into: &text)
-      lastEncodedSize = text.count
+      // the server's and the jobs' own series, then each job's ranks (registered by groups, see
+      // JobSeries), as one exposition
+      let registries = [registry] + jobs.keys.sorted().flatMap { jobs[$0]!.series.rankRegistries }
+      while parts.count < registries.count { parts.append([]) }
+      if parts.count > registries.count { parts.removeLast(parts.count - registries.count) }
+      for (i, r) in registries.enumerated() {
+        parts[i].removeAll(keepingCapacity: true)
+        r.emit(into: &parts[i])
+      }
+      text.removeAll(keepingCapacity: true)
+      ExpositionFormat.mergeFamilies(parts[...], into: &text)
       let out = ByteBuffer(bytes: format.encode(text))
       encoded[format] = out
       return out

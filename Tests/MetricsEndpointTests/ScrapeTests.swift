@@ -190,6 +190,43 @@ final class ScrapeTests: XCTestCase {
     XCTAssertEqual(b.value("tptop_allreduce_latency_seconds_count", ["rank": "3"]), (10 + 64) * perStep)
   }
 
+  func testAJobOfManyRanksIsOneFamilyPerMetric() throws {
+    // 150 ranks: their series in three registries (64 ranks each), beside a job of 2 ranks
+    let big = uniqueJob("many"), small = uniqueJob("few")
+    let a = try SyntheticJob(job: big, worldSize: 150, tp: 2)
+    defer { try? a.remove() }
+    let b = try SyntheticJob(job: small, worldSize: 2, tp: 2)
+    defer { try? b.remove() }
+    a.advance(steps: 3)
+    b.advance(steps: 3)
+    let scraper = MetricsScraper()
+    scraper.coalesceNs = 0
+    for format in [ExpositionFormat.prometheusText, .openMetrics] {
+      let text = String(decoding: scraper.scrape(format), as: UTF8.self)
+      let lines = text.split(separator: "\n")
+      // each family's header once, and its samples right after it (contiguous)
+      let types = lines.filter { $0.hasPrefix("# TYPE ") }.map { $0.split(separator: " ")[2] }
+      XCTAssertEqual(types.count, Set(types).count, "a family twice in \(format)")
+      XCTAssertEqual(Set(types.map { String($0) }).count, MetricFamilies.all.count, "\(format)")
+      var family = ""
+      var seen: Set<String> = []
+      for line in lines where !line.hasPrefix("# EOF") {
+        if line.hasPrefix("# TYPE ") {
+          family = String(line.split(separator: " ")[2])
+          XCTAssertTrue(seen.insert(family).inserted)
+        } else if !line.hasPrefix("#") {
+          XCTAssertTrue(line.hasPrefix(family), "\(line.prefix(60)) outside its family \(family)")
+        }
+      }
+      let samples = try parseSamples(text)
+      XCTAssertEqual(samples.matching("tptop_step", ["job": big]).count, 150)
+      XCTAssertEqual(samples.matching("tptop_step", ["job": small]).count, 2)
+      XCTAssertEqual(samples.matching("tptop_memory_bytes", ["job": big]).count, 150 * 5)
+      XCTAssertEqual(Set(samples.matching("tptop_loss", ["job": big]).map { $0.labels["rank"]! }).count, 150)
+      XCTAssertEqual(samples.value("tptop_step", ["job": big, "rank": "149"]), 3)
+    }
+  }
+
   func testOpenMetricsOutputOfARealRegistry() throws {
     let name = uniqueJob("om")
     let job = try SyntheticJob(job: name, worldSize: 2, tp: 2)
