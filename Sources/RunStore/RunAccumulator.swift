@@ -113,8 +113,9 @@ public final class RunAccumulator {
   }
 
   /// The steps per bucket that keep `steps` × `world` per-rank rows within `budgetBytes`
-  /// (a power of two; `rowBytes` is the measured size of a one-step row, ~190 bytes on disk).
-  public static func bucketSteps(steps: Int, world: Int, budgetBytes: Int, rowBytes: Int = 200) -> Int {
+  /// (a power of two; `rowBytes` is the size of a one-step row on disk, 301 bytes measured by
+  /// `tptop bench-store`, rounded up).
+  public static func bucketSteps(steps: Int, world: Int, budgetBytes: Int, rowBytes: Int = 320) -> Int {
     let series = Double(steps) * 120  // the full-resolution job-level series comes first
     let room = Swift.max(Double(budgetBytes) * 0.9 - series, Double(budgetBytes) * 0.1)
     var k = 1

@@ -89,7 +89,7 @@ def run_name(directory, job, restart=False):
     return f"{base}-{k}", f"a stored run named '{base}' exists; this job is recorded as '{base}-{k}'"
 
 
-def bucket_steps(steps, world, budget_bytes, row_bytes=200):
+def bucket_steps(steps, world, budget_bytes, row_bytes=320):
     """Steps per per-rank row that keep the run within its budget (as RunAccumulator.bucketSteps)."""
     series = steps * 120.0
     room = max(budget_bytes * 0.9 - series, budget_bytes * 0.1)
