@@ -141,6 +141,28 @@ public final class StoredRun {
     }
   }
 
+  /// Per rank, the means of every field over windows of `window` steps, computed by SQLite
+  /// (what `tptop open` shows of a long run: a few hundred points per rank, read without
+  /// decoding every row here). The record's step is the window's last; `body` also gets the
+  /// window's last wall time. The all-reduce histogram is left empty.
+  public func rankStepMeans(window: Int, _ body: (StepRecord, _ wallTime: Double) throws -> Void) throws {
+    try reading { d in
+      let means = StepColumns.all.map { "AVG(\($0.name))" }.joined(separator: ", ")
+      let sql = "SELECT rank, MAX(step) AS last, MAX(timestamp_ns), MAX(wall_time), \(means) FROM rank_steps "
+        + "GROUP BY rank, (step - 1) / ? ORDER BY rank, last"
+      let rows = try Row.fetchCursor(d, sql: sql, arguments: [Swift.max(window, 1)])
+      let columns = StepColumns.all
+      while let r = try rows.next() {
+        var s = StepRecord()
+        s.rank = r[0]
+        s.step = r[1]
+        s.timestampNs = UInt64(bitPattern: r[2] ?? 0)
+        for k in columns.indices { columns[k].assign((r[4 + k] as Double?) ?? .nan, to: &s.metrics) }
+        try body(s, r[3] ?? 0)
+      }
+    }
+  }
+
   /// Every event, in (rank, ring index) order.
   public func events(_ body: (EventRecord) throws -> Void) throws {
     try reading { d in

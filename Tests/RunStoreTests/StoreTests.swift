@@ -119,12 +119,13 @@ final class StoreTests: XCTestCase {
 
   func testBucketSizeKeepsTheBudget() {
     XCTAssertEqual(RunAccumulator.bucketSteps(steps: 1000, world: 2, budgetBytes: 256 << 20), 1)
-    // 100 000 steps × 8 ranks × 320 B = 256 MB: over 90 % of 256 MiB less the series, in pairs
-    XCTAssertEqual(RunAccumulator.bucketSteps(steps: 100_000, world: 8, budgetBytes: 256 << 20), 2)
+    // 100 000 steps × 8 ranks × 320 B = 256 MB: over 90 % of 256 MiB less the series; bucket
+    // rows (~700 B, min and max included) of 2 steps save nothing, of 4 steps fit
+    XCTAssertEqual(RunAccumulator.bucketSteps(steps: 100_000, world: 8, budgetBytes: 256 << 20), 4)
     let k = RunAccumulator.bucketSteps(steps: 100_000, world: 8, budgetBytes: 64 << 20)
-    XCTAssertEqual(k, 8)
-    XCTAssertLessThanOrEqual(100_000.0 * 8 * 320 / Double(k) + 100_000 * 120, Double(64 << 20))
-    XCTAssertGreaterThan(100_000.0 * 8 * 320 / Double(k / 2) + 100_000 * 120, 0.9 * Double(64 << 20))
+    XCTAssertEqual(k, 16)
+    XCTAssertLessThanOrEqual(100_000.0 * 8 * 700 / Double(k) + 100_000 * 120, 0.9 * Double(64 << 20))
+    XCTAssertGreaterThan(100_000.0 * 8 * 700 / Double(k / 2) + 100_000 * 120, 0.9 * Double(64 << 20))
   }
 
   func testRestartIsTheSameRunAndAnotherJobGetsASuffix() throws {
