@@ -113,12 +113,15 @@ public final class RunAccumulator {
   }
 
   /// The steps per bucket that keep `steps` × `world` per-rank rows within `budgetBytes`
-  /// (a power of two; `rowBytes` is the measured size of a one-step row, ~190 bytes on disk).
-  public static func bucketSteps(steps: Int, world: Int, budgetBytes: Int, rowBytes: Int = 200) -> Int {
+  /// (a power of two; `rowBytes` is the size of a one-step row on disk, 301 bytes measured by
+  /// `tptop bench-store`, rounded up; `bucketRowBytes` that of a bucket row, 644 measured).
+  public static func bucketSteps(steps: Int, world: Int, budgetBytes: Int, rowBytes: Int = 320, bucketRowBytes: Int = 700) -> Int {
     let series = Double(steps) * 120  // the full-resolution job-level series comes first
     let room = Swift.max(Double(budgetBytes) * 0.9 - series, Double(budgetBytes) * 0.1)
     var k = 1
-    while Double(steps) * Double(world) * Double(rowBytes) / Double(k) > room && k < 1 << 20 { k *= 2 }
+    // a bucket row also holds every field's min and max: about twice a one-step row
+    func bytes(_ k: Int) -> Double { Double(steps) * Double(world) * Double(k == 1 ? rowBytes : bucketRowBytes) / Double(k) }
+    while bytes(k) > room && k < 1 << 20 { k *= 2 }
     return k
   }
 

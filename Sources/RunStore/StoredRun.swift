@@ -84,14 +84,19 @@ public final class StoredRun {
     }
   }
 
-  /// The job-level series, in step order, from `fromStep`; `body` gets each row.
+  /// The job-level series, in step order, from `fromStep`; `body` gets each row. Columns are
+  /// read by position (a lookup by name per value costs more than the rest of the read).
   public func series(fromStep: Int = 0, _ body: (SeriesRow) throws -> Void) throws {
     try reading { d in
-      let rows = try Row.fetchCursor(d, sql: "SELECT * FROM series WHERE step >= ? ORDER BY step", arguments: [fromStep])
+      let sql = "SELECT step, timestamp_ns, wall_time, ranks, " + StoreSchema.seriesColumns.joined(separator: ", ")
+        + " FROM series WHERE step >= ? ORDER BY step"
+      let rows = try Row.fetchCursor(d, sql: sql, arguments: [fromStep])
+      let n = StoreSchema.seriesColumns.count
       while let r = try rows.next() {
-        let values = StoreSchema.seriesColumns.map { (r[$0] as Double?) ?? .nan }
-        try body(SeriesRow(step: r["step"], timestampNs: UInt64(bitPattern: r["timestamp_ns"] ?? 0),
-                           wallTime: r["wall_time"] ?? 0, ranks: r["ranks"] ?? 0, values: values))
+        var values = [Double](repeating: .nan, count: n)
+        for k in 0..<n { values[k] = (r[4 + k] as Double?) ?? .nan }
+        try body(SeriesRow(step: r[0], timestampNs: UInt64(bitPattern: r[1] ?? 0), wallTime: r[2] ?? 0, ranks: r[3] ?? 0,
+                           values: values))
       }
     }
   }
@@ -115,20 +120,45 @@ public final class StoredRun {
   /// its first step as the step), with the steps it holds and its wall time, in (rank, step) order.
   public func rankSteps(afterStep: Int = Int.min, _ body: (StepRecord, _ steps: Int, _ wallTime: Double) throws -> Void) throws {
     try reading { d in
-      let rows = try Row.fetchCursor(d, sql: "SELECT * FROM rank_steps WHERE step > ? ORDER BY rank, step", arguments: [afterStep])
+      let sql = "SELECT rank, step, steps, ring_index, timestamp_ns, wall_time, allreduce_hist, "
+        + StepColumns.all.map(\.name).joined(separator: ", ") + " FROM rank_steps WHERE step > ? ORDER BY rank, step"
+      let rows = try Row.fetchCursor(d, sql: sql, arguments: [afterStep])
+      let columns = StepColumns.all
       while let r = try rows.next() {
         var s = StepRecord()
-        s.rank = r["rank"]
-        s.index = UInt64(bitPattern: r["ring_index"] ?? 0)
-        s.timestampNs = UInt64(bitPattern: r["timestamp_ns"] ?? 0)
-        s.step = r["step"]
-        for c in StepColumns.all { c.assign((r[c.name] as Double?) ?? .nan, to: &s.metrics) }
-        if let blob: Data = r["allreduce_hist"], blob.count == 4 * LatencyHistogram.bucketCount {
+        s.rank = r[0]
+        s.step = r[1]
+        s.index = UInt64(bitPattern: r[3] ?? 0)
+        s.timestampNs = UInt64(bitPattern: r[4] ?? 0)
+        for k in columns.indices { columns[k].assign((r[7 + k] as Double?) ?? .nan, to: &s.metrics) }
+        if let blob: Data = r[6], blob.count == 4 * LatencyHistogram.bucketCount {
           blob.withUnsafeBytes { b in
             for i in 0..<LatencyHistogram.bucketCount { s.metrics.allReduceHistogram[i] = b.load(fromByteOffset: 4 * i, as: UInt32.self) }
           }
         }
-        try body(s, r["steps"] ?? 1, r["wall_time"] ?? 0)
+        try body(s, r[2] ?? 1, r[5] ?? 0)
+      }
+    }
+  }
+
+  /// Per rank, the means of every field over windows of `window` steps, computed by SQLite
+  /// (what `tptop open` shows of a long run: a few hundred points per rank, read without
+  /// decoding every row here). The record's step is the window's last; `body` also gets the
+  /// window's last wall time. The all-reduce histogram is left empty.
+  public func rankStepMeans(window: Int, _ body: (StepRecord, _ wallTime: Double) throws -> Void) throws {
+    try reading { d in
+      let means = StepColumns.all.map { "AVG(\($0.name))" }.joined(separator: ", ")
+      let sql = "SELECT rank, MAX(step) AS last, MAX(timestamp_ns), MAX(wall_time), \(means) FROM rank_steps "
+        + "GROUP BY rank, (step - 1) / ? ORDER BY rank, last"
+      let rows = try Row.fetchCursor(d, sql: sql, arguments: [Swift.max(window, 1)])
+      let columns = StepColumns.all
+      while let r = try rows.next() {
+        var s = StepRecord()
+        s.rank = r[0]
+        s.step = r[1]
+        s.timestampNs = UInt64(bitPattern: r[2] ?? 0)
+        for k in columns.indices { columns[k].assign((r[4 + k] as Double?) ?? .nan, to: &s.metrics) }
+        try body(s, r[3] ?? 0)
       }
     }
   }

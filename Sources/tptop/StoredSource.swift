@@ -40,6 +40,20 @@ final class StoredSource: JobSource {
     let counts = first ? ((try? run.rankStepCounts()) ?? [:]) : [:]
     var groups = [Decimator](repeating: Decimator(), count: world)
     for r in 0..<world { groups[r].per = max(1, ((counts[r] ?? 0) + Self.samplesPerRank - 1) / Self.samplesPerRank) }
+    let longest = counts.values.max() ?? 0
+    if first && longest > Self.samplesPerRank {
+      // a long run: SQLite averages windows of steps, so only the points shown are decoded here
+      let window = (max(run.header.lastStep, longest * run.header.bucketSteps) + Self.samplesPerRank - 1) / Self.samplesPerRank
+      try? run.rankStepMeans(window: window) { s, wallTime in
+        guard s.rank >= 0, (s.rank < world) else { return }
+        var sample = StepSample()
+        sample.metrics = s.metrics
+        sample.wallTime = wallTime
+        lastStep[s.rank] = max(lastStep[s.rank] ?? Int.min, s.step)
+        p.steps[s.rank].append(sample)
+      }
+      for r in 0..<world { groups[r].per = Int.max }
+    }
     let after = lastStep.values.min() ?? Int.min
     try? run.rankSteps(afterStep: after) { s, _, wallTime in
       guard s.rank >= 0, (s.rank < world), (s.step > (lastStep[s.rank] ?? Int.min)) else { return }

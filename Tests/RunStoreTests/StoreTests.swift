@@ -119,11 +119,13 @@ final class StoreTests: XCTestCase {
 
   func testBucketSizeKeepsTheBudget() {
     XCTAssertEqual(RunAccumulator.bucketSteps(steps: 1000, world: 2, budgetBytes: 256 << 20), 1)
-    // 100 000 steps × 8 ranks × 200 B = 160 MB: fits 256 MiB, not 64 MiB
-    XCTAssertEqual(RunAccumulator.bucketSteps(steps: 100_000, world: 8, budgetBytes: 256 << 20), 1)
+    // 100 000 steps × 8 ranks × 320 B = 256 MB: over 90 % of 256 MiB less the series; bucket
+    // rows (~700 B, min and max included) of 2 steps save nothing, of 4 steps fit
+    XCTAssertEqual(RunAccumulator.bucketSteps(steps: 100_000, world: 8, budgetBytes: 256 << 20), 4)
     let k = RunAccumulator.bucketSteps(steps: 100_000, world: 8, budgetBytes: 64 << 20)
-    XCTAssertEqual(k, 4)
-    XCTAssertLessThanOrEqual(100_000.0 * 8 * 200 / Double(k) + 100_000 * 120, Double(64 << 20))
+    XCTAssertEqual(k, 16)
+    XCTAssertLessThanOrEqual(100_000.0 * 8 * 700 / Double(k) + 100_000 * 120, 0.9 * Double(64 << 20))
+    XCTAssertGreaterThan(100_000.0 * 8 * 700 / Double(k / 2) + 100_000 * 120, 0.9 * Double(64 << 20))
   }
 
   func testRestartIsTheSameRunAndAnotherJobGetsASuffix() throws {
@@ -159,5 +161,35 @@ final class StoreTests: XCTestCase {
     }
     XCTAssertThrowsError(try RunFile(location: store.location, header: header("junk"), reopen: true))
     XCTAssertThrowsError(try StoredRun(location: store.location, name: "../etc/passwd"))
+  }
+
+  /// The Python writer's schema (python/tptop_telemetry/store.py) is this one: every table with
+  /// the same columns, types and keys, and the same bucket rule.
+  func testThePythonWriterCreatesTheSameSchema() throws {
+    let store = TempStore("schema")
+    defer { store.remove() }
+    _ = try RunFile(location: store.location, header: header("swift"), reopen: false)
+    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    let r = try python("""
+      import sqlite3, sys
+      sys.path.insert(0, sys.argv[1] + '/python')
+      from tptop_telemetry import store
+      py = sqlite3.connect(sys.argv[2] + '/python.sqlite')
+      for sql in store.CREATION:
+          py.execute(sql)
+      sw = sqlite3.connect(sys.argv[2] + '/swift.sqlite')
+      for t in ('run', 'settings', 'series', 'rank_steps', 'events', 'shard_stats'):
+          a = sw.execute(f'PRAGMA table_info({t})').fetchall()
+          b = py.execute(f'PRAGMA table_info({t})').fetchall()
+          print(t, len(a), a == b)
+      print(store.bucket_steps(100000, 8, 256 << 20), store.bucket_steps(100000, 8, 64 << 20), store.bucket_steps(1000, 2, 256 << 20))
+      """, [repo, store.location.directory])
+    XCTAssertEqual(r.status, 0, r.err)
+    let lines = r.out.split(separator: "\n").map(String.init)
+    XCTAssertEqual(lines.count, 7, r.out)
+    for line in lines.prefix(6) { XCTAssertTrue(line.hasSuffix(" True"), line) }
+    XCTAssertEqual(lines.last, [(100_000, 8, 256), (100_000, 8, 64), (1000, 2, 256)].map { s, w, m in
+      "\(RunAccumulator.bucketSteps(steps: s, world: w, budgetBytes: m << 20))"
+    }.joined(separator: " "))
   }
 }

@@ -77,7 +77,8 @@ class StoreTest(unittest.TestCase):
     def test_opt_out_and_an_unusable_store(self):
         name = job_name("noop")
         p = self.writer(name, 5, 0, env=dict(self.env, TPTOP_NO_RECORD="1"))
-        self.assertEqual(p.wait(30), 0)
+        p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 0)
         remove(name)
         self.assertEqual(os.listdir(self.dir), [])
         bad = os.path.join(self.dir, "file")
@@ -101,7 +102,7 @@ class StoreTest(unittest.TestCase):
             time.sleep(rng.uniform(0.3, 1.5))
             p.send_signal(signal.SIGKILL)
             killed = time.monotonic_ns()
-            p.wait(30)
+            p.communicate(timeout=30)
             reader = Reader(name)
             published = [r["step"] for r in reader.poll(0)[0] if r["type"] == "step" and r["timestamp_ns"] + 1e9 <= killed]
             reader.close()

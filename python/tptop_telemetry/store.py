@@ -89,12 +89,12 @@ def run_name(directory, job, restart=False):
     return f"{base}-{k}", f"a stored run named '{base}' exists; this job is recorded as '{base}-{k}'"
 
 
-def bucket_steps(steps, world, budget_bytes, row_bytes=200):
+def bucket_steps(steps, world, budget_bytes, row_bytes=320, bucket_row_bytes=700):
     """Steps per per-rank row that keep the run within its budget (as RunAccumulator.bucketSteps)."""
     series = steps * 120.0
     room = max(budget_bytes * 0.9 - series, budget_bytes * 0.1)
     k = 1
-    while steps * world * row_bytes / k > room and k < 1 << 20:
+    while steps * world * (row_bytes if k == 1 else bucket_row_bytes) / k > room and k < 1 << 20:
         k *= 2
     return k
 
