@@ -313,7 +313,7 @@ final class ControlTests: XCTestCase {
 
     let bad = try runTool(tool, ["export", job, "--format", "xml"])
     XCTAssertNotEqual(bad.status, 0)
-    XCTAssertTrue(bad.stderr.contains("jsonl or csv"), bad.stderr)
+    XCTAssertTrue(bad.stderr.contains("--format must be jsonl, csv or tfevents, not 'xml'"), bad.stderr)
 
     // The job's process is gone and it finished: gc removes it.
     // (Limited to this test's job: other people's finished jobs on this machine stay.)
