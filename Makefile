@@ -78,9 +78,12 @@ install: build
 	install -m 644 data/shakespeare.txt $(PREFIX)/share/tptop/data/
 	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) ;; *) echo "note: $(PREFIX)/bin is not on PATH; add it: export PATH=\"$(PREFIX)/bin:\$$PATH\"";; esac
 
+# The run store's default home is ~/.local/share/tptop/runs, under the same folder as the
+# installed themes and corpus: uninstall removes only what install put there, never stored runs.
 uninstall:
 	rm -f $(PREFIX)/bin/tptop $(PREFIX)/bin/tptrain
-	rm -rf $(PREFIX)/share/tptop
+	rm -rf $(PREFIX)/share/tptop/themes $(PREFIX)/share/tptop/data
+	-rmdir $(PREFIX)/share/tptop 2>/dev/null
 
 clean:
 	rm -rf .build

@@ -238,7 +238,9 @@ struct Attach: ParsableCommand {
 
   func run() throws {
     var name = job
-    if let j = job {
+    // a name with no segment but a stored run opens that run at once (`attach` below); only a
+    // name the store does not know is waited for
+    if let j = job, SegmentName.allJobs().contains(j) || !StoreLocation.fromEnvironment().exists(run: j) {
       let wait = waitSeconds ?? 10
       if !SegmentWait.appeared(job: j, within: wait) {
         printErr("tptop: no job '\(j)' appeared within \(Int(wait.rounded())) s (tptop ls lists the jobs; --wait SECONDS waits longer)")

@@ -101,12 +101,11 @@ final class CommandTests: XCTestCase {
         let field = line[r].dropFirst(10).prefix { $0 != "," }
         return (line.replacingCharacters(in: r, with: ""), Int64(field))
       }
-      var cells = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-      guard let u = TelemetryExport.csvColumns.firstIndex(of: "unix_ns"), let t = TelemetryExport.csvColumns.firstIndex(of: "time"),
-            cells.count == TelemetryExport.csvColumns.count, let ns = Int64(cells[u]) else { return (String(line), nil) }
-      cells[u] = ""
-      cells[t] = ""
-      return (cells.joined(separator: ","), ns)
+      // CSV: the unix_ns cell followed by the time cell (a quoted text cell may hold commas)
+      guard let r = line.range(of: #",-?[0-9]+,[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z(,|$)"#, options: .regularExpression)
+      else { return (String(line), nil) }
+      let field = line[r].dropFirst().prefix { $0 != "," }
+      return (line.replacingCharacters(in: r, with: ",,," ), Int64(field))
     }.sorted { $0.0 < $1.0 }
     return (rows.map(\.0), rows.compactMap(\.1))
   }
