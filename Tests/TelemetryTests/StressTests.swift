@@ -68,7 +68,8 @@ final class StressTests: XCTestCase {
     // Small rings make the writer lap the readers constantly (the torn-read case); larger ones
     // let readers accept long runs.
     let slotChoices = [16, 256, 4096]
-    while reads < target && Date().timeIntervalSince(start) < 50 {
+    // until the target and at least one round of every ring size, within 50 s
+    while (reads < target || rounds < slotChoices.count) && Date().timeIntervalSince(start) < 50 {
       let reports = try round(tool: tool, slots: slotChoices[rounds % slotChoices.count], seconds: 2, readers: 3)
       for r in reports {
         XCTAssertEqual(r.mismatched, 0, "undetected torn records")
