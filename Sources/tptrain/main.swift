@@ -390,7 +390,7 @@ do {
   exit(code.rawValue)
 }
 do {
-  var command = parsed
+  let command = parsed
   try command.run()
 } catch {
   TPTrain.exit(withError: error)
