@@ -55,7 +55,8 @@ public struct HangReport: Sendable, Equatable {
 /// begins, and while the job is paused with every rank's heartbeat fresh (a paused rank beats;
 /// one stopped while paused does not, and a paused job with a stalled rank is not idle but
 /// stuck); during a checkpoint write (slow file I/O, no steps) the timeout is at least
-/// `checkpointFloor`. Until a rank has attached to the segment (mpirun stuck, a rank stopped
+/// `checkpointFloor`, unless a rank that is not writing has gone silent (its peers write or
+/// wait for it: a hang, not a slow disk). Until a rank has attached to the segment (mpirun stuck, a rank stopped
 /// as it starts) the limit is `startTimeout`.
 public struct HangWatch {
   /// Default timeout floor, seconds.
@@ -106,7 +107,12 @@ public struct HangWatch {
     let ranks = reader.ranks()
     let live = ranks.filter { $0.attached && $0.state != .finished && $0.state != .failed }
     let step = ranks.map(\.lastStep).max() ?? 0
+    var limit = Self.limit(timeout: timeout, medianStepSeconds: reader.recentMedianStepSeconds())
+    // a rank writing its checkpoint does file I/O and does not beat; one that is silent while
+    // not writing (stopped before it began, its peers waiting for it) is no checkpoint write
+    let silentAfter = min(limit / 2, reader.stallThreshold())
     let writing = live.contains { $0.state == .checkpointing }
+      && live.allSatisfy { $0.state == .checkpointing || ($0.heartbeatAge ?? .infinity) <= silentAfter }
     let idle = live.contains(where: { $0.state == .paused })
       && StallDiagnosis.judge(ranks, threshold: reader.stallThreshold(), frozenThreshold: reader.stallThreshold()) == nil
     if step != lastStep || (writing && !checkpointing) || idle {
@@ -114,7 +120,6 @@ public struct HangWatch {
       lastProgress = now
     }
     checkpointing = writing
-    var limit = Self.limit(timeout: timeout, medianStepSeconds: reader.recentMedianStepSeconds())
     if writing { limit = max(limit, Self.checkpointFloor) }
     guard now - lastProgress >= limit, !live.isEmpty else { return nil }
     // name the rank with the stale heartbeat: waiting ranks beat every millisecond or so

@@ -31,6 +31,34 @@ final class HangWatchTests: XCTestCase {
     XCTAssertFalse(report.neverStarted)
   }
 
+  /// A rank that went silent while its peer writes a checkpoint (stopped after the step, before it
+  /// began to write) is a hang at the step timeout, not a slow disk given the checkpoint floor;
+  /// a writer that is silent itself (file I/O beats no heartbeat) keeps the floor.
+  func testASilentRankThatIsNotWritingIsAHangDuringACheckpoint() throws {
+    let job = uniqueJob("ckpt")
+    let synthetic = try SyntheticJob(job: job, worldSize: 2, tp: 2)
+    defer { try? SegmentWriter.remove(job: job) }
+    let ranks = synthetic.rankWriters
+    synthetic.advance(steps: 3)
+    let stale = telemetryMonotonicNanos() - 30_000_000_000
+
+    // both ranks writing, both silent: the checkpoint floor
+    var writing = HangWatch(job: job, timeout: 3, startTimeout: 100, now: 0)
+    for r in ranks { r.setState(.checkpointing); r.heartbeat(nowNs: stale) }
+    XCTAssertNil(writing.check(now: 0))
+    XCTAssertNil(writing.check(now: 10), "a silent writer gets the checkpoint floor")
+    XCTAssertNotNil(writing.check(now: HangWatch.checkpointFloor + 1), "…and no more")
+
+    // rank 0 writes (then waits, beating); rank 1 never began: silent in state running
+    var stuck = HangWatch(job: job, timeout: 3, startTimeout: 100, now: 0)
+    ranks[0].setState(.checkpointing); ranks[0].heartbeat()
+    ranks[1].setState(.running); ranks[1].heartbeat(nowNs: stale)
+    XCTAssertNil(stuck.check(now: 0))
+    ranks[0].heartbeat()
+    let report = try XCTUnwrap(stuck.check(now: 3), "the step timeout, not the checkpoint floor")
+    XCTAssertEqual(report.rank, 1)
+  }
+
   /// Issue 25, item 4: no segment (mpirun stuck, rank 0 stopped before it creates it) past the
   /// start timeout is a hang; so is a segment no rank attached to.
   func testAnIncarnationThatNeverStartsTimesOut() throws {

@@ -18,17 +18,28 @@ mpirun -np 2 "$tptrain" "${train[@]}" --no-telemetry --log "$work/ref.jsonl" > /
   --checkpoint-dir "$work/ck" --checkpoint-every $every --log "$work/run.jsonl" > "$work/out" 2>&1 &
 sup=$!
 
-# past the second checkpoint, so the rank stops in an ordinary step
+# past the second checkpoint, so the rank stops in an ordinary step: not while the ranks write a
+# checkpoint (file I/O beats no heartbeat, so a write keeps the 300 s checkpoint floor)
 past_second_checkpoint() { [ "$(last_step "$work/run.jsonl")" -ge $((2 * every + 5)) ] 2>/dev/null; }
 wait_until 120 past_second_checkpoint || fail "the job did not reach step $((2 * every + 5))"
 victim=$(rank_pid "$job" 1)
 [ -n "$victim" ] || fail "rank 1 of $job not found"
-t0=$(now_ms)
-kill -STOP "$victim"
-sleep 0.3
-at=$(last_step "$work/run.jsonl")
+mid_interval() { local s; s=$(last_step "$work/run.jsonl"); [ -n "$s" ] && [ $((s % every)) -ge 3 ] && [ $((s % every)) -le $((every - 6)) ]; }
+for try in 1 2 3 4 5; do
+  wait_until 60 mid_interval || fail "the job did not reach the middle of a checkpoint interval"
+  t0=$(now_ms)
+  kill -STOP "$victim"
+  sleep 0.3
+  at=$(last_step "$work/run.jsonl")
+  # rank 0 logged a checkpoint step: rank 1 may have stopped in that checkpoint; let it go, again
+  [ $((at % every)) -ne 0 ] && break
+  kill -CONT "$victim"
+  [ $try -lt 5 ] || fail "rank 1 stopped in a checkpoint write five times"
+  sleep 0.1
+done
 
-wait_until $((timeout + 10)) grep -q "hung: rank 1 made no progress" "$work/out" || fail "no hang reported for rank 1"
+wait_until $((timeout + 10)) grep -q "hung: rank 1 made no progress" "$work/out" ||
+  fail "no hang reported for rank 1 (supervisor: $(tail -3 "$work/out" | tr "\n" " "); log at step $(last_step "$work/run.jsonl"))"
 detect_ms=$(( $(now_ms) - t0 ))
 [ $detect_ms -le $(( (timeout + 2) * 1000 )) ] || fail "detected after $detect_ms ms > hang-timeout + 2 s"
 
