@@ -11,32 +11,36 @@ import TPKernels
 /// The DP side of a step under `--distributed-optimizer`: reduce-scatter of the gradients,
 /// global norm, AdamW on this rank's block, all-gather of the updated parameters. Allocates
 /// nothing after `init`.
-public final class DistributedOptimizer {
+public final class DistributedOptimizer: DataParallelOptimizer {
   public let model: GPT
   public let dpGroup: Communicator
   public let tpGroup: Communicator
+  /// Buckets that reduce-scatter into the blocks during the backward (--overlap-grad-reduce), else nil.
+  let buckets: GradientBuckets?
   public var partition: OptimizerPartition { model.partition }
 
   /// `model` must have been built with a partition over `dpGroup`.
-  public init(model: GPT, dpGroup: Communicator, tpGroup: Communicator) {
+  init(model: GPT, dpGroup: Communicator, tpGroup: Communicator, buckets: GradientBuckets? = nil) {
     precondition(model.partition.shards == dpGroup.size && model.partition.index == dpGroup.rank,
                  "the model's optimizer partition is the DP group's")
     self.model = model
     self.dpGroup = dpGroup
     self.tpGroup = tpGroup
+    self.buckets = buckets
     // the ring reduce-scatters and gathers the padded buffer in place, a block per step
     dpGroup.reserveScratch(bytes: 4 * model.partition.paddedCount)
   }
 
   /// Sums the DP replicas' gradients, leaving this rank's block of `model.gradsMemory` reduced
   /// (the other blocks are undefined afterwards).
-  public func reduceScatterGradients() {
+  public func synchronizeGradients() {
+    if let buckets { buckets.finish(); return }
     let p = partition
     dpGroup.reduceScatter(model.gradsMemory, count: p.shardCount, into: model.gradsMemory + p.block.lowerBound)
   }
 
   /// Gathers every block of the gradient (debug dumps only: the step itself never needs it).
-  public func allGatherGradients() {
+  public func gatherGradients() {
     let p = partition
     dpGroup.allGather(model.gradsMemory + p.block.lowerBound, count: p.shardCount, into: model.gradsMemory)
   }
@@ -54,7 +58,7 @@ public final class DistributedOptimizer {
   /// AdamW on this rank's block, then the all-gather that gives every DP rank the whole updated
   /// parameter buffer. `gradSquares` and `stats` are as for `GPT.adamWUpdate`, summed over DP.
   public func update(_ o: AdamWConfig, lr: Float, t: Int, gradScale: Float,
-                     gradSquares: UnsafeMutablePointer<Double>? = nil, stats: UnsafeMutablePointer<Double>? = nil) {
+                     gradSquares: UnsafeMutablePointer<Double>?, stats: UnsafeMutablePointer<Double>?) {
     let p = partition
     model.adamWUpdate(o, lr: lr, t: t, gradScale: gradScale, range: p.range, gradSquares: gradSquares, stats: stats)
     dpGroup.allGather(model.paramsMemory + p.block.lowerBound, count: p.shardCount, into: model.paramsMemory)

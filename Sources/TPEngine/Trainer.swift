@@ -120,14 +120,12 @@ public final class Trainer {
   private let statValues = UnsafeMutablePointer<Float>.allocate(capacity: 3 * Trainer.tensors)
   private let statm: Int32
   private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
-  /// With `overlapGradReduce` and d > 1: the gradient buckets the backward reduces.
-  private let gradientBuckets: GradientBuckets?
   private var logFile: UnsafeMutablePointer<FILE>? = nil
   /// The first failed write of the `--log` file (world rank 0), nil while every line got there.
   public private(set) var logWriteError: String? = nil
-  /// The DP side of the step when the model's optimizer state is partitioned over DP
-  /// (`--distributed-optimizer`); nil: the replicas all-reduce and each updates everything.
-  public let distributedOptimizer: DistributedOptimizer?
+  /// The data-parallel half of the step (gradient reduction, norm, AdamW): replicated, or
+  /// partitioned over DP under `--distributed-optimizer`; chosen once here.
+  public let optimizer: DataParallelOptimizer
 
   public init(model: GPT, loader: DataLoader, world: Communicator, tpGroup: Communicator,
               dpGroup: Communicator, grid: ParallelLayout, options: TrainingOptions,
@@ -140,15 +138,16 @@ public final class Trainer {
     self.grid = grid
     self.options = options
     self.observer = observer
-    dpGroup.reserveScratch(bytes: 4 * model.numLocalParameters)
-    distributedOptimizer = model.partition.shards > 1 ? DistributedOptimizer(model: model, dpGroup: dpGroup, tpGroup: tpGroup) : nil
     // exposed and in-flight time is measured over both groups together
     tpGroup.activity = dpGroup.activity
     // the buckets all-reduce, or under the distributed optimizer reduce-scatter into its blocks;
     // under sequence parallelism they first sum the replicated gradients over TP
-    gradientBuckets = options.overlapGradReduce && grid.dp > 1
+    let buckets = options.overlapGradReduce && grid.dp > 1
       ? try GradientBuckets(model: model, dpGroup: dpGroup, tpGroup: tpGroup, bucketBytes: options.bucketBytes) : nil
-    model.gradientBuckets = gradientBuckets
+    model.gradientBuckets = buckets
+    optimizer = model.partition.shards > 1
+      ? DistributedOptimizer(model: model, dpGroup: dpGroup, tpGroup: tpGroup, buckets: buckets)
+      : ReplicatedOptimizer(model: model, dpGroup: dpGroup, tpGroup: tpGroup, buckets: buckets)
     statm = open("/proc/self/statm", O_RDONLY)
     if world.rank == 0, let path = options.logPath {
       // a resumed run continues the log from its step instead of emptying it
@@ -201,58 +200,23 @@ public final class Trainer {
       let t2 = monotonicNanos()
       model.backward()
       let t3 = monotonicNanos()
-      // DP replicas sum their gradients; the 1/d of the average is applied inside the norm and
-      // the AdamW sweep (`gradScale`) rather than in a pass of its own
+      optimizer.synchronizeGradients()
+      // the replicas' gradients are summed; the 1/d of the average is applied inside the norm
+      // and the AdamW sweep (`gradScale`) rather than in a pass of its own
       let dpScale = 1 / Float(grid.dp)
-      let distributed = distributedOptimizer
-      if let buckets = gradientBuckets {
-        buckets.finish()
-      } else if let distributed {
-        distributed.reduceScatterGradients()
-      } else if grid.dp > 1 {
-        dpGroup.allReduce(model.gradsMemory, count: model.numLocalParameters, .sum)
-      }
       if step == 0, let prefix = options.dumpGradsPrefix {
-        distributed?.allGatherGradients()
+        optimizer.gatherGradients()
         dumpGradients(prefix, scale: dpScale)
       }
       if step + 1 == options.faultNonFiniteAtStep { model.gradsMemory[0] = .nan }
       let publishStats = options.shardStatsEvery > 0 && (step == 0 || (step + 1) % options.shardStatsEvery == 0)
       let lr = options.schedule.rate(peak: options.optimizer.learningRate, step: step, total: options.steps)
-      let clip = options.optimizer.gradClip
       // the global loss first, so a step can be judged before its update is applied
       var loss = Double(localLoss)
       dpGroup.allReduce(&loss, count: 1, .sum)
       loss /= Double(grid.dp)
-      let norm: Float
-      var finite = true
-      if clip > 0 || options.onNonFinite == .skipStep {
-        // clipping, and skipping a poisoned step, need the norm before the update
-        let perTensor = publishStats ? statSums : nil
-        norm = distributed?.gradientNorm(scale: dpScale, perTensor: perTensor)
-          ?? model.gradientNorm(tpGroup: tpGroup, scale: dpScale, perTensor: perTensor)
-        finite = loss.isFinite && norm.isFinite
-        if finite {
-          let scale = dpScale * (clip > 0 && norm > clip ? clip / norm : 1)
-          let stats = publishStats ? statSums + Self.updateSums : nil
-          if let distributed {
-            distributed.update(options.optimizer, lr: lr, t: step + 1, gradScale: scale, stats: stats)
-          } else {
-            model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, gradScale: scale, stats: stats)
-          }
-        }
-      } else {
-        // otherwise the AdamW sweep also sums the squares the norm needs; a non-finite step
-        // then stops the run before anything of it is checkpointed
-        let stats = publishStats ? statSums + Self.updateSums : nil
-        if let distributed {
-          distributed.update(options.optimizer, lr: lr, t: step + 1, gradScale: dpScale, gradSquares: statSums, stats: stats)
-        } else {
-          model.adamWUpdate(options.optimizer, lr: lr, t: step + 1, gradScale: dpScale, gradSquares: statSums, stats: stats)
-        }
-        norm = model.globalNorm(tensorSquares: statSums, tpGroup: tpGroup)
-        finite = loss.isFinite && norm.isFinite
-      }
+      let norm = update(lr: lr, gradScale: dpScale, loss: loss, publishStats: publishStats)
+      let finite = loss.isFinite && norm.isFinite
       let t4 = monotonicNanos()
 
       step += 1
@@ -288,6 +252,25 @@ public final class Trainer {
     return step
   }
 
+  /// The optimizer step: AdamW with gradients `gradScale · grads`, clipped to the global norm
+  /// when `gradClip` > 0; returns that norm. A step whose loss or norm is not finite is not
+  /// applied when it must be judged first (clipping, or `skip-step`); otherwise the AdamW sweep
+  /// also sums the squares the norm needs, and a non-finite step stops the run before anything
+  /// of it is checkpointed.
+  private func update(lr: Float, gradScale: Float, loss: Double, publishStats: Bool) -> Float {
+    let o = options.optimizer
+    let stats = publishStats ? statSums + Self.updateSums : nil
+    guard o.gradClip > 0 || options.onNonFinite == .skipStep else {
+      optimizer.update(o, lr: lr, t: step + 1, gradScale: gradScale, gradSquares: statSums, stats: stats)
+      return model.globalNorm(tensorSquares: statSums, tpGroup: tpGroup)
+    }
+    let norm = optimizer.gradientNorm(scale: gradScale, perTensor: publishStats ? statSums : nil)
+    guard loss.isFinite && norm.isFinite else { return norm }
+    let clipped = gradScale * (o.gradClip > 0 && norm > o.gradClip ? o.gradClip / norm : 1)
+    optimizer.update(o, lr: lr, t: step + 1, gradScale: clipped, gradSquares: nil, stats: stats)
+    return norm
+  }
+
   /// One small collective per step boundary: an all-reduce(max) over `group` (the world, or
   /// while paused the node leaders) of [desired state, checkpoint counter, signal]. Rank 0
   /// contributes the observer's decision (the others −∞), every rank `signal`, so a signal that
@@ -300,35 +283,25 @@ public final class Trainer {
   /// within about a second (rank 0's own signal rides on every broadcast).
   private func exchangeDecision(over group: Communicator, sleepy: Bool,
                                 signal: Int32 = StopSignal.received) -> (ControlDecision, signal: Int32) {
+    let mine = StepBoundary(decision: group.rank == 0 ? observer.pollControl() : nil, signal: signal)
     if sleepy {
       pausedTicks &+= 1
       if pausedTicks % Self.pausedSignalTicks != 0 {
-        var packed: (Int32, Int32, Int32) = (0, 0, signal)
-        if group.rank == 0 {
-          let d = observer.pollControl()
-          packed.0 = Int32(d.desired.rawValue)
-          packed.1 = d.checkpointRequests
-        }
+        var packed = mine.broadcast
         withUnsafeMutableBytes(of: &packed) { raw in
           group.sleepyBroadcast(raw.baseAddress!.assumingMemoryBound(to: Int32.self), count: 3, pollMicros: tickMicros)
         }
-        let desired = DesiredState(rawValue: UInt64(max(0, packed.0))) ?? .run
-        return (ControlDecision(desired: desired, checkpointRequests: packed.1), packed.2)
+        let agreed = StepBoundary(broadcast: packed)
+        return (agreed.decision, agreed.signal)
       }
       group.sleepyBarrier(pollMicros: tickMicros)
     }
-    var packed: (Double, Double, Double) = (-.infinity, -.infinity, Double(signal))
-    if group.rank == 0 {
-      let d = observer.pollControl()
-      packed.0 = Double(d.desired.rawValue)
-      packed.1 = Double(d.checkpointRequests)
-    }
+    var packed = mine.reduced
     withUnsafeMutableBytes(of: &packed) { raw in
       group.allReduce(raw.baseAddress!.assumingMemoryBound(to: Double.self), count: 3, .max, kind: .control)
     }
-    let desired = DesiredState(rawValue: UInt64(max(0, min(2, packed.0)))) ?? .run
-    let requests = packed.1.isFinite ? Int32(truncatingIfNeeded: Int64(packed.1)) : lastCheckpointRequests
-    return (ControlDecision(desired: desired, checkpointRequests: requests), Int32(packed.2))
+    let agreed = StepBoundary(reduced: packed, requests: lastCheckpointRequests)
+    return (agreed.decision, agreed.signal)
   }
 
   /// While paused, one tick in this many collects every ticking rank's signal (see `exchangeDecision`).

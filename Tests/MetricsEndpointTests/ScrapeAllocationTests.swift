@@ -68,9 +68,10 @@ final class ScrapeAllocationTests: XCTestCase {
       let a = try XCTUnwrap(short[key]), b = try XCTUnwrap(long[key])
       XCTAssertGreaterThan(a, 0, "the preload counted nothing (\(key))")
       // the same work after 10 and 3000 steps, within a few allocations per job (observed: 2 at
-      // 16 ranks, 4 at 128), under one per rank: rereading each rank's ring every collection
-      // adds ~30 at 16 ranks, ~200 at 128
-      XCTAssertLessThanOrEqual(abs(a - b), 8, "\(key): \(a) allocations after 10 steps, \(b) after 3000")
+      // 16 ranks, 4–10 at 128), far under one per rank: rereading each rank's ring every
+      // collection adds ~30 at 16 ranks, ~200 at 128
+      let ranks = key.hasPrefix("128") ? 128 : 16
+      XCTAssertLessThanOrEqual(abs(a - b), max(8, ranks / 8), "\(key): \(a) allocations after 10 steps, \(b) after 3000")
     }
     // at most linear in the ranks: 8 times the ranks, at most 8 × 1.25 times the allocations
     for history in [10, 3000] {
