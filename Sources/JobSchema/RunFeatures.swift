@@ -7,9 +7,27 @@ public struct RunFeatures: Sendable, Equatable, Hashable {
   /// The header word.
   public var rawValue: UInt64
 
-  /// What the backward recomputes instead of keeping (`--recompute`).
+  /// Which activations the backward recomputes instead of keeping them from the forward
+  /// (`--recompute`); the raw value is the header's code.
   public enum Recompute: UInt64, Sendable, CaseIterable {
-    case none = 0, selective = 1, full = 2
+    /// Keep every layer's activations.
+    case none = 0
+    /// Megatron's selective recomputation: the attention probabilities (B·H/t·T·T per layer,
+    /// the largest activation at long sequences and the cheapest to recompute) are kept for one
+    /// layer only and recomputed from Q and K in the backward.
+    case selective = 1
+    /// Keep only each layer's input; the backward reruns the layer's forward, collectives
+    /// included, before its backward.
+    case full = 2
+
+    /// The flag's word: none, selective, full.
+    public var name: String { String(describing: self) }
+
+    /// The mode a flag names, nil for another word.
+    public init?(name: String) {
+      guard let mode = Self.allCases.first(where: { $0.name == name }) else { return nil }
+      self = mode
+    }
   }
 
   public static let sequenceParallelBit: UInt64 = 1 << 0

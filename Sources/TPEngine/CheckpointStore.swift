@@ -182,7 +182,7 @@ public enum CheckpointStore {
     // of m, v, at the same global offsets, so state.bin does not depend on the partition
     var failed = false
     let writesModel = dpRank == 0
-    let writesState = dpRank == 0 || model.partition.shards > 1
+    let writesState = dpRank == 0 || model.parallel.distributedOptimizer
     if writesModel || writesState {
       let mf = writesModel ? open(tmp + "/" + modelFile, O_WRONLY) : -1
       let sf = writesState ? open(tmp + "/" + stateFile, O_WRONLY) : -1

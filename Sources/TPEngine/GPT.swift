@@ -180,6 +180,8 @@ public final class GPT {
   /// Floats in the activation arena.
   public let activationCount: Int
   /// Sequence parallelism and activation recomputation.
+  /// The run's parallel configuration, resolved against the grid.
+  public let parallel: ParallelConfig
   public let activationOptions: ActivationOptions
   /// This rank's token rows outside the tensor-parallel blocks, and the first of them in the
   /// flattened (B·T) rows: all B·T from 0, or with sequence parallelism B·T/t from tpRank·B·T/t.
@@ -202,20 +204,21 @@ public final class GPT {
 
   /// `ranksOnNode` ranks share this node's memory (each holds a similar shard); the constructor
   /// refuses, with one line, a model they cannot hold together. `threads` is the rank's share
-  /// of cores: GEMMs use them through OpenBLAS, everything else through `pool`. `activations`
-  /// chooses sequence parallelism (B·T must be divisible by t) and recomputation. With
-  /// `optimizerShards` d > 1 (the distributed optimizer) this rank holds the AdamW moments of
-  /// block `optimizerShardIndex` of d only. `tpOverlapChunks` > 1 pipelines the parallel
-  /// linears' collectives with their GEMMs in that many row chunks (`--overlap-tp`,
-  /// TensorParallelOverlap.swift).
+  /// of cores: GEMMs use them through OpenBLAS, everything else through `pool`. `parallel`
+  /// says what is on: sequence parallelism (B·T must be divisible by t) and recomputation; the
+  /// distributed optimizer (this rank, DP rank `dpRank`, then holds the AdamW moments of its
+  /// block only); the parallel linears' collectives pipelined with their GEMMs in row chunks
+  /// (`--overlap-tp`, TensorParallelOverlap.swift).
   public init(config: GPTConfig, local: LocalShape, batch B: Int, seq T: Int, tpGroup: Communicator,
-              ranksOnNode: Int = 1, threads: Int = 1, activations options: ActivationOptions = .init(),
-              optimizerShards: Int = 1, optimizerShardIndex: Int = 0, tpOverlapChunks: Int = 1) throws {
+              parallel: ParallelConfig? = nil, dpRank: Int = 0, ranksOnNode: Int = 1, threads: Int = 1) throws {
+    let parallel = parallel ?? ParallelConfig(tp: local.tp, dp: 1)
     self.config = config
     self.local = local
     self.B = B
     self.T = T
     self.tp = TensorParallelMappings(group: tpGroup)
+    self.parallel = parallel
+    let options = parallel.activations
     activationOptions = options
     if options.sequenceParallel {
       rows = try divide(B * T, local.tp, "--sequence-parallel needs batch × seq divisible by tp (token rows per rank)")
@@ -232,7 +235,8 @@ public final class GPT {
     // replicated gradients
     let largestRun = options.sequenceParallel ? replicatedRuns.map(\.count).max() ?? 0 : 0
     tpGroup.reserveScratch(bytes: 4 * max(B * T * max(config.channels, 2), largestRun))
-    partition = OptimizerPartition(count: numLocalParameters, shards: optimizerShards, index: optimizerShardIndex)
+    partition = OptimizerPartition(count: numLocalParameters, shards: parallel.optimizerShards,
+                                   index: parallel.distributedOptimizer ? dpRank : 0)
     let C = config.channels
     let activationTable = Activations.table(config: config, local: local, B: B, T: T, options: options)
     activationCount = activationTable.reduce(0) { $0 + $1.count }
@@ -268,8 +272,8 @@ public final class GPT {
     activationMemory.initialize(repeating: 0, count: activationCount)
     acts = Activations(base: activationMemory, table: activationTable)
     sequence = options.sequenceParallel ? SequenceParallelBuffers(gathered: acts.gathered, partial: acts.partial) : nil
-    let overlap = tpOverlapChunks > 1 && tpGroup.size > 1
-      ? try TensorParallelOverlap(group: tpGroup, rows: B * T, columns: C, chunks: tpOverlapChunks, sequence: sequence) : nil
+    let overlap = parallel.tpChunks > 1
+      ? try TensorParallelOverlap(group: tpGroup, rows: B * T, columns: C, chunks: parallel.tpChunks, sequence: sequence) : nil
     columnLinear = ColumnParallelLinear(tp: tp, pool: pool, sequence: sequence, overlap: overlap)
     rowLinear = RowParallelLinear(tp: tp, pool: pool, sequence: sequence, overlap: overlap)
     tensorParallelPieces = overlap.map { $0.rowStarts.count - 1 } ?? 1

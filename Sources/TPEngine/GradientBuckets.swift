@@ -121,7 +121,7 @@ final class GradientBuckets {
     // the plain path reduces the whole (padded) buffer: its ring chunks fix the order, and under
     // the distributed optimizer they are the blocks (paddedCount is numLocalParameters otherwise)
     let n = model.partition.paddedCount
-    kind = model.partition.shards > 1 ? .reduceScatter : .allReduce
+    kind = model.parallel.distributedOptimizer ? .reduceScatter : .allReduce
     // one tag per segment (reserved on the buckets' own duplicate): every segment of a bucket is
     // in flight at once
     let buckets = try dpGroup.duplicate(for: .gradientBuckets)
@@ -131,7 +131,7 @@ final class GradientBuckets {
     // sequence parallelism: each replicated piece lies in one run of replicated tensors, whose
     // all-reduce is the plain path's; its slice is reduced in that run's order
     var slices: [ReplicatedSlice] = [], sliceStarts = [0]
-    if model.activationOptions.sequenceParallel && tpGroup.size > 1 {
+    if model.activationOptions.sequenceParallel && model.parallel.tp > 1 {
       let sums = try tpGroup.duplicate(for: .replicatedGradientSums)
       for pieces in points {
         for piece in pieces where model.replicatedMask[piece.tensor] && !piece.range.isEmpty {

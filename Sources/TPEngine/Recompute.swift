@@ -1,20 +1,12 @@
 // What the engine keeps of the forward pass for the backward: the activation-memory options
 // (sequence parallelism, activation recomputation) and the recomputation itself.
 
+import JobSchema
 import TPKernels
 
-/// Which activations the backward recomputes instead of keeping them from the forward.
-public enum Recompute: String, Sendable, CaseIterable {
-  /// Keep every layer's activations.
-  case none
-  /// Megatron's selective recomputation: the attention probabilities (B·H/t·T·T per layer, the
-  /// largest activation at long sequences and the cheapest to recompute) are kept for one layer
-  /// only and recomputed from Q and K in the backward.
-  case selective
-  /// Keep only each layer's input; the backward reruns the layer's forward, collectives
-  /// included, before its backward.
-  case full
-}
+/// Which activations the backward recomputes instead of keeping them (one enum for the flag,
+/// the engine and the segment header).
+public typealias Recompute = RunFeatures.Recompute
 
 /// How one rank holds its activations; fixed for a run (the arena is laid out from it).
 public struct ActivationOptions: Sendable, Equatable {

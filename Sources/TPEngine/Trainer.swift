@@ -41,12 +41,6 @@ public struct TrainingOptions: Sendable {
   public var onNonFinite = NonFinitePolicy.stop
   /// Test-only fault injection: this step (counted from 1) gets a NaN in its gradient.
   public var faultNonFiniteAtStep: Int? = nil
-  /// Reduce the DP gradients bucket by bucket while the backward runs (GradientBuckets.swift).
-  public var overlapGradReduce = false
-  /// Size of a gradient bucket under `overlapGradReduce`.
-  public var bucketBytes = TrainingOptions.defaultBucketBytes
-  /// The default bucket size (BENCHMARKS.md).
-  public static let defaultBucketBytes = 4 << 20
   public init() {}
 }
 
@@ -142,10 +136,11 @@ public final class Trainer {
     tpGroup.activity = dpGroup.activity
     // the buckets all-reduce, or under the distributed optimizer reduce-scatter into its blocks;
     // under sequence parallelism they first sum the replicated gradients over TP
-    let buckets = options.overlapGradReduce && grid.dp > 1
-      ? try GradientBuckets(model: model, dpGroup: dpGroup, tpGroup: tpGroup, bucketBytes: options.bucketBytes) : nil
+    let buckets = try model.parallel.gradientBucketBytes.map {
+      try GradientBuckets(model: model, dpGroup: dpGroup, tpGroup: tpGroup, bucketBytes: $0)
+    }
     model.gradientBuckets = buckets
-    optimizer = model.partition.shards > 1
+    optimizer = model.parallel.distributedOptimizer
       ? DistributedOptimizer(model: model, dpGroup: dpGroup, tpGroup: tpGroup, buckets: buckets)
       : ReplicatedOptimizer(model: model, dpGroup: dpGroup, tpGroup: tpGroup, buckets: buckets)
     statm = open("/proc/self/statm", O_RDONLY)
@@ -475,7 +470,7 @@ public final class Trainer {
     metrics.allReduceTotalNs = activity.inFlightNs
     metrics.allReduceMaxNs = max(tps.maxNs, dps.maxNs)
     metrics.allReduceHistogram = tps.histogram + dps.histogram
-    metrics.rssBytes = readRSS()
+    metrics.rssBytes = residentBytes()
     let memory = model.memory
     metrics.paramBytes = UInt64(memory.parameters)
     metrics.gradBytes = UInt64(memory.gradients)
@@ -486,8 +481,9 @@ public final class Trainer {
     metrics.gflops = Float(flops / Double(max(1, metrics.stepNs)))
   }
 
-  /// Resident set size from /proc/self/statm (one pread into a stack buffer).
-  private func readRSS() -> UInt64 {
+  /// Resident set size in bytes, from /proc/self/statm (one pread into a stack buffer: no
+  /// allocation, so the step can read it).
+  public func residentBytes() -> UInt64 {
     guard statm >= 0 else { return 0 }
     var buf: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     return withUnsafeMutableBytes(of: &buf) { raw -> UInt64 in

@@ -109,7 +109,7 @@ public struct RunSetup: ParsableArguments {
   /// Sequence parallelism and recomputation for a run of `settings` over `tp` ranks; throws one
   /// line for an unknown --recompute and for token rows that do not split over tp.
   public func activationOptions(settings: Settings, tp: Int) throws -> ActivationOptions {
-    guard let mode = Recompute(rawValue: recompute ?? "none") else {
+    guard let mode = Recompute(name: recompute ?? "none") else {
       throw EngineError("unknown --recompute '\(recompute ?? "")': use none, selective or full")
     }
     let rows = settings.batch * settings.seq
@@ -430,13 +430,17 @@ public struct RunSetup: ParsableArguments {
     options.shardStatsEvery = max(0, shardStatsEvery)
     options.onNonFinite = onNonFinite
     options.faultNonFiniteAtStep = faultNonFiniteAt
-    options.overlapGradReduce = overlapGradReduce
-    if let bucketMiB { options.bucketBytes = max(4, Int(bucketMiB * 1_048_576)) }
     return options
   }
 
-  /// DP ranks the optimizer state is partitioned over: `dp` under --distributed-optimizer, else 1.
-  public func optimizerShards(dp: Int) -> Int { distributedOptimizer ? dp : 1 }
+  /// The run's parallel configuration on a `tp` × `dp` grid: every feature flag resolved once
+  /// (on only where it does something); throws as `activationOptions` does.
+  public func parallelConfig(settings: Settings, tp: Int, dp: Int) throws -> ParallelConfig {
+    ParallelConfig(tp: tp, dp: dp, activations: try activationOptions(settings: settings, tp: tp),
+                   distributedOptimizer: distributedOptimizer, overlapGradReduce: overlapGradReduce,
+                   bucketBytes: bucketMiB.map { Int($0 * 1_048_576) } ?? ParallelConfig.defaultBucketBytes,
+                   overlapTP: overlapTP, tpChunks: tensorParallelChunks)
+  }
 
   /// Start-up notes, one line each, for flags that change nothing on this grid (printed once by
   /// rank 0): a feature with no other rank to work with, a setting of a feature that is off.

@@ -199,7 +199,8 @@ struct TPTrain: ParsableCommand {
     try grid.validate(config)
     let settings = try setup.settings(resumed: resumed, config: config)
     let (batch, seq) = (settings.batch, settings.seq)
-    let activations = try setup.activationOptions(settings: settings, tp: grid.tp)
+    let parallel = try setup.parallelConfig(settings: settings, tp: grid.tp, dp: grid.dp)
+    let activations = parallel.activations
     try setup.validateCounts()
     try setup.validateSimulatedNodes(worldSize: world.size)
     let dataPath = try setup.dataPath(resumed: resumed)
@@ -220,11 +221,8 @@ struct TPTrain: ParsableCommand {
     if let note = placement.note, world.rank == 0, !setup.quiet { printError("tptrain: " + note) }
     setBLASThreads(placement.threads)
 
-    let gpt = try GPT(config: config, local: local, batch: batch, seq: seq, tpGroup: tpGroup, ranksOnNode: node.size,
-                      threads: placement.threads, activations: activations,
-                      optimizerShards: setup.optimizerShards(dp: grid.dp),
-                      optimizerShardIndex: setup.optimizerShards(dp: grid.dp) > 1 ? grid.dpRank : 0,
-                      tpOverlapChunks: setup.tensorParallelChunks)
+    let gpt = try GPT(config: config, local: local, batch: batch, seq: seq, tpGroup: tpGroup, parallel: parallel,
+                      dpRank: grid.dpRank, ranksOnNode: node.size, threads: placement.threads)
     if world.rank == 0 { for note in setup.noOpNotes(tp: grid.tp, dp: grid.dp) { printError("tptrain: note: " + note) } }
     if let r = resumed {
       try gpt.load(path: r.path + "/" + Checkpoints.modelFile)
@@ -239,12 +237,12 @@ struct TPTrain: ParsableCommand {
 
     let observer: TrainingObserver = try makeObserver(world: world, nodes: nodes, grid: grid, config: config, gpt: gpt, settings: settings)
     if world.rank == 0 && !setup.quiet {
-      print("tptrain: \(RunSetup.describe(config)) | tp \(grid.tp) × dp \(grid.dp) | B \(batch) T \(seq) | \(config.parameterCount) params | data \(dataPath) (\(stream.count) tokens) | BLAS \(BLASTuning.coreName) × \(placement.threads) thread\(placement.threads == 1 ? "" : "s")/rank" + (activations.sequenceParallel ? " | SP" : "") + (activations.recompute == .none ? "" : " | recompute=\(activations.recompute.rawValue)")
-            + (gpt.partition.shards > 1 ? " | distopt ×\(gpt.partition.shards)" : "")
-            + (setup.overlapTP && grid.tp > 1 ? " | overlap-tp ×\(gpt.tensorParallelPieces)"
-               + (gpt.tensorParallelPieces != setup.tensorParallelChunks
-                  ? " (of \(setup.tensorParallelChunks) asked: chunks are ≥ 64 of the \(batch * seq) rows)" : "") : "")
-            + (setup.overlapGradReduce && grid.dp > 1 ? " | overlap-grad \(String(format: "%g", setup.bucketMiB ?? Double(TrainingOptions.defaultBucketBytes) / 1_048_576)) MiB buckets" : ""))
+      print("tptrain: \(RunSetup.describe(config)) | tp \(grid.tp) × dp \(grid.dp) | B \(batch) T \(seq) | \(config.parameterCount) params | data \(dataPath) (\(stream.count) tokens) | BLAS \(BLASTuning.coreName) × \(placement.threads) thread\(placement.threads == 1 ? "" : "s")/rank" + (activations.sequenceParallel ? " | SP" : "") + (activations.recompute == .none ? "" : " | recompute=\(activations.recompute.name)")
+            + (parallel.distributedOptimizer ? " | distopt ×\(parallel.optimizerShards)" : "")
+            + (parallel.overlapTP ? " | overlap-tp ×\(gpt.tensorParallelPieces)"
+               + (gpt.tensorParallelPieces != parallel.tpChunks
+                  ? " (of \(parallel.tpChunks) asked: chunks are ≥ 64 of the \(batch * seq) rows)" : "") : "")
+            + (parallel.gradientBucketBytes.map { " | overlap-grad \(String(format: "%g", Double($0) / 1_048_576)) MiB buckets" } ?? ""))
     }
     if let telemetry = observer as? TelemetryObserver {
       // ranks publish the collective they wait in, and beat while they wait
@@ -276,11 +274,7 @@ struct TPTrain: ParsableCommand {
       jobName: name, worldRank: world.rank, worldSize: world.size, localRank: node.rank, nodeIndex: nodes.index,
       tp: grid.tp, dp: grid.dp,
       model: shape, preset: setup.model ?? (setup.initFrom != nil ? "checkpoint" : "custom"), shards: gpt.layout,
-      totalSteps: settings.steps, features: RunFeatures(
-        sequenceParallel: gpt.activationOptions.sequenceParallel, distributedOptimizer: gpt.partition.shards > 1,
-        recompute: RunFeatures.Recompute(gpt.activationOptions.recompute),
-        overlapGradReduce: setup.overlapGradReduce && grid.dp > 1, overlapTP: setup.overlapTP && grid.tp > 1)
-        .with(checkpointAtStop: setup.checkpointEvery > 0),
+      totalSteps: settings.steps, features: gpt.parallel.features.with(checkpointAtStop: setup.checkpointEvery > 0),
       slotCount: record.ringSlots,
       anyFailed: { failed in
         var flag = failed ? 1.0 : 0.0
@@ -313,27 +307,20 @@ struct TPTrain: ParsableCommand {
   func reportMemory(_ trainer: Trainer) {
     let (model, grid, world) = (trainer.model, trainer.grid, trainer.world)
     let m = model.memory
-    let rss = residentBytes()
+    let rss = Int(trainer.residentBytes())
     let columns: [(String, Int)] = [("parameters", m.parameters), ("gradients", m.gradients), ("optimizer", m.optimizer),
                                     ("activations", m.activations), ("other", max(0, rss - m.total)), ("rss", rss)]
     let gathered = columns.map { world.allGather(Int64($0.1)) }
     guard world.rank == 0 else { return }
     let f = MemoryFormula.perRank(model.config, batch: model.B, seq: model.T, tp: grid.tp, dp: grid.dp,
-                                  distributedOptimizer: setup.distributedOptimizer, activations: model.activationOptions)
+                                  distributedOptimizer: model.parallel.distributedOptimizer, activations: model.activationOptions)
     func mib(_ b: Int64) -> String { String(format: "%.2f", Double(b) / 1048576) }
-    print("memory: \(RunSetup.describe(model.config)) | tp \(grid.tp) × dp \(grid.dp) | B \(model.B) T \(model.T) | distributed optimizer \(setup.distributedOptimizer && grid.dp > 1 ? "on" : "off") | bytes (MiB)")
+    print("memory: \(RunSetup.describe(model.config)) | tp \(grid.tp) × dp \(grid.dp) | B \(model.B) T \(model.T) | distributed optimizer \(model.parallel.distributedOptimizer ? "on" : "off") | bytes (MiB)")
     for r in 0..<world.size {
       print("memory rank=\(r) " + columns.indices.map { "\(columns[$0].0)=\(gathered[$0][r]) (\(mib(gathered[$0][r])))" }.joined(separator: " "))
     }
     let formula: [(String, Int)] = [("parameters", f.parameters), ("gradients", f.gradients), ("optimizer", f.optimizer), ("activations", f.activations)]
     print("memory formula " + formula.map { "\($0.0)=\($0.1) (\(mib(Int64($0.1))))" }.joined(separator: " "))
-  }
-
-  /// Resident set size from /proc/self/statm, bytes.
-  func residentBytes() -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-    let pages = text.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
-    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
   }
 
   func defaultJobName() -> String {
@@ -345,16 +332,6 @@ struct TPTrain: ParsableCommand {
   }
 }
 
-extension RunFeatures.Recompute {
-  /// The segment's code for the engine's recomputation mode.
-  init(_ mode: Recompute) {
-    switch mode {
-    case .none: self = .none
-    case .selective: self = .selective
-    case .full: self = .full
-    }
-  }
-}
 
 /// Whether this process is world rank 0 (or runs without mpirun), known before MPI starts.
 let isWorldRankZero = (ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? "0") == "0"

@@ -20,6 +20,34 @@ final class RunSetupTests: XCTestCase {
     do { _ = try body(); return "" } catch { return "\(error)" }
   }
 
+  // MARK: Parallel configuration
+
+  /// Every feature flag is resolved once against the grid: on only where it does something, and
+  /// the segment header's word says exactly that.
+  func testTheParallelConfigurationIsResolvedAgainstTheGrid() throws {
+    let all = try setup("--sequence-parallel", "--recompute", "selective", "--distributed-optimizer",
+                        "--overlap-grad-reduce", "--bucket-mib", "0.5", "--overlap-tp", "--tp-chunks", "8")
+    let settings = try all.settings(resumed: nil, config: try GPTConfig.preset("tiny"))
+    let wide = try all.parallelConfig(settings: settings, tp: 2, dp: 2)
+    XCTAssertEqual(wide.optimizerShards, 2)
+    XCTAssertEqual(wide.gradientBucketBytes, 1 << 19)
+    XCTAssertTrue(wide.overlapTP)
+    XCTAssertEqual(wide.tpChunks, 8)
+    XCTAssertEqual(wide.features.labels, ["SP", "DistOpt", "recompute=selective", "OverlapGrad", "OverlapTP"])
+    // one rank per dimension: nothing to partition, reduce or pipeline
+    let narrow = try all.parallelConfig(settings: settings, tp: 1, dp: 1)
+    XCTAssertEqual(narrow.optimizerShards, 1)
+    XCTAssertNil(narrow.gradientBucketBytes)
+    XCTAssertFalse(narrow.overlapTP)
+    XCTAssertEqual(narrow.tpChunks, 1)
+    XCTAssertEqual(narrow.features.labels, ["SP", "recompute=selective"])
+    // the plain default chunks and bucket
+    let plain = try setup("--overlap-tp", "--overlap-grad-reduce").parallelConfig(settings: settings, tp: 2, dp: 2)
+    XCTAssertEqual(plain.tpChunks, RunSetup.defaultTPChunks)
+    XCTAssertEqual(plain.gradientBucketBytes, ParallelConfig.defaultBucketBytes)
+    XCTAssertEqual(try setup().parallelConfig(settings: settings, tp: 2, dp: 2), ParallelConfig(tp: 2, dp: 2))
+  }
+
   // MARK: Model
 
   func testDefaultModelIsTheSmallPresetAlsoWithExplicitSizes() throws {
@@ -33,8 +61,10 @@ final class RunSetupTests: XCTestCase {
   /// --distributed-optimizer partitions over d DP ranks; at d = 1 it partitions nothing and says so.
   func testDistributedOptimizerShardsAndItsOneRankNote() throws {
     let on = try setup("--distributed-optimizer"), off = try setup()
-    XCTAssertEqual([on.optimizerShards(dp: 1), on.optimizerShards(dp: 2), on.optimizerShards(dp: 4)], [1, 2, 4])
-    XCTAssertEqual([off.optimizerShards(dp: 1), off.optimizerShards(dp: 4)], [1, 1])
+    let settings = try on.settings(resumed: nil, config: try GPTConfig.preset("tiny"))
+    func shards(_ s: RunSetup, _ dp: Int) throws -> Int { try s.parallelConfig(settings: settings, tp: 1, dp: dp).optimizerShards }
+    XCTAssertEqual([try shards(on, 1), try shards(on, 2), try shards(on, 4)], [1, 2, 4])
+    XCTAssertEqual([try shards(off, 1), try shards(off, 4)], [1, 1])
     XCTAssertEqual(on.noOpNotes(tp: 2, dp: 1),
                    ["--distributed-optimizer at dp 1 is a no-op: there is no other DP rank to share the optimizer state with"])
     XCTAssertEqual(on.noOpNotes(tp: 1, dp: 2), [])
