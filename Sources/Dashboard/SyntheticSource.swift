@@ -28,39 +28,11 @@ public final class SyntheticSource: JobSource {
     clock = 1_764_000_000
   }
 
-  /// Megatron-style layout of a GPT-2 with `layers`, `heads`, `channels` over `tp` ranks.
+  /// The engine's layout of a GPT-2 with `layers`, `heads`, `channels` over `tp` ranks.
   public static func layout(tp: Int, layers L: Int, heads H: Int, channels C: Int, vocab V: Int) -> [ShardedTensor] {
-    let dash = Glyphs.current.dash
-    func even(_ n: Int, _ what: String) -> ([[Range<Int>]], [String]) {
-      let per = n / tp
-      return ((0..<tp).map { [($0 * per)..<(($0 + 1) * per)] },
-              (0..<tp).map { "\(what) \($0 * per)\(dash)\(($0 + 1) * per - 1) of \(n)" })
-    }
-    func rep(_ name: String, _ shape: [Int]) -> ShardedTensor {
-      ShardedTensor(name: name, shape: shape, split: .replicated, splitDim: nil, ranks: Array(repeating: [], count: tp),
-                    rankDescriptions: Array(repeating: "whole", count: tp))
-    }
-    let hd = C / H
-    let hp = H / tp
-    let qkvRanges = (0..<tp).map { r in (0..<3).map { k in (k * C + r * hp * hd)..<(k * C + (r + 1) * hp * hd) } }
-    let heads = (0..<tp).map { "heads \($0 * hp)\(dash)\(($0 + 1) * hp - 1) of \(H)" }
-    let (vr, vd) = even(V, "rows")
-    let (fr, fd) = even(4 * C, "rows")
-    let (fc, fcd) = even(4 * C, "cols")
-    let (ac, _) = even(C, "cols")
-    return [
-      ShardedTensor(name: "wte", shape: [V, C], split: .vocab, splitDim: 0, ranks: vr, rankDescriptions: vd),
-      rep("wpe", [1024, C]), rep("ln1w", [L, C]), rep("ln1b", [L, C]),
-      ShardedTensor(name: "qkvw", shape: [L, 3 * C, C], split: .column, splitDim: 1, ranks: qkvRanges, rankDescriptions: heads),
-      ShardedTensor(name: "qkvb", shape: [L, 3 * C], split: .column, splitDim: 1, ranks: qkvRanges, rankDescriptions: heads),
-      ShardedTensor(name: "attprojw", shape: [L, C, C], split: .row, splitDim: 2, ranks: ac, rankDescriptions: heads),
-      rep("attprojb", [L, C]), rep("ln2w", [L, C]), rep("ln2b", [L, C]),
-      ShardedTensor(name: "fcw", shape: [L, 4 * C, C], split: .column, splitDim: 1, ranks: fr, rankDescriptions: fd),
-      ShardedTensor(name: "fcb", shape: [L, 4 * C], split: .column, splitDim: 1, ranks: fr, rankDescriptions: fd),
-      ShardedTensor(name: "fcprojw", shape: [L, C, 4 * C], split: .row, splitDim: 2, ranks: fc, rankDescriptions: fcd),
-      rep("fcprojb", [L, C]), rep("lnfw", [C]), rep("lnfb", [C]),
-    ]
+    ShardedTensor.gpt2Layout(layers: L, heads: H, channels: C, paddedVocab: V, maxSeq: 1024, tp: tp)
   }
+
 
   /// Produces the samples of one step for rank `r`.
   public func sample(rank r: Int, step: Int) -> StepSample {

@@ -149,7 +149,7 @@ public final class GPT {
   public let local: LocalShape
   public let B: Int
   public let T: Int
-  public let layout: [TensorShard]
+  public let layout: [ShardedTensor]
   /// Elements of each local parameter tensor, llm.c order.
   public let localSizes: [Int]
   public let numLocalParameters: Int
@@ -226,8 +226,8 @@ public final class GPT {
     } else {
       (rows, firstRow) = (B * T, 0)
     }
-    layout = TensorShard.gpt2Layout(config, tp: local.tp)
-    localSizes = layout.map { $0.localCount(rank: local.tpRank) }
+    layout = ShardedTensor.gpt2Layout(config, tp: local.tp)
+    localSizes = layout.map { $0.localCount(tp: local.tpRank) }
     replicatedMask = layout.map { $0.split == .replicated }
     replicatedRuns = Self.runs(of: replicatedMask, sizes: localSizes)
     numLocalParameters = localSizes.reduce(0, +)

@@ -36,6 +36,7 @@
 // `ready`, buckets in bucket order), so the `mpi` forms' non-blocking collectives are issued in
 // the same order everywhere, whenever each rank gets to them.
 
+import JobSchema
 import TPComm
 import TPKernels
 
@@ -96,18 +97,19 @@ final class GradientBuckets {
     var offsets = [0]
     for s in model.localSizes { offsets.append(offsets.last! + s) }
     typealias Piece = (tensor: Int, range: Range<Int>)
-    func slice(_ tensor: Int, _ l: Int) -> Piece {
-      let per = model.localSizes[tensor] / L
+    func slice(_ t: GPT2Tensor, _ l: Int) -> Piece {
+      let (tensor, per) = (t.rawValue, model.localSizes[t.rawValue] / L)
       return (tensor, (offsets[tensor] + l * per)..<(offsets[tensor] + (l + 1) * per))
     }
-    func whole(_ tensor: Int) -> Piece { (tensor, offsets[tensor]..<offsets[tensor + 1]) }
-    // llm.c tensor indices: 0 wte, 1 wpe, 2…13 per-layer (ln1w … fcprojb), 14 lnfw, 15 lnfb
-    let fcprojb = 13
-    var points: [[Piece]] = [[whole(14), whole(15), slice(fcprojb, L - 1)]]
+    func whole(_ t: GPT2Tensor) -> Piece { (t.rawValue, offsets[t.rawValue]..<offsets[t.rawValue + 1]) }
+    // the layer tensors but the MLP projection's bias, whose gradient the next layer's backward
+    // finishes (the residual stream's gradient)
+    let layerTensors = GPT2Tensor.allCases.filter { $0.perLayer && $0 != .fcprojb }
+    var points: [[Piece]] = [[whole(.lnfw), whole(.lnfb), slice(.fcprojb, L - 1)]]
     for l in stride(from: L - 1, through: 0, by: -1) {
-      points.append((2..<fcprojb).map { slice($0, l) } + (l > 0 ? [slice(fcprojb, l - 1)] : []))
+      points.append(layerTensors.map { slice($0, l) } + (l > 0 ? [slice(.fcprojb, l - 1)] : []))
     }
-    points.append([whole(0), whole(1)])
+    points.append([whole(.wte), whole(.wpe)])
     precondition(points.count == Self.readyPoints(layers: L))
     var ranges: [Range<Int>] = [], starts = [0], readyAt: [Int] = []
     var bytes = 0

@@ -31,7 +31,7 @@ public final class SyntheticJob {
       maxSeq: 256, batch: 4, seq: 64)
     description = JobDescription(
       name: job, model: model, preset: "synthetic", worldSize: worldSize, tp: tp, dp: worldSize / tp, totalSteps: totalSteps,
-      shards: Self.gpt2Shards(model: model, tp: tp))
+      shards: ShardedTensor.gpt2Layout(model, tp: tp))
     writer = try SegmentWriter.create(description, slotCount: slotCount)
     var ws: [RankWriter] = []
     for r in 0..<worldSize {
@@ -102,47 +102,5 @@ public final class SyntheticJob {
     r.computeBusy = 0.85 - Float(rank % 4) * 0.02
     r.gflops = 20 + Float(rank % 4)
     return r
-  }
-
-  /// A GPT-2 (llm.c order) shard layout for `model` split `tp` ways, as the engine publishes it.
-  public static func gpt2Shards(model: ModelShape, tp: Int) -> [ShardedTensor] {
-    let L = model.layers, C = model.channels, Vp = model.paddedVocab, T = model.maxSeq
-    let H = model.heads
-    func whole(_ name: String, _ shape: [Int]) -> ShardedTensor {
-      ShardedTensor(
-        name: name, shape: shape, split: .replicated, splitDim: nil,
-        ranks: Array(repeating: [], count: tp), rankDescriptions: Array(repeating: "whole tensor", count: tp))
-    }
-    func even(_ name: String, _ shape: [Int], _ kind: SplitKind, dim: Int, parts: Int = 1, unit: String) -> ShardedTensor {
-      let n = shape[dim] / parts
-      let per = n / tp
-      var ranks: [[Range<Int>]] = []
-      var descs: [String] = []
-      for r in 0..<tp {
-        ranks.append((0..<parts).map { k in (k * n + r * per)..<(k * n + (r + 1) * per) })
-        if unit == "heads" {
-          let hp = H / tp
-          descs.append("heads \(r * hp)–\(r * hp + hp - 1) of \(H)")
-        } else {
-          descs.append("\(unit) \(r * per)–\(r * per + per - 1) of \(n)")
-        }
-      }
-      return ShardedTensor(name: name, shape: shape, split: kind, splitDim: dim, ranks: ranks, rankDescriptions: descs)
-    }
-    return [
-      even("wte", [Vp, C], .vocab, dim: 0, unit: "vocab rows"),
-      whole("wpe", [T, C]),
-      whole("ln1w", [L, C]), whole("ln1b", [L, C]),
-      even("qkvw", [L, 3 * C, C], .column, dim: 1, parts: 3, unit: "heads"),
-      even("qkvb", [L, 3 * C], .column, dim: 1, parts: 3, unit: "heads"),
-      even("attprojw", [L, C, C], .row, dim: 2, unit: "heads"),
-      whole("attprojb", [L, C]),
-      whole("ln2w", [L, C]), whole("ln2b", [L, C]),
-      even("fcw", [L, 4 * C, C], .column, dim: 1, unit: "hidden"),
-      even("fcb", [L, 4 * C], .column, dim: 1, unit: "hidden"),
-      even("fcprojw", [L, C, 4 * C], .row, dim: 2, unit: "hidden"),
-      whole("fcprojb", [L, C]),
-      whole("lnfw", [C]), whole("lnfb", [C]),
-    ]
   }
 }

@@ -35,7 +35,7 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
   ///   it did not create (a finished job's of the same name) and none is left in a collective.
   init(
     jobName: String, worldRank: Int, worldSize: Int, localRank: Int, nodeIndex: Int, tp: Int, dp: Int,
-    model: ModelShape, preset: String, shards: [TensorShard], totalSteps: Int, features: RunFeatures,
+    model: ModelShape, preset: String, shards: [ShardedTensor], totalSteps: Int, features: RunFeatures,
     slotCount: Int = SegmentLayout.defaultSlotCount, anyFailed: (Bool) -> Bool
   ) throws {
     self.worldRank = worldRank
@@ -44,7 +44,7 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
     if localRank == 0 {
       let description = JobDescription(
         name: jobName, model: model, preset: preset, worldSize: worldSize, tp: tp, dp: dp, totalSteps: totalSteps,
-        shards: TelemetryObserver.telemetryShards(shards), features: features)
+        shards: shards, features: features)
       do { created = try SegmentWriter.create(description, slotCount: slotCount) } catch { creationError = error }
     }
     let failedSomewhere = anyFailed(creationError != nil)
@@ -73,16 +73,6 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
   func postedSignal() -> Int32 { Int32(clamping: segment.pausedSignal()) }
 
   func clearPostedSignal() { segment.clearPausedSignal() }
-
-  /// The engine's shard layout in the segment's terms.
-  static func telemetryShards(_ shards: [TensorShard]) -> [ShardedTensor] {
-    shards.map { s in
-      ShardedTensor(
-        name: s.name, shape: s.shape, split: s.split,
-        splitDim: s.splitDim, ranks: s.ranks.map { rs in rs.map { $0.start..<max($0.start, $0.end) } },
-        rankDescriptions: s.rankDescriptions)
-    }
-  }
 
   func stateChanged(_ state: RunState) {
     writer.setState(state)

@@ -269,12 +269,12 @@ final class RenderTests: XCTestCase {
     Glyphs.current = .ascii
     defer { Glyphs.current = .utf8 }
     XCTAssertEqual(Format.fit("vocab rows 0-127", 13), "vocab rows 0~")
-    // the shard view at the 60-column minimum: its tp0 slice column cuts "rows 0-31 of 65"
+    // the shard view at the 60-column minimum: its tp0 slice column cuts "vocab rows 0-31 of 65"
     let (h, _) = history(tp: 2)
     var s = AppState()
     s.view = .shards
     let g = render(h, s, 60, 16)
-    XCTAssertTrue(g.text.contains(" rows 0-31~ "), "the cut slice cell ends in the mark:\n\(g.text)")
+    XCTAssertTrue(g.text.contains(" vocab row~ "), "the cut slice cell ends in the mark:\n\(g.text)")
   }
 
   /// The shard detail pane keeps whole norm columns: on a narrow pane it leaves out upd/w and

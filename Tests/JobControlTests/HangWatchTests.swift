@@ -73,7 +73,7 @@ final class HangWatchTests: XCTestCase {
     let d = JobDescription(
       name: job, model: ModelShape(layers: 1, heads: 2, channels: 64, vocab: 64, paddedVocab: 64, maxSeq: 8, batch: 1, seq: 8),
       preset: "tiny", worldSize: 2, tp: 2, dp: 1, totalSteps: 5,
-      shards: SyntheticJob.gpt2Shards(model: ModelShape(layers: 1, heads: 2, channels: 64, vocab: 64, paddedVocab: 64, maxSeq: 8, batch: 1, seq: 8), tp: 2))
+      shards: ShardedTensor.gpt2Layout(ModelShape(layers: 1, heads: 2, channels: 64, vocab: 64, paddedVocab: 64, maxSeq: 8, batch: 1, seq: 8), tp: 2))
     let segment = try SegmentWriter.create(d, slotCount: 16)
     defer { try? SegmentWriter.remove(job: job) }
     var unattached = HangWatch(job: job, timeout: 3, startTimeout: 10, now: 0)

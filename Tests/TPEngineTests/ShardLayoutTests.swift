@@ -1,4 +1,5 @@
 import XCTest
+import JobSchema
 import TPEngine
 
 /// The shard layout covers every parameter element once at every TP size, and impossible splits
@@ -8,7 +9,7 @@ final class ShardLayoutTests: XCTestCase {
     let small = try GPTConfig.preset("small")
     let odd = GPTConfig(maxSeqLen: 8, vocabSize: 300, paddedVocabSize: 384, numLayers: 2, numHeads: 6, channels: 48)
     for (c, t) in [(small, 1), (small, 2), (odd, 3), (odd, 6)] {
-      let layout = TensorShard.gpt2Layout(c, tp: t)
+      let layout = ShardedTensor.gpt2Layout(c, tp: t)
       XCTAssertEqual(layout.count, 16)
       XCTAssertEqual(layout.reduce(0) { $0 + $1.globalCount }, c.parameterCount)
       for tensor in layout where tensor.split != .replicated {
@@ -20,10 +21,21 @@ final class ShardLayoutTests: XCTestCase {
             localTotal += n
             for k in g..<(g + n) { seen[k] += 1 }
           }
-          XCTAssertEqual(localTotal, tensor.localCount(rank: r))
+          XCTAssertEqual(localTotal, tensor.localCount(tp: r))
         }
         XCTAssertTrue(seen.allSatisfy { $0 == 1 }, "\(tensor.name) at tp=\(t)")
       }
+    }
+  }
+
+  /// The named tensors are the layout's, in llm.c order; the per-layer ones stack L layers.
+  func testTheNamedTensorsAreTheLayoutsInOrder() throws {
+    let c = try GPTConfig.preset("small")
+    let layout = ShardedTensor.gpt2Layout(c, tp: 2)
+    XCTAssertEqual(layout.map(\.name), GPT2Tensor.allCases.map(\.name))
+    XCTAssertEqual(layout.map(\.name).prefix(5), ["wte", "wpe", "ln1w", "ln1b", "qkvw"])
+    for t in GPT2Tensor.allCases {
+      XCTAssertEqual(t.perLayer, layout[t.rawValue].shape.first == c.numLayers && t != .wpe, t.name)
     }
   }
 

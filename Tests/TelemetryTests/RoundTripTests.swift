@@ -88,7 +88,7 @@ final class RoundTripTests: XCTestCase {
     let qkv = try XCTUnwrap(r.info.shards.first { $0.name == "qkvw" })
     XCTAssertEqual(qkv.split, .column)
     XCTAssertEqual(qkv.ranks[1], [32..<64, 96..<128, 160..<192])
-    XCTAssertEqual(qkv.rankDescriptions[1], "heads 2–3 of 4")
+    XCTAssertEqual(qkv.rankDescriptions[1], "heads 2–3 of 4: q/k/v rows 32–63 of each 64")
     XCTAssertThrowsError(try SegmentWriter.create(d, slotCount: 64)) { e in
       XCTAssertEqual(e as? TelemetryError, .alreadyExists(job))
     }

@@ -46,5 +46,5 @@ func smallDescription(_ job: String, worldSize: Int = 2, tp: Int = 2) -> JobDesc
     layers: 2, heads: 4, channels: 64, vocab: 100, paddedVocab: 128, maxSeq: 32, batch: 2, seq: 16)
   return JobDescription(
     name: job, model: model, preset: "tiny", worldSize: worldSize, tp: tp, dp: worldSize / tp, totalSteps: 10,
-    shards: SyntheticJob.gpt2Shards(model: model, tp: tp))
+    shards: ShardedTensor.gpt2Layout(model, tp: tp))
 }
