@@ -32,16 +32,25 @@ public final class RunFile {
           throw StoreError("\(path) has store schema \(version); this tptop reads up to \(StoreSchema.version)")
         }
         for sql in StoreSchema.creation { try d.execute(sql: sql) }
+        if version >= 1 {
+          for v in version..<StoreSchema.version { for sql in StoreSchema.migration[v] ?? [] { try d.execute(sql: sql) } }
+        }
         try d.execute(sql: "PRAGMA user_version = \(StoreSchema.version)")
         let existing = try Int.fetchOne(d, sql: "SELECT incarnations FROM run WHERE id = 1")
         if let n = existing, reopen {
           self.header.incarnations = n + 1
+          // the first incarnation's clock offset stays (a file from before schema 2 takes this one's)
           try d.execute(
-            sql: "UPDATE run SET job = ?, state = ?, ended = NULL, updated = ?, incarnations = ?, recorder_pid = ?, command_line = ? WHERE id = 1",
-            arguments: [header.job, header.state, header.updated, n + 1, Int(header.recorderPid), header.commandLine])
+            sql: """
+              UPDATE run SET job = ?, state = ?, ended = NULL, updated = ?, incarnations = ?, recorder_pid = ?, command_line = ?,
+                wall_minus_boot_ns = COALESCE(wall_minus_boot_ns, ?) WHERE id = 1
+              """,
+            arguments: [header.job, header.state, header.updated, n + 1, Int(header.recorderPid), header.commandLine,
+                        header.wallMinusBootNs])
         } else {
           try Self.insert(header, d)
         }
+        try StoredLayout.write(header.tensors, d)
         for (k, v) in header.settings {
           try d.execute(sql: "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", arguments: [k, v])
         }
@@ -61,12 +70,14 @@ public final class RunFile {
       sql: """
         INSERT INTO run (id, name, job, writer, state, started, updated, incarnations, world, tp, dp, total_steps, preset,
           layers, heads, channels, vocab, padded_vocab, max_seq, batch, seq, features, command_line, hosts, recorder_pid,
-          budget_bytes, bucket_steps) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          budget_bytes, bucket_steps, wall_minus_boot_ns)
+          VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
       arguments: StatementArguments([
         h.name, h.job, h.writer, h.state, h.started, h.updated, h.incarnations, h.world, h.tp, h.dp, h.totalSteps,
         h.preset, m?.layers, m?.heads, m?.channels, m?.vocab, m?.paddedVocab, m?.maxSeq, m?.batch, m?.seq,
         Int64(bitPattern: h.features.rawValue), h.commandLine, h.hosts, Int(h.recorderPid), h.budgetBytes, h.bucketSteps,
+        h.wallMinusBootNs,
       ] as [(any DatabaseValueConvertible)?]))
   }
 

@@ -91,6 +91,55 @@ final class RecordingTests: XCTestCase {
     XCTAssertEqual(try String(contentsOfFile: store.location.directory, encoding: .utf8), "not a directory")
   }
 
+  /// A store on a disk that fills up mid-run (its directory a 160 KiB tmpfs): training goes
+  /// on to its last step and exits 0 as without a store, one warning line says recording
+  /// stopped, and the store file stays consistent: `PRAGMA integrity_check` is ok and what was
+  /// committed reads back as steps 1…k with no hole.
+  func testAFullDiskStopsRecordingNotTraining() throws {
+    guard geteuid() == 0 else { throw XCTSkip("mounting a small tmpfs needs root") }
+    let mount = store.location.directory
+    try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+    func sh(_ line: String) -> Int32 {
+      let p = Process()
+      p.executableURL = URL(fileURLWithPath: "/bin/sh")
+      p.arguments = ["-c", line]
+      p.standardOutput = FileHandle.nullDevice
+      p.standardError = FileHandle.nullDevice
+      try? p.run()
+      p.waitUntilExit()
+      return p.terminationStatus
+    }
+    guard sh("mount -t tmpfs -o size=160k tmpfs '\(mount)'") == 0 else { throw XCTSkip("mount -t tmpfs is not permitted here") }
+    defer { _ = sh("umount '\(mount)'") }
+    let job = uniqueJob("full")
+    let log = store.location.directory + "-steps.jsonl"
+    defer { try? FileManager.default.removeItem(atPath: log) }
+    let steps = 1500
+    let r = try run(job, steps: steps, extra: ["--log", log])
+    XCTAssertEqual(r.status, 0, r.output)
+    let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+    XCTAssertEqual(lines.count, steps, "training reached its last step")
+    XCTAssertTrue(lines.last?.contains("\"step\":\(steps),") == true, String(lines.last ?? ""))
+    let warnings = r.output.split(separator: "\n").filter { $0.contains("warning") }
+    XCTAssertEqual(warnings.count, 1, r.output)
+    XCTAssertTrue(warnings.first.map { $0.contains("full") && $0.contains("recording of run '\(job)' stopped, training goes on") } == true,
+                  r.output)
+    let check = try python("""
+      import sqlite3, sys
+      db = sqlite3.connect(sys.argv[1])
+      print(db.execute('PRAGMA integrity_check').fetchone()[0])
+      steps = [r[0] for r in db.execute('SELECT step FROM series ORDER BY step')]
+      print(len(steps), steps == list(range(1, len(steps) + 1)))
+      """, [store.location.path(run: job)])
+    XCTAssertEqual(check.status, 0, check.err)
+    let out = check.out.split(separator: "\n")
+    XCTAssertEqual(out.first, "ok", check.out)
+    let committed = out.dropFirst().first.map { $0.split(separator: " ") } ?? []
+    XCTAssertEqual(committed.last, "True", check.out)
+    XCTAssertLessThan(Int(committed.first ?? "") ?? steps, steps, "the disk filled before the run ended: \(check.out)")
+    XCTAssertNoThrow(try StoredRun(location: store.location, name: job))
+  }
+
   /// kill -9 of the recording process (world rank 0) at random points, 20 times: the store opens,
   /// its series has no hole, and every step rank 0 published more than a second before the kill
   /// is in it.
