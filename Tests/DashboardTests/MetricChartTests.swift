@@ -143,17 +143,16 @@ final class MetricChartTests: XCTestCase {
     func press(_ c: Character) {
       _ = s.handle(.char(c), worldSize: 2, tensorCount: 16, desired: .run, now: 0, steps: 7...7000, heldSteps: held)
     }
-    press("[")
-    XCTAssertEqual(s.cursorStep, 7000)
-    press("[")
-    XCTAssertEqual(s.cursorStep, 6993, "one sample back")
-    press("{")
-    XCTAssertEqual(s.cursorStep, 6923, "ten samples back")
-    s.cursorStep = 100  // between samples: the next move starts from the samples around it
-    press("]")
-    XCTAssertEqual(s.cursorStep, 105)
-    press("[")
-    XCTAssertEqual(s.cursorStep, 98)
+    // (key, cursor before or nil to keep it, cursor after)
+    let moves: [(Character, Int?, Int, String)] = [
+      ("[", nil, 7000, "the newest sample"), ("[", nil, 6993, "one sample back"), ("{", nil, 6923, "ten samples back"),
+      ("]", 100, 105, "from between samples: the next one"), ("[", nil, 98, "and back past where it was"),
+    ]
+    for (key, from, to, why) in moves {
+      if let from { s.cursorStep = from }
+      press(key)
+      XCTAssertEqual(s.cursorStep, to, why)
+    }
     for _ in 0..<30 { press("{") }
     XCTAssertEqual(s.cursorStep, 7, "held at the oldest sample")
     s.cursorStep = 3500

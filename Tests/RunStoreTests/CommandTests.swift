@@ -113,17 +113,26 @@ final class CommandTests: XCTestCase {
     return (rows.map(\.0), rows.compactMap(\.1))
   }
 
+  /// A synthetic job (`world` ranks, t=2) recorded in-process by a started recorder, as world
+  /// rank 0 of tptrain records its job; the caller removes the job and finishes the recorder.
+  func recordedSyntheticJob(_ tag: String, world: Int, slots: Int, totalSteps: Int,
+                            warn: @escaping @Sendable (String) -> Void = { XCTFail($0) }) throws -> (SyntheticJob, RunRecorder) {
+    let job = uniqueJob(tag)
+    let synthetic = try SyntheticJob(job: job, worldSize: world, tp: 2, slotCount: slots, totalSteps: totalSteps)
+    var h = RunHeader(name: job, job: job, writer: "tptrain", state: "running", started: Date().timeIntervalSince1970,
+                      world: world, tp: 2, dp: world / 2, totalSteps: totalSteps, preset: "synthetic", budgetBytes: 1 << 24)
+    h.recorderPid = getpid()
+    let recorder = try RunRecorder(job: job, location: store.location, header: h, reopen: false, warn: warn)
+    recorder.start()
+    return (synthetic, recorder)
+  }
+
   /// A job recorded in-process from its segment: once the segment is gone, `tptop export` from
   /// the store writes exactly the lines the live export wrote.
   func testExportOfAStoredRunIsTheLiveExport() throws {
-    let job = uniqueJob("exp")
-    let synthetic = try SyntheticJob(job: job, worldSize: 4, tp: 2, slotCount: 256, totalSteps: 40)
+    let (synthetic, recorder) = try recordedSyntheticJob("exp", world: 4, slots: 256, totalSteps: 40)
+    let job = synthetic.description.name
     defer { try? synthetic.remove() }
-    var h = RunHeader(name: job, job: job, writer: "tptrain", state: "running", started: Date().timeIntervalSince1970,
-                      world: 4, tp: 2, dp: 2, totalSteps: 40, preset: "synthetic", budgetBytes: 1 << 24)
-    h.recorderPid = getpid()
-    let recorder = try RunRecorder(job: job, location: store.location, header: h, reopen: false, warn: { XCTFail($0) })
-    recorder.start()
     for s in 1...40 {
       synthetic.advance(steps: 1)
       if s % 10 == 0 { synthetic.event(.checkpointSaved, text: "ck/step_\(s), \"quoted\"") }
@@ -183,13 +192,9 @@ final class CommandTests: XCTestCase {
   /// `tptop open` on a stored run whose segment is gone: the Shards view lists the tensors of
   /// the job description the recorder stored (plain frames: TERM=dumb, keys typed on stdin).
   func testOpenShowsTheStoredShardLayout() throws {
-    let job = uniqueJob("shards")
-    let synthetic = try SyntheticJob(job: job, worldSize: 2, tp: 2, slotCount: 64, totalSteps: 5)
+    let (synthetic, recorder) = try recordedSyntheticJob("shards", world: 2, slots: 64, totalSteps: 5)
+    let job = synthetic.description.name
     defer { try? synthetic.remove() }
-    let h = RunHeader(name: job, job: job, writer: "tptrain", state: "running", started: Date().timeIntervalSince1970,
-                      world: 2, tp: 2, dp: 1, totalSteps: 5, preset: "synthetic", budgetBytes: 1 << 24)
-    let recorder = try RunRecorder(job: job, location: store.location, header: h, reopen: false, warn: { XCTFail($0) })
-    recorder.start()
     synthetic.advance(steps: 5)
     synthetic.finish()
     recorder.finish(state: "finished")
@@ -245,16 +250,11 @@ final class CommandTests: XCTestCase {
   /// history starts at the run's first steps, filled in from the run store: the cursor reaches
   /// back to them (without the store it stops at the ring's oldest step, 1937).
   func testAttachingLateBackfillsTheHistoryFromTheStore() throws {
-    let job = uniqueJob("late")
-    let synthetic = try SyntheticJob(job: job, worldSize: 2, tp: 2, slotCount: 64, totalSteps: 4000)
-    defer { try? synthetic.remove() }
-    let h = RunHeader(name: job, job: job, writer: "tptrain", state: "running", started: Date().timeIntervalSince1970,
-                      world: 2, tp: 2, dp: 1, totalSteps: 4000, preset: "synthetic", budgetBytes: 1 << 24)
     // (the synthetic job writes faster than any trainer: the recorder may miss a few records,
     // which only thins the backfilled means)
-    let recorder = try RunRecorder(job: job, location: store.location, header: h, reopen: false, warn: { _ in })
-    recorder.commitInterval = 0.05
-    recorder.start()
+    let (synthetic, recorder) = try recordedSyntheticJob("late", world: 2, slots: 64, totalSteps: 4000, warn: { _ in })
+    let job = synthetic.description.name
+    defer { try? synthetic.remove() }
     for _ in 0..<(2000 / 16) {
       synthetic.advance(steps: 16)
       usleep(10_000)
