@@ -43,6 +43,11 @@ public struct StoreLocation: Sendable, Equatable {
     var isDir: ObjCBool = false
     if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
       guard isDir.boolValue else { throw StoreError("run store \(directory) is not a directory") }
+      // (access(2) says EROFS on a read-only file system, also to root, whom modes do not stop)
+      guard access(directory, W_OK) == 0 else {
+        throw StoreError("run store \(directory) is not writable (\(String(cString: strerror(errno)))); "
+          + "set TPTOP_RUNS to a writable directory")
+      }
       return
     }
     do {

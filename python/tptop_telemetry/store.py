@@ -167,6 +167,8 @@ class Recorder:
         if os.path.exists(self.directory) and not os.path.isdir(self.directory):
             raise OSError(f"run store {self.directory} is not a directory")
         os.makedirs(self.directory, exist_ok=True)
+        if not os.access(self.directory, os.W_OK):  # False on a read-only file system, also for root
+            raise OSError(f"run store {self.directory} is not writable; set TPTOP_RUNS to a writable directory")
         self.name, note = run_name(self.directory, job, restart)
         if note:
             print(f"tptop_telemetry: {note}", file=sys.stderr)
