@@ -17,7 +17,8 @@ public final class RunFile {
   /// - Throws: `StoreError` with one line (unwritable directory, a corrupt file, a newer schema).
   public init(location: StoreLocation, header: RunHeader, reopen: Bool) throws {
     try location.prepare()
-    path = location.path(run: header.name)
+    let path = location.path(run: header.name)
+    self.path = path
     self.header = header
     do {
       var config = Configuration()
@@ -25,8 +26,16 @@ public final class RunFile {
       config.prepareDatabase { db in
         try db.execute(sql: "PRAGMA synchronous = NORMAL")
       }
-      db = try DatabasePool(path: path, configuration: config)
-      try db.write { d in
+      // a new run's file appears complete: its first transaction is written under a temporary
+      // name (never listed: not a run name) and renamed into place, so no reader opens a
+      // half-created file or holds it while that transaction wants it, and a kill -9 meanwhile
+      // leaves no run that reads as unreadable
+      let fresh = !FileManager.default.fileExists(atPath: path)
+      let target = fresh ? path + ".creating-\(getpid())" : path
+      if fresh { Self.removeDatabaseFiles(target) }
+      var pool = try DatabasePool(path: target, configuration: config)
+      var incarnations = header.incarnations
+      try pool.write { d in
         let version = try Int.fetchOne(d, sql: "PRAGMA user_version") ?? 0
         if version > StoreSchema.version {
           throw StoreError("\(path) has store schema \(version); this tptop reads up to \(StoreSchema.version)")
@@ -38,7 +47,7 @@ public final class RunFile {
         try d.execute(sql: "PRAGMA user_version = \(StoreSchema.version)")
         let existing = try Int.fetchOne(d, sql: "SELECT incarnations FROM run WHERE id = 1")
         if let n = existing, reopen {
-          self.header.incarnations = n + 1
+          incarnations = n + 1
           // the first incarnation's clock offset stays (a file from before schema 2 takes this one's)
           try d.execute(
             sql: """
@@ -55,6 +64,19 @@ public final class RunFile {
           try d.execute(sql: "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", arguments: [k, v])
         }
       }
+      if fresh {
+        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        try pool.close()
+        guard rename(target, path) == 0 else {
+          let reason = String(cString: strerror(errno))
+          Self.removeDatabaseFiles(target)
+          throw StoreError("run store \(path): cannot move the new run into place: \(reason)")
+        }
+        Self.removeDatabaseFiles(target)
+        pool = try DatabasePool(path: path, configuration: config)
+      }
+      db = pool
+      self.header.incarnations = incarnations
     } catch let e as StoreError {
       throw e
     } catch let e as DatabaseError {
@@ -62,6 +84,11 @@ public final class RunFile {
     } catch {
       throw StoreError("run store \(path): \(error)")
     }
+  }
+
+  /// Removes a database file and its WAL and shared-memory files, where they exist.
+  static func removeDatabaseFiles(_ path: String) {
+    for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
   }
 
   static func insert(_ h: RunHeader, _ d: Database) throws {

@@ -177,6 +177,41 @@ final class StoreTests: XCTestCase {
     XCTAssertEqual(v2.incarnations, 2)
   }
 
+  /// A new run's file appears whole: a reader polling the store while runs are created never
+  /// opens one without its schema or its run row (what a kill -9 during creation used to leave
+  /// behind, listed as unreadable), and a leftover of such a creation is never listed.
+  func testANewRunAppearsWhole() throws {
+    let store = TempStore("whole")
+    defer { store.remove() }
+    try store.location.prepare()
+    _ = FileManager.default.createFile(atPath: store.location.path(run: "r0") + ".creating-1", contents: Data("half".utf8))
+    XCTAssertEqual(store.location.runNames(), [])
+    final class Seen: @unchecked Sendable { var problems: [String] = []; var opened = 0; var done = false; let lock = NSLock() }
+    let seen = Seen()
+    let location = store.location
+    let reader = Thread {
+      while !seen.lock.withLock({ seen.done }) {
+        for name in location.runNames() {
+          do {
+            _ = try StoredRun(location: location, name: name)
+            seen.lock.withLock { seen.opened += 1 }
+          } catch {
+            seen.lock.withLock { seen.problems.append("\(error)") }
+          }
+        }
+      }
+    }
+    reader.start()
+    for i in 0..<60 { _ = try RunFile(location: store.location, header: header("r\(i)"), reopen: false) }
+    seen.lock.withLock { seen.done = true }
+    while reader.isExecuting { usleep(1000) }
+    XCTAssertEqual(seen.problems, [])
+    XCTAssertGreaterThan(seen.opened, 60)
+    XCTAssertEqual(store.location.runNames(), (0..<60).map { "r\($0)" }.sorted())
+    let files = try FileManager.default.contentsOfDirectory(atPath: store.location.directory)
+    XCTAssertEqual(files.filter { $0.contains(".creating-") }, ["r0.sqlite.creating-1"], "only the other process's leftover")
+  }
+
   func testAStoreThatIsAFileOrCorruptIsOneLine() throws {
     let store = TempStore("bad")
     defer { store.remove() }

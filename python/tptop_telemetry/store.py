@@ -63,6 +63,15 @@ CREATION = (
 # What brings a file of an older schema version to this one (after CREATION adds new tables).
 MIGRATION = {1: ("ALTER TABLE run ADD COLUMN wall_minus_boot_ns INTEGER",)}
 
+def _remove_db_files(path):
+    """Removes a database file and its WAL and shared-memory files, where they exist."""
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(path + suffix)
+        except FileNotFoundError:
+            pass
+
+
 def _json(value):
     """JSON text as the Swift recorder writes it (no spaces)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -179,10 +188,14 @@ class Recorder:
         # when the run is exported after a reboot (run.wall_minus_boot_ns)
         wall_minus_boot_ns = time.time_ns() - time.monotonic_ns()
         self.wall_offset = wall_minus_boot_ns / 1e9
-        self.db = sqlite3.connect(self.path, timeout=5, check_same_thread=False, isolation_level=None)
-        db = self.db
+        # a new run's first transaction goes to a temporary file renamed into place (as the
+        # Swift RunFile does): no reader ever opens a half-created run
+        fresh = not os.path.exists(self.path)
+        target = f"{self.path}.creating-{os.getpid()}" if fresh else self.path
+        if fresh:
+            _remove_db_files(target)
+        db = self._connect(target)
         db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"{self.path} has store schema {version}")
@@ -221,6 +234,13 @@ class Recorder:
         for k, v in (settings or {}).items():
             db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (str(k), str(v)))
         db.execute("COMMIT")
+        if fresh:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.close()
+            os.rename(target, self.path)
+            _remove_db_files(target)
+            db = self._connect(self.path)
+        self.db = db
         self.pending, self.buckets = {}, {}
         self.series, self.ranks_rows, self.events, self.stats, self.lost = [], [], [], [], 0
         self.last_step, self.final_loss, self.best_loss = 0, None, None
@@ -228,6 +248,12 @@ class Recorder:
         self._final_state = None
         self._thread = threading.Thread(target=self._loop, name="tptop-recorder", daemon=True)
         self._thread.start()
+
+    @staticmethod
+    def _connect(path):
+        db = sqlite3.connect(path, timeout=5, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA synchronous = NORMAL")
+        return db
 
     # accumulation (as RunAccumulator)
 
