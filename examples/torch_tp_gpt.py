@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-from tptop_telemetry import AllReduceStats, Job, TelemetryError, gpt2_shards  # noqa: E402
+from tptop_telemetry import AllReduceStats, Job, TelemetryError, gpt2_shards, report_and_exit  # noqa: E402
 from tptop_telemetry.torch_helpers import broadcast_control, memory_fields, timed_all_reduce  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
@@ -311,8 +311,10 @@ def main():
     data = torch.frombuffer(bytearray(open(a.data, "rb").read()), dtype=torch.uint8).long()
     B, T = a.batch, a.seq
 
-    # telemetry: local rank 0 creates the segment, the others open it after a barrier
-    ok = torch.tensor([1])
+    # telemetry: local rank 0 creates the segment, the others open it after a barrier; a refusal
+    # (the name is taken: exit 4, as tptrain's) is one line from the rank that met it, and every
+    # rank exits with its status
+    status = torch.tensor([0])
     job = None
     if local_rank == 0:
         try:
@@ -322,12 +324,15 @@ def main():
                              shards=gpt2_shards(a.layers, a.channels, a.heads, padded_vocab, a.seq, tp),
                              honours_control=True)
         except TelemetryError as e:
-            print(f"torch_tp_gpt: {e}", file=sys.stderr)
-            ok[0] = 0
-    dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-    if not ok[0]:
-        sys.exit(1)
-    job = job or Job.open(a.job)
+            print(f"torch_tp_gpt: {e}", file=sys.stderr, flush=True)
+            status[0] = e.exit_status
+    dist.all_reduce(status, op=dist.ReduceOp.MAX)
+    if status[0]:
+        sys.exit(int(status[0]))
+    try:
+        job = job or Job.open(a.job)
+    except TelemetryError as e:
+        report_and_exit(e, "torch_tp_gpt")
     w = job.rank_writer(world_rank=rank, local_rank=local_rank)
 
     def save_checkpoint(step):

@@ -39,23 +39,9 @@ public enum Checkpoints {
   }
 
   /// The newest step_* directory in `dir` that holds a manifest (complete by construction), or
-  /// nil. Checksums are not verified here: tptrain verifies them on resume and falls back past
-  /// damaged checkpoints.
+  /// nil. Checksums are not verified here (`latestVerified` does: what a resume takes).
   public static func latest(in dir: String) -> (step: Int, path: String)? {
     candidates(in: dir).first { FileManager.default.fileExists(atPath: $0.path + "/" + manifestFile) }
-  }
-
-  /// The newest step_* directory in `dir` whose manifest reads and whose files have the sizes it
-  /// lists: what a resume can take unless a checksum fails (tptrain verifies those and names
-  /// the one it takes). Cheaper than `latest`'s caller's full check, stricter than `latest`.
-  public static func latestIntact(in dir: String) -> (step: Int, path: String)? {
-    candidates(in: dir).first { c in
-      guard let m = try? CheckpointManifest.read(checkpoint: c.path), m.step == c.step else { return false }
-      return m.files.allSatisfy { f in
-        let attributes = try? FileManager.default.attributesOfItem(atPath: c.path + "/" + f.name)
-        return (attributes?[.size] as? NSNumber)?.intValue == f.bytes
-      }
-    }
   }
 
   /// The run that wrote checkpoint `path` (its manifest's `run`), nil when unnamed or unreadable.

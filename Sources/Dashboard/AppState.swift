@@ -71,6 +71,11 @@ public struct AppState: Equatable, Sendable {
   /// The charts' cursor: a step whose values every chart prints (nil: no cursor, the charts
   /// show the latest values).
   public var cursorStep: Int?
+  /// The charts' zoom: they show 1/2^zoomLevel of the steps the history spans, around the
+  /// cursor (or the newest step); 0 shows it all.
+  public var zoomLevel = 0
+  /// The deepest zoom (1/1024 of the history).
+  public static let maxZoomLevel = 10
 
   /// Creates the initial state.
   public init(readonly: Bool = false) { self.readonly = readonly }
@@ -81,8 +86,11 @@ public struct AppState: Equatable, Sendable {
   /// Applies a key. `worldSize`/`tensorCount` bound selections; `desired` is what the job is
   /// currently asked to do (so `p` toggles); `now` is monotonic seconds for message expiry;
   /// `steps` the steps in the history (the cursor stays inside them).
+  /// `heldSteps`, when given, are the steps the history holds samples of (ascending): the
+  /// cursor then moves from sample to sample, which over a stored run of many steps per sample
+  /// is what a step is live.
   public mutating func handle(_ key: Key, worldSize: Int, tensorCount: Int, desired: DesiredState,
-                              now: Double, steps: ClosedRange<Int>? = nil) -> [AppRequest] {
+                              now: Double, steps: ClosedRange<Int>? = nil, heldSteps: [Int]? = nil) -> [AppRequest] {
     if key == .endOfInput { return [.quit] }
     if confirmingStop {
       confirmingStop = false
@@ -157,7 +165,9 @@ public struct AppState: Equatable, Sendable {
       guard allowControl(now) else { return [] }
       confirmingStop = true
     case .char("["), .char("]"), .char("{"), .char("}"):
-      moveCursor(key, steps: steps, now: now)
+      moveCursor(key, steps: steps, held: heldSteps, now: now)
+    case .char("+"), .char("="), .char("-"):
+      zoom(in: key != .char("-"), steps: steps, now: now)
     case .escape:
       if cursorStep != nil { cursorStep = nil; say("cursor off: charts show the latest values", .dim, now) }
     default:
@@ -168,7 +178,7 @@ public struct AppState: Equatable, Sendable {
 
   /// `[` / `]` move the cursor one step back / forward, `{` / `}` ten; the first press puts it
   /// on the newest step; moving past the newest step turns it off.
-  private mutating func moveCursor(_ key: Key, steps: ClosedRange<Int>?, now: Double) {
+  private mutating func moveCursor(_ key: Key, steps: ClosedRange<Int>?, held: [Int]?, now: Double) {
     guard let steps else { say("no steps yet for the cursor", .dim, now); return }
     let delta: Int
     switch key {
@@ -179,12 +189,43 @@ public struct AppState: Equatable, Sendable {
     }
     guard let c = cursorStep else {
       cursorStep = delta < 0 ? steps.upperBound : nil
-      if cursorStep != nil { say("cursor at step \(steps.upperBound): [ ] move, { } by 10, Esc off", .dim, now) }
+      if cursorStep != nil { say("cursor at step \(steps.upperBound): [ ] move, { } by 10, + - zoom, Esc off", .dim, now) }
+      return
+    }
+    if let held, !held.isEmpty {
+      // from sample to sample: the index of the cursor's step (or of the next held step above it)
+      var lo = 0, hi = held.count
+      while lo < hi { let mid = (lo + hi) / 2; if held[mid] < c { lo = mid + 1 } else { hi = mid } }
+      let at = lo < held.count && held[lo] == c ? lo : (delta < 0 ? lo : lo - 1)
+      let next = at + delta
+      if next >= held.count { cursorStep = nil; say("cursor off: charts show the latest values", .dim, now); return }
+      cursorStep = held[max(0, next)]
       return
     }
     let next = c + delta
     if next > steps.upperBound { cursorStep = nil; say("cursor off: charts show the latest values", .dim, now); return }
     cursorStep = max(steps.lowerBound, next)
+  }
+
+  /// `+` halves the steps the charts show (around the cursor, else the newest step), `-`
+  /// doubles them back up to the whole history.
+  private mutating func zoom(in zoomIn: Bool, steps: ClosedRange<Int>?, now: Double) {
+    guard let steps else { say("no steps yet to zoom", .dim, now); return }
+    zoomLevel = min(AppState.maxZoomLevel, max(0, zoomLevel + (zoomIn ? 1 : -1)))
+    let shown = visibleSteps(steps)
+    say(zoomLevel == 0 ? "zoom off: the charts show steps \(shown.lowerBound)–\(shown.upperBound), the whole history"
+        : "zoom ×\(1 << zoomLevel): steps \(shown.lowerBound)–\(shown.upperBound) (+ - zoom, [ ] move)", .dim, now)
+  }
+
+  /// The steps the charts show of `steps` (the history's span) at the current zoom: a window
+  /// 1/2^zoomLevel as wide, centred on the cursor (else ending at the newest step), inside it.
+  public func visibleSteps(_ steps: ClosedRange<Int>) -> ClosedRange<Int> {
+    guard zoomLevel > 0 else { return steps }
+    let width = max(2, (steps.count - 1) >> zoomLevel + 1)
+    guard width < steps.count else { return steps }
+    let centre = cursorStep ?? steps.upperBound
+    let start = min(max(steps.lowerBound, centre - width / 2), steps.upperBound - width + 1)
+    return start...(start + width - 1)
   }
 
   private mutating func allowControl(_ now: Double) -> Bool {

@@ -104,8 +104,10 @@ public final class DashboardApp {
   @discardableResult
   public func handle(_ key: Key) -> Bool {
     let now = monotonicSeconds()
+    let cursorKey = [Key.char("["), .char("]"), .char("{"), .char("}")].contains(key)
     let requests = state.handle(key, worldSize: history.job.worldSize, tensorCount: history.job.tensors.count,
-                                desired: history.desired, now: now, steps: history.stepRange)
+                                desired: history.desired, now: now, steps: history.stepRange,
+                                heldSteps: cursorKey ? history.heldSteps : nil)
     for r in requests {
       switch r {
       case .quit:

@@ -20,6 +20,8 @@ public final class TelemetrySource: JobSource {
   public var followRestarts = true
   private let baseName: String
   private var incarnation = 0
+  /// When /dev/shm was last listed for a suffixed incarnation name (monotonic seconds).
+  private var lastListing = -Double.infinity
 
   /// Attaches to `name`. `logPath` is the job's stdout/stderr log, when known.
   /// - Throws: the telemetry error (one line) when the job cannot be attached.
@@ -34,13 +36,8 @@ public final class TelemetrySource: JobSource {
     job = JobSpec(name: name, model: model, tp: info.tp, dp: info.dp, totalSteps: info.totalSteps,
                   tensors: info.shards, logPath: logPath, features: info.features)
     segmentPath = "/dev/shm/" + SegmentName.prefix + name
-    // attaching to `<base>.r<k>` follows later incarnations of the same base
-    if let dot = name.range(of: ".r", options: .backwards), let k = Int(name[dot.upperBound...]), k > 0 {
-      baseName = String(name[..<dot.lowerBound])
-      incarnation = k
-    } else {
-      baseName = name
-    }
+    // attaching to `<base>.r<k>` (or `<base>.r<k>.<hex>`) follows later incarnations of the same base
+    (baseName, incarnation) = IncarnationName.parse(name)
   }
 
   /// The job name of the incarnation being read.
@@ -49,10 +46,7 @@ public final class TelemetrySource: JobSource {
   /// Switches to the next incarnation when the supervisor has started one; returns the event
   /// and the step the failed incarnation reached.
   private func followRestart(now: Double) -> (JobEvent, failedAtStep: Int)? {
-    let next = "\(baseName).r\(incarnation + 1)"
-    guard followRestarts, access("/dev/shm/" + SegmentName.prefix + next, F_OK) == 0,
-      let r = try? JobReader(job: next), r.info.worldSize == job.worldSize
-    else { return nil }
+    guard followRestarts, let (next, r) = nextIncarnation() else { return nil }
     let failedAtStep = reader.ranks().map(\.lastStep).max() ?? 0
     reader = r
     incarnation += 1
@@ -62,6 +56,30 @@ public final class TelemetrySource: JobSource {
     let event = JobEvent(kind: .info, rank: -1, step: failedAtStep, wallTime: now,
                          text: "restarted by the supervisor: now following \(next) (incarnation \(incarnation))")
     return (event, failedAtStep)
+  }
+
+  /// The segment of incarnation `incarnation + 1` under either of its names (`<base>.r<k>`, or
+  /// `<base>.r<k>.<hex>` when the supervisor found the first taken), this user's and of the same
+  /// world size; of several, the newest. Checks the usual name first: listing /dev/shm is the
+  /// slower path, taken at most once a second and only when the usual name is missing or not
+  /// this job's.
+  private func nextIncarnation() -> (String, JobReader)? {
+    let k = incarnation + 1
+    let usual = IncarnationName.name(base: baseName, incarnation: k)
+    if access("/dev/shm/" + SegmentName.prefix + usual, F_OK) == 0, let r = try? JobReader(job: usual),
+      r.info.worldSize == job.worldSize
+    {
+      return (usual, r)
+    }
+    let now = Double(telemetryMonotonicNanos()) / 1e9
+    guard now - lastListing >= 1 else { return nil }
+    lastListing = now
+    var best: (String, JobReader)?
+    for name in SegmentName.allJobs() where name != usual && IncarnationName.incarnation(of: name, base: baseName) == k {
+      guard let r = try? JobReader(job: name), r.info.worldSize == job.worldSize else { continue }
+      if best.map({ r.info.creationTime > $0.1.info.creationTime }) ?? true { best = (name, r) }
+    }
+    return best
   }
 
   /// The default log path of a job launched by tptop, whether or not it exists.

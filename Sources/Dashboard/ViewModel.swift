@@ -292,7 +292,9 @@ public struct DashboardModel {
   /// carry the metric (every value zero: a writer that does not report it) has no points, so
   /// the chart says it is not reported instead of drawing a line at zero.
   public func series(_ metric: Metric) -> [LossSeries] {
-    (0..<history.job.worldSize).map { r in
+    // zoomed in, only the steps shown (the whole history otherwise)
+    let shown = history.stepRange.map { state.visibleSteps($0) }
+    return (0..<history.job.worldSize).map { r in
       let ring = history.samples[r]
       var xs: [Double] = []
       var ys: [Double] = []
@@ -300,6 +302,7 @@ public struct DashboardModel {
       ys.reserveCapacity(ring.count)
       var reported = metric == .loss
       for i in 0..<ring.count {
+        if state.zoomLevel > 0, let shown, !shown.contains(ring[i].step) { continue }
         // a step that did not measure the metric (an untimed first step) leaves no point
         guard let v = metric.value(ring[i]) else { continue }
         if v != 0 { reported = true }
@@ -333,6 +336,13 @@ public struct DashboardModel {
 }
 
 extension JobHistory {
+  /// Every step some rank's history holds a sample of, ascending (where the cursor can stop).
+  public var heldSteps: [Int] {
+    var all = Set<Int>()
+    for ring in samples { for i in 0..<ring.count { all.insert(ring[i].step) } }
+    return all.sorted()
+  }
+
   /// The oldest and newest step any rank's history holds.
   public var stepRange: ClosedRange<Int>? {
     let firsts = samples.compactMap { $0.isEmpty ? nil : $0[0].step }

@@ -137,16 +137,16 @@ public final class JobSupervisor: @unchecked Sendable {
     Checkpoints.writeDirectory(checkpointDir: value(of: "--checkpoint-dir", in: args), resume: value(of: "--resume", in: args))
   }
 
-  /// Telemetry job name of incarnation `k` of `base`: the base itself, then `<base>.r<k>`.
+  /// Telemetry job name of incarnation `k` of `base`: the base itself, then `<base>.r<k>`
+  /// (JobSchema's `IncarnationName`, which readers follow restarts by).
   public static func jobName(base: String, incarnation k: Int) -> String {
-    k == 0 ? base : "\(base).r\(k)"
+    IncarnationName.name(base: base, incarnation: k)
   }
 
   /// A name for incarnation `k` that nobody can have taken in advance: `<base>.r<k>.<8 random
   /// hex digits>` (used when `jobName` is taken).
   public static func unpredictableJobName(base: String, incarnation k: Int) -> String {
-    let hex = String(UInt32.random(in: 0...UInt32.max), radix: 16)
-    return jobName(base: base, incarnation: k) + "." + String(repeating: "0", count: 8 - hex.count) + hex
+    IncarnationName.unpredictable(base: base, incarnation: k, nonce: UInt32.random(in: 0...UInt32.max))
   }
 
   /// Whether a segment (or any file) holds job name `job` in /dev/shm.
@@ -304,11 +304,21 @@ public final class JobSupervisor: @unchecked Sendable {
     }
   }
 
-  /// The directory name of the newest checkpoint in `dir` a restart can take ("step_00000020"):
-  /// its manifest reads and its files have their listed sizes (a damaged newer one, which
-  /// tptrain would pass over, is not announced); nil if none.
-  public static func latestCheckpointName(in dir: String) -> String? {
-    Checkpoints.latestIntact(in: dir).map { Checkpoints.lastComponent($0.path) }
+  /// The supervisor's line for a restart as incarnation `k` from checkpoint directory `resume`
+  /// (nil: from scratch). It names the checkpoint the restart takes, the newest whose files
+  /// verify against its manifest's sizes and checksums (tptrain takes the same, by the same
+  /// rule), and says why newer ones were passed over.
+  public static func restartLine(incarnation k: Int, resume: String?) -> String {
+    guard let dir = resume else { return "restarting as incarnation \(k) from scratch (no checkpoint yet)" }
+    let (chosen, passedOver) = Checkpoints.latestVerified(in: dir)
+    let skipped = passedOver.map { "\(Checkpoints.lastComponent($0.path)): \($0.reason)" }.joined(separator: "; ")
+    guard let chosen else {
+      return "restarting as incarnation \(k) from \(dir), which holds no checkpoint whose files verify (\(skipped))"
+    }
+    let name = Checkpoints.lastComponent(chosen.path)
+    if passedOver.isEmpty { return "restarting as incarnation \(k) from the latest checkpoint in \(dir) (\(name), checksums verified)" }
+    return "restarting as incarnation \(k) from the previous complete checkpoint in \(dir) (\(name), checksums verified); "
+      + "passed over \(skipped)"
   }
 
   /// Ends a hung incarnation's ranks: SIGKILL (it works on stopped processes too). mpirun then

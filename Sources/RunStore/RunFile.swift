@@ -17,7 +17,8 @@ public final class RunFile {
   /// - Throws: `StoreError` with one line (unwritable directory, a corrupt file, a newer schema).
   public init(location: StoreLocation, header: RunHeader, reopen: Bool) throws {
     try location.prepare()
-    path = location.path(run: header.name)
+    let path = location.path(run: header.name)
+    self.path = path
     self.header = header
     do {
       var config = Configuration()
@@ -25,27 +26,57 @@ public final class RunFile {
       config.prepareDatabase { db in
         try db.execute(sql: "PRAGMA synchronous = NORMAL")
       }
-      db = try DatabasePool(path: path, configuration: config)
-      try db.write { d in
+      // a new run's file appears complete: its first transaction is written under a temporary
+      // name (never listed: not a run name) and renamed into place, so no reader opens a
+      // half-created file or holds it while that transaction wants it, and a kill -9 meanwhile
+      // leaves no run that reads as unreadable
+      let fresh = !FileManager.default.fileExists(atPath: path)
+      let target = fresh ? path + ".creating-\(getpid())" : path
+      if fresh { Self.removeDatabaseFiles(target) }
+      var pool = try DatabasePool(path: target, configuration: config)
+      var incarnations = header.incarnations
+      try pool.write { d in
         let version = try Int.fetchOne(d, sql: "PRAGMA user_version") ?? 0
         if version > StoreSchema.version {
           throw StoreError("\(path) has store schema \(version); this tptop reads up to \(StoreSchema.version)")
         }
         for sql in StoreSchema.creation { try d.execute(sql: sql) }
+        if version >= 1 {
+          for v in version..<StoreSchema.version { for sql in StoreSchema.migration[v] ?? [] { try d.execute(sql: sql) } }
+        }
         try d.execute(sql: "PRAGMA user_version = \(StoreSchema.version)")
         let existing = try Int.fetchOne(d, sql: "SELECT incarnations FROM run WHERE id = 1")
         if let n = existing, reopen {
-          self.header.incarnations = n + 1
+          incarnations = n + 1
+          // the first incarnation's clock offset stays (a file from before schema 2 takes this one's)
           try d.execute(
-            sql: "UPDATE run SET job = ?, state = ?, ended = NULL, updated = ?, incarnations = ?, recorder_pid = ?, command_line = ? WHERE id = 1",
-            arguments: [header.job, header.state, header.updated, n + 1, Int(header.recorderPid), header.commandLine])
+            sql: """
+              UPDATE run SET job = ?, state = ?, ended = NULL, updated = ?, incarnations = ?, recorder_pid = ?, command_line = ?,
+                wall_minus_boot_ns = COALESCE(wall_minus_boot_ns, ?) WHERE id = 1
+              """,
+            arguments: [header.job, header.state, header.updated, n + 1, Int(header.recorderPid), header.commandLine,
+                        header.wallMinusBootNs])
         } else {
           try Self.insert(header, d)
         }
+        try StoredLayout.write(header.tensors, d)
         for (k, v) in header.settings {
           try d.execute(sql: "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", arguments: [k, v])
         }
       }
+      if fresh {
+        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        try pool.close()
+        guard rename(target, path) == 0 else {
+          let reason = String(cString: strerror(errno))
+          Self.removeDatabaseFiles(target)
+          throw StoreError("run store \(path): cannot move the new run into place: \(reason)")
+        }
+        Self.removeDatabaseFiles(target)
+        pool = try DatabasePool(path: path, configuration: config)
+      }
+      db = pool
+      self.header.incarnations = incarnations
     } catch let e as StoreError {
       throw e
     } catch let e as DatabaseError {
@@ -55,18 +86,25 @@ public final class RunFile {
     }
   }
 
+  /// Removes a database file and its WAL and shared-memory files, where they exist.
+  static func removeDatabaseFiles(_ path: String) {
+    for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
+  }
+
   static func insert(_ h: RunHeader, _ d: Database) throws {
     let m = h.model
     try d.execute(
       sql: """
         INSERT INTO run (id, name, job, writer, state, started, updated, incarnations, world, tp, dp, total_steps, preset,
           layers, heads, channels, vocab, padded_vocab, max_seq, batch, seq, features, command_line, hosts, recorder_pid,
-          budget_bytes, bucket_steps) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          budget_bytes, bucket_steps, wall_minus_boot_ns)
+          VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
       arguments: StatementArguments([
         h.name, h.job, h.writer, h.state, h.started, h.updated, h.incarnations, h.world, h.tp, h.dp, h.totalSteps,
         h.preset, m?.layers, m?.heads, m?.channels, m?.vocab, m?.paddedVocab, m?.maxSeq, m?.batch, m?.seq,
         Int64(bitPattern: h.features.rawValue), h.commandLine, h.hosts, Int(h.recorderPid), h.budgetBytes, h.bucketSteps,
+        h.wallMinusBootNs,
       ] as [(any DatabaseValueConvertible)?]))
   }
 

@@ -40,6 +40,11 @@ public struct RunHeader: Sendable, Equatable {
   public var recordsLost: Int = 0
   /// Flags of the run (`--lr` → `lr`), for `tptop compare`'s table of what differs.
   public var settings: [String: String] = [:]
+  /// CLOCK_REALTIME − CLOCK_MONOTONIC in ns, measured by the recorder when it started: what
+  /// dates the rings' boot-clock timestamps, also after a reboot (nil in a schema 1 file).
+  public var wallMinusBootNs: Int64?
+  /// The shard layout of the segment's job description (the `tensors` table).
+  public var tensors: [ShardedTensor] = []
 
   public init(name: String, job: String, writer: String, state: String, started: Double, world: Int, tp: Int, dp: Int,
               totalSteps: Int, preset: String, budgetBytes: Int) {

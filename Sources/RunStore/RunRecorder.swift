@@ -37,9 +37,14 @@ public final class RunRecorder: @unchecked Sendable {
   public init(job: String, location: StoreLocation, header: RunHeader, reopen: Bool,
               warn: @escaping @Sendable (String) -> Void) throws {
     reader = try JobReader(job: job)
+    var header = header
+    header.tensors = reader.info.description.shards
+    let wallMinusBootNs = header.wallMinusBootNs
+      ?? Int64(bitPattern: telemetryRealtimeNanos()) &- Int64(bitPattern: telemetryMonotonicNanos())
+    header.wallMinusBootNs = wallMinusBootNs
     file = try RunFile(location: location, header: header, reopen: reopen)
-    let wallOffset = Double(telemetryRealtimeNanos()) / 1e9 - Double(telemetryMonotonicNanos()) / 1e9
-    accumulator = RunAccumulator(world: header.world, dp: header.dp, bucketSteps: header.bucketSteps, wallOffset: wallOffset)
+    accumulator = RunAccumulator(world: header.world, dp: header.dp, bucketSteps: header.bucketSteps,
+                                 wallOffset: Double(wallMinusBootNs) / 1e9)
     self.warn = warn
   }
 

@@ -1,11 +1,13 @@
-// The run store's SQLite schema (version 1): one database file per run, `<run>.sqlite` in the
+// The run store's SQLite schema (version 2): one database file per run, `<run>.sqlite` in the
 // store directory, in WAL mode. The Python writer creates the same tables with its standard
 // `sqlite3` module (python/tptop_telemetry/store.py); docs/STORE.md describes every column.
 
 /// The store's tables.
 public enum StoreSchema {
-  /// `PRAGMA user_version` of a store file this build writes and reads.
-  public static let version = 1
+  /// `PRAGMA user_version` of a store file this build writes and reads. Version 2 added
+  /// `run.wall_minus_boot_ns` and the `tensors` table; a version 1 file reads (without them)
+  /// and gains them when a restart reopens it (`migration`).
+  public static let version = 2
   /// The file name suffix of a run's database.
   public static let fileSuffix = ".sqlite"
 
@@ -34,7 +36,7 @@ public enum StoreSchema {
         command_line TEXT NOT NULL DEFAULT '', hosts TEXT NOT NULL DEFAULT '', recorder_pid INTEGER,
         budget_bytes INTEGER NOT NULL, bucket_steps INTEGER NOT NULL DEFAULT 1,
         last_step INTEGER NOT NULL DEFAULT 0, final_loss REAL, best_loss REAL,
-        records_lost INTEGER NOT NULL DEFAULT 0)
+        records_lost INTEGER NOT NULL DEFAULT 0, wall_minus_boot_ns INTEGER)
       """,
       "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
       "CREATE TABLE IF NOT EXISTS series (step INTEGER PRIMARY KEY, timestamp_ns INTEGER, wall_time REAL, ranks INTEGER, "
@@ -51,6 +53,13 @@ public enum StoreSchema {
         ring_index INTEGER, timestamp_ns INTEGER, weight_norm REAL, grad_norm REAL, update_ratio REAL,
         PRIMARY KEY (rank, step, tensor)) WITHOUT ROWID
       """,
+      """
+      CREATE TABLE IF NOT EXISTS tensors (tensor INTEGER PRIMARY KEY, name TEXT NOT NULL, shape TEXT NOT NULL,
+        split TEXT NOT NULL, split_dim INTEGER, ranges TEXT NOT NULL, descriptions TEXT NOT NULL)
+      """,
     ]
   }
+
+  /// What brings a version 1 file to this version (after `creation`, which adds new tables).
+  static let migration = [1: ["ALTER TABLE run ADD COLUMN wall_minus_boot_ns INTEGER"]]
 }

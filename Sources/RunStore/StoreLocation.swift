@@ -2,6 +2,7 @@
 // `$XDG_DATA_HOME/tptop/runs`, else `~/.local/share/tptop/runs`; one `<run>.sqlite` per run.
 
 import Foundation
+import JobSchema
 
 /// A store problem, as one line for the user.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
@@ -42,6 +43,11 @@ public struct StoreLocation: Sendable, Equatable {
     var isDir: ObjCBool = false
     if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
       guard isDir.boolValue else { throw StoreError("run store \(directory) is not a directory") }
+      // (access(2) says EROFS on a read-only file system, also to root, whom modes do not stop)
+      guard access(directory, W_OK) == 0 else {
+        throw StoreError("run store \(directory) is not writable (\(String(cString: strerror(errno)))); "
+          + "set TPTOP_RUNS to a writable directory")
+      }
       return
     }
     do {
@@ -76,16 +82,13 @@ public struct StoreLocation: Sendable, Equatable {
 
   /// The run name a job records under, and a note when it differs from the job's name.
   ///
-  /// A restart of the same job is the same run: a supervisor incarnation `<job>.r<k>` records
-  /// into `<job>`, and so does a job started with `restart` (tptrain's `--resume`). Any other job
-  /// whose name a stored run already has gets the first free suffix `-2`, `-3`, … and says so.
+  /// A restart of the same job is the same run: a supervisor incarnation (`<job>.r<k>`, or
+  /// `<job>.r<k>.<hex>`: JobSchema's `IncarnationName`) records into `<job>`, and so does a job
+  /// started with `restart` (tptrain's `--resume`). Any other job whose name a stored run
+  /// already has gets the first free suffix `-2`, `-3`, … and says so.
   public func runName(forJob job: String, restart: Bool) -> (name: String, note: String?) {
-    var base = job
-    var isRestart = restart
-    if let r = job.range(of: ".r", options: .backwards), let k = Int(job[r.upperBound...]), k >= 1 {
-      base = String(job[..<r.lowerBound])
-      isRestart = true
-    }
+    let (base, incarnation) = IncarnationName.parse(job)
+    let isRestart = restart || incarnation >= 1
     if !exists(run: base) || isRestart { return (base, nil) }
     var k = 2
     while exists(run: "\(base)-\(k)") { k += 1 }

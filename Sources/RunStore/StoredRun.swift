@@ -43,6 +43,7 @@ public final class StoredRun {
         }
         var h = Self.header(row)
         for s in try Row.fetchAll(d, sql: "SELECT key, value FROM settings") { h.settings[s["key"]] = s["value"] }
+        h.tensors = try StoredLayout.read(d)
         return h
       }
     } catch let e as StoreError {
@@ -75,6 +76,7 @@ public final class StoredRun {
     h.finalLoss = (r["final_loss"] as Double?).map(Float.init)
     h.bestLoss = (r["best_loss"] as Double?).map(Float.init)
     h.recordsLost = r["records_lost"] ?? 0
+    h.wallMinusBootNs = r["wall_minus_boot_ns"]
     return h
   }
 
@@ -101,17 +103,63 @@ public final class StoredRun {
     }
   }
 
+  /// The job-level series in windows of `window` steps (steps 1…window, window+1…), aggregated
+  /// by SQLite in one pass: per window its last step and wall time, the sum of `tokens`, and
+  /// the mean of each of `columns` (`StoreSchema.seriesColumns` names) over the steps where it
+  /// is set, NaN where none is. What `tptop compare` draws of a long run without decoding every
+  /// row here.
+  public func seriesWindows(window: Int, columns: [String],
+                            _ body: (_ lastStep: Int, _ wallTime: Double, _ tokens: Double, _ means: [Double]) throws -> Void) throws {
+    precondition(columns.allSatisfy(StoreSchema.seriesColumns.contains), "not a series column")
+    try reading { d in
+      let means = columns.map { "AVG(\($0))" }.joined(separator: ", ")
+      let sql = "SELECT MAX(step) AS last, MAX(wall_time), TOTAL(tokens)\(columns.isEmpty ? "" : ", " + means) FROM series "
+        + "GROUP BY (step - 1) / ? ORDER BY last"
+      let rows = try Row.fetchCursor(d, sql: sql, arguments: [Swift.max(window, 1)])
+      while let r = try rows.next() {
+        try body(r[0], r[1] ?? 0, r[2] ?? 0, columns.indices.map { (r[3 + $0] as Double?) ?? .nan })
+      }
+    }
+  }
+
+  /// The loss series summed up: the last value, the lowest, how many steps have one, and the
+  /// mean of the last `recent` of them (nil where there is none).
+  public func lossSummary(recent: Int = 100) throws -> (final: Double?, best: Double?, count: Int, recentMean: Double?) {
+    try reading { d in
+      let final = try Double.fetchOne(d, sql: "SELECT loss FROM series WHERE loss IS NOT NULL ORDER BY step DESC LIMIT 1")
+      let row = try Row.fetchOne(d, sql: "SELECT MIN(loss), COUNT(loss) FROM series")
+      let mean = try Double.fetchOne(
+        d, sql: "SELECT AVG(loss) FROM (SELECT loss FROM series WHERE loss IS NOT NULL ORDER BY step DESC LIMIT ?)", arguments: [recent])
+      return (final, row?[0], row?[1] ?? 0, mean)
+    }
+  }
+
+  /// Steps the series spans, first to last (two lookups in the primary key; nil when empty).
+  public func seriesSpan() throws -> ClosedRange<Int>? {
+    try reading { d in
+      guard let r = try Row.fetchOne(d, sql: "SELECT MIN(step), MAX(step) FROM series"), let a: Int = r[0], let b: Int = r[1] else {
+        return nil
+      }
+      return a...b
+    }
+  }
+
   /// Number of job-level series rows.
   public func seriesCount() throws -> Int { try reading { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM series") ?? 0 } }
 
   /// Steps of the series (ascending).
   public func seriesSteps() throws -> [Int] { try reading { try Int.fetchAll($0, sql: "SELECT step FROM series ORDER BY step") } }
 
-  /// Per-rank step rows per rank.
+  /// Per-rank step rows per rank, from each rank's first and last step (two lookups in the
+  /// primary key per rank: counting the rows would read the whole table) and the bucket size.
   public func rankStepCounts() throws -> [Int: Int] {
     try reading { d in
       var out: [Int: Int] = [:]
-      for r in try Row.fetchAll(d, sql: "SELECT rank, COUNT(*) AS n FROM rank_steps GROUP BY rank") { out[r["rank"]] = r["n"] }
+      let st = try d.cachedStatement(sql: "SELECT MIN(step), MAX(step) FROM rank_steps WHERE rank = ?")
+      for rank in 0..<header.world {
+        guard let r = try Row.fetchOne(st, arguments: [rank]), let first: Int = r[0], let last: Int = r[1] else { continue }
+        out[rank] = (last - first) / Swift.max(1, header.bucketSteps) + 1
+      }
       return out
     }
   }

@@ -11,54 +11,6 @@ import Foundation
 import Glibc
 import TPComm
 
-/// The checkpoint checksum: 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime
-/// 0x100000001b3) taken over 8-byte little-endian words instead of single bytes, so it runs
-/// at memory speed; a file's trailing 1–7 bytes are folded in one at a time. Chunks passed to
-/// `update` must be multiples of 8 bytes except the last.
-public struct FNV1a64: Sendable {
-  /// Name recorded in manifests.
-  public static let algorithm = Checkpoints.checksumAlgorithm
-  public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
-  public init() {}
-
-  public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-    let prime: UInt64 = 0x0000_0100_0000_01b3
-    var h = value
-    let words = bytes.count / 8
-    for i in 0..<words {
-      h = (h ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))) &* prime
-    }
-    for i in (8 * words)..<bytes.count { h = (h ^ UInt64(bytes[i])) &* prime }
-    value = h
-  }
-
-  /// Size and checksum of the file at `path`, read in 1 MiB chunks.
-  public static func file(_ path: String) throws -> (bytes: Int, checksum: UInt64) {
-    let fd = open(path, O_RDONLY)
-    if fd < 0 { throw EngineError("cannot open \(path): \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    let chunk = 1 << 20
-    let buf = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
-    defer { buf.deallocate() }
-    var h = FNV1a64()
-    var total = 0
-    var atEnd = false
-    while !atEnd {
-      var filled = 0  // fill whole chunks so every chunk but the last is a multiple of 8
-      while filled < chunk {
-        let n = read(fd, buf + filled, chunk - filled)
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 { throw EngineError("cannot read \(path): \(String(cString: strerror(errno)))") }
-        if n == 0 { atEnd = true; break }
-        filled += n
-      }
-      h.update(UnsafeRawBufferPointer(start: buf, count: filled))
-      total += filled
-    }
-    return (total, h.value)
-  }
-}
-
 /// A checkpoint that passed every check.
 public struct ValidCheckpoint: Sendable {
   /// The step_* directory.
@@ -83,22 +35,7 @@ public enum CheckpointStore {
   public static func validate(_ path: String) throws -> ValidCheckpoint {
     let m: CheckpointManifest
     do { m = try CheckpointManifest.read(checkpoint: path) } catch { throw EngineError("\(error)") }
-    for name in [modelFile, stateFile] where !m.files.contains(where: { $0.name == name }) {
-      throw EngineError("\(manifestFile) does not list \(name) (incomplete checkpoint)")
-    }
-    for f in m.files {
-      let filePath = path + "/" + f.name
-      var st = stat()
-      if stat(filePath, &st) != 0 { throw EngineError("\(f.name) is missing (incomplete checkpoint)") }
-      if f.bytes < 0 { throw EngineError("\(manifestFile) gives \(f.name) a negative size, \(f.bytes) (damaged)") }
-      if Int(st.st_size) != f.bytes {
-        throw EngineError("\(f.name) is \(st.st_size) bytes, manifest says \(f.bytes) (\(Int(st.st_size) < f.bytes ? "truncated" : "damaged"))")
-      }
-      let (_, sum) = try FNV1a64.file(filePath)
-      if hex(sum) != f.checksum {
-        throw EngineError("\(f.name) checksum \(hex(sum)) does not match the manifest's \(f.checksum) (corrupt)")
-      }
-    }
+    do { try Checkpoints.verifyFiles(of: m, at: path) } catch { throw EngineError("\(error)") }
     let modelConfig = try Checkpoint.readConfig(path: path + "/" + modelFile)
     let state = try TrainingStateHeader.read(path: path + "/" + stateFile)
     if modelConfig != m.config.model {
@@ -151,11 +88,6 @@ public enum CheckpointStore {
       }
     }
     throw EngineError("--resume \(path) holds no valid checkpoint (\(reasons.joined(separator: "; ")))")
-  }
-
-  static func hex(_ v: UInt64) -> String {
-    let s = String(v, radix: 16)
-    return String(repeating: "0", count: 16 - s.count) + s
   }
 
   // MARK: Writing
@@ -253,7 +185,7 @@ public enum CheckpointStore {
       var files: [CheckpointManifest.File] = []
       for name in [modelFile, stateFile] {
         let (bytes, sum) = try FNV1a64.file(tmp + "/" + name)
-        files.append(.init(name: name, bytes: bytes, checksum: hex(sum)))
+        files.append(.init(name: name, bytes: bytes, checksum: FNV1a64.hex(sum)))
       }
       let manifest = CheckpointManifest(step: header.step, tp: header.tp, dp: header.dp, reason: reason,
                                         created: ISO8601DateFormatter().string(from: Date()), config: header.run,

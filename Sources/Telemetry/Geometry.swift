@@ -17,6 +17,16 @@ struct SegmentGeometry: Equatable {
   static let minSlotCount = 16
   static let maxShardCount = 1024
 
+  /// The most ring bytes (all ranks together) a reader accepts: this machine's physical memory.
+  /// A job's segment lives in /dev/shm, which is memory, and its creator allocates every byte,
+  /// so no real job's rings are larger; a crafted header claiming more (4096 ranks × 2²⁰ slots
+  /// = 1 TiB) is refused before any ring is read, whatever its file's allocation says. A reader
+  /// then holds at most one ring's records per rank per poll.
+  static let readerRingCap: Int = {
+    let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
+    return pages > 0 && pageSize > 0 ? pages.multipliedReportingOverflow(by: pageSize).partialValue : Int.max
+  }()
+
   let worldSize: Int
   let tp: Int
   let shardCount: Int
@@ -95,7 +105,7 @@ struct ValidatedHeader {
   /// backed by memory (a ready segment claiming more is a crafted sparse file).
   static func validate(base: UnsafeMutableRawPointer, size: Int, job: String, checkOwner: Bool,
                        requireDescription: Bool = true, fileOwner: UInt32 = geteuid(),
-                       allocatedBytes: Int = Int.max) throws -> ValidatedHeader {
+                       allocatedBytes: Int = Int.max, ringCap: Int = SegmentGeometry.readerRingCap) throws -> ValidatedHeader {
     let m = Memory(base: base)
     guard size >= 8 else { throw TelemetryError.truncated(job: job, actual: size, expected: H.size) }
     let magic = atomicWord(base + H.magic).load(ordering: .acquiring)
@@ -117,6 +127,15 @@ struct ValidatedHeader {
       throw TelemetryError.foreignOwner(job: job, owner: fileOwner, me: geteuid())
     }
     let owner = fileOwner
+    // rings larger than this machine's memory cannot be a job's (checked before the sparse
+    // check, so the line names the claim, not only the file's allocation)
+    let claimedWorld = UInt64(m.u32(H.worldSize)), claimedSlots = m.u64(H.slotCount)
+    let ringBytes = claimedWorld.multipliedReportingOverflow(by: min(claimedSlots, UInt64(Int32.max)) * UInt64(SegmentLayout.Slot.size))
+    if ringBytes.overflow || ringBytes.partialValue > UInt64(ringCap) {
+      throw TelemetryError.corrupt(
+        job: job, detail: "its header claims \(claimedWorld) rings of \(claimedSlots) slots, \(Self.gib(ringBytes.partialValue, overflow: ringBytes.overflow)), "
+          + "more than this machine's \(Self.gib(UInt64(ringCap), overflow: false)) of memory")
+    }
     // the creator allocates every byte before it marks the segment ready (posix_fallocate);
     // a page's worth of slack covers file systems that count blocks differently
     if UInt64(allocatedBytes) &+ 4096 < claimed {
@@ -166,6 +185,13 @@ struct ValidatedHeader {
       creatorPid: Int32(bitPattern: m.u32(H.creatorPid)), slotCount: Int(slots),
       segmentSize: g.totalSize, versionMinor: m.u32(H.versionMinor))
     return ValidatedHeader(geometry: g, info: info)
+  }
+
+  /// Bytes in GiB for a refusal line ("1024 GiB", "0.5 GiB").
+  static func gib(_ bytes: UInt64, overflow: Bool) -> String {
+    if overflow { return "over 16 EiB" }
+    let g = Double(bytes) / Double(1 << 30)
+    return g >= 10 ? "\(Int(g.rounded())) GiB" : "\((g * 10).rounded() / 10) GiB"
   }
 
   static func parseShard(_ m: Memory, at off: Int, tp: Int, job: String) throws -> ShardedTensor {

@@ -377,13 +377,9 @@ public final class JobReader {
   /// segments so named whose job is not over, the latest incarnation's name; nil when none.
   public static func liveIncarnation(of base: String) -> String? {
     var best: (k: Int, job: String)?
-    for job in SegmentName.allJobs() where job.hasPrefix(base + ".r") {
-      let rest = job.dropFirst(base.count + 2)
-      let digits = rest.prefix { $0.isASCII && $0.isNumber }
-      guard let k = Int(digits), k > 0 else { continue }
-      let tail = rest.dropFirst(digits.count)
-      guard tail.isEmpty || (tail.first == "." && tail.dropFirst().allSatisfy(\.isHexDigit)) else { continue }
-      guard let r = try? JobReader(job: job, requireDescription: false) else { continue }
+    for job in SegmentName.allJobs() {
+      guard let k = IncarnationName.incarnation(of: job, base: base),
+            let r = try? JobReader(job: job, requireDescription: false) else { continue }
       let st = r.state()
       guard st != .finished && st != .failed && st != .stale else { continue }
       if best.map({ k > $0.k }) ?? true { best = (k, job) }

@@ -15,6 +15,7 @@ struct BenchStore: ParsableCommand {
   @Option var steps = 100_000
   @Option var ranks = 8
   @Option var runs = 5
+  @Option(help: "Rounds of the open and compare timings; the medians are printed.") var rounds = 3
 
   func run() throws {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tptop-bench-store-\(getpid())").path
@@ -45,20 +46,29 @@ struct BenchStore: ParsableCommand {
     for i in 1..<runs { try FileManager.default.copyItem(atPath: path, toPath: location.path(run: "bench-\(i)")) }
 
     let rss0 = peakRSS()
-    var t = Date()
-    let source = StoredSource(run: try StoredRun(location: location, name: "bench-0"))
-    let backend = CaptureBackend(width: 160, height: 48)
-    let app = DashboardApp(source: source, backend: backend, library: ThemeLibrary(directories: []), theme: Theme.builtIn,
-                           options: DashboardOptions(refresh: 1, readonly: true))
-    app.run(duration: 0.001)
-    print(String(format: "BENCH store_open_first_screen_s %.3f s", Date().timeIntervalSince(t)))
-    print(String(format: "BENCH store_open_frames %d frames", app.framesRendered))
-    t = Date()
-    var problems: [String] = []
-    let loaded = try loadComparedRuns((0..<runs).map { "bench-\($0)" }, problems: &problems)
-    let names = ComparedRun.preferred.filter { n in loaded.contains { $0.series[n] != nil } }
-    _ = renderCompare(loaded, CompareState(seriesNames: names), width: 160, height: 48, unicode: true)
-    print(String(format: "BENCH store_compare%d_first_screen_s %.3f s", runs, Date().timeIntervalSince(t)))
+    var opens: [Double] = [], compares: [Double] = []
+    var frames = 0
+    for _ in 0..<max(1, rounds) {
+      var t = Date()
+      let source = StoredSource(run: try StoredRun(location: location, name: "bench-0"))
+      let backend = CaptureBackend(width: 160, height: 48)
+      let app = DashboardApp(source: source, backend: backend, library: ThemeLibrary(directories: []), theme: Theme.builtIn,
+                             options: DashboardOptions(refresh: 1, readonly: true))
+      app.run(duration: 0.001)
+      opens.append(Date().timeIntervalSince(t))
+      frames = app.framesRendered
+      t = Date()
+      var problems: [String] = []
+      let loaded = try loadComparedRuns((0..<runs).map { "bench-\($0)" }, problems: &problems)
+      let names = ComparedRun.preferred.filter { n in loaded.contains { $0.series[n] != nil } }
+      _ = renderCompare(loaded, CompareState(seriesNames: names), width: 160, height: 48, unicode: true)
+      compares.append(Date().timeIntervalSince(t))
+    }
+    func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+    func summary(_ xs: [Double]) -> String { "(median of \(xs.count): " + xs.map { String(format: "%.3f", $0) }.joined(separator: " ") + ")" }
+    print(String(format: "BENCH store_open_first_screen_s %.3f s ", median(opens)) + summary(opens))
+    print(String(format: "BENCH store_open_frames %d frames", frames))
+    print(String(format: "BENCH store_compare%d_first_screen_s %.3f s ", runs, median(compares)) + summary(compares))
     print(String(format: "BENCH store_open_compare_peak_rss_growth_mib %.1f MiB", Double(peakRSS() - rss0) / 1_048_576))
   }
 

@@ -33,40 +33,19 @@ struct ComparedRun {
       ("loss", "loss", 1), ("lr", "lr", 1), ("grad_norm", "grad_norm", 1), ("tokens_per_s", "tokens_per_s", 1),
       ("step_ns", "step_ms", 1e-6), ("comm_exposed_ns", "comm_exposed_ms", 1e-6), ("rss_bytes", "rss_bytes", 1),
     ]
-    let index = names.map { StoreSchema.seriesColumns.firstIndex(of: $0.column)! }
-    let tokensIndex = StoreSchema.seriesColumns.firstIndex(of: "tokens")!
-    let per = max(1, (try run.seriesCount() + maxPoints - 1) / maxPoints)
+    // SQLite averages windows of consecutive steps: at most `maxPoints` per series, read
+    // without decoding every row here; the losses of the table are summed up over every step
+    let per = max(1, ((try run.seriesSpan()?.count ?? 0) + maxPoints - 1) / maxPoints)
     var out = ComparedRun(name: run.name, settings: settings, series: [:])
     var tokens = 0.0
     var columns = names.map { _ in [(step: Double, tokens: Double, wall: Double, value: Double)]() }
-    var sums = [Double](repeating: 0, count: names.count)
-    var counts = [Int](repeating: 0, count: names.count)
-    var inGroup = 0
-    var stats = LossStats()
-    var last: SeriesRow?
-    func flush() {
-      guard inGroup > 0, let row = last else { return }
-      for k in names.indices {
-        columns[k].append((Double(row.step), tokens, row.wallTime, counts[k] > 0 ? sums[k] / Double(counts[k]) : .nan))
-        sums[k] = 0
-        counts[k] = 0
-      }
-      inGroup = 0
+    try run.seriesWindows(window: per, columns: names.map(\.column)) { last, wall, windowTokens, means in
+      tokens += windowTokens
+      for k in names.indices { columns[k].append((Double(last), tokens, wall, means[k] * names[k].scale)) }
     }
-    try run.series { row in
-      tokens += row.values[tokensIndex].isFinite ? row.values[tokensIndex] : 0
-      stats.add(row.values[index[0]])
-      for (k, i) in index.enumerated() where row.values[i].isFinite {
-        sums[k] += row.values[i] * names[k].scale
-        counts[k] += 1
-      }
-      last = row
-      inGroup += 1
-      if inGroup == per { flush() }
-    }
-    flush()
     for (k, n) in names.enumerated() { out.series[n.name] = columns[k] }
-    out.lossStats = stats
+    let loss = try run.lossSummary()
+    out.lossStats = LossStats(final: loss.final, best: loss.best, count: loss.count, recentMean: loss.recentMean)
     return out
   }
 
@@ -112,6 +91,18 @@ struct LossStats {
   private(set) var best: Double?
   private(set) var count = 0
   private var recent = [Double](repeating: 0, count: 100)
+  /// The recent mean when the summary was given whole (a stored run's, summed up by SQLite).
+  private var givenRecentMean: Double?
+
+  init() {}
+
+  /// A summary computed elsewhere.
+  init(final: Double?, best: Double?, count: Int, recentMean: Double?) {
+    self.final = final
+    self.best = best
+    self.count = count
+    givenRecentMean = recentMean
+  }
 
   mutating func add(_ v: Double) {
     guard v.isFinite else { return }
@@ -122,6 +113,7 @@ struct LossStats {
   }
 
   var recentMean: Double? {
+    if let givenRecentMean { return givenRecentMean }
     guard count > 0 else { return nil }
     let n = min(count, 100)
     return recent.prefix(n).reduce(0, +) / Double(n)

@@ -211,7 +211,12 @@ func exportStoredRun(_ name: String, format: TelemetryExport.Format, output: Str
   if format == .csv { try sink.write(TelemetryExport.csvHeader) }
   let count: Int
   do {
-    count = try run.records { try sink.write(TelemetryExport.line($0, format: format)) }
+    // dated by the clock offset measured when the run was recorded (a reboot since moved the
+    // boot clock); a run stored before the store kept it is dated by today's
+    let h = run.header
+    let context = h.wallMinusBootNs.map { TelemetryExport.Context(wallMinusBootNs: $0, tensorNames: h.tensors.map(\.name)) }
+      ?? TelemetryExport.Context(tensorNames: h.tensors.map(\.name))
+    count = try run.records { try sink.write(TelemetryExport.line($0, format: format, context: context)) }
   } catch let e as StoreError {
     throw failure(e.description)
   }

@@ -25,7 +25,7 @@ final class StoredSource: JobSource {
     let h = run.header
     let m = h.model
     let model = "\(h.preset)" + (m.map { " L\($0.layers) H\($0.heads) C\($0.channels) B\($0.batch) T\($0.seq)" } ?? "")
-    job = JobSpec(name: h.name + " (stored)", model: model, tp: h.tp, dp: h.dp, totalSteps: h.totalSteps, tensors: [],
+    job = JobSpec(name: h.name + " (stored)", model: model, tp: h.tp, dp: h.dp, totalSteps: h.totalSteps, tensors: h.tensors,
                   features: h.features)
   }
 
@@ -33,7 +33,6 @@ final class StoredSource: JobSource {
     var p = SourcePoll()
     p.steps = Array(repeating: [], count: job.worldSize)
     p.lost = Array(repeating: 0, count: job.worldSize)
-    let wallOffset = run.header.started
     let world = job.worldSize
     // the first poll reads the whole run, each rank in at most `samplesPerRank` means of
     // consecutive rows, streaming; later polls read the rows a live run added since
@@ -65,7 +64,11 @@ final class StoredSource: JobSource {
     }
     for r in 0..<world { if let out = groups[r].flush() { p.steps[r].append(out) } }
     if first {
-      try? run.events { e in p.events.append(TelemetrySource.jobEvent(e, wallTime: wallOffset)) }
+      let h = run.header
+      try? run.events { e in
+        let wallTime = h.wallMinusBootNs.map { Double(Int64(bitPattern: e.timestampNs) &+ $0) / 1e9 } ?? h.started
+        p.events.append(TelemetrySource.jobEvent(e, wallTime: wallTime))
+      }
       try? run.shardStats { t in
         for (i, n) in t.entries.enumerated() {
           p.shardStats.append(ShardStats(tensor: t.firstTensor + i, rank: t.rank, step: t.step, norms: n))

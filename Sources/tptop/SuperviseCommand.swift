@@ -92,8 +92,7 @@ struct SuperviseCommand: ParsableCommand {
     case .hung(let k, let hang):
       say("incarnation \(k) hung: \(hang.description); ending its processes")
     case .restarting(let k, let resume):
-      let step = JobSupervisor.latestCheckpointName(in: checkpointDir).map { " (\($0))" } ?? ""
-      say("restarting as incarnation \(k) " + (resume.map { "from the latest checkpoint in \($0)\(step)" } ?? "from scratch (no checkpoint yet)"))
+      say(JobSupervisor.restartLine(incarnation: k, resume: resume))
     case .nameTaken(let k, let name, let instead):
       say("incarnation \(k): job name \(name) is taken (not a leftover of this job); running as \(instead)")
     case .finished(let k, let status, let summary):

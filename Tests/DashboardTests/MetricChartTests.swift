@@ -135,6 +135,63 @@ final class MetricChartTests: XCTestCase {
     XCTAssertNil(s.cursorStep, "no steps, no cursor")
   }
 
+  /// Over a history of one sample per 7 steps (a stored run, decimated) the cursor moves from
+  /// sample to sample; `+` and `-` zoom the charts around it.
+  func testCursorMovesBySampleAndZoomNarrowsTheCharts() {
+    var s = AppState()
+    let held = Array(stride(from: 7, through: 7000, by: 7))
+    func press(_ c: Character) {
+      _ = s.handle(.char(c), worldSize: 2, tensorCount: 16, desired: .run, now: 0, steps: 7...7000, heldSteps: held)
+    }
+    // (key, cursor before or nil to keep it, cursor after)
+    let moves: [(Character, Int?, Int, String)] = [
+      ("[", nil, 7000, "the newest sample"), ("[", nil, 6993, "one sample back"), ("{", nil, 6923, "ten samples back"),
+      ("]", 100, 105, "from between samples: the next one"), ("[", nil, 98, "and back past where it was"),
+    ]
+    for (key, from, to, why) in moves {
+      if let from { s.cursorStep = from }
+      press(key)
+      XCTAssertEqual(s.cursorStep, to, why)
+    }
+    for _ in 0..<30 { press("{") }
+    XCTAssertEqual(s.cursorStep, 7, "held at the oldest sample")
+    s.cursorStep = 3500
+    XCTAssertEqual(s.visibleSteps(7...7000), 7...7000, "no zoom: the whole history")
+    press("+")
+    XCTAssertEqual(s.zoomLevel, 1)
+    XCTAssertEqual(s.visibleSteps(7...7000), 1752...5248, "half the history, centred on the cursor")
+    press("+")
+    XCTAssertEqual(s.visibleSteps(7...7000).count, 1749)
+    s.cursorStep = nil
+    XCTAssertEqual(s.visibleSteps(7...7000).upperBound, 7000, "no cursor: ending at the newest step")
+    for _ in 0..<20 { press("+") }
+    XCTAssertEqual(s.zoomLevel, AppState.maxZoomLevel)
+    for _ in 0..<20 { press("-") }
+    XCTAssertEqual(s.zoomLevel, 0)
+    // the charts draw only the steps shown, and their title gives the zoom
+    let h = history()
+    var z = AppState()
+    z.cursorStep = 60
+    z.zoomLevel = 2
+    let range = z.visibleSteps(h.stepRange!)
+    XCTAssertLessThan(range.count, h.stepRange!.count / 3)
+    XCTAssertTrue(range.contains(60))
+    let model = DashboardModel(history: h, state: z, themeName: "default")
+    for series in model.series(.loss) {
+      XCTAssertFalse(series.points.isEmpty)
+      XCTAssertTrue(series.points.allSatisfy { range.contains(Int($0.0)) }, "\(series.points.map(\.0))")
+    }
+    let title = titleRow(render(h, z, 120, 40), "loss chart")!
+    XCTAssertTrue(title.contains("×4"), title)
+    // the x axis's step ticks lie in the steps shown
+    let g = render(h, z, 120, 40)
+    let r = g.pane("loss chart")!
+    let axis = String(String.UnicodeScalarView(Array(g.rowText(r.maxY - 2).unicodeScalars)[r.x..<r.maxX]))
+    let ticks = axis.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: CharacterSet(charactersIn: "│"))) }
+    XCTAssertGreaterThanOrEqual(ticks.count, 2, axis)
+    XCTAssertTrue(ticks.allSatisfy { range.contains($0) }, "\(ticks) outside \(range)")
+  }
+
   /// A writer that reports neither grad norm nor learning rate: the charts say so.
   func testUnreportedMetricsAreSaidNotDrawnAtZero() {
     let src = SyntheticSource(name: "unit", tp: 1, dp: 1, stepsPerPoll: 1)

@@ -1,5 +1,9 @@
-import XCTest
+import Foundation
+import JobControl
+import JobSchema
 import Telemetry
+import XCTest
+
 @testable import Dashboard
 
 /// A supervised job's restart appears as a new segment `<job>.r<k>`; the dashboard follows it.
@@ -27,6 +31,34 @@ final class RestartFollowTests: XCTestCase {
     _ = try syntheticJob(base + ".r2", steps: 0)
     _ = src.poll()
     XCTAssertEqual(src.currentJobName, base + ".r1", "following can be turned off")
+  }
+
+  /// When `<job>.r1` was taken, the supervisor runs incarnation 1 as `<job>.r1.<hex>`: the
+  /// dashboard follows that name too (and on from it to incarnation 2), by the supervisor's rule.
+  func testSourceFollowsASuffixedIncarnationName() throws {
+    let base = "dash-sfx-\(getpid())"
+    let first = try syntheticJob(base, steps: 5)
+    let (src, h) = try attachedHistory(base)
+    first.finish(failed: true)
+    let suffixed = JobSupervisor.unpredictableJobName(base: base, incarnation: 1)
+    XCTAssertEqual(IncarnationName.incarnation(of: suffixed, base: base), 1)
+    _ = try syntheticJob(suffixed, steps: 9)
+    // an unrelated job whose name merely starts alike is not an incarnation
+    _ = try syntheticJob(base + ".r1x", steps: 3)
+    // (/dev/shm is listed for a suffixed name at most once a second)
+    let deadline = Date().addingTimeInterval(5)
+    while src.currentJobName != suffixed && Date() < deadline {
+      h.ingest(src.poll())
+      usleep(50_000)
+    }
+    XCTAssertEqual(src.currentJobName, suffixed)
+    XCTAssertEqual(h.latestStep, 9)
+    XCTAssertTrue(h.events.suffix(h.events.count).contains { $0.text.contains("now following \(suffixed) (incarnation 1)") })
+    // attached to the suffixed name, the next restart is followed as well
+    let again = try TelemetrySource(job: suffixed, logPath: nil)
+    _ = try syntheticJob(base + ".r2", steps: 11)
+    _ = again.poll()
+    XCTAssertEqual(again.currentJobName, base + ".r2")
   }
 
   /// After a restart the header names the new incarnation, and a failure mpirun reports later

@@ -1,5 +1,6 @@
 import CheckpointLayout
 import Foundation
+import JobControl
 import XCTest
 
 /// Checkpoint naming and manifest reading, as every program shares them.
@@ -82,9 +83,57 @@ final class CheckpointLayoutTests: XCTestCase {
     XCTAssertEqual(later.map(\.step), [40, 30])
     XCTAssertEqual(Checkpoints.laterCheckpointsOfOtherRuns(in: dir, run: "bbbb", after: 20, through: .max,
                                                            ignoring: [dir + "/step_00000040"]).map(\.step), [30])
-    XCTAssertEqual(Checkpoints.latestIntact(in: dir)?.step, 40)
     try checkpoint(dir, step: 50, run: "aaaa", bytes: 4)
     XCTAssertEqual(Checkpoints.latest(in: dir)?.step, 50, "a manifest is there")
-    XCTAssertEqual(Checkpoints.latestIntact(in: dir)?.step, 40, "but model.bin is cut short")
+  }
+
+  /// Writes DIR/step_<step> with both files holding `fill` bytes and a manifest listing their
+  /// real sizes and checksums.
+  private func verifiableCheckpoint(_ dir: String, step: Int, fill: UInt8) throws {
+    let path = dir + "/" + Checkpoints.directoryName(step: step)
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    var files: [CheckpointManifest.File] = []
+    for name in [Checkpoints.modelFile, Checkpoints.stateFile] {
+      try Data(repeating: fill, count: 4099).write(to: URL(fileURLWithPath: path + "/" + name))
+      let (bytes, sum) = try FNV1a64.file(path + "/" + name)
+      files.append(.init(name: name, bytes: bytes, checksum: FNV1a64.hex(sum)))
+    }
+    let config = RunConfiguration(layers: 2, heads: 4, channels: 64, vocab: 256, paddedVocab: 256, maxSeq: 64, batch: 4, seq: 32,
+                                  totalSteps: 10, learningRateBits: 0, beta1Bits: 0, beta2Bits: 0, epsBits: 0, weightDecayBits: 0,
+                                  gradClipBits: 0, schedule: "constant", warmupSteps: 0, minFractionBits: 0, dataPath: "d",
+                                  dataTokens: 9, seed: 1)
+    let m = CheckpointManifest(step: step, tp: 1, dp: 1, reason: "periodic", created: "2026-01-01T00:00:00Z", config: config,
+                               optimizer: nil, files: files, lineage: CheckpointLineage(run: "aaaa", parent: nil))
+    try JSONEncoder().encode(m).write(to: URL(fileURLWithPath: path + "/manifest.json"))
+  }
+
+  /// Issue 25, item 13: the supervisor's restart line names the checkpoint the restart takes,
+  /// checksums verified; a corrupt newest one (one flipped byte, sizes intact) is passed over for
+  /// the previous complete one, and the line says so.
+  func testTheRestartLineVerifiesChecksumsAndFallsBackPastACorruptCheckpoint() throws {
+    let dir = NSTemporaryDirectory() + "tptop-verify-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    XCTAssertEqual(JobSupervisor.restartLine(incarnation: 1, resume: nil), "restarting as incarnation 1 from scratch (no checkpoint yet)")
+    for (step, fill) in [(20, UInt8(1)), (40, 2)] { try verifiableCheckpoint(dir, step: step, fill: fill) }
+    XCTAssertEqual(Checkpoints.latestVerified(in: dir).checkpoint?.step, 40)
+    XCTAssertEqual(JobSupervisor.restartLine(incarnation: 1, resume: dir),
+                   "restarting as incarnation 1 from the latest checkpoint in \(dir) (step_00000040, checksums verified)")
+    // one byte of the newest shard file changed in place: same size, wrong checksum
+    let model = dir + "/step_00000040/" + Checkpoints.modelFile
+    let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: model))
+    try handle.seek(toOffset: 2048)
+    handle.write(Data([0xff]))
+    try handle.close()
+    let (chosen, passed) = Checkpoints.latestVerified(in: dir)
+    XCTAssertEqual(chosen?.step, 20)
+    XCTAssertEqual(passed.map(\.path), [dir + "/step_00000040"])
+    let line = JobSupervisor.restartLine(incarnation: 2, resume: dir)
+    XCTAssertTrue(line.hasPrefix("restarting as incarnation 2 from the previous complete checkpoint in \(dir) (step_00000020, "
+      + "checksums verified); passed over step_00000040: model.bin checksum "), line)
+    XCTAssertTrue(line.hasSuffix("(corrupt)"), line)
+    XCTAssertFalse(line.contains("\n"))
+    // nothing verifies: the line says so (tptrain then refuses with its own line)
+    try Data(repeating: 9, count: 4099).write(to: URL(fileURLWithPath: dir + "/step_00000020/" + Checkpoints.stateFile))
+    XCTAssertTrue(JobSupervisor.restartLine(incarnation: 2, resume: dir).contains("holds no checkpoint whose files verify"))
   }
 }

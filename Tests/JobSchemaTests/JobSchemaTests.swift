@@ -43,4 +43,20 @@ final class JobSchemaTests: XCTestCase {
     XCTAssertTrue(_isPOD(StepMetrics.self))
     XCTAssertEqual(MemoryLayout<LatencyHistogram>.size, 64)
   }
+
+  /// The supervisor names incarnations by this rule and readers follow them by it.
+  func testIncarnationNamesBothWays() {
+    XCTAssertEqual(IncarnationName.name(base: "j", incarnation: 0), "j")
+    XCTAssertEqual(IncarnationName.name(base: "j", incarnation: 3), "j.r3")
+    let odd = IncarnationName.unpredictable(base: "j.r1", incarnation: 2, nonce: 0x5e3edf1)
+    XCTAssertEqual(odd, "j.r1.r2.05e3edf1")
+    XCTAssertTrue(IncarnationName.parse(odd) == ("j.r1", 2))
+    XCTAssertTrue(IncarnationName.parse("job.r12") == ("job", 12))
+    XCTAssertTrue(IncarnationName.parse("job") == ("job", 0))
+    for notOne in ["job.r0", "job.r", "job.r1x", "job.r1.5e3", "job.r1.5e3edf1g", "job.r01", ".r1"] {
+      XCTAssertEqual(IncarnationName.parse(notOne).incarnation, 0, notOne)
+    }
+    XCTAssertEqual(IncarnationName.incarnation(of: "job.r1.5e3edf13", base: "job"), 1)
+    XCTAssertNil(IncarnationName.incarnation(of: "job.r1.5e3edf13", base: "jo"))
+  }
 }

@@ -15,11 +15,14 @@ final class CommandTests: XCTestCase {
   override func setUp() { store = TempStore("cmd") }
   override func tearDown() { store.remove() }
 
-  func tptop(_ args: [String], input: String? = nil) throws -> (status: Int32, out: String, err: String) {
+  func tptop(_ args: [String], input: String? = nil, environment: [String: String] = [:]) throws
+    -> (status: Int32, out: String, err: String)
+  {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: try BuildProducts.path("tptop"))
     p.arguments = args
     p.environment = ProcessInfo.processInfo.environment.merging(["TPTOP_RUNS": store.location.directory]) { _, b in b }
+      .merging(environment) { _, b in b }
     let out = Pipe(), err = Pipe(), inp = Pipe()
     p.standardOutput = out
     p.standardError = err
@@ -110,17 +113,26 @@ final class CommandTests: XCTestCase {
     return (rows.map(\.0), rows.compactMap(\.1))
   }
 
+  /// A synthetic job (`world` ranks, t=2) recorded in-process by a started recorder, as world
+  /// rank 0 of tptrain records its job; the caller removes the job and finishes the recorder.
+  func recordedSyntheticJob(_ tag: String, world: Int, slots: Int, totalSteps: Int,
+                            warn: @escaping @Sendable (String) -> Void = { XCTFail($0) }) throws -> (SyntheticJob, RunRecorder) {
+    let job = uniqueJob(tag)
+    let synthetic = try SyntheticJob(job: job, worldSize: world, tp: 2, slotCount: slots, totalSteps: totalSteps)
+    var h = RunHeader(name: job, job: job, writer: "tptrain", state: "running", started: Date().timeIntervalSince1970,
+                      world: world, tp: 2, dp: world / 2, totalSteps: totalSteps, preset: "synthetic", budgetBytes: 1 << 24)
+    h.recorderPid = getpid()
+    let recorder = try RunRecorder(job: job, location: store.location, header: h, reopen: false, warn: warn)
+    recorder.start()
+    return (synthetic, recorder)
+  }
+
   /// A job recorded in-process from its segment: once the segment is gone, `tptop export` from
   /// the store writes exactly the lines the live export wrote.
   func testExportOfAStoredRunIsTheLiveExport() throws {
-    let job = uniqueJob("exp")
-    let synthetic = try SyntheticJob(job: job, worldSize: 4, tp: 2, slotCount: 256, totalSteps: 40)
+    let (synthetic, recorder) = try recordedSyntheticJob("exp", world: 4, slots: 256, totalSteps: 40)
+    let job = synthetic.description.name
     defer { try? synthetic.remove() }
-    var h = RunHeader(name: job, job: job, writer: "tptrain", state: "running", started: Date().timeIntervalSince1970,
-                      world: 4, tp: 2, dp: 2, totalSteps: 40, preset: "synthetic", budgetBytes: 1 << 24)
-    h.recorderPid = getpid()
-    let recorder = try RunRecorder(job: job, location: store.location, header: h, reopen: false, warn: { XCTFail($0) })
-    recorder.start()
     for s in 1...40 {
       synthetic.advance(steps: 1)
       if s % 10 == 0 { synthetic.event(.checkpointSaved, text: "ck/step_\(s), \"quoted\"") }
@@ -147,11 +159,116 @@ final class CommandTests: XCTestCase {
     let run = try StoredRun(location: store.location, name: job)
     XCTAssertEqual(run.header.state, "finished")
     XCTAssertEqual(try run.seriesSteps(), Array(1...40))
+    // the shard layout of the segment's job description is stored with the run
+    XCTAssertEqual(run.header.tensors, synthetic.description.shards)
+    XCTAssertFalse(run.header.tensors.isEmpty)
+    // the export is dated by the clock offset measured when the run was recorded, not by the
+    // exporting machine's: after a reboot (the boot clock restarted: an offset 3 days apart)
+    // every stored record still reads the wall clock the live export gave it
+    let recorded = try XCTUnwrap(run.header.wallMinusBootNs)
+    let nowOffset = Int64(bitPattern: telemetryRealtimeNanos()) - Int64(bitPattern: telemetryMonotonicNanos())
+    XCTAssertLessThan(abs(recorded - nowOffset), 50_000_000)
+    let shift: Int64 = 3 * 86_400 * 1_000_000_000
+    let sql = try python("""
+      import sqlite3, sys
+      db = sqlite3.connect(sys.argv[1])
+      db.execute('UPDATE run SET wall_minus_boot_ns = wall_minus_boot_ns + ?', (int(sys.argv[2]),))
+      db.commit()
+      """, [store.location.path(run: job), String(shift)])
+    XCTAssertEqual(sql.status, 0, sql.err)
+    let rebooted = try tptop(["export", job, "--format", "jsonl"])
+    XCTAssertEqual(rebooted.status, 0, rebooted.err)
+    let (_, shifted) = Self.withoutWallClock(rebooted.out, format: "jsonl")
+    let (_, liveTimes) = Self.withoutWallClock(live[0].out, format: "jsonl")
+    XCTAssertEqual(shifted.count, liveTimes.count)
+    for (x, y) in zip(shifted, liveTimes) { XCTAssertLessThan(abs(x - shift - y), 1_000_000, "unix_ns \(x) against \(y) + 3 days") }
     var series: [SeriesRow] = []
     try run.series { series.append($0) }
     XCTAssertTrue(series.allSatisfy { $0.ranks == 4 })
     // tokens are the whole job's: one replica's × d
     XCTAssertEqual(series[0].values[3], Double(SyntheticJob.plausibleRecord(step: 1, rank: 0, model: synthetic.description.model).tokens * 2))
+  }
+
+  /// `tptop open` on a stored run whose segment is gone: the Shards view lists the tensors of
+  /// the job description the recorder stored (plain frames: TERM=dumb, keys typed on stdin).
+  func testOpenShowsTheStoredShardLayout() throws {
+    let (synthetic, recorder) = try recordedSyntheticJob("shards", world: 2, slots: 64, totalSteps: 5)
+    let job = synthetic.description.name
+    defer { try? synthetic.remove() }
+    synthetic.advance(steps: 5)
+    synthetic.finish()
+    recorder.finish(state: "finished")
+    try synthetic.remove()
+    let r = try tptop(["open", job], input: "4\n", environment: ["TERM": "dumb", "COLUMNS": "120", "LINES": "40"])
+    XCTAssertEqual(r.status, 0, r.err)
+    let frames = Self.frames(r.out, width: 120)
+    let shards = try XCTUnwrap(frames.last { $0.contains("parameter tensors") }, r.out.suffix(2000).description)
+    XCTAssertFalse(shards.contains("has not published its shard layout"), shards)
+    XCTAssertTrue(shards.contains("parameter tensors (\(synthetic.description.shards.count))"), shards)
+    for t in synthetic.description.shards { XCTAssertTrue(shards.contains("|\(t.name) "), "\(t.name) missing:\n\(shards)") }
+  }
+
+  /// The plain frames `tptop open` or `attach` printed, split at their separator lines.
+  static func frames(_ out: String, width: Int) -> [String] {
+    out.components(separatedBy: "\n" + String(repeating: "=", count: width) + "\n").filter { !$0.isEmpty }
+  }
+
+  /// The loss chart's top border line of a plain frame: its title and the cursor's corner.
+  static func lossTitle(_ frame: String) -> String? { frame.split(separator: "\n").first { $0.contains(" loss (") }.map(String.init) }
+
+  /// `tptop open` on a long stored run (5000 steps, one sample per 7 steps on screen): the
+  /// cursor moves over the whole history sample by sample and prints the value there; `+`
+  /// zooms the charts around it and the title says which steps they show.
+  func testOpenCursorAndZoomOverTheWholeHistory() throws {
+    let losses = try makeRun("long", started: 1_700_000_000, steps: 5000) { 6 - Float($0) * 0.001 }
+    let env = ["TERM": "dumb", "COLUMNS": "160", "LINES": "40"]
+    let r = try tptop(["open", "long"], input: "[{+\n", environment: env)
+    XCTAssertEqual(r.status, 0, r.err)
+    let frames = Self.frames(r.out, width: 160)
+    let titles = frames.compactMap(Self.lossTitle)
+    // the last frame: the cursor ten samples back from the newest, zoomed ×2 around it
+    let last = try XCTUnwrap(titles.last, r.out.suffix(3000).description)
+    let corner = try XCTUnwrap(last.range(of: #"step [0-9]+: [0-9.]+"#, options: .regularExpression).map { String(last[$0]) }, last)
+    let step = Int(corner.dropFirst(5).prefix { $0 != ":" })!
+    XCTAssertLessThan(step, 5000 - 10, "moved by samples of several steps: \(corner)")
+    XCTAssertGreaterThan(step, 4800, corner)
+    // the value at the cursor is the mean of the losses its sample stands for: near the loss there
+    let value = Double(corner.split(separator: " ").last!)!
+    XCTAssertEqual(value, Double(losses[step - 1]), accuracy: 0.01, last)
+    XCTAssertTrue(last.contains(" x2 "), last)
+    // the status line names the steps shown: half the history, around the cursor
+    let status = try XCTUnwrap(frames.last?.split(separator: "\n").first { $0.contains("zoom") }.map(String.init), r.out.suffix(8000).description)
+    let zoomed = try XCTUnwrap(status.range(of: #"steps [0-9]+.[0-9]+"#, options: .regularExpression).map { String(status[$0]) }, status)
+    let bounds = zoomed.dropFirst(6).split(whereSeparator: { !$0.isNumber }).map { Int($0)! }
+    XCTAssertEqual(bounds[1] - bounds[0] + 1, (5000 - 7) / 2 + 1, "half the history is shown: \(zoomed)")
+    XCTAssertTrue(bounds[0] <= step && step <= bounds[1], "around the cursor: \(zoomed) \(corner)")
+    // before the zoom the charts spanned the whole run, from its first samples
+    XCTAssertFalse(titles.dropLast().contains { $0.contains(" x2 ") }, "\(titles)")
+  }
+
+  /// Attached late to a live job whose 64-slot rings hold only its last steps, the dashboard's
+  /// history starts at the run's first steps, filled in from the run store: the cursor reaches
+  /// back to them (without the store it stops at the ring's oldest step, 1937).
+  func testAttachingLateBackfillsTheHistoryFromTheStore() throws {
+    // (the synthetic job writes faster than any trainer: the recorder may miss a few records,
+    // which only thins the backfilled means)
+    let (synthetic, recorder) = try recordedSyntheticJob("late", world: 2, slots: 64, totalSteps: 4000, warn: { _ in })
+    let job = synthetic.description.name
+    defer { try? synthetic.remove() }
+    for _ in 0..<(2000 / 16) {
+      synthetic.advance(steps: 16)
+      usleep(10_000)
+    }
+    XCTAssertTrue(eventually(20) { ((try? StoredRun(location: self.store.location, name: job))?.header.lastStep ?? 0) >= 2000 })
+    let env = ["TERM": "dumb", "COLUMNS": "120", "LINES": "40"]
+    // the cursor on the newest step, then 60 × 10 samples back: as far back as the history goes
+    let r = try tptop(["attach", job], input: "[" + String(repeating: "{", count: 60) + "\n", environment: env)
+    recorder.finish(state: "finished")
+    XCTAssertEqual(r.status, 0, r.err)
+    let last = try XCTUnwrap(Self.frames(r.out, width: 120).compactMap(Self.lossTitle).last, r.out.suffix(3000).description)
+    let corner = try XCTUnwrap(last.range(of: #"step [0-9]+: [0-9.]+"#, options: .regularExpression).map { String(last[$0]) }, last)
+    let step = Int(corner.dropFirst(5).prefix { $0 != ":" })!
+    XCTAssertLessThan(step, 20, "the history reaches back to the run's first steps: \(corner)")
   }
 
   func testComparePlainTableAndTheScreensInTmux() throws {

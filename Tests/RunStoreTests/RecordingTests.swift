@@ -91,6 +91,78 @@ final class RecordingTests: XCTestCase {
     XCTAssertEqual(try String(contentsOfFile: store.location.directory, encoding: .utf8), "not a directory")
   }
 
+  /// Runs `line` with /bin/sh, output discarded; its exit status.
+  static func sh(_ line: String) -> Int32 {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/sh")
+    p.arguments = ["-c", line]
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try? p.run()
+    p.waitUntilExit()
+    return p.terminationStatus
+  }
+
+  /// A store directory on a read-only file system (a read-only bind mount; root ignores file
+  /// modes): one warning line, training ends as it would, nothing is written there.
+  func testAReadOnlyStoreIsOneWarningAndTrainingGoesOn() throws {
+    guard geteuid() == 0 else { throw XCTSkip("a read-only bind mount needs root") }
+    let dir = store.location.directory
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    guard Self.sh("mount --bind '\(dir)' '\(dir)' && mount -o remount,ro,bind '\(dir)'") == 0 else {
+      _ = Self.sh("umount '\(dir)'")
+      throw XCTSkip("a read-only bind mount is not permitted here")
+    }
+    defer { _ = Self.sh("umount '\(dir)'") }
+    let job = uniqueJob("ro")
+    let r = try run(job, steps: 20)
+    XCTAssertEqual(r.status, 0, r.output)
+    let warnings = r.output.split(separator: "\n").filter { $0.contains("warning") }
+    XCTAssertEqual(warnings.count, 1, r.output)
+    XCTAssertTrue(warnings.first?.contains("is not writable (Read-only file system)") == true, r.output)
+    XCTAssertTrue(warnings.first?.hasSuffix("training goes on") == true, r.output)
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [])
+  }
+
+  /// A store on a disk that fills up mid-run (its directory a 160 KiB tmpfs): training goes
+  /// on to its last step and exits 0 as without a store, one warning line says recording
+  /// stopped, and the store file stays consistent: `PRAGMA integrity_check` is ok and what was
+  /// committed reads back as steps 1…k with no hole.
+  func testAFullDiskStopsRecordingNotTraining() throws {
+    guard geteuid() == 0 else { throw XCTSkip("mounting a small tmpfs needs root") }
+    let mount = store.location.directory
+    try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+    guard Self.sh("mount -t tmpfs -o size=160k tmpfs '\(mount)'") == 0 else { throw XCTSkip("mount -t tmpfs is not permitted here") }
+    defer { _ = Self.sh("umount '\(mount)'") }
+    let job = uniqueJob("full")
+    let log = store.location.directory + "-steps.jsonl"
+    defer { try? FileManager.default.removeItem(atPath: log) }
+    let steps = 1500
+    let r = try run(job, steps: steps, extra: ["--log", log])
+    XCTAssertEqual(r.status, 0, r.output)
+    let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+    XCTAssertEqual(lines.count, steps, "training reached its last step")
+    XCTAssertTrue(lines.last?.contains("\"step\":\(steps),") == true, String(lines.last ?? ""))
+    let warnings = r.output.split(separator: "\n").filter { $0.contains("warning") }
+    XCTAssertEqual(warnings.count, 1, r.output)
+    XCTAssertTrue(warnings.first.map { $0.contains("full") && $0.contains("recording of run '\(job)' stopped, training goes on") } == true,
+                  r.output)
+    let check = try python("""
+      import sqlite3, sys
+      db = sqlite3.connect(sys.argv[1])
+      print(db.execute('PRAGMA integrity_check').fetchone()[0])
+      steps = [r[0] for r in db.execute('SELECT step FROM series ORDER BY step')]
+      print(len(steps), steps == list(range(1, len(steps) + 1)))
+      """, [store.location.path(run: job)])
+    XCTAssertEqual(check.status, 0, check.err)
+    let out = check.out.split(separator: "\n")
+    XCTAssertEqual(out.first, "ok", check.out)
+    let committed = out.dropFirst().first.map { $0.split(separator: " ") } ?? []
+    XCTAssertEqual(committed.last, "True", check.out)
+    XCTAssertLessThan(Int(committed.first ?? "") ?? steps, steps, "the disk filled before the run ended: \(check.out)")
+    XCTAssertNoThrow(try StoredRun(location: store.location, name: job))
+  }
+
   /// kill -9 of the recording process (world rank 0) at random points, 20 times: the store opens,
   /// its series has no hole, and every step rank 0 published more than a second before the kill
   /// is in it.

@@ -137,12 +137,79 @@ final class StoreTests: XCTestCase {
     XCTAssertEqual(other.name, "a-2")
     XCTAssertEqual(other.note, "a stored run named 'a' exists; this job is recorded as 'a-2'")
     XCTAssertTrue(store.location.runName(forJob: "a.r1", restart: false) == ("a", nil))
+    // an incarnation the supervisor had to rename (its usual name was taken) is the same run
+    XCTAssertTrue(store.location.runName(forJob: "a.r1.5e3edf13", restart: false) == ("a", nil))
     XCTAssertTrue(store.location.runName(forJob: "a", restart: true) == ("a", nil))
     var h = header("a")
     h.job = "a.r1"
     let again = try RunFile(location: store.location, header: h, reopen: true)
     XCTAssertEqual(again.header.incarnations, 2)
     XCTAssertEqual(try StoredRun(location: store.location, name: "a").header.job, "a.r1")
+  }
+
+  /// A file written before the store kept the clock offset and the shard layout (schema 1)
+  /// reads without them, and a restart of its job brings it to this schema.
+  func testASchemaOneFileReadsAndARestartMigratesIt() throws {
+    let store = TempStore("v1")
+    defer { store.remove() }
+    var h = header("old")
+    h.wallMinusBootNs = 42
+    _ = try RunFile(location: store.location, header: h, reopen: false)
+    let down = try python("""
+      import sqlite3, sys
+      db = sqlite3.connect(sys.argv[1])
+      db.execute('ALTER TABLE run DROP COLUMN wall_minus_boot_ns')
+      db.execute('DROP TABLE tensors')
+      db.execute('PRAGMA user_version = 1')
+      db.commit()
+      """, [store.location.path(run: "old")])
+    XCTAssertEqual(down.status, 0, down.err)
+    let v1 = try StoredRun(location: store.location, name: "old").header
+    XCTAssertNil(v1.wallMinusBootNs)
+    XCTAssertEqual(v1.tensors, [])
+    h.wallMinusBootNs = 7
+    h.tensors = [ShardedTensor(name: "wte", shape: [64, 8], split: .vocab, splitDim: 0, ranks: [[0..<32], [32..<64]],
+                               rankDescriptions: ["rows 0–31", "rows 32–63"])]
+    _ = try RunFile(location: store.location, header: h, reopen: true)
+    let v2 = try StoredRun(location: store.location, name: "old").header
+    XCTAssertEqual(v2.wallMinusBootNs, 7)
+    XCTAssertEqual(v2.tensors, h.tensors)
+    XCTAssertEqual(v2.incarnations, 2)
+  }
+
+  /// A new run's file appears whole: a reader polling the store while runs are created never
+  /// opens one without its schema or its run row (what a kill -9 during creation used to leave
+  /// behind, listed as unreadable), and a leftover of such a creation is never listed.
+  func testANewRunAppearsWhole() throws {
+    let store = TempStore("whole")
+    defer { store.remove() }
+    try store.location.prepare()
+    _ = FileManager.default.createFile(atPath: store.location.path(run: "r0") + ".creating-1", contents: Data("half".utf8))
+    XCTAssertEqual(store.location.runNames(), [])
+    final class Seen: @unchecked Sendable { var problems: [String] = []; var opened = 0; var done = false; let lock = NSLock() }
+    let seen = Seen()
+    let location = store.location
+    let reader = Thread {
+      while !seen.lock.withLock({ seen.done }) {
+        for name in location.runNames() {
+          do {
+            _ = try StoredRun(location: location, name: name)
+            seen.lock.withLock { seen.opened += 1 }
+          } catch {
+            seen.lock.withLock { seen.problems.append("\(error)") }
+          }
+        }
+      }
+    }
+    reader.start()
+    for i in 0..<60 { _ = try RunFile(location: store.location, header: header("r\(i)"), reopen: false) }
+    seen.lock.withLock { seen.done = true }
+    while reader.isExecuting { usleep(1000) }
+    XCTAssertEqual(seen.problems, [])
+    XCTAssertGreaterThan(seen.opened, 60)
+    XCTAssertEqual(store.location.runNames(), (0..<60).map { "r\($0)" }.sorted())
+    let files = try FileManager.default.contentsOfDirectory(atPath: store.location.directory)
+    XCTAssertEqual(files.filter { $0.contains(".creating-") }, ["r0.sqlite.creating-1"], "only the other process's leftover")
   }
 
   func testAStoreThatIsAFileOrCorruptIsOneLine() throws {
@@ -178,7 +245,7 @@ final class StoreTests: XCTestCase {
       for sql in store.CREATION:
           py.execute(sql)
       sw = sqlite3.connect(sys.argv[2] + '/swift.sqlite')
-      for t in ('run', 'settings', 'series', 'rank_steps', 'events', 'shard_stats'):
+      for t in ('run', 'settings', 'series', 'rank_steps', 'events', 'shard_stats', 'tensors'):
           a = sw.execute(f'PRAGMA table_info({t})').fetchall()
           b = py.execute(f'PRAGMA table_info({t})').fetchall()
           print(t, len(a), a == b)
@@ -186,8 +253,8 @@ final class StoreTests: XCTestCase {
       """, [repo, store.location.directory])
     XCTAssertEqual(r.status, 0, r.err)
     let lines = r.out.split(separator: "\n").map(String.init)
-    XCTAssertEqual(lines.count, 7, r.out)
-    for line in lines.prefix(6) { XCTAssertTrue(line.hasSuffix(" True"), line) }
+    XCTAssertEqual(lines.count, 8, r.out)
+    for line in lines.prefix(7) { XCTAssertTrue(line.hasSuffix(" True"), line) }
     XCTAssertEqual(lines.last, [(100_000, 8, 256), (100_000, 8, 64), (1000, 2, 256)].map { s, w, m in
       "\(RunAccumulator.bucketSteps(steps: s, world: w, budgetBytes: m << 20))"
     }.joined(separator: " "))

@@ -109,6 +109,43 @@ final class UntrustedSegmentTests: XCTestCase {
     XCTAssertNoThrow(try JobReader(job: job))
   }
 
+  /// Issue 25, item 9: the crafted case itself, 4096 ranks × 2²⁰ slots (1 TiB of rings) claimed
+  /// by a sparse file whose header is valid in every geometry word, is refused by the readers'
+  /// memory cap before any ring is read, in one line; a real segment passes the same cap.
+  func testRingsLargerThanThisMachinesMemoryAreRefused() throws {
+    typealias H = SegmentLayout.Header
+    var bytes = Array(try validBytes().prefix(H.size))
+    let shards = bytes.withUnsafeBytes { Int($0.load(fromByteOffset: H.shardCount, as: UInt32.self)) }
+    let g = SegmentGeometry(worldSize: 4096, tp: 1, shardCount: shards, slotCount: 1 << 20)
+    put(&bytes, H.worldSize, UInt32(4096))
+    put(&bytes, H.tp, UInt32(1))
+    put(&bytes, H.dp, UInt32(4096))
+    put(&bytes, H.slotCount, UInt64(1 << 20))
+    for (off, want, _) in g.headerWords { put(&bytes, off, UInt64(want)) }
+    XCTAssertEqual(g.totalSize >> 40, 1, "a 1 TiB segment")
+    let job = uniqueJob("huge")
+    defer { removeJob(job) }
+    let fd = shm_open("/tptop." + job, O_RDWR | O_CREAT | O_EXCL, 0o600)
+    XCTAssertGreaterThanOrEqual(fd, 0)
+    XCTAssertEqual(ftruncate(fd, off_t(g.totalSize)), 0)
+    XCTAssertEqual(bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, bytes.count, 0) }, bytes.count)
+    close(fd)
+    XCTAssertThrowsError(try JobReader(job: job)) { e in
+      guard case .corrupt(_, let detail)? = e as? TelemetryError else { return XCTFail("accepted: \(e)") }
+      XCTAssertTrue(detail.hasPrefix("its header claims 4096 rings of 1048576 slots, 1024 GiB, more than this machine's "), detail)
+      XCTAssertFalse("\(e)".contains("\n"))
+    }
+    // the cap is the machine's memory: a real segment is far below it, and refused only under a
+    // cap below its own rings
+    let real = try validBytes(slots: 64)
+    try real.withUnsafeBytes { b in
+      let base = UnsafeMutableRawPointer(mutating: b.baseAddress!)
+      XCTAssertNoThrow(try ValidatedHeader.validate(base: base, size: real.count, job: "real", checkOwner: false))
+      XCTAssertThrowsError(try ValidatedHeader.validate(base: base, size: real.count, job: "real", checkOwner: false, ringCap: 4096))
+    }
+    XCTAssertGreaterThan(SegmentGeometry.readerRingCap, 1 << 28)
+  }
+
   /// Issue 25, item 13: a record whose rank field differs from its ring's rank is not accepted.
   func testARecordNamingAnotherRankIsNotAccepted() throws {
     let job = uniqueJob("rank77")

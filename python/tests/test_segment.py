@@ -5,12 +5,14 @@ import os
 import re
 import stat
 import struct
+import subprocess
+import sys
 import threading
 import time
 import unittest
 
 import support
-from tptop_telemetry import Job, Reader, TelemetryError, check_platform, gpt2_shards
+from tptop_telemetry import Job, JobNameTaken, Reader, TelemetryError, check_platform, gpt2_shards
 from tptop_telemetry import layout as L
 
 MODEL = dict(layers=2, channels=64, heads=4, vocab=256, max_seq=64, batch=4, seq=64)
@@ -108,6 +110,36 @@ class SegmentTests(unittest.TestCase):
                 call()
             self.assertIn(text, str(c.exception))
             self.assertNotIn("\n", str(c.exception))
+
+    def test_a_taken_name_is_its_own_error_with_tptrains_exit_status(self):
+        self.create().close()
+        with self.assertRaises(JobNameTaken) as c:
+            self.create()
+        self.assertIsInstance(c.exception, TelemetryError)
+        self.assertEqual(c.exception.exit_status, 4)  # TrainingExit.jobNameTaken
+        self.assertIn("choose another job name", str(c.exception))
+
+    def test_under_tptop_launch_an_uncaught_refusal_is_one_line(self):
+        self.create().close()
+        script = "from tptop_telemetry import Job\nJob.create(world_size=1, record=False)\nprint('created')\n"
+        for launched in (True, False):
+            env = support.python_env()
+            env.pop("TPTOP_JOB", None)
+            if launched:
+                env["TPTOP_JOB"] = self.job  # what tptop launch sets
+            else:
+                script = script.replace("Job.create(", f"Job.create({self.job!r}, ")
+            r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn("created", r.stdout)
+            if launched:
+                self.assertEqual(r.stderr.count("\n"), 1, r.stderr)
+                self.assertNotIn("Traceback", r.stderr)
+                self.assertRegex(r.stderr, r"^-c: segment /dev/shm/tptop\.\S+ already exists; choose another job name")
+            else:
+                # a plain library user keeps Python's own report of an uncaught exception
+                self.assertIn("Traceback", r.stderr)
+                self.assertIn("JobNameTaken", r.stderr)
 
     def test_foreign_incompatible_and_damaged_segments_are_refused(self):
         self.create().close()

@@ -19,10 +19,10 @@ from tptop_telemetry import Reader
 
 WRITER = """
 import sys, time
-from tptop_telemetry import Job
+from tptop_telemetry import Job, gpt2_shards
 name, steps, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 j = Job.create(name, world_size=2, tp=2, total_steps=steps, model=dict(layers=2, heads=2, channels=32, vocab=65, batch=2, seq=16),
-               settings={"lr": "0.01"})
+               settings={"lr": "0.01"}, shards=gpt2_shards(2, 32, 2, 66, 16, 2))
 ws = [j.rank_writer(0), j.rank_writer(1, local_rank=1)]
 for i in range(1, steps + 1):
     for w in ws:
@@ -62,6 +62,13 @@ class StoreTest(unittest.TestCase):
         self.assertEqual([r[0] for r in db.execute("SELECT step FROM series ORDER BY step")], list(range(1, 301)))
         self.assertEqual(db.execute("SELECT COUNT(*) FROM rank_steps").fetchone()[0], 600)
         self.assertEqual(db.execute("SELECT step_ns FROM series WHERE step = 7").fetchone()[0], 2_500_000)
+        # the clock offset of the recording (dates the run after a reboot) and the shard layout
+        offset = db.execute("SELECT wall_minus_boot_ns FROM run").fetchone()[0]
+        self.assertLess(abs(offset - (time.time_ns() - time.monotonic_ns())), 50_000_000)
+        tensors = db.execute("SELECT tensor, name, shape, split, split_dim, ranges, descriptions FROM tensors "
+                             "ORDER BY tensor").fetchall()
+        self.assertEqual([t[1] for t in tensors[:5]], ["wte", "wpe", "ln1w", "ln1b", "qkvw"])
+        self.assertEqual(tensors[0][2:6], ("[66,32]", "vocab", 0, "[[[0,33]],[[33,66]]]"))
         # tptop reads the Python-written store: every step record of both ranks, the events
         r = run([binary("tptop"), "export", name, "--format", "jsonl"], env=self.env)
         lines = [json.loads(l) for l in r.stdout.splitlines()]

@@ -8,6 +8,7 @@ Debian python3-torch that `make test-deps` installs), tmux, and the release tpto
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -186,3 +187,36 @@ class TorchEndToEnd(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TorchExampleRefusals(unittest.TestCase):
+    """examples/torch_tp_gpt.py under torchrun, without a terminal."""
+
+    def setUp(self):
+        self.python = torch_python()
+        self.job = support.job_name("torchtaken")
+        self.dir = tempfile.mkdtemp(prefix="tptop-pytaken-")
+
+    def tearDown(self):
+        support.remove(self.job)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_a_taken_job_name_ends_every_rank_with_one_line(self):
+        # a finished (or live) job's segment holds the name: both ranks exit 4, as tptrain's,
+        # with one line from the rank that met it and no traceback
+        subprocess.run([sys.executable, "-c", f"from tptop_telemetry import Job; Job.create({self.job!r}, record=False)"],
+                       env=support.python_env(), check=True, timeout=60)
+        env = support.python_env()
+        env.pop("TPTOP_JOB", None)
+        r = subprocess.run([self.python, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
+                            "--redirects", "1", "--tee", "1", "examples/torch_tp_gpt.py",
+                            "--tp", "2", "--steps", "3", "--job", self.job, "--checkpoint-dir", os.path.join(self.dir, "ck")],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+        self.assertNotEqual(r.returncode, 0, r.stderr[-2000:])
+        # (torchrun itself reports a failed child with a traceback of its own agent)
+        self.assertNotIn('torch_tp_gpt.py", line', r.stderr)
+        self.assertNotIn("TelemetryError", r.stderr)
+        lines = [line for line in r.stderr.splitlines() if line.startswith("torch_tp_gpt:")]
+        self.assertEqual(lines, [f"torch_tp_gpt: segment /dev/shm/tptop.{self.job} already exists; choose another job "
+                                 "name or run `tptop gc`"], r.stderr[-2000:])
+        self.assertEqual(len(re.findall(r"exitcode\s*:\s*4 ", r.stderr)), 2, r.stderr[-2000:])

@@ -10,7 +10,9 @@ See docs/TELEMETRY.md ("Python writer") for the multi-rank form, control (pause,
 checkpoint, stop) and the memory-ordering assumption (x86-64 only).
 """
 
-from .errors import TelemetryError
+import os as _os
+
+from .errors import JobNameTaken, TelemetryError, install_launch_hook, report_and_exit
 from .job import Job
 from .reader import Reader
 from .records import checksum
@@ -18,7 +20,10 @@ from .segment import check_platform, default_job_name, is_valid_name
 from .shards import gpt2_shards
 from .writer import AllReduceStats, Decision, ProcessMemory, RankWriter
 
-__all__ = ["Job", "RankWriter", "Reader", "TelemetryError", "AllReduceStats", "Decision",
-           "ProcessMemory", "gpt2_shards", "checksum", "check_platform", "default_job_name",
+__all__ = ["Job", "RankWriter", "Reader", "TelemetryError", "JobNameTaken", "report_and_exit",
+           "AllReduceStats", "Decision", "ProcessMemory", "gpt2_shards", "checksum", "check_platform", "default_job_name",
            "is_valid_name"]
 __version__ = "1.1.0"
+
+if _os.environ.get("TPTOP_JOB"):
+    install_launch_hook()

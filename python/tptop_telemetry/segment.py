@@ -14,7 +14,7 @@ import sys
 import time
 
 from . import layout as L
-from .errors import TelemetryError
+from .errors import JobNameTaken, TelemetryError
 from .layout import Header as H, Shard as S, Control as C, Geometry
 
 SHM_DIR = "/dev/shm"
@@ -119,7 +119,7 @@ def create_mapping(job, size):
     try:
         fd = _retry(lambda: os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
-        raise TelemetryError(
+        raise JobNameTaken(
             f"segment /dev/shm/tptop.{job} already exists; choose another job name or run `tptop gc`") from None
     except OSError as e:
         raise TelemetryError(f"shm_open failed for job '{job}': {os.strerror(e.errno)}") from None

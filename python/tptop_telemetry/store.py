@@ -8,6 +8,7 @@ Store directory: ``$TPTOP_RUNS``, else ``$XDG_DATA_HOME/tptop/runs``, else
 and recording stops; the job goes on.
 """
 
+import json
 import os
 import re
 import sqlite3
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SUFFIX = ".sqlite"
 
 # Column names of a step record's fields, in the order of StepColumns.all (Swift); a test holds
@@ -44,7 +45,7 @@ CREATION = (
   command_line TEXT NOT NULL DEFAULT '', hosts TEXT NOT NULL DEFAULT '', recorder_pid INTEGER,
   budget_bytes INTEGER NOT NULL, bucket_steps INTEGER NOT NULL DEFAULT 1,
   last_step INTEGER NOT NULL DEFAULT 0, final_loss REAL, best_loss REAL,
-  records_lost INTEGER NOT NULL DEFAULT 0)""",
+  records_lost INTEGER NOT NULL DEFAULT 0, wall_minus_boot_ns INTEGER)""",
     "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS series (step INTEGER PRIMARY KEY, timestamp_ns INTEGER, wall_time REAL, ranks INTEGER, "
     + ", ".join(SERIES_COLUMNS) + ")",
@@ -56,7 +57,25 @@ CREATION = (
     """CREATE TABLE IF NOT EXISTS shard_stats (rank INTEGER NOT NULL, step INTEGER NOT NULL, tensor INTEGER NOT NULL,
   ring_index INTEGER, timestamp_ns INTEGER, weight_norm REAL, grad_norm REAL, update_ratio REAL,
   PRIMARY KEY (rank, step, tensor)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS tensors (tensor INTEGER PRIMARY KEY, name TEXT NOT NULL, shape TEXT NOT NULL,
+  split TEXT NOT NULL, split_dim INTEGER, ranges TEXT NOT NULL, descriptions TEXT NOT NULL)""",
 )
+# What brings a file of an older schema version to this one (after CREATION adds new tables).
+MIGRATION = {1: ("ALTER TABLE run ADD COLUMN wall_minus_boot_ns INTEGER",)}
+
+def _remove_db_files(path):
+    """Removes a database file and its WAL and shared-memory files, where they exist."""
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(path + suffix)
+        except FileNotFoundError:
+            pass
+
+
+def _json(value):
+    """JSON text as the Swift recorder writes it (no spaces)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
 
 _NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,79}$")
 
@@ -72,10 +91,11 @@ def store_directory(env=None):
 
 
 def run_name(directory, job, restart=False):
-    """(name, note): a restart (``<job>.r<k>``, or ``restart``) records into ``<job>``; another
+    """(name, note): a restart (a supervisor incarnation ``<job>.r<k>`` or ``<job>.r<k>.<8 hex>``,
+    the rule of Swift's ``IncarnationName``; or ``restart``) records into ``<job>``; another
     job whose name a stored run has gets the first free ``-2``, ``-3``, … and a note saying so."""
-    base, m = job, re.match(r"^(.*)\.r(\d+)$", job)
-    if m and int(m.group(2)) >= 1:
+    base, m = job, re.match(r"^(.+)\.r([1-9][0-9]{0,8})(\.[0-9a-fA-F]{8})?$", job)
+    if m:
         base, restart = m.group(1), True
 
     def exists(n):
@@ -156,42 +176,71 @@ class Recorder:
         if os.path.exists(self.directory) and not os.path.isdir(self.directory):
             raise OSError(f"run store {self.directory} is not a directory")
         os.makedirs(self.directory, exist_ok=True)
+        if not os.access(self.directory, os.W_OK):  # False on a read-only file system, also for root
+            raise OSError(f"run store {self.directory} is not writable; set TPTOP_RUNS to a writable directory")
         self.name, note = run_name(self.directory, job, restart)
         if note:
             print(f"tptop_telemetry: {note}", file=sys.stderr)
         self.path = os.path.join(self.directory, self.name + SUFFIX)
         budget = budget_mib << 20
         self.bucket = bucket_steps(total_steps, world, budget)
-        self.wall_offset = time.time() - time.monotonic()
-        self.db = sqlite3.connect(self.path, timeout=5, check_same_thread=False, isolation_level=None)
-        db = self.db
+        # CLOCK_REALTIME - CLOCK_MONOTONIC now: dates the rings' boot-clock timestamps, also
+        # when the run is exported after a reboot (run.wall_minus_boot_ns)
+        wall_minus_boot_ns = time.time_ns() - time.monotonic_ns()
+        self.wall_offset = wall_minus_boot_ns / 1e9
+        # a new run's first transaction goes to a temporary file renamed into place (as the
+        # Swift RunFile does): no reader ever opens a half-created run
+        fresh = not os.path.exists(self.path)
+        target = f"{self.path}.creating-{os.getpid()}" if fresh else self.path
+        if fresh:
+            _remove_db_files(target)
+        db = self._connect(target)
         db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"{self.path} has store schema {version}")
         db.execute("BEGIN")
         for sql in CREATION:
             db.execute(sql)
+        for v in (range(version, SCHEMA_VERSION) if version else ()):
+            for sql in MIGRATION.get(v, ()):
+                db.execute(sql)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         now = time.time()
         existing = db.execute("SELECT incarnations FROM run WHERE id = 1").fetchone()
         if existing and (restart or self.name != job):
             db.execute("UPDATE run SET job = ?, state = 'running', ended = NULL, updated = ?, incarnations = ?, "
-                       "recorder_pid = ? WHERE id = 1", (job, now, existing[0] + 1, os.getpid()))
+                       "recorder_pid = ?, wall_minus_boot_ns = COALESCE(wall_minus_boot_ns, ?) WHERE id = 1",
+                       (job, now, existing[0] + 1, os.getpid(), wall_minus_boot_ns))
         else:
             m = model or {}
             db.execute(
                 "INSERT INTO run (id, name, job, writer, state, started, updated, incarnations, world, tp, dp, "
                 "total_steps, preset, layers, heads, channels, vocab, padded_vocab, max_seq, batch, seq, features, "
-                "command_line, hosts, recorder_pid, budget_bytes, bucket_steps) "
-                "VALUES (1, ?, ?, 'python', 'starting', ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)",
+                "command_line, hosts, recorder_pid, budget_bytes, bucket_steps, wall_minus_boot_ns) "
+                "VALUES (1, ?, ?, 'python', 'starting', ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?)",
                 (self.name, job, now, now, world, tp, dp, total_steps, preset, m.get("layers"), m.get("heads"),
                  m.get("channels"), m.get("vocab"), m.get("padded_vocab", m.get("vocab")), m.get("max_seq"),
-                 m.get("batch"), m.get("seq"), features, " ".join(sys.argv), os.getpid(), budget, self.bucket))
+                 m.get("batch"), m.get("seq"), features, " ".join(sys.argv), os.getpid(), budget, self.bucket,
+                 wall_minus_boot_ns))
+        shards = (getattr(reader, "info", None) or {}).get("shards") or []
+        if shards:
+            db.execute("DELETE FROM tensors")
+            db.executemany(
+                "INSERT INTO tensors (tensor, name, shape, split, split_dim, ranges, descriptions) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(i, t["name"], _json(list(t["shape"])), t["split"], t["split_dim"],
+                  _json([[list(r) for r in part] for part in t["ranks"]]), _json(list(t["descriptions"])))
+                 for i, t in enumerate(shards)])
         for k, v in (settings or {}).items():
             db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (str(k), str(v)))
         db.execute("COMMIT")
+        if fresh:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.close()
+            os.rename(target, self.path)
+            _remove_db_files(target)
+            db = self._connect(self.path)
+        self.db = db
         self.pending, self.buckets = {}, {}
         self.series, self.ranks_rows, self.events, self.stats, self.lost = [], [], [], [], 0
         self.last_step, self.final_loss, self.best_loss = 0, None, None
@@ -199,6 +248,12 @@ class Recorder:
         self._final_state = None
         self._thread = threading.Thread(target=self._loop, name="tptop-recorder", daemon=True)
         self._thread.start()
+
+    @staticmethod
+    def _connect(path):
+        db = sqlite3.connect(path, timeout=5, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA synchronous = NORMAL")
+        return db
 
     # accumulation (as RunAccumulator)
 

@@ -48,7 +48,7 @@ wait "$sup"; status=$?
 # gone, or a zombie nobody reaped yet
 state=$(sed 's/.*) //' "/proc/$victim/stat" 2>/dev/null | cut -d' ' -f1)
 [ -z "$state" ] || [ "$state" = Z ] || fail "the stopped rank $victim is still there (state $state)"
-from=$(grep -o 'restarting as incarnation 1 from the latest checkpoint in .* (step_[0-9]*)' "$work/out" | grep -o 'step_[0-9]*')
+from=$(grep -o 'restarting as incarnation 1 from the latest checkpoint in .* (step_[0-9]*, checksums verified)' "$work/out" | grep -o 'step_[0-9]*')
 [ -n "$from" ] || fail "no restart from a checkpoint"
 resumed=$((10#${from#step_}))
 final=$(loss_at "$work/run.jsonl" $steps) ref=$(loss_at "$work/ref.jsonl" $steps)

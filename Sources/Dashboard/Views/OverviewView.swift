@@ -77,6 +77,8 @@ enum OverviewView {
     } else {
       title = metricName(metric) + (smoothed ? " (EMA \(w))" : "")
     }
+    // zoomed: the factor (the x axis's ticks and the status line say which steps)
+    if m.state.zoomLevel > 0 { title += (Glyphs.current.unicode ? " ×" : " x") + "\(1 << m.state.zoomLevel)" }
     g.box(r, title: title)
     let inner = r.inset(1)
     let series = m.series(metric)
