@@ -104,7 +104,9 @@ class DashboardOnAPythonLoop(unittest.TestCase):
         m = re.search(r"([\d.]+)(k?) tok/s", header)
         self.assertIsNotNone(m, header)
         rate = float(m.group(1)) * (1000 if m.group(2) else 1)
-        self.assertTrue(20_000 < rate < 120_000, f"4096 tokens per ~50 ms step: {header}")
+        # (82k at exactly 50 ms; a loaded host was seen at 122k: the writer times the step it is
+        # told about, not the loop's sleep) — a real rate, not 0 nor the tokens of one step
+        self.assertTrue(20_000 < rate < 250_000, f"4096 tokens per ~50 ms step: {header}")
         eta = re.search(r"ETA (\d+)h(\d+)m", header)
         self.assertIsNotNone(eta, header)
         hours = int(eta.group(1)) + int(eta.group(2)) / 60
