@@ -90,6 +90,31 @@ final class ScrapeTests: XCTestCase {
     XCTAssertEqual(later.value("tptop_step", ["job": name, "rank": "0"]), 10)
   }
 
+  /// Every field of the step field table that names a gauge is exposed for each rank, with the
+  /// newest record's value in the gauge's unit.
+  func testEveryStepFieldGaugeIsExposed() throws {
+    let name = uniqueJob("fields")
+    let job = try SyntheticJob(job: name, worldSize: 2, tp: 2)
+    defer { try? job.remove() }
+    job.advance(steps: 2)
+    let scraper = MetricsScraper(only: name)
+    scraper.coalesceNs = 0
+    let samples = try scrape(scraper)
+    let newest = SyntheticJob.plausibleRecord(step: 2, rank: 1, model: job.description.model)
+    var gauges = 0
+    for f in StepFields.all {
+      guard let m = f.metric else { continue }
+      gauges += 1
+      XCTAssertTrue(MetricFamilies.all.contains { $0.name == m.family }, "\(f.name): no family \(m.family)")
+      var labels = ["job": name, "rank": "1"]
+      if let l = m.label { labels[l.name] = l.value }
+      let v = try XCTUnwrap(samples.value(m.family, labels), "\(f.name): \(m.family) \(labels) not exposed")
+      let want = f.value(newest.metrics) * m.scale
+      XCTAssertEqual(v, want, accuracy: 1e-6 * max(1, abs(want)), f.name)
+    }
+    XCTAssertGreaterThanOrEqual(gauges, 12, "loss, lr, grad norm, step time, tokens/s, comm (2), memory (5)")
+  }
+
   func testJobStatesFollowTheRanks() throws {
     let name = uniqueJob("states")
     let job = try SyntheticJob(job: name, worldSize: 2, tp: 2)
@@ -116,7 +141,7 @@ final class ScrapeTests: XCTestCase {
     XCTAssertGreaterThan(stalled.value("tptop_heartbeat_age_seconds", ["job": name, "rank": "1"])!, 59)
     job.rankWriters[0].leaveCollective()
     job.finish()
-    XCTAssertEqual(try current(), ["finished"])
+    XCTAssertEqual(try current(), ["stopped"], "ended before its planned last step: the word ls says")
     job.finish(failed: true)
     XCTAssertEqual(try current(), ["failed"])
   }

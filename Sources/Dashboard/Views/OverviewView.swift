@@ -187,7 +187,8 @@ enum OverviewView {
         ((r.straggler ? String(glyphs.straggler) : " ") + "\(r.rank)", r.straggler ? .warn : .rank(r.rank))
       }),
       Column(title: "tp,dp", width: 5, right: false, priority: 40, draw: text { r in ("\(r.tp),\(r.dp)", .dim) }),
-      Column(title: "host:pid", width: 16, right: false, priority: 10, draw: text { r in (r.hostPid, .dim) }),
+      // a stored run's ranks have no process: the host alone
+      Column(title: m.history.job.stored ? "host" : "host:pid", width: 16, right: false, priority: 10, draw: text { r in (r.hostPid, .dim) }),
       Column(title: "state", width: 8, right: false, priority: 45, draw: text { r in
         // a lost node's ranks show no stale state as if it were current
         if r.lost { return ("LOST", .error) }
