@@ -93,12 +93,8 @@ final class ScrapeTests: XCTestCase {
   /// Every field of the step field table that names a gauge is exposed for each rank, with the
   /// newest record's value in the gauge's unit.
   func testEveryStepFieldGaugeIsExposed() throws {
-    let name = uniqueJob("fields")
-    let job = try SyntheticJob(job: name, worldSize: 2, tp: 2)
+    let (name, job, scraper) = try twoStepJob("fields")
     defer { try? job.remove() }
-    job.advance(steps: 2)
-    let scraper = MetricsScraper(only: name)
-    scraper.coalesceNs = 0
     let samples = try scrape(scraper)
     let newest = SyntheticJob.plausibleRecord(step: 2, rank: 1, model: job.description.model)
     var gauges = 0
@@ -115,13 +111,19 @@ final class ScrapeTests: XCTestCase {
     XCTAssertGreaterThanOrEqual(gauges, 12, "loss, lr, grad norm, step time, tokens/s, comm (2), memory (5)")
   }
 
-  func testJobStatesFollowTheRanks() throws {
-    let name = uniqueJob("states")
+  /// A synthetic job of two ranks after two steps, and a scraper of it alone.
+  private func twoStepJob(_ tag: String) throws -> (String, SyntheticJob, MetricsScraper) {
+    let name = uniqueJob(tag)
     let job = try SyntheticJob(job: name, worldSize: 2, tp: 2)
-    defer { try? job.remove() }
     job.advance(steps: 2)
     let scraper = MetricsScraper(only: name)
     scraper.coalesceNs = 0
+    return (name, job, scraper)
+  }
+
+  func testJobStatesFollowTheRanks() throws {
+    let (name, job, scraper) = try twoStepJob("states")
+    defer { try? job.remove() }
     func current() throws -> [String] {
       try scrape(scraper).matching("tptop_job_state", ["job": name]).filter { $0.value == 1 }.map { $0.labels["state"]! }
     }

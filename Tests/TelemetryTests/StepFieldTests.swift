@@ -10,11 +10,9 @@ import XCTest
 /// (The store's columns: RunStoreTests; `--log`: TPEngineTests; the endpoint: MetricsEndpointTests;
 /// the Python writer: python/tests/test_step_fields.py.)
 final class StepFieldTests: XCTestCase {
-  /// A record whose every field holds a distinct value.
+  /// A record (rank 0, step 0) whose every field holds a distinct value.
   func record() -> StepRecord {
     var s = StepRecord()
-    s.rank = 0
-    s.step = 3
     for (i, f) in StepFields.recorded.enumerated() { f.assign(Double(i + 2) * 1000, to: &s.metrics) }
     return s
   }
