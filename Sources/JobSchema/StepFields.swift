@@ -112,17 +112,39 @@ public enum StepFields {
     StepField.MetricForm(family: family, label: label.map { (name: $0.0, value: $0.1) }, scale: scale)
   }
 
-  static func field<T: BinaryInteger & Sendable>(
-    _ name: String, aliases: [String] = [], _ unit: StepField.Unit, _ k: WritableKeyPath<StepMetrics, T> & Sendable,
-    log: [StepField.LogForm] = [], tensorBoard: (String, Double)? = nil, metric: StepField.MetricForm? = nil, watch: String? = nil
+  // Integer fields, one overload per stored width with concrete conversions (the recorder
+  // reads every field of every record: no generic code on that path).
+  static func integer(
+    _ name: String, _ aliases: [String], _ unit: StepField.Unit, log: [StepField.LogForm], tensorBoard: (String, Double)?,
+    metric: StepField.MetricForm?, watch: String?, read: @escaping @Sendable (StepMetrics) -> Double,
+    write: @escaping @Sendable (inout StepMetrics, Double) -> Void
   ) -> StepField {
     StepField(name: name, aliases: aliases, unit: unit, integral: true, recorded: true, log: log,
-              tensorBoard: tensorBoard.map { (tag: $0.0, scale: $0.1) }, metric: metric, watch: watch,
-              read: { Double($0[keyPath: k]) },
-              write: { m, v in
-                let r = v.isFinite ? v.rounded() : 0
-                m[keyPath: k] = T(exactly: r) ?? (r < 0 ? 0 : T(clamping: Int64(Swift.min(r, 9.2e18))))
-              })
+              tensorBoard: tensorBoard.map { (tag: $0.0, scale: $0.1) }, metric: metric, watch: watch, read: read, write: write)
+  }
+  static func field(
+    _ name: String, aliases: [String] = [], _ unit: StepField.Unit, _ k: WritableKeyPath<StepMetrics, Int> & Sendable,
+    log: [StepField.LogForm] = [], tensorBoard: (String, Double)? = nil, metric: StepField.MetricForm? = nil, watch: String? = nil
+  ) -> StepField {
+    integer(name, aliases, unit, log: log, tensorBoard: tensorBoard, metric: metric, watch: watch,
+            read: { Double($0[keyPath: k]) },
+            write: { m, v in m[keyPath: k] = v.isFinite ? Int(Swift.max(Swift.min(v.rounded(), 9.2e18), -9.2e18)) : 0 })
+  }
+  static func field(
+    _ name: String, aliases: [String] = [], _ unit: StepField.Unit, _ k: WritableKeyPath<StepMetrics, UInt64> & Sendable,
+    log: [StepField.LogForm] = [], tensorBoard: (String, Double)? = nil, metric: StepField.MetricForm? = nil, watch: String? = nil
+  ) -> StepField {
+    integer(name, aliases, unit, log: log, tensorBoard: tensorBoard, metric: metric, watch: watch,
+            read: { Double($0[keyPath: k]) },
+            write: { m, v in m[keyPath: k] = v.isFinite && v >= 0 ? UInt64(Swift.min(v.rounded(), 1.8e19)) : 0 })
+  }
+  static func field(
+    _ name: String, aliases: [String] = [], _ unit: StepField.Unit, _ k: WritableKeyPath<StepMetrics, UInt32> & Sendable,
+    log: [StepField.LogForm] = [], tensorBoard: (String, Double)? = nil, metric: StepField.MetricForm? = nil, watch: String? = nil
+  ) -> StepField {
+    integer(name, aliases, unit, log: log, tensorBoard: tensorBoard, metric: metric, watch: watch,
+            read: { Double($0[keyPath: k]) },
+            write: { m, v in m[keyPath: k] = v.isFinite && v >= 0 ? UInt32(Swift.min(v.rounded(), 4e9)) : 0 })
   }
   static func real(
     _ name: String, _ unit: StepField.Unit, _ k: WritableKeyPath<StepMetrics, Float> & Sendable,
