@@ -112,39 +112,32 @@ public enum StepFields {
     StepField.MetricForm(family: family, label: label.map { (name: $0.0, value: $0.1) }, scale: scale)
   }
 
-  // Integer fields, one overload per stored width with concrete conversions (the recorder
-  // reads every field of every record: no generic code on that path).
-  static func integer(
-    _ name: String, _ aliases: [String], _ unit: StepField.Unit, log: [StepField.LogForm], tensorBoard: (String, Double)?,
-    metric: StepField.MetricForm?, watch: String?, read: @escaping @Sendable (StepMetrics) -> Double,
-    write: @escaping @Sendable (inout StepMetrics, Double) -> Void
+  /// How an integer field is read and written on `StepMetrics`: one accessor per stored width,
+  /// with concrete conversions (the recorder reads every field of every record: no generic code
+  /// on that path).
+  struct IntegerAccess {
+    let read: @Sendable (StepMetrics) -> Double
+    let write: @Sendable (inout StepMetrics, Double) -> Void
+  }
+  static func int(_ k: WritableKeyPath<StepMetrics, Int> & Sendable) -> IntegerAccess {
+    IntegerAccess(read: { Double($0[keyPath: k]) },
+                  write: { m, v in m[keyPath: k] = v.isFinite ? Int(Swift.max(Swift.min(v.rounded(), 9.2e18), -9.2e18)) : 0 })
+  }
+  static func word(_ k: WritableKeyPath<StepMetrics, UInt64> & Sendable) -> IntegerAccess {
+    IntegerAccess(read: { Double($0[keyPath: k]) },
+                  write: { m, v in m[keyPath: k] = v.isFinite && v >= 0 ? UInt64(Swift.min(v.rounded(), 1.8e19)) : 0 })
+  }
+  static func half(_ k: WritableKeyPath<StepMetrics, UInt32> & Sendable) -> IntegerAccess {
+    IntegerAccess(read: { Double($0[keyPath: k]) },
+                  write: { m, v in m[keyPath: k] = v.isFinite && v >= 0 ? UInt32(Swift.min(v.rounded(), 4e9)) : 0 })
+  }
+  static func field(
+    _ name: String, aliases: [String] = [], _ unit: StepField.Unit, _ access: IntegerAccess,
+    log: [StepField.LogForm] = [], tensorBoard: (String, Double)? = nil, metric: StepField.MetricForm? = nil, watch: String? = nil
   ) -> StepField {
     StepField(name: name, aliases: aliases, unit: unit, integral: true, recorded: true, log: log,
-              tensorBoard: tensorBoard.map { (tag: $0.0, scale: $0.1) }, metric: metric, watch: watch, read: read, write: write)
-  }
-  static func field(
-    _ name: String, aliases: [String] = [], _ unit: StepField.Unit, _ k: WritableKeyPath<StepMetrics, Int> & Sendable,
-    log: [StepField.LogForm] = [], tensorBoard: (String, Double)? = nil, metric: StepField.MetricForm? = nil, watch: String? = nil
-  ) -> StepField {
-    integer(name, aliases, unit, log: log, tensorBoard: tensorBoard, metric: metric, watch: watch,
-            read: { Double($0[keyPath: k]) },
-            write: { m, v in m[keyPath: k] = v.isFinite ? Int(Swift.max(Swift.min(v.rounded(), 9.2e18), -9.2e18)) : 0 })
-  }
-  static func field(
-    _ name: String, aliases: [String] = [], _ unit: StepField.Unit, _ k: WritableKeyPath<StepMetrics, UInt64> & Sendable,
-    log: [StepField.LogForm] = [], tensorBoard: (String, Double)? = nil, metric: StepField.MetricForm? = nil, watch: String? = nil
-  ) -> StepField {
-    integer(name, aliases, unit, log: log, tensorBoard: tensorBoard, metric: metric, watch: watch,
-            read: { Double($0[keyPath: k]) },
-            write: { m, v in m[keyPath: k] = v.isFinite && v >= 0 ? UInt64(Swift.min(v.rounded(), 1.8e19)) : 0 })
-  }
-  static func field(
-    _ name: String, aliases: [String] = [], _ unit: StepField.Unit, _ k: WritableKeyPath<StepMetrics, UInt32> & Sendable,
-    log: [StepField.LogForm] = [], tensorBoard: (String, Double)? = nil, metric: StepField.MetricForm? = nil, watch: String? = nil
-  ) -> StepField {
-    integer(name, aliases, unit, log: log, tensorBoard: tensorBoard, metric: metric, watch: watch,
-            read: { Double($0[keyPath: k]) },
-            write: { m, v in m[keyPath: k] = v.isFinite && v >= 0 ? UInt32(Swift.min(v.rounded(), 4e9)) : 0 })
+              tensorBoard: tensorBoard.map { (tag: $0.0, scale: $0.1) }, metric: metric, watch: watch,
+              read: access.read, write: access.write)
   }
   static func real(
     _ name: String, _ unit: StepField.Unit, _ k: WritableKeyPath<StepMetrics, Float> & Sendable,
@@ -169,40 +162,40 @@ public enum StepFields {
     real("lr", .number, \.lr, log: [plain("lr", "%.9g")({ Double($0.lr) })], metric: gauge("tptop_learning_rate"), watch: "lr"),
     real("grad_norm", .number, \.gradNorm, log: [plain("grad_norm", "%.9g")({ Double($0.gradNorm) })],
          metric: gauge("tptop_grad_norm"), watch: "gnorm"),
-    field("tokens", .tokens, \.tokens, log: [plain("tokens", "%.0f")({ Double($0.tokens) })]),
-    field("step_ns", .nanoseconds, \.stepNs, log: [ms("step_ms", \.stepNs)], tensorBoard: ("perf/step_ms", 1e-6),
+    field("tokens", .tokens, int(\.tokens), log: [plain("tokens", "%.0f")({ Double($0.tokens) })]),
+    field("step_ns", .nanoseconds, word(\.stepNs), log: [ms("step_ms", \.stepNs)], tensorBoard: ("perf/step_ms", 1e-6),
           metric: gauge("tptop_step_seconds", 1e-9), watch: "slowest"),
-    field("forward_ns", .nanoseconds, \.forwardNs, log: [ms("forward_ms", \.forwardNs)]),
-    field("backward_ns", .nanoseconds, \.backwardNs, log: [ms("backward_ms", \.backwardNs)]),
-    field("optimizer_ns", .nanoseconds, \.optimizerNs, log: [ms("optimizer_ms", \.optimizerNs)]),
+    field("forward_ns", .nanoseconds, word(\.forwardNs), log: [ms("forward_ms", \.forwardNs)]),
+    field("backward_ns", .nanoseconds, word(\.backwardNs), log: [ms("backward_ms", \.backwardNs)]),
+    field("optimizer_ns", .nanoseconds, word(\.optimizerNs), log: [ms("optimizer_ms", \.optimizerNs)]),
     // exposed communication; `comm_ms` is the same value under the log's first name
-    field("comm_ns", .nanoseconds, \.commNs, log: [ms("comm_ms", \.commNs), ms("comm_exposed_ms", \.commNs)],
+    field("comm_ns", .nanoseconds, word(\.commNs), log: [ms("comm_ms", \.commNs), ms("comm_exposed_ms", \.commNs)],
           tensorBoard: ("comm/exposed_ms", 1e-6), metric: gauge("tptop_comm_exposed_seconds", 1e-9), watch: "exposed max"),
-    field("data_ns", .nanoseconds, \.dataNs, log: [ms("data_ms", \.dataNs)]),
+    field("data_ns", .nanoseconds, word(\.dataNs), log: [ms("data_ms", \.dataNs)]),
     // every collective (all-reduce, reduce-scatter, all-gather); `allreduce_count` is its older
     // name, kept in the export and the store
-    field("collective_count", aliases: ["allreduce_count"], .count, \.allReduceCount,
+    field("collective_count", aliases: ["allreduce_count"], .count, int(\.allReduceCount),
           log: [plain("allreduce_count", "%.0f")({ Double($0.allReduceCount) }),
                 plain("collective_count", "%.0f")({ Double($0.allReduceCount) })]),
-    field("allreduce_bytes", .bytes, \.allReduceBytes, log: [plain("allreduce_bytes", "%.0f")({ Double($0.allReduceBytes) })]),
-    field("allreduce_total_ns", .nanoseconds, \.allReduceTotalNs, log: [ms("allreduce_total_ms", \.allReduceTotalNs)],
+    field("allreduce_bytes", .bytes, word(\.allReduceBytes), log: [plain("allreduce_bytes", "%.0f")({ Double($0.allReduceBytes) })]),
+    field("allreduce_total_ns", .nanoseconds, word(\.allReduceTotalNs), log: [ms("allreduce_total_ms", \.allReduceTotalNs)],
           tensorBoard: ("comm/in_flight_ms", 1e-6)),
-    field("allreduce_max_ns", .nanoseconds, \.allReduceMaxNs, log: [ms("allreduce_max_ms", \.allReduceMaxNs)],
+    field("allreduce_max_ns", .nanoseconds, word(\.allReduceMaxNs), log: [ms("allreduce_max_ms", \.allReduceMaxNs)],
           watch: "allreduce max"),
-    field("rss_bytes", .bytes, \.rssBytes, log: [plain("rss_bytes", "%.0f")({ Double($0.rssBytes) })],
+    field("rss_bytes", .bytes, word(\.rssBytes), log: [plain("rss_bytes", "%.0f")({ Double($0.rssBytes) })],
           tensorBoard: ("memory/rss_bytes", 1), metric: gauge("tptop_memory_bytes", label: ("kind", "rss"))),
-    field("param_bytes", .bytes, \.paramBytes, log: [plain("param_bytes", "%.0f")({ Double($0.paramBytes) })],
+    field("param_bytes", .bytes, word(\.paramBytes), log: [plain("param_bytes", "%.0f")({ Double($0.paramBytes) })],
           tensorBoard: ("memory/param_bytes", 1), metric: gauge("tptop_memory_bytes", label: ("kind", "params"))),
-    field("grad_bytes", .bytes, \.gradBytes, log: [plain("grad_bytes", "%.0f")({ Double($0.gradBytes) })],
+    field("grad_bytes", .bytes, word(\.gradBytes), log: [plain("grad_bytes", "%.0f")({ Double($0.gradBytes) })],
           tensorBoard: ("memory/grad_bytes", 1), metric: gauge("tptop_memory_bytes", label: ("kind", "grads"))),
-    field("optimizer_bytes", .bytes, \.optimizerBytes, log: [plain("optimizer_bytes", "%.0f")({ Double($0.optimizerBytes) })],
+    field("optimizer_bytes", .bytes, word(\.optimizerBytes), log: [plain("optimizer_bytes", "%.0f")({ Double($0.optimizerBytes) })],
           tensorBoard: ("memory/optimizer_bytes", 1), metric: gauge("tptop_memory_bytes", label: ("kind", "optimizer"))),
-    field("activation_bytes", .bytes, \.activationBytes, log: [plain("activation_bytes", "%.0f")({ Double($0.activationBytes) })],
+    field("activation_bytes", .bytes, word(\.activationBytes), log: [plain("activation_bytes", "%.0f")({ Double($0.activationBytes) })],
           tensorBoard: ("memory/activation_bytes", 1), metric: gauge("tptop_memory_bytes", label: ("kind", "activations"))),
     real("compute_busy", .fraction, \.computeBusy, log: [plain("compute_busy", "%.4f")({ Double($0.computeBusy) })],
          tensorBoard: ("perf/compute_busy", 1)),
     real("gflops", .gflops, \.gflops, log: [plain("gflops", "%.3f")({ Double($0.gflops) })], tensorBoard: ("perf/gflops", 1)),
-    field("comm_peer_wait_us", .microseconds, \.commPeerWaitMicros, log: [ms("comm_peer_wait_ms", \.commPeerWaitNs)],
+    field("comm_peer_wait_us", .microseconds, half(\.commPeerWaitMicros), log: [ms("comm_peer_wait_ms", \.commPeerWaitNs)],
           tensorBoard: ("comm/peer_wait_ms", 1e-3)),
     derived("tokens_per_s", .tokensPerSecond, log: [plain("tokens_per_s", "%.2f")(\.tokensPerSecond)],
             metric: gauge("tptop_tokens_per_second"), watch: "tok/s", \.tokensPerSecond),
