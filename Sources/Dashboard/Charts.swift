@@ -111,6 +111,9 @@ public struct LineChart {
   public var logY = false
   /// A step to mark with a vertical line (the cursor), when it is inside the drawn range.
   public var cursorX: Double?
+  /// What the x axis counts, written at its left end (at most 7 columns; the title says
+  /// whether y is logarithmic).
+  public var xLabel = "step"
 
   public init() {}
 
@@ -171,7 +174,7 @@ public struct LineChart {
     }
     // x axis: step ticks at round intervals, each label under its tick
     g.fill(Rect(x: r.x, y: plot.maxY, width: r.width, height: 1), Cell(" ", .axis))
-    g.put(logY ? "log" : "step", x: r.x, y: plot.maxY, style: .axis)
+    g.put(Format.fit(xLabel, labelW), x: r.x, y: plot.maxY, style: .axis)
     func column(_ x: Double) -> Int { plot.x + Int(((x - x0) / (x1 - x0) * Double(plot.width - 1)).rounded()) }
     var nextFree = plot.x
     for t in LineChart.ticks(x0, x1, width: plot.width) {

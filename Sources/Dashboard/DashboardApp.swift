@@ -1,4 +1,5 @@
 import Foundation
+import Telemetry
 
 // The interactive loop. Sampling (reading the rings into history) and drawing run at separate
 // rates; a frame is rendered only when the history, the state or the size changed, and the
@@ -144,18 +145,18 @@ public final class DashboardApp {
     announceArrival(monotonicSeconds())
   }
 
-  /// The header state last seen by `announceArrival`.
-  private var lastJobState = ""
+  /// The phase last seen by `announceArrival`.
+  private var lastPhase: JobPhase?
 
   /// When a pause or resume (from this dashboard or elsewhere) has reached every rank, the
   /// status line says so, in place of "pause requested…".
   private func announceArrival(_ now: Double) {
-    let label = DashboardModel.jobState(history).0
-    defer { lastJobState = label }
-    if lastJobState.isEmpty || label == lastJobState { return }
-    if label == "paused" {
+    let phase = DashboardModel.phase(history)
+    defer { lastPhase = phase }
+    guard let last = lastPhase, phase != last else { return }
+    if phase == .paused {
       state.say("paused at step \(history.latestStep) on every rank", .warn, now)
-    } else if label == "running" && (lastJobState == "paused" || lastJobState.hasPrefix("resuming")) {
+    } else if phase == .running && (last == .paused || last == .resuming) {
       state.say("resumed on every rank", .accent, now)
     }
   }

@@ -1,4 +1,5 @@
 import Foundation
+import JobSchema
 import Telemetry
 
 // The job list shown by plain `tptop` when zero or several jobs are live.
@@ -29,17 +30,31 @@ public struct JobListRow: Equatable, Sendable {
   public init(_ s: JobSummary) {
     name = s.name
     state = s.stateWord
-    grid = s.worldSize > 0 ? "t\(s.tp)×d\(s.dp)" : "–"
+    grid = s.worldSize > 0 ? GridNotation.text(tp: s.tp, dp: s.dp) : "–"
     step = s.totalSteps > 0 ? "\(s.step)/\(s.totalSteps)" : "\(s.step)"
     loss = s.loss.map { Format.value(Double($0)) } ?? "–"
     age = Format.duration(seconds: s.age)
-    attachable = s.problem == nil && !s.stale
+    attachable = s.problem == nil && s.phase != .stale
   }
 
   /// Whether a job summary counts as live (attachable and not finished, failed or stale).
-  public static func isLive(_ s: JobSummary) -> Bool {
-    guard s.problem == nil, let st = s.state else { return false }
-    return st != .finished && st != .failed && st != .stale
+  public static func isLive(_ s: JobSummary) -> Bool { s.isLive }
+}
+
+/// What bare `attach` picks and what leaving a job says.
+public enum AttachChoice {
+  /// The jobs bare `attach` and `home` choose from, newest first: this user's live jobs; an
+  /// ended job (failed, finished, stale) is never picked for the user.
+  public static func attachable(_ jobs: [JobSummary]) -> [JobSummary] {
+    jobs.filter { $0.isMine && $0.isLive }.sorted { $0.age < $1.age }
+  }
+
+  /// The line for detaching from a job that goes on, or nil when it has ended (its phase is
+  /// terminal, its launcher exited, or the segment cannot be read any more): only then may the
+  /// message say the job keeps running.
+  public static func keepsRunning(name: String, summary: JobSummary, launcherExit: Int32?) -> String? {
+    guard summary.isLive, launcherExit == nil else { return nil }
+    return "detached from \(name); the job keeps running. Attach again with: tptop attach \(name)"
   }
 }
 

@@ -35,6 +35,9 @@ public struct JobSpec: Sendable, Equatable {
   /// The run's memory-saving features (named in the header; the distributed optimizer's
   /// partition is shown in the Shards view).
   public var features: RunFeatures
+  /// Read from the run store or event files, not a live segment: it takes no commands, its
+  /// ranks have no processes, and q quits.
+  public var stored = false
 
   /// Creates a job description.
   public init(name: String, model: String, tp: Int, dp: Int, totalSteps: Int,

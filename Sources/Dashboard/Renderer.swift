@@ -1,4 +1,5 @@
 import Foundation
+import Telemetry
 
 // Frame composition: header, tab bar, the selected view's body, status line, and overlays (help,
 // stop confirmation). Every pane is a Rect handed out here, so panes never overlap.
@@ -60,7 +61,9 @@ public enum Renderer {
       Field(text: "  \(h.grid)", style: .header, dropOrder: 3), Field(text: "  \(glyphs.dot) ", style: h.stateStyle, dropOrder: nil),
       Field(text: h.state, style: h.stateStyle, dropOrder: nil),
       Field(text: "  step \(h.step)\(total)", style: .header, dropOrder: nil),
-      Field(text: "  \(h.tokensPerSecond.map(Format.count) ?? "–") tok/s", style: .header, dropOrder: 2),
+      // a paused job processes nothing: its last rate would read as current
+      Field(text: h.phase == .paused ? "  tok/s paused" : "  \(h.tokensPerSecond.map(Format.count) ?? "–") tok/s",
+            style: .header, dropOrder: 2),
     ]
     if !h.features.isEmpty {
       fields.insert(Field(text: "  \(h.features)", style: .header, dropOrder: 2), at: fields.firstIndex { $0.text.hasPrefix("  \(glyphs.dot)") }!)
@@ -88,7 +91,7 @@ public enum Renderer {
       x += g.put(label, x: x, y: r.y, style: style, maxWidth: r.maxX - x)
       x += 1
     }
-    let help = "? help  q detach"
+    let help = "? help  \(quitKey(m))"
     if r.maxX - help.count - 1 > x { g.put(help, x: r.maxX - help.count - 1, y: r.y, style: .dim) }
   }
 
@@ -98,8 +101,10 @@ public enum Renderer {
       g.put(" " + msg.text, x: r.x, y: r.y, style: msg.style == .dim ? .statusBar : msg.style, maxWidth: r.width - 1)
       return
     }
+    // a job that has ended (or a stored run) takes no commands: its keys are not offered
     let keys = m.state.readonly
-      ? " ? help  q detach  [read-only]  1-5/Tab views  \(arrows) rank  s smooth  l log-y  m lines  t theme"
+      ? " ? help  \(quitKey(m))  [read-only]  1-5/Tab views  \(arrows) rank  s smooth  l log-y  m lines  t theme"
+      : !offersControl(m) ? " ? help  \(quitKey(m))  1-5/Tab views  \(arrows) rank  s smooth  l log-y  m lines  t theme"
       : " ? help  q detach  p pause/resume  c checkpoint  S stop  1-5/Tab views  \(arrows) rank  s smooth  l log-y  t theme"
     // one column short of the edge: a terminal's bottom-right cell is never drawn, and the
     // mark of a clipped key list must show
@@ -107,6 +112,12 @@ public enum Renderer {
     let right = " theme \(m.themeName) "
     if r.width > keys.count + right.count + 2 { g.put(right, x: r.maxX - right.count, y: r.y, style: .statusBar) }
   }
+
+  /// Whether the job takes pause, checkpoint and stop: a live segment whose phase is not over.
+  static func offersControl(_ m: DashboardModel) -> Bool { !m.history.job.stored && m.header.phase.takesCommands }
+
+  /// What q does: detach from a live job (which keeps running), quit an ended job or a stored run.
+  static func quitKey(_ m: DashboardModel) -> String { offersControl(m) ? "q detach" : "q quit" }
 
   static var arrows: String { Glyphs.current.unicode ? "←/→" : "</>" }
 

@@ -127,10 +127,9 @@ public final class TelemetrySource: JobSource {
       // reported yet: the header is the rank's own and is rewritten at its next state change.
       var state = r.state ?? .starting
       if !r.attached { state = .starting }
-      // A rank whose process vanished without finishing has failed, whatever its header says.
-      if r.attached && state != .finished && state != .failed && !r.pidAlive && (r.heartbeatAge ?? .infinity) > reader.staleAfter {
-        state = .failed
-      }
+      // A rank whose process vanished without finishing has failed, whatever its header says
+      // (the phase's own rule for a rank).
+      if JobPhase.rankFailed(r.phaseEvidence, staleAfter: reader.staleAfter) { state = .failed }
       var health = RankHealth(rank: r.rank, pid: Int(r.pid), host: r.host.isEmpty ? "?" : r.host, state: state,
                               heartbeatAge: r.heartbeatAge ?? .infinity, exitStatus: state == .failed ? status.map(Int.init) : nil,
                               node: r.node, lost: r.attached && lostNodes.contains(r.node))

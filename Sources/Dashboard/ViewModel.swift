@@ -1,5 +1,6 @@
 import Foundation
 import JobSchema
+import Telemetry
 
 // The view model: the header and per-rank rows derived from the history once per frame, with no
 // knowledge of cells. It also hands the views the history itself: the charts and heatmaps read
@@ -14,6 +15,8 @@ public struct HeaderModel: Equatable, Sendable {
   public var features: String = ""
   public var state: String
   public var stateStyle: Style
+  /// The phase the label says (the header and footer offer only what it allows).
+  public var phase: JobPhase
   public var step: Int
   public var totalSteps: Int
   /// Job throughput; nil when no rank reports both tokens and step times.
@@ -101,7 +104,8 @@ public struct DashboardModel {
       let (tp, dp) = job.coordinates(ofRank: r)
       var row = RankRow(
         rank: r, tp: tp, dp: dp,
-        hostPid: status.map { "\($0.host):\($0.pid)" } ?? "–",
+        // a stored run's ranks have no process: its host alone
+        hostPid: status.map { job.stored ? $0.host : "\($0.host):\($0.pid)" } ?? "–",
         state: status?.state ?? .starting, step: recent.last?.step ?? 0,
         loss: recent.last.map { Double($0.loss) }, stepMs: nil, tokensPerSecond: nil,
         rssBytes: Double(recent.last?.rssBytes ?? 0), memoryFraction: 0, allReduceP50Ms: nil,
@@ -169,15 +173,16 @@ public struct DashboardModel {
     nodeCount = (rows.map(\.node).max() ?? 0) + 1
     lostNodes = Array(Set(rows.filter(\.lost).map(\.node))).sorted()
 
-    let (label, style) = DashboardModel.jobState(h)
+    let phase = DashboardModel.phase(h)
+    let (label, style) = phase.header
     // Job throughput: one TP rank per DP replica processes the replica's tokens, and the
     // replicas step together, so d × the mean of the replicas seen (all of them, except on
     // another node's namespace, which sees only that node's ranks).
     let replicaRates = rows.filter { $0.tp == 0 }.compactMap(\.tokensPerSecond)
-    let tps = replicaRates.isEmpty ? nil : replicaRates.reduce(0, +) / Double(replicaRates.count) * Double(job.dp)
+    let tps = StepMetrics.jobTokensPerSecond(replicaRates: replicaRates, dp: job.dp)
     let step = h.latestStep
     var eta: Double?
-    if job.totalSteps > step, label == "running" {
+    if job.totalSteps > step, phase == .running {
       // wall time per step from the records' own timestamps (what a step really takes, data
       // loading and everything the job does not time included); the ranks' step_ms only when
       // the records carry no time
@@ -188,44 +193,34 @@ public struct DashboardModel {
         eta = Double(job.totalSteps - step) * sps
       }
     }
-    header = HeaderModel(job: job.name, model: job.model, grid: "t\(job.tp)\(Glyphs.current.times)d\(job.dp)",
-                         state: label, stateStyle: style, step: step, totalSteps: job.totalSteps,
+    header = HeaderModel(job: job.name, model: job.model, grid: GridNotation.text(tp: job.tp, dp: job.dp, times: Glyphs.current.times),
+                         state: label, stateStyle: style, phase: phase, step: step, totalSteps: job.totalSteps,
                          tokensPerSecond: tps, etaSeconds: eta)
     header.features = job.features.labels.joined(separator: " ")
   }
 
-  /// The job's overall state as the header shows it.
-  public static func jobState(_ h: JobHistory) -> (String, Style) {
-    // ranks that never attached (another node's, seen from that node's namespace) tell nothing
-    let present = h.ranks.filter { $0.pid != 0 }
-    let ranks = present.isEmpty ? h.ranks : present
-    // a job that ended before its planned last step was stopped (by a request or a signal)
-    let stopped = h.latestStep < h.job.totalSteps
-    let done: (String, Style) = stopped ? ("stopped", .warn) : ("finished", .ok)
-    if !h.alive && ranks.allSatisfy({ $0.state == .finished }) && !ranks.isEmpty { return done }
-    if let f = ranks.first(where: { $0.state == .failed }) {
-      // Name the rank mpirun saw die first; the others were taken down with it.
-      return ("failed (rank \(h.culprit?.rank ?? f.rank))", .error)
-    }
-    if !h.alive { return ("gone", .error) }
-    if let s = h.stall { return ("stalled (rank \(s.rank))", .error) }
-    if ranks.isEmpty || ranks.allSatisfy({ $0.state == .starting }) { return ("starting", .dim) }
-    if ranks.allSatisfy({ $0.state == .finished }) { return done }
-    let live = ranks.filter { $0.state != .finished }
-    switch h.desired {
-    case .pause:
-      if live.allSatisfy({ $0.state == .paused }) { return ("paused", .warn) }
-      if ignoresRequest(h) { return ("running: ignores pause", .error) }
-      return ("pausing\(Glyphs.current.ellipsis)", .warn)
-    case .stop:
-      if ignoresRequest(h) { return ("running: ignores stop", .error) }
-      return ("stopping\(Glyphs.current.ellipsis)", .warn)
-    case .run:
-      if live.contains(where: { $0.state == .paused }) { return ("resuming\(Glyphs.current.ellipsis)", .accent) }
-      if live.contains(where: { $0.state == .checkpointing }) { return ("checkpointing", .accent) }
-      return ("running", .ok)
-    }
+  /// The job's phase (`JobPhase.judge`) from what the history holds: the ranks' health, the
+  /// desired state, the stall, whether the segment is still there, and mpirun's culprit.
+  public static func phase(_ h: JobHistory) -> JobPhase {
+    // ranks that never attached (another node's, seen from that node's namespace) tell nothing;
+    // a source with no processes at all (a stored run) tells by every rank
+    let present = h.ranks.contains { $0.pid != 0 }
+    var e = PhaseEvidence(ranks: h.ranks.map { r in
+      // the source already judged a rank whose process vanished as failed
+      PhaseEvidence.Rank(rank: r.rank, attached: !present || r.pid != 0, state: r.state, heartbeatAge: r.heartbeatAge)
+    })
+    e.segmentPresent = h.alive
+    e.desired = h.desired
+    e.ignoresRequest = ignoresRequest(h)
+    e.stall = h.stall
+    e.lastStep = h.latestStep
+    e.totalSteps = h.job.totalSteps
+    e.failedRankHint = h.culprit?.rank
+    return JobPhase.judge(e)
   }
+
+  /// The job's overall state as the header shows it: the phase's label and style.
+  public static func jobState(_ h: JobHistory) -> (String, Style) { phase(h).header }
 
   /// Steps a job may take past a pause or stop request before it counts as not honouring it
   /// (tptrain and `wait_while_paused` apply it at the next step boundary: one step).
@@ -365,7 +360,32 @@ public enum Metric: CaseIterable, Sendable {
     case .gradNorm: return Double(s.gradNorm)
     case .learningRate: return Double(s.lr)
     case .stepTime: return s.stepNs > 0 ? Double(s.stepNs) / 1e6 : nil
-    case .tokensPerSecond: return s.stepNs > 0 ? Double(s.tokens) / (Double(s.stepNs) / 1e9) : nil
+    case .tokensPerSecond: return s.stepNs > 0 ? s.metrics.tokensPerSecond : nil
     }
   }
+}
+
+extension JobPhase {
+  /// The header's label and style of the phase.
+  public var header: (String, Style) {
+    let more = Glyphs.current.ellipsis
+    switch self {
+    case .starting: return ("starting", .dim)
+    case .running: return ("running", .ok)
+    case .pausing: return ("pausing\(more)", .warn)
+    case .paused: return ("paused", .warn)
+    case .resuming: return ("resuming\(more)", .accent)
+    case .checkpointing: return ("checkpointing", .accent)
+    case .stopping: return ("stopping\(more)", .warn)
+    case .ignoring(let d): return ("running: ignores \(d == .stop ? "stop" : "pause")", .error)
+    case .stalled(let r): return ("stalled (rank \(r))", .error)
+    case .finished: return ("finished", .ok)
+    case .stopped: return ("stopped", .warn)
+    case .failed(let r): return ("failed" + (r.map { " (rank \($0))" } ?? ""), .error)
+    case .stale: return ("stale", .error)
+    }
+  }
+
+  /// Whether the dashboard offers pause, checkpoint and stop (a job that has ended takes none).
+  public var takesCommands: Bool { !isTerminal }
 }

@@ -145,11 +145,11 @@ public enum Launcher {
   /// the dashboard would attach to the old job instead, and its log would be overwritten.
   public static func checkNameFree(_ job: String) throws {
     guard access("/dev/shm/" + SegmentName.prefix + job, F_OK) == 0 else { return }
-    let state = JobReader.summary(job: job).state
-    if let state, ![.finished, .failed, .stale].contains(state) {
-      throw LaunchError("job '\(job)' is already \(state.rawValue): give another --job, or stop it first (tptop stop \(job))")
+    let summary = JobReader.summary(job: job)
+    if summary.isLive {
+      throw LaunchError("job '\(job)' is already \(summary.stateWord): give another --job, or stop it first (tptop stop \(job))")
     }
-    throw LaunchError("a job named '\(job)' already exists (\(state?.rawValue ?? "unreadable")): give another --job, or remove it with `tptop gc \(job)`")
+    throw LaunchError("a job named '\(job)' already exists (\(summary.stateWord)): give another --job, or remove it with `tptop gc \(job)`")
   }
 
   /// Starts mpirun for `plan` in a new session with stdin from /dev/null and stdout/stderr

@@ -30,3 +30,10 @@ public struct ModelShape: Codable, Sendable, Equatable {
     self.seq = seq
   }
 }
+
+/// The one way every screen and command writes a job's grid: `t2×d1` (t tensor-parallel ranks
+/// × d data-parallel replicas), with `x` where only ASCII is drawn.
+public enum GridNotation {
+  /// "t2×d1".
+  public static func text(tp: Int, dp: Int, times: String = "×") -> String { "t\(tp)\(times)d\(dp)" }
+}

@@ -73,19 +73,8 @@ final class JobCollector {
       ranks: ranks)
   }
 
-  /// `stalled` when a rank holds the job up, else the judged state.
-  static func stateLabel(_ s: JobSummary) -> MetricFamilies.JobStateLabel {
-    if s.stall != nil { return .stalled }
-    switch s.state ?? .stale {
-    case .starting: return .starting
-    case .running: return .running
-    case .paused: return .paused
-    case .checkpointing: return .checkpointing
-    case .finished: return .finished
-    case .failed: return .failed
-    case .stale: return .stale
-    }
-  }
+  /// The phase's word (`JobPhase.Word`); `stale` for a segment that cannot be read.
+  static func stateLabel(_ s: JobSummary) -> MetricFamilies.JobStateLabel { s.phase?.word ?? .stale }
 }
 
 /// The inode of job `job`'s segment in /dev/shm, nil when it is gone.

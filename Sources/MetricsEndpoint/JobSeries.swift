@@ -23,9 +23,9 @@ enum RankLabels {
 final class RankSeries {
   let node: Int
   let host: String
-  let step, loss, learningRate, gradNorm, stepSeconds, tokensPerSecond: Gauge
-  let commExposed, commInFlight, heartbeatAge: Gauge
-  let memory: [Gauge]
+  let step, heartbeatAge: Gauge
+  /// The step field table's per-rank gauges (`StepField.metric`), each with its field.
+  let fields: [(field: StepField, gauge: Gauge)]
   let recordsLost: Counter
   let latency: ValueHistogram
 
@@ -37,15 +37,10 @@ final class RankSeries {
     node = status.node
     host = status.host
     step = gauge(F.step)
-    loss = gauge(F.loss)
-    learningRate = gauge(F.learningRate)
-    gradNorm = gauge(F.gradNorm)
-    stepSeconds = gauge(F.stepSeconds)
-    tokensPerSecond = gauge(F.tokensPerSecond)
-    commExposed = gauge(F.commExposedSeconds)
-    commInFlight = gauge(F.commInFlightSeconds)
     heartbeatAge = gauge(F.heartbeatAgeSeconds)
-    memory = F.MemoryKind.allCases.map { gauge(F.memoryBytes, [("kind", $0.rawValue)]) }
+    fields = StepFields.all.compactMap { f in
+      f.metric.map { m in (f, gauge(F.named(m.family), m.label.map { [($0.name, $0.value)] } ?? [])) }
+    }
     recordsLost = registry.makeCounter(descriptor: F.recordsLost.descriptor, labels: labels)
     latency = registry.makeValueHistogram(
       descriptor: F.allReduceLatency.descriptor, labels: labels, buckets: F.latencyBounds)
@@ -59,16 +54,7 @@ final class RankSeries {
     if s.newLost > 0 { recordsLost.increment(by: Int64(clamping: s.newLost)) }
     Self.record(s.newLatencies, into: latency)
     guard let m = s.latest?.metrics else { return }
-    loss.set(to: Double(m.loss))
-    learningRate.set(to: Double(m.lr))
-    gradNorm.set(to: Double(m.gradNorm))
-    let seconds = Double(m.stepNs) / 1e9
-    stepSeconds.set(to: seconds)
-    tokensPerSecond.set(to: seconds > 0 ? Double(m.tokens) / seconds : 0)
-    commExposed.set(to: Double(m.commExposedNs) / 1e9)
-    commInFlight.set(to: Double(m.commTotalNs) / 1e9)
-    let bytes = [m.paramBytes, m.gradBytes, m.optimizerBytes, m.activationBytes, m.rssBytes]
-    for (g, b) in zip(memory, bytes) { g.set(to: Double(b)) }
+    for (f, g) in fields { g.set(to: f.value(m) * (f.metric?.scale ?? 1)) }
   }
 
   /// Adds the calls counted in `h` to `histogram`, each at its bucket's geometric middle,
@@ -83,7 +69,7 @@ final class RankSeries {
   }
 
   func unregister(from registry: PrometheusCollectorRegistry) {
-    for g in [step, loss, learningRate, gradNorm, stepSeconds, tokensPerSecond, commExposed, commInFlight, heartbeatAge] + memory {
+    for g in [step, heartbeatAge] + fields.map(\.gauge) {
       registry.unregisterGauge(g)
     }
     registry.unregisterCounter(recordsLost)

@@ -3,6 +3,7 @@
 // lists them with their labels.
 
 import Prometheus
+import Telemetry
 
 /// A metric family: name, help text and type.
 public struct MetricFamily: Sendable, Equatable {
@@ -41,6 +42,13 @@ public enum MetricFamilies {
   // Per server.
   public static let segmentsUnreadable = MetricFamily(name: "tptop_segments_unreadable_total", help: "Telemetry segments skipped because they were corrupt, truncated, foreign or vanished while being read.", kind: .counter)
 
+  /// The family named `name` (a step field's `metric`); a name no family has is a mistake in
+  /// the step field table, which the endpoint's tests catch.
+  static func named(_ name: String) -> MetricFamily {
+    guard let f = all.first(where: { $0.name == name }) else { preconditionFailure("no metric family \(name)") }
+    return f
+  }
+
   /// Every family, in the order docs/METRICS.md lists them.
   public static let all: [MetricFamily] = [
     step, loss, learningRate, gradNorm, stepSeconds, tokensPerSecond, commExposedSeconds, commInFlightSeconds,
@@ -50,10 +58,8 @@ public enum MetricFamilies {
   /// `tptop_memory_bytes{kind=…}` values, in `MemoryKind` order.
   public enum MemoryKind: String, Sendable, CaseIterable { case params, grads, optimizer, activations, rss }
 
-  /// `tptop_job_state{state=…}` values.
-  public enum JobStateLabel: String, Sendable, CaseIterable {
-    case starting, running, paused, checkpointing, finished, failed, stalled, stale
-  }
+  /// `tptop_job_state{state=…}` values: the job phases' words, one gauge each.
+  public typealias JobStateLabel = JobPhase.Word
 
   /// The all-reduce histogram's `le` bounds, seconds: 2^(i+1) µs for the telemetry's buckets
   /// i = 0…14 (bucket i counts [2^i, 2^(i+1)) µs, bucket 0 also what is under 1 µs); its last

@@ -1,6 +1,7 @@
 // A run's description as the store keeps it: the `run` row and the `settings` table.
 
 import JobSchema
+import Telemetry
 
 /// Everything the store knows about a run besides its records.
 public struct RunHeader: Sendable, Equatable {
@@ -10,7 +11,7 @@ public struct RunHeader: Sendable, Equatable {
   public var job: String
   /// `tptrain` or `python`.
   public var writer: String
-  /// `running`, `paused`, `checkpointing`, `finished`, `failed`, … (JobState's names).
+  /// `running`, `paused`, `checkpointing`, `finished`, `failed`, … (`JobPhase.Word`).
   public var state: String
   /// Unix seconds.
   public var started: Double
@@ -63,7 +64,7 @@ public struct RunHeader: Sendable, Equatable {
   }
 
   /// Whether the run can still grow (its recorder last said so).
-  public var isLive: Bool { !["finished", "failed", "stale", "stopped"].contains(state) }
+  public var isLive: Bool { JobPhase.Word(rawValue: state).map { JobPhase.liveWords.contains($0) } ?? true }
 
   /// The flags of a command line as settings: `--key value` and `--flag` (= `true`).
   public static func settings(fromArguments args: [String]) -> [String: String] {

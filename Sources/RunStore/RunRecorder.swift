@@ -61,10 +61,10 @@ public final class RunRecorder: @unchecked Sendable {
 
   /// Ends recording: reads what the rings still hold (waiting up to `grace` seconds for the
   /// other ranks' last step), writes it with the run's final `state`, and returns when written.
-  public func finish(state: String, grace: Double = 1.0) {
+  public func finish(state: JobPhase.Word, grace: Double = 1.0) {
     condition.lock()
     stopping = true
-    finalState = state
+    finalState = state.rawValue
     condition.signal()
     while !done { condition.wait() }
     condition.unlock()
@@ -137,7 +137,7 @@ public final class RunRecorder: @unchecked Sendable {
     let batch = accumulator.takeBatch(nowNs: telemetryMonotonicNanos(), final: final)
     let ranks = reader.ranks()
     for r in ranks where r.attached && !r.host.isEmpty && !hosts.contains(r.host) { hosts.append(r.host) }
-    let state = final ? (finalState ?? reader.state().rawValue) : reader.state().rawValue
+    let state = final ? (finalState ?? reader.phase(stalls: false).word.rawValue) : reader.phase(stalls: false).word.rawValue
     do {
       try file.write(batch, state: state, lastStep: accumulator.lastStep, finalLoss: accumulator.finalLoss,
                      bestLoss: accumulator.bestLoss, hosts: hosts.isEmpty ? nil : hosts.joined(separator: ","),

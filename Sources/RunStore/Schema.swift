@@ -14,7 +14,7 @@ public enum StoreSchema {
   /// Columns of a per-rank step row: exact values for a bucket of one step, else the bucket's
   /// mean, with `<name>_min` and `<name>_max` beside it (NULL for a one-step bucket).
   static var rankStepColumns: [String] {
-    StepColumns.all.flatMap { [$0.name, $0.name + "_min", $0.name + "_max"] }
+    StepColumns.all.flatMap { [$0.column, $0.column + "_min", $0.column + "_max"] }
   }
 
   /// The job-level series, one row per step at full resolution.

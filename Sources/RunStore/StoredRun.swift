@@ -169,7 +169,7 @@ public final class StoredRun {
   public func rankSteps(afterStep: Int = Int.min, _ body: (StepRecord, _ steps: Int, _ wallTime: Double) throws -> Void) throws {
     try reading { d in
       let sql = "SELECT rank, step, steps, ring_index, timestamp_ns, wall_time, allreduce_hist, "
-        + StepColumns.all.map(\.name).joined(separator: ", ") + " FROM rank_steps WHERE step > ? ORDER BY rank, step"
+        + StepColumns.all.map(\.column).joined(separator: ", ") + " FROM rank_steps WHERE step > ? ORDER BY rank, step"
       let rows = try Row.fetchCursor(d, sql: sql, arguments: [afterStep])
       let columns = StepColumns.all
       while let r = try rows.next() {
@@ -195,7 +195,7 @@ public final class StoredRun {
   /// window's last wall time. The all-reduce histogram is left empty.
   public func rankStepMeans(window: Int, _ body: (StepRecord, _ wallTime: Double) throws -> Void) throws {
     try reading { d in
-      let means = StepColumns.all.map { "AVG(\($0.name))" }.joined(separator: ", ")
+      let means = StepColumns.all.map { "AVG(\($0.column))" }.joined(separator: ", ")
       let sql = "SELECT rank, MAX(step) AS last, MAX(timestamp_ns), MAX(wall_time), \(means) FROM rank_steps "
         + "GROUP BY rank, (step - 1) / ? ORDER BY rank, last"
       let rows = try Row.fetchCursor(d, sql: sql, arguments: [Swift.max(window, 1)])

@@ -164,7 +164,6 @@ public final class Trainer {
   @discardableResult
   public func run() throws -> Int {
     observer.stateChanged(.running)
-    let tokensPerStep = Double(model.B * model.T * grid.dp)
     let flopsPerRank = model.config.flopsPerToken(seqLen: model.T) * Double(model.B * model.T) / Double(grid.tp)
     stopReason = .completed
     AllocationProbe.trackCurrentThread()
@@ -226,7 +225,7 @@ public final class Trainer {
         if options.onNonFinite == .skipStep { skippedSteps += 1 }
       }
       losses.append(Float(loss))
-      if world.rank == 0 { report(tokensPerStep: tokensPerStep) }
+      if world.rank == 0 { report() }
       if !finite && options.onNonFinite == .stop {
         stopReason = .nonFinite(step: step, loss: Float(loss), norm: norm)
         observer.event(.error(String(format: "non-finite loss %g or gradient norm %g at step %d: stopped without a checkpoint", loss, norm, step)))
@@ -500,9 +499,10 @@ public final class Trainer {
     }
   }
 
-  private func report(tokensPerStep: Double) {
+  private func report() {
     let ms = Double(metrics.stepNs) / 1e6
-    let tokS = tokensPerStep / (Double(metrics.stepNs) / 1e9)
+    // the job's rate: this replica's (StepMetrics.tokensPerSecond) times d
+    let tokS = StepMetrics.jobTokensPerSecond(replicaRates: [metrics.tokensPerSecond], dp: grid.dp) ?? 0
     if options.printSteps {
       print(String(format: "step %5d/%d | loss %.6f | lr %.2e | norm %.4f | %8.1f ms | %8.0f tok/s",
                    step, options.steps, metrics.loss, metrics.lr, metrics.gradNorm, ms, tokS))
@@ -511,18 +511,10 @@ public final class Trainer {
     if let f = logFile {
       // wall-clock time of the line, as `tptop export` writes a record's
       let unixNs = WallClock.nowUnixNs()
-      let line = String(format: "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"step_ms\":%.4f,\"tokens_per_s\":%.2f,\"forward_ms\":%.4f,\"backward_ms\":%.4f,\"optimizer_ms\":%.4f,\"comm_ms\":%.4f,\"comm_exposed_ms\":%.4f,\"comm_total_ms\":%.4f,\"comm_peer_wait_ms\":%.4f,\"allreduce_count\":%d,\"allreduce_bytes\":%llu,\"rss_bytes\":%llu,\"param_bytes\":%llu,\"grad_bytes\":%llu,\"optimizer_bytes\":%llu,\"activation_bytes\":%llu,\"gflops\":%.3f,\"skipped_steps\":%d,\"cycle_ms\":%.4f,\"unix_ns\":%lld,\"time\":\"",
-                        step, metrics.loss, metrics.lr, metrics.gradNorm, ms, tokS,
-                        Double(metrics.forwardNs) / 1e6, Double(metrics.backwardNs) / 1e6,
-                        Double(metrics.optimizerNs) / 1e6, Double(metrics.commNs) / 1e6,
-                        Double(metrics.commExposedNs) / 1e6, Double(metrics.commTotalNs) / 1e6,
-                        Double(metrics.commPeerWaitNs) / 1e6,
-                        metrics.allReduceCount, metrics.allReduceBytes, metrics.rssBytes, metrics.paramBytes, metrics.gradBytes,
-                        metrics.optimizerBytes, metrics.activationBytes, metrics.gflops, skippedSteps,
-                        Double(cycleNs) / 1e6, unixNs) + WallClock.iso8601(unixNs: unixNs) + "\"}\n"
-      // JSON has no NaN or infinity: a non-finite value is written as null
-      let finite = metrics.loss.isFinite && metrics.gradNorm.isFinite && metrics.lr.isFinite
-      fputs(finite ? line : ["-nan", "nan", "-inf", "inf"].reduce(line) { $0.replacingOccurrences(of: ":" + $1, with: ":null") }, f)
+      let line = StepLog.line(step: step, metrics: metrics, dp: grid.dp, skippedSteps: skippedSteps, cycleNs: cycleNs,
+                              unixNs: unixNs) + "\n"
+      // JSON has no NaN or infinity: a non-finite value is written as null (LogForm.text)
+      fputs(line, f)
       if fflush(f) != 0 || ferror(f) != 0, logWriteError == nil {
         // said once, at once; training goes on, and the run ends with a failure status
         let why = String(cString: strerror(errno))

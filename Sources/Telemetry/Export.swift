@@ -9,26 +9,44 @@ public enum TelemetryExport {
   /// Export formats.
   public enum Format: String, Sendable, CaseIterable { case jsonl, csv }
 
-  /// CSV column names, in order.
-  public static let csvColumns: [String] =
-    [
-      "type", "rank", "index", "step", "timestamp_ns", "loss", "lr", "grad_norm", "tokens", "step_ns",
-      "forward_ns", "backward_ns", "optimizer_ns", "comm_ns", "data_ns", "allreduce_count",
-      "allreduce_bytes", "allreduce_total_ns", "allreduce_max_ns",
-    ] + (0..<16).map { "allreduce_hist_\($0)" }
-    + [
-      "rss_bytes", "param_bytes", "grad_bytes", "optimizer_bytes", "activation_bytes", "compute_busy",
-      "gflops", "comm_peer_wait_us", "event", "text",
-    ] + wallClockColumns + logColumns
+  /// CSV column names, in order: the record header, the step field table's recorded fields
+  /// (store names; the histogram's 16 buckets after `allreduce_max_ns`), the event's, the wall
+  /// clock, the log-named columns of earlier versions in their order (readers by position), then
+  /// every other key of the table (new names, e.g. `collective_count`, `data_ms`).
+  public static let csvColumns: [String] = {
+    var columns = ["type", "rank", "index", "step", "timestamp_ns"]
+    for f in StepFields.recorded {
+      columns.append(f.column)
+      if f.column == "allreduce_max_ns" { columns += (0..<16).map { "allreduce_hist_\($0)" } }
+    }
+    columns += ["event", "text"] + wallClockColumns + legacyLogColumns
+    for (k, _) in stepKeys(StepMetrics()) where !columns.contains(k) { columns.append(k) }
+    return columns
+  }()
 
   /// The wall clock of every record: ns since the Unix epoch, and the same as ISO 8601 UTC
   /// (`timestamp_ns` is the boot clock the rings use).
   public static let wallClockColumns = ["unix_ns", "time"]
-  /// The step fields under the names and units of tptrain's `--log` lines (ms, tokens/s).
-  public static let logColumns = [
+  /// The log-named columns the CSV had before the step field table, in their order.
+  static let legacyLogColumns = [
     "step_ms", "tokens_per_s", "forward_ms", "backward_ms", "optimizer_ms", "comm_ms", "comm_exposed_ms",
     "comm_total_ms", "comm_peer_wait_ms",
   ]
+
+  /// Every key of a step's fields with its text: each recorded field under its name and older
+  /// names, then each `--log` form (ms, tokens/s) whose key is not taken already.
+  public static func stepKeys(_ m: StepMetrics) -> [(String, String)] {
+    var out: [(String, String)] = []
+    var taken = Set<String>()
+    for f in StepFields.all where f.recorded {
+      let text = f.exportText(m)
+      for k in [f.name] + f.aliases where taken.insert(k).inserted { out.append((k, text)) }
+    }
+    for f in StepFields.all {
+      for l in f.log where taken.insert(l.key).inserted { out.append((l.key, l.text(m))) }
+    }
+    return out
+  }
 
   /// What turns ring records into dated, named lines: the offset from the boot clock to the
   /// wall clock at export time, and the job's tensor names (by index).
@@ -71,18 +89,6 @@ public enum TelemetryExport {
     }
   }
 
-  /// The `--log` names and units of a step's times and rate.
-  static func logFields(_ s: StepRecord) -> [(String, String)] {
-    func ms(_ ns: UInt64) -> String { String(format: "%.4f", Double(ns) / 1e6) }
-    let rate = s.stepNs > 0 ? Double(s.tokens) / (Double(s.stepNs) / 1e9) : 0
-    return [
-      ("step_ms", ms(s.stepNs)), ("tokens_per_s", String(format: "%.2f", rate)), ("forward_ms", ms(s.forwardNs)),
-      ("backward_ms", ms(s.backwardNs)), ("optimizer_ms", ms(s.optimizerNs)), ("comm_ms", ms(s.commNs)),
-      ("comm_exposed_ms", ms(s.metrics.commExposedNs)), ("comm_total_ms", ms(s.metrics.commTotalNs)),
-      ("comm_peer_wait_ms", ms(s.metrics.commPeerWaitNs)),
-    ]
-  }
-
   static func number(_ f: Float) -> String { f.isFinite ? "\(f)" : "null" }
 
   static func jsonString(_ s: String) -> String {
@@ -106,23 +112,6 @@ public enum TelemetryExport {
     return out + "\""
   }
 
-  static func stepFields(_ s: StepRecord) -> [(String, String)] {
-    [
-      ("rank", "\(s.rank)"), ("index", "\(s.index)"), ("step", "\(s.step)"), ("timestamp_ns", "\(s.timestampNs)"),
-      ("loss", number(s.loss)), ("lr", number(s.lr)), ("grad_norm", number(s.gradNorm)), ("tokens", "\(s.tokens)"),
-      ("step_ns", "\(s.stepNs)"), ("forward_ns", "\(s.forwardNs)"), ("backward_ns", "\(s.backwardNs)"),
-      ("optimizer_ns", "\(s.optimizerNs)"), ("comm_ns", "\(s.commNs)"), ("data_ns", "\(s.dataNs)"),
-      ("allreduce_count", "\(s.allReduceCount)"), ("allreduce_bytes", "\(s.allReduceBytes)"),
-      ("allreduce_total_ns", "\(s.allReduceTotalNs)"), ("allreduce_max_ns", "\(s.allReduceMaxNs)"),
-    ] + (0..<16).map { ("allreduce_hist_\($0)", "\(s.allReduceHistogram[$0])") }
-      + [
-        ("rss_bytes", "\(s.rssBytes)"), ("param_bytes", "\(s.paramBytes)"), ("grad_bytes", "\(s.gradBytes)"),
-        ("optimizer_bytes", "\(s.optimizerBytes)"), ("activation_bytes", "\(s.activationBytes)"),
-        ("compute_busy", number(s.computeBusy)), ("gflops", number(s.gflops)),
-        ("comm_peer_wait_us", "\(s.commPeerWaitMicros)"),
-      ]
-  }
-
   static func json(_ r: TelemetryRecord, _ c: Context) -> String {
     func wall(_ ns: UInt64) -> String {
       let u = c.unixNs(ns)
@@ -131,9 +120,9 @@ public enum TelemetryExport {
     switch r {
     case .step(let s):
       let hist = (0..<16).map { "\(s.allReduceHistogram[$0])" }.joined(separator: ",")
-      let fields = (stepFields(s).filter { !$0.0.hasPrefix("allreduce_hist_") } + logFields(s))
-        .map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",")
-      return "{\"type\":\"step\",\(fields),\"allreduce_hist\":[\(hist)]\(wall(s.timestampNs))}"
+      let fields = stepKeys(s.metrics).map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",")
+      return "{\"type\":\"step\",\"rank\":\(s.rank),\"index\":\(s.index),\"step\":\(s.step),\"timestamp_ns\":\(s.timestampNs),"
+        + "\(fields),\"allreduce_hist\":[\(hist)]\(wall(s.timestampNs))}"
     case .event(let e):
       return "{\"type\":\"event\",\"rank\":\(e.rank),\"index\":\(e.index),\"step\":\(e.step),"
         + "\"timestamp_ns\":\(e.timestampNs),\"event\":\"\(e.kind.name)\",\"text\":\(jsonString(e.text))\(wall(e.timestampNs))}"
@@ -169,8 +158,9 @@ public enum TelemetryExport {
     }
     switch r {
     case .step(let s):
-      values["type"] = "step"
-      for (k, v) in stepFields(s) + logFields(s) { values[k] = v == "null" ? "" : v }
+      header("step", rank: s.rank, index: s.index, step: s.step, timestampNs: s.timestampNs)
+      for (k, v) in stepKeys(s.metrics) { values[k] = v == "null" ? "" : v }
+      for i in 0..<16 { values["allreduce_hist_\(i)"] = "\(s.allReduceHistogram[i])" }
       wall(s.timestampNs)
     case .event(let e):
       header("event", rank: e.rank, index: e.index, step: e.step, timestampNs: e.timestampNs)

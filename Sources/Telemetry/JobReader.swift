@@ -173,35 +173,33 @@ public final class JobReader {
   /// Every rank's header, by world rank.
   public func ranks() -> [RankStatus] { (0..<geometry.worldSize).map(rankStatus) }
 
-  /// The job's state judged from its rank headers:
-  /// failed if any rank failed, or if a rank that has not finished has a heartbeat older than
-  /// `staleAfter` and its pid is gone (it died: the dashboard, `ls`, `watch` and `launch` all say
-  /// so); finished if every attached rank finished; stale if nothing attached and the creator is
-  /// gone; otherwise the most notable reported state (checkpointing, paused, starting, running).
-  public func state() -> JobState { Self.judge(ranks(), creatorAlive: processAlive(info.creatorPid), staleAfter: staleAfter) }
+  /// The job's phase (`JobPhase.judge`) from its rank headers, its control page, the stall
+  /// diagnosis (unless `stalls` is false: a reader that polls the rings itself, such as the
+  /// recorder, skips the diagnosis's reads of rank 0's ring) and its planned step count.
+  public func phase(stalls: Bool = true) -> JobPhase { phase(ranks: ranks(), stalls: stalls) }
 
-  static func judge(_ rs: [RankStatus], creatorAlive: Bool, staleAfter: Double) -> JobState {
-    let attached = rs.filter { $0.attached }
-    if attached.contains(where: { $0.state == .failed }) { return .failed }
-    if attached.isEmpty { return creatorAlive ? .starting : .stale }
-    if attached.allSatisfy({ $0.state == .finished }) { return .finished }
-    if failedRank(rs, staleAfter: staleAfter) != nil { return .failed }
-    let live = attached.filter { $0.state != .finished }
-    if live.contains(where: { $0.state == .checkpointing }) { return .checkpointing }
-    if live.contains(where: { $0.state == .paused }) { return .paused }
-    if live.contains(where: { $0.state == .starting || $0.state == nil }) { return .starting }
-    return .running
+  /// The job's phase judged from rank headers the caller has just read (`ranks()`).
+  public func phase(ranks rs: [RankStatus], stalls: Bool = true) -> JobPhase {
+    var e = evidence(rs)
+    if stalls { e.stall = StallDiagnosis.judge(rs, threshold: stallThreshold(), frozenThreshold: frozenThreshold()) }
+    return JobPhase.judge(e)
   }
 
-  /// The rank that failed first: one that reported failure, else, of the ranks whose process
-  /// vanished without finishing, the one silent longest. Nil when no rank failed.
+  /// The evidence every phase of this job is judged from, without a stall diagnosis.
+  func evidence(_ rs: [RankStatus]) -> PhaseEvidence {
+    var e = PhaseEvidence(ranks: rs.map(\.phaseEvidence))
+    e.creatorAlive = processAlive(info.creatorPid)
+    e.staleAfter = staleAfter
+    e.desired = control().desired
+    e.ignoresRequest = info.features.ignoresControl
+    e.lastStep = rs.map(\.lastStep).max() ?? 0
+    e.totalSteps = info.totalSteps
+    return e
+  }
+
+  /// The rank that failed first (`JobPhase.firstFailedRank`). Nil when no rank failed.
   public static func failedRank(_ rs: [RankStatus], staleAfter: Double) -> Int? {
-    let attached = rs.filter { $0.attached }
-    if let r = attached.first(where: { $0.state == .failed }) { return r.rank }
-    let dead = attached.filter { r in
-      r.state != .finished && !r.pidAlive && (r.heartbeatAge ?? .infinity) > staleAfter
-    }
-    return dead.max { ($0.heartbeatAge ?? .infinity) < ($1.heartbeatAge ?? .infinity) }?.rank
+    JobPhase.firstFailedRank(rs.map(\.phaseEvidence), staleAfter: staleAfter)
   }
 
   /// The control page.
@@ -334,9 +332,9 @@ public final class JobReader {
   /// - Throws: `.controlRefused` when the job is finished, failed or stale, or already stopping.
   @discardableResult
   public func request(_ desired: DesiredState) throws -> DesiredState {
-    let st = state()
-    if st == .finished || st == .failed || st == .stale {
-      throw TelemetryError.controlRefused("job '\(name)' is \(st.rawValue); it takes no more commands")
+    let st = phase()
+    if st.isTerminal {
+      throw TelemetryError.controlRefused("job '\(name)' is \(st.word.rawValue); it takes no more commands")
     }
     let c = try controlPage()
     let word = atomicWord(c + C.desiredState)
@@ -360,9 +358,9 @@ public final class JobReader {
   /// - Returns: the counter's new value.
   @discardableResult
   public func requestCheckpoint() throws -> UInt64 {
-    let st = state()
-    if st == .finished || st == .failed || st == .stale {
-      throw TelemetryError.controlRefused("job '\(name)' is \(st.rawValue); it takes no more commands")
+    let st = phase()
+    if st.isTerminal {
+      throw TelemetryError.controlRefused("job '\(name)' is \(st.word.rawValue); it takes no more commands")
     }
     let c = try controlPage()
     let v = atomicWord(c + C.checkpointRequests).wrappingIncrementThenLoad(ordering: .acquiringAndReleasing)
@@ -380,8 +378,7 @@ public final class JobReader {
     for job in SegmentName.allJobs() {
       guard let k = IncarnationName.incarnation(of: job, base: base),
             let r = try? JobReader(job: job, requireDescription: false) else { continue }
-      let st = r.state()
-      guard st != .finished && st != .failed && st != .stale else { continue }
+      guard !r.phase().isTerminal else { continue }
       if best.map({ k > $0.k }) ?? true { best = (k, job) }
     }
     return best?.job
@@ -403,12 +400,12 @@ public final class JobReader {
       var foreign = false
       if case .foreignOwner = e { foreign = true }
       return JobSummary(
-        name: job, state: nil, worldSize: 0, tp: 0, dp: 0, step: 0, totalSteps: 0, loss: nil,
-        age: segmentAge(job: job), stale: false, foreign: foreign, problem: e.description)
+        name: job, phase: nil, worldSize: 0, tp: 0, dp: 0, step: 0, totalSteps: 0, loss: nil,
+        age: segmentAge(job: job), foreign: foreign, problem: e.description)
     } catch {
       return JobSummary(
-        name: job, state: nil, worldSize: 0, tp: 0, dp: 0, step: 0, totalSteps: 0, loss: nil,
-        age: segmentAge(job: job), stale: false, foreign: false, problem: "\(error)")
+        name: job, phase: nil, worldSize: 0, tp: 0, dp: 0, step: 0, totalSteps: 0, loss: nil,
+        age: segmentAge(job: job), foreign: false, problem: "\(error)")
     }
   }
 
@@ -418,18 +415,18 @@ public final class JobReader {
   /// This job's summary line judged from rank headers the caller has just read (`ranks()`), so a
   /// reader that needs both reads them once.
   public func summary(ranks rs: [RankStatus]) -> JobSummary {
-    let st = Self.judge(rs, creatorAlive: processAlive(info.creatorPid), staleAfter: staleAfter)
+    var e = evidence(rs)
+    let stall = StallDiagnosis.judge(rs, threshold: stallThreshold(), frozenThreshold: frozenThreshold())
+    e.stall = stall
+    let phase = JobPhase.judge(e)
     let now = Double(telemetryRealtimeNanos()) / 1e9
-    let step = rs.map(\.lastStep).max() ?? 0
+    var stalled: StallDiagnosis?
+    if case .stalled = phase { stalled = stall }
     return JobSummary(
-      name: name, state: st, worldSize: info.worldSize, tp: info.tp, dp: info.dp,
+      name: name, phase: phase, worldSize: info.worldSize, tp: info.tp, dp: info.dp,
       // the loss is global: rank 0's, or on another node's namespace its first attached rank's
-      step: step, totalSteps: info.totalSteps, loss: latestLoss(rank: rs.first(where: \.attached)?.rank ?? 0),
-      age: max(0, now - info.creationTime), stale: st == .stale,
-      stoppedEarly: st == .finished && step < info.totalSteps,
-      foreign: false, problem: nil, stall: Self.stall(rs, state: st, threshold: stallThreshold(),
-                                                      frozenThreshold: frozenThreshold()),
-      failedRank: st == .failed ? Self.failedRank(rs, staleAfter: staleAfter) : nil,
+      step: e.lastStep, totalSteps: info.totalSteps, loss: latestLoss(rank: rs.first(where: \.attached)?.rank ?? 0),
+      age: max(0, now - info.creationTime), foreign: false, problem: nil, stall: stalled,
       nodes: Self.nodeCount(rs), lostNodes: Self.lostNodes(rs, after: stallThreshold()))
   }
 
@@ -452,16 +449,14 @@ public final class JobReader {
   public static let firstStepAllowance: Double = 60
 
   /// The rank this job is stuck on, if any (see `StallDiagnosis`): others wait for it, or its
-  /// heartbeat stopped while it runs or is paused.
+  /// heartbeat stopped while it runs or is paused. Nil unless the phase is stalled.
   public func stallDiagnosis() -> StallDiagnosis? {
     let rs = ranks()
-    let st = Self.judge(rs, creatorAlive: processAlive(info.creatorPid), staleAfter: staleAfter)
-    return Self.stall(rs, state: st, threshold: stallThreshold(), frozenThreshold: frozenThreshold())
-  }
-
-  static func stall(_ rs: [RankStatus], state: JobState, threshold: Double, frozenThreshold: Double? = nil) -> StallDiagnosis? {
-    guard state == .running || state == .starting || state == .paused else { return nil }
-    return StallDiagnosis.judge(rs, threshold: threshold, frozenThreshold: frozenThreshold)
+    var e = evidence(rs)
+    let stall = StallDiagnosis.judge(rs, threshold: stallThreshold(), frozenThreshold: frozenThreshold())
+    e.stall = stall
+    if case .stalled = JobPhase.judge(e) { return stall }
+    return nil
   }
 
   /// Median wall time of the newest (up to) 16 steps in world rank 0's ring, seconds; nil before
@@ -536,9 +531,9 @@ public final class JobReader {
       } catch { continue }
       r.staleAfter = staleAfter
       let rs = r.ranks()
-      let st = judge(rs, creatorAlive: processAlive(r.info.creatorPid), staleAfter: r.staleAfter)
+      let st = JobPhase.judge(r.evidence(rs))
       let allGone = rs.allSatisfy { !$0.pidAlive } && !processAlive(r.info.creatorPid)
-      let gone = st == .stale || ((st == .finished || st == .failed) && allGone)
+      let gone = st == .stale || (st.isTerminal && allGone)
       if gone {
         if dryRun || (try? SegmentWriter.remove(job: job)) != nil { removed.append(job) }
       }

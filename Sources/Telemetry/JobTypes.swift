@@ -81,13 +81,6 @@ public struct JobInfo: Sendable, Equatable {
   public var features: RunFeatures { description.features }
 }
 
-/// A job's state as a reader judges it.
-public enum JobState: String, Sendable, CaseIterable {
-  case starting, running, paused, checkpointing, finished, failed
-  /// Heartbeat older than the stale limit and the process gone, without a finished mark.
-  case stale
-}
-
 /// Kinds of event records.
 public enum EventKind: UInt32, Sendable, CaseIterable {
   case checkpointSaved = 1, paused = 2, resumed = 3, stopped = 4, nonFiniteLoss = 5, error = 6
@@ -172,8 +165,9 @@ public struct ControlStatus: Sendable, Equatable {
 public struct JobSummary: Sendable, Equatable {
   /// Job name.
   public var name: String
-  /// Judged state; nil when the segment could not be attached (see `problem`).
-  public var state: JobState?
+  /// Judged phase (`JobPhase.judge`); nil when the segment could not be attached (see
+  /// `problem`).
+  public var phase: JobPhase?
   /// Ranks, t and d (0 when the segment could not be attached).
   public var worldSize: Int
   /// Tensor-parallel degree.
@@ -188,18 +182,12 @@ public struct JobSummary: Sendable, Equatable {
   public var loss: Float?
   /// Seconds since creation.
   public var age: Double
-  /// The job is gone without a finished mark.
-  public var stale: Bool
-  /// The job finished before its planned last step: a stop request or a signal ended it.
-  public var stoppedEarly: Bool = false
   /// The segment belongs to another user.
   public var foreign: Bool
   /// Why the segment could not be attached, one line; nil when it could.
   public var problem: String?
-  /// The rank that holds the job up while the others wait for it, when there is one.
+  /// The rank that holds the job up while the others wait for it, when the phase is stalled.
   public var stall: StallDiagnosis? = nil
-  /// For a failed job, the rank that failed first as far as the rank headers tell.
-  public var failedRank: Int? = nil
   /// Nodes the job's attached ranks run on (1 for a single-node job).
   public var nodes: Int = 1
   /// Nodes whose ranks all stopped reporting (see `JobReader.lostNodes`).
@@ -207,16 +195,18 @@ public struct JobSummary: Sendable, Equatable {
 }
 
 extension JobSummary {
-  /// The one word for the job's state that ls, the job picker, watch and the dashboard's header
-  /// all use: `stopped` for a job that ended before its last step (a stop request or a signal),
-  /// `stalled` while a rank holds the others up, `unreadable` for a segment that cannot be read,
-  /// else the state's name.
+  /// The one word for the job's state that ls, the job picker and watch use: the phase's word
+  /// (`JobPhase.Word`), or `unreadable` (`foreign`) for a segment that cannot be read.
   public var stateWord: String {
     if problem != nil { return foreign ? "foreign" : "unreadable" }
-    if stall != nil { return "stalled" }
-    if stoppedEarly { return "stopped" }
-    return state?.rawValue ?? "?"
+    return phase?.word.rawValue ?? "?"
   }
+
+  /// For a failed job, the rank that failed first as far as the rank headers tell.
+  public var failedRank: Int? { phase?.failedRank }
+
+  /// Whether the job can be attached and has not ended.
+  public var isLive: Bool { problem == nil && phase.map { !$0.isTerminal } ?? false }
 
   /// Whether this user can read the job (its segment is not another user's).
   public var isMine: Bool { !foreign }

@@ -235,7 +235,7 @@ enum RecordCodec {
       r.rank = Int(get(p, S.rank, UInt32.self))
       r.timestampNs = get(p, S.timestampNs, UInt64.self)
       withUnsafeMutableBytes(of: &r.metrics) { m in
-        for c in StepFields.copies {
+        for c in StepSlots.copies {
           if c.size == 8 {
             m.storeBytes(of: get(p, c.slot, UInt64.self), toByteOffset: c.metrics, as: UInt64.self)
           } else {
@@ -280,7 +280,7 @@ enum RecordCodec {
 /// Where a step record keeps each field of `StepMetrics`, by slot offset (the histogram's 16 u32
 /// follow at `Slot.histogram`). Readers decode with these tables; the writer's `encode` forms the
 /// same words in registers, and a test holds the two together.
-enum StepFields {
+enum StepSlots {
   typealias S = SegmentLayout.Slot
   /// i64 fields.
   nonisolated(unsafe) static let integers: [(offset: Int, field: WritableKeyPath<StepMetrics, Int>)] = [

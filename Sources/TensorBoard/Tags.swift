@@ -1,6 +1,6 @@
-// The tags tptop writes a stored run's scalars under, and reads TensorBoard runs by: one table
-// per rank group, each row a store column (RunStore's names), its tag and the factor from the
-// stored unit (ns, µs) to the tag's (ms).
+// The tags tptop writes a stored run's job-level scalars under, and reads TensorBoard runs by:
+// each row a series column (RunStore's names), its tag and the factor from the stored unit (ns)
+// to the tag's (ms). The per-rank tags are the step field table's (JobSchema's `StepFields`).
 
 /// The scalars of a stored run's event files: the job-level series in `DIR/job`, each rank's
 /// own values in `DIR/rank<r>` (TensorBoard shows each directory as a run).
@@ -14,12 +14,5 @@ public enum TensorBoardTags {
     ("grad_bytes", "memory/grad_bytes", 1), ("optimizer_bytes", "memory/optimizer_bytes", 1),
     ("activation_bytes", "memory/activation_bytes", 1),
   ]
-  /// Per-rank tags, by `StepColumns` name.
-  public static let rank: [(column: String, tag: String, scale: Double)] = [
-    ("step_ns", "perf/step_ms", 1e-6), ("comm_ns", "comm/exposed_ms", 1e-6),
-    ("allreduce_total_ns", "comm/in_flight_ms", 1e-6), ("comm_peer_wait_us", "comm/peer_wait_ms", 1e-3),
-    ("compute_busy", "perf/compute_busy", 1), ("gflops", "perf/gflops", 1),
-    ("rss_bytes", "memory/rss_bytes", 1), ("param_bytes", "memory/param_bytes", 1), ("grad_bytes", "memory/grad_bytes", 1),
-    ("optimizer_bytes", "memory/optimizer_bytes", 1), ("activation_bytes", "memory/activation_bytes", 1),
-  ]
+  // Per-rank tags: the step field table's (`StepField.tensorBoard`, JobSchema).
 }

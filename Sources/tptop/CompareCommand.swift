@@ -8,7 +8,18 @@ import Foundation
 
 /// What the compare screen shows; keys change it (a pure reducer, like the dashboard's).
 struct CompareState: Equatable {
-  enum XAxis: String, CaseIterable { case step, tokens, wall }
+  enum XAxis: String, CaseIterable {
+    case step, tokens, wall
+
+    /// The chart's x-axis label: what the axis counts.
+    var label: String {
+      switch self {
+      case .step: return "step"
+      case .tokens: return "tokens"
+      case .wall: return "seconds"
+      }
+    }
+  }
   static let smoothings: [Double] = [0, 0.6, 0.8, 0.9, 0.95, 0.99]
 
   var seriesNames: [String]
@@ -49,6 +60,7 @@ func renderCompare(_ runs: [ComparedRun], _ state: CompareState, width: Int, hei
   let chartHeight = max(3, height - 2 - legendHeight - tableHeight - 1)
   var chart = LineChart()
   chart.logY = state.logY
+  chart.xLabel = state.x.label
   for (i, run) in runs.enumerated() {
     let points = run.series[name] ?? []
     let ys = smoothed(points.map(\.value), weight: weight)

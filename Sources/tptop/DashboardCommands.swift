@@ -58,18 +58,22 @@ private func attach(job: String, logPath: String?, display: DisplayOptions, laun
   let name = source.currentJobName
   let summary = JobReader.summary(job: name)
   let exit = launched?.exitStatus()
-  let state = summary.state
-  let ended = state == .finished || state == .failed || state == .stale || exit != nil
-  if !ended {
-    print("detached from \(name); the job keeps running. Attach again with: tptop attach \(name)")
+  if let words = AttachChoice.keepsRunning(name: name, summary: summary, launcherExit: exit) {
+    print(words)
     return
   }
-  guard state == .failed || state == .stale || (exit ?? 0) != 0 else {
-    // the header's words: a job that ended before its last step was stopped
-    let words = summary.stoppedEarly ? "stopped at step \(summary.step) of \(summary.totalSteps)" : state?.rawValue ?? "exited"
-    print("left \(name) (the job has ended: \(words))")
-    return
+  let phase = summary.phase
+  guard phase == nil ? (exit ?? 0) == 0 : phase!.endedCleanly && (exit ?? 0) == 0 else {
+    // failed below
+    return try leaveFailed(name, summary: summary, launched: launched)
   }
+  // the header's words: a job that ended before its last step was stopped
+  let words = phase == .stopped ? "stopped at step \(summary.step) of \(summary.totalSteps)" : phase?.word.rawValue ?? "exited"
+  print("left \(name) (the job has ended: \(words))")
+}
+
+/// The words for leaving a job that failed; exits 1.
+private func leaveFailed(_ name: String, summary: JobSummary, launched: LaunchedJob?) throws {
   // the same words as the dashboard's header: mpirun's report names the rank that died first
   let report = launched.flatMap { try? String(contentsOfFile: $0.logPath, encoding: .utf8) }.flatMap(MPIFailureReport.parse)
   let rank = report?.rank ?? summary.failedRank
@@ -98,9 +102,7 @@ private func launchAndAttach(_ plan: LaunchPlan, display: DisplayOptions, restar
 }
 
 /// Live jobs, newest first.
-private func liveJobs() -> [JobSummary] {
-  JobReader.list().filter(JobListRow.isLive).sorted { $0.age < $1.age }
-}
+private func liveJobs() -> [JobSummary] { AttachChoice.attachable(JobReader.list()) }
 
 struct Demo: ParsableCommand {
   static let configuration = CommandConfiguration(

@@ -1,13 +1,14 @@
 import ArgumentParser
 import Foundation
 import JobSchema
+import RunStore
 import Telemetry
 
 /// Plain-text readers and the command-line control channel (ls, watch, export, pause, ...).
 let jobSubcommands: [ParsableCommand.Type] = [
   ListJobs.self, WatchJob.self, ExportJob.self, PauseJob.self, ResumeJob.self, CheckpointJob.self,
   StopJob.self, CollectGarbage.self, BenchTelemetry.self, StressWriter.self, StressReader.self,
-  SyntheticJobCommand.self,
+  SyntheticJobCommand.self, StepFieldsCommand.self,
 ]
 
 // MARK: Shared helpers
@@ -86,7 +87,7 @@ struct ListJobs: ParsableCommand {
   var staleAfter: Double = 5
   @Flag(help: "Every user's segments (default: only yours).")
   var all = false
-  @Option(help: ArgumentHelp("Only jobs in these states, comma-separated: \(JobFilter.stateWords.joined(separator: ", ")); 'live' for starting, running, paused, checkpointing and stalled.", valueName: "STATES"))
+  @Option(help: ArgumentHelp("Only jobs in these states, comma-separated: \(JobFilter.stateWords.joined(separator: ", ")); 'live' for every phase that has not ended (\(JobPhase.liveWords.map(\.rawValue).joined(separator: ", "))).", valueName: "STATES"))
   var state: String?
 
   func validate() throws {
@@ -110,21 +111,21 @@ struct ListJobs: ParsableCommand {
     defer {
       if !hidden.isEmpty { emit("(not shown: \(f.describe(hidden)))") }
     }
-    var rows: [[String]] = [["NAME", "STATE", "RANKS", "TxD", "STEP", "LOSS", "AGE", "NODES", "NOTE"]]
+    var rows: [[String]] = [["NAME", "STATE", "RANKS", "GRID", "STEP", "LOSS", "AGE", "NODES", "NOTE"]]
     for j in jobs {
       var note: [String] = []
       if !j.lostNodes.isEmpty {
         let names = j.lostNodes.map(String.init).joined(separator: ", ")
         note.append("node\(j.lostNodes.count == 1 ? "" : "s") \(names) lost (\(j.lostNodes.count == 1 ? "its" : "their") ranks stopped reporting)")
       }
-      if j.stale { note.append("stale") }
+      if j.phase == .stale { note.append("stale") }
       if let s = j.stall { note.append(s.description) }
       if let r = j.failedRank { note.append("rank \(r) failed first") }
       if j.foreign { note.append("another user's") }
       if let p = j.problem, !j.foreign { note.append(p) }
       rows.append([
         j.name, j.stateWord, j.worldSize > 0 ? "\(j.worldSize)" : "-",
-        j.tp > 0 ? "\(j.tp)x\(j.dp)" : "-", j.totalSteps > 0 ? "\(j.step)/\(j.totalSteps)" : "\(j.step)",
+        j.tp > 0 ? GridNotation.text(tp: j.tp, dp: j.dp) : "-", j.totalSteps > 0 ? "\(j.step)/\(j.totalSteps)" : "\(j.step)",
         // NODES after the older columns, so scripts reading them by position keep working
         formatLoss(j.loss), formatAge(j.age), j.problem == nil ? "\(j.nodes)" : "-", note.joined(separator: "; "),
       ])
@@ -168,8 +169,8 @@ struct WatchJob: ParsableCommand {
     var lastStall: String?
     var lostNodes: [Int] = []
     while true {
-      // Read the state before polling: records published before it are seen by this poll.
-      let state = reader.state()
+      // Read the phase before polling: records published before it are seen by this poll.
+      let phase = reader.phase()
       for line in watcher.consume(reader.poll()) { emit(line) }
       // a stall line once, and again when the stalled rank, the waiters or the collective change
       let stall = reader.stallDiagnosis()
@@ -180,29 +181,29 @@ struct WatchJob: ParsableCommand {
       let lost = JobReader.lostNodes(reader.ranks(), after: lostAfter)
       for n in lost where !lostNodes.contains(n) { emit("node \(n) lost: its ranks have not reported for over \(formatAge(lostAfter))") }
       lostNodes = lost
-      switch state {
-      case .finished, .failed, .stale:
-        for line in watcher.flush() { emit(line) }
-        // the job's last step, also when the ring's newest records were events, not steps
-        let summary = reader.summary()
-        // one word for the state, as ls and the dashboard say it
-        let step = max(watcher.lastPrinted, summary.step)
-        if state == .finished && summary.stoppedEarly {
-          emit("job \(name) stopped at step \(step) of \(summary.totalSteps)")
-        } else {
-          emit("job \(name) \(state.rawValue) at step \(step)")
-        }
-        if state != .finished { throw ExitCode(1) }
-        return
-      default:
+      guard phase.isTerminal else {
         usleep(useconds_t(intervalMs * 1000))
+        continue
       }
+      for line in watcher.flush() { emit(line) }
+      // the job's last step, also when the ring's newest records were events, not steps
+      let summary = reader.summary()
+      // one word for the state, as ls and the dashboard say it
+      let step = max(watcher.lastPrinted, summary.step)
+      if phase == .stopped {
+        emit("job \(name) stopped at step \(step) of \(summary.totalSteps)")
+      } else {
+        emit("job \(name) \(phase.word.rawValue) at step \(step)")
+      }
+      // a stopped job ended as asked: exit 0, as a finished one
+      if !phase.endedCleanly { throw ExitCode(1) }
+      return
     }
   }
 
   func newestLiveJob() throws -> String {
     let jobs = JobReader.list().filter { $0.problem == nil }
-    let live = jobs.filter { s in s.state.map { ![.finished, .failed, .stale].contains($0) } ?? false }
+    let live = jobs.filter(\.isLive)
     guard let j = (live.isEmpty ? jobs : live).min(by: { $0.age < $1.age }) else {
       throw failure("no job to watch; start one with tptrain --job NAME or name one (tptop ls)")
     }
@@ -262,34 +263,47 @@ final class StepLinePrinter {
   }
 
   func line(step: Int, _ recs: [Int: StepRecord]) -> String {
-    let info = reader.info
-    let rs = recs.values.sorted { $0.rank < $1.rank }
-    let slowest = rs.max { $0.stepNs < $1.stepNs }
-    let loss = rs.first?.loss
-    let replicaTokens = rs.filter { $0.rank % max(info.tp, 1) == 0 }.reduce(0) { $0 + $1.tokens }
-    let tokens = replicaTokens > 0 ? replicaTokens : (rs.first?.tokens ?? 0) * info.dp
-    let seconds = Double(slowest?.stepNs ?? 0) / 1e9
-    let tps = seconds > 0 ? Double(tokens) / seconds : 0
-    let maxAR = Double(rs.map(\.allReduceMaxNs).max() ?? 0) / 1e6
-    var s = "step \(step)"
-    if info.totalSteps > 0 { s += "/\(info.totalSteps)" }
-    // the learning rate and the global gradient norm are the same on every rank; a writer that
-    // does not report one leaves it 0, shown as unknown ("-"), as are unmeasured times
-    let first = rs.first
-    s += "  loss \(formatLoss(loss))"
-    s += "  lr \(first.map { $0.lr != 0 ? String(format: "%.3g", $0.lr) : "-" } ?? "-")"
-    s += "  gnorm \(first.map { $0.gradNorm != 0 ? formatGradNorm($0.gradNorm) : "-" } ?? "-")"
-    s += "  tok/s \(tps > 0 ? String(format: "%.0f", tps) : "-")"
-    if let sl = slowest { s += "  slowest r\(sl.rank) \(sl.stepNs > 0 ? String(format: "%.1f", Double(sl.stepNs) / 1e6) + " ms" : "-")" }
-    s += "  allreduce max \(String(format: "%.3f", maxAR)) ms"
-    // communication: the most any rank was blocked in it, and the most it hid behind computing
-    if let blocked = rs.max(by: { $0.commNs < $1.commNs }) {
-      let hidden = rs.map { $0.allReduceTotalNs &- min($0.commNs, $0.allReduceTotalNs) }.max() ?? 0
-      s += "  exposed max \(String(format: "%.1f", Double(blocked.commNs) / 1e6)) ms r\(blocked.rank)"
-        + "  hidden \(String(format: "%.1f", Double(hidden) / 1e6)) ms"
+    Self.line(step: step, records: recs.values.sorted { $0.rank < $1.rank }.map { ($0.rank, $0.metrics) },
+              totalSteps: reader.info.totalSteps, tp: reader.info.tp, dp: reader.info.dp,
+              expectedRanks: reader.ranks().filter { $0.attached }.count)
+  }
+
+  /// One step's line from its ranks' records: each field of the step field table that watch
+  /// shows (`StepField.watch`), under that name; a field no rank reported (a writer that does
+  /// not measure it leaves it 0) reads "-", never a measured zero.
+  static func line(step: Int, records rs: [(rank: Int, metrics: StepMetrics)], totalSteps: Int, tp: Int, dp: Int,
+                   expectedRanks: Int) -> String {
+    let ms = rs.map(\.metrics)
+    func field(_ name: String) -> StepField { StepFields.named(name)! }
+    func shown(_ name: String, _ text: () -> String) -> String {
+      let f = field(name)
+      return "  \(f.watch!) " + (f.reported(in: ms) ? text() : "-")
     }
-    let expected = reader.ranks().filter { $0.attached }.count
-    if rs.count < expected { s += "  (\(rs.count)/\(expected) ranks)" }
+    func millis(_ ns: Double) -> String { String(format: "%.1f ms", ns / 1e6) }
+    var s = "step \(step)"
+    if totalSteps > 0 { s += "/\(totalSteps)" }
+    // the loss, the learning rate and the global gradient norm are the same on every rank
+    let first = rs.first?.metrics
+    s += "  loss \(formatLoss(first?.loss))"
+    s += shown("lr") { String(format: "%.3g", first?.lr ?? 0) }
+    s += shown("grad_norm") { formatGradNorm(first?.gradNorm ?? 0) }
+    // the job's rate: d × the mean of the replicas' (one TP rank each) rates
+    let rate = StepMetrics.jobTokensPerSecond(replicaRates: rs.filter { $0.rank % max(tp, 1) == 0 }.map(\.metrics.tokensPerSecond),
+                                              dp: dp)
+    s += "  \(field("tokens_per_s").watch!) " + (rate.map { String(format: "%.0f", $0) } ?? "-")
+    let stepNs = field("step_ns")
+    if let slow = rs.max(by: { stepNs.value($0.metrics) < stepNs.value($1.metrics) }) {
+      s += "  \(stepNs.watch!) r\(slow.rank) " + (stepNs.reported(in: ms) ? millis(stepNs.value(slow.metrics)) : "-")
+    }
+    let arMax = field("allreduce_max_ns")
+    s += shown("allreduce_max_ns") { String(format: "%.3f ms", (ms.map(arMax.value).max() ?? 0) / 1e6) }
+    // communication: the most any rank was blocked in it, and the most it hid behind computing
+    let exposed = field("comm_ns")
+    if let blocked = rs.max(by: { exposed.value($0.metrics) < exposed.value($1.metrics) }) {
+      s += shown("comm_ns") { millis(exposed.value(blocked.metrics)) + " r\(blocked.rank)" }
+      s += shown("comm_total_ns") { millis(Double(ms.map(\.commHiddenNs).max() ?? 0)) }
+    }
+    if rs.count < expectedRanks { s += "  (\(rs.count)/\(expectedRanks) ranks)" }
     return s
   }
 }
@@ -298,7 +312,7 @@ final class StepLinePrinter {
 
 struct ExportJob: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "export", abstract: "Write every record still in the job's rings (or, for a job that is gone, every record of its stored run) as JSON lines or CSV.")
+    commandName: "export", abstract: "Write every record still in the job's rings (or, for a job that is gone, every record of its stored run) as JSON lines, CSV or TensorBoard event files.")
 
   @Argument(help: "Job name, stored run name, or TensorBoard log directory.")
   var job: String
@@ -318,10 +332,18 @@ struct ExportJob: ParsableCommand {
     }
   }
 
+  /// What export says of a name it finds nowhere: every place it looked.
+  static func unknownName(_ name: String, store: String) -> String {
+    "nothing named '\(name)' to export: no job segment /dev/shm/\(SegmentName.prefix)\(name), no stored run in \(store), "
+      + "no TensorBoard log directory (tptop ls and tptop runs list them)"
+  }
+
   func run() throws {
     let fmt = TelemetryExport.Format(rawValue: format) ?? .jsonl
     // a stored run, a TensorBoard log directory, or a run as event files (TensorBoardCommands.swift)
     if try exportFromStoreOrLogDirectory(job, format: format, output: output) { return }
+    // neither a stored run nor a log directory: a live segment, or nothing of that name anywhere
+    guard SegmentName.allJobs().contains(job) else { throw failure(Self.unknownName(job, store: StoreLocation.fromEnvironment().directory)) }
     let reader = try reportingErrors { try JobReader(job: job) }
     var out = ""
     if fmt == .csv { out += TelemetryExport.csvHeader + "\n" }
@@ -356,8 +378,8 @@ func waitFor(_ reader: JobReader, timeout: Double, _ done: ([RankStatus]) -> Boo
   while Date() < deadline {
     let rs = reader.ranks().filter { $0.attached }
     if !rs.isEmpty && done(rs) { return true }
-    let st = reader.state()
-    if st == .failed || st == .stale { return false }
+    let st = reader.phase()
+    if st.isTerminal && !st.endedCleanly { return false }
     usleep(10_000)
   }
   return false
@@ -367,9 +389,8 @@ func waitFor(_ reader: JobReader, timeout: Double, _ done: ([RankStatus]) -> Boo
 /// are gone) and a supervisor restarted it, its live incarnation (said on stdout).
 func followingRestarts(_ job: String) -> String {
   guard let r = try? JobReader(job: job, requireDescription: false) else { return job }
-  let st = r.state()
   // over, or every process gone (a rank killed moments ago: not yet judged failed)
-  let gone = st == .finished || st == .failed || st == .stale || !r.ranks().contains(where: \.pidAlive)
+  let gone = r.phase().isTerminal || !r.ranks().contains(where: \.pidAlive)
   guard gone, let live = JobReader.liveIncarnation(of: job) else { return job }
   emit("job \(job) has ended; its supervisor restarted it as \(live): asking \(live)")
   return live
@@ -394,13 +415,7 @@ func controlCommand(_ requested: String, _ desired: DesiredState, _ wait: WaitOp
     emit("asked job \(job) to \(verb) (desired state was \(previous.name))")
     return
   }
-  let ok = waitFor(reader, timeout: wait.timeout) { rs in
-    switch desired {
-    case .pause: return rs.allSatisfy { $0.ackedState == .pause && $0.state == .paused || $0.state == .finished }
-    case .run: return rs.allSatisfy { $0.ackedState == .run && $0.state != .paused }
-    case .stop: return rs.allSatisfy { $0.state == .finished || $0.state == .failed }
-    }
-  }
+  let ok = waitFor(reader, timeout: wait.timeout) { rs in JobPhase.applied(desired, by: rs.map(\.acknowledgement)) }
   guard ok else {
     // steps went on well past the request: the job does not honour it
     let stepAfter = reader.ranks().filter(\.attached).map(\.lastStep).max() ?? 0
@@ -510,16 +525,21 @@ struct CollectGarbage: ParsableCommand {
   var dryRun = false
   @Option(name: .customLong("stale-after"), help: "Seconds without heartbeat (and no process) before a job counts as gone.")
   var staleAfter: Double = 5
-  @Argument(help: "Only consider these jobs (default: every job on this machine).")
+  @Argument(help: "Only consider these jobs, by name or glob ('ux-*', as tptop ls takes it; default: every job on this machine).")
   var jobs: [String] = []
 
   func validate() throws {
     guard staleAfter >= 0 && staleAfter.isFinite else { throw ValidationError("--stale-after must be a non-negative number of seconds") }
-    for j in jobs where !SegmentName.isValid(j) { throw ValidationError(TelemetryError.invalidJobName(j).description) }
+    for j in jobs where !SegmentName.isValid(j) && !NamePattern.isGlob(j) { throw ValidationError(TelemetryError.invalidJobName(j).description) }
   }
 
   func run() throws {
-    let removed = JobReader.collectGarbage(dryRun: dryRun, staleAfter: staleAfter, only: jobs)
+    let only = jobs.isEmpty ? [] : NamePattern.expand(jobs, among: SegmentName.allJobs())
+    if !jobs.isEmpty && only.isEmpty {
+      emit("nothing to remove (no job matches \(jobs.joined(separator: " ")))")
+      return
+    }
+    let removed = JobReader.collectGarbage(dryRun: dryRun, staleAfter: staleAfter, only: only)
     if removed.isEmpty { emit("nothing to remove") }
     for r in removed { emit((dryRun ? "would remove " : "removed ") + "/dev/shm/\(SegmentName.prefix)\(r)") }
   }
@@ -530,9 +550,9 @@ struct CollectGarbage: ParsableCommand {
 /// Which jobs `ls` (and the job picker, `attach`) show: by name, by state word, by owner.
 struct JobFilter {
   /// The state words `--state` accepts (`JobSummary.stateWord`), and `live`.
-  static let stateWords = ["starting", "running", "paused", "checkpointing", "stalled", "finished", "stopped", "failed",
-                           "stale", "unreadable", "live"]
-  static let liveWords: Set<String> = ["starting", "running", "paused", "checkpointing", "stalled"]
+  static let stateWords = JobPhase.Word.allCases.map(\.rawValue) + ["unreadable", "live"]
+  /// The words `live` stands for: every phase that has not ended.
+  static let liveWords = Set(JobPhase.liveWords.map(\.rawValue))
 
   var name: String?
   var states: Set<String>?
@@ -555,8 +575,7 @@ struct JobFilter {
     if !everyUser && !j.isMine { return false }
     if let states, !states.contains(j.stateWord) { return false }
     if let name, !name.isEmpty {
-      let glob = name.contains("*") || name.contains("?") || name.contains("[")
-      if glob ? fnmatch(name, j.name, 0) != 0 : !j.name.contains(name) { return false }
+      if NamePattern.isGlob(name) ? !NamePattern.matches(name, j.name) : !j.name.contains(name) { return false }
     }
     return true
   }
@@ -575,5 +594,23 @@ struct JobFilter {
       parts.append("\(unmatched) not matching \(what.joined(separator: " "))")
     }
     return parts.isEmpty ? "none" : parts.joined(separator: ", ")
+  }
+}
+
+// MARK: name patterns
+
+/// Job and run names on the command line: a name, or a glob (`*`, `?`, `[…]`, fnmatch(3)) that
+/// `ls`, `gc` and `rm` all match the same way.
+enum NamePattern {
+  /// Whether `pattern` holds a glob character.
+  static func isGlob(_ pattern: String) -> Bool { pattern.contains { "*?[".contains($0) } }
+
+  /// Whether glob `pattern` matches the whole of `name`.
+  static func matches(_ pattern: String, _ name: String) -> Bool { fnmatch(pattern, name, 0) == 0 }
+
+  /// The names of `among` the patterns name: a glob its matches, a plain name itself when it is
+  /// among them. In the order of `among`, each once.
+  static func expand(_ patterns: [String], among names: [String]) -> [String] {
+    names.filter { n in patterns.contains { isGlob($0) ? matches($0, n) : $0 == n } }
   }
 }

@@ -26,14 +26,15 @@ struct RunListing {
   var fields: [String] {
     guard let h = header else { return [name, state, "-", "-", "-", "-", "-", "-", "-", problem ?? ""] }
     let end = h.ended ?? (state == "lost" ? h.updated : Date().timeIntervalSince1970)
-    let grid = "\(h.world) (tp \(h.tp) × dp \(h.dp))"
-    let flags = ([h.preset] + h.features.labels).joined(separator: " ")
+    let grid = GridNotation.text(tp: h.tp, dp: h.dp)
+    // the preset and the memory-saving features the run used
+    let config = ([h.preset] + h.features.labels).joined(separator: " ")
     func loss(_ v: Float?) -> String { v.map { String(format: "%.4f", $0) } ?? "-" }
-    return [name, state, formatStart(h.started), formatAge(end - h.started), "\(h.lastStep)/\(h.totalSteps)", grid, flags,
+    return [name, state, formatStart(h.started), formatAge(end - h.started), "\(h.lastStep)/\(h.totalSteps)", grid, config,
             loss(h.finalLoss), loss(h.bestLoss), h.hosts.isEmpty ? "-" : h.hosts]
   }
 
-  static let columns = ["NAME", "STATE", "START", "DURATION", "STEPS", "GRID", "FLAGS", "FINAL", "BEST", "HOSTS"]
+  static let columns = ["NAME", "STATE", "START", "DURATION", "STEPS", "GRID", "CONFIG", "FINAL", "BEST", "HOSTS"]
 
   /// Every run of `location`, unreadable ones with their one-line problem.
   static func all(_ location: StoreLocation) -> [RunListing] {
@@ -120,7 +121,7 @@ struct ListRuns: ParsableCommand {
 struct RemoveRuns: ParsableCommand {
   static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete stored runs (asks first unless --yes).")
 
-  @Argument(help: "Run names.")
+  @Argument(help: "Run names or globs ('ux-*', as tptop ls takes them).")
   var runs: [String]
   @Flag(help: "Do not ask.")
   var yes = false
@@ -131,9 +132,12 @@ struct RemoveRuns: ParsableCommand {
 
   func run() throws {
     let location = StoreLocation.fromEnvironment()
-    for name in runs where !StoreLocation.isValidRunName(name) || !location.exists(run: name) {
-      throw failure("no stored run named '\(name)' in \(location.directory)")
+    let stored = location.runNames()
+    for name in runs where NamePattern.expand([name], among: stored).isEmpty {
+      throw failure(NamePattern.isGlob(name) ? "no stored run matches '\(name)' in \(location.directory)"
+                      : "no stored run named '\(name)' in \(location.directory)")
     }
+    let runs = NamePattern.expand(runs, among: stored)
     if !yes {
       FileHandle.standardError.write(Data("delete \(runs.count == 1 ? "run" : "\(runs.count) runs") \(runs.joined(separator: ", ")) from \(location.directory)? [y/N] ".utf8))
       let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""

@@ -25,8 +25,10 @@ final class StoredSource: JobSource {
     let h = run.header
     let m = h.model
     let model = "\(h.preset)" + (m.map { " L\($0.layers) H\($0.heads) C\($0.channels) B\($0.batch) T\($0.seq)" } ?? "")
-    job = JobSpec(name: h.name + " (stored)", model: model, tp: h.tp, dp: h.dp, totalSteps: h.totalSteps, tensors: h.tensors,
-                  features: h.features)
+    var spec = JobSpec(name: h.name + " (stored)", model: model, tp: h.tp, dp: h.dp, totalSteps: h.totalSteps,
+                       tensors: h.tensors, features: h.features)
+    spec.stored = true
+    job = spec
   }
 
   func poll() -> SourcePoll {
@@ -131,7 +133,9 @@ final class TensorBoardSource: JobSource {
 
   init(name: String, files: [String]) throws {
     readers = try files.map { try EventFileReader(path: $0) }
-    job = JobSpec(name: name + " (TensorBoard)", model: "event files", tp: 1, dp: 1, totalSteps: 0, tensors: [])
+    var spec = JobSpec(name: name + " (TensorBoard)", model: "event files", tp: 1, dp: 1, totalSteps: 0, tensors: [])
+    spec.stored = true
+    job = spec
   }
 
   func poll() -> SourcePoll {

@@ -25,13 +25,13 @@ func exportTensorBoard(run name: String, directory: String) throws -> [String] {
     try job.close()
     var files = [job.path]
     var writers: [Int: EventFileWriter] = [:]
-    let rankColumns = TensorBoardTags.rank.map { t in (StepColumns.all[StepColumns.index(t.column)!], t.tag, t.scale) }
+    let rankColumns = StepFields.tensorBoardRank
     let wallOffset = run.header.started
     try run.rankSteps { s, _, wallTime in
       if writers[s.rank] == nil {
         writers[s.rank] = try EventFileWriter(directory: directory + "/rank\(s.rank)", wallTime: wallOffset)
       }
-      let scalars = rankColumns.map { c, tag, scale in (tag: tag, value: c.value(s.metrics) * scale) }
+      let scalars = rankColumns.map { c in (tag: c.tag, value: c.field.value(s.metrics) * c.scale) }
       try writers[s.rank]!.write(step: Int64(s.step), wallTime: wallTime, scalars: scalars)
     }
     for (_, w) in writers.sorted(by: { $0.key < $1.key }) {

@@ -61,7 +61,7 @@ func startRecording(job: String, description: JobDescription, options: RecordOpt
 }
 
 /// Writes what the rings still hold and the run's final state.
-func finishRecording(state: String) {
+func finishRecording(state: JobPhase.Word) {
   recorder?.finish(state: state)
   recorder = nil
 }

@@ -103,14 +103,14 @@ struct TPTrain: ParsableCommand {
       if world.rank == 0 { printError("tptrain: error: \(e.message)") }
       trainer.observer.stateChanged(.failed)
       trainer.observer.event(.error(e.message))
-      finishRecording(state: "failed")
+      finishRecording(state: .failed)
       MPIRuntime.finalize()
       Foundation.exit(1)
     } catch {
       printError("tptrain: error (rank \(world.rank)): \(error)")
       trainer.observer.stateChanged(.failed)
       trainer.observer.event(.error("\(error)"))
-      finishRecording(state: "failed")
+      finishRecording(state: .failed)
       MPIRuntime.abort(1)
     }
     // the other nodes' last records and final states reach world rank 0's segment
@@ -123,9 +123,9 @@ struct TPTrain: ParsableCommand {
       }
     }
     switch trainer.stopReason {
-    case .nonFinite: finishRecording(state: "failed")
-    case .signal, .stopRequested: finishRecording(state: "stopped")
-    default: finishRecording(state: "finished")
+    case .nonFinite: finishRecording(state: .failed)
+    case .signal, .stopRequested: finishRecording(state: .stopped)
+    default: finishRecording(state: .finished)
     }
     if case .nonFinite(let step, let loss, let norm) = trainer.stopReason {
       if world.rank == 0 {

@@ -181,7 +181,7 @@ final class EndToEndTests: XCTestCase {
     let before = reader.summary().step
     usleep(1_500_000)
     let after = reader.summary()
-    XCTAssertEqual(after.state, .running)
+    XCTAssertEqual(after.phase, .running)
     XCTAssertGreaterThan(after.step, before, "the job stopped advancing after detach")
     let ls = EndToEndTests.sh([tptop, "ls"]).1
     XCTAssertTrue(ls.contains(job), ls)
@@ -276,7 +276,7 @@ final class EndToEndTests: XCTestCase {
     _ = try waitForLossToFall("the demo's loss to fall", from: s, steps: 20, timeout: 180)
     keys("q")
     _ = try waitFor("detach message", timeout: 20) { $0.contains("detached from \(self.job)") }
-    XCTAssertEqual(try JobReader(job: job).summary().state, .running)
+    XCTAssertEqual(try JobReader(job: job).summary().phase, .running)
     let stop = EndToEndTests.sh([tptop, "stop", job])
     XCTAssertEqual(stop.0, 0, stop.1)
   }

@@ -24,7 +24,7 @@ final class LaunchRefusalTests: XCTestCase {
     }
     synthetic.finish()
     XCTAssertThrowsError(try Launcher.start(plan)) { error in
-      XCTAssertTrue("\(error)".contains("already exists (finished)") && "\(error)".contains("tptop gc \(job)"), "\(error)")
+      XCTAssertTrue("\(error)".contains("already exists (stopped)") && "\(error)".contains("tptop gc \(job)"), "\(error)")
     }
     XCTAssertEqual(try String(contentsOfFile: LogFiles.path(job: job), encoding: .utf8), "the running job's output\n")
   }

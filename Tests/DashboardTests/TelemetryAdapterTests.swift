@@ -49,7 +49,7 @@ final class TelemetryAdapterTests: XCTestCase {
     job.finish()
     let (src, h) = try attachedHistory(name)
     XCTAssertEqual(DashboardModel(history: h, state: AppState(), themeName: "").header.state, "finished")
-    XCTAssertFalse(JobReader.summary(job: name).stoppedEarly)
+    XCTAssertEqual(JobReader.summary(job: name).phase, .finished)
     // and a finished job takes no stop request that could relabel it
     XCTAssertThrowsError(try src.setDesired(.stop))
   }
@@ -64,8 +64,7 @@ final class TelemetryAdapterTests: XCTestCase {
     XCTAssertEqual(h.desired, .run)
     XCTAssertEqual(DashboardModel(history: h, state: AppState(), themeName: "").header.state, "stopped")
     let summary = JobReader.summary(job: name)
-    XCTAssertEqual(summary.state, .finished)
-    XCTAssertTrue(summary.stoppedEarly)
+    XCTAssertEqual(summary.phase, .stopped)
     XCTAssertEqual(JobListRow(summary).state, "stopped")
   }
 

@@ -90,13 +90,40 @@ final class ScrapeTests: XCTestCase {
     XCTAssertEqual(later.value("tptop_step", ["job": name, "rank": "0"]), 10)
   }
 
-  func testJobStatesFollowTheRanks() throws {
-    let name = uniqueJob("states")
-    let job = try SyntheticJob(job: name, worldSize: 2, tp: 2)
+  /// Every field of the step field table that names a gauge is exposed for each rank, with the
+  /// newest record's value in the gauge's unit.
+  func testEveryStepFieldGaugeIsExposed() throws {
+    let (name, job, scraper) = try twoStepJob("fields")
     defer { try? job.remove() }
+    let samples = try scrape(scraper)
+    let newest = SyntheticJob.plausibleRecord(step: 2, rank: 1, model: job.description.model)
+    var gauges = 0
+    for f in StepFields.all {
+      guard let m = f.metric else { continue }
+      gauges += 1
+      XCTAssertTrue(MetricFamilies.all.contains { $0.name == m.family }, "\(f.name): no family \(m.family)")
+      var labels = ["job": name, "rank": "1"]
+      if let l = m.label { labels[l.name] = l.value }
+      let v = try XCTUnwrap(samples.value(m.family, labels), "\(f.name): \(m.family) \(labels) not exposed")
+      let want = f.value(newest.metrics) * m.scale
+      XCTAssertEqual(v, want, accuracy: 1e-6 * max(1, abs(want)), f.name)
+    }
+    XCTAssertGreaterThanOrEqual(gauges, 12, "loss, lr, grad norm, step time, tokens/s, comm (2), memory (5)")
+  }
+
+  /// A synthetic job of two ranks after two steps, and a scraper of it alone.
+  private func twoStepJob(_ tag: String) throws -> (String, SyntheticJob, MetricsScraper) {
+    let name = uniqueJob(tag)
+    let job = try SyntheticJob(job: name, worldSize: 2, tp: 2)
     job.advance(steps: 2)
     let scraper = MetricsScraper(only: name)
     scraper.coalesceNs = 0
+    return (name, job, scraper)
+  }
+
+  func testJobStatesFollowTheRanks() throws {
+    let (name, job, scraper) = try twoStepJob("states")
+    defer { try? job.remove() }
     func current() throws -> [String] {
       try scrape(scraper).matching("tptop_job_state", ["job": name]).filter { $0.value == 1 }.map { $0.labels["state"]! }
     }
@@ -116,7 +143,7 @@ final class ScrapeTests: XCTestCase {
     XCTAssertGreaterThan(stalled.value("tptop_heartbeat_age_seconds", ["job": name, "rank": "1"])!, 59)
     job.rankWriters[0].leaveCollective()
     job.finish()
-    XCTAssertEqual(try current(), ["finished"])
+    XCTAssertEqual(try current(), ["stopped"], "ended before its planned last step: the word ls says")
     job.finish(failed: true)
     XCTAssertEqual(try current(), ["failed"])
   }

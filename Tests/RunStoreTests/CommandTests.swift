@@ -74,7 +74,7 @@ final class CommandTests: XCTestCase {
     XCTAssertEqual(rows[0][1], "unreadable")
     XCTAssertTrue(rows[0][9].contains("broken.sqlite"), rows[0][9])
     XCTAssertEqual(Array(rows[2][1...1]) + Array(rows[2][3...]),
-                   ["finished", "1m00s", "7/7", "2 (tp 2 × dp 1)", "tiny", String(format: "%.4f", 3 - 7 * Float(0.2)),
+                   ["finished", "1m00s", "7/7", "t2×d1", "tiny", String(format: "%.4f", 3 - 7 * Float(0.2)),
                     String(format: "%.4f", 3 - 7 * Float(0.2)), "hostA"])
     XCTAssertEqual(rows[3][7...8], [String(format: "%.4f", Float(5)), String(format: "%.4f", Float(3))])
     r = try tptop(["runs", "--plain", "alpha", "--since", "1d"])
@@ -93,6 +93,51 @@ final class CommandTests: XCTestCase {
     r = try tptop(["--namespace", "st-gc-\(getpid())", "gc"])
     XCTAssertEqual(r.status, 0, r.err)
     XCTAssertEqual(store.location.runNames(), ["alpha-2", "broken"])
+  }
+
+  /// `rm` and `gc` take globs as `ls` does; the runs table names its columns for what they hold
+  /// and writes the grid as every screen does.
+  func testGlobsInRmAndGcAndTheRunsTable() throws {
+    let now = Date().timeIntervalSince1970
+    for name in ["glob-a", "glob-b", "other"] { try makeRun(name, started: now - 60, steps: 2) { _ in 3 } }
+    var r = try tptop(["runs"])
+    XCTAssertEqual(r.status, 0, r.err)
+    let header = r.out.split(separator: "\n").first.map(String.init) ?? ""
+    XCTAssertEqual(header.split(separator: " ", omittingEmptySubsequences: true).map(String.init),
+                   ["NAME", "STATE", "START", "DURATION", "STEPS", "GRID", "CONFIG", "FINAL", "BEST", "HOSTS"])
+    XCTAssertTrue(r.out.contains(" t2×d1 "), r.out)
+    r = try tptop(["rm", "glob-*", "--yes"])
+    XCTAssertEqual(r.status, 0, r.err)
+    XCTAssertEqual(r.out, "deleted run glob-a\ndeleted run glob-b\n")
+    XCTAssertEqual(store.location.runNames(), ["other"])
+    r = try tptop(["rm", "nomatch-*", "--yes"])
+    XCTAssertEqual(r.status, 1)
+    XCTAssertEqual(r.err, "tptop: no stored run matches 'nomatch-*' in \(store.location.directory)\n")
+    // gc: two ended jobs of a namespace of their own, removed by one glob, the third kept
+    let ns = "st-glob-\(getpid())"
+    for job in ["ga", "gb", "keep"] {
+      r = try tptop(["--namespace", ns, "synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "2", "--step-ms", "1"])
+      XCTAssertEqual(r.status, 0, r.err)
+    }
+    defer { _ = try? tptop(["--namespace", ns, "gc"]) }
+    r = try tptop(["--namespace", ns, "gc", "g?"])
+    XCTAssertEqual(r.status, 0, r.err)
+    XCTAssertEqual(r.out.split(separator: "\n").count, 2, r.out)
+    XCTAssertTrue(r.out.contains("ga\n") && r.out.contains("gb\n") && !r.out.contains("keep"), r.out)
+    r = try tptop(["--namespace", ns, "ls", "--state", "live,stopped,finished"])
+    XCTAssertTrue(r.out.contains("keep ") && !r.out.contains("ga "), r.out)
+  }
+
+  /// `export`'s help names all three formats; a name found nowhere says every place it looked.
+  func testExportWordsNameEveryFormatAndPlace() throws {
+    var r = try tptop(["--help"])
+    // the help wraps its lines: words compared with single spaces
+    let words = r.out.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+    XCTAssertTrue(words.contains("JSON lines, CSV or TensorBoard event files"), r.out)
+    r = try tptop(["export", "nosuch-\(getpid())", "--format", "jsonl"])
+    XCTAssertEqual(r.status, 1)
+    XCTAssertTrue(r.err.contains("/dev/shm/tptop.nosuch-") && r.err.contains("no stored run in \(store.location.directory)"), r.err)
+    XCTAssertEqual(r.err.split(separator: "\n").count, 1, r.err)
   }
 
   /// The export's lines sorted with their wall-clock fields (`unix_ns`, `time`) blanked, and
@@ -140,7 +185,7 @@ final class CommandTests: XCTestCase {
     }
     synthetic.finish()
     let live = try ["jsonl", "csv"].map { try tptop(["export", job, "--format", $0]) }
-    recorder.finish(state: "finished")
+    recorder.finish(state: .finished)
     try synthetic.remove()
     for (i, format) in ["jsonl", "csv"].enumerated() {
       XCTAssertEqual(live[i].status, 0, live[i].err)

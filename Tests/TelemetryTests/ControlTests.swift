@@ -59,19 +59,25 @@ final class ControlTests: XCTestCase {
     XCTAssertEqual(w.pollControl().checkpointRequests, UInt64(threads * each))
   }
 
+  /// The rank headers as the reader turns them into the phase's evidence (the phase itself:
+  /// JobPhaseTests).
   func testLivenessJudgement() {
     func rank(_ s: RunState?, alive: Bool = true, age: Double = 0.1, attached: Bool = true) -> RankStatus {
       RankStatus(
-        rank: 0, attached: attached, pid: 1, host: "h", localRank: 0, heartbeatAge: age, state: s, writeIndex: 0,
+        rank: 1, attached: attached, pid: 1, host: "h", localRank: 0, heartbeatAge: age, state: s, writeIndex: 0,
         lastStep: 0, ackedState: .run, ackedStep: 0, checkpointsSaved: 0, lastCheckpointStep: 0, pidAlive: alive)
     }
-    func judge(_ rs: [RankStatus], creator: Bool = true) -> JobState { JobReader.judge(rs, creatorAlive: creator, staleAfter: 5) }
+    func judge(_ rs: [RankStatus], creator: Bool = true) -> JobPhase {
+      var e = PhaseEvidence(ranks: rs.map(\.phaseEvidence))
+      e.creatorAlive = creator
+      return JobPhase.judge(e)
+    }
     XCTAssertEqual(judge([rank(.running), rank(.running)]), .running)
     XCTAssertEqual(judge([rank(.paused), rank(.paused)]), .paused)
     XCTAssertEqual(judge([rank(.finished), rank(.finished, alive: false, age: 100)]), .finished)
-    XCTAssertEqual(judge([rank(.running), rank(.failed)]), .failed)
+    XCTAssertEqual(judge([rank(.running), rank(.failed)]), .failed(rank: 1))
     // A rank whose process vanished without finishing: the job failed (one word everywhere).
-    XCTAssertEqual(judge([rank(.running), rank(.running, alive: false, age: 10)]), .failed)
+    XCTAssertEqual(judge([rank(.running), rank(.running, alive: false, age: 10)]), .failed(rank: 1))
     // Old heartbeat but the process lives (e.g. a very long step): not stale.
     XCTAssertEqual(judge([rank(.running, alive: true, age: 100)]), .running)
     // Process gone but heartbeat fresh: not yet stale.
@@ -80,6 +86,7 @@ final class ControlTests: XCTestCase {
     XCTAssertEqual(judge([rank(nil, attached: false)], creator: false), .stale)
     XCTAssertEqual(judge([rank(.checkpointing), rank(.running)]), .checkpointing)
   }
+
 
   private func tool() throws -> String {
     guard let t = ToolPaths.debug else { throw MissingTool.error("the tptop executable next to the tests (swift build --product tptop)") }
@@ -171,7 +178,7 @@ final class ControlTests: XCTestCase {
     XCTAssertEqual(rs.map(\.ackedState), [.pause, .pause])
     XCTAssertEqual(rs[0].ackedStep, rs[1].ackedStep, "both ranks pause at the same step")
     XCTAssertEqual(rs[0].lastStep, rs[1].lastStep)
-    XCTAssertEqual(reader.state(), .paused)
+    XCTAssertEqual(reader.phase(), .paused)
     let stepAtPause = rs[0].lastStep
     usleep(300_000)
     XCTAssertEqual(reader.rankStatus(0).lastStep, stepAtPause, "a paused job makes no steps")
@@ -185,7 +192,7 @@ final class ControlTests: XCTestCase {
     XCTAssertEqual(resumed.status, 0, resumed.stderr)
     XCTAssertEqual(resumed.stdout, "job \(job) resumed at step \(stepAtPause)\n")
     XCTAssertTrue(eventually { reader.rankStatus(0).lastStep > stepAtPause })
-    XCTAssertEqual(reader.state(), .running)
+    XCTAssertEqual(reader.phase(), .running)
     let idle = try runTool(tool, ["resume", job])
     XCTAssertEqual(idle.status, 0, idle.stderr)
     XCTAssertTrue(idle.stdout.hasSuffix("(it was not asked to pause: nothing to resume)\n"), idle.stdout)
@@ -200,8 +207,7 @@ final class ControlTests: XCTestCase {
     XCTAssertTrue(stopped.stdout.contains("stopped at step"), stopped.stdout)
     proc.waitUntilExit()
     XCTAssertEqual(proc.terminationStatus, 0)
-    XCTAssertEqual(reader.state(), .finished)
-    XCTAssertTrue(reader.summary().stoppedEarly, "stopped before its 100000 steps")
+    XCTAssertEqual(reader.phase(), .stopped, "stopped before its 100000 steps")
     let ls = try runTool(tool, ["ls"])
     let row = try XCTUnwrap(ls.stdout.split(separator: "\n").first { $0.hasPrefix(job + " ") }, ls.stdout)
     // one word for the state: the STATE column says stopped (not finished with a note)
@@ -220,7 +226,7 @@ final class ControlTests: XCTestCase {
     // A finished job refuses commands with one line and a non-zero status.
     let late = try runTool(tool, ["pause", job])
     XCTAssertNotEqual(late.status, 0)
-    XCTAssertTrue(late.stderr.hasPrefix("tptop: job '\(job)' is finished"), late.stderr)
+    XCTAssertTrue(late.stderr.hasPrefix("tptop: job '\(job)' is stopped; it takes no more commands"), late.stderr)
     XCTAssertEqual(late.stderr.split(separator: "\n").count, 1)
   }
 
@@ -274,7 +280,7 @@ final class ControlTests: XCTestCase {
     XCTAssertEqual(ls.status, 0)
     let row = try XCTUnwrap(ls.stdout.split(separator: "\n").first { $0.hasPrefix(job + " ") }, ls.stdout)
     XCTAssertTrue(row.contains("finished"), String(row))
-    XCTAssertTrue(row.contains("1x2"), String(row))
+    XCTAssertTrue(row.contains("t1×d2"), String(row))
     XCTAssertTrue(row.contains("12/12"), String(row))
     XCTAssertFalse(row.contains("stopped"), "ran to its last step: \(row)")
     XCTAssertTrue(ls.stdout.hasPrefix("NAME"), ls.stdout)
@@ -335,7 +341,7 @@ final class ControlTests: XCTestCase {
     kill(proc.processIdentifier, SIGKILL)
     proc.waitUntilExit()
     reader.staleAfter = 0.2
-    XCTAssertTrue(eventually(5) { reader.state() == .failed })
+    XCTAssertTrue(eventually(5) { reader.phase().word == .failed })
     let ls = try runTool(tool, ["ls", "--stale-after", "0.2"])
     XCTAssertTrue(ls.stdout.split(separator: "\n").contains { $0.hasPrefix(job + " ") && $0.contains("failed") && $0.contains("rank") }, ls.stdout)
     let gc = try runTool(tool, ["gc", "--stale-after", "0.2", job])

@@ -59,7 +59,7 @@ final class EngineIntegrationTests: XCTestCase {
     XCTAssertTrue(waitExit(p))
     XCTAssertEqual(p.terminationStatus, 0)
     let r = try JobReader(job: job)
-    XCTAssertEqual(r.state(), .finished)
+    XCTAssertEqual(r.phase(), .finished)
     XCTAssertEqual(r.info.worldSize, 2)
     XCTAssertEqual(r.info.tp, 2)
     XCTAssertEqual(r.info.dp, 1)
@@ -117,7 +117,7 @@ final class EngineIntegrationTests: XCTestCase {
     XCTAssertEqual(rs[0].ackedStep, rs[1].ackedStep)
     XCTAssertEqual(rs[0].lastStep, rs[1].lastStep)
     let stepAtPause = rs[0].lastStep
-    XCTAssertEqual(r.state(), .paused)
+    XCTAssertEqual(r.phase(), .paused)
 
     // Paused: no steps, fresh heartbeats.
     usleep(500_000)
@@ -137,11 +137,11 @@ final class EngineIntegrationTests: XCTestCase {
     try r.requestCheckpoint()
     XCTAssertTrue(eventually(60) { r.ranks().allSatisfy { $0.checkpointsSaved >= 1 } })
 
-    // Stop: a clean end.
+    // Stop: a clean end, before the last step.
     try r.request(.stop)
     XCTAssertTrue(waitExit(p))
     XCTAssertEqual(p.terminationStatus, 0)
-    XCTAssertEqual(r.state(), .finished)
+    XCTAssertTrue(r.phase().endedCleanly, "\(r.phase())")
     r.seekToStart()
     let polls = r.poll()
     for p in polls {

@@ -72,7 +72,7 @@ final class MultiNodeTests: XCTestCase {
 
     let node0 = try reader(job, namespace: nil)
     XCTAssertEqual(node0.info.worldSize, 4)
-    XCTAssertEqual(node0.state(), .finished)
+    XCTAssertEqual(node0.phase(), .finished)
     let headers = node0.ranks()
     XCTAssertEqual(headers.map(\.attached), [true, true, true, true])
     XCTAssertEqual(headers.map(\.state), Array(repeating: .finished, count: 4))
@@ -116,7 +116,7 @@ final class MultiNodeTests: XCTestCase {
     // ls in each namespace; watch in the default one joins all four ranks on every line
     let row = try lsRow(job)
     let cells = row.split(separator: " ").map(String.init)
-    XCTAssertEqual(Array(cells.prefix(5)), [job, "finished", "4", "\(tp)x\(4 / tp)", "\(steps)/\(steps)"], row)
+    XCTAssertEqual(Array(cells.prefix(5)), [job, "finished", "4", "t\(tp)×d\(4 / tp)", "\(steps)/\(steps)"], row)
     XCTAssertEqual(cells[safe: 7], "2", "NODES: \(row)")
     XCTAssertTrue(try lsRow(job, ["--namespace", "node1"]).hasPrefix(job + " "))
     XCTAssertEqual(try lsRow(job, ["--namespace", "node7"]), "")

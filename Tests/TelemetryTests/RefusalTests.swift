@@ -140,7 +140,7 @@ final class RefusalTests: XCTestCase {
       accepted += 1
       _ = r.poll()
       _ = r.ranks()
-      _ = r.state()
+      _ = r.phase()
       _ = r.control()
       _ = r.summary()
       _ = r.latestStep(rank: 0)

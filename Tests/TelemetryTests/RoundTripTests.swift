@@ -121,14 +121,14 @@ final class RoundTripTests: XCTestCase {
   func testEncoderWritesEveryStepFieldAtItsLayoutOffset() {
     typealias S = SegmentLayout.Slot
     // Every field of StepMetrics has a place: a field added without one fails here.
-    let placed = StepFields.integers.count + StepFields.floats.count + StepFields.halfWords.count
-      + StepFields.words.count + 1  // + histogram
+    let placed = StepSlots.integers.count + StepSlots.floats.count + StepSlots.halfWords.count
+      + StepSlots.words.count + 1  // + histogram
     XCTAssertEqual(Mirror(reflecting: StepMetrics()).children.count, placed)
     var m = StepMetrics()
-    for (i, f) in StepFields.integers.enumerated() { m[keyPath: f.field] = 100 + i }
-    for (i, f) in StepFields.floats.enumerated() { m[keyPath: f.field] = 0.5 + Float(i) }
-    for (i, f) in StepFields.words.enumerated() { m[keyPath: f.field] = 1_000_000_007 &* UInt64(i + 1) }
-    for (i, f) in StepFields.halfWords.enumerated() { m[keyPath: f.field] = 70_000 + UInt32(i) }
+    for (i, f) in StepSlots.integers.enumerated() { m[keyPath: f.field] = 100 + i }
+    for (i, f) in StepSlots.floats.enumerated() { m[keyPath: f.field] = 0.5 + Float(i) }
+    for (i, f) in StepSlots.words.enumerated() { m[keyPath: f.field] = 1_000_000_007 &* UInt64(i + 1) }
+    for (i, f) in StepSlots.halfWords.enumerated() { m[keyPath: f.field] = 70_000 + UInt32(i) }
     for b in 0..<LatencyHistogram.bucketCount { m.allReduceHistogram[b] = UInt32(7 * b + 1) }
     let p = UnsafeMutableRawPointer.allocate(byteCount: S.payloadSize, alignment: 8)
     defer { p.deallocate() }
@@ -137,10 +137,10 @@ final class RoundTripTests: XCTestCase {
     XCTAssertEqual(load(S.kind, UInt32.self), S.Kind.step)
     XCTAssertEqual(load(S.timestampNs, UInt64.self), 4242)
     XCTAssertEqual(load(S.rank, UInt32.self), 3)
-    for f in StepFields.integers { XCTAssertEqual(load(f.offset, Int64.self), Int64(m[keyPath: f.field]), "offset \(f.offset)") }
-    for f in StepFields.floats { XCTAssertEqual(load(f.offset, Float.self), m[keyPath: f.field], "offset \(f.offset)") }
-    for f in StepFields.words { XCTAssertEqual(load(f.offset, UInt64.self), m[keyPath: f.field], "offset \(f.offset)") }
-    for f in StepFields.halfWords { XCTAssertEqual(load(f.offset, UInt32.self), m[keyPath: f.field], "offset \(f.offset)") }
+    for f in StepSlots.integers { XCTAssertEqual(load(f.offset, Int64.self), Int64(m[keyPath: f.field]), "offset \(f.offset)") }
+    for f in StepSlots.floats { XCTAssertEqual(load(f.offset, Float.self), m[keyPath: f.field], "offset \(f.offset)") }
+    for f in StepSlots.words { XCTAssertEqual(load(f.offset, UInt64.self), m[keyPath: f.field], "offset \(f.offset)") }
+    for f in StepSlots.halfWords { XCTAssertEqual(load(f.offset, UInt32.self), m[keyPath: f.field], "offset \(f.offset)") }
     for b in 0..<LatencyHistogram.bucketCount { XCTAssertEqual(load(S.histogram + 4 * b, UInt32.self), m.allReduceHistogram[b]) }
     guard case .record(.step(let r)) = RecordCodec.decode(UnsafeRawPointer(p), index: 9) else { return XCTFail("not a step") }
     XCTAssertEqual(r.metrics, m)

@@ -88,7 +88,7 @@ final class StallTests: XCTestCase {
     }
     let d = try XCTUnwrap(reader.stallDiagnosis(), "every heartbeat 30 s old after a timed step")
     XCTAssertEqual(d.waitingRanks, [])
-    XCTAssertEqual(reader.summary().state, .running, "the ranks' own word")
+    XCTAssertEqual(reader.summary().phase?.word, .stalled, "one phase: stalled, not the ranks' own running")
     XCTAssertNotNil(reader.summary().stall, "ls prints STATE stalled")
   }
 

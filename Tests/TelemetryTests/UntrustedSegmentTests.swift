@@ -42,7 +42,7 @@ final class UntrustedSegmentTests: XCTestCase {
     XCTAssertThrowsError(try JobReader(job: job, requireDescription: false), "control refused too")
     let summary = JobReader.summary(job: job)
     XCTAssertTrue(summary.foreign, "listed as foreign")
-    XCTAssertNil(summary.state)
+    XCTAssertNil(summary.phase)
     // our own file whose field names someone else is ours: the file decides both ways
     var other = try validBytes()
     put(&other, SegmentLayout.Header.ownerUID, geteuid() &+ 1)

@@ -138,13 +138,13 @@ final class TensorBoardTests: XCTestCase {
       }
     }
     try run.rankSteps { s, _, wall in
-      for t in TensorBoardTags.rank {
-        let v = StepColumns.all[StepColumns.index(t.column)!].value(s.metrics) * t.scale
+      for t in StepFields.tensorBoardRank {
+        let v = t.field.value(s.metrics) * t.scale
         expected.append(Scalar(run: "rank\(s.rank)", tag: t.tag, step: Int64(s.step), wall_time: wall, value: Double(Float(v))))
       }
     }
     expected.sort { ($0.run, $0.tag, $0.step) < ($1.run, $1.tag, $1.step) }
-    let perStep = TensorBoardTags.series.count + 2 * TensorBoardTags.rank.count
+    let perStep = TensorBoardTags.series.count + 2 * StepFields.tensorBoardRank.count
     XCTAssertEqual(got.count, 30 * perStep)
     XCTAssertEqual(got, expected)
     XCTAssertTrue(got.contains { $0.tag == "train/loss" && $0.step == 3 && $0.value == Double(Float(4 + 1 / Float(3))) })

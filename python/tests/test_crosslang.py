@@ -48,6 +48,7 @@ class SwiftWritesPythonReads(WithTptop):
                    "--steps", "25", "--step-ms", "1"]).stdout
         self.assertIn("finished at step 25", out)
         exported = [json.loads(x) for x in run([self.tptop, "export", self.job, "--format", "jsonl"]).stdout.splitlines()]
+        table = [json.loads(x) for x in run([self.tptop, "step-fields"]).stdout.splitlines()]
         r = Reader(self.job)
         self.assertEqual((r.info["world_size"], r.info["tp"], r.info["total_steps"]), (2, 2, 25))
         mine = []
@@ -74,10 +75,13 @@ class SwiftWritesPythonReads(WithTptop):
                     self.assertAlmostEqual(sw[name + "_ms"], py[name + "_ns"] / 1e6, places=3)
                 if py["step_ns"] > 0:
                     self.assertAlmostEqual(sw["tokens_per_s"], py["tokens"] / (py["step_ns"] / 1e9), delta=0.01)
-                derived = {"unix_ns", "time", "step_ms", "tokens_per_s", "forward_ms", "backward_ms", "optimizer_ms",
-                           "comm_ms", "comm_exposed_ms", "comm_total_ms", "comm_peer_wait_ms"}
+                # the keys derived from the record (the step field table's log forms), and the
+                # record fields under their new names (collective_count = allreduce_count)
+                columns = {f["name"]: f["column"] for f in table if f["recorded"]}
+                derived = {"unix_ns", "time"} | ({k for f in table for k in f["log"]}
+                                                 - set(columns) - set(columns.values()))
                 for k, v in sw.items():
-                    key = {"allreduce_hist": "histogram"}.get(k, k)
+                    key = {"allreduce_hist": "histogram", **columns}.get(k, k)
                     if key in ("type",) or key in derived:
                         continue
                     self.assertTrue(same(py[key], v, key), f"{key}: python {py[key]} swift {v}")
@@ -138,7 +142,7 @@ class PythonWritesSwiftReads(WithTptop):
         ls = run([self.tptop, "ls"]).stdout
         row = next(x for x in ls.splitlines() if x.startswith(self.job + " "))
         self.assertIn("finished", row)
-        self.assertIn("2x1", row)
+        self.assertIn("t2×d1", row)
         self.assertIn("8/8", row)
         job.close()
 

@@ -19,7 +19,14 @@ enum HelpView {
     ("q", "detach (the job keeps running)"),
   ]
 
+  /// The keys this job takes: an ended job or a stored run has no p, c or S, and q quits.
+  static func keys(_ m: DashboardModel) -> [(String, String)] {
+    if Renderer.offersControl(m) { return keys }
+    return keys.filter { !["p / space", "c", "S"].contains($0.0) }.map { $0.0 == "q" ? ("q", "quit") : $0 }
+  }
+
   static func draw(_ g: inout CellGrid, _ m: DashboardModel, _ body: Rect) {
+    let keys = Self.keys(m)
     let w = min(body.width - 2, 72)
     let h = min(body.height, keys.count + 4)
     let box = Rect(x: body.x + (body.width - w) / 2, y: body.y + max(0, (body.height - h) / 2), width: w, height: h)

@@ -1,4 +1,5 @@
 import Foundation
+import Telemetry
 
 /// View 1: loss chart and the per-rank table.
 enum OverviewView {
@@ -189,14 +190,15 @@ enum OverviewView {
         ((r.straggler ? String(glyphs.straggler) : " ") + "\(r.rank)", r.straggler ? .warn : .rank(r.rank))
       }),
       Column(title: "tp,dp", width: 5, right: false, priority: 40, draw: text { r in ("\(r.tp),\(r.dp)", .dim) }),
-      Column(title: "host:pid", width: 16, right: false, priority: 10, draw: text { r in (r.hostPid, .dim) }),
+      // a stored run's ranks have no process: the host alone
+      Column(title: m.history.job.stored ? "host" : "host:pid", width: 16, right: false, priority: 10, draw: text { r in (r.hostPid, .dim) }),
       Column(title: "state", width: 8, right: false, priority: 45, draw: text { r in
         // a lost node's ranks show no stale state as if it were current
         if r.lost { return ("LOST", .error) }
         if r.remote { return ("remote", .dim) }
-        // one word per state: the ranks of a job stopped before its last step read stopped,
-        // as the header does
-        if r.state == .finished && m.header.step < m.header.totalSteps { return ("stopped", .dim) }
+        // one word per state: the finished ranks of a job stopped (or stopping) before its last
+        // step read stopped, as the header's phase does
+        if r.state == .finished && (m.header.phase == .stopped || m.header.phase == .stopping) { return ("stopped", .dim) }
         return (r.state == .failed ? "FAILED" : r.state.label, r.state == .failed ? .error : r.state == .paused ? .warn : .normal)
       }),
       Column(title: "step", width: 6, right: true, priority: 90, draw: rightText { r in ("\(r.step)", failedStyle(r)) }),
