@@ -7,7 +7,7 @@
 # Usage: scripts/bench.sh [BIN_DIR] (default .build/release)
 #   STEPS=N   steps per training run (default 20; the first two are warm-up and not counted)
 #   ROUNDS=N  rounds of the interleaved comparison (default 3)
-#   PYTHON=…  the interpreter that has torch (default python3)
+#   PYTHON=…  the interpreter that has torch (default python3, else /usr/bin/python3 if it has torch)
 #
 # Step times on a shared VM vary from one second to the next, so each figure is the median over
 # all counted steps, and the minimum step is printed beside it (`_min`, `_best`): the median is
@@ -81,6 +81,10 @@ print(f"BENCH small_tp2_step_ms_telemetry_on {on:.1f} ms")
 PY
 "$BIN/tptop" bench-dashboard || echo "BENCH dashboard unavailable"
 
+# python3 on PATH may be another interpreter (pyenv) than the one Debian's torch is installed for
+if [[ -z ${PYTHON:-} ]] && ! "$PY" -c "import torch" 2>/dev/null && /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  PY=/usr/bin/python3
+fi
 if ! "$PY" -c "import torch" 2>/dev/null; then
   echo "# PyTorch not installed for $PY: set PYTHON to an interpreter with torch for the comparison"
   exit 0
