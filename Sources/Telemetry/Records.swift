@@ -173,7 +173,15 @@ enum RecordCodec {
   /// and reload them). The result is `checksum(_: Words)` of the stored words.
   @inline(__always)
   static func encode(_ r: StepMetrics, timestampNs: UInt64, rank: UInt32, into p: UnsafeMutableRawPointer) {
-    let h = r.allReduceHistogram.buckets
+    // the 16 u32 buckets as 8 little-endian words (bucket 2j in the low half of word j, as
+    // `pair` puts it), read one word at a time: the compiler's 32-byte loads of the tuple
+    // missed store forwarding from the caller's narrower stores (a stall per record)
+    let h = withUnsafeBytes(of: r.allReduceHistogram.buckets) { b in
+      (b.loadUnaligned(fromByteOffset: 0, as: UInt64.self), b.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+       b.loadUnaligned(fromByteOffset: 16, as: UInt64.self), b.loadUnaligned(fromByteOffset: 24, as: UInt64.self),
+       b.loadUnaligned(fromByteOffset: 32, as: UInt64.self), b.loadUnaligned(fromByteOffset: 40, as: UInt64.self),
+       b.loadUnaligned(fromByteOffset: 48, as: UInt64.self), b.loadUnaligned(fromByteOffset: 56, as: UInt64.self))
+    }
     /// Stores words `i` and `i + 1` (slot offsets 8 + 8i…) and returns their fold.
     @inline(__always) func pair(_ i: Int, _ a: UInt64, _ b: UInt64) -> UInt64 {
       p.storeBytes(of: a, toByteOffset: 8 * i, as: UInt64.self)
@@ -195,10 +203,10 @@ enum RecordCodec {
     l0 ^= pair(16, r.allReduceMaxNs, r.rssBytes)  // 136, 144
     l1 ^= pair(18, r.paramBytes, r.gradBytes)  // 152, 160
     l2 ^= pair(20, r.optimizerBytes, r.activationBytes)  // 168, 176
-    l3 ^= pair(22, Self.pair(h.0, h.1), Self.pair(h.2, h.3))  // 184, 192
-    l0 = l0 &+ pair(24, Self.pair(h.4, h.5), Self.pair(h.6, h.7))  // 200, 208
-    l1 = l1 &+ pair(26, Self.pair(h.8, h.9), Self.pair(h.10, h.11))  // 216, 224
-    l2 = l2 &+ pair(28, Self.pair(h.12, h.13), Self.pair(h.14, h.15))  // 232, 240
+    l3 ^= pair(22, h.0, h.1)  // 184, 192: buckets 0-1, 2-3
+    l0 = l0 &+ pair(24, h.2, h.3)  // 200, 208
+    l1 = l1 &+ pair(26, h.4, h.5)  // 216, 224
+    l2 = l2 &+ pair(28, h.6, h.7)  // 232, 240
     put(p, S.checksum, finish(l0, l1, l2, l3))
   }
 
