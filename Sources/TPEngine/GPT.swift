@@ -202,7 +202,7 @@ public final class GPT {
 
   /// `ranksOnNode` ranks share this node's memory (each holds a similar shard); the constructor
   /// refuses, with one line, a model they cannot hold together. `threads` is the rank's share
-  /// of cores: GEMMs use them through OpenBLAS, everything else through `pool`. `activations`
+  /// of cores: everything, GEMMs included (`pooledSgemm`), runs on them through `pool`. `activations`
   /// chooses sequence parallelism (B·T must be divisible by t) and recomputation. With
   /// `optimizerShards` d > 1 (the distributed optimizer) this rank holds the AdamW moments of
   /// block `optimizerShardIndex` of d only. `tpOverlapChunks` > 1 pipelines the parallel

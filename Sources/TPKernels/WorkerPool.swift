@@ -1,7 +1,8 @@
-// Fork-join workers for the work of a step that is not a GEMM, when a rank has more than one
-// core (TP=1 on a 2-core machine; TP=2 with 2+ cores per rank). OpenBLAS already spreads each
-// GEMM over the rank's threads; without this pool the LayerNorms, GELU, softmax, attention's
-// per-head products and AdamW would run on one core while the others idle.
+// Fork-join workers for all the work of a step when a rank has more than one core (TP=1 on a
+// 2-core machine; TP=2 with 2+ cores per rank): the GEMMs (`pooledSgemm`, chunks of single-
+// threaded OpenBLAS calls), the LayerNorms, GELU, softmax, attention's per-head products and
+// AdamW. One set of threads for everything: OpenBLAS's own threads, spinning and yielding after
+// each GEMM, took the cores the pool's next job needed (BENCHMARKS.md, 2026-12-07).
 //
 // The pool is created once, outside the step. A job is a small struct (`RangeJob`): the pool
 // hands the other threads a pointer to it on the caller's stack plus its type, and joins them
