@@ -6,6 +6,8 @@
 # overlap, simulated nodes) are scripts/bench_sweeps.sh, run after this one by `make bench-all`.
 # Usage: scripts/bench.sh [BIN_DIR] (default .build/release)
 #   STEPS=N   steps per training run (default 20; the first two are warm-up and not counted)
+#   CMP_STEPS=N  steps per run of the interleaved PyTorch comparison (default 12: 3 rounds × 10
+#             counted steps per variant keep `make bench` under 10 minutes on 2 cores)
 #   ROUNDS=N  rounds of the interleaved comparison (default 3)
 #   PYTHON=…  the interpreter that has torch (default python3, else /usr/bin/python3 if it has torch)
 #
@@ -15,6 +17,7 @@
 set -euo pipefail
 BIN=${1:-.build/release}
 STEPS=${STEPS:-20}
+CMP_STEPS=${CMP_STEPS:-12}
 ROUNDS=${ROUNDS:-3}
 PY=${PYTHON:-python3}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -29,8 +32,8 @@ export TPTOP_RUNS="$tmp/runs"
 "$BIN/tptrain" --measure-peak > "$tmp/peak_before"
 echo "BENCH cores $CORES cores"
 
-train() {  # train TP LOGFILE
-  mpirun --oversubscribe -np "$1" "$BIN/tptrain" --model small --batch 8 --seq 256 --steps "$STEPS" --tp "$1" \
+train() {  # train TP LOGFILE [STEPS]
+  mpirun --oversubscribe -np "$1" "$BIN/tptrain" --model small --batch 8 --seq 256 --steps "${3:-$STEPS}" --tp "$1" \
     --no-telemetry --quiet --log "$2" >/dev/null
 }
 
@@ -94,15 +97,15 @@ fi
 # each round (with 3 rounds each run takes each place once): on a shared host the run that
 # starts first tends to get the quietest stretch.
 torch_run() {
-  "$PY" "$HERE/bench_pytorch.py" --threads "$CORES" --steps "$STEPS" --data "$HERE/../data/shakespeare.txt" \
+  "$PY" "$HERE/bench_pytorch.py" --threads "$CORES" --steps "$CMP_STEPS" --data "$HERE/../data/shakespeare.txt" \
     --times "$tmp/cmp_torch.txt" 2>/dev/null | grep '^#' || true
 }
 for r in $(seq "$ROUNDS"); do
   for k in 0 1 2; do
     case $(( (r - 1 + k) % 3 )) in
-      0) train 2 "$tmp/cmp_tp2_$r.jsonl" ;;
+      0) train 2 "$tmp/cmp_tp2_$r.jsonl" "$CMP_STEPS" ;;
       1) torch_run ;;
-      2) train 1 "$tmp/cmp_tp1_$r.jsonl" ;;
+      2) train 1 "$tmp/cmp_tp1_$r.jsonl" "$CMP_STEPS" ;;
     esac
   done
 done
