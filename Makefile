@@ -5,7 +5,10 @@
 #   make test-python  only the Python tests (builds the release tptop they run against)
 #   make chaos   the fault-injection suite alone (kill -9, hang, disk full, NaN, duplicate name,
 #                corrupt segment, export targets) on real mpirun jobs; one line per fault
-#   make bench   benchmark lines (BENCH <name> <value> <unit>)
+#   make bench   headline benchmark lines (BENCH <name> <value> <unit>): TP=1, TP=2, MFU, the
+#                PyTorch comparison, telemetry, dashboard; under 10 minutes on 2 cores
+#   make bench-all  make bench, then the long sweeps (scrape, run store, collectives, every flag,
+#                overlap, simulated nodes; scripts/bench_sweeps.sh)
 #   make install tptop and tptrain into $(PREFIX)/bin (default ~/.local/bin), themes and the demo
 #                corpus into $(PREFIX)/share/tptop; make uninstall removes them
 
@@ -18,7 +21,7 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = 1
 
 PREFIX ?= $(HOME)/.local
 
-.PHONY: all deps test-deps build demo train test test-python chaos bench install uninstall clean
+.PHONY: all deps test-deps build demo train test test-python chaos bench bench-all install uninstall clean
 
 all: build
 
@@ -68,6 +71,10 @@ chaos: test-deps
 
 bench: build
 	bash scripts/bench.sh $(BIN)
+
+bench-all: build
+	bash scripts/bench.sh $(BIN)
+	bash scripts/bench_sweeps.sh $(BIN)
 
 # tptop finds tptrain beside itself, its themes in ../share/tptop/themes and the demo corpus in
 # ../share/tptop/data, so the installed pair works from any directory.

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Prints benchmark lines `BENCH <name> <value> <unit>`: engine throughput and MFU for the small
-# preset (B8, T256) at TP=1 and TP=2, the telemetry, dashboard and `tptop serve` scrape figures, the collectives, the
-# activation MiB and step time of each activation-memory flag at TP=2, the distributed optimizer's
-# memory and step time at d=2, and — where PyTorch is
-# installed — an interleaved TP=2 / PyTorch / TP=1 comparison.
+# Prints the headline benchmark lines `BENCH <name> <value> <unit>` (`make bench`, under 10 minutes
+# on 2 cores): engine throughput and MFU for the small preset (B8, T256) at TP=1 and TP=2, the
+# telemetry and dashboard figures, and — where PyTorch is installed — an interleaved TP=2 /
+# PyTorch / TP=1 comparison. The long sweeps (scrape, run store, collectives, every flag,
+# overlap, simulated nodes) are scripts/bench_sweeps.sh, run after this one by `make bench-all`.
 # Usage: scripts/bench.sh [BIN_DIR] (default .build/release)
 #   STEPS=N   steps per training run (default 20; the first two are warm-up and not counted)
+#   CMP_STEPS=N  steps per run of the interleaved PyTorch comparison (default 12: 3 rounds × 10
+#             counted steps per variant keep `make bench` under 10 minutes on 2 cores)
 #   ROUNDS=N  rounds of the interleaved comparison (default 3)
-#   NODE_ROUNDS=N  rounds of the two-simulated-node forwarding comparison (default 4)
-#   PYTHON=…  the interpreter that has torch (default python3)
+#   PYTHON=…  the interpreter that has torch (default python3, else /usr/bin/python3 if it has torch)
 #
 # Step times on a shared VM vary from one second to the next, so each figure is the median over
 # all counted steps, and the minimum step is printed beside it (`_min`, `_best`): the median is
@@ -16,6 +17,7 @@
 set -euo pipefail
 BIN=${1:-.build/release}
 STEPS=${STEPS:-20}
+CMP_STEPS=${CMP_STEPS:-12}
 ROUNDS=${ROUNDS:-3}
 PY=${PYTHON:-python3}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -30,8 +32,8 @@ export TPTOP_RUNS="$tmp/runs"
 "$BIN/tptrain" --measure-peak > "$tmp/peak_before"
 echo "BENCH cores $CORES cores"
 
-train() {  # train TP LOGFILE
-  mpirun --oversubscribe -np "$1" "$BIN/tptrain" --model small --batch 8 --seq 256 --steps "$STEPS" --tp "$1" \
+train() {  # train TP LOGFILE [STEPS]
+  mpirun --oversubscribe -np "$1" "$BIN/tptrain" --model small --batch 8 --seq 256 --steps "${3:-$STEPS}" --tp "$1" \
     --no-telemetry --quiet --log "$2" >/dev/null
 }
 
@@ -81,81 +83,11 @@ print(f"BENCH small_tp2_step_ms_telemetry_off {off:.1f} ms")
 print(f"BENCH small_tp2_step_ms_telemetry_on {on:.1f} ms")
 PY
 "$BIN/tptop" bench-dashboard || echo "BENCH dashboard unavailable"
-# `tptop serve`: one /metrics scrape (a collection and an encoding) of synthetic jobs.
-"$BIN/tptop" bench-scrape --ranks 16,256,1024 || echo "BENCH scrape unavailable"
-# The run store: recording against --no-record (telemetry on in both), interleaved; bytes per step per rank
-python3 "$HERE/bench_record.py" "$BIN" 2 "--model small --batch 8 --seq 256 --steps $STEPS --tp 2"
-# The store's write rate and bytes, and the first screens of `open` (100 000 steps × 8 ranks)
-# and `compare` (five such runs): medians of 3 rounds
-"$BIN/tptop" bench-store --rounds 3 || echo "BENCH store unavailable"
 
-# The collectives alone (both algorithms, three sizes), then a training step with each.
-for NP in 2 4; do mpirun --oversubscribe -np $NP "$BIN/tpcollectives" bench; done
-python3 scripts/bench_flags.py "$BIN" small_tp2 2 "--model small --batch 8 --seq 256 --steps $STEPS --tp 2" \
-  ring="--collectives ring" mpi="--collectives mpi"
-# The distributed optimizer at t=1×d=2 (small preset, B4 per replica): optimizer MiB per rank and
-# step time against the plain run (interleaved, rotating order, medians)
-FIELDS=optimizer_bytes python3 scripts/bench_flags.py "$BIN" small_dp2 2 "--model small --batch 4 --seq 256 --steps $STEPS --tp 1 --dp 2" \
-  plain="" distopt="--distributed-optimizer"
-
-# Activation memory per rank (the arena: activations and backward scratch) and the step time of
-# each activation-memory flag against the plain run, at t=2.
-FIELDS=activation_bytes python3 scripts/bench_flags.py "$BIN" act_tp2 2 \
-  "--model small --batch 8 --seq 256 --steps $STEPS --tp 2" \
-  plain="" sp="--sequence-parallel" selective="--recompute selective" full="--recompute full" \
-  sp_selective="--sequence-parallel --recompute selective"
-
-# Communication overlap: step time and exposed (blocked) vs in-flight communication with and
-# without each flag, at t=2 (the parallel linears' GEMMs pipelined with their all-reduces in row
-# chunks; with sequence parallelism their all-gathers and reduce-scatters) and at t=1 × d=2
-# (gradient buckets reduced during the backward; with the distributed optimizer reduce-scattered),
-# bucket sizes and chunk counts around the defaults.
-FIELDS=comm_exposed_ms,comm_total_ms python3 scripts/bench_flags.py "$BIN" overlap_tp2 2 \
-  "--model small --batch 8 --seq 256 --steps $STEPS --tp 2" \
-  plain="" overlap_tp_2chunks="--overlap-tp --tp-chunks 2" overlap_tp="--overlap-tp" \
-  sp="--sequence-parallel" sp_overlap_tp="--sequence-parallel --overlap-tp"
-FIELDS=comm_exposed_ms,comm_total_ms python3 scripts/bench_flags.py "$BIN" overlap_dp2 2 \
-  "--model small --batch 8 --seq 256 --steps $STEPS --tp 1 --dp 2" \
-  plain="" overlap_grad="--overlap-grad-reduce" overlap_grad_1mib="--overlap-grad-reduce --bucket-mib 1" \
-  overlap_grad_16mib="--overlap-grad-reduce --bucket-mib 16" \
-  distopt="--distributed-optimizer" distopt_overlap_grad="--distributed-optimizer --overlap-grad-reduce"
-
-# A job on two simulated nodes (t=2 × d=2, ranks 2-3 forward their records to rank 0 over MPI)
-# against the same job with telemetry off, interleaved (the order alternates each round); the
-# figure is the median whole cycle per step (`cycle_ms`: the step, the observer, the boundary's
-# control collective) over every counted step of every round. The forwarding ranks also report
-# the CPU time their forwarding calls took per step (`--forwarding-stats`).
-NODE_ROUNDS=${NODE_ROUNDS:-4}
-nodes_run() {  # nodes_run on|off LOGFILE
-  local tel=(--no-telemetry)
-  [[ $1 == on ]] && tel=(--job "bench-nodes-$$-$(basename "$2" .jsonl)" --forwarding-stats)
-  mpirun --oversubscribe --bind-to none -np 4 "$BIN/tptrain" --model small --batch 4 --seq 128 --steps "$STEPS" \
-    --tp 2 --dp 2 --simulate-nodes 2 --quiet --log "$2" "${tel[@]}" | grep '^BENCH forwarding' >> "$tmp/fwd_cpu.txt" || true
-  if [[ $1 == on ]]; then
-    "$BIN/tptop" gc >/dev/null 2>&1 || true
-    "$BIN/tptop" --namespace node1 gc >/dev/null 2>&1 || true
-  fi
-}
-for r in $(seq "$NODE_ROUNDS"); do
-  if (( r % 2 )); then order="on off"; else order="off on"; fi
-  for m in $order; do nodes_run "$m" "$tmp/nodes_${m}_$r.jsonl"; done
-done
-python3 - "$tmp" "$NODE_ROUNDS" <<'PY'
-import glob, json, statistics, sys
-tmp, rounds = sys.argv[1], int(sys.argv[2])
-cyc = {m: [json.loads(l)["cycle_ms"] for p in sorted(glob.glob(f"{tmp}/nodes_{m}_*.jsonl")) for l in list(open(p))[2:]]
-       for m in ("on", "off")}
-on, off = statistics.median(cyc["on"]), statistics.median(cyc["off"])
-print(f"BENCH nodes2_t2d2_cycle_ms_telemetry_off {off:.1f} ms")
-print(f"BENCH nodes2_t2d2_cycle_ms_forwarding_on {on:.1f} ms")
-print(f"BENCH nodes2_t2d2_forwarding_overhead_pct {(on / off - 1) * 100:.2f} %")
-cpu = [float(l.split()[2]) for l in open(f"{tmp}/fwd_cpu.txt")] if glob.glob(f"{tmp}/fwd_cpu.txt") else []
-if cpu:
-    worst = max(cpu)
-    print(f"BENCH nodes2_forwarding_cpu_us_per_step_max {worst:.1f} us")
-    print(f"BENCH nodes2_forwarding_cpu_pct_of_step {worst / 1e3 / off * 100:.4f} %")
-PY
-
+# python3 on PATH may be another interpreter (pyenv) than the one Debian's torch is installed for
+if [[ -z ${PYTHON:-} ]] && ! "$PY" -c "import torch" 2>/dev/null && /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  PY=/usr/bin/python3
+fi
 if ! "$PY" -c "import torch" 2>/dev/null; then
   echo "# PyTorch not installed for $PY: set PYTHON to an interpreter with torch for the comparison"
   exit 0
@@ -165,15 +97,15 @@ fi
 # each round (with 3 rounds each run takes each place once): on a shared host the run that
 # starts first tends to get the quietest stretch.
 torch_run() {
-  "$PY" "$HERE/bench_pytorch.py" --threads "$CORES" --steps "$STEPS" --data "$HERE/../data/shakespeare.txt" \
+  "$PY" "$HERE/bench_pytorch.py" --threads "$CORES" --steps "$CMP_STEPS" --data "$HERE/../data/shakespeare.txt" \
     --times "$tmp/cmp_torch.txt" 2>/dev/null | grep '^#' || true
 }
 for r in $(seq "$ROUNDS"); do
   for k in 0 1 2; do
     case $(( (r - 1 + k) % 3 )) in
-      0) train 2 "$tmp/cmp_tp2_$r.jsonl" ;;
+      0) train 2 "$tmp/cmp_tp2_$r.jsonl" "$CMP_STEPS" ;;
       1) torch_run ;;
-      2) train 1 "$tmp/cmp_tp1_$r.jsonl" ;;
+      2) train 1 "$tmp/cmp_tp1_$r.jsonl" "$CMP_STEPS" ;;
     esac
   done
 done

@@ -11,6 +11,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# PyTorch 2's fused causal attention; older releases (Debian 12's torch 1.13) run it explicitly
+SDPA = hasattr(F, "scaled_dot_product_attention")
+
 
 class Block(nn.Module):
     def __init__(self, C, H):
@@ -27,7 +30,12 @@ class Block(nn.Module):
         B, T, C = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
         q, k, v = (t.view(B, T, self.H, C // self.H).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if SDPA:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:  # torch < 2.0 (Debian's 1.13): the explicit masked softmax
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.size(-1)))
+            att = att.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+            y = F.softmax(att, dim=-1) @ v
         x = x + self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
         return x + self.fcproj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
 
@@ -85,6 +93,7 @@ def main():
             f.writelines(f"{t * 1e3:.3f}\n" for t in times[2:])
     flops_tok = 6 * (12 * L * C * C + V * C) + 12 * L * C * T
     tok_s = B * T / dt
+    print(f"# pytorch {torch.__version__}, attention: {'scaled_dot_product_attention' if SDPA else 'explicit masked softmax (no SDPA before torch 2.0)'}")
     print(f"BENCH pytorch_small_threads{a.threads}_tokens_per_s {tok_s:.1f} tok/s")
     print(f"BENCH pytorch_small_threads{a.threads}_step_ms {dt * 1e3:.1f} ms")
     print(f"BENCH pytorch_small_threads{a.threads}_step_ms_min {min(times[2:]) * 1e3:.1f} ms")

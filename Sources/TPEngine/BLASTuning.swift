@@ -37,8 +37,9 @@ public enum BLASTuning {
   }
 }
 
-/// Sets the OpenBLAS thread count for this process (the rank's share of cores).
-public func setBLASThreads(_ n: Int) { BLAS.setThreads(n) }
+/// Sets the OpenBLAS thread count for this process given the rank's share of cores `n`: 1 when
+/// the engine's worker pool splits the GEMMs (`PooledGEMM.enabled`, the default), else `n`.
+public func setBLASThreads(_ n: Int) { BLAS.setThreads(PooledGEMM.enabled ? 1 : n) }
 
 extension BLASTuning {
   /// Single-core sgemm throughput in GFLOP/s, the peak MFU is measured against: square

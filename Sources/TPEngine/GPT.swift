@@ -204,11 +204,11 @@ public final class GPT {
 
   /// `ranksOnNode` ranks share this node's memory (each holds a similar shard); the constructor
   /// refuses, with one line, a model they cannot hold together. `threads` is the rank's share
-  /// of cores: GEMMs use them through OpenBLAS, everything else through `pool`. `parallel`
-  /// says what is on: sequence parallelism (B·T must be divisible by t) and recomputation; the
-  /// distributed optimizer (this rank, DP rank `dpRank`, then holds the AdamW moments of its
-  /// block only); the parallel linears' collectives pipelined with their GEMMs in row chunks
-  /// (`--overlap-tp`, TensorParallelOverlap.swift).
+  /// of cores: everything, GEMMs included (`pooledSgemm`), runs on them through `pool`.
+  /// `parallel` says what is on: sequence parallelism (B·T must be divisible by t) and
+  /// recomputation; the distributed optimizer (this rank, DP rank `dpRank`, then holds the AdamW
+  /// moments of its block only); the parallel linears' collectives pipelined with their GEMMs in
+  /// row chunks (`--overlap-tp`, TensorParallelOverlap.swift).
   public init(config: GPTConfig, local: LocalShape, batch B: Int, seq T: Int, tpGroup: Communicator,
               parallel: ParallelConfig? = nil, dpRank: Int = 0, ranksOnNode: Int = 1, threads: Int = 1) throws {
     let parallel = parallel ?? ParallelConfig(tp: local.tp, dp: 1)

@@ -165,7 +165,7 @@ final class TensorParallelOverlap {
     }
     for i in 0..<reductions.count {
       let r0 = rowStarts[i], rows = rowStarts[i + 1] - r0
-      matmulBackwardInput(dx + r0 * IC, dout + r0 * OC, weight, rows, IC, OC)
+      matmulBackwardInput(dx + r0 * IC, dout + r0 * OC, weight, rows, IC, OC, pool: pool)
       reductions[i].start(dx, kind)
       progressAll(i + 1)
     }
@@ -174,7 +174,7 @@ final class TensorParallelOverlap {
     let pieces = Self.pieceCount(OC, k)
     for i in 0..<pieces {
       matmulBackwardWeight(dweight, dout, x, N, IC, OC,
-                           features: Self.pieceStart(OC, pieces, i)..<Self.pieceStart(OC, pieces, i + 1))
+                           features: Self.pieceStart(OC, pieces, i)..<Self.pieceStart(OC, pieces, i + 1), pool: pool)
       progressAll(k)
     }
     if let dbias { biasBackward(dbias, dout, N, OC, pool: pool) }
@@ -216,8 +216,8 @@ final class TensorParallelOverlap {
     let g = sequence!.gathered
     startGather(g, dout, N)
     forEachGatheredPiece(N) { rows in
-      matmulBackwardInput(dinp + rows.lowerBound * IC, g + rows.lowerBound * OC, weight, rows.count, IC, OC)
+      matmulBackwardInput(dinp + rows.lowerBound * IC, g + rows.lowerBound * OC, weight, rows.count, IC, OC, pool: pool)
     }
-    matmulBackwardWeight(dweight, g, inp, N, IC, OC, features: 0..<OC)
+    matmulBackwardWeight(dweight, g, inp, N, IC, OC, features: 0..<OC, pool: pool)
   }
 }

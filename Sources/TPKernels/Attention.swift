@@ -7,8 +7,8 @@ let attentionBlock = 64
 /// - out (B,T,NH·hs); att (B,NH,T,T) post-softmax probabilities, zero above the diagonal;
 ///   qkv (B,T,3·NH·hs) laid out [q | k | v] per token, each NH·hs wide.
 /// Query block [r0, r1) only needs keys [0, r1): a causal step skips about 3/8 of the products.
-/// With a pool, the (batch, head) pairs are split over its threads, each running its small
-/// GEMMs on one OpenBLAS thread.
+/// With a pool, the (batch, head) pairs are claimed one at a time by its threads, each running
+/// its small GEMMs on one OpenBLAS thread.
 @inline(never)
 public func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ qkv: FloatPtr,
                              _ B: Int, _ T: Int, _ NH: Int, _ hs: Int, pool: WorkerPool = .serial) {
@@ -51,7 +51,7 @@ func attentionHeads(_ out: FloatPtr?, _ att: FloatPtr, _ qkv: FloatPtr,
     }
   }
   withSingleThreadedBLAS(pool) {
-    pool.forEachRange(B * NH, Heads(out: out, att: att, qkv: qkv, T: T, NH: NH, hs: hs))
+    pool.forEachChunk(B * NH, chunks: B * NH, Heads(out: out, att: att, qkv: qkv, T: T, NH: NH, hs: hs))
   }
 }
 
@@ -168,7 +168,8 @@ public func attentionBackward(_ dqkv: FloatPtr, _ scratch: FloatPtr, _ dout: Flo
   }
   precondition(pool.width == 1 || pool.scratchFloats >= T * T, "pool scratch too small for attention backward")
   withSingleThreadedBLAS(pool) {
-    pool.forEachRange(B * NH, Heads(dqkv: dqkv, scratch: scratch, dout: dout, qkv: qkv, att: att, T: T, NH: NH,
-                                    hs: hs, pool: pool))
+    pool.forEachChunk(B * NH, chunks: B * NH,
+                      Heads(dqkv: dqkv, scratch: scratch, dout: dout, qkv: qkv, att: att, T: T, NH: NH, hs: hs,
+                            pool: pool))
   }
 }

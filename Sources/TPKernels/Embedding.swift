@@ -41,7 +41,7 @@ public func embeddingBackward(_ dwte: FloatPtr, _ dout: FloatPtr, _ tokens: Unsa
       }
     }
   }
-  pool.forEachRange(C, align: 16, Columns(dwte: dwte, dout: dout, tokens: tokens, N: N, C: C,
+  pool.forEachClaimed(C, align: 16, Columns(dwte: dwte, dout: dout, tokens: tokens, N: N, C: C,
                                           vocabStart: vocabStart, vocabLocal: vocabLocal))
 }
 
@@ -78,7 +78,7 @@ public func positionRowsBackward(_ dwpe: FloatPtr, _ dout: FloatPtr, _ firstRow:
       for i in 0..<N { addColumns(dwpe + ((firstRow + i) % T) * C, dout + i * C, cols) }
     }
   }
-  pool.forEachRange(C, align: 16, Columns(dwpe: dwpe, dout: dout, firstRow: firstRow, N: N, T: T, C: C))
+  pool.forEachClaimed(C, align: 16, Columns(dwpe: dwpe, dout: dout, firstRow: firstRow, N: N, T: T, C: C))
 }
 
 /// dwpe[0..<T] (T,C) = Σ_b dout[b, t] over dout (B,T,C); rows ≥ T of dwpe are left alone (this
@@ -95,7 +95,7 @@ public func positionBackward(_ dwpe: FloatPtr, _ dout: FloatPtr, _ B: Int, _ T: 
       }
     }
   }
-  pool.forEachRange(T, Positions(dwpe: dwpe, dout: dout, B: B, T: T, C: C))
+  pool.forEachClaimed(T, Positions(dwpe: dwpe, dout: dout, B: B, T: T, C: C))
 }
 
 /// out[c] += x[c] for c in `columns`: one row of a sum.

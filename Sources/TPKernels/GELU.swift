@@ -13,11 +13,11 @@ public func geluForward(_ out: FloatPtr, _ inp: FloatPtr, _ N: Int, pool: Worker
       for i in range { out[i] = gelu(inp[i]) }
     }
   }
-  pool.forEachRange(N, align: 64, Elements(out: out, inp: inp))
+  pool.forEachClaimed(N, align: 64, Elements(out: out, inp: inp))
 }
 
 /// In place over d (N,OC): d = d · gelu'(inp (N,OC)); dbias (OC) = Σ rows of the result (the
-/// gradient of the bias added before the GELU), overwritten. Split by columns, so each thread
+/// gradient of the bias added before the GELU), overwritten. Split by columns, so each chunk
 /// owns its part of dbias.
 @inline(never)
 public func geluBiasBackward(_ d: FloatPtr, _ dbias: FloatPtr, _ inp: FloatPtr, _ N: Int, _ OC: Int,
@@ -26,7 +26,7 @@ public func geluBiasBackward(_ d: FloatPtr, _ dbias: FloatPtr, _ inp: FloatPtr, 
     let d: FloatPtr, dbias: FloatPtr, inp: FloatPtr, N: Int, OC: Int
     func run(_: Int, _ cols: Range<Int>) { geluBiasBackwardColumns(d, dbias, inp, N, OC, cols) }
   }
-  pool.forEachRange(OC, align: 16, Columns(d: d, dbias: dbias, inp: inp, N: N, OC: OC))
+  pool.forEachClaimed(OC, align: 16, Columns(d: d, dbias: dbias, inp: inp, N: N, OC: OC))
 }
 
 /// Columns `cols` of d (N,OC), in place: d ·= gelu'(inp); dbias[cols] = Σ rows of the result.

@@ -1,7 +1,7 @@
 // Linear layers: one sgemm each, plus the bias column sums.
 
-/// out (N,OC) = inp (N,IC) · weight (OC,IC)ᵀ + bias (OC, optional). The pool only copies the
-/// bias rows; the product runs on OpenBLAS's threads.
+/// out (N,OC) = inp (N,IC) · weight (OC,IC)ᵀ + bias (OC, optional). The pool copies the bias
+/// rows and splits the product (`pooledSgemm`).
 @inline(never)
 public func matmulForward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, _ bias: FloatPtr?,
                           _ N: Int, _ IC: Int, _ OC: Int, pool: WorkerPool = .serial) {
@@ -10,8 +10,8 @@ public func matmulForward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, 
     func run(_ i: Int) { (out + i * OC).update(from: bias, count: OC) }
   }
   if let bias { pool.forEach(N, BiasRows(out: out, bias: bias, OC: OC)) }
-  sgemm(transA: false, transB: true, m: N, n: OC, k: IC, a: inp, lda: IC, b: weight, ldb: IC,
-        beta: bias == nil ? 0 : 1, c: out, ldc: OC)
+  pooledSgemm(pool: pool, transA: false, transB: true, m: N, n: OC, k: IC, a: inp, lda: IC, b: weight, ldb: IC,
+              beta: bias == nil ? 0 : 1, c: out, ldc: OC)
 }
 
 /// dinp (N,IC) = dout (N,OC) · weight (OC,IC) (overwritten unless `accumulateInput`);
@@ -21,10 +21,10 @@ public func matmulForward(_ out: FloatPtr, _ inp: FloatPtr, _ weight: FloatPtr, 
 public func matmulBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: FloatPtr?, _ dout: FloatPtr,
                            _ inp: FloatPtr, _ weight: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int,
                            accumulateInput: Bool = false, pool: WorkerPool = .serial) {
-  sgemm(transA: false, transB: false, m: N, n: IC, k: OC, a: dout, lda: OC, b: weight, ldb: IC,
-        beta: accumulateInput ? 1 : 0, c: dinp, ldc: IC)
-  sgemm(transA: true, transB: false, m: OC, n: IC, k: N, a: dout, lda: OC, b: inp, ldb: IC,
-        beta: 0, c: dweight, ldc: IC)
+  pooledSgemm(pool: pool, transA: false, transB: false, m: N, n: IC, k: OC, a: dout, lda: OC, b: weight, ldb: IC,
+              beta: accumulateInput ? 1 : 0, c: dinp, ldc: IC)
+  pooledSgemm(pool: pool, transA: true, transB: false, m: OC, n: IC, k: N, a: dout, lda: OC, b: inp, ldb: IC,
+              beta: 0, c: dweight, ldc: IC)
   if let dbias { biasBackward(dbias, dout, N, OC, pool: pool) }
 }
 
@@ -32,9 +32,10 @@ public func matmulBackward(_ dinp: FloatPtr, _ dweight: FloatPtr, _ dbias: Float
 /// alone, for a caller that runs it a block of rows at a time (each row is computed as in the
 /// whole product).
 @inline(never)
-public func matmulBackwardInput(_ dinp: FloatPtr, _ dout: FloatPtr, _ weight: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int) {
-  sgemm(transA: false, transB: false, m: N, n: IC, k: OC, a: dout, lda: OC, b: weight, ldb: IC,
-        beta: 0, c: dinp, ldc: IC)
+public func matmulBackwardInput(_ dinp: FloatPtr, _ dout: FloatPtr, _ weight: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int,
+                                pool: WorkerPool = .serial) {
+  pooledSgemm(pool: pool, transA: false, transB: false, m: N, n: IC, k: OC, a: dout, lda: OC, b: weight, ldb: IC,
+              beta: 0, c: dinp, ldc: IC)
 }
 
 /// Rows `features` of dweight (OC,IC) = doutᵀ (OC,N) · inp (N,IC), overwritten: `matmulBackward`'s
@@ -42,10 +43,10 @@ public func matmulBackwardInput(_ dinp: FloatPtr, _ dout: FloatPtr, _ weight: Fl
 /// rows as in the whole product).
 @inline(never)
 public func matmulBackwardWeight(_ dweight: FloatPtr, _ dout: FloatPtr, _ inp: FloatPtr, _ N: Int, _ IC: Int, _ OC: Int,
-                                 features: Range<Int>) {
+                                 features: Range<Int>, pool: WorkerPool = .serial) {
   if features.isEmpty { return }
-  sgemm(transA: true, transB: false, m: features.count, n: IC, k: N, a: dout + features.lowerBound, lda: OC,
-        b: inp, ldb: IC, beta: 0, c: dweight + features.lowerBound * IC, ldc: IC)
+  pooledSgemm(pool: pool, transA: true, transB: false, m: features.count, n: IC, k: N, a: dout + features.lowerBound,
+              lda: OC, b: inp, ldb: IC, beta: 0, c: dweight + features.lowerBound * IC, ldc: IC)
 }
 
 /// dbias (OC) = column sums of dout (N,OC).
@@ -61,7 +62,7 @@ public func biasBackward(_ dbias: FloatPtr, _ dout: FloatPtr, _ N: Int, _ OC: In
       }
     }
   }
-  pool.forEachRange(OC, align: 16, Columns(dbias: dbias, dout: dout, N: N, OC: OC))
+  pool.forEachClaimed(OC, align: 16, Columns(dbias: dbias, dout: dout, N: N, OC: OC))
 }
 
 /// out (N,C) += bias (C).

@@ -1,14 +1,24 @@
-// Fork-join workers for the work of a step that is not a GEMM, when a rank has more than one
-// core (TP=1 on a 2-core machine; TP=2 with 2+ cores per rank). OpenBLAS already spreads each
-// GEMM over the rank's threads; without this pool the LayerNorms, GELU, softmax, attention's
-// per-head products and AdamW would run on one core while the others idle.
+// Fork-join workers for all the work of a step when a rank has more than one core (TP=1 on a
+// 2-core machine; TP=2 with 2+ cores per rank): the GEMMs (`pooledSgemm`, chunks of single-
+// threaded OpenBLAS calls), the LayerNorms, GELU, softmax, attention's per-head products and
+// AdamW. One set of threads for everything: OpenBLAS's own threads, spinning and yielding after
+// each GEMM, took the cores the pool's next job needed (BENCHMARKS.md, 2026-12-07).
 //
 // The pool is created once, outside the step. A job is a small struct (`RangeJob`): the pool
 // hands the other threads a pointer to it on the caller's stack plus its type, and joins them
 // before returning, so a job allocates nothing (a closure would: making a non-escaping closure
 // callable from other threads costs a heap-allocated wrapper per call). Workers spin briefly
-// after each job and then sleep on a condition variable, so they leave the cores to OpenBLAS
-// during the GEMMs in between.
+// after each job and then sleep on a condition variable.
+//
+// Two ways to split a job:
+// - `forEachRange`: one fixed range per thread (worker w always gets part w). For jobs that sum
+//   into per-thread scratch, whose result may depend only on the thread count.
+// - `forEachChunk`: chunks claimed from a shared counter by whichever thread is free, the caller
+//   included, and the caller waits only for threads that joined. For jobs whose every chunk
+//   computes the same bits whichever thread runs it (GEMM pieces, attention heads, element-wise
+//   work). On a busy host a descheduled or sleeping worker then costs nothing: the caller takes
+//   its chunks instead of spinning until it runs (a fixed split made the training thread wait
+//   for its helper in every kernel).
 
 import Glibc
 import Synchronization
@@ -112,10 +122,38 @@ public final class WorkerPool: @unchecked Sendable {
 }
 
 extension WorkerPool {
-  /// `job.run(i)` for every i in 0..<n, split as `forEachRange` splits it.
+  /// Cuts 0..<n into `chunks` contiguous ranges (each a multiple of `align` long except the
+  /// last; fewer chunks when n has fewer aligned units) and runs `job.run(worker, range)` once
+  /// per chunk on whichever thread claims it first (worker 0 is the calling thread, which claims
+  /// chunks too); returns when every chunk has finished. A thread may run several chunks, so
+  /// `run` must not assume one call per worker, and a chunk's result must not depend on the
+  /// thread that runs it. Helpers that have not woken by the time the chunks are gone are not
+  /// waited for. One caller at a time; a job must not use the pool itself.
+  public func forEachChunk<J: RangeJob>(_ n: Int, chunks: Int, align: Int = 1, _ job: J) {
+    let units = (n + align - 1) / max(1, align)
+    let count = min(max(1, chunks), max(1, units))
+    if width == 1 || count == 1 { job.run(0, 0..<n); return }
+    withUnsafePointer(to: job) { p in
+      shared.postChunks(UnsafeRawPointer(p), J.self, split: Split(n: n, align: align, width: count))
+    }
+  }
+
+  /// Chunks per thread of the element-, row- and column-wise kernels' `forEachChunk`: enough
+  /// that a thread that starts late leaves little for the others to wait on.
+  public static let chunksPerThread = 4
+
+  /// `forEachChunk` with `chunksPerThread` chunks per thread: for jobs whose indices are
+  /// independent (rows, elements, columns that one thread sums whole).
+  @inline(__always)
+  public func forEachClaimed<J: RangeJob>(_ n: Int, align: Int = 1, _ job: J) {
+    forEachChunk(n, chunks: width * Self.chunksPerThread, align: align, job)
+  }
+
+  /// `job.run(i)` for every i in 0..<n, in chunks claimed by the pool's threads
+  /// (`forEachClaimed`): every index's result is its own.
   @inline(__always)
   func forEach<Job: IndexJob>(_ n: Int, align: Int = 1, _ job: Job) {
-    forEachRange(n, align: align, EachIndex(job: job))
+    forEachClaimed(n, align: align, EachIndex(job: job))
   }
 }
 
@@ -130,8 +168,15 @@ struct Split {
 
 /// What the pool's threads share: the current job, its number, and the sleep/wake machinery.
 private final class JobBoard: @unchecked Sendable {
+  /// Jobs posted so far, times 2, plus 1 when the latest is a chunked job.
   let generation = Atomic<Int>(0)
   let pending = Atomic<Int>(0)
+  /// Chunked jobs: `closed` (no more joiners) plus the helpers that joined and have not left.
+  /// Static jobs leave it closed.
+  let membership = Atomic<Int>(JobBoard.closed)
+  /// The next unclaimed chunk of a chunked job.
+  let cursor = Atomic<Int>(0)
+  static let closed = 1 << 40
   let sleepers = Atomic<Int>(0)
   let stopping = Atomic<Bool>(false)
   var job: UnsafeRawPointer?
@@ -162,7 +207,7 @@ private final class JobBoard: @unchecked Sendable {
     jobType = type
     self.split = split
     pending.store(split.width - 1, ordering: .relaxed)
-    generation.add(1, ordering: .sequentiallyConsistent)  // publishes the job
+    generation.store(nextGeneration(chunked: false), ordering: .sequentiallyConsistent)  // publishes the job
     // a worker registers as a sleeper before its last look at `generation` (both sequentially
     // consistent), so either it sees the new job or this sees it asleep
     if sleepers.load(ordering: .sequentiallyConsistent) > 0 { broadcast() }
@@ -170,6 +215,42 @@ private final class JobBoard: @unchecked Sendable {
     while pending.load(ordering: .acquiring) > 0 {}
     self.job = nil
     jobType = nil
+  }
+
+  /// The generation word of the next job (a counter times 2, plus 1 for a chunked job).
+  private func nextGeneration(chunked: Bool) -> Int {
+    (generation.load(ordering: .relaxed) >> 1 + 1) << 1 | (chunked ? 1 : 0)
+  }
+
+  /// Publishes a chunked job, claims chunks here until none is left, then closes the job to
+  /// late helpers and waits for the ones that joined. `job` must stay valid until this returns.
+  func postChunks(_ job: UnsafeRawPointer, _ type: any RangeJob.Type, split: Split) {
+    // no helper is inside a job here: the last one closed with none left, and a late helper
+    // that finds a job closed leaves without reading it
+    self.job = job
+    jobType = type
+    self.split = split
+    cursor.store(0, ordering: .relaxed)
+    membership.subtract(Self.closed, ordering: .sequentiallyConsistent)  // open to joiners
+    generation.store(nextGeneration(chunked: true), ordering: .sequentiallyConsistent)
+    if sleepers.load(ordering: .sequentiallyConsistent) > 0 { broadcast() }
+    runChunks(worker: 0)
+    membership.add(Self.closed, ordering: .sequentiallyConsistent)
+    while membership.load(ordering: .acquiring) != Self.closed {}
+    self.job = nil
+    jobType = nil
+  }
+
+  /// Claims and runs chunks of the open chunked job until none is left.
+  @inline(__always)
+  private func runChunks(worker: Int) {
+    guard let job, let jobType else { return }
+    let split = self.split
+    while true {
+      let c = cursor.wrappingAdd(1, ordering: .relaxed).oldValue
+      if c >= split.width { return }
+      jobType.invoke(job, worker, split.range(c))
+    }
   }
 
   func stop() {
@@ -199,10 +280,21 @@ private final class JobBoard: @unchecked Sendable {
         sleepers.subtract(1, ordering: .sequentiallyConsistent)
         pthread_mutex_unlock(mutex)
       }
-      if generation.load(ordering: .acquiring) == seen { return }  // woken to stop
-      seen += 1
-      if let job, let jobType { jobType.invoke(job, index, split.range(index)) }
-      pending.subtract(1, ordering: .releasing)
+      let current = generation.load(ordering: .acquiring)
+      if current == seen { return }  // woken to stop
+      seen = current
+      if current & 1 == 0 {
+        // a static job: the caller waits for every helper, so it is still this one
+        if let job, let jobType { jobType.invoke(job, index, split.range(index)) }
+        pending.subtract(1, ordering: .releasing)
+      } else {
+        // a chunked job, or a later one: join only while it is open (then its fields stay put
+        // until this helper leaves)
+        if membership.wrappingAdd(1, ordering: .sequentiallyConsistent).oldValue & Self.closed == 0 {
+          runChunks(worker: index)
+        }
+        membership.subtract(1, ordering: .releasing)
+      }
     }
   }
 }

@@ -1,6 +1,7 @@
-// Step and event records, and their encoding into a 248-byte slot payload. The writer encodes
-// into a stack buffer and copies the buffer into the slot in one block; the reader copies the
-// slot out in one block and decodes the copy. What a step measures is JobSchema's
+// Step and event records, and their encoding into a 248-byte slot payload. The writer encodes a
+// step record straight into the slot inside the seqlock (events and tensor statistics into a
+// stack buffer, copied into the slot in one block); the reader copies the slot out in one block
+// and decodes the copy. What a step measures is JobSchema's
 // `StepMetrics`; this file holds only where each of its fields goes in the slot.
 
 import JobSchema
@@ -133,6 +134,12 @@ enum RecordCodec {
     l0 = l0 &+ mum(w.24, w.25, 24)
     l1 = l1 &+ mum(w.26, w.27, 26)
     l2 = l2 &+ mum(w.28, w.29, 28)
+    return finish(l0, l1, l2, l3)
+  }
+
+  /// The checksum's final mix of its four lanes.
+  @inline(__always)
+  static func finish(_ l0: UInt64, _ l1: UInt64, _ l2: UInt64, _ l3: UInt64) -> UInt64 {
     var h = l0 ^ (l1 << 17 | l1 >> 47) ^ (l2 << 31 | l2 >> 33) ^ (l3 << 47 | l3 >> 17)
     h ^= h >> 29
     h = h &* 0xBF58_476D_1CE4_E5B9
@@ -160,28 +167,47 @@ enum RecordCodec {
     p.load(fromByteOffset: slotOffset - base, as: T.self)
   }
 
-  /// Encodes a step record into `p` (248 bytes), checksum included. The 30 words are formed
-  /// in registers (32-bit fields paired), checksummed there, then stored as whole words.
+  /// Encodes a step record into `p` (248 bytes), checksum included: each pair of the 30 words
+  /// is stored and folded into its checksum lane as soon as it is formed, so no more than the
+  /// four lanes stay live (forming all 30 words first made the compiler spill them to the stack
+  /// and reload them). The result is `checksum(_: Words)` of the stored words.
   @inline(__always)
   static func encode(_ r: StepMetrics, timestampNs: UInt64, rank: UInt32, into p: UnsafeMutableRawPointer) {
-    let h = r.allReduceHistogram.buckets
-    let w: Words = (
-      pair(S.Kind.step, r.commPeerWaitMicros),  // 8: kind, peer wait µs
-      UInt64(bitPattern: Int64(truncatingIfNeeded: r.step)),  // 16
-      timestampNs,  // 24
-      UInt64(bitPattern: Int64(truncatingIfNeeded: r.tokens)),  // 32
-      pair(r.loss.bitPattern, r.lr.bitPattern),  // 40
-      pair(r.gradNorm.bitPattern, r.computeBusy.bitPattern),  // 48
-      pair(r.gflops.bitPattern, rank),  // 56
-      r.stepNs, r.forwardNs, r.backwardNs, r.optimizerNs, r.commNs, r.dataNs,  // 64...104
-      UInt64(bitPattern: Int64(truncatingIfNeeded: r.allReduceCount)),  // 112
-      r.allReduceBytes, r.allReduceTotalNs, r.allReduceMaxNs,  // 120...136
-      r.rssBytes, r.paramBytes, r.gradBytes, r.optimizerBytes, r.activationBytes,  // 144...176
-      pair(h.0, h.1), pair(h.2, h.3), pair(h.4, h.5), pair(h.6, h.7),  // 184...
-      pair(h.8, h.9), pair(h.10, h.11), pair(h.12, h.13), pair(h.14, h.15)  // ...240
-    )
-    p.storeBytes(of: w, as: Words.self)
-    put(p, S.checksum, checksum(w))
+    // the 16 u32 buckets as 8 little-endian words (bucket 2j in the low half of word j, as
+    // `pair` puts it), read one word at a time: the compiler's 32-byte loads of the tuple
+    // missed store forwarding from the caller's narrower stores (a stall per record)
+    let h = withUnsafeBytes(of: r.allReduceHistogram.buckets) { b in
+      (b.loadUnaligned(fromByteOffset: 0, as: UInt64.self), b.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+       b.loadUnaligned(fromByteOffset: 16, as: UInt64.self), b.loadUnaligned(fromByteOffset: 24, as: UInt64.self),
+       b.loadUnaligned(fromByteOffset: 32, as: UInt64.self), b.loadUnaligned(fromByteOffset: 40, as: UInt64.self),
+       b.loadUnaligned(fromByteOffset: 48, as: UInt64.self), b.loadUnaligned(fromByteOffset: 56, as: UInt64.self))
+    }
+    /// Stores words `i` and `i + 1` (slot offsets 8 + 8i…) and returns their fold.
+    @inline(__always) func pair(_ i: Int, _ a: UInt64, _ b: UInt64) -> UInt64 {
+      p.storeBytes(of: a, toByteOffset: 8 * i, as: UInt64.self)
+      p.storeBytes(of: b, toByteOffset: 8 * i + 8, as: UInt64.self)
+      return mum(a, b, UInt64(i))
+    }
+    @inline(__always) func s(_ v: Int) -> UInt64 { UInt64(bitPattern: Int64(truncatingIfNeeded: v)) }
+    // lanes as in `checksum(_: Words)`: l0 = ((m0 + m8) ^ m16) + m24, l1 = ((m2 + m10) ^ m18) + m26,
+    // l2 = ((m4 + m12) ^ m20) + m28, l3 = (m6 + m14) ^ m22
+    var l0 = pair(0, Self.pair(S.Kind.step, r.commPeerWaitMicros), s(r.step))  // 8: kind, peer wait µs; 16
+    var l1 = pair(2, timestampNs, s(r.tokens))  // 24, 32
+    var l2 = pair(4, Self.pair(r.loss.bitPattern, r.lr.bitPattern),  // 40
+                  Self.pair(r.gradNorm.bitPattern, r.computeBusy.bitPattern))  // 48
+    var l3 = pair(6, Self.pair(r.gflops.bitPattern, rank), r.stepNs)  // 56, 64
+    l0 = l0 &+ pair(8, r.forwardNs, r.backwardNs)  // 72, 80
+    l1 = l1 &+ pair(10, r.optimizerNs, r.commNs)  // 88, 96
+    l2 = l2 &+ pair(12, r.dataNs, s(r.allReduceCount))  // 104, 112
+    l3 = l3 &+ pair(14, r.allReduceBytes, r.allReduceTotalNs)  // 120, 128
+    l0 ^= pair(16, r.allReduceMaxNs, r.rssBytes)  // 136, 144
+    l1 ^= pair(18, r.paramBytes, r.gradBytes)  // 152, 160
+    l2 ^= pair(20, r.optimizerBytes, r.activationBytes)  // 168, 176
+    l3 ^= pair(22, h.0, h.1)  // 184, 192: buckets 0-1, 2-3
+    l0 = l0 &+ pair(24, h.2, h.3)  // 200, 208
+    l1 = l1 &+ pair(26, h.4, h.5)  // 216, 224
+    l2 = l2 &+ pair(28, h.6, h.7)  // 232, 240
+    put(p, S.checksum, finish(l0, l1, l2, l3))
   }
 
   /// Encodes an event record into `p` (248 bytes), checksum included. The text is cut at a

@@ -269,12 +269,9 @@ public final class RankWriter {
   /// call, no allocation.
   @inline(__always)
   public func writeStep(_ m: StepMetrics, timestampNs: UInt64) {
-    // Every payload byte is written by the encoder, so the stack buffer needs no zeroing.
-    withUnsafeTemporaryAllocation(byteCount: S.payloadSize, alignment: 8) { buf in
-      let p = buf.baseAddress.unsafelyUnwrapped
-      RecordCodec.encode(m, timestampNs: timestampNs, rank: rank32, into: p)
-      publish(UnsafeRawPointer(p))
-    }
+    // Encoded straight into the slot (every payload byte is written): no stack copy to store,
+    // reload and store again.
+    publish { RecordCodec.encode(m, timestampNs: timestampNs, rank: rank32, into: $0) }
     atomicWord(header + R.lastStep).store(UInt64(truncatingIfNeeded: m.step), ordering: .relaxed)
   }
 
@@ -304,18 +301,25 @@ public final class RankWriter {
     }
   }
 
-  /// Seqlock write of record `next`: seq = 2i+1 (relaxed), release fence, payload copy,
-  /// seq = 2i+2 (release), then the head = i+1 (release).
+  /// Seqlock write of record `next` from a payload built elsewhere (forwarded records).
   @inline(__always)
   func publish(_ payload: UnsafeRawPointer) {
-    forwarder?.append(payload)
+    publish { copyPayload(from: payload, to: $0) }
+  }
+
+  /// Seqlock write of record `next`: seq = 2i+1 (relaxed), release fence, `fill` writes the
+  /// whole 248-byte payload into the slot, seq = 2i+2 (release), then the head = i+1 (release).
+  /// With a forwarder, the slot's payload is then appended to its message.
+  @inline(__always)
+  func publish(_ fill: (UnsafeMutableRawPointer) -> Void) {
     let i = next
     let slot = ring + Int(truncatingIfNeeded: (i & mask) &* UInt64(S.size))
     let seq = atomicWord(slot + S.seq)
     seq.store(2 &* i &+ 1, ordering: .relaxed)
     atomicMemoryFence(ordering: .releasing)
-    copyPayload(from: payload, to: slot + S.payload)
+    fill(slot + S.payload)
     seq.store(2 &* i &+ 2, ordering: .releasing)
+    forwarder?.append(UnsafeRawPointer(slot + S.payload))
     next = i &+ 1
     atomicWord(header + R.writeIndex).store(next, ordering: .releasing)
     // Touch the next slot's four cache lines now, so the next record's stores find them in

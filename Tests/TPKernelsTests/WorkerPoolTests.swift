@@ -62,6 +62,59 @@ final class WorkerPoolTests: XCTestCase {
     for i in 0..<3 { XCTAssertEqual(tally.hits[i], 3000) }
   }
 
+  func testClaimedChunksCoverEveryIndexOnceForAnyWidth() {
+    for threads in 1...4 {
+      let pool = WorkerPool(threads: threads)
+      for (n, align, chunks) in [(0, 1, 4), (1, 1, 8), (7, 1, 3), (100, 8, 5), (1000, 64, 8), (4097, 64, 16), (48, 1, 48)] {
+        let tally = Tally(n: n, threads: threads)
+        pool.forEachChunk(n, chunks: chunks, align: align, tally.job(align: align))
+        for i in 0..<n { XCTAssertEqual(tally.hits[i], 1, "threads \(threads) n \(n) chunks \(chunks) index \(i)") }
+        for w in 0..<threads { XCTAssertEqual(tally.misaligned[w], 0, "chunks start on the alignment") }
+      }
+    }
+  }
+
+  /// Chunked and fixed-split jobs one after another, with workers now spinning, now asleep,
+  /// now late: every index of every job is covered once and no job runs after it returned.
+  func testChunkedAndStaticJobsInterleave() {
+    let pool = WorkerPool(threads: 3)
+    let tally = Tally(n: 64, threads: 3)
+    let job = tally.job()
+    for round in 0..<4000 {
+      if round % 3 == 0 { pool.forEachRange(64, job) } else { pool.forEachChunk(64, chunks: 1 + round % 9, job) }
+      if round % 700 == 0 { usleep(2000) }
+      XCTAssertEqual(tally.hits[round % 64], Int32(round + 1))
+    }
+    for i in 0..<64 { XCTAssertEqual(tally.hits[i], 4000) }
+  }
+
+  /// The pool-split GEMM computes every element as one single-threaded call does (k is never
+  /// cut; chunks start at multiples of 64 rows or columns), for each kind of product the layers
+  /// run: bitwise on OpenBLAS's AVX-512 kernels, and within a few ulps on the others.
+  func testPooledGEMMMatchesTheWholeProduct() {
+    var rng = Rng(s: 23)
+    BLAS.setThreads(1)  // as the engine runs it: the pool's threads call single-threaded OpenBLAS
+    let pool = WorkerPool(threads: 3)
+    let avx512 = ["skylakex", "cooperlake", "sapphirerapids"].contains(BLAS.coreName.lowercased())
+    for (ta, tb, m, n, k) in [(false, true, 512, 192, 96), (false, false, 512, 96, 160), (true, false, 320, 96, 512),
+                              (true, false, 96, 448, 512), (false, true, 130, 70, 33)] {
+      let a = Buf(m * k, &rng), b = Buf(k * n, &rng), c1 = Buf(m * n, &rng), c2 = Buf(zeros: m * n)
+      c2.p.update(from: c1.p, count: m * n)
+      let (lda, ldb) = (ta ? m : k, tb ? k : n)
+      sgemm(transA: ta, transB: tb, m: m, n: n, k: k, a: a.p, lda: lda, b: b.p, ldb: ldb, beta: 0.5, c: c1.p, ldc: n)
+      pooledSgemm(pool: pool, transA: ta, transB: tb, m: m, n: n, k: k, a: a.p, lda: lda, b: b.p, ldb: ldb, beta: 0.5,
+                  c: c2.p, ldc: n)
+      // a cut dimension that is not a multiple of 64 leaves a short last chunk, which OpenBLAS
+      // may give to its small-matrix kernels: there only close (the engine's dimensions are
+      // multiples of 64)
+      let aligned = (n <= m ? m : n) % PooledGEMM.align == 0
+      for i in 0..<(m * n) {
+        if avx512 && aligned { XCTAssertEqual(c1[i], c2[i], "\(m)×\(n)×\(k) element \(i)") }
+        else { XCTAssertEqual(c1[i], c2[i], accuracy: 1e-5 * max(1, abs(c1[i])), "\(m)×\(n)×\(k) element \(i)") }
+      }
+    }
+  }
+
   func testPoolIsReleasedWithItsThreads() {
     weak var weakPool: WorkerPool?
     do {
