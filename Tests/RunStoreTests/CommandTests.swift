@@ -242,7 +242,7 @@ final class CommandTests: XCTestCase {
     defer { try? synthetic.remove() }
     synthetic.advance(steps: 5)
     synthetic.finish()
-    recorder.finish(state: "finished")
+    recorder.finish(state: .finished)
     try synthetic.remove()
     let r = try tptop(["open", job], input: "4\n", environment: ["TERM": "dumb", "COLUMNS": "120", "LINES": "40"])
     XCTAssertEqual(r.status, 0, r.err)
@@ -308,7 +308,7 @@ final class CommandTests: XCTestCase {
     let env = ["TERM": "dumb", "COLUMNS": "120", "LINES": "40"]
     // the cursor on the newest step, then 60 × 10 samples back: as far back as the history goes
     let r = try tptop(["attach", job], input: "[" + String(repeating: "{", count: 60) + "\n", environment: env)
-    recorder.finish(state: "finished")
+    recorder.finish(state: .finished)
     XCTAssertEqual(r.status, 0, r.err)
     let last = try XCTUnwrap(Self.frames(r.out, width: 120).compactMap(Self.lossTitle).last, r.out.suffix(3000).description)
     let corner = try XCTUnwrap(last.range(of: #"step [0-9]+: [0-9.]+"#, options: .regularExpression).map { String(last[$0]) }, last)
