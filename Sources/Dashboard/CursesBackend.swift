@@ -108,9 +108,11 @@ public final class CursesBackend: ScreenBackend {
     for run in grid.changedRuns(since: previous) {
       let (attrs, pair) = pairsForSlots[Int(run.style.rawValue)]
       ccurses_set_style(attrs, pair)
-      // The bottom-right cell cannot be written without scrolling on some terminals: skip it.
-      var n = run.scalars.count
-      if run.y == grid.height - 1 && run.x + n >= grid.width { n = max(0, grid.width - 1 - run.x) }
+      // Every cell is written, the bottom-right one too: with scrolling off, curses places that
+      // character and reports ERR only because the cursor cannot move on (ncurses' addch(3x)),
+      // and paints it with insert-character where the terminal wraps at the margin. A skipped
+      // corner kept whatever an earlier frame or the terminal had left there.
+      let n = run.scalars.count
       guard n > 0 else { continue }
       if unicode {
         wbuf.removeAll(keepingCapacity: true)

@@ -166,7 +166,9 @@ public struct DashboardModel {
     if !attachedNodes.isEmpty && !attachedNodes.contains(0) {
       for i in rows.indices where (h.ranks[safe: i]?.pid ?? 0) == 0 && rows[i].step == 0 {
         rows[i].remote = true
-        rows[i].hostPid = "another node"
+        // its node as the segment's creator recorded it (unrecorded, 0, in older segments)
+        let node = h.ranks[safe: i]?.node ?? 0
+        rows[i].hostPid = attachedNodes.contains(node) ? "another node" : "on node \(node)"
       }
     }
     self.rows = rows

@@ -81,6 +81,14 @@ public final class SegmentWriter {
   /// Removes a job's segment name from /dev/shm (mappings stay valid until unmapped).
   public static func remove(job: String) throws { try MappedSegment.unlink(job: job) }
 
+  /// Records that world rank `worldRank` runs on node `node`, in a header no process of this
+  /// node claims (its rank runs and reports on that node): a view of this node's segment can
+  /// then say where it is. The creating process calls it before any rank attaches.
+  public func recordNode(ofRank worldRank: Int, node: Int) {
+    guard worldRank >= 0 && worldRank < geometry.worldSize, geometry.rankHeaderStride > SegmentLayout.RankHeader.nodeIndex else { return }
+    Memory(base: mapping.base + geometry.rankHeaderOffset(worldRank)).set(SegmentLayout.RankHeader.nodeIndex, UInt32(truncatingIfNeeded: node))
+  }
+
   /// Claims world rank `worldRank`'s header and ring for this process: records pid, host and
   /// local rank, and marks the rank attached. State starts as `.starting`.
   /// `nodeIndex` is the rank's node (0 on world rank 0's node).

@@ -14,6 +14,12 @@ struct NodeTopology {
   let node: Communicator
   /// World ranks of each node, by node index.
   let ranksByNode: [[Int]]
+  /// The node of each world rank.
+  var rankNodes: [Int] {
+    var nodes = [Int](repeating: 0, count: ranksByNode.reduce(0) { $0 + $1.count })
+    for (n, ranks) in ranksByNode.enumerated() { for r in ranks where r < nodes.count { nodes[r] = n } }
+    return nodes
+  }
 
   /// The segment namespace of this rank's node: simulated node n ≥ 1 has `node<n>`, every real
   /// node the default one (each machine has its own /dev/shm).

@@ -36,7 +36,7 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
   init(
     jobName: String, worldRank: Int, worldSize: Int, localRank: Int, nodeIndex: Int, tp: Int, dp: Int,
     model: ModelShape, preset: String, shards: [ShardedTensor], totalSteps: Int, features: RunFeatures,
-    slotCount: Int = SegmentLayout.defaultSlotCount, anyFailed: (Bool) -> Bool
+    slotCount: Int = SegmentLayout.defaultSlotCount, rankNodes: [Int] = [], anyFailed: (Bool) -> Bool
   ) throws {
     self.worldRank = worldRank
     var created: SegmentWriter?
@@ -46,6 +46,8 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
         name: jobName, model: model, preset: preset, worldSize: worldSize, tp: tp, dp: dp, totalSteps: totalSteps,
         shards: shards, features: features)
       do { created = try SegmentWriter.create(description, slotCount: slotCount) } catch { creationError = error }
+      // the other nodes' ranks never attach here: their node, for a view of this node alone
+      for (rank, node) in rankNodes.enumerated() where node != nodeIndex { created?.recordNode(ofRank: rank, node: node) }
     }
     let failedSomewhere = anyFailed(creationError != nil)
     if let e = creationError { throw e }

@@ -275,7 +275,7 @@ struct TPTrain: ParsableCommand {
       tp: grid.tp, dp: grid.dp,
       model: shape, preset: setup.model ?? (setup.initFrom != nil ? "checkpoint" : "custom"), shards: gpt.layout,
       totalSteps: settings.steps, features: gpt.parallel.features.with(checkpointAtStop: setup.checkpointEvery > 0),
-      slotCount: record.ringSlots,
+      slotCount: record.ringSlots, rankNodes: nodes.rankNodes,
       anyFailed: { failed in
         var flag = failed ? 1.0 : 0.0
         world.allReduce(&flag, count: 1, .max)

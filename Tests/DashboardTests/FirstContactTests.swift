@@ -95,26 +95,29 @@ final class FirstContactTests: XCTestCase {
     XCTAssertEqual(DashboardModel.jobState(declared).0, "running: ignores stop")
   }
 
-  /// In one node's namespace the job's ranks on other nodes read remote, greyed, not starting.
+  /// In one node's namespace the job's ranks on other nodes read remote, greyed, not starting,
+  /// with the node each runs on (recorded in their headers by the segment's creator).
   func testOtherNodesRanksAreRemote() {
-    let job = JobSpec(name: "two", model: "small", tp: 2, dp: 2, totalSteps: 100, tensors: [])
+    let job = JobSpec(name: "two", model: "small", tp: 2, dp: 3, totalSteps: 100, tensors: [])
     let h = JobHistory(job: job)
     var p = SourcePoll()
-    p.ranks = (0..<4).map { r in
-      r < 2 ? RankHealth(rank: r, pid: 0, host: "", state: .starting, heartbeatAge: .infinity, node: 0)
+    let nodes = [0, 0, 1, 1, 2, 2]
+    p.ranks = (0..<6).map { r in
+      nodes[r] != 1 ? RankHealth(rank: r, pid: 0, host: "", state: .starting, heartbeatAge: .infinity, node: nodes[r])
         : RankHealth(rank: r, pid: 100 + r, host: "nodeB", state: .running, heartbeatAge: 0.2, node: 1)
     }
-    p.steps = (0..<4).map { r in
-      r < 2 ? [] : (1...5).map { k in var s = StepSample(); s.step = k; s.loss = 3; s.stepNs = 1_000_000; s.rssBytes = 1 << 20; return s }
+    p.steps = (0..<6).map { r in
+      nodes[r] != 1 ? [] : (1...5).map { k in var s = StepSample(); s.step = k; s.loss = 3; s.stepNs = 1_000_000; s.rssBytes = 1 << 20; return s }
     }
     h.ingest(p)
     let m = DashboardModel(history: h, state: AppState(), themeName: "default")
-    XCTAssertEqual(m.rows.map(\.remote), [true, true, false, false])
+    XCTAssertEqual(m.rows.map(\.remote), [true, true, false, false, true, true])
     let g = Renderer.render(m, width: 120, height: 30)
     let table = g.pane("rank table")!
     let r0 = table.y + 2
     XCTAssertTrue(g.rowText(r0).contains("remote"), g.rowText(r0))
-    XCTAssertTrue(g.rowText(r0).contains("another node"), g.rowText(r0))
+    XCTAssertTrue(g.rowText(r0).contains("on node 0"), g.rowText(r0))
+    XCTAssertTrue(g.rowText(r0 + 4).contains("on node 2"), g.rowText(r0 + 4))
     XCTAssertFalse(g.rowText(r0).contains("starting") || g.rowText(r0).contains("0B"), g.rowText(r0))
     XCTAssertEqual(g[table.x + 3, r0].style, .dim)
     XCTAssertFalse(DashboardModel.jobState(h).0.contains("starting"))

@@ -98,6 +98,7 @@ final class MultiNodeTests: XCTestCase {
     let node1 = try reader(job, namespace: "node1")
     let own = node1.ranks()
     XCTAssertEqual(own.map(\.attached), [false, false, true, true])
+    XCTAssertEqual(own.map(\.node), [0, 0, 1, 1], "node 1's segment records where the other ranks run")
     XCTAssertEqual(own.map(\.forwarded), [false, false, false, false])
     for r in [2, 3] {
       let source = node1.poll(rank: r)
@@ -128,6 +129,19 @@ final class MultiNodeTests: XCTestCase {
   }
 
   /// t=2 × d=2: each TP group lies within one node.
+  /// Issue 24: each node's segment records the node of every rank it does not hold, so a view of
+  /// one node names where the others run (four nodes of one rank each: node 2 sees 0, 1, 2, 3).
+  func testANodesSegmentRecordsWhereTheOtherRanksRun() throws {
+    let job = uniqueJob("nodes-map")
+    addTeardownBlock { for n in [2, 3] { shm_unlink("/tptop@node\(n)." + job) } }
+    let p = try launch(job, tp: 2, steps: 3, extra: ["--simulate-nodes", "4"])
+    XCTAssertTrue(eventually(120) { !p.isRunning })
+    XCTAssertEqual(p.terminationStatus, 0)
+    let ranks = try reader(job, namespace: "node2").ranks()
+    XCTAssertEqual(ranks.map(\.attached), [false, false, true, false])
+    XCTAssertEqual(ranks.map(\.node), [0, 1, 2, 3])
+  }
+
   func testTensorParallelGroupsWithinNodesForwardEveryRecord() throws { try checkForwardedRun(tp: 2, steps: 8) }
 
   /// t=4: the one TP group spans both nodes.
