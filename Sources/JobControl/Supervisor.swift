@@ -134,7 +134,8 @@ public final class JobSupervisor: @unchecked Sendable {
 
   /// The checkpoint directory tptrain writes to for `args` (its own rule, `Checkpoints.writeDirectory`).
   public static func checkpointDirectory(_ args: [String]) -> String {
-    Checkpoints.writeDirectory(checkpointDir: value(of: "--checkpoint-dir", in: args), resume: value(of: "--resume", in: args))
+    Checkpoints.writeDirectory(checkpointDir: value(of: TrainingFlag.checkpointDir.flag, in: args),
+                               resume: value(of: TrainingFlag.resume.flag, in: args))
   }
 
   /// Telemetry job name of incarnation `k` of `base`: the base itself, then `<base>.r<k>`
@@ -164,25 +165,26 @@ public final class JobSupervisor: @unchecked Sendable {
   public static func arguments(_ base: [String], incarnation k: Int, job: String?, resume: String?) -> [String] {
     var args = base
     if let job {
-      args = removing("--job", from: args) + ["--job", job]
+      args = removing(TrainingFlag.job.flag, from: args) + [TrainingFlag.job.flag, job]
     }
     if let resume, k > 0 {
       let dir = checkpointDirectory(base)
-      args = removing("--init-from", from: removing("--resume", from: removing("--checkpoint-dir", from: args)))
-      args += ["--checkpoint-dir", dir, "--resume", resume]
+      for f in [TrainingFlag.initFrom, .resume, .checkpointDir] { args = removing(f.flag, from: args) }
+      args += [TrainingFlag.checkpointDir.flag, dir, TrainingFlag.resume.flag, resume]
     }
     return args
   }
 
   // MARK: Failure analysis
 
-  /// Judges how an incarnation ended: its exit `status` and `stderr`, whether `stop()` was
-  /// called, whether the job's control page asks for a stop, and whether the supervisor ended it
-  /// for a hang (`hung`: restarted like a dead rank unless a stop was requested, whatever the
-  /// killed ranks printed).
+  /// Judges how an incarnation ended, by tptrain's exit `status` (`TrainingExit`, which mpirun
+  /// passes on) and never by its words: whether `stop()` was called, whether every rank ended
+  /// cleanly (`stoppedCleanly`: its telemetry says finished, as after the checkpoint a signal
+  /// asks for), whether the job's control page asks for a stop, and whether the supervisor ended
+  /// it for a hang (`hung`: restarted like a dead rank unless a stop was requested, whatever the
+  /// killed ranks printed). `stderr` serves only mpirun's own report of a killed rank.
   public static func verdict(status: Int32, stderr: String, stopRequested: Bool, controlStop: Bool,
-                             hung: Bool = false) -> IncarnationVerdict {
-    let cleanStop = stderr.contains("received: stopped at step")
+                             hung: Bool = false, stoppedCleanly cleanStop: Bool = false) -> IncarnationVerdict {
     if status == 0 || (stopRequested && cleanStop) {
       return .done(status: 0, summary: cleanStop ? "stopped on request after a checkpoint" : "finished")
     }
@@ -197,11 +199,19 @@ public final class JobSupervisor: @unchecked Sendable {
     if status == TrainingExit.jobNameTaken.rawValue {
       return .done(status: status, summary: "its telemetry job name is taken; not restarting")
     }
-    let errors = stderr.split(separator: "\n").filter { $0.hasPrefix("tptrain: error: ") }
-    if !errors.isEmpty && MPIFailureReport.parse(stderr)?.killedBySignal != true {
-      return .done(status: status, summary: "tptrain failed during setup; not restarting")
+    if TrainingExit.wouldRecur(status) && MPIFailureReport.parse(stderr)?.killedBySignal != true {
+      return .done(status: status, summary: status == TrainingExit.outputFailed.rawValue
+        ? "tptrain could not write an output; not restarting" : "tptrain failed during setup; not restarting")
     }
     return .rankFailed
+  }
+
+  /// Whether every rank of job `job` that attached ended finished (a signal's stop writes its
+  /// checkpoint, then the rank reads finished); false without telemetry.
+  public static func endedCleanly(job: String?) -> Bool {
+    guard let job, let reader = try? JobReader(job: job) else { return false }
+    let attached = reader.ranks().filter(\.attached)
+    return !attached.isEmpty && attached.allSatisfy { $0.state == .finished }
   }
 
   /// Whether job `job`'s control page asks for a stop (`tptop stop`, the dashboard's S).
@@ -250,8 +260,8 @@ public final class JobSupervisor: @unchecked Sendable {
   /// Runs incarnations until one succeeds, a stop is requested, a setup error occurs or the
   /// restarts are used up; returns the exit status to report (0 for success or a clean stop).
   public func run() -> Int32 {
-    let telemetry = !arguments.contains("--no-telemetry")
-    let baseJob = telemetry ? (Self.value(of: "--job", in: arguments) ?? SegmentName.defaultJobName()) : nil
+    let telemetry = !arguments.contains(TrainingFlag.noTelemetry.flag)
+    let baseJob = telemetry ? (Self.value(of: TrainingFlag.job.flag, in: arguments) ?? SegmentName.defaultJobName()) : nil
     let dir = Self.checkpointDirectory(arguments)
     var resume: String? = nil
     var incarnation = 0
@@ -284,7 +294,8 @@ public final class JobSupervisor: @unchecked Sendable {
       let stopped = stopRequested
       lock.unlock()
       let verdict = Self.verdict(status: status, stderr: stderr, stopRequested: stopped,
-                                 controlStop: status != 0 && Self.controlStopRequested(job: job), hung: hang != nil)
+                                 controlStop: status != 0 && Self.controlStopRequested(job: job), hung: hang != nil,
+                                 stoppedCleanly: stopped && status != 0 && Self.endedCleanly(job: job))
       if case .done(let code, let summary) = verdict {
         onEvent(.finished(incarnation: incarnation, status: code, summary: summary))
         return code

@@ -7,6 +7,7 @@
 import ArgumentParser
 import CheckpointLayout
 import Foundation
+import JobSchema
 import TPComm
 import TPEngine
 
@@ -14,7 +15,7 @@ import TPEngine
 public struct RunSetup: ParsableArguments {
   @Option(help: "Model preset: tiny, small or gpt2-124m (default small unless --init-from or explicit sizes).")
   public var model: String?
-  @Option(name: .customLong("init-from"), help: "Start from an llm.c GPT-2 checkpoint.")
+  @Option(name: .customLong(TrainingFlag.initFrom.rawValue), help: "Start from an llm.c GPT-2 checkpoint.")
   public var initFrom: String?
   @Option(help: "Number of transformer layers.") public var layers: Int?
   @Option(help: "Number of attention heads.") public var heads: Int?
@@ -43,15 +44,15 @@ public struct RunSetup: ParsableArguments {
 
   @Option(help: "Write the final model here (llm.c format).") public var save: String?
   @Option(help: "Write one JSON object per step here.") public var log: String?
-  @Option(name: .customLong("checkpoint-dir"), help: "Directory of checkpoints, periodic, requested and on SIGTERM/SIGINT (default: the --resume directory, else ./checkpoints).")
+  @Option(name: .customLong(TrainingFlag.checkpointDir.rawValue), help: "Directory of checkpoints, periodic, requested and on SIGTERM/SIGINT (default: the --resume directory, else ./checkpoints).")
   public var checkpointDir: String?
   @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every K steps and at the end (0 = only on request or signal).")
   public var checkpointEvery: Int = 0
   @Option(name: .customLong("keep-checkpoints"), help: "Keep the newest N checkpoints (0 = all).") public var keepCheckpoints: Int = 3
-  @Option(help: "Resume from a checkpoint directory: the newest valid step_* in it, or a named step_* directory. Model and training settings come from the checkpoint; --tp may differ (re-shards).")
+  @Option(name: .customLong(TrainingFlag.resume.rawValue), help: "Resume from a checkpoint directory: the newest valid step_* in it, or a named step_* directory. Model and training settings come from the checkpoint; --tp may differ (re-shards).")
   public var resume: String?
-  @Option(help: "Telemetry job name (shared-memory segment).") public var job: String?
-  @Flag(name: .customLong("no-telemetry"), help: "Do not publish telemetry.") public var noTelemetry = false
+  @Option(name: .customLong(TrainingFlag.job.rawValue), help: "Telemetry job name (shared-memory segment).") public var job: String?
+  @Flag(name: .customLong(TrainingFlag.noTelemetry.rawValue), help: "Do not publish telemetry.") public var noTelemetry = false
   @Option(name: .customLong("simulate-nodes"), help: "Testing aid: telemetry treats the world as K nodes of contiguous ranks, each with its own segment (node n ≥ 1 in namespace node<n>, see tptop --namespace); K must divide the world size.")
   public var simulateNodes: Int?
   @Option(name: .customLong("shard-stats-every"), help: "Publish per-shard weight/gradient norms and update ratios every N steps (0 = never).")

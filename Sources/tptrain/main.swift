@@ -65,7 +65,7 @@ struct TPTrain: ParsableCommand {
     StopSignal.install()
     var trainer: Trainer? = nil
     var setupError: String? = nil
-    var setupExit = TrainingExit.failed
+    var setupExit = TrainingExit.setup
     do {
       trainer = try makeTrainer(world: world)
     } catch let e as EngineError {
@@ -105,7 +105,7 @@ struct TPTrain: ParsableCommand {
       trainer.observer.event(.error(e.message))
       finishRecording(state: .failed)
       MPIRuntime.finalize()
-      Foundation.exit(1)
+      Foundation.exit(TrainingExit.outputFailed.rawValue)
     } catch {
       printError("tptrain: error (rank \(world.rank)): \(error)")
       trainer.observer.stateChanged(.failed)
@@ -151,7 +151,7 @@ struct TPTrain: ParsableCommand {
     }
     MPIRuntime.finalize()
     // the log missed lines: the run is not a success (the error was printed when it happened)
-    if trainer.logWriteError != nil { Foundation.exit(1) }
+    if trainer.logWriteError != nil { Foundation.exit(TrainingExit.outputFailed.rawValue) }
   }
 
   /// Collective: world rank 0 finds and verifies the checkpoint (checksums included), every

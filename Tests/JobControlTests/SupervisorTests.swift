@@ -1,6 +1,7 @@
 import CheckpointLayout
 import Foundation
 import JobControl
+import JobSchema
 import XCTest
 
 /// The supervisor's argument and checkpoint rules, without running mpirun.
@@ -109,14 +110,29 @@ final class SupervisorTests: XCTestCase {
   func testCleanEndsAndErrorsAreNotRestarted() {
     XCTAssertEqual(JobSupervisor.verdict(status: 0, stderr: "", stopRequested: false, controlStop: false),
                    .done(status: 0, summary: "finished"))
-    XCTAssertEqual(JobSupervisor.verdict(status: 1, stderr: "tptrain: SIGTERM received: stopped at step 4 after checkpoint ck", stopRequested: true, controlStop: false),
+    // a stop the supervisor asked for, every rank finished after its checkpoint: success, whatever
+    // mpirun's own status after the signal
+    XCTAssertEqual(JobSupervisor.verdict(status: 1, stderr: "", stopRequested: true, controlStop: false, stoppedCleanly: true),
                    .done(status: 0, summary: "stopped on request after a checkpoint"))
+    XCTAssertEqual(JobSupervisor.verdict(status: 1, stderr: "tptrain: SIGTERM received: stopped at step 4 after checkpoint ck",
+                                         stopRequested: true, controlStop: false),
+                   .done(status: 1, summary: "stopped on request"), "decided by the ranks' state, never by the words")
     guard case .done(3, let nonFinite) = JobSupervisor.verdict(status: 3, stderr: "tptrain: error: non-finite loss nan / gradient norm nan at step 2: stopped", stopRequested: false, controlStop: false) else {
       return XCTFail("a non-finite loss was restarted")
     }
     XCTAssertTrue(nonFinite.contains("non-finite"), nonFinite)
-    XCTAssertEqual(JobSupervisor.verdict(status: 1, stderr: "tptrain: error: --lr must be a finite number > 0, not -1", stopRequested: false, controlStop: false),
-                   .done(status: 1, summary: "tptrain failed during setup; not restarting"))
+    // refused before training (a flag out of range, one that does not parse, a set-up error), or
+    // an output that cannot be written: the same command would fail again
+    for status in [TrainingExit.usage.rawValue, TrainingExit.setup.rawValue, TrainingExit.unparsedFlag] {
+      XCTAssertEqual(JobSupervisor.verdict(status: status, stderr: "", stopRequested: false, controlStop: false),
+                     .done(status: status, summary: "tptrain failed during setup; not restarting"))
+    }
+    XCTAssertEqual(JobSupervisor.verdict(status: 6, stderr: "", stopRequested: false, controlStop: false),
+                   .done(status: 6, summary: "tptrain could not write an output; not restarting"))
+    // a run-time failure restarts, whatever its words; so does a set-up status of a killed rank
+    XCTAssertEqual(JobSupervisor.verdict(status: 1, stderr: "tptrain: error: --lr must be a finite number > 0, not -1",
+                                         stopRequested: false, controlStop: false), .rankFailed)
+    XCTAssertEqual(JobSupervisor.verdict(status: 5, stderr: Self.killed, stopRequested: false, controlStop: false), .rankFailed)
   }
 
   func testExecutableLookup() {
