@@ -92,10 +92,16 @@ private func launchAndAttach(_ plan: LaunchPlan, display: DisplayOptions, restar
     throw ExitCode(1)
   }
   print("started job \(plan.job) (\(runner.rawValue) pid \(launched.pid)); log: \(launched.logPath)")
+  fflush(nil)
   do {
     _ = try Launcher.waitForSegment(launched) { printErr("tptop: " + $0) }
   } catch {
     printErr("tptop: \(error)")
+    // the last line says what went wrong: tptrain's own error, not mpirun's report around it
+    let log = (try? String(contentsOfFile: launched.logPath, encoding: .utf8)) ?? ""
+    if let cause = log.split(separator: "\n").last(where: { $0.hasPrefix("tptrain: error") }) {
+      printErr("tptop: job \(plan.job) did not start: \(cause)")
+    }
     throw ExitCode(1)
   }
   try attach(job: plan.job, logPath: launched.logPath, display: display, launched: launched)

@@ -71,6 +71,10 @@ final class StoredSource: JobSource {
         let wallTime = h.wallMinusBootNs.map { Double(Int64(bitPattern: e.timestampNs) &+ $0) / 1e9 } ?? h.started
         p.events.append(TelemetrySource.jobEvent(e, wallTime: wallTime))
       }
+      // the store keeps them rank by rank; the Events view reads them in time order
+      p.events = p.events.enumerated().sorted { a, b in
+        (a.element.wallTime, a.element.step, a.offset) < (b.element.wallTime, b.element.step, b.offset)
+      }.map(\.element)
       try? run.shardStats { t in
         for (i, n) in t.entries.enumerated() {
           p.shardStats.append(ShardStats(tensor: t.firstTensor + i, rank: t.rank, step: t.step, norms: n))

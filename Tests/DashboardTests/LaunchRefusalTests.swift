@@ -1,6 +1,7 @@
 import Foundation
 import JobControl
 import Telemetry
+import TestSupport
 import XCTest
 
 /// `tptop launch --job NAME` while a segment NAME exists: refused before anything starts, with
@@ -27,5 +28,33 @@ final class LaunchRefusalTests: XCTestCase {
       XCTAssertTrue("\(error)".contains("already exists (stopped)") && "\(error)".contains("tptop gc \(job)"), "\(error)")
     }
     XCTAssertEqual(try String(contentsOfFile: LogFiles.path(job: job), encoding: .utf8), "the running job's output\n")
+  }
+}
+
+/// `tptop launch` with a flag tptrain refuses: the job never starts, and the last line says why
+/// in tptrain's words (not mpirun's report that follows them in the log).
+final class LaunchFailureTests: XCTestCase {
+  func testTheLastLineOfAFailedLaunchIsTptrainsError() throws {
+    let job = "launch-bad-\(getpid())"
+    let logDir = NSTemporaryDirectory() + job
+    try FileManager.default.createDirectory(atPath: logDir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: logDir) }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try BuildProducts.path("tptop"))
+    p.arguments = ["launch", "--np", "2", "--tp", "2", "--job", job, "--", "--model", "tiny", "--lr", "-1"]
+    var env = ProcessInfo.processInfo.environment
+    env["TPTOP_LOG_DIR"] = logDir
+    p.environment = env
+    let err = Pipe()
+    p.standardError = err
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    let data = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    XCTAssertEqual(p.terminationStatus, 1)
+    let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
+    XCTAssertEqual(lines.last.map(String.init),
+                   "tptop: job \(job) did not start: tptrain: error: --lr must be a finite number > 0, not -1",
+                   lines.joined(separator: "\n"))
   }
 }

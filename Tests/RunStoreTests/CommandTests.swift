@@ -253,6 +253,28 @@ final class CommandTests: XCTestCase {
     for t in synthetic.description.shards { XCTAssertTrue(shards.contains("|\(t.name) "), "\(t.name) missing:\n\(shards)") }
   }
 
+  /// `tptop open`'s Events view reads a stored run's events in time order, not rank by rank as
+  /// the store keeps them: rank 1's event of step 2 comes before rank 0's of step 4.
+  func testOpenListsTheStoredEventsInTimeOrder() throws {
+    let (synthetic, recorder) = try recordedSyntheticJob("evorder", world: 2, slots: 64, totalSteps: 5)
+    let job = synthetic.description.name
+    defer { try? synthetic.remove() }
+    synthetic.advance(steps: 2)
+    synthetic.rankWriters[1].writeEvent(.error, step: 2, text: "first-by-time")
+    usleep(20_000)
+    synthetic.advance(steps: 2)
+    synthetic.rankWriters[0].writeEvent(.error, step: 4, text: "second-by-time")
+    synthetic.finish()
+    recorder.finish(state: .finished)
+    try synthetic.remove()
+    let r = try tptop(["open", job], input: "5\n", environment: ["TERM": "dumb", "COLUMNS": "120", "LINES": "40"])
+    XCTAssertEqual(r.status, 0, r.err)
+    let frame = try XCTUnwrap(Self.frames(r.out, width: 120).last { $0.contains("second-by-time") }, r.out.suffix(2000).description)
+    let first = try XCTUnwrap(frame.range(of: "first-by-time"), frame)
+    let second = try XCTUnwrap(frame.range(of: "second-by-time"), frame)
+    XCTAssertLessThan(first.lowerBound, second.lowerBound, "newest last, as the live Events view:\n\(frame)")
+  }
+
   /// The plain frames `tptop open` or `attach` printed, split at their separator lines.
   static func frames(_ out: String, width: Int) -> [String] {
     out.components(separatedBy: "\n" + String(repeating: "=", count: width) + "\n").filter { !$0.isEmpty }

@@ -308,7 +308,7 @@ enum OverviewView {
     var title = "ranks"
     if m.nodeCount > 1 { title += " on \(m.nodeCount) nodes" }
     if !m.lostNodes.isEmpty { title += ", node \(m.lostNodes.map(String.init).joined(separator: ", ")) LOST" }
-    if let s = stragglers.first { title += " (\(Glyphs.current.straggler) slowest: \(s))" }
+    if let s = stragglers.first { title += " (\(Glyphs.current.straggler) straggler: \(s))" }
     g.box(r, title: title)
     let inner = r.inset(1)
     guard inner.height > 1 else { return }
