@@ -55,9 +55,11 @@ public struct HangReport: Sendable, Equatable {
 /// begins, and while the job is paused with every rank's heartbeat fresh (a paused rank beats;
 /// one stopped while paused does not, and a paused job with a stalled rank is not idle but
 /// stuck); during a checkpoint write (slow file I/O, no steps) the timeout is at least
-/// `checkpointFloor`, unless a rank that is not writing has gone silent (its peers write or
-/// wait for it: a hang, not a slow disk). Until a rank has attached to the segment (mpirun stuck, a rank stopped
-/// as it starts) the limit is `startTimeout`.
+/// `checkpointFloor` while every rank beats (a writer beats from a helper thread, its peers
+/// as they wait), and the ordinary timeout once one has gone silent, writer or not: a stopped
+/// process beats from no thread, so that is a hang, not a slow disk. Until a rank has
+/// attached to the segment (mpirun stuck, a rank stopped as it starts) the limit is
+/// `startTimeout`.
 public struct HangWatch {
   /// Default timeout floor, seconds.
   public static let defaultFloor = 60.0
@@ -108,11 +110,14 @@ public struct HangWatch {
     let live = ranks.filter { $0.attached && $0.state != .finished && $0.state != .failed }
     let step = ranks.map(\.lastStep).max() ?? 0
     var limit = Self.limit(timeout: timeout, medianStepSeconds: reader.recentMedianStepSeconds())
-    // a rank writing its checkpoint does file I/O and does not beat; one that is silent while
-    // not writing (stopped before it began, its peers waiting for it) is no checkpoint write
+    // a rank writing its checkpoint makes no steps but beats from a helper thread (tptrain's
+    // WriteHeartbeat), and its peers beat as they wait: a write only while every rank beats. A
+    // silent writer is stopped (no thread of it runs), a silent rank that is not writing was
+    // stopped before it began. A forwarded rank's heartbeat is the time its node last sent,
+    // and a node sends nothing while it writes: its writers are trusted by their state.
     let silentAfter = min(limit / 2, reader.stallThreshold())
     let writing = live.contains { $0.state == .checkpointing }
-      && live.allSatisfy { $0.state == .checkpointing || ($0.heartbeatAge ?? .infinity) <= silentAfter }
+      && live.allSatisfy { ($0.state == .checkpointing && $0.forwarded) || ($0.heartbeatAge ?? .infinity) <= silentAfter }
     let idle = live.contains(where: { $0.state == .paused })
       && StallDiagnosis.judge(ranks, threshold: reader.stallThreshold(), frozenThreshold: reader.stallThreshold()) == nil
     if step != lastStep || (writing && !checkpointing) || idle {

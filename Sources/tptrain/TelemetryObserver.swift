@@ -27,6 +27,8 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
   private var wakesSeen: UInt32 = 0
   /// While paused or waiting, forwarded headers are refreshed this often (ns).
   static let idleForwardNs: UInt64 = 100_000_000
+  /// Beats this rank's heartbeat while it writes a checkpoint (file I/O, no steps).
+  private let writeHeartbeat: WriteHeartbeat
 
   /// `anyFailed` is a collective over every rank of the job (world): it returns whether any
   /// rank passed true, and doubles as the barrier between creating and opening the segments.
@@ -57,6 +59,7 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
     let segment = try created ?? SegmentWriter.open(job: jobName)
     self.segment = segment
     writer = try segment.rankWriter(worldRank: worldRank, localRank: localRank, nodeIndex: nodeIndex)
+    writeHeartbeat = WriteHeartbeat(writer: writer)
     wakesSeen = segment.pausedWakeGeneration()
   }
 
@@ -77,6 +80,7 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
   func clearPostedSignal() { segment.clearPausedSignal() }
 
   func stateChanged(_ state: RunState) {
+    if state == .checkpointing { writeHeartbeat.begin() } else { writeHeartbeat.end() }
     writer.setState(state)
     switch state {
     case .paused: writer.acknowledge(.pause, step: lastStep)
@@ -149,6 +153,7 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
 
   /// Marks this rank finished (or failed). The segment stays for late readers until `tptop gc`.
   func finish(failed: Bool) {
+    writeHeartbeat.end()
     writer.setState(failed ? .failed : .finished)
     writer.heartbeat()
   }

@@ -31,10 +31,11 @@ final class HangWatchTests: XCTestCase {
     XCTAssertFalse(report.neverStarted)
   }
 
-  /// A rank that went silent while its peer writes a checkpoint (stopped after the step, before it
-  /// began to write) is a hang at the step timeout, not a slow disk given the checkpoint floor;
-  /// a writer that is silent itself (file I/O beats no heartbeat) keeps the floor.
-  func testASilentRankThatIsNotWritingIsAHangDuringACheckpoint() throws {
+  /// During a checkpoint write every rank of a tptrain job beats: a writer from a helper thread,
+  /// its peers as they wait. While they all beat, a write gets the checkpoint floor (a slow disk);
+  /// a rank that went silent (stopped before it began to write, or stopped while writing: a
+  /// stopped process runs no thread) is a hang at the step timeout, and the report names it.
+  func testASilentRankIsAHangDuringACheckpointWhetherOrNotItWrites() throws {
     let job = uniqueJob("ckpt")
     let synthetic = try SyntheticJob(job: job, worldSize: 2, tp: 2)
     defer { try? SegmentWriter.remove(job: job) }
@@ -42,11 +43,15 @@ final class HangWatchTests: XCTestCase {
     synthetic.advance(steps: 3)
     let stale = telemetryMonotonicNanos() - 30_000_000_000
 
-    // both ranks writing, both silent: the checkpoint floor
+    // both ranks writing and beating: the checkpoint floor, and no more
     var writing = HangWatch(job: job, timeout: 3, startTimeout: 100, now: 0)
-    for r in ranks { r.setState(.checkpointing); r.heartbeat(nowNs: stale) }
+    for r in ranks { r.setState(.checkpointing); r.heartbeat() }
     XCTAssertNil(writing.check(now: 0))
-    XCTAssertNil(writing.check(now: 10), "a silent writer gets the checkpoint floor")
+    for t in stride(from: 1.0, through: 30, by: 1) {
+      for r in ranks { r.heartbeat() }
+      XCTAssertNil(writing.check(now: t), "a write whose ranks beat gets the checkpoint floor (t = \(t))")
+    }
+    for r in ranks { r.heartbeat() }
     XCTAssertNotNil(writing.check(now: HangWatch.checkpointFloor + 1), "…and no more")
 
     // rank 0 writes (then waits, beating); rank 1 never began: silent in state running
@@ -55,8 +60,17 @@ final class HangWatchTests: XCTestCase {
     ranks[1].setState(.running); ranks[1].heartbeat(nowNs: stale)
     XCTAssertNil(stuck.check(now: 0))
     ranks[0].heartbeat()
-    let report = try XCTUnwrap(stuck.check(now: 3), "the step timeout, not the checkpoint floor")
+    XCTAssertEqual(try XCTUnwrap(stuck.check(now: 3), "the step timeout, not the checkpoint floor").rank, 1)
+
+    // both write; rank 1 stopped while writing: its heartbeat stops with its every thread
+    var stopped = HangWatch(job: job, timeout: 3, startTimeout: 100, now: 0)
+    for r in ranks { r.setState(.checkpointing); r.heartbeat() }
+    XCTAssertNil(stopped.check(now: 0))
+    ranks[0].heartbeat(); ranks[1].heartbeat(nowNs: stale)
+    XCTAssertNil(stopped.check(now: 2.9))
+    let report = try XCTUnwrap(stopped.check(now: 3), "a silent writer is stopped: the step timeout")
     XCTAssertEqual(report.rank, 1)
+    XCTAssertEqual(report.seconds, 3)
   }
 
   /// Issue 25, item 4: no segment (mpirun stuck, rank 0 stopped before it creates it) past the

@@ -18,8 +18,8 @@ mpirun -np 2 "$tptrain" "${train[@]}" --no-telemetry --log "$work/ref.jsonl" > /
   --checkpoint-dir "$work/ck" --checkpoint-every $every --log "$work/run.jsonl" > "$work/out" 2>&1 &
 sup=$!
 
-# past the second checkpoint, so the rank stops in an ordinary step: not while the ranks write a
-# checkpoint (file I/O beats no heartbeat, so a write keeps the 300 s checkpoint floor)
+# past the second checkpoint, so the rank stops in an ordinary step: this script measures the
+# step timeout's detection (a rank stopped in a write is HangTests' and HangWatchTests' case)
 past_second_checkpoint() { [ "$(last_step "$work/run.jsonl")" -ge $((2 * every + 5)) ] 2>/dev/null; }
 wait_until 120 past_second_checkpoint || fail "the job did not reach step $((2 * every + 5))"
 victim=$(rank_pid "$job" 1)
