@@ -100,5 +100,15 @@ func exportFromStoreOrLogDirectory(_ name: String, format: String, output: Strin
   if !SegmentName.isValid(name) || !SegmentName.allJobs().contains(name) {
     return try exportStoredRun(name, format: fmt, output: output)
   }
-  return false
+  // a job that has ended, perhaps restarted by its supervisor: its rings hold the last steps of
+  // this incarnation only, its stored run every step of every incarnation — once this
+  // incarnation's recorder is done with it (the run ended, or a later incarnation records it)
+  guard let reader = try? JobReader(job: name), reader.phase(stalls: false).isTerminal,
+        let run = BackfilledSource.storedRun(ofEndedJob: name, createdAt: reader.info.creationTime),
+        !run.header.isLive || run.header.job != name else { return false }
+  let h = run.header
+  let incarnations = h.incarnations == 1 ? "" : " of its \(h.incarnations) incarnations"
+  FileHandle.standardError.write(Data(
+    "job \(name) has ended: exporting its stored run \(h.name), every step\(incarnations) (the segment holds \(name)'s last steps only)\n".utf8))
+  return try exportStoredRun(h.name, format: fmt, output: output)
 }

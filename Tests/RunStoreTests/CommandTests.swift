@@ -234,6 +234,45 @@ final class CommandTests: XCTestCase {
     XCTAssertEqual(series[0].values[3], Double(SyntheticJob.plausibleRecord(step: 1, rank: 0, model: synthetic.description.model).tokens * 2))
   }
 
+  /// The export of an ended job whose run a later incarnation records (a supervised restart)
+  /// writes the stored run, every step of every incarnation, and says so; the rings hold only
+  /// the first incarnation's last steps. A stored run of the same name that ended before the
+  /// segment was made is another job's: the rings are exported, as for a job still running.
+  func testExportOfARestartedJobWritesItsWholeStoredRun() throws {
+    let job = uniqueJob("inc")
+    let synthetic = try SyntheticJob(job: job, worldSize: 2, tp: 2, slotCount: 16, totalSteps: 60)
+    defer { try? synthetic.remove() }
+    synthetic.advance(steps: 30)
+    synthetic.finish()
+    let created = try JobReader(job: job).info.creationTime
+    // incarnation 1 records run `job`: steps 1–60 of both ranks, still running
+    func storedRun(job recorder: String, state: String, started: Double, ended: Double?) throws {
+      var h = RunHeader(name: job, job: recorder, writer: "tptrain", state: state, started: started, world: 2, tp: 2,
+                        dp: 1, totalSteps: 60, preset: "tiny", budgetBytes: 1 << 24)
+      h.incarnations = 2
+      let file = try RunFile(location: store.location, header: h, reopen: false)
+      let acc = RunAccumulator(world: 2, dp: 1, bucketSteps: 1, wallOffset: started)
+      for step in 1...60 { for rank in 0..<2 { acc.add(stepRecord(step: step, rank: rank), nowNs: 0) } }
+      try file.write(acc.takeBatch(nowNs: 0, final: false), state: state, lastStep: acc.lastStep, finalLoss: acc.finalLoss,
+                     bestLoss: acc.bestLoss, hosts: "hostA", ended: ended)
+    }
+    try storedRun(job: job + ".r1", state: "running", started: created + 0.2, ended: nil)
+    let whole = try tptop(["export", job, "--format", "jsonl"])
+    XCTAssertEqual(whole.status, 0, whole.err)
+    XCTAssertTrue(whole.err.contains("job \(job) has ended: exporting its stored run \(job), every step of its 2 incarnations"), whole.err)
+    let steps = whole.out.split(separator: "\n").filter { $0.contains("\"type\":\"step\"") }
+    XCTAssertEqual(steps.count, 2 * 60, "every step of both ranks, the second incarnation's too")
+
+    // an older run of the same name, ended before this segment was made: not this job's
+    try store.location.remove(run: job)
+    try storedRun(job: job, state: "finished", started: created - 3600, ended: created - 60)
+    let rings = try tptop(["export", job, "--format", "jsonl"])
+    XCTAssertEqual(rings.status, 0, rings.err)
+    XCTAssertFalse(rings.err.contains("has ended"), rings.err)
+    XCTAssertEqual(rings.out.split(separator: "\n").filter { $0.contains("\"type\":\"step\"") }.count, 2 * 16,
+                   "the rings: 16 slots of each rank")
+  }
+
   /// `tptop open` on a stored run whose segment is gone: the Shards view lists the tensors of
   /// the job description the recorder stored (plain frames: TERM=dumb, keys typed on stdin).
   func testOpenShowsTheStoredShardLayout() throws {
