@@ -30,7 +30,7 @@ let package = Package(
     .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
     .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
     .systemLibrary(name: "CCurses", providers: [.apt(["libncurses-dev"])]),
-    // glibc's CPU-affinity calls (GNU extensions the Glibc module leaves out).
+    // glibc's CPU-affinity and thread-naming calls (GNU extensions the Glibc module leaves out).
     .systemLibrary(name: "CSched"),
     // futex(2) wait and wake on a shared word (syscall(2) is variadic, so Swift cannot call it).
     .systemLibrary(name: "CFutex"),
@@ -44,7 +44,7 @@ let package = Package(
     .target(name: "TPKernels", dependencies: ["CBLAS"], swiftSettings: fast),
     // Checkpoint directory layout and manifest: the rules tptrain writes by and others read by. No MPI.
     .target(name: "CheckpointLayout", dependencies: ["JobSchema"], swiftSettings: fast),
-    // The tensor-parallel GPT-2 engine (the only importer of CSched).
+    // The tensor-parallel GPT-2 engine.
     .target(name: "TPEngine", dependencies: ["JobSchema", "TPComm", "TPKernels", "CSched", "CheckpointLayout"], swiftSettings: fast),
     // tptrain's flags and run set-up rules (model, settings, resume, checkpoint directory), without MPI calls.
     .target(
@@ -64,7 +64,10 @@ let package = Package(
     // The run store: every recorded run in SQLite (GRDB), its recorder and readers. No curses, no MPI.
     .target(
       name: "RunStore",
-      dependencies: ["JobSchema", "Telemetry", .product(name: "GRDB", package: "GRDB.swift")]),
+      dependencies: [
+        "JobSchema", "Telemetry", "CSched", .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "GRDBSQLite", package: "GRDB.swift"),
+      ]),
     // TensorBoard event files both ways: record framing with CRC-32C, the Event messages
     // (generated once from proto/tensorboard_event.proto at the top), log directories. No store, no curses.
     .target(
@@ -89,7 +92,7 @@ let package = Package(
     .executableTarget(
       name: "tptrain",
       dependencies: [
-        "JobSchema", "TPEngine", "TPKernels", "TPComm", "Telemetry", "TrainingSetup", "CheckpointLayout", "RunStore",
+        "JobSchema", "TPEngine", "TPKernels", "TPComm", "Telemetry", "TrainingSetup", "CheckpointLayout", "RunStore", "CSched",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),

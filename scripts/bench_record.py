@@ -11,15 +11,65 @@ per step per rank (the run's database after a complete run, divided by steps × 
     BENCH record_<np>_step_ms_record <ms> ms
     BENCH record_<np>_overhead_pct <pct> %
     BENCH store_bytes_per_step_per_rank <bytes> B
+    BENCH record_<np>_recorder_cpu_pct <pct> %
+
+The last is the recorder's own CPU time (its thread, `tptop-recorder` in world rank 0: its schedstat
+run time, read every 20 ms while the job runs) as a share of the CPU time of every rank of the job: what
+recording takes from training on a machine whose cores the ranks fill, without the wall-clock
+noise of a shared host.
 """
-import json, os, shlex, sqlite3, statistics, subprocess, sys, tempfile
+import json, os, shlex, sqlite3, statistics, subprocess, sys, tempfile, time
+
+def cpu_ns(task_dir):
+    """Time a thread has run, in ns (/proc/.../schedstat; None when it is gone)."""
+    try:
+        with open(task_dir + "/schedstat") as f:
+            return int(f.read().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def run_measuring_recorder(cmd, env, job):
+    """Runs cmd; returns (completed process, recorder CPU s, every rank's CPU s)."""
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ranks, recorder = {}, {}
+    while p.poll() is None:
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if not argv[0].endswith(b"tptrain") or job.encode() not in argv:
+                continue
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                t = cpu_ns(f"/proc/{pid}/task/{tid}")
+                if t is None:
+                    continue
+                ranks[tid] = t
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                        if f.read().strip() == "tptop-recorder":
+                            recorder[tid] = t
+                except OSError:
+                    pass
+        time.sleep(0.02)
+    out, err = p.communicate()
+    done = subprocess.CompletedProcess(cmd, p.returncode, out, err)
+    return done, sum(recorder.values()) / 1e9, sum(ranks.values()) / 1e9
 
 binary, np, common = sys.argv[1], int(sys.argv[2]), shlex.split(sys.argv[3])
 rounds = int(os.environ.get("ROUNDS", "3"))
 steps = {"no_record": [], "record": []}
 with tempfile.TemporaryDirectory() as tmp:
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", TPTOP_RUNS=tmp + "/runs")
-    sizes = []
+    sizes, recorder_cpu, ranks_cpu = [], 0.0, 0.0
     for r in range(rounds):
         order = ["record", "no_record"] if r % 2 == 0 else ["no_record", "record"]
         for label in order:
@@ -28,7 +78,11 @@ with tempfile.TemporaryDirectory() as tmp:
             flags = ["--no-record"] if label == "no_record" else []
             cmd = ["mpirun", "--oversubscribe", "-np", str(np), os.path.join(binary, "tptrain")] + common + flags + \
                   ["--quiet", "--job", job, "--log", log]
-            p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if label == "record":
+                p, rec, total = run_measuring_recorder(cmd, env, job)
+                recorder_cpu, ranks_cpu = recorder_cpu + rec, ranks_cpu + total
+            else:
+                p = subprocess.run(cmd, env=env, capture_output=True, text=True)
             subprocess.run([os.path.join(binary, "tptop"), "gc", job], capture_output=True)
             if p.returncode != 0:
                 sys.exit(f"bench_record: {label} failed: {' '.join(cmd)}\n{p.stderr.strip()}")
@@ -47,3 +101,6 @@ with tempfile.TemporaryDirectory() as tmp:
     print(f"BENCH record_np{np}_overhead_pct {(on / off - 1) * 100:.2f} %")
     if sizes:
         print(f"BENCH store_bytes_per_step_per_rank {statistics.median(sizes):.0f} B")
+    if ranks_cpu > 0:
+        print(f"BENCH record_np{np}_recorder_cpu_pct {recorder_cpu / ranks_cpu * 100:.3f} % "
+              f"({recorder_cpu:.3f} s of {ranks_cpu:.1f} s)")

@@ -210,8 +210,9 @@ struct Bucket {
     count += 1
     lastStep = Swift.max(lastStep, r.step)
     timestampNs = r.timestampNs
-    for (i, c) in StepColumns.all.enumerated() {
-      let v = c.value(r.metrics)
+    let metrics = r.metrics
+    for (i, read) in StepColumns.readers.enumerated() {
+      let v = read(metrics)
       sum[i] += v
       if v < min[i] { min[i] = v }
       if v > max[i] { max[i] = v }

@@ -3,6 +3,7 @@
 
 import Foundation
 import GRDB
+import GRDBSQLite
 import JobSchema
 import Telemetry
 
@@ -121,6 +122,11 @@ public final class RunFile {
       + Array(repeating: "?", count: cols.count).joined(separator: ", ") + ")"
   }()
 
+  /// Whether each of `StoreSchema.seriesColumns` holds integers.
+  static let seriesIntegral: [Bool] = StoreSchema.seriesColumns.map {
+    ["tokens", "step_ns", "rss_bytes", "param_bytes", "grad_bytes", "optimizer_bytes", "activation_bytes"].contains($0)
+  }
+
   /// A stored value: an integer when the column is integral and the value exact.
   static func value(_ v: Double, integral: Bool) -> (any DatabaseValueConvertible)? {
     if !v.isFinite { return nil }
@@ -135,29 +141,31 @@ public final class RunFile {
     let now = Date().timeIntervalSince1970
     do {
       try db.write { d in
+        // the two tables written every step bind their values straight into SQLite's
+        // statement: GRDB's argument arrays boxed ~80 values a row (most of the recorder's time)
         if !batch.series.isEmpty {
           let st = try d.cachedStatement(sql: Self.seriesSQL)
-          let integral = Set(["tokens", "step_ns", "rss_bytes", "param_bytes", "grad_bytes", "optimizer_bytes", "activation_bytes"])
           for r in batch.series {
-            var args: [(any DatabaseValueConvertible)?] = [r.step, Int64(bitPattern: r.timestampNs), r.wallTime, r.ranks]
-            for (i, c) in StoreSchema.seriesColumns.enumerated() { args.append(Self.value(r.values[i], integral: integral.contains(c))) }
-            try st.execute(arguments: StatementArguments(args))
+            try RowBinder.insert(st, d) { b in
+              b.bind(Int64(r.step)); b.bind(Int64(bitPattern: r.timestampNs)); b.bind(r.wallTime); b.bind(Int64(r.ranks))
+              for (i, v) in r.values.enumerated() { b.bind(v, integral: Self.seriesIntegral[i]) }
+            }
           }
         }
         if !batch.rankSteps.isEmpty {
           let st = try d.cachedStatement(sql: Self.rankStepSQL)
           for r in batch.rankSteps {
-            let hist = Data(r.histogram.flatMap { v in withUnsafeBytes(of: v.littleEndian) { Array($0) } })
-            var args: [(any DatabaseValueConvertible)?] = [
-              r.rank, r.firstStep, r.lastStep, r.steps, Int64(bitPattern: r.ringIndex), Int64(bitPattern: r.timestampNs),
-              r.wallTime, hist,
-            ]
-            for (i, c) in StepColumns.all.enumerated() {
-              args.append(Self.value(r.mean[i], integral: c.integral && r.steps == 1))
-              args.append(r.steps == 1 ? nil : Self.value(r.min[i], integral: c.integral))
-              args.append(r.steps == 1 ? nil : Self.value(r.max[i], integral: c.integral))
+            try RowBinder.insert(st, d) { b in
+              b.bind(Int64(r.rank)); b.bind(Int64(r.firstStep)); b.bind(Int64(r.lastStep)); b.bind(Int64(r.steps))
+              b.bind(Int64(bitPattern: r.ringIndex)); b.bind(Int64(bitPattern: r.timestampNs)); b.bind(r.wallTime)
+              b.bindLittleEndian(r.histogram)
+              let one = r.steps == 1
+              for i in 0..<StepColumns.integral.count {
+                let integral = StepColumns.integral[i]
+                b.bind(r.mean[i], integral: integral && one)
+                if one { b.bindNull(); b.bindNull() } else { b.bind(r.min[i], integral: integral); b.bind(r.max[i], integral: integral) }
+              }
             }
-            try st.execute(arguments: StatementArguments(args))
           }
         }
         if !batch.events.isEmpty {
@@ -198,5 +206,44 @@ public final class RunFile {
       throw StoreError("run store \(path): \(error)")
     }
     header.state = state
+  }
+}
+
+/// Binds one row's values, in column order, into a prepared statement and runs it: what GRDB's
+/// `StatementArguments` do, without boxing each value.
+struct RowBinder {
+  private let statement: OpaquePointer
+  private var index: Int32 = 1
+  private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+  /// Runs `statement` once with the values `fill` binds.
+  /// - Throws: `DatabaseError` with SQLite's message.
+  static func insert(_ statement: Statement, _ db: Database, _ fill: (inout RowBinder) -> Void) throws {
+    let s = statement.sqliteStatement
+    sqlite3_reset(s)
+    var binder = RowBinder(statement: s)
+    fill(&binder)
+    let rc = sqlite3_step(s)
+    sqlite3_reset(s)
+    guard rc == SQLITE_DONE else {
+      throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+    }
+  }
+
+  private init(statement: OpaquePointer) { self.statement = statement }
+
+  mutating func bind(_ v: Int64) { sqlite3_bind_int64(statement, index, v); index += 1 }
+  mutating func bind(_ v: Double) { sqlite3_bind_double(statement, index, v); index += 1 }
+  mutating func bindNull() { sqlite3_bind_null(statement, index); index += 1 }
+  /// A measured value: NULL when not finite, an integer when the column is integral and the value exact.
+  mutating func bind(_ v: Double, integral: Bool) {
+    if !v.isFinite { bindNull() } else if integral, v == v.rounded(), abs(v) < 9e18 { bind(Int64(v)) } else { bind(v) }
+  }
+  /// 32-bit words as a little-endian blob.
+  mutating func bindLittleEndian(_ words: [UInt32]) {
+    var bytes = [UInt8](repeating: 0, count: 4 * words.count)
+    for (i, w) in words.enumerated() { withUnsafeBytes(of: w.littleEndian) { for k in 0..<4 { bytes[4 * i + k] = $0[k] } } }
+    bytes.withUnsafeBytes { sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), Self.transient) }
+    index += 1
   }
 }

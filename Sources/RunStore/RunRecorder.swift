@@ -5,6 +5,8 @@
 // one warning line and ends recording; training goes on.
 
 import Foundation
+import CSched
+import Glibc
 import JobSchema
 import Telemetry
 
@@ -53,7 +55,11 @@ public final class RunRecorder: @unchecked Sendable {
 
   /// Starts the recording thread.
   public func start() {
-    let t = Thread { [self] in loop() }
+    let t = Thread { [self] in
+      // the kernel's name of the thread (top -H, /proc/PID/task/TID/comm): Thread.name is Foundation's only
+      _ = csched_setname(UInt(pthread_self()), "tptop-recorder")
+      loop()
+    }
     t.name = "tptop-recorder"
     thread = t
     t.start()

@@ -14,6 +14,10 @@ public typealias StepColumn = StepField
 public enum StepColumns {
   /// Every stored field but the step number and the histogram.
   public static let all: [StepColumn] = StepFields.recorded
+  /// Each column's reader and whether it holds integers, apart: the recorder reads every column
+  /// of every record, and a `StepField` copied out of `all` retains a dozen references.
+  static let readers: [@Sendable (StepMetrics) -> Double] = all.map { c in { c.value($0) } }
+  static let integral: [Bool] = all.map(\.integral)
 
   /// The column index of `name` (a column name or the field's export name), nil when there is none.
   public static func index(_ name: String) -> Int? { all.firstIndex { $0.column == name || $0.name == name } }

@@ -1,4 +1,6 @@
 import Foundation
+import CSched
+import Glibc
 import Telemetry
 
 /// Beats a rank's heartbeat from a helper thread while the rank writes a checkpoint.
@@ -27,8 +29,11 @@ final class WriteHeartbeat: @unchecked Sendable {
     writing = true
     if !started {
       started = true
-      let thread = Thread { [self] in run() }
-      thread.name = "tptrain-write-heartbeat"
+      let thread = Thread { [self] in
+        _ = csched_setname(UInt(pthread_self()), "tptrain-ckpt-hb")  // 15 characters at most
+        run()
+      }
+      thread.name = "tptrain-ckpt-hb"
       thread.start()
     }
     condition.signal()
