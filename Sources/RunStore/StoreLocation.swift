@@ -48,6 +48,7 @@ public struct StoreLocation: Sendable, Equatable {
         throw StoreError("run store \(directory) is not writable (\(String(cString: strerror(errno)))); "
           + "set TPTOP_RUNS to a writable directory")
       }
+      removeAbandonedCreations()
       return
     }
     do {
@@ -55,6 +56,28 @@ public struct StoreLocation: Sendable, Equatable {
     } catch {
       throw StoreError("cannot create the run store \(directory): \((error as NSError).localizedDescription)")
     }
+  }
+
+  /// Removes what a recorder killed while it created a run left: `<run>.sqlite.creating-<pid>`
+  /// (and its `-wal`, `-shm`) of a process that is gone, untouched for a minute (creation takes
+  /// milliseconds; the age spares another host's recorder on a shared directory). Never a run.
+  /// Returns the names removed.
+  @discardableResult
+  public func removeAbandonedCreations(olderThan age: Double = 60) -> [String] {
+    let marker = StoreSchema.fileSuffix + ".creating-"
+    var removed: [String] = []
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+      guard let r = name.range(of: marker) else { continue }
+      let pidText = name[r.upperBound...].prefix { $0.isNumber }
+      guard ["", "-wal", "-shm", "-journal"].contains(String(name[r.upperBound...].dropFirst(pidText.count))),
+            let pid = Int32(pidText), pid > 0, kill(pid, 0) != 0 && errno == ESRCH else { continue }
+      var st = stat()
+      let path = directory + "/" + name
+      guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
+            Date().timeIntervalSince1970 - Double(st.st_mtim.tv_sec) >= age else { continue }
+      if unlink(path) == 0 { removed.append(name) }
+    }
+    return removed
   }
 
   /// The names of the runs stored, sorted.

@@ -212,6 +212,36 @@ final class StoreTests: XCTestCase {
     XCTAssertEqual(files.filter { $0.contains(".creating-") }, ["r0.sqlite.creating-1"], "only the other process's leftover")
   }
 
+  /// A recorder killed while it created its run leaves `<run>.sqlite.creating-<pid>` and its
+  /// WAL files; the next recorder to open the store removes them once their process is gone
+  /// and they are a minute old — never a live process's, a fresh one, or a run.
+  func testAnAbandonedCreationIsRemovedByTheNextRecorder() throws {
+    let store = TempStore("abandoned")
+    defer { store.remove() }
+    try store.location.prepare()
+    let finished = Process()
+    finished.executableURL = URL(fileURLWithPath: "/bin/true")
+    try finished.run()
+    finished.waitUntilExit()
+    let dead = finished.processIdentifier
+    let dir = store.location.directory
+    let old = ["a.sqlite.creating-\(dead)", "a.sqlite.creating-\(dead)-wal", "a.sqlite.creating-\(dead)-shm"]
+    let kept = ["b.sqlite.creating-\(getpid())", "c.sqlite.creating-\(dead)x"]
+    for name in old + kept + ["fresh.sqlite.creating-\(dead)"] {
+      XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/" + name, contents: Data("half".utf8)))
+    }
+    let hourAgo = Date(timeIntervalSinceNow: -3600)
+    for name in old + kept {
+      try FileManager.default.setAttributes([.modificationDate: hourAgo], ofItemAtPath: dir + "/" + name)
+    }
+    _ = try RunFile(location: store.location, header: header("r"), reopen: false)
+    let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir))
+    for name in old { XCTAssertFalse(left.contains(name), "\(name) of a process that is gone") }
+    XCTAssertTrue(left.contains("b.sqlite.creating-\(getpid())"), "a live recorder's")
+    XCTAssertTrue(left.contains("fresh.sqlite.creating-\(dead)"), "under a minute old")
+    XCTAssertEqual(store.location.runNames(), ["r"])
+  }
+
   func testAStoreThatIsAFileOrCorruptIsOneLine() throws {
     let store = TempStore("bad")
     defer { store.remove() }
