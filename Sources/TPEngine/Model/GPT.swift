@@ -199,7 +199,9 @@ public final class GPT {
   /// With `--overlap-grad-reduce`, the DP gradient buckets the backward starts and drives.
   var gradientBuckets: GradientBuckets? = nil
 
-  /// Per-rank index range of parameters that are replicated over TP (counted once in norms).
+  /// Per tensor of the layout (llm.c's order): whether every TP rank holds all of it
+  /// (replicated: layer norms, the row-parallel linears' biases, position embeddings), so the
+  /// global norm counts its squares once, not t times.
   public let replicatedMask: [Bool]
 
   /// `ranksOnNode` ranks share this node's memory (each holds a similar shard); the constructor

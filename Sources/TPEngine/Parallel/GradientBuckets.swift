@@ -87,18 +87,26 @@ final class GradientBuckets {
   /// embeddings.
   static func readyPoints(layers L: Int) -> Int { L + 2 }
 
-  /// Buckets of at least `bucketBytes` over `model`'s gradient buffer, reduced over `dpGroup`
-  /// (reduce-scattered into the optimizer's blocks when `model.partition` is split over it);
-  /// under sequence parallelism the replicated slices are first summed over `tpGroup`.
-  /// The reductions run on duplicates of the groups (collective: every rank builds this object
-  /// at the same point), so no tag of theirs can meet another subsystem's messages.
-  init(model: GPT, dpGroup: Communicator, tpGroup: Communicator, bucketBytes: Int) throws {
-    let L = model.config.numLayers
+  /// A piece of one tensor's gradient: its index in the layout and its elements in the buffer.
+  typealias Piece = (tensor: Int, range: Range<Int>)
+
+  /// Where the buckets lie, from the shapes alone: the pieces each ready point finishes, in the
+  /// backward's order, and the segments (each piece's range) packed into buckets of at least
+  /// `bucketBytes` over consecutive ready points (the last bucket takes what is left).
+  struct Plan {
+    var points: [[Piece]]
+    var ranges: [Range<Int>]
+    /// Bucket b is `ranges[bucketStarts[b] ..< bucketStarts[b + 1]]`.
+    var bucketStarts: [Int]
+    var bucketReadyPoint: [Int]
+  }
+
+  /// The plan for a rank whose tensors (llm.c's order) hold `localSizes` elements, `layers` deep.
+  static func plan(localSizes: [Int], layers L: Int, bucketBytes: Int) -> Plan {
     var offsets = [0]
-    for s in model.localSizes { offsets.append(offsets.last! + s) }
-    typealias Piece = (tensor: Int, range: Range<Int>)
+    for s in localSizes { offsets.append(offsets.last! + s) }
     func slice(_ t: GPT2Tensor, _ l: Int) -> Piece {
-      let (tensor, per) = (t.rawValue, model.localSizes[t.rawValue] / L)
+      let (tensor, per) = (t.rawValue, localSizes[t.rawValue] / L)
       return (tensor, (offsets[tensor] + l * per)..<(offsets[tensor] + (l + 1) * per))
     }
     func whole(_ t: GPT2Tensor) -> Piece { (t.rawValue, offsets[t.rawValue]..<offsets[t.rawValue + 1]) }
@@ -120,6 +128,17 @@ final class GradientBuckets {
         bytes = 0
       }
     }
+    return Plan(points: points, ranges: ranges, bucketStarts: starts, bucketReadyPoint: readyAt)
+  }
+
+  /// Buckets of at least `bucketBytes` over `model`'s gradient buffer, reduced over `dpGroup`
+  /// (reduce-scattered into the optimizer's blocks when `model.partition` is split over it);
+  /// under sequence parallelism the replicated slices are first summed over `tpGroup`.
+  /// The reductions run on duplicates of the groups (collective: every rank builds this object
+  /// at the same point), so no tag of theirs can meet another subsystem's messages.
+  init(model: GPT, dpGroup: Communicator, tpGroup: Communicator, bucketBytes: Int) throws {
+    let plan = Self.plan(localSizes: model.localSizes, layers: model.config.numLayers, bucketBytes: bucketBytes)
+    let (points, ranges, starts, readyAt) = (plan.points, plan.ranges, plan.bucketStarts, plan.bucketReadyPoint)
     // the plain path reduces the whole (padded) buffer: its ring chunks fix the order, and under
     // the distributed optimizer they are the blocks (paddedCount is numLocalParameters otherwise)
     let n = model.partition.paddedCount
