@@ -145,7 +145,7 @@ public enum Launcher {
   /// the dashboard would attach to the old job instead, and its log would be overwritten.
   public static func checkNameFree(_ job: String) throws {
     guard access("/dev/shm/" + SegmentName.prefix + job, F_OK) == 0 else { return }
-    let summary = JobReader.summary(job: job)
+    let summary = JobDirectory.summary(job: job)
     if summary.isLive {
       throw LaunchError("job '\(job)' is already \(summary.stateWord): give another --job, or stop it first (tptop stop \(job))")
     }

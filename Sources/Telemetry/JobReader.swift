@@ -46,7 +46,7 @@ public final class JobReader {
 
   let mapping: MappedSegment
   let geometry: SegmentGeometry
-  private var controlMapping: MappedSegment?
+  var controlMapping: MappedSegment?
   /// Per rank, the next ring index this reader will read.
   private var cursors: [UInt64]
   private var scratch = SlotPayload()
@@ -73,7 +73,7 @@ public final class JobReader {
                                        requireDescription: requireDescription, fileOwner: mapping.fileOwner,
                                        allocatedBytes: mapping.allocatedBytes)
     } catch TelemetryError.notReady(let n) {
-      let age = Self.segmentAge(job: job)
+      let age = JobDirectory.segmentAge(job: job)
       if age >= Self.creationGrace { throw TelemetryError.abandoned(job: n, seconds: Int(age)) }
       throw TelemetryError.notReady(n)
     }
@@ -316,98 +316,7 @@ public final class JobReader {
     return accepted
   }
 
-  // MARK: Control
-
-  private func controlPage() throws -> UnsafeMutableRawPointer {
-    if let c = controlMapping { return c.base }
-    let c = try MappedSegment.openWindow(job: name, offset: geometry.controlOffset, length: SegmentLayout.Control.size,
-                                           inode: mapping.inode)
-    controlMapping = c
-    return c.base
-  }
-
-  /// Asks the job to run, pause or stop at its next step boundary, by compare-and-swap on the
-  /// desired-state word. `stop` is final: asking a stopped job to run or pause is refused.
-  /// - Returns: the previous desired state.
-  /// - Throws: `.controlRefused` when the job is finished, failed or stale, or already stopping.
-  @discardableResult
-  public func request(_ desired: DesiredState) throws -> DesiredState {
-    let st = phase()
-    if st.isTerminal {
-      throw TelemetryError.controlRefused("job '\(name)' is \(st.word.rawValue); it takes no more commands")
-    }
-    let c = try controlPage()
-    let word = atomicWord(c + C.desiredState)
-    var current = word.load(ordering: .acquiring)
-    while true {
-      if current == DesiredState.stop.rawValue && desired != .stop {
-        throw TelemetryError.controlRefused("job '\(name)' is stopping; it cannot \(desired == .run ? "resume" : "pause")")
-      }
-      let (exchanged, original) = word.compareExchange(
-        expected: current, desired: desired.rawValue, ordering: .acquiringAndReleasing)
-      if exchanged {
-        atomicWord(c + C.writes).wrappingIncrement(ordering: .relaxed)
-        // The previous value; a damaged word (now overwritten) reads as run, what the job made of it.
-        return DesiredState(rawValue: original) ?? .run
-      }
-      current = original
-    }
-  }
-
-  /// Asks for one checkpoint (increments the checkpoint-request counter).
-  /// - Returns: the counter's new value.
-  @discardableResult
-  public func requestCheckpoint() throws -> UInt64 {
-    let st = phase()
-    if st.isTerminal {
-      throw TelemetryError.controlRefused("job '\(name)' is \(st.word.rawValue); it takes no more commands")
-    }
-    let c = try controlPage()
-    let v = atomicWord(c + C.checkpointRequests).wrappingIncrementThenLoad(ordering: .acquiringAndReleasing)
-    atomicWord(c + C.writes).wrappingIncrement(ordering: .relaxed)
-    return v
-  }
-
-  // MARK: Jobs on this machine
-
-  /// The live incarnation of supervised job `base` (`tptop supervise` names incarnation k
-  /// `<base>.r<k>`, or `<base>.r<k>.<hex>` when that name was taken): of this user's readable
-  /// segments so named whose job is not over, the latest incarnation's name; nil when none.
-  public static func liveIncarnation(of base: String) -> String? {
-    var best: (k: Int, job: String)?
-    for job in SegmentName.allJobs() {
-      guard let k = IncarnationName.incarnation(of: job, base: base),
-            let r = try? JobReader(job: job, requireDescription: false) else { continue }
-      guard !r.phase().isTerminal else { continue }
-      if best.map({ k > $0.k }) ?? true { best = (k, job) }
-    }
-    return best?.job
-  }
-
-  /// Every tptop segment in /dev/shm, summarized. Never throws: a segment that cannot be
-  /// attached is listed with `problem` set.
-  public static func list(staleAfter: Double = 5) -> [JobSummary] {
-    SegmentName.allJobs().map { summary(job: $0, staleAfter: staleAfter) }
-  }
-
-  /// One job's summary (see `list()`).
-  public static func summary(job: String, staleAfter: Double = 5) -> JobSummary {
-    do {
-      let r = try JobReader(job: job)
-      r.staleAfter = staleAfter
-      return r.summary()
-    } catch let e as TelemetryError {
-      var foreign = false
-      if case .foreignOwner = e { foreign = true }
-      return JobSummary(
-        name: job, phase: nil, worldSize: 0, tp: 0, dp: 0, step: 0, totalSteps: 0, loss: nil,
-        age: segmentAge(job: job), foreign: foreign, problem: e.description)
-    } catch {
-      return JobSummary(
-        name: job, phase: nil, worldSize: 0, tp: 0, dp: 0, step: 0, totalSteps: 0, loss: nil,
-        age: segmentAge(job: job), foreign: false, problem: "\(error)")
-    }
-  }
+  // MARK: Summary
 
   /// This job's summary line.
   public func summary() -> JobSummary { summary(ranks: ranks()) }
@@ -497,87 +406,4 @@ public final class JobReader {
     return nil
   }
 
-  static func segmentAge(job: String) -> Double {
-    var st = stat()
-    guard stat("/dev/shm/" + SegmentName.prefix + job, &st) == 0 else { return 0 }
-    let now = Double(telemetryRealtimeNanos()) / 1e9
-    return max(0, now - Double(st.st_mtim.tv_sec))
-  }
-
-  /// Removes the segments of jobs that are gone: stale jobs, finished or failed jobs whose
-  /// processes have all exited, and segments that can never be read (truncated, or abandoned
-  /// before they were ready). Segments of other users and foreign files are kept.
-  /// - Returns: the names removed.
-  @discardableResult
-  /// - Parameter only: when non-empty, consider only these job names.
-  public static func collectGarbage(dryRun: Bool = false, staleAfter: Double = 5, only: [String] = []) -> [String] {
-    var removed: [String] = []
-    for job in SegmentName.allJobs() where only.isEmpty || only.contains(job) {
-      let r: JobReader
-      do {
-        // a damaged job description does not hide whether the job's processes are gone
-        r = try JobReader(job: job, requireDescription: false)
-      } catch let e as TelemetryError {
-        // segments no job can ever use again: creation abandoned half-way, or cut short, or
-        // corrupt with no process left mapping them
-        switch e {
-        case .abandoned, .truncated:
-          if dryRun || (try? SegmentWriter.remove(job: job)) != nil { removed.append(job) }
-        case .corrupt where !segmentMapped(job: job):
-          if dryRun || (try? SegmentWriter.remove(job: job)) != nil { removed.append(job) }
-        default: break
-        }
-        continue
-      } catch { continue }
-      r.staleAfter = staleAfter
-      let rs = r.ranks()
-      let st = JobPhase.judge(r.evidence(rs))
-      let allGone = rs.allSatisfy { !$0.pidAlive } && !processAlive(r.info.creatorPid)
-      let gone = st == .stale || (st.isTerminal && allGone)
-      if gone {
-        if dryRun || (try? SegmentWriter.remove(job: job)) != nil { removed.append(job) }
-      }
-    }
-    return removed
-  }
-}
-
-/// Whether any process maps job `job`'s segment (scans /proc/<pid>/maps): the liveness test for a
-/// segment whose header is too damaged to name its processes.
-func segmentMapped(job: String) -> Bool {
-  let path = "/dev/shm/" + SegmentName.prefix + job
-  guard let proc = opendir("/proc") else { return false }
-  defer { closedir(proc) }
-  var line: UnsafeMutablePointer<CChar>? = nil
-  var capacity = 0
-  defer { free(line) }
-  while let entry = readdir(proc) {
-    let pid = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-    guard pid.first?.isNumber == true, let maps = fopen("/proc/\(pid)/maps", "r") else { continue }
-    defer { fclose(maps) }
-    while getline(&line, &capacity, maps) > 0 {
-      let text = String(cString: line!)
-      if text.hasSuffix(path + "\n") || text.hasSuffix(path + " (deleted)\n") { return true }
-    }
-  }
-  return false
-}
-
-/// Whether process `pid` exists (`kill(pid, 0)` succeeds or fails with EPERM) and is not a zombie:
-/// a killed rank that mpirun has not reaped yet runs no more and must count as gone.
-public func processAlive(_ pid: Int32) -> Bool {
-  guard pid > 0 else { return false }
-  guard kill(pid, 0) == 0 || errno == EPERM else { return false }
-  return processState(pid) != "Z"
-}
-
-/// The state letter of `/proc/<pid>/stat` (R, S, D, T, Z, ...), nil when it cannot be read.
-func processState(_ pid: Int32) -> Character? {
-  guard let f = fopen("/proc/\(pid)/stat", "r") else { return nil }
-  defer { fclose(f) }
-  var buffer = [UInt8](repeating: 0, count: 512)
-  let n = fread(&buffer, 1, buffer.count, f)
-  // "pid (comm) S ...": comm may hold spaces and parentheses, so look after the last ')'
-  guard let close = buffer[..<n].lastIndex(of: UInt8(ascii: ")")), close + 2 < n else { return nil }
-  return Character(Unicode.Scalar(buffer[close + 2]))
 }

@@ -56,7 +56,7 @@ private func attach(job: String, logPath: String?, display: DisplayOptions, laun
   _ = DashboardSession.run(source: shown, options: display.options, themeName: display.theme)
   // the incarnation the dashboard followed last (a supervised job restarts as <job>.r<k>)
   let name = source.currentJobName
-  let summary = JobReader.summary(job: name)
+  let summary = JobDirectory.summary(job: name)
   let exit = launched?.exitStatus()
   if let words = AttachChoice.keepsRunning(name: name, summary: summary, launcherExit: exit) {
     print(words)
@@ -108,7 +108,7 @@ private func launchAndAttach(_ plan: LaunchPlan, display: DisplayOptions, restar
 }
 
 /// Live jobs, newest first.
-private func liveJobs() -> [JobSummary] { AttachChoice.attachable(JobReader.list()) }
+private func liveJobs() -> [JobSummary] { AttachChoice.attachable(JobDirectory.list()) }
 
 struct Demo: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -284,7 +284,7 @@ struct Home: ParsableCommand {
     }
     // this user's jobs, live ones first, newest first within each
     let picked = DashboardSession.pick(themeName: display.theme) {
-      JobReader.list().filter(\.isMine)
+      JobDirectory.list().filter(\.isMine)
         .sorted { (JobListRow.isLive($0) ? 0 : 1, $0.age) < (JobListRow.isLive($1) ? 0 : 1, $1.age) }
         .map(JobListRow.init)
     }

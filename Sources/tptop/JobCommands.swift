@@ -96,7 +96,7 @@ struct ListJobs: ParsableCommand {
   }
 
   func run() throws {
-    let every = JobReader.list(staleAfter: staleAfter)
+    let every = JobDirectory.list(staleAfter: staleAfter)
     if every.isEmpty {
       emit("no jobs (no /dev/shm/\(SegmentName.prefix)* segments)")
       return
@@ -202,7 +202,7 @@ struct WatchJob: ParsableCommand {
   }
 
   func newestLiveJob() throws -> String {
-    let jobs = JobReader.list().filter { $0.problem == nil }
+    let jobs = JobDirectory.list().filter { $0.problem == nil }
     let live = jobs.filter(\.isLive)
     guard let j = (live.isEmpty ? jobs : live).min(by: { $0.age < $1.age }) else {
       throw failure("no job to watch; start one with tptrain --job NAME or name one (tptop ls)")
@@ -391,7 +391,7 @@ func followingRestarts(_ job: String) -> String {
   guard let r = try? JobReader(job: job, requireDescription: false) else { return job }
   // over, or every process gone (a rank killed moments ago: not yet judged failed)
   let gone = r.phase().isTerminal || !r.ranks().contains(where: \.pidAlive)
-  guard gone, let live = JobReader.liveIncarnation(of: job) else { return job }
+  guard gone, let live = JobDirectory.liveIncarnation(of: job) else { return job }
   emit("job \(job) has ended; its supervisor restarted it as \(live): asking \(live)")
   return live
 }
@@ -539,7 +539,7 @@ struct CollectGarbage: ParsableCommand {
       emit("nothing to remove (no job matches \(jobs.joined(separator: " ")))")
       return
     }
-    let removed = JobReader.collectGarbage(dryRun: dryRun, staleAfter: staleAfter, only: only)
+    let removed = JobDirectory.collectGarbage(dryRun: dryRun, staleAfter: staleAfter, only: only)
     if removed.isEmpty { emit("nothing to remove") }
     for r in removed { emit((dryRun ? "would remove " : "removed ") + "/dev/shm/\(SegmentName.prefix)\(r)") }
   }

@@ -49,7 +49,7 @@ final class TelemetryAdapterTests: XCTestCase {
     job.finish()
     let (src, h) = try attachedHistory(name)
     XCTAssertEqual(DashboardModel(history: h, state: AppState(), themeName: "").header.state, "finished")
-    XCTAssertEqual(JobReader.summary(job: name).phase, .finished)
+    XCTAssertEqual(JobDirectory.summary(job: name).phase, .finished)
     // and a finished job takes no stop request that could relabel it
     XCTAssertThrowsError(try src.setDesired(.stop))
   }
@@ -63,7 +63,7 @@ final class TelemetryAdapterTests: XCTestCase {
     let (_, h) = try attachedHistory(name)
     XCTAssertEqual(h.desired, .run)
     XCTAssertEqual(DashboardModel(history: h, state: AppState(), themeName: "").header.state, "stopped")
-    let summary = JobReader.summary(job: name)
+    let summary = JobDirectory.summary(job: name)
     XCTAssertEqual(summary.phase, .stopped)
     XCTAssertEqual(JobListRow(summary).state, "stopped")
   }

@@ -40,7 +40,7 @@ final class UntrustedSegmentTests: XCTestCase {
       XCTAssertEqual(me, geteuid())
     }
     XCTAssertThrowsError(try JobReader(job: job, requireDescription: false), "control refused too")
-    let summary = JobReader.summary(job: job)
+    let summary = JobDirectory.summary(job: job)
     XCTAssertTrue(summary.foreign, "listed as foreign")
     XCTAssertNil(summary.phase)
     // our own file whose field names someone else is ours: the file decides both ways
