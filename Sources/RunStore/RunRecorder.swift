@@ -32,6 +32,13 @@ public final class RunRecorder: @unchecked Sendable {
   public private(set) var failure: String?
   private var hosts: [String] = []
   private var recentStepNs: Double = 0
+  /// World rank 0's rescue of the records this thread has not read yet (`RingRescue`): its
+  /// training thread calls `rescue.rescue()` at every step end.
+  public let rescue: RingRescue
+  private var rescueLost: UInt64 = 0
+  /// Fault injection for tests: this many ms of sleep before every poll (a recorder starved on a
+  /// loaded host), from `TPTOP_RECORDER_TEST_STALL_MS`.
+  private let testStallMs = Int(ProcessInfo.processInfo.environment["TPTOP_RECORDER_TEST_STALL_MS"] ?? "") ?? 0
   private var lastCommit = Date()
 
   /// Opens job `job`'s segment (in the current namespace) and the run's database.
@@ -39,6 +46,7 @@ public final class RunRecorder: @unchecked Sendable {
   public init(job: String, location: StoreLocation, header: RunHeader, reopen: Bool,
               warn: @escaping @Sendable (String) -> Void) throws {
     reader = try JobReader(job: job)
+    rescue = RingRescue(segment: try JobReader(job: job))
     var header = header
     header.tensors = reader.info.description.shards
     let wallMinusBootNs = header.wallMinusBootNs
@@ -86,6 +94,7 @@ public final class RunRecorder: @unchecked Sendable {
       condition.unlock()
       if stop { break }
       if failure != nil { continue }
+      if testStallMs > 0 { usleep(useconds_t(testStallMs * 1000)) }
       pollRings()
       if Date().timeIntervalSince(lastCommit) >= commitInterval { commit(final: false) }
     }
@@ -94,6 +103,7 @@ public final class RunRecorder: @unchecked Sendable {
       pollRings()
       commit(final: true)
     }
+    rescue.disable()
     condition.lock()
     done = true
     condition.broadcast()
@@ -112,17 +122,28 @@ public final class RunRecorder: @unchecked Sendable {
 
   private func pollRings() {
     let now = telemetryMonotonicNanos()
-    for r in 0..<reader.info.worldSize {
-      var result = RankPoll(rank: r)
-      reader.poll(rank: r, into: &result) { rec in
-        switch rec {
-        case .step(let s):
-          accumulator.add(s, nowNs: now)
-          if s.rank == 0 { recentStepNs = recentStepNs == 0 ? Double(s.stepNs) : 0.8 * recentStepNs + 0.2 * Double(s.stepNs) }
-        case .event(let e): accumulator.add(e)
-        case .tensorStats(let t): accumulator.add(t)
-        }
+    func take(_ rec: TelemetryRecord) {
+      switch rec {
+      case .step(let s):
+        accumulator.add(s, nowNs: now)
+        if s.rank == 0 { recentStepNs = recentStepNs == 0 ? Double(s.stepNs) : 0.8 * recentStepNs + 0.2 * Double(s.stepNs) }
+      case .event(let e): accumulator.add(e)
+      case .tensorStats(let t): accumulator.add(t)
       }
+    }
+    // what world rank 0 rescued from the rings since the last poll comes first (RingRescue)
+    let world = reader.info.worldSize
+    let marks = rescue.rescuedMarks()
+    var cursors = (0..<world).map { reader.cursor(rank: $0) }
+    var corrupt: UInt64 = 0
+    rescue.drain(cursors: &cursors, corrupt: &corrupt, take)
+    let overwritten = rescue.overwritten
+    if overwritten > rescueLost { accumulator.addLost(overwritten - rescueLost); rescueLost = overwritten }
+    for r in 0..<world {
+      reader.setCursor(rank: r, to: max(cursors[r], marks[r]))
+      var result = RankPoll(rank: r)
+      reader.poll(rank: r, into: &result, take)
+      rescue.consumed(rank: r, through: reader.cursor(rank: r))
       if result.lost > 0 { accumulator.addLost(result.lost) }
     }
   }
@@ -153,6 +174,7 @@ public final class RunRecorder: @unchecked Sendable {
       }
     } catch {
       failure = "\(error)"
+      rescue.disable()
       warn("\(error); recording of run '\(runName)' stopped, training goes on")
     }
   }

@@ -224,6 +224,13 @@ public final class JobReader {
     }
   }
 
+  /// The next ring index `poll` reads of rank `rank`.
+  public func cursor(rank: Int) -> UInt64 { cursors[rank] }
+
+  /// Moves rank `rank`'s cursor to `index`: a reader that took records from elsewhere (a
+  /// `RingRescue` queue) moves it past them.
+  public func setCursor(rank: Int, to index: UInt64) { cursors[rank] = index }
+
   /// Moves every rank's cursor back to 0: the next poll returns every record still in the rings
   /// and counts the overwritten ones as lost.
   public func seekToStart() {

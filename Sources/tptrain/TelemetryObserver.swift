@@ -22,6 +22,9 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
   var sender: ForwardingSender?
   /// On world rank 0 of a job on several nodes: takes the other nodes' records.
   var receiver: ForwardingReceiver?
+  /// On world rank 0 of a recorded job: copies the records the recorder has not read yet out
+  /// of rings about to overwrite them (`RingRescue`), at every step end.
+  var rescue: RingRescue?
   /// Wakes of the node's paused ranks this rank has consumed (`sleepUntilWoken`); read when the
   /// segment is opened, before the leader can wake anyone.
   private var wakesSeen: UInt32 = 0
@@ -101,6 +104,7 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
     writer.acknowledge(.run, step: m.step)
     sender?.flush(nowNs: now)
     receiver?.drain(nowNs: now)
+    rescue?.rescue()
   }
 
   func pollControl() -> ControlDecision {

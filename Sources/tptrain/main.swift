@@ -298,6 +298,8 @@ struct TPTrain: ParsableCommand {
     if world.rank == 0 && !record.noRecord {
       startRecording(job: name, description: observer.segment.info.description, options: record,
                      restart: setup.resume != nil, settings: settings.recorded, quiet: setup.quiet)
+      // this rank's training thread keeps what the recorder has not read from being overwritten
+      observer.rescue = recorder?.rescue
     }
     return observer
   }

@@ -50,9 +50,13 @@ final class AllocationTests: XCTestCase {
                        (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--bucket-mib", "0.02", "--distributed-optimizer",
                             "--sequence-parallel", "--overlap-grad-reduce", "--overlap-tp"]),
                        (2, ["--tp", "2", "--threads", "1", "--collectives", "mpi", "--sequence-parallel", "--overlap-tp"]),
-                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--simulate-nodes", "2"])].enumerated() {
+                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--simulate-nodes", "2"]),
+                       // 16-slot rings and a recorder starved 200 ms a poll: rank 0's training
+                       // thread copies what the recorder has not read out of the rings (RingRescue)
+                       (4, ["--tp", "2", "--dp", "2", "--threads", "1", "--ring-slots", "16"])].enumerated() {
       let job = "alloc-test-\(getpid())-\(i)"
-      let r = try Harness.run("/usr/bin/mpirun", ["--oversubscribe", "-x", "LD_PRELOAD=\(so)", "-np", "\(np)", Harness.tptrain,
+      let starve = grid.contains("--ring-slots") ? ["-x", "TPTOP_RECORDER_TEST_STALL_MS=200"] : []
+      let r = try Harness.run("/usr/bin/mpirun", ["--oversubscribe", "-x", "LD_PRELOAD=\(so)"] + starve + ["-np", "\(np)", Harness.tptrain,
                                                   "--model", "tiny", "--batch", "4", "--seq", "32", "--steps", "\(steps)",
                                                   "--quiet", "--job", job] + grid)
       _ = try? Harness.run(Harness.productsDirectory.appendingPathComponent("tptop").path, ["gc", job])
