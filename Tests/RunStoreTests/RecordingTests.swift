@@ -109,6 +109,33 @@ final class RecordingTests: XCTestCase {
     XCTAssertEqual(statSteps, Set([1] + Array(stride(from: 25, through: steps, by: 25))), "every published set of shard statistics")
   }
 
+  /// A job on two (simulated) nodes is recorded once, on world rank 0's node, complete: the
+  /// other node's ranks 2–3 reach rank 0's segment by forwarding, and the store has every step
+  /// of all four ranks and their shard statistics (16-slot rings), and no second run.
+  func testAJobOnTwoNodesIsRecordedOnceAndComplete() throws {
+    let job = uniqueJob("nodes")
+    let steps = 200
+    defer { shm_unlink("/tptop@node1." + job) }
+    let r = try run(job, steps: steps, ranks: 4,
+                    extra: ["--tp", "2", "--simulate-nodes", "2", "--ring-slots", "16", "--shard-stats-every", "50"])
+    XCTAssertEqual(r.status, 0, r.output)
+    XCTAssertEqual(store.location.runNames(), [job], "one run, not one per node")
+    let run = try StoredRun(location: store.location, name: job)
+    XCTAssertEqual(run.header.state, "finished")
+    XCTAssertEqual(run.header.recordsLost, 0)
+    XCTAssertEqual(run.header.world, 4)
+    var perRank = [Int: [Int]]()
+    try run.rankSteps { s, _, _ in perRank[s.rank, default: []].append(s.step) }
+    for rank in 0..<4 { XCTAssertEqual(perRank[rank], Array(1...steps), "rank \(rank)") }
+    var series: [SeriesRow] = []
+    try run.series { series.append($0) }
+    XCTAssertEqual(series.count, steps)
+    XCTAssertTrue(series.allSatisfy { $0.ranks == 4 })
+    var statRanks = Set<Int>()
+    try run.shardStats { statRanks.insert($0.rank) }
+    XCTAssertEqual(statRanks, [0, 1, 2, 3], "the forwarded ranks' shard statistics too")
+  }
+
   func testNoRecordWritesNothingAndAnUnwritableStoreIsOneWarning() throws {
     let job = uniqueJob("norec")
     var r = try run(job, steps: 5, extra: ["--no-record"])
