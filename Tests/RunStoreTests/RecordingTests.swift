@@ -56,25 +56,32 @@ final class RecordingTests: XCTestCase {
     return (p.terminationStatus, String(decoding: data, as: UTF8.self))
   }
 
+  /// Stored run `job`: finished, nothing lost, one-step rows of every step 1...`steps` for each
+  /// of `ranks` ranks and a job-level row of each step made from all of them. Returns the series.
+  @discardableResult
+  func assertEveryStep(_ job: String, steps: Int, ranks: Int, file: StaticString = #filePath, line: UInt = #line) throws -> [SeriesRow] {
+    let run = try StoredRun(location: store.location, name: job)
+    XCTAssertEqual(run.header.state, "finished", file: file, line: line)
+    XCTAssertEqual(run.header.recordsLost, 0, file: file, line: line)
+    XCTAssertEqual(try run.seriesSteps(), Array(1...steps), file: file, line: line)
+    var perRank = [Int: [Int]]()
+    try run.rankSteps { s, n, _ in XCTAssertEqual(n, 1, file: file, line: line); perRank[s.rank, default: []].append(s.step) }
+    for rank in 0..<ranks { XCTAssertEqual(perRank[rank], Array(1...steps), "rank \(rank)", file: file, line: line) }
+    var series: [SeriesRow] = []
+    try run.series { series.append($0) }
+    XCTAssertTrue(series.allSatisfy { $0.ranks == ranks }, "every step's row made from every rank's record", file: file, line: line)
+    return series
+  }
+
   func testARunWithTinyRingsStillHasEveryStepOfEveryRank() throws {
     let job = uniqueJob("tiny")
     let steps = 300
-    // rings of 64 slots, a fifth of the run; steps of a few ms, so a ring spans a few hundred ms
-    // (with 16 slots of sub-millisecond steps a recorder starved ~15 ms on a loaded 2-core host
-    // lost records: the guarantee is by polling, docs/STORE.md)
+    // rings of 64 slots, a fifth of the run (a recorder starved behind smaller rings: below)
     let r = try run(job, steps: steps, extra: ["--ring-slots", "64", "--shard-stats-every", "50", "--batch", "8", "--seq", "64"])
     XCTAssertEqual(r.status, 0, r.output)
+    let series = try assertEveryStep(job, steps: steps, ranks: 2)
     let run = try StoredRun(location: store.location, name: job)
-    XCTAssertEqual(run.header.state, "finished")
-    XCTAssertEqual(run.header.recordsLost, 0)
-    XCTAssertEqual(try run.seriesSteps(), Array(1...steps))
-    var perRank = [Int: [Int]]()
-    try run.rankSteps { s, n, _ in XCTAssertEqual(n, 1); perRank[s.rank, default: []].append(s.step) }
-    XCTAssertEqual(perRank[0], Array(1...steps))
-    XCTAssertEqual(perRank[1], Array(1...steps))
-    var series: [SeriesRow] = []
-    try run.series { series.append($0) }
-    XCTAssertTrue(series.allSatisfy { $0.ranks == 2 && $0.values[0].isFinite && $0.values[0] > 0 })
+    XCTAssertTrue(series.allSatisfy { $0.values[0].isFinite && $0.values[0] > 0 })
     XCTAssertEqual(run.header.finalLoss.map(Double.init), series.last?.values[0])
     var stats = 0
     try run.shardStats { _ in stats += 1 }
@@ -94,16 +101,8 @@ final class RecordingTests: XCTestCase {
                     environment: ["TPTOP_RECORDER_TEST_STALL_MS": "300"])
     XCTAssertEqual(r.status, 0, r.output)
     XCTAssertFalse(r.output.contains("overwritten"), r.output)
+    try assertEveryStep(job, steps: steps, ranks: 4)
     let run = try StoredRun(location: store.location, name: job)
-    XCTAssertEqual(run.header.state, "finished")
-    XCTAssertEqual(run.header.recordsLost, 0)
-    XCTAssertEqual(try run.seriesSteps(), Array(1...steps))
-    var perRank = [Int: [Int]]()
-    try run.rankSteps { s, n, _ in XCTAssertEqual(n, 1); perRank[s.rank, default: []].append(s.step) }
-    for rank in 0..<4 { XCTAssertEqual(perRank[rank], Array(1...steps), "rank \(rank)") }
-    var series: [SeriesRow] = []
-    try run.series { series.append($0) }
-    XCTAssertTrue(series.allSatisfy { $0.ranks == 4 }, "every step's row made from all four ranks' records")
     var statSteps = Set<Int>()
     try run.shardStats { statSteps.insert($0.step) }
     XCTAssertEqual(statSteps, Set([1] + Array(stride(from: 25, through: steps, by: 25))), "every published set of shard statistics")
@@ -120,17 +119,9 @@ final class RecordingTests: XCTestCase {
                     extra: ["--tp", "2", "--simulate-nodes", "2", "--ring-slots", "16", "--shard-stats-every", "50"])
     XCTAssertEqual(r.status, 0, r.output)
     XCTAssertEqual(store.location.runNames(), [job], "one run, not one per node")
+    try assertEveryStep(job, steps: steps, ranks: 4)
     let run = try StoredRun(location: store.location, name: job)
-    XCTAssertEqual(run.header.state, "finished")
-    XCTAssertEqual(run.header.recordsLost, 0)
     XCTAssertEqual(run.header.world, 4)
-    var perRank = [Int: [Int]]()
-    try run.rankSteps { s, _, _ in perRank[s.rank, default: []].append(s.step) }
-    for rank in 0..<4 { XCTAssertEqual(perRank[rank], Array(1...steps), "rank \(rank)") }
-    var series: [SeriesRow] = []
-    try run.series { series.append($0) }
-    XCTAssertEqual(series.count, steps)
-    XCTAssertTrue(series.allSatisfy { $0.ranks == 4 })
     var statRanks = Set<Int>()
     try run.shardStats { statRanks.insert($0.rank) }
     XCTAssertEqual(statRanks, [0, 1, 2, 3], "the forwarded ranks' shard statistics too")
