@@ -90,7 +90,7 @@ install: build
 uninstall:
 	rm -f $(PREFIX)/bin/tptop $(PREFIX)/bin/tptrain
 	rm -rf $(PREFIX)/share/tptop/themes $(PREFIX)/share/tptop/data
-	-rmdir $(PREFIX)/share/tptop 2>/dev/null
+	@rmdir $(PREFIX)/share/tptop 2>/dev/null || true
 
 clean:
 	rm -rf .build
