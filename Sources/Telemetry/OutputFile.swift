@@ -33,6 +33,91 @@ public enum OutputFile {
     try replaceAtomically(bytes, path)
   }
 
+  /// A write to `path` under the same rules as `write(_:to:)`, in pieces, for output too large
+  /// to hold at once (a stored run's export): the pieces go to the temporary file beside a
+  /// regular file, which `finish()` renames into place (a failure removes it and leaves the old
+  /// file as it was), or straight through a link, device or FIFO, or to standard output.
+  public final class Stream {
+    private var fd: Int32
+    private let path: String
+    private let shown: String
+    private let temporary: String?
+
+    /// Opens `path` ("-": standard output).
+    /// - Throws: `Failure` (a directory, another user's link in /tmp, an unwritable place).
+    public init(path: String) throws {
+      self.path = path
+      if path == "-" {
+        (fd, shown, temporary) = (STDOUT_FILENO, "standard output", nil)
+        return
+      }
+      shown = path
+      var st = stat()
+      if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw Failure(description: "\(path) is a directory: name a file") }
+        if (st.st_mode & S_IFMT) == S_IFLNK, let refusal = untrustedLink(path, owner: st.st_uid) {
+          throw Failure(description: refusal)
+        }
+        fd = open(path, O_WRONLY | O_TRUNC | O_CREAT | O_CLOEXEC, 0o666)
+        guard fd >= 0 else { throw failure("cannot open \(path)", errno) }
+        temporary = nil
+        return
+      }
+      let slash = path.lastIndex(of: "/")
+      let dir = slash.map { String(path[...$0]) } ?? ""
+      let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
+      var template = Array("\(dir).\(base).tmp-XXXXXX".utf8CString)
+      fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+      guard fd >= 0 else { throw failure("cannot write in the directory of \(path)", errno) }
+      temporary = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    deinit { abandon() }
+
+    /// Writes `bytes` after what was written before.
+    public func write(_ bytes: [UInt8]) throws {
+      do { try writeAll(fd, bytes, path: shown) } catch {
+        abandon()
+        throw error
+      }
+    }
+
+    /// Ends the write: the temporary file synced and renamed over `path`, or the file closed.
+    public func finish() throws {
+      guard fd >= 0 else { return }
+      if let tmp = temporary {
+        guard fsync(fd) == 0 else {
+          let e = errno
+          abandon()
+          throw failure("cannot write \(path)", e)
+        }
+        _ = fchmod(fd, 0o644 & ~currentUmask())
+        close(fd)
+        fd = -1
+        guard rename(tmp, path) == 0 else {
+          let e = errno
+          unlink(tmp)
+          throw failure("cannot replace \(path)", e)
+        }
+      } else if fd != STDOUT_FILENO {
+        close(fd)
+        fd = -1
+      }
+    }
+
+    /// Gives up: the temporary file removed (the old file untouched), the descriptor closed.
+    private func abandon() {
+      guard fd >= 0 else { return }
+      if let tmp = temporary {
+        close(fd)
+        unlink(tmp)
+      } else if fd != STDOUT_FILENO {
+        close(fd)
+      }
+      fd = -1
+    }
+  }
+
   /// Why the symbolic link `path`, owned by `owner`, must not be followed; nil when it may.
   static func untrustedLink(_ path: String, owner: uid_t) -> String? {
     let me = geteuid()

@@ -7,7 +7,8 @@
 // records the reader has not consumed and that are about to be overwritten into a spill queue
 // allocated once; the reader drains the queue before it reads the rings. The training thread
 // never waits for the reader (no lock: a single-producer, single-consumer queue of atomics), it
-// allocates nothing and does no I/O; when the reader keeps up it does one comparison per rank.
+// allocates nothing and does no I/O; when the reader keeps up it does one comparison per rank,
+// every step for small rings and every 85th step for the default 4096 slots.
 //
 // Order: the rescuer copies records [from, to) of rank r, where `from` is past both what the
 // reader consumed and what was rescued before, pushes them, then publishes `rescuedThrough[r]`
@@ -31,6 +32,14 @@ public final class RingRescue: @unchecked Sendable {
   /// The backlog the rescuer lets a ring hold: it rescues the records beyond it, so that a few
   /// steps' records (a step, an event, shard statistics) can land before the next rescue.
   private let keepInRing: UInt64
+  /// Rescues run every this many calls: a step adds at most a few records to a ring (its step
+  /// record, an event, shard statistics), so the rings are checked often enough that the
+  /// `slots - keepInRing` records of headroom never fill between two checks (every call for
+  /// small rings; every 85th for 4096 slots, sparing a wide job's rank 0 a pass over every
+  /// rank header per step).
+  private let checkEvery: Int
+  /// Calls left until the next check (the rescuer's thread alone touches it).
+  private var countdown = 0
   /// Per rank, two words: the reader's cursor (published by the reader), and the rescued mark.
   private let marks: UnsafeMutableRawPointer
   /// head (written by the rescuer), tail (by the reader), enabled, and records the rescuer
@@ -47,6 +56,7 @@ public final class RingRescue: @unchecked Sendable {
     world = reader.geometry.worldSize
     slots = UInt64(reader.geometry.slotCount)
     keepInRing = slots - Swift.max(slots / 4, 4)
+    checkEvery = Swift.max(1, Int(slots - keepInRing) / 12)
     self.capacity = capacity ?? Swift.max(16_384, world * 64)
     marks = .allocate(byteCount: 16 * world, alignment: 64)
     marks.initializeMemory(as: UInt8.self, repeating: 0, count: 16 * world)
@@ -82,6 +92,9 @@ public final class RingRescue: @unchecked Sendable {
   /// queue. No allocation, no lock, no system call.
   public func rescue() {
     guard enabledWord.load(ordering: .relaxed) != 0 else { return }
+    countdown -= 1
+    guard countdown <= 0 else { return }
+    countdown = checkEvery
     let base = reader.mapping.base
     for r in 0..<world {
       let written = atomicWord(base + reader.geometry.rankHeaderOffset(r) + SegmentLayout.RankHeader.writeIndex)

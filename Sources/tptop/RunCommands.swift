@@ -150,31 +150,14 @@ struct RemoveRuns: ParsableCommand {
   }
 }
 
-/// Streams lines to a file (replaced when complete) or to standard output, in bounded memory.
+/// Lines written to `--output` by `OutputFile`'s rules (a regular file replaced atomically; a
+/// link, device or FIFO written through; `-` standard output), buffered.
 final class LineSink {
-  private let handle: FileHandle
-  private let temporary: String?
-  private let target: String?
+  private let stream: OutputFile.Stream
   private var buffer: [UInt8] = []
 
   init(path: String?) throws {
-    if let p = path, p != "-" {
-      var isDir: ObjCBool = false
-      if FileManager.default.fileExists(atPath: p, isDirectory: &isDir), isDir.boolValue {
-        throw failure("\(p) is a directory")
-      }
-      let tmp = p + ".tmp-\(getpid())"
-      guard FileManager.default.createFile(atPath: tmp, contents: nil), let h = FileHandle(forWritingAtPath: tmp) else {
-        throw failure("cannot write \(p)")
-      }
-      handle = h
-      temporary = tmp
-      target = p
-    } else {
-      handle = FileHandle.standardOutput
-      temporary = nil
-      target = nil
-    }
+    do { stream = try OutputFile.Stream(path: path ?? "-") } catch let e as OutputFile.Failure { throw failure(e.description) }
   }
 
   func write(_ line: String) throws {
@@ -185,28 +168,19 @@ final class LineSink {
 
   func flush() throws {
     guard !buffer.isEmpty else { return }
-    do { try handle.write(contentsOf: buffer) } catch {
-      if let t = temporary { unlink(t) }
-      throw failure("cannot write \(target ?? "standard output"): \(error.localizedDescription)")
-    }
+    do { try stream.write(buffer) } catch let e as OutputFile.Failure { throw failure(e.description) }
     buffer.removeAll(keepingCapacity: true)
   }
 
   func close() throws {
     try flush()
-    if let t = temporary, let p = target {
-      try? handle.close()
-      guard rename(t, p) == 0 else {
-        unlink(t)
-        throw failure("cannot replace \(p): \(String(cString: strerror(errno)))")
-      }
-    }
+    do { try stream.finish() } catch let e as OutputFile.Failure { throw failure(e.description) }
   }
 }
 
-/// `tptop export RUN` for a run with no live segment: every record the store holds, as the
-/// live export writes them. False when no stored run has that name.
-func exportStoredRun(_ name: String, format: TelemetryExport.Format, output: String?) throws -> Bool {
+/// `tptop export RUN` for a run with no live segment (or an ended job's, `why` saying so): every
+/// record the store holds, as the live export writes them. False when no stored run has that name.
+func exportStoredRun(_ name: String, format: TelemetryExport.Format, output: String?, why: String? = nil) throws -> Bool {
   let location = StoreLocation.fromEnvironment()
   guard StoreLocation.isValidRunName(name), location.exists(run: name) else { return false }
   let run: StoredRun
@@ -226,7 +200,7 @@ func exportStoredRun(_ name: String, format: TelemetryExport.Format, output: Str
   }
   try sink.close()
   if let p = output, p != "-" {
-    FileHandle.standardError.write(Data("exported \(count) stored records of run \(name) to \(p)\n".utf8))
+    FileHandle.standardError.write(Data("exported \(count) stored records of run \(name)\(why.map { " (\($0))" } ?? "") to \(p)\n".utf8))
   }
   return true
 }

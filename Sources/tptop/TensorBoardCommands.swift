@@ -108,7 +108,6 @@ func exportFromStoreOrLogDirectory(_ name: String, format: String, output: Strin
         !run.header.isLive || run.header.job != name else { return false }
   let h = run.header
   let incarnations = h.incarnations == 1 ? "" : " of its \(h.incarnations) incarnations"
-  FileHandle.standardError.write(Data(
-    "job \(name) has ended: exporting its stored run \(h.name), every step\(incarnations) (the segment holds \(name)'s last steps only)\n".utf8))
-  return try exportStoredRun(h.name, format: fmt, output: output)
+  return try exportStoredRun(h.name, format: fmt, output: output,
+                             why: "job \(name) has ended: every step\(incarnations), where its segment holds its last steps only")
 }

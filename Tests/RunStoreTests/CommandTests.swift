@@ -234,6 +234,33 @@ final class CommandTests: XCTestCase {
     XCTAssertEqual(series[0].values[3], Double(SyntheticJob.plausibleRecord(step: 1, rank: 0, model: synthetic.description.model).tokens * 2))
   }
 
+  /// A stored run's export follows `--output`'s rules like a live one's: through a symbolic link
+  /// (the link stays, its target gets the records), into /dev/null (it stays a device), /dev/full
+  /// in one line with nothing left behind; a regular file is replaced whole.
+  func testExportOfAStoredRunWritesThroughLinksAndDevices() throws {
+    try makeRun("targets", started: 1_700_000_000, steps: 10) { 4 - Float($0) * 0.1 }
+    let dir = store.location.directory
+    let target = dir + "/target.jsonl", link = dir + "/link.jsonl"
+    try "old\n".write(toFile: target, atomically: false, encoding: .utf8)
+    XCTAssertEqual(symlink(target, link), 0)
+    let viaLink = try tptop(["export", "targets", "--format", "jsonl", "--output", link])
+    XCTAssertEqual(viaLink.status, 0, viaLink.err)
+    var st = stat()
+    XCTAssertEqual(lstat(link, &st), 0)
+    XCTAssertEqual(st.st_mode & S_IFMT, S_IFLNK, "the link stays a link")
+    XCTAssertEqual(try String(contentsOfFile: target, encoding: .utf8).split(separator: "\n").count, 20, "its target holds the records")
+    let null = try tptop(["export", "targets", "--format", "csv", "--output", "/dev/null"])
+    XCTAssertEqual(null.status, 0, null.err)
+    XCTAssertEqual(stat("/dev/null", &st), 0)
+    XCTAssertEqual(st.st_mode & S_IFMT, S_IFCHR, "/dev/null stays a device")
+    let full = try tptop(["export", "targets", "--format", "jsonl", "--output", "/dev/full"])
+    XCTAssertNotEqual(full.status, 0)
+    XCTAssertEqual(full.err.split(separator: "\n").count, 1, full.err)
+    XCTAssertTrue(full.err.contains("No space left on device"), full.err)
+    let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".tmp-") }
+    XCTAssertEqual(files, [], "no temporary file left")
+  }
+
   /// The export of an ended job whose run a later incarnation records (a supervised restart)
   /// writes the stored run, every step of every incarnation, and says so; the rings hold only
   /// the first incarnation's last steps. A stored run of the same name that ended before the
@@ -257,10 +284,14 @@ final class CommandTests: XCTestCase {
                      bestLoss: acc.bestLoss, hosts: "hostA", ended: ended)
     }
     try storedRun(job: job + ".r1", state: "running", started: created + 0.2, ended: nil)
-    let whole = try tptop(["export", job, "--format", "jsonl"])
+    let file = store.location.directory + "-export.jsonl"
+    defer { unlink(file) }
+    let whole = try tptop(["export", job, "--format", "jsonl", "--output", file])
     XCTAssertEqual(whole.status, 0, whole.err)
-    XCTAssertTrue(whole.err.contains("job \(job) has ended: exporting its stored run \(job), every step of its 2 incarnations"), whole.err)
-    let steps = whole.out.split(separator: "\n").filter { $0.contains("\"type\":\"step\"") }
+    XCTAssertEqual(whole.err, "exported 120 stored records of run \(job) (job \(job) has ended: every step of its 2 incarnations, "
+                     + "where its segment holds its last steps only) to \(file)\n")
+    let written = try String(contentsOfFile: file, encoding: .utf8)
+    let steps = written.split(separator: "\n").filter { $0.contains("\"type\":\"step\"") }
     XCTAssertEqual(steps.count, 2 * 60, "every step of both ranks, the second incarnation's too")
 
     // an older run of the same name, ended before this segment was made: not this job's

@@ -55,7 +55,7 @@ final=$(loss_at "$work/run.jsonl" $steps) ref=$(loss_at "$work/ref.jsonl" $steps
 [ -n "$final" ] && [ "$final" = "$ref" ] || fail "final loss '$final' differs from the uninterrupted run's '$ref'"
 
 # the first incarnation's rings still hold every step record each rank wrote (1…its last step)
-ring_lost=$("$tptop" export "$job" --format jsonl 2>/dev/null | grep '"type":"step"' |
+ring_lost=$(TPTOP_RUNS="$work/no-store" "$tptop" export "$job" --format jsonl 2>/dev/null | grep '"type":"step"' |
   sed 's/.*"rank":\([0-9]*\),"index":[0-9]*,"step":\([0-9]*\),.*/\1 \2/' |
   awk '{ n[$1]++; if ($2 > m[$1]) m[$1] = $2 } END { for (r in n) lost += m[r] - n[r]; print lost + 0 }')
 [ "$ring_lost" = 0 ] || fail "$ring_lost step records missing from the first incarnation's rings"

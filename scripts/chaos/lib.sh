@@ -63,9 +63,11 @@ rank_pid() {
   done
 }
 
-# Records lost from the rings of JOB, from `tptop export` ("… (N already overwritten) …").
+# Records lost from the rings of JOB, from `tptop export` of its segment ("… (N already
+# overwritten) …"; with no store to read, since an ended job's export prefers its stored run).
 ring_loss() {
-  "$tptop" export "$1" --format jsonl --output "$work/export.jsonl" 2>&1 | sed -n 's/.*(\([0-9]*\) already overwritten).*/\1/p'
+  TPTOP_RUNS="$work/no-store" "$tptop" export "$1" --format jsonl --output "$work/export.jsonl" 2>&1 \
+    | sed -n 's/.*(\([0-9]*\) already overwritten).*/\1/p'
 }
 
 # The tiny model, 2-way tensor parallel, the same data and batch everywhere.
