@@ -42,6 +42,13 @@ public struct StepField: Sendable {
     public let family: String
     public let label: (name: String, value: String)?
     public let scale: Double
+
+    /// `v` in the family's unit. A scale below one divides by its (whole) reciprocal: 1e-9 is not
+    /// a binary fraction, so 38 164 723 ns × 1e-9 reads 0.038164723000000005 s where
+    /// 38 164 723 / 1e9 reads 0.038164723, the number a person expects.
+    public func scaled(_ v: Double) -> Double {
+      scale < 1 && scale > 0 ? v / (1 / scale).rounded() : v * scale
+    }
   }
 
   /// The export key (JSON lines, CSV) and, for a field of the record, the run store's column

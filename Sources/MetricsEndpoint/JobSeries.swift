@@ -54,7 +54,7 @@ final class RankSeries {
     if s.newLost > 0 { recordsLost.increment(by: Int64(clamping: s.newLost)) }
     Self.record(s.newLatencies, into: latency)
     guard let m = s.latest?.metrics else { return }
-    for (f, g) in fields { g.set(to: f.value(m) * (f.metric?.scale ?? 1)) }
+    for (f, g) in fields { g.set(to: f.metric.map { $0.scaled(f.value(m)) } ?? f.value(m)) }
   }
 
   /// Adds the calls counted in `h` to `histogram`, each at its bucket's geometric middle,

@@ -145,7 +145,7 @@ func compareTable(_ runs: [ComparedRun]) -> [[String]] {
   rows.append(["final loss"] + runs.map { loss($0.finalLoss) })
   rows.append(["best loss"] + runs.map { loss($0.bestLoss) })
   rows.append(["last-100 mean"] + runs.map { loss($0.recentLoss) })
-  rows.append(["steps"] + runs.map { "\($0.lossSteps)" })
+  rows.append(["steps run"] + runs.map { "\($0.lossSteps)" })  // beside a differing "steps" setting (planned)
   return rows
 }
 

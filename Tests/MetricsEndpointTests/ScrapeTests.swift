@@ -32,10 +32,10 @@ final class ScrapeTests: XCTestCase {
       XCTAssertEqual(samples.value("tptop_loss", labels), Double(r.loss))
       XCTAssertEqual(samples.value("tptop_learning_rate", labels), Double(r.lr))
       XCTAssertEqual(samples.value("tptop_grad_norm", labels), Double(r.gradNorm))
-      XCTAssertEqual(samples.value("tptop_step_seconds", labels)!, Double(r.stepNs) / 1e9, accuracy: 1e-12)
+      XCTAssertEqual(samples.value("tptop_step_seconds", labels)!, Double(r.stepNs) / 1e9)
       XCTAssertEqual(samples.value("tptop_tokens_per_second", labels)!, Double(r.tokens) / (Double(r.stepNs) / 1e9), accuracy: 1e-6)
-      XCTAssertEqual(samples.value("tptop_comm_exposed_seconds", labels)!, Double(r.commNs) / 1e9, accuracy: 1e-12)
-      XCTAssertEqual(samples.value("tptop_comm_in_flight_seconds", labels)!, Double(max(r.allReduceTotalNs, r.commNs)) / 1e9, accuracy: 1e-12)
+      XCTAssertEqual(samples.value("tptop_comm_exposed_seconds", labels)!, Double(r.commNs) / 1e9)
+      XCTAssertEqual(samples.value("tptop_comm_in_flight_seconds", labels)!, Double(max(r.allReduceTotalNs, r.commNs)) / 1e9)
       for (kind, bytes) in [("params", r.paramBytes), ("grads", r.gradBytes), ("optimizer", r.optimizerBytes),
                             ("activations", r.activationBytes), ("rss", r.rssBytes)] {
         XCTAssertEqual(samples.value("tptop_memory_bytes", labels.merging(["kind": kind]) { a, _ in a }), Double(bytes), kind)
@@ -92,6 +92,17 @@ final class ScrapeTests: XCTestCase {
 
   /// Every field of the step field table that names a gauge is exposed for each rank, with the
   /// newest record's value in the gauge's unit.
+  /// Nanoseconds become seconds by a division, so a value reads as a person expects
+  /// (0.038164723, not 0.038164723000000005 from a multiplication by the inexact 1e-9).
+  func testSecondsAreExactDivisionsOfNanoseconds() throws {
+    let seconds = try XCTUnwrap(StepFields.all.first { $0.metric?.family == "tptop_step_seconds" }?.metric)
+    XCTAssertEqual(seconds.scaled(38_164_723), 0.038164723)
+    XCTAssertEqual("\(seconds.scaled(38_164_723))", "0.038164723")
+    XCTAssertNotEqual("\(38_164_723 * 1e-9)", "0.038164723", "the multiplication this replaces")
+    let bytes = try XCTUnwrap(StepFields.all.first { $0.metric?.family == "tptop_memory_bytes" }?.metric)
+    XCTAssertEqual(bytes.scaled(123_456_789), 123_456_789)
+  }
+
   func testEveryStepFieldGaugeIsExposed() throws {
     let (name, job, scraper) = try twoStepJob("fields")
     defer { try? job.remove() }

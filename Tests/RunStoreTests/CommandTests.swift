@@ -422,7 +422,7 @@ final class CommandTests: XCTestCase {
       ["final loss", f(Double(a.last!)), f(Double(b.last!))],
       ["best loss", f(Double(a.min()!)), f(Double(b.min()!))],
       ["last-100 mean", f(mean(a.suffix(100))), f(mean(b.suffix(100)))],
-      ["steps", "150", "120"],
+      ["steps run", "150", "120"],
     ])
     XCTAssertEqual(r.out, expected.joined(separator: "\n") + "\n")
 
