@@ -127,13 +127,6 @@ public final class RunFile {
     ["tokens", "step_ns", "rss_bytes", "param_bytes", "grad_bytes", "optimizer_bytes", "activation_bytes"].contains($0)
   }
 
-  /// A stored value: an integer when the column is integral and the value exact.
-  static func value(_ v: Double, integral: Bool) -> (any DatabaseValueConvertible)? {
-    if !v.isFinite { return nil }
-    if integral, v == v.rounded(), abs(v) < 9e18 { return Int64(v) }
-    return v
-  }
-
   /// Writes `batch` and the run's progress in one transaction.
   /// - Throws: `StoreError` (disk full, read-only, damaged file).
   public func write(_ batch: StoreBatch, state: String, lastStep: Int, finalLoss: Float?, bestLoss: Float?,
@@ -181,11 +174,11 @@ public final class RunFile {
             sql: "INSERT OR REPLACE INTO shard_stats (rank, step, tensor, ring_index, timestamp_ns, weight_norm, grad_norm, update_ratio) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
           for t in batch.shardStats {
             for (k, n) in t.entries.enumerated() {
-              try st.execute(arguments: StatementArguments([
-                t.rank, t.step, t.firstTensor + k, Int64(bitPattern: t.index), Int64(bitPattern: t.timestampNs),
-                Self.value(Double(n.weightNorm), integral: false), Self.value(Double(n.gradNorm), integral: false),
-                Self.value(Double(n.updateRatio), integral: false),
-              ] as [(any DatabaseValueConvertible)?]))
+              try RowBinder.insert(st, d) { b in
+                b.bind(Int64(t.rank)); b.bind(Int64(t.step)); b.bind(Int64(t.firstTensor + k))
+                b.bind(Int64(bitPattern: t.index)); b.bind(Int64(bitPattern: t.timestampNs))
+                for v in [n.weightNorm, n.gradNorm, n.updateRatio] { b.bind(Double(v), integral: false) }
+              }
             }
           }
         }

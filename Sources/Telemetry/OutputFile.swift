@@ -21,16 +21,9 @@ public enum OutputFile {
 
   /// Writes `bytes` to `path` as described above.
   public static func write(_ bytes: [UInt8], to path: String) throws {
-    if path == "-" { return try writeAll(STDOUT_FILENO, bytes, path: "standard output") }
-    var st = stat()
-    if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
-      if (st.st_mode & S_IFMT) == S_IFDIR { throw Failure(description: "\(path) is a directory: name a file") }
-      if (st.st_mode & S_IFMT) == S_IFLNK, let refusal = untrustedLink(path, owner: st.st_uid) {
-        throw Failure(description: refusal)
-      }
-      return try writeThrough(bytes, path)
-    }
-    try replaceAtomically(bytes, path)
+    let stream = try Stream(path: path)
+    try stream.write(bytes)
+    try stream.finish()
   }
 
   /// A write to `path` under the same rules as `write(_:to:)`, in pieces, for output too large
@@ -130,35 +123,6 @@ public enum OutputFile {
     guard stickyWorldWritable && owner != d.st_uid else { return nil }
     return "\(path) is a symbolic link of uid \(owner) in the sticky world-writable directory \(dir): "
       + "not following another user's link there; remove it or choose another --output"
-  }
-
-  static func writeThrough(_ bytes: [UInt8], _ path: String) throws {
-    // O_CREAT: a dangling symbolic link gets the file it names (as shell redirection does)
-    let fd = open(path, O_WRONLY | O_TRUNC | O_CREAT | O_CLOEXEC, 0o666)
-    guard fd >= 0 else { throw failure("cannot open \(path)", errno) }
-    defer { close(fd) }
-    try writeAll(fd, bytes, path: path)
-  }
-
-  static func replaceAtomically(_ bytes: [UInt8], _ path: String) throws {
-    let slash = path.lastIndex(of: "/")
-    let dir = slash.map { String(path[...$0]) } ?? ""
-    let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
-    var template = Array("\(dir).\(base).tmp-XXXXXX".utf8CString)
-    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-    guard fd >= 0 else { throw failure("cannot write in the directory of \(path)", errno) }
-    let tmp = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    do {
-      try writeAll(fd, bytes, path: path)
-      guard fsync(fd) == 0 else { throw failure("cannot write \(path)", errno) }
-      _ = fchmod(fd, 0o644 & ~currentUmask())
-      close(fd)
-      guard rename(tmp, path) == 0 else { throw failure("cannot replace \(path)", errno) }
-    } catch {
-      close(fd)
-      unlink(tmp)
-      throw error
-    }
   }
 
   static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
