@@ -135,8 +135,7 @@ public final class RunRecorder: @unchecked Sendable {
     let world = reader.info.worldSize
     let marks = rescue.rescuedMarks()
     var cursors = (0..<world).map { reader.cursor(rank: $0) }
-    var corrupt: UInt64 = 0
-    rescue.drain(cursors: &cursors, corrupt: &corrupt, take)
+    rescue.drain(cursors: &cursors, take)
     let overwritten = rescue.overwritten
     if overwritten > rescueLost { accumulator.addLost(overwritten - rescueLost); rescueLost = overwritten }
     for r in 0..<world {

@@ -146,8 +146,8 @@ public final class RingRescue: @unchecked Sendable {
 
   /// Calls `body` with every rescued record whose index is at or past `cursors[rank]`, in the
   /// order rescued (ring order within a rank), advancing `cursors`; skips the others (read
-  /// from the ring already). Records whose checksum or rank do not hold count in `corrupt`.
-  public func drain(cursors: inout [UInt64], corrupt: inout UInt64, _ body: (TelemetryRecord) -> Void) {
+  /// from the ring already) and, as a ring read does, records whose checksum or rank do not hold.
+  public func drain(cursors: inout [UInt64], _ body: (TelemetryRecord) -> Void) {
     let h = head.load(ordering: .acquiring)
     var t = tail.load(ordering: .relaxed)
     while t < h {
@@ -155,10 +155,7 @@ public final class RingRescue: @unchecked Sendable {
       let r = Int(entry.load(as: UInt64.self))
       let index = entry.load(fromByteOffset: 8, as: UInt64.self)
       if r < world && index >= cursors[r] {
-        switch RecordCodec.decode(UnsafeRawPointer(entry + 16), index: index) {
-        case .record(let rec) where rec.rank == r: body(rec)
-        default: corrupt &+= 1
-        }
+        if case .record(let rec) = RecordCodec.decode(UnsafeRawPointer(entry + 16), index: index), rec.rank == r { body(rec) }
         cursors[r] = index + 1
       }
       t &+= 1

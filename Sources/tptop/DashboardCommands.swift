@@ -52,7 +52,7 @@ private func attach(job: String, logPath: String?, display: DisplayOptions, laun
   }
   if let l = launched { source.launcherStatus = { l.exitStatus() } }
   // attached late, the rings no longer hold the first steps: the run store fills them in
-  let shown: JobSource = BackfilledSource.storedRun(ofJob: job).map { BackfilledSource(live: source, run: $0) } ?? source
+  let shown: JobSource = JobRuns.live(job).map { BackfilledSource(live: source, run: $0) } ?? source
   _ = DashboardSession.run(source: shown, options: display.options, themeName: display.theme)
   // the incarnation the dashboard followed last (a supervised job restarts as <job>.r<k>)
   let name = source.currentJobName

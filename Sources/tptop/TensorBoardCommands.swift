@@ -104,7 +104,7 @@ func exportFromStoreOrLogDirectory(_ name: String, format: String, output: Strin
   // this incarnation only, its stored run every step of every incarnation — once this
   // incarnation's recorder is done with it (the run ended, or a later incarnation records it)
   guard let reader = try? JobReader(job: name), reader.phase(stalls: false).isTerminal,
-        let run = BackfilledSource.storedRun(ofEndedJob: name, createdAt: reader.info.creationTime),
+        let run = JobRuns.ended(name, createdAt: reader.info.creationTime),
         !run.header.isLive || run.header.job != name else { return false }
   let h = run.header
   let incarnations = h.incarnations == 1 ? "" : " of its \(h.incarnations) incarnations"
