@@ -62,6 +62,7 @@ test: test-deps
 
 test-python: test-deps
 	$(SWIFT) build $(TESTFLAGS) --product tptop
+	$(SWIFT) build $(TESTFLAGS) --product tptop-dev
 	$(PYTEST) -v
 
 # The fault-injection suite (docs/FAULTS.md), on the same build as the tests.

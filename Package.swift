@@ -16,6 +16,7 @@ let package = Package(
     .executable(name: "tptrain", targets: ["tptrain"]),
     .executable(name: "tptop", targets: ["tptop"]),
     .executable(name: "tpcollectives", targets: ["tpcollectives"]),
+    .executable(name: "tptop-dev", targets: ["tptop-dev"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -76,6 +77,13 @@ let package = Package(
     // Dashboard: view model, cell grid, themes; the curses backend is its only curses code.
     .target(name: "Dashboard", dependencies: ["JobSchema", "Telemetry", "JobControl", "CCurses"], swiftSettings: fast),
 
+    // Stored and TensorBoard runs as dashboard sources, and the compare screen: its data, smoothing,
+    // table and drawing (tptop's open and compare, and tptop-dev's store benchmark).
+    .target(
+      name: "RunViews",
+      dependencies: ["JobSchema", "Telemetry", "Dashboard", "RunStore", "TensorBoard"],
+      swiftSettings: fast),
+
     // `tptop serve`: the jobs' telemetry as Prometheus/OpenMetrics text over HTTP (read-only).
     .target(
       name: "MetricsEndpoint",
@@ -99,12 +107,24 @@ let package = Package(
     .executableTarget(
       name: "tptop",
       dependencies: [
-        "JobSchema", "Telemetry", "Dashboard", "JobControl", "MetricsEndpoint", "RunStore", "TensorBoard",
+        "JobSchema", "Telemetry", "Dashboard", "JobControl", "MetricsEndpoint", "RunStore", "RunViews", "TensorBoard",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: fast),
     // Checks and times TPComm's collectives (both algorithms) on real ranks: tests and `make bench`.
     .executableTarget(name: "tpcollectives", dependencies: ["JobSchema", "TPComm"], swiftSettings: fast),
+
+    // Benchmarks and test fixtures apart from the product: `make bench`'s measurements, the stress
+    // test's writer and reader, a synthetic job, the step-field table for the Python tests.
+    .executableTarget(
+      name: "tptop-dev",
+      dependencies: [
+        "JobSchema", "Telemetry", "TelemetryFixtures", "Dashboard", "MetricsEndpoint", "RunStore", "RunViews",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: fast),
+    // A job without MPI or a model that writes plausible records for every rank (tests, benchmarks).
+    .target(name: "TelemetryFixtures", dependencies: ["JobSchema", "Telemetry"], path: "Tests/TelemetryFixtures"),
 
     // Helpers shared by the test targets (a missing tool skips locally and fails under CI=true).
     .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -113,11 +133,11 @@ let package = Package(
     .testTarget(name: "TPKernelsTests", dependencies: ["TPKernels"]),
     .testTarget(name: "TPEngineTests", dependencies: ["TPEngine"]),
     .testTarget(name: "IntegrationTests", dependencies: ["TPEngine", "JobControl", "TestSupport"]),
-    .testTarget(name: "TelemetryTests", dependencies: ["JobSchema", "Telemetry", "TestSupport"]),
-    .testTarget(name: "DashboardTests", dependencies: ["JobSchema", "Dashboard", "Telemetry", "JobControl", "TestSupport"]),
-    .testTarget(name: "JobControlTests", dependencies: ["JobControl", "CheckpointLayout", "Telemetry", "JobSchema", "TestSupport"]),
-    .testTarget(name: "MetricsEndpointTests", dependencies: ["MetricsEndpoint", "Telemetry", "JobSchema", "TestSupport"]),
-    .testTarget(name: "RunStoreTests", dependencies: ["RunStore", "Telemetry", "JobSchema", "TestSupport"]),
+    .testTarget(name: "TelemetryTests", dependencies: ["JobSchema", "Telemetry", "TelemetryFixtures", "TestSupport"]),
+    .testTarget(name: "DashboardTests", dependencies: ["JobSchema", "Dashboard", "Telemetry", "TelemetryFixtures", "JobControl", "TestSupport"]),
+    .testTarget(name: "JobControlTests", dependencies: ["JobControl", "CheckpointLayout", "Telemetry", "TelemetryFixtures", "JobSchema", "TestSupport"]),
+    .testTarget(name: "MetricsEndpointTests", dependencies: ["MetricsEndpoint", "Telemetry", "TelemetryFixtures", "JobSchema", "TestSupport"]),
+    .testTarget(name: "RunStoreTests", dependencies: ["RunStore", "Telemetry", "TelemetryFixtures", "JobSchema", "TestSupport"]),
     .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "RunStore", "JobSchema", "TestSupport"]),
     .testTarget(name: "TrainingSetupTests", dependencies: ["TrainingSetup", "TPEngine", "CheckpointLayout"]),
   ]

@@ -70,7 +70,7 @@ grep blas_core "$tmp/peak_before"
 for TP in 1 2; do summary "small_tp$TP" "$PEAK" "$CORES" "$tmp/tp$TP.jsonl"; done
 
 STEP_MS=$(python3 -c "import json,statistics,sys; r=[json.loads(l) for l in open(sys.argv[1])][2:]; print(statistics.median(x['step_ms'] for x in r))" "$tmp/tp2.jsonl")
-"$BIN/tptop" bench-telemetry --step-ms "$STEP_MS" || echo "BENCH telemetry unavailable"
+"$BIN/tptop-dev" bench-telemetry --step-ms "$STEP_MS" || echo "BENCH telemetry unavailable"
 # the same small TP=2 training with telemetry on, for a direct (noisier) comparison
 mpirun --oversubscribe -np 2 "$BIN/tptrain" --model small --batch 8 --seq 256 --steps "$STEPS" --tp 2 \
   --quiet --log "$tmp/tel.jsonl" --job "bench-$$" >/dev/null
@@ -82,7 +82,7 @@ off, on = med(sys.argv[1]), med(sys.argv[2])
 print(f"BENCH small_tp2_step_ms_telemetry_off {off:.1f} ms")
 print(f"BENCH small_tp2_step_ms_telemetry_on {on:.1f} ms")
 PY
-"$BIN/tptop" bench-dashboard || echo "BENCH dashboard unavailable"
+"$BIN/tptop-dev" bench-dashboard || echo "BENCH dashboard unavailable"
 
 # python3 on PATH may be another interpreter (pyenv) than the one Debian's torch is installed for
 if [[ -z ${PYTHON:-} ]] && ! "$PY" -c "import torch" 2>/dev/null && /usr/bin/python3 -c "import torch" 2>/dev/null; then

@@ -15,12 +15,12 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export TPTOP_RUNS="$tmp/runs"
 # `tptop serve`: one /metrics scrape (a collection and an encoding) of synthetic jobs.
-"$BIN/tptop" bench-scrape --ranks 16,256,1024 || echo "BENCH scrape unavailable"
+"$BIN/tptop-dev" bench-scrape --ranks 16,256,1024 || echo "BENCH scrape unavailable"
 # The run store: recording against --no-record (telemetry on in both), interleaved; bytes per step per rank
 python3 "$HERE/bench_record.py" "$BIN" 2 "--model small --batch 8 --seq 256 --steps $STEPS --tp 2"
 # The store's write rate and bytes, and the first screens of `open` (100 000 steps × 8 ranks)
 # and `compare` (five such runs): medians of 3 rounds
-"$BIN/tptop" bench-store --rounds 3 || echo "BENCH store unavailable"
+"$BIN/tptop-dev" bench-store --rounds 3 || echo "BENCH store unavailable"
 
 # The collectives alone (both algorithms, three sizes), then a training step with each.
 for NP in 2 4; do mpirun --oversubscribe -np $NP "$BIN/tpcollectives" bench; done

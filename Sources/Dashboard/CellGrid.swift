@@ -71,8 +71,11 @@ public struct CellGrid: Equatable, Sendable {
   public private(set) var height: Int
   /// Row-major cells.
   public private(set) var cells: [Cell]
-  /// When true, non-ASCII characters are replaced by ASCII look-alikes as they are written.
-  public var asciiOnly: Bool
+  /// The glyph set the frame is drawn with; with the ASCII set, every non-ASCII character is
+  /// replaced by an ASCII look-alike as it is written.
+  public let glyphs: Glyphs
+  /// Whether only ASCII reaches the grid.
+  public var asciiOnly: Bool { !glyphs.unicode }
   /// The named panes laid out on this grid, in drawing order (tests check that they do not overlap).
   public private(set) var panes: [Pane] = []
 
@@ -83,10 +86,10 @@ public struct CellGrid: Equatable, Sendable {
   }
 
   /// Creates a blank grid.
-  public init(width: Int, height: Int, asciiOnly: Bool = false) {
+  public init(width: Int, height: Int, glyphs: Glyphs = .utf8) {
     self.width = max(0, width)
     self.height = max(0, height)
-    self.asciiOnly = asciiOnly
+    self.glyphs = glyphs
     cells = Array(repeating: .blank, count: self.width * self.height)
   }
 
@@ -137,7 +140,7 @@ public struct CellGrid: Equatable, Sendable {
       if col >= limit {
         // clipped: the last cell shows a mark when anything but blanks was cut off
         if col - 1 >= max(x, 0), scalars[i...].contains(where: { $0 != " " }) {
-          self[col - 1, y] = Cell(Glyphs.truncationMark, style)
+          self[col - 1, y] = Cell(glyphs.truncationMark, style)
         }
         break
       }
@@ -159,7 +162,7 @@ public struct CellGrid: Equatable, Sendable {
   /// Draws a single-line box around `r` with an optional title in the top border.
   public mutating func box(_ r: Rect, title: String = "", style: Style = .border, titleStyle: Style = .title) {
     guard r.width >= 2, r.height >= 2 else { return }
-    let g = Glyphs.current
+    let g = glyphs
     for x in r.x + 1..<r.maxX - 1 {
       self[x, r.y] = Cell(g.horizontal, style)
       self[x, r.maxY - 1] = Cell(g.horizontal, style)

@@ -15,7 +15,7 @@ public struct DotCanvas {
   private var priority: [UInt8]
 
   /// Creates an empty canvas over `rect`.
-  public init(rect: Rect, unicode: Bool = Glyphs.current.unicode) {
+  public init(rect: Rect, unicode: Bool) {
     self.rect = rect
     self.unicode = unicode
     xRes = unicode ? 2 : 1
@@ -84,7 +84,7 @@ public struct DotCanvas {
 public func drawBar(_ g: inout CellGrid, x: Int, y: Int, width: Int, fraction: Double, style: Style,
                     empty: Style = .dim) {
   guard width > 0 else { return }
-  let glyphs = Glyphs.current
+  let glyphs = g.glyphs
   let f = fraction.isFinite ? min(1, max(0, fraction)) : 0
   let eighths = Int((f * Double(width) * 8).rounded())
   for i in 0..<width {
@@ -141,7 +141,7 @@ public struct LineChart {
     let all = lines.flatMap { $0.points } + band.flatMap { [($0.0, $0.1), ($0.0, $0.2)] }
     let finite = all.filter { $0.0.isFinite && $0.1.isFinite && (!logY || $0.1 > 0) }
     guard r.width > 12, r.height > 2, finite.count > 0 else {
-      g.put("waiting for steps\(Glyphs.current.ellipsis)", x: r.x + max(0, r.width / 2 - 9), y: r.y + r.height / 2, style: .dim, maxWidth: r.width)
+      g.put("waiting for steps\(g.glyphs.ellipsis)", x: r.x + max(0, r.width / 2 - 9), y: r.y + r.height / 2, style: .dim, maxWidth: r.width)
       return false
     }
     var x0 = finite.map(\.0).min()!, x1 = finite.map(\.0).max()!
@@ -165,12 +165,12 @@ public struct LineChart {
       let text = x != 0 && abs(x) < 0.01 ? String(format: "%.1e", x) : Format.value(x)
       return Format.fit(text, labelW, right: true)
     }
-    for yy in plot.y..<plot.maxY { g[r.x + labelW, yy] = Cell(Glyphs.current.vertical, .axis) }
+    for yy in plot.y..<plot.maxY { g[r.x + labelW, yy] = Cell(g.glyphs.vertical, .axis) }
     var yLabels = [(plot.y, y1), (plot.maxY - 1, y0)]
     if plot.height > 4 { yLabels.append((plot.y + plot.height / 2, (y0 + y1) / 2)) }
     for (yy, v) in yLabels {
       g.put(label(v), x: r.x, y: yy, style: .axis)
-      g[r.x + labelW, yy] = Cell(Glyphs.current.unicode ? "┤" : "+", .axis)
+      g[r.x + labelW, yy] = Cell(g.glyphs.unicode ? "┤" : "+", .axis)
     }
     // x axis: step ticks at round intervals, each label under its tick
     g.fill(Rect(x: r.x, y: plot.maxY, width: r.width, height: 1), Cell(" ", .axis))
@@ -185,7 +185,7 @@ public struct LineChart {
       g.put(text, x: start, y: plot.maxY, style: .axis)
       nextFree = start + text.count + 2
     }
-    var canvas = DotCanvas(rect: plot)
+    var canvas = DotCanvas(rect: plot, unicode: g.glyphs.unicode)
     let w = canvas.dotWidth, h = canvas.dotHeight
     func px(_ x: Double) -> Int { Int(((x - x0) / (x1 - x0) * Double(w - 1)).rounded()) }
     func py(_ y: Double) -> Int {

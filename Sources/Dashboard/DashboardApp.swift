@@ -96,7 +96,7 @@ public final class DashboardApp {
 
   /// Renders the current frame at the backend's size.
   public func render() -> CellGrid {
-    let model = DashboardModel(history: history, state: state, themeName: theme.name)
+    let model = DashboardModel(history: history, state: state, themeName: theme.name, glyphs: .forTerminal(unicode: backend.unicode))
     let (w, h) = backend.size
     return Renderer.render(model, width: w, height: h)
   }
@@ -171,7 +171,7 @@ public final class DashboardApp {
     var lastGeneration = -1
     var lastState = state
     var lastSize = (-1, -1)
-    var lastGlyphsUnicode = Glyphs.current.unicode
+    var lastGlyphsUnicode = backend.unicode
     while true {
       let now = monotonicSeconds()
       if let d = duration, now - start >= d { return }
@@ -186,14 +186,14 @@ public final class DashboardApp {
       if size != lastSize { resized = true }
       if resized { nextDraw = now }
       let changed = history.generation != lastGeneration || state != lastState || resized
-        || lastGlyphsUnicode != Glyphs.current.unicode
+        || lastGlyphsUnicode != backend.unicode
       if changed && now >= nextDraw {
         backend.present(render())
         framesRendered += 1
         lastGeneration = history.generation
         lastState = state
         lastSize = size
-        lastGlyphsUnicode = Glyphs.current.unicode
+        lastGlyphsUnicode = backend.unicode
         nextDraw = now + options.refresh
       }
       let wake = min(nextSample, max(nextDraw, now))

@@ -76,14 +76,14 @@ public enum Format {
   }
 
   /// Pads or clips to exactly `w` columns (right-aligned when `right`); a clipped text ends in
-  /// `Glyphs.truncationMark`.
+  /// "…" (which an ASCII grid writes as its truncation mark "~").
   public static func fit(_ s: String, _ w: Int, right: Bool = false) -> String {
     let n = s.unicodeScalars.count
     if n == w { return s }
     if n > w {
       // a cut text ends in a mark, so "rows 0–127" cut short never reads as "rows 0"
       guard w > 1 else { return String(String.UnicodeScalarView(s.unicodeScalars.prefix(w))) }
-      return String(String.UnicodeScalarView(s.unicodeScalars.prefix(w - 1))) + String(Glyphs.truncationMark)
+      return String(String.UnicodeScalarView(s.unicodeScalars.prefix(w - 1))) + "…"
     }
     let pad = String(repeating: " ", count: w - n)
     return right ? pad + s : s + pad

@@ -2,7 +2,7 @@
 // chosen when the locale's character set is not UTF-8 (or TERM=dumb).
 
 /// The glyph set views draw with.
-public struct Glyphs: Sendable {
+public struct Glyphs: Equatable, Sendable {
   public var unicode: Bool
   public var horizontal: Unicode.Scalar
   public var vertical: Unicode.Scalar
@@ -44,13 +44,8 @@ public struct Glyphs: Sendable {
     shades: [" ", ".", ":", "+", "#"], stackFills: ["#", "=", "+", ":", "%"], straggler: "^",
     dot: "*", pointer: ">", ellipsis: "...", dash: "-", times: "x")
 
-  nonisolated(unsafe) private static var active = Glyphs.utf8
-
-  /// The set in use. Set once at start-up (and by tests) before rendering.
-  public static var current: Glyphs {
-    get { active }
-    set { active = newValue }
-  }
+  /// The set for a terminal: UTF-8 when it draws Unicode, else ASCII.
+  public static func forTerminal(unicode: Bool) -> Glyphs { unicode ? .utf8 : .ascii }
 
   /// True when the environment's locale names a UTF-8 character set.
   public static func localeIsUTF8(environment: [String: String]) -> Bool {
@@ -64,7 +59,11 @@ public struct Glyphs: Sendable {
   }
 
   /// The one column that ends a text cut short: "…", or "~" on an ASCII terminal.
-  public static var truncationMark: Unicode.Scalar { current.unicode ? "…" : "~" }
+  public var truncationMark: Unicode.Scalar { unicode ? "…" : "~" }
+
+  /// The keys that step sideways and up and down, as the help and status lines name them.
+  public var leftRight: String { unicode ? "←/→" : "</>" }
+  public var upDown: String { unicode ? "↑/↓" : "^/v" }
 
   /// An ASCII stand-in for a non-ASCII character written into an ASCII-only grid.
   public static func asciiFallback(_ s: Unicode.Scalar) -> Unicode.Scalar {

@@ -61,10 +61,10 @@ public enum AttachChoice {
 /// The job list screen.
 public enum JobPicker {
   /// Renders the list with `selected` highlighted.
-  public static func render(_ rows: [JobListRow], selected: Int, width: Int, height: Int) -> CellGrid {
-    var g = CellGrid(width: width, height: height, asciiOnly: !Glyphs.current.unicode)
+  public static func render(_ rows: [JobListRow], selected: Int, width: Int, height: Int, glyphs: Glyphs = .utf8) -> CellGrid {
+    var g = CellGrid(width: width, height: height, glyphs: glyphs)
     guard width >= 40, height >= 6 else {
-      g.put("needs 40\(Glyphs.current.times)6, have \(width)\(Glyphs.current.times)\(height)", x: 0, y: 0, style: .warn)
+      g.put("needs 40\(g.glyphs.times)6, have \(width)\(g.glyphs.times)\(height)", x: 0, y: 0, style: .warn)
       return g
     }
     g.fill(Rect(x: 0, y: 0, width: width, height: 1), Cell(" ", .header))
@@ -75,7 +75,7 @@ public enum JobPicker {
     let header = Format.fit("job", 34) + Format.fit("state", 12) + Format.fit("grid", 8) + Format.fit("step", 14) + Format.fit("loss", 9) + "age"
     g.put(header, x: inner.x + 2, y: inner.y, style: .title, maxWidth: inner.width - 2)
     if rows.isEmpty {
-      g.put("no jobs: start one with `tptop demo` or `tptop launch -- \(Glyphs.current.ellipsis)`", x: inner.x + 2, y: inner.y + 2, style: .dim, maxWidth: inner.width - 2)
+      g.put("no jobs: start one with `tptop demo` or `tptop launch -- \(g.glyphs.ellipsis)`", x: inner.x + 2, y: inner.y + 2, style: .dim, maxWidth: inner.width - 2)
     }
     for (i, r) in rows.prefix(max(0, inner.height - 1)).enumerated() {
       let y = inner.y + 1 + i
@@ -86,7 +86,7 @@ public enum JobPicker {
     }
     let status = Rect(x: 0, y: height - 1, width: width, height: 1)
     g.fill(status, Cell(" ", .statusBar))
-    g.put(" \(Glyphs.current.unicode ? "↑/↓" : "^/v") select  Enter attach  r refresh  q quit", x: 0, y: height - 1, style: .statusBar)
+    g.put(" \(g.glyphs.upDown) select  Enter attach  r refresh  q quit", x: 0, y: height - 1, style: .statusBar)
     return g
   }
 
@@ -116,7 +116,7 @@ public enum JobPicker {
     var lastList = monotonicSeconds()
     while true {
       let (w, h) = backend.size
-      backend.present(render(rows, selected: sel, width: w, height: h))
+      backend.present(render(rows, selected: sel, width: w, height: h, glyphs: .forTerminal(unicode: backend.unicode)))
       let key = backend.readKey(timeout: 2)
       switch key {
       case .up?: sel = max(0, sel - 1)

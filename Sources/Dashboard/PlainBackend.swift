@@ -86,7 +86,6 @@ public enum DashboardSession {
       FileHandle.standardError.write("tptop: \(reason); showing plain text frames (type q and Enter to detach)\n".data(using: .utf8)!)
       backend = PlainBackend(environment: env)
     }
-    Glyphs.current = backend.unicode ? .utf8 : .ascii
     return (backend, library, theme, problems)
   }
 }

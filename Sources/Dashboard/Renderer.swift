@@ -12,7 +12,7 @@ public enum Renderer {
 
   /// Renders one frame; the grid's `panes` name the regions each view was given.
   public static func render(_ m: DashboardModel, width: Int, height: Int) -> CellGrid {
-    var g = CellGrid(width: width, height: height, asciiOnly: !Glyphs.current.unicode)
+    var g = CellGrid(width: width, height: height, glyphs: m.glyphs)
     guard width >= minWidth, height >= minHeight else {
       tooSmall(&g)
       return g
@@ -38,8 +38,8 @@ public enum Renderer {
   }
 
   static func tooSmall(_ g: inout CellGrid) {
-    let msg = "needs \(minWidth)\(Glyphs.current.times)\(minHeight), have \(g.width)\(Glyphs.current.times)\(g.height)"
-    let lines = g.width >= msg.unicodeScalars.count ? [msg] : ["needs \(minWidth)\(Glyphs.current.times)\(minHeight)", "have \(g.width)\(Glyphs.current.times)\(g.height)"]
+    let msg = "needs \(minWidth)\(g.glyphs.times)\(minHeight), have \(g.width)\(g.glyphs.times)\(g.height)"
+    let lines = g.width >= msg.unicodeScalars.count ? [msg] : ["needs \(minWidth)\(g.glyphs.times)\(minHeight)", "have \(g.width)\(g.glyphs.times)\(g.height)"]
     for (i, l) in lines.enumerated() {
       let y = max(0, g.height / 2 - lines.count / 2) + i
       let x = max(0, (g.width - l.unicodeScalars.count) / 2)
@@ -50,7 +50,7 @@ public enum Renderer {
   static func drawHeader(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect) {
     g.fill(r, Cell(" ", .header))
     let h = m.header
-    let glyphs = Glyphs.current
+    let glyphs = g.glyphs
     // Fields are dropped whole, least useful first, so a narrow terminal never shows a number
     // cut short; state and step always stay, and the job name is shortened last.
     struct Field { var text: String; var style: Style; var dropOrder: Int?; var isJob = false }
@@ -103,9 +103,9 @@ public enum Renderer {
     }
     // a job that has ended (or a stored run) takes no commands: its keys are not offered
     let keys = m.state.readonly
-      ? " ? help  \(quitKey(m))  [read-only]  1-5/Tab views  \(arrows) rank  s smooth  l log-y  m lines  t theme"
-      : !offersControl(m) ? " ? help  \(quitKey(m))  1-5/Tab views  \(arrows) rank  s smooth  l log-y  m lines  t theme"
-      : " ? help  q detach  p pause/resume  c checkpoint  S stop  1-5/Tab views  \(arrows) rank  s smooth  l log-y  t theme"
+      ? " ? help  \(quitKey(m))  [read-only]  1-5/Tab views  \(g.glyphs.leftRight) rank  s smooth  l log-y  m lines  t theme"
+      : !offersControl(m) ? " ? help  \(quitKey(m))  1-5/Tab views  \(g.glyphs.leftRight) rank  s smooth  l log-y  m lines  t theme"
+      : " ? help  q detach  p pause/resume  c checkpoint  S stop  1-5/Tab views  \(g.glyphs.leftRight) rank  s smooth  l log-y  t theme"
     // one column short of the edge: a terminal's bottom-right cell is never drawn, and the
     // mark of a clipped key list must show
     g.put(keys, x: r.x, y: r.y, style: .statusBar, maxWidth: r.width - 1)
@@ -118,8 +118,6 @@ public enum Renderer {
 
   /// What q does: detach from a live job (which keeps running), quit an ended job or a stored run.
   static func quitKey(_ m: DashboardModel) -> String { offersControl(m) ? "q detach" : "q quit" }
-
-  static var arrows: String { Glyphs.current.unicode ? "←/→" : "</>" }
 
   static func drawConfirm(_ g: inout CellGrid, _ m: DashboardModel, _ body: Rect) {
     let lines = stopPrompt(m)

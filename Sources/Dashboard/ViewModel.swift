@@ -79,6 +79,8 @@ public struct DashboardModel {
   public var state: AppState
   public var history: JobHistory
   public var themeName: String
+  /// The glyph set of the terminal the frame is drawn on.
+  public var glyphs: Glyphs
   /// Nodes the job's ranks run on, and those that stopped reporting.
   public var nodeCount = 1
   public var lostNodes: [Int] = []
@@ -87,11 +89,12 @@ public struct DashboardModel {
   public static let window = 10
 
   /// Derives the model. `physicalMemory` scales the memory bars (bytes per rank on this host).
-  public init(history h: JobHistory, state: AppState, themeName: String,
+  public init(history h: JobHistory, state: AppState, themeName: String, glyphs: Glyphs = .utf8,
               memoryPerRank: Double = Double(ProcessInfo.processInfo.physicalMemory)) {
     self.history = h
     self.state = state
     self.themeName = themeName
+    self.glyphs = glyphs
     let job = h.job
     var rows: [RankRow] = []
     var slowest = -1
@@ -176,7 +179,7 @@ public struct DashboardModel {
     lostNodes = Array(Set(rows.filter(\.lost).map(\.node))).sorted()
 
     let phase = DashboardModel.phase(h)
-    let (label, style) = phase.header
+    let (label, style) = phase.header(glyphs)
     // Job throughput: one TP rank per DP replica processes the replica's tokens, and the
     // replicas step together, so d × the mean of the replicas seen (all of them, except on
     // another node's namespace, which sees only that node's ranks).
@@ -195,7 +198,7 @@ public struct DashboardModel {
         eta = Double(job.totalSteps - step) * sps
       }
     }
-    header = HeaderModel(job: job.name, model: job.model, grid: GridNotation.text(tp: job.tp, dp: job.dp, times: Glyphs.current.times),
+    header = HeaderModel(job: job.name, model: job.model, grid: GridNotation.text(tp: job.tp, dp: job.dp, times: glyphs.times),
                          state: label, stateStyle: style, phase: phase, step: step, totalSteps: job.totalSteps,
                          tokensPerSecond: tps, etaSeconds: eta)
     header.features = job.features.labels.joined(separator: " ")
@@ -222,7 +225,7 @@ public struct DashboardModel {
   }
 
   /// The job's overall state as the header shows it: the phase's label and style.
-  public static func jobState(_ h: JobHistory) -> (String, Style) { phase(h).header }
+  public static func jobState(_ h: JobHistory, glyphs: Glyphs = .utf8) -> (String, Style) { phase(h).header(glyphs) }
 
   /// Steps a job may take past a pause or stop request before it counts as not honouring it
   /// (tptrain and `wait_while_paused` apply it at the next step boundary: one step).
@@ -368,9 +371,9 @@ public enum Metric: CaseIterable, Sendable {
 }
 
 extension JobPhase {
-  /// The header's label and style of the phase.
-  public var header: (String, Style) {
-    let more = Glyphs.current.ellipsis
+  /// The header's label and style of the phase, drawn with `glyphs`.
+  public func header(_ glyphs: Glyphs) -> (String, Style) {
+    let more = glyphs.ellipsis
     switch self {
     case .starting: return ("starting", .dim)
     case .running: return ("running", .ok)

@@ -114,7 +114,7 @@ public final class RunAccumulator {
 
   /// The steps per bucket that keep `steps` × `world` per-rank rows within `budgetBytes`
   /// (a power of two; `rowBytes` is the size of a one-step row on disk, 301 bytes measured by
-  /// `tptop bench-store`, rounded up; `bucketRowBytes` that of a bucket row, 644 measured).
+  /// `tptop-dev bench-store`, rounded up; `bucketRowBytes` that of a bucket row, 644 measured).
   public static func bucketSteps(steps: Int, world: Int, budgetBytes: Int, rowBytes: Int = 320, bucketRowBytes: Int = 700) -> Int {
     let series = Double(steps) * 120  // the full-resolution job-level series comes first
     let room = Swift.max(Double(budgetBytes) * 0.9 - series, Double(budgetBytes) * 0.1)

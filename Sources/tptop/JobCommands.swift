@@ -7,8 +7,7 @@ import Telemetry
 /// Plain-text readers and the command-line control channel (ls, watch, export, pause, ...).
 let jobSubcommands: [ParsableCommand.Type] = [
   ListJobs.self, WatchJob.self, ExportJob.self, PauseJob.self, ResumeJob.self, CheckpointJob.self,
-  StopJob.self, CollectGarbage.self, BenchTelemetry.self, StressWriter.self, StressReader.self,
-  SyntheticJobCommand.self, StepFieldsCommand.self,
+  StopJob.self, CollectGarbage.self,
 ]
 
 // MARK: Shared helpers

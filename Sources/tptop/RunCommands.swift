@@ -7,7 +7,7 @@ import JobSchema
 import RunStore
 import Telemetry
 
-let runSubcommands: [ParsableCommand.Type] = [ListRuns.self, RemoveRuns.self, CompareRuns.self, OpenRun.self, BenchStore.self]
+let runSubcommands: [ParsableCommand.Type] = [ListRuns.self, RemoveRuns.self, CompareRuns.self, OpenRun.self]
 
 /// A stored run's row of `tptop runs`, judged from its header.
 struct RunListing {

@@ -15,7 +15,7 @@ struct TPTop: ParsableCommand {
       a job, also the ranks of other nodes (docs/TELEMETRY.md).
       """,
     version: "tptop \(ProjectVersion.string)",
-    subcommands: dashboardSubcommands + jobSubcommands + runSubcommands + [SuperviseCommand.self, ServeCommand.self, BenchScrape.self],
+    subcommands: dashboardSubcommands + jobSubcommands + runSubcommands + [SuperviseCommand.self, ServeCommand.self],
     defaultSubcommand: dashboardDefaultSubcommand)
 
   /// The first argument when it names no subcommand. Without this check the default subcommand

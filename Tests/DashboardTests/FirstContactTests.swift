@@ -8,7 +8,6 @@ import XCTest
 /// the stop prompt, a job that does not honour pause, other nodes' ranks, the remembered
 /// settings and the all-reduce p50's precision.
 final class FirstContactTests: XCTestCase {
-  override func setUp() { Glyphs.current = .utf8 }
 
   func row(_ name: String, _ state: String = "running") -> JobListRow {
     JobListRow(name: name, state: state, grid: "t2×d1", step: "1/10", loss: "3.0", age: "1s", attachable: true)

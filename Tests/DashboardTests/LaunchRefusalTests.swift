@@ -3,6 +3,7 @@ import JobControl
 import Telemetry
 import TestSupport
 import XCTest
+import TelemetryFixtures
 
 /// `tptop launch --job NAME` while a segment NAME exists: refused before anything starts, with
 /// the fix in the message, and the existing job's log left alone.

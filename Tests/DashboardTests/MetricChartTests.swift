@@ -6,7 +6,6 @@ import XCTest
 /// The Overview's charts beside the loss (grad norm, learning rate, step time, tokens/s), their
 /// step ticks, the cursor and the per-rank legend, on the cell grid at several sizes.
 final class MetricChartTests: XCTestCase {
-  override func setUp() { Glyphs.current = .utf8 }
 
   func history(tp: Int = 2, steps: Int = 120) -> JobHistory {
     let src = SyntheticSource(name: "unit", tp: tp, dp: 1, stepsPerPoll: 1)

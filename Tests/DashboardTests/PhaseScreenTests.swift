@@ -8,7 +8,6 @@ import XCTest
 /// takes no commands and q quits; a paused job shows no stale rate; bare `attach` picks only
 /// this user's live jobs and says "keeps running" only of a job that does. At 80×24.
 final class PhaseScreenTests: XCTestCase {
-  override func setUp() { Glyphs.current = .utf8 }
 
   /// A history of 30 steps, then one poll with every rank in `state` and `desired` on the page.
   func history(_ state: RunState, desired: DesiredState = .run, stored: Bool = false, totalSteps: Int = 5000) -> JobHistory {
@@ -87,7 +86,7 @@ final class PhaseScreenTests: XCTestCase {
       var chart = LineChart()
       chart.xLabel = label
       chart.lines = [LineChart.Series(points: [(0, 1), (1000, 2)], style: .normal)]
-      var g = CellGrid(width: 60, height: 10, asciiOnly: false)
+      var g = CellGrid(width: 60, height: 10)
       chart.draw(into: &g, in: Rect(x: 0, y: 0, width: 60, height: 10))
       XCTAssertTrue(g.rowText(9).hasPrefix(label), g.rowText(9))
     }

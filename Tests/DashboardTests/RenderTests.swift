@@ -5,7 +5,6 @@ import XCTest
 /// Rendered grids at several terminal sizes: panes inside the screen and disjoint, key content
 /// present, and the too-small message below the minimum.
 final class RenderTests: XCTestCase {
-  override func setUp() { Glyphs.current = .utf8 }
 
   /// A history fed with `steps` polls of a synthetic job.
   func history(tp: Int = 2, dp: Int = 1, steps: Int = 120) -> (JobHistory, SyntheticSource) {
@@ -15,8 +14,8 @@ final class RenderTests: XCTestCase {
     return (h, src)
   }
 
-  func render(_ h: JobHistory, _ state: AppState, _ w: Int, _ hgt: Int) -> CellGrid {
-    Renderer.render(DashboardModel(history: h, state: state, themeName: "default"), width: w, height: hgt)
+  func render(_ h: JobHistory, _ state: AppState, _ w: Int, _ hgt: Int, glyphs: Glyphs = .utf8) -> CellGrid {
+    Renderer.render(DashboardModel(history: h, state: state, themeName: "default", glyphs: glyphs), width: w, height: hgt)
   }
 
   func assertPanesDisjoint(_ g: CellGrid, file: StaticString = #filePath, line: UInt = #line) {
@@ -239,24 +238,22 @@ final class RenderTests: XCTestCase {
   }
 
   func testAsciiFallbackWritesOnlyAscii() {
-    Glyphs.current = .ascii
-    defer { Glyphs.current = .utf8 }
     let (h, _) = history()
     for v in ViewKind.allCases {
       var s = AppState()
       s.view = v
-      let g = render(h, s, 120, 40)
+      let g = render(h, s, 120, 40, glyphs: .ascii)
       XCTAssertTrue(g.cells.allSatisfy { $0.scalar.isASCII }, "\(v): non-ASCII in \(g.text)")
     }
     // the job picker, empty and with a row
-    let empty = JobPicker.render([], selected: 0, width: 100, height: 12)
+    let empty = JobPicker.render([], selected: 0, width: 100, height: 12, glyphs: .ascii)
     XCTAssertTrue(empty.text.contains("`tptop launch -- ...`"), empty.text)
     XCTAssertTrue(empty.text.contains("^/v select"), empty.text)
     let row = JobListRow(name: "j1", state: "running", grid: "t2×d1", step: "3/10", loss: "4.1", age: "5s", attachable: true)
-    let one = JobPicker.render([row], selected: 0, width: 100, height: 12)
+    let one = JobPicker.render([row], selected: 0, width: 100, height: 12, glyphs: .ascii)
     XCTAssertTrue(one.text.contains("t2xd1"), one.text)
     XCTAssertTrue(one.cells.allSatisfy { $0.scalar.isASCII })
-    XCTAssertTrue(render(h, AppState(), 40, 10).text.contains("needs 60x16, have 40x10"))
+    XCTAssertTrue(render(h, AppState(), 40, 10, glyphs: .ascii).text.contains("needs 60x16, have 40x10"))
   }
 
   /// Table cells pad to their width; a cut text ends in a mark instead of reading as a shorter
@@ -266,14 +263,15 @@ final class RenderTests: XCTestCase {
     XCTAssertEqual(Format.fit("abc", 5, right: true), "  abc")
     XCTAssertEqual(Format.fit("abcde", 5), "abcde")
     XCTAssertEqual(Format.fit("vocab rows 0–127 of 256", 13), "vocab rows 0…")
-    Glyphs.current = .ascii
-    defer { Glyphs.current = .utf8 }
-    XCTAssertEqual(Format.fit("vocab rows 0-127", 13), "vocab rows 0~")
+    // an ASCII grid writes the mark as "~"
+    var ascii = CellGrid(width: 13, height: 1, glyphs: .ascii)
+    ascii.put(Format.fit("vocab rows 0-127", 13), x: 0, y: 0)
+    XCTAssertEqual(ascii.text, "vocab rows 0~")
     // the shard view at the 60-column minimum: its tp0 slice column cuts "vocab rows 0-31 of 65"
     let (h, _) = history(tp: 2)
     var s = AppState()
     s.view = .shards
-    let g = render(h, s, 60, 16)
+    let g = render(h, s, 60, 16, glyphs: .ascii)
     XCTAssertTrue(g.text.contains(" vocab row~ "), "the cut slice cell ends in the mark:\n\(g.text)")
   }
 
@@ -333,7 +331,6 @@ final class RenderTests: XCTestCase {
 /// The run's features in the header, and under the distributed optimizer the Shards view's
 /// per-DP-rank slices of each tensor's optimizer state.
 final class FeatureRenderTests: XCTestCase {
-  override func setUp() { Glyphs.current = .utf8 }
 
   func history(tp: Int, dp: Int, features: RunFeatures) -> JobHistory {
     let src = SyntheticSource(name: "feat", tp: tp, dp: dp, stepsPerPoll: 1)

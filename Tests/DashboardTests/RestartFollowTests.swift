@@ -3,6 +3,7 @@ import JobControl
 import JobSchema
 import Telemetry
 import XCTest
+import TelemetryFixtures
 
 @testable import Dashboard
 

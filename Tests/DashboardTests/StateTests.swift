@@ -87,7 +87,6 @@ final class StateTests: XCTestCase {
   }
 
   func testAppLoopPausesResumesAndStops() {
-    Glyphs.current = .utf8
     let src = SyntheticSource(name: "loop", tp: 2, stepsPerPoll: 1)
     let backend = CaptureBackend(width: 100, height: 30)
     let app = DashboardApp(source: src, backend: backend, library: ThemeLibrary(directories: []), theme: .builtIn,

@@ -1,5 +1,6 @@
 import Telemetry
 import XCTest
+import TelemetryFixtures
 
 @testable import Dashboard
 

@@ -6,7 +6,6 @@ import XCTest
 /// Wide and tall terminals are used: the rank table spans the screen with more columns, the
 /// Comm heat maps give a few ranks taller rows.
 final class WideLayoutTests: XCTestCase {
-  override func setUp() { Glyphs.current = .utf8 }
 
   func history(tp: Int = 2, dp: Int = 1, steps: Int = 120) -> JobHistory {
     let src = SyntheticSource(name: "wide", tp: tp, dp: dp, stepsPerPoll: 1)

@@ -3,6 +3,7 @@ import JobControl
 import JobSchema
 import Telemetry
 import XCTest
+import TelemetryFixtures
 
 /// The supervisor's hang watch on segments built in-process: the clock it keeps while a job is
 /// paused, and the deadline for an incarnation that never starts.

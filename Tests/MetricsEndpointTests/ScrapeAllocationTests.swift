@@ -4,7 +4,7 @@ import XCTest
 
 /// A steady scrape allocates in proportion to the ranks, not to the job's history: the heap
 /// allocations of one collection + encoding, counted by the tests' malloc preload
-/// (Tests/Fixtures/alloccount.c) inside `tptop bench-scrape`, for synthetic jobs of 16 and 128
+/// (Tests/Fixtures/alloccount.c) inside `tptop-dev bench-scrape`, for synthetic jobs of 16 and 128
 /// ranks after 10 steps and after 3000 (rings of 64 slots lapped many times).
 final class ScrapeAllocationTests: XCTestCase {
   static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -51,7 +51,7 @@ final class ScrapeAllocationTests: XCTestCase {
 
   func testAScrapeAllocatesInProportionToTheRanksNotTheHistory() throws {
     let so = try buildPreload()
-    let tptop = try BuildProducts.path("tptop")
+    let tptop = try BuildProducts.path("tptop-dev")
     var counts: [Int: [String: Int]] = [:]
     for history in [10, 3000] {
       let r = try run(

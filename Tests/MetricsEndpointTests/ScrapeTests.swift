@@ -3,6 +3,7 @@ import Glibc
 import JobSchema
 import Telemetry
 import XCTest
+import TelemetryFixtures
 
 @testable import MetricsEndpoint
 

@@ -3,6 +3,7 @@ import Glibc
 import Telemetry
 import TestSupport
 import XCTest
+import TelemetryFixtures
 
 /// `tptop serve` as a process on loopback: routes, formats, `promtool check metrics`, clients
 /// that misbehave, and addresses it cannot use.

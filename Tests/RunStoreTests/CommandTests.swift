@@ -3,6 +3,7 @@ import Glibc
 import JobSchema
 import TestSupport
 import XCTest
+import TelemetryFixtures
 
 @testable import RunStore
 @testable import Telemetry
@@ -15,11 +16,11 @@ final class CommandTests: XCTestCase {
   override func setUp() { store = TempStore("cmd") }
   override func tearDown() { store.remove() }
 
-  func tptop(_ args: [String], input: String? = nil, environment: [String: String] = [:]) throws
+  func tptop(_ args: [String], input: String? = nil, environment: [String: String] = [:], tool: String = "tptop") throws
     -> (status: Int32, out: String, err: String)
   {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: try BuildProducts.path("tptop"))
+    p.executableURL = URL(fileURLWithPath: try BuildProducts.path(tool))
     p.arguments = args
     p.environment = ProcessInfo.processInfo.environment.merging(["TPTOP_RUNS": store.location.directory]) { _, b in b }
       .merging(environment) { _, b in b }
@@ -116,7 +117,7 @@ final class CommandTests: XCTestCase {
     // gc: two ended jobs of a namespace of their own, removed by one glob, the third kept
     let ns = "st-glob-\(getpid())"
     for job in ["ga", "gb", "keep"] {
-      r = try tptop(["--namespace", ns, "synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "2", "--step-ms", "1"])
+      r = try tptop(["--namespace", ns, "synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "2", "--step-ms", "1"], tool: "tptop-dev")
       XCTAssertEqual(r.status, 0, r.err)
     }
     defer { _ = try? tptop(["--namespace", ns, "gc"]) }

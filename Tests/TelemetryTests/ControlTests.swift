@@ -3,6 +3,7 @@ import Glibc
 import JobSchema
 import TestSupport
 import XCTest
+import TelemetryFixtures
 
 @testable import Telemetry
 
@@ -96,7 +97,7 @@ final class ControlTests: XCTestCase {
   /// Starts the synthetic job process for `job`: 2 ranks, t=2, a step every 5 ms, obeying the
   /// control page.
   private func startSynthetic(_ tool: String, _ job: String) throws -> Process {
-    try startTool(tool, ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "100000", "--step-ms", "5"])
+    try startTool(ToolPaths.dev(beside: tool), ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "100000", "--step-ms", "5"])
   }
 
   /// Overwrites `count` bytes of job `job`'s segment at `offset` with 0xFF.
@@ -165,7 +166,7 @@ final class ControlTests: XCTestCase {
     let tool = try tool()
     let job = uniqueJob("ctl")
     defer { removeJob(job) }
-    let proc = try startTool(tool, ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "100000", "--step-ms", "5"])
+    let proc = try startTool(ToolPaths.dev(beside: tool), ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "100000", "--step-ms", "5"])
     defer { if proc.isRunning { proc.terminate() } }
     let reader = try XCTUnwrap(attachWhenReady(job))
     XCTAssertTrue(eventually { reader.rankStatus(1).lastStep >= 3 })
@@ -234,7 +235,7 @@ final class ControlTests: XCTestCase {
     let tool = try tool()
     let job = uniqueJob("watch")
     defer { removeJob(job) }
-    let proc = try startTool(tool, ["synthetic-job", "--job", job, "--ranks", "4", "--tp", "2", "--steps", "25", "--step-ms", "20"])
+    let proc = try startTool(ToolPaths.dev(beside: tool), ["synthetic-job", "--job", job, "--ranks", "4", "--tp", "2", "--steps", "25", "--step-ms", "20"])
     _ = try XCTUnwrap(attachWhenReady(job))
     let watch = try runTool(tool, ["watch", job, "--from-start", "--interval-ms", "20"])
     proc.waitUntilExit()
@@ -272,7 +273,7 @@ final class ControlTests: XCTestCase {
     let tool = try tool()
     let job = uniqueJob("export")
     defer { removeJob(job) }
-    let proc = try startTool(tool, ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "1", "--steps", "12", "--step-ms", "1"])
+    let proc = try startTool(ToolPaths.dev(beside: tool), ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "1", "--steps", "12", "--step-ms", "1"])
     proc.waitUntilExit()
     XCTAssertEqual(proc.terminationStatus, 0)
 
@@ -336,7 +337,7 @@ final class ControlTests: XCTestCase {
     let tool = try tool()
     let job = uniqueJob("stale")
     defer { removeJob(job) }
-    let proc = try startTool(tool, ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "100000", "--step-ms", "5"])
+    let proc = try startTool(ToolPaths.dev(beside: tool), ["synthetic-job", "--job", job, "--ranks", "2", "--tp", "2", "--steps", "100000", "--step-ms", "5"])
     let reader = try XCTUnwrap(attachWhenReady(job))
     kill(proc.processIdentifier, SIGKILL)
     proc.waitUntilExit()

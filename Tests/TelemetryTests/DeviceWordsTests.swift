@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TelemetryFixtures
 
 @testable import Telemetry
 

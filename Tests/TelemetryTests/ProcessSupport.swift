@@ -21,6 +21,11 @@ enum ToolPaths {
     let p = buildDir.deletingLastPathComponent().appendingPathComponent("release/tptop").path
     return FileManager.default.isExecutableFile(atPath: p) ? p : nil
   }
+
+  /// `tptop-dev` (the synthetic job, the stress writer and reader) from the same build as `tptop`.
+  static func dev(beside tptop: String) -> String {
+    URL(fileURLWithPath: tptop).deletingLastPathComponent().appendingPathComponent("tptop-dev").path
+  }
 }
 
 /// A mutable value handed between threads under a lock.

@@ -1,5 +1,6 @@
 import Glibc
 import XCTest
+import TelemetryFixtures
 
 @testable import Telemetry
 

@@ -1,6 +1,7 @@
 import Glibc
 import JobSchema
 import XCTest
+import TelemetryFixtures
 
 @testable import Telemetry
 

@@ -29,13 +29,13 @@ final class StressTests: XCTestCase {
   func round(tool: String, slots: Int, seconds: Double, readers: Int) throws -> [ReaderReport] {
     let job = uniqueJob("stress")
     defer { removeJob(job) }
-    let writer = try startTool(tool, ["stress-writer", "--job", job, "--slots", "\(slots)", "--seconds", "\(seconds)"])
+    let writer = try startTool(ToolPaths.dev(beside: tool), ["stress-writer", "--job", job, "--slots", "\(slots)", "--seconds", "\(seconds)"])
     let results = Locked([ToolResult?](repeating: nil, count: readers))
     let group = DispatchGroup()
     for k in 0..<readers {
       group.enter()
       Thread {
-        let r = try? runTool(tool, ["stress-reader", "--job", job])
+        let r = try? runTool(ToolPaths.dev(beside: tool), ["stress-reader", "--job", job])
         results.with { $0[k] = r }
         group.leave()
       }.start()

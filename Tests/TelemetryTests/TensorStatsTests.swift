@@ -1,6 +1,7 @@
 import JobSchema
 import XCTest
 import Telemetry
+import TelemetryFixtures
 
 /// Per-shard norm records (minor version 1): written by a rank, read back exactly, exported.
 final class TensorStatsTests: XCTestCase {

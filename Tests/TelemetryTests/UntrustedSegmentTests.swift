@@ -3,6 +3,7 @@ import Glibc
 import JobSchema
 import TestSupport
 import XCTest
+import TelemetryFixtures
 
 @testable import Telemetry
 

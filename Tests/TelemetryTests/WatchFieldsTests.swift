@@ -2,6 +2,7 @@ import Foundation
 import JobSchema
 import TestSupport
 import XCTest
+import TelemetryFixtures
 
 @testable import Telemetry
 

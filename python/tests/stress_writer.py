@@ -1,4 +1,4 @@
-"""Child process of the stress test: writes the pattern of `tptop stress-writer`
+"""Child process of the stress test: writes the pattern of `tptop-dev stress-writer`
 (Sources/tptop/TelemetryDiagnostics.swift, StressPattern) at full speed for SECONDS, then marks
 the rank finished and prints WROTE <records>.
 

@@ -44,11 +44,11 @@ class SwiftWritesPythonReads(WithTptop):
     tag = "s2p"
 
     def test_every_record_reads_as_tptop_exports_it(self):
-        out = run([self.tptop, "synthetic-job", "--job", self.job, "--ranks", "2", "--tp", "2",
+        out = run([binary("tptop-dev"), "synthetic-job", "--job", self.job, "--ranks", "2", "--tp", "2",
                    "--steps", "25", "--step-ms", "1"]).stdout
         self.assertIn("finished at step 25", out)
         exported = [json.loads(x) for x in run([self.tptop, "export", self.job, "--format", "jsonl"]).stdout.splitlines()]
-        table = [json.loads(x) for x in run([self.tptop, "step-fields"]).stdout.splitlines()]
+        table = [json.loads(x) for x in run([binary("tptop-dev"), "step-fields"]).stdout.splitlines()]
         r = Reader(self.job)
         self.assertEqual((r.info["world_size"], r.info["tp"], r.info["total_steps"]), (2, 2, 25))
         mine = []
@@ -212,7 +212,7 @@ class PythonJobObeysTptop(WithTptop):
 
 
 class StressPythonWriterSwiftReaders(unittest.TestCase):
-    """One Python writer at full speed, three `tptop stress-reader` processes that check every
+    """One Python writer at full speed, three `tptop-dev stress-reader` processes that check every
     accepted record field by field against its index: no torn record accepted, and
     accepted + lost == written exactly."""
 
@@ -227,7 +227,7 @@ class StressPythonWriterSwiftReaders(unittest.TestCase):
     def round(self, slots, seconds, interval_us):
         job = support.job_name(f"stress{slots}")
         self.jobs.append(job)
-        readers = [subprocess.Popen([self.tptop, "stress-reader", "--job", job, "--interval-us", str(interval_us)],
+        readers = [subprocess.Popen([binary("tptop-dev"), "stress-reader", "--job", job, "--interval-us", str(interval_us)],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(3)]
         writer = run([sys.executable, os.path.join(HERE, "stress_writer.py"), job, str(slots), str(seconds)],
                      timeout=seconds + 60)

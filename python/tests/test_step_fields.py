@@ -1,6 +1,6 @@
 """The step field table exists once, in Swift (Sources/JobSchema/StepFields.swift); the Python
 writer's record layout (tptop_telemetry/records.py) and store columns (tptop_telemetry/store.py)
-name the same fields. `tptop step-fields` prints the table; these tests hold the Python lists
+name the same fields. `tptop-dev step-fields` prints the table; these tests hold the Python lists
 to it, so a field added on one side only fails here."""
 
 import json
@@ -13,7 +13,7 @@ from tptop_telemetry import records, store
 
 
 def swift_table():
-    out = subprocess.run([binary("tptop"), "step-fields"], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([binary("tptop-dev"), "step-fields"], check=True, capture_output=True, text=True).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 

@@ -31,13 +31,13 @@ enum CommView {
     }
     let llo = lo.isFinite ? log(lo) : 0, lhi = hi > 0 ? log(hi) : 1
     heat(&g, m, a, title: "all-reduce mean latency per step",
-         legend: lo.isFinite ? "\(Format.ms(lo))\(Glyphs.current.dash)\(Format.ms(hi)) ms, log scale" : "no all-reduces yet") { s in
+         legend: lo.isFinite ? "\(Format.ms(lo))\(g.glyphs.dash)\(Format.ms(hi)) ms, log scale" : "no all-reduces yet") { s in
       guard s.allReduceCount > 0 else { return nil }
       let v = Double(s.allReduceTotalNs) / Double(s.allReduceCount)
       let f = lhi - llo > 1e-9 ? (log(max(v, 1)) - llo) / (lhi - llo) : 0.5
       return (f, Style.latency(f))
     }
-    heat(&g, m, b, title: "compute utilization per step", legend: "0\(Glyphs.current.dash)100%") { s in
+    heat(&g, m, b, title: "compute utilization per step", legend: "0\(g.glyphs.dash)100%") { s in
       let f = Double(s.computeBusy)
       return (f, Style.utilization(f))
     }
@@ -48,7 +48,7 @@ enum CommView {
     g.box(r, title: title)
     let inner = r.inset(1)
     guard inner.height > 1, inner.width > 10 else { return }
-    let glyphs = Glyphs.current
+    let glyphs = g.glyphs
     let n = m.history.job.worldSize
     let rowsAvail = inner.height - 1
     let cols = inner.width - 6
@@ -78,7 +78,7 @@ enum CommView {
       x += 1
     }
     x += g.put(" high  ", x: x, y: ly, style: .dim)
-    g.put(legend + (n > rowsAvail ? "  (\(n - rowsAvail) ranks hidden, \(Renderer.arrows) scroll)" : ""), x: x, y: ly, style: .dim, maxWidth: inner.maxX - x)
+    g.put(legend + (n > rowsAvail ? "  (\(n - rowsAvail) ranks hidden, \(g.glyphs.leftRight) scroll)" : ""), x: x, y: ly, style: .dim, maxWidth: inner.maxX - x)
   }
 }
 
@@ -88,7 +88,7 @@ extension CommView {
   /// step with a bar of the step split, then the straggler line.
   static func exposure(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect) {
     g.markPane("exposure table", r)
-    let glyphs = Glyphs.current
+    let glyphs = g.glyphs
     // the title is the bar's legend too: exposed cells, hidden cells, the rest computing
     g.box(r, title: "exposed \(glyphs.shades[4]) (blocked) vs hidden \(glyphs.shades[2]) (overlapped) communication, mean per step of the last \(CommExposure.window)")
     let inner = r.inset(1)
@@ -118,7 +118,7 @@ extension CommView {
       }
     }
     let ly = inner.maxY - 1
-    let hiddenRanks = n > rowsAvail ? "  (\(n - rowsAvail) ranks hidden, \(Renderer.arrows) scroll)" : ""
+    let hiddenRanks = n > rowsAvail ? "  (\(n - rowsAvail) ranks hidden, \(g.glyphs.leftRight) scroll)" : ""
     if let stand {
       g.put("\(glyphs.straggler) straggler: rank \(stand.rank), the others wait \(Format.ms(stand.othersWaitNs)) ms a step longer (\(stand.measure.rawValue))" + hiddenRanks,
             x: inner.x, y: ly, style: .warn, maxWidth: inner.width)

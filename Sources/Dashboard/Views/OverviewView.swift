@@ -71,7 +71,7 @@ enum OverviewView {
     let smoothed = metric != .learningRate && w > 0
     var title: String
     if metric == .loss {
-      let mode = m.state.perRankLines ? "per rank" : "median, min\(Glyphs.current.dash)max band"
+      let mode = m.state.perRankLines ? "per rank" : "median, min\(g.glyphs.dash)max band"
       title = "loss (\(mode)"
       title += w > 0 ? ", EMA \(w)" : ", raw"
       title += m.state.logY ? ", log-y)" : ")"
@@ -79,7 +79,7 @@ enum OverviewView {
       title = metricName(metric) + (smoothed ? " (EMA \(w))" : "")
     }
     // zoomed: the factor (the x axis's ticks and the status line say which steps)
-    if m.state.zoomLevel > 0 { title += (Glyphs.current.unicode ? " ×" : " x") + "\(1 << m.state.zoomLevel)" }
+    if m.state.zoomLevel > 0 { title += (g.glyphs.unicode ? " ×" : " x") + "\(1 << m.state.zoomLevel)" }
     g.box(r, title: title)
     let inner = r.inset(1)
     let series = m.series(metric)
@@ -117,12 +117,12 @@ enum OverviewView {
       var x = inner.x + 8
       var shown = 0
       for s in series where !s.points.isEmpty {
-        let label = "\(Glyphs.current.unicode ? "━" : "-") r\(s.rank) "
+        let label = "\(g.glyphs.unicode ? "━" : "-") r\(s.rank) "
         guard x + label.count <= inner.maxX else { break }
         x += g.put(label, x: x, y: inner.maxY - 1, style: .rank(s.rank))
         shown += 1
       }
-      if shown < series.count { g.put(Glyphs.current.ellipsis, x: min(x, inner.maxX - 1), y: inner.maxY - 1, style: .dim) }
+      if shown < series.count { g.put(g.glyphs.ellipsis, x: min(x, inner.maxX - 1), y: inner.maxY - 1, style: .dim) }
     }
     chart.draw(into: &g, in: plotRect)
     // Top-right corner of the frame: the cursor's step and values, else the latest value.
@@ -132,7 +132,7 @@ enum OverviewView {
     if let c = m.state.cursorStep {
       let values = m.values(metric, atStep: c)
       if values.isEmpty {
-        corner = " step \(c): \(Glyphs.current.dash) "
+        corner = " step \(c): \(g.glyphs.dash) "
       } else if perRank || values.count == 1 {
         corner = " step \(c): " + values.map { (perRank ? "r\($0.rank) " : "") + format(metric, $0.value) }.joined(separator: " ") + " "
       } else {
@@ -140,7 +140,7 @@ enum OverviewView {
         corner = " step \(c): \(format(metric, sorted[sorted.count / 2])) "
         if sorted.first! < sorted.last! {
           shorter = corner
-          corner += "(\(format(metric, sorted.first!))\(Glyphs.current.dash)\(format(metric, sorted.last!))) "
+          corner += "(\(format(metric, sorted.first!))\(g.glyphs.dash)\(format(metric, sorted.last!))) "
         }
       }
       cornerStyle = .accent
@@ -183,7 +183,7 @@ enum OverviewView {
   }
 
   static func columns(_ m: DashboardModel, width: Int) -> [Column] {
-    let glyphs = Glyphs.current
+    let glyphs = m.glyphs
     let failedStyle: (RankRow) -> Style = { $0.state == .failed ? .error : .normal }
     var cols: [Column] = [
       Column(title: "rank", width: 5, right: false, priority: 100, draw: text { r in
@@ -297,7 +297,7 @@ enum OverviewView {
   static func drawNodeHeading(_ g: inout CellGrid, _ node: Int, _ rows: [RankRow], _ inner: Rect, y: Int) {
     let hosts = Array(Set(rows.map { $0.hostPid.split(separator: ":").first.map(String.init) ?? "?" })).sorted()
     let ranks = rows.map(\.rank)
-    let span = ranks.count > 1 ? "ranks \(ranks.min()!)\(Glyphs.current.dash)\(ranks.max()!)" : "rank \(ranks.first ?? 0)"
+    let span = ranks.count > 1 ? "ranks \(ranks.min()!)\(g.glyphs.dash)\(ranks.max()!)" : "rank \(ranks.first ?? 0)"
     let lost = rows.contains(where: \.lost)
     let text = "node \(node)  \(hosts.joined(separator: ","))  \(span)  \(lost ? "LOST: its ranks stopped reporting" : "reporting")"
     g.put(text, x: inner.x + 1, y: y, style: lost ? .error : .title, maxWidth: inner.width - 1)
@@ -308,7 +308,7 @@ enum OverviewView {
     var title = "ranks"
     if m.nodeCount > 1 { title += " on \(m.nodeCount) nodes" }
     if !m.lostNodes.isEmpty { title += ", node \(m.lostNodes.map(String.init).joined(separator: ", ")) LOST" }
-    if let s = stragglers.first { title += " (\(Glyphs.current.straggler) straggler: \(s))" }
+    if let s = stragglers.first { title += " (\(g.glyphs.straggler) straggler: \(s))" }
     g.box(r, title: title)
     let inner = r.inset(1)
     guard inner.height > 1 else { return }
@@ -342,11 +342,11 @@ enum OverviewView {
         for cx in inner.x..<inner.maxX { g[cx, y].style = .dim }
       }
       if row.rank == m.state.selectedRank && m.rows.count > 1 {
-        g[inner.x, y] = Cell(Glyphs.current.pointer, .accent)
+        g[inner.x, y] = Cell(g.glyphs.pointer, .accent)
       }
     }
     if n > visible {
-      let more = " \(first)\(Glyphs.current.dash)\(min(n, first + visible) - 1) of \(n), \(Renderer.arrows.replacingOccurrences(of: "←/→", with: "↑/↓")) scroll "
+      let more = " \(first)\(g.glyphs.dash)\(min(n, first + visible) - 1) of \(n), \(g.glyphs.upDown) scroll "
       g.put(more, x: r.maxX - more.unicodeScalars.count - 1, y: r.maxY - 1, style: .dim)
     }
   }

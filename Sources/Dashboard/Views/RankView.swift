@@ -14,7 +14,7 @@ enum RankView {
     let (info, rest) = body.splitTop(1)
     g.markPane("rank summary", info)
     let (tp, dp) = job.coordinates(ofRank: r)
-    var line = " rank \(r) of \(job.worldSize)  (tp \(tp), dp \(dp))  \(Renderer.arrows) change"
+    var line = " rank \(r) of \(job.worldSize)  (tp \(tp), dp \(dp))  \(g.glyphs.leftRight) change"
     if let row {
       line += "  node \(row.node)  \(row.hostPid)  \(row.lost ? "LOST" : row.state.label)  beat \(Format.age(row.heartbeatAge))"
       if let e = row.exitStatus { line += "  exit \(e)" }
@@ -46,7 +46,7 @@ enum RankView {
     g.box(rect, title: "step time split (ms), one column per step")
     let inner = rect.inset(1)
     guard inner.height > 2, inner.width > 20 else { return }
-    let glyphs = Glyphs.current
+    let glyphs = g.glyphs
     // Legend on the last row.
     let legendY = inner.maxY - 1
     let samples = m.history.samples[r].suffix(inner.width - 8)
@@ -120,10 +120,10 @@ enum RankView {
     }
   }
 
-  /// Label of histogram bucket i: "<2µs", "2µs", ..., "32ms+".
+  /// Label of histogram bucket i: "<2µs", "2µs", ..., "32ms+" (an ASCII grid writes "us").
   static func bucketLabel(_ i: Int) -> String {
     let us = 1 << i
-    let mu = Glyphs.current.unicode ? "µs" : "us"
+    let mu = "µs"
     if i == 0 { return "<2\(mu)" }
     let s = us >= 1000 ? "\(us / 1000)ms" : "\(us)\(mu)"
     return i == 15 ? s + "+" : s

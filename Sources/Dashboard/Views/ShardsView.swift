@@ -28,7 +28,7 @@ enum ShardsView {
   static func drawTable(_ g: inout CellGrid, _ m: DashboardModel, _ r: Rect, _ sel: Int) {
     let job = m.history.job
     let tensors = job.tensors
-    g.box(r, title: "parameter tensors (\(tensors.count)), \(Glyphs.current.unicode ? "↑/↓" : "^/v") select")
+    g.box(r, title: "parameter tensors (\(tensors.count)), \(g.glyphs.upDown) select")
     let inner = r.inset(1)
     guard inner.height > 2 else { return }
     let nameW = min(12, max(6, tensors.map { $0.name.count }.max()! + 1))
@@ -112,7 +112,7 @@ enum ShardsView {
       if job.dp > 1 { line += "  dp\(dp)" }
       // the distributed optimizer: which elements of this shard's m and v the rank holds
       if let held = job.optimizerSlice(tensor: sel, rank: rank) {
-        line += held.isEmpty ? " m,v none" : " m,v \(held.lowerBound)\(Glyphs.current.unicode ? "–" : "-")\(held.upperBound - 1)"
+        line += held.isEmpty ? " m,v none" : " m,v \(held.lowerBound)\(g.glyphs.unicode ? "–" : "-")\(held.upperBound - 1)"
       }
       g.put(line, x: inner.x, y: y, style: .rank(tp), maxWidth: inner.width)
     }
@@ -132,10 +132,10 @@ enum ShardsView {
     let colsDim = t.shape.count - 1
     let rowsN = rowsDim >= 0 ? t.shape[rowsDim] : 1
     let colsN = max(1, t.shape.last ?? 1)
-    let caption = rowsDim >= 0 ? "\(rowsN) rows \(Glyphs.current.times) \(colsN) cols" : "\(colsN) elements"
+    let caption = rowsDim >= 0 ? "\(rowsN) rows \(g.glyphs.times) \(colsN) cols" : "\(colsN) elements"
     g.put(caption, x: inner.x, y: inner.maxY - 1, style: .dim, maxWidth: inner.width)
     let area = Rect(x: inner.x, y: inner.y, width: inner.width, height: inner.height - 1)
-    let glyphs = Glyphs.current
+    let glyphs = g.glyphs
     // Owner TP rank of a row/column index along the split dimension, nil when replicated.
     func owner(_ idx: Int) -> Int? {
       for (tp, ranges) in t.ranks.enumerated() where ranges.contains(where: { $0.contains(idx) }) { return tp }

@@ -5,6 +5,7 @@
 import ArgumentParser
 import Foundation
 import JobSchema
+import TelemetryFixtures
 import Telemetry
 
 // MARK: bench-telemetry
@@ -18,8 +19,7 @@ struct BenchTelemetry: ParsableCommand {
       means of the batches. Then the same with a reader process polling every
       millisecond, the reader's cost per record, and the observer's whole per-step
       path (clock read, record, heartbeat, ack).
-      """,
-    shouldDisplay: false)
+      """)
 
   @Option(help: "Records per measurement.") var records: Int = 2_000_000
   @Option(help: "Records per timed batch (the clock is read once per batch).") var batch: Int = 16
@@ -155,7 +155,7 @@ enum StressPattern {
 
 struct StressWriter: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "stress-writer", abstract: "Write pattern records at full speed.", shouldDisplay: false)
+    commandName: "stress-writer", abstract: "Write pattern records at full speed.")
 
   @Option var job: String
   @Option(help: "Ring slots.") var slots: Int = 64
@@ -190,8 +190,7 @@ struct StressWriter: ParsableCommand {
 
 struct StressReader: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "stress-reader", abstract: "Read and verify pattern records until the writer finishes.",
-    shouldDisplay: false)
+    commandName: "stress-reader", abstract: "Read and verify pattern records until the writer finishes.")
 
   @Option var job: String
   @Option(name: .customLong("attach-timeout"), help: "Seconds to wait for the segment.") var attachTimeout: Double = 20
@@ -250,8 +249,7 @@ struct StressReader: ParsableCommand {
 struct SyntheticJobCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "synthetic-job",
-    abstract: "Run a fake job that writes plausible records and obeys the control page like tptrain.",
-    shouldDisplay: false)
+    abstract: "Run a fake job that writes plausible records and obeys the control page like tptrain.")
 
   @Option var job: String
   @Option var ranks: Int = 2

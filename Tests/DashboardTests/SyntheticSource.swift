@@ -1,12 +1,13 @@
+import Dashboard
 import Foundation
 import JobSchema
+import Telemetry
 
-// A job source that invents a plausible job: used by tests, screenshots and the dashboard
-// benchmark when no real job is at hand. Steps advance with (virtual) time.
+// A job source that invents a plausible job, for the dashboard's tests. Steps advance with (virtual) time.
 
 /// A synthetic tensor-parallel job.
-public final class SyntheticSource: JobSource {
-  public let job: JobSpec
+final class SyntheticSource: JobSource {
+  let job: JobSpec
   private var desired: DesiredState = .run
   private var step = 0
   private var pending: [JobEvent] = []
@@ -16,7 +17,7 @@ public final class SyntheticSource: JobSource {
 
   /// Creates a job of `tp × dp` ranks with GPT-2-small-like tensors. `stepsPerPoll` steps are
   /// produced by each `poll()` while running.
-  public init(name: String = "synthetic", tp: Int = 2, dp: Int = 1, layers: Int = 6, heads: Int = 6,
+  init(name: String = "synthetic", tp: Int = 2, dp: Int = 1, layers: Int = 6, heads: Int = 6,
               channels: Int = 384, vocab: Int = 65, totalSteps: Int = 5000, stepsPerPoll: Int = 1,
               logPath: String? = nil) {
     self.job = JobSpec(name: name, model: "small (L\(layers) H\(heads) C\(channels))", tp: tp, dp: dp,
@@ -29,13 +30,13 @@ public final class SyntheticSource: JobSource {
   }
 
   /// The engine's layout of a GPT-2 with `layers`, `heads`, `channels` over `tp` ranks.
-  public static func layout(tp: Int, layers L: Int, heads H: Int, channels C: Int, vocab V: Int) -> [ShardedTensor] {
+  static func layout(tp: Int, layers L: Int, heads H: Int, channels C: Int, vocab V: Int) -> [ShardedTensor] {
     ShardedTensor.gpt2Layout(layers: L, heads: H, channels: C, paddedVocab: V, maxSeq: 1024, tp: tp)
   }
 
 
   /// Produces the samples of one step for rank `r`.
-  public func sample(rank r: Int, step: Int) -> StepSample {
+  func sample(rank r: Int, step: Int) -> StepSample {
     var s = StepSample()
     s.step = step
     let x = Double(step)
@@ -76,7 +77,7 @@ public final class SyntheticSource: JobSource {
     return s
   }
 
-  public func poll() -> SourcePoll {
+  func poll() -> SourcePoll {
     var p = SourcePoll()
     let n = job.worldSize
     p.steps = Array(repeating: [], count: n)
@@ -108,9 +109,9 @@ public final class SyntheticSource: JobSource {
     return p
   }
 
-  public func setDesired(_ state: DesiredState) throws { desired = state }
+  func setDesired(_ state: DesiredState) throws { desired = state }
 
-  public func requestCheckpoint() throws {
+  func requestCheckpoint() throws {
     pending.append(JobEvent(kind: .checkpointSaved, rank: 0, step: step, wallTime: clock, text: "checkpoint saved: runs/ckpt_\(step).bin"))
   }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import Telemetry
 import JobSchema
 
 /// A job without MPI or a model: one process writes plausible records for every rank. For

@@ -1,14 +1,13 @@
-import Telemetry
-
-/// `--namespace NAME` (or `--namespace=NAME`), accepted by every command anywhere before `--`:
+/// `--namespace NAME` (or `--namespace=NAME`), accepted by every command of tptop and tptop-dev
+/// anywhere before `--`:
 /// the command then sees only the segments of that namespace (those of a node simulated with
 /// `tptrain --simulate-nodes`, `node<n>`). Taken out of the arguments before they are parsed.
-enum NamespaceOption {
-  static let flag = "--namespace"
+public enum NamespaceOption {
+  public static let flag = "--namespace"
 
   /// The namespace named in `arguments` (nil: the default one), and the other arguments.
   /// - Throws: a one-line message for a missing or invalid name.
-  static func take(_ arguments: [String]) throws -> (namespace: String?, rest: [String]) {
+  public static func take(_ arguments: [String]) throws -> (namespace: String?, rest: [String]) {
     var rest: [String] = []
     var namespace: String? = nil
     var i = 0
@@ -42,7 +41,7 @@ enum NamespaceOption {
 }
 
 /// A bad `--namespace`, as one line.
-struct NamespaceError: Error, CustomStringConvertible {
-  let description: String
+public struct NamespaceError: Error, CustomStringConvertible {
+  public let description: String
   init(_ d: String) { description = d }
 }

@@ -1,4 +1,4 @@
-// `tptop bench-store` (hidden, `make bench`): the store's write rate and bytes per step per rank,
+// `tptop-dev bench-store` (`make bench-all`): the store's write rate and bytes per step per rank,
 // and the time to the first screen of `tptop open` on a finished run of 100 000 steps × 8 ranks
 // and of `tptop compare` on five such runs, with the peak resident memory.
 
@@ -6,11 +6,13 @@ import ArgumentParser
 import Dashboard
 import Foundation
 import JobSchema
+import TelemetryFixtures
 import RunStore
+import RunViews
 import Telemetry
 
 struct BenchStore: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "bench-store", abstract: "Benchmark the run store.", shouldDisplay: false)
+  static let configuration = CommandConfiguration(commandName: "bench-store", abstract: "Benchmark the run store.")
 
   @Option var steps = 100_000
   @Option var ranks = 8
@@ -58,8 +60,7 @@ struct BenchStore: ParsableCommand {
       opens.append(Date().timeIntervalSince(t))
       frames = app.framesRendered
       t = Date()
-      var problems: [String] = []
-      let loaded = try loadComparedRuns((0..<runs).map { "bench-\($0)" }, problems: &problems)
+      let loaded = try (0..<runs).map { try ComparedRun.stored(StoredRun(location: location, name: "bench-\($0)")) }
       let names = ComparedRun.preferred.filter { n in loaded.contains { $0.series[n] != nil } }
       _ = renderCompare(loaded, CompareState(seriesNames: names), width: 160, height: 48, unicode: true)
       compares.append(Date().timeIntervalSince(t))

@@ -1,4 +1,4 @@
-// `tptop step-fields`: the step field table (JobSchema's `StepFields`) as JSON, one object per
+// `tptop-dev step-fields`: the step field table (JobSchema's `StepFields`) as JSON, one object per
 // field, for programs of other languages that must agree with it (the Python writer's tests).
 
 import ArgumentParser
@@ -7,8 +7,7 @@ import Telemetry
 
 struct StepFieldsCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "step-fields", abstract: "Print the table of step fields as JSON (one object per field).",
-    shouldDisplay: false)
+    commandName: "step-fields", abstract: "Print the table of step fields as JSON (one object per field).")
 
   func run() throws {
     for line in Self.lines() { emit(line) }
