@@ -24,7 +24,7 @@ extension Launcher {
     var announced = false
     while monotonicSeconds() - start < timeout {
       do {
-        let s = try TelemetrySource(job: job.job, logPath: job.logPath)
+        let s = try TelemetrySource(job: job.job, in: job.space, logPath: job.logPath)
         s.launcherStatus = { [job] in job.exitStatus() }
         return s
       } catch {

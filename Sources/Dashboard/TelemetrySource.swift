@@ -16,6 +16,8 @@ public final class TelemetrySource: JobSource {
   /// Supplies the launcher's exit status of the job (mpirun's), when this process launched it.
   public var launcherStatus: (() -> Int32?)?
   private var segmentPath: String
+  /// The namespace of the job's segments (its incarnations' too).
+  public let space: SegmentSpace
   /// Follow a supervised job's restarts (`tptop supervise` names incarnation k `<job>.r<k>`).
   public var followRestarts = true
   private let baseName: String
@@ -25,8 +27,9 @@ public final class TelemetrySource: JobSource {
 
   /// Attaches to `name`. `logPath` is the job's stdout/stderr log, when known.
   /// - Throws: the telemetry error (one line) when the job cannot be attached.
-  public init(job name: String, logPath: String?) throws {
-    reader = try JobReader(job: name)
+  public init(job name: String, in space: SegmentSpace, logPath: String?) throws {
+    reader = try JobReader(job: name, in: space)
+    self.space = space
     let info = reader.info
     let m = info.model
     // only the dimensions the job declared: a writer given no model leaves them 0 (unknown)
@@ -35,7 +38,7 @@ public final class TelemetrySource: JobSource {
     let model = ([info.preset] + dims).filter { !$0.isEmpty }.joined(separator: " ")
     job = JobSpec(name: name, model: model, tp: info.tp, dp: info.dp, totalSteps: info.totalSteps,
                   tensors: info.shards, logPath: logPath, features: info.features)
-    segmentPath = "/dev/shm/" + SegmentName.prefix + name
+    segmentPath = space.path(job: name)
     // attaching to `<base>.r<k>` (or `<base>.r<k>.<hex>`) follows later incarnations of the same base
     (baseName, incarnation) = IncarnationName.parse(name)
   }
@@ -50,7 +53,7 @@ public final class TelemetrySource: JobSource {
     let failedAtStep = reader.ranks().map(\.lastStep).max() ?? 0
     reader = r
     incarnation += 1
-    segmentPath = "/dev/shm/" + SegmentName.prefix + next
+    segmentPath = space.path(job: next)
     seenEvents.removeAll()
     eventOrder.removeAll()
     let event = JobEvent(kind: .info, rank: -1, step: failedAtStep, wallTime: now,
@@ -66,7 +69,7 @@ public final class TelemetrySource: JobSource {
   private func nextIncarnation() -> (String, JobReader)? {
     let k = incarnation + 1
     let usual = IncarnationName.name(base: baseName, incarnation: k)
-    if access("/dev/shm/" + SegmentName.prefix + usual, F_OK) == 0, let r = try? JobReader(job: usual),
+    if access(space.path(job: usual), F_OK) == 0, let r = try? JobReader(job: usual, in: space),
       r.info.worldSize == job.worldSize
     {
       return (usual, r)
@@ -75,8 +78,8 @@ public final class TelemetrySource: JobSource {
     guard now - lastListing >= 1 else { return nil }
     lastListing = now
     var best: (String, JobReader)?
-    for name in SegmentName.allJobs() where name != usual && IncarnationName.incarnation(of: name, base: baseName) == k {
-      guard let r = try? JobReader(job: name), r.info.worldSize == job.worldSize else { continue }
+    for name in space.allJobs() where name != usual && IncarnationName.incarnation(of: name, base: baseName) == k {
+      guard let r = try? JobReader(job: name, in: space), r.info.worldSize == job.worldSize else { continue }
       if best.map({ r.info.creationTime > $0.1.info.creationTime }) ?? true { best = (name, r) }
     }
     return best

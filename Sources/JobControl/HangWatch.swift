@@ -70,6 +70,8 @@ public struct HangWatch {
 
   /// Telemetry job name of the incarnation.
   public let job: String
+  /// The namespace of the job's segment.
+  public let space: SegmentSpace
   /// Fixed timeout in seconds; nil for the default rule.
   public let timeout: Double?
   /// Seconds the incarnation may take to create its segment and attach a rank.
@@ -84,7 +86,8 @@ public struct HangWatch {
   private var lastProgress: Double
 
   /// Watches `job` from `now` (seconds on any monotonic clock, the same `check` gets).
-  public init(job: String, timeout: Double?, startTimeout: Double = defaultStartTimeout, now: Double) {
+  public init(job: String, in space: SegmentSpace, timeout: Double?, startTimeout: Double = defaultStartTimeout, now: Double) {
+    self.space = space
     self.job = job
     self.timeout = timeout
     self.startTimeout = startTimeout
@@ -99,7 +102,7 @@ public struct HangWatch {
 
   /// Returns a report once the job has made no progress for the timeout, else nil.
   public mutating func check(now: Double) -> HangReport? {
-    if reader == nil { reader = try? JobReader(job: job) }
+    if reader == nil { reader = try? JobReader(job: job, in: space) }
     if !started, reader?.ranks().contains(where: \.attached) == true { started = true; lastProgress = now }
     guard started, let reader else {
       guard now - launchedAt >= startTimeout else { return nil }

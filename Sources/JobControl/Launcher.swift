@@ -92,12 +92,15 @@ public final class LaunchedJob {
   public let logPath: String
   /// The telemetry job name.
   public let job: String
+  /// The namespace its segment is looked for in.
+  public let space: SegmentSpace
   private var status: Int32?
 
-  init(pid: pid_t, logPath: String, job: String) {
+  init(pid: pid_t, logPath: String, job: String, space: SegmentSpace) {
     self.pid = pid
     self.logPath = logPath
     self.job = job
+    self.space = space
   }
 
   /// mpirun's exit status once it has exited (reaps it), nil while it runs.
@@ -143,9 +146,9 @@ public enum Launcher {
 
   /// Throws when a segment named `job` exists, live or ended: the new job could not create it,
   /// the dashboard would attach to the old job instead, and its log would be overwritten.
-  public static func checkNameFree(_ job: String) throws {
-    guard access("/dev/shm/" + SegmentName.prefix + job, F_OK) == 0 else { return }
-    let summary = JobDirectory.summary(job: job)
+  public static func checkNameFree(_ job: String, in space: SegmentSpace) throws {
+    guard access(space.path(job: job), F_OK) == 0 else { return }
+    let summary = JobDirectory.summary(job: job, in: space)
     if summary.isLive {
       throw LaunchError("job '\(job)' is already \(summary.stateWord): give another --job, or stop it first (tptop stop \(job))")
     }
@@ -159,9 +162,9 @@ public enum Launcher {
   /// relaunches it from its latest checkpoint when a rank dies.
   /// With `runner` other than mpirun, its command line (`Runner.command(for:)`) starts the job.
   /// `hangTimeout` goes to `tptop supervise --hang-timeout`.
-  public static func start(_ plan: LaunchPlan, restarts: Int = 0, runner: Runner = .mpirun,
+  public static func start(_ plan: LaunchPlan, in space: SegmentSpace, restarts: Int = 0, runner: Runner = .mpirun,
                            hangTimeout: Double? = nil) throws -> LaunchedJob {
-    try checkNameFree(plan.job)
+    try checkNameFree(plan.job, in: space)
     let runnerCommand = try runner.command(for: plan)
     let mpirun = runnerCommand != nil ? "" : Executables.find("mpirun", nextToSelf: false)
     let tptrain = runnerCommand != nil ? "" : Executables.find("tptrain")
@@ -194,7 +197,7 @@ public enum Launcher {
     let header = "# tptop launch \(Date())\n# " + args.joined(separator: " ") + "\n"
     _ = FileManager.default.createFile(atPath: logPath, contents: header.data(using: .utf8))
     switch Spawn.start(program, args, outputPath: logPath, output: .append, newSession: true) {
-    case .success(let pid): return LaunchedJob(pid: pid, logPath: logPath, job: plan.job)
+    case .success(let pid): return LaunchedJob(pid: pid, logPath: logPath, job: plan.job, space: space)
     case .failure(let e): throw LaunchError("cannot start \(program): \(e)")
     }
   }

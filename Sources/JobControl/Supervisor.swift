@@ -65,7 +65,7 @@ public enum IncarnationVerdict: Sendable, Equatable {
 ///
 ///     let sup = JobSupervisor(mpirun: ["mpirun", "-np", "2"], tptrain: "/path/tptrain",
 ///                             arguments: ["--model", "tiny", "--checkpoint-dir", "ck", "--checkpoint-every", "20"],
-///                             restarts: 1)
+///                             restarts: 1, in: .default)
 ///     sup.onEvent = { print($0) }
 ///     let status = sup.run()
 ///
@@ -97,8 +97,12 @@ public final class JobSupervisor: @unchecked Sendable {
   private var current: Process?
   private var stopRequested = false
 
+  /// The namespace the incarnations' segments are looked for in.
+  public let space: SegmentSpace
+
   /// A supervisor of `mpirun tptrain arguments`; nothing runs until `run()`.
-  public init(mpirun: [String], tptrain: String, arguments: [String], restarts: Int) {
+  public init(mpirun: [String], tptrain: String, arguments: [String], restarts: Int, in space: SegmentSpace) {
+    self.space = space
     self.mpirun = mpirun
     self.tptrain = tptrain
     self.arguments = arguments
@@ -151,8 +155,8 @@ public final class JobSupervisor: @unchecked Sendable {
   }
 
   /// Whether a segment (or any file) holds job name `job` in /dev/shm.
-  static func nameTaken(_ job: String) -> Bool {
-    access("/dev/shm/" + SegmentName.prefix + job, F_OK) == 0
+  static func nameTaken(_ job: String, in space: SegmentSpace) -> Bool {
+    access(space.path(job: job), F_OK) == 0
   }
 
   /// Relaunches of one incarnation under a fresh name after tptrain found its name taken
@@ -208,23 +212,23 @@ public final class JobSupervisor: @unchecked Sendable {
 
   /// Whether every rank of job `job` that attached ended finished (a signal's stop writes its
   /// checkpoint, then the rank reads finished); false without telemetry.
-  public static func endedCleanly(job: String?) -> Bool {
-    guard let job, let reader = try? JobReader(job: job) else { return false }
+  public static func endedCleanly(job: String?, in space: SegmentSpace) -> Bool {
+    guard let job, let reader = try? JobReader(job: job, in: space) else { return false }
     let attached = reader.ranks().filter(\.attached)
     return !attached.isEmpty && attached.allSatisfy { $0.state == .finished }
   }
 
   /// Whether job `job`'s control page asks for a stop (`tptop stop`, the dashboard's S).
-  public static func controlStopRequested(job: String?) -> Bool {
-    guard let job, let reader = try? JobReader(job: job) else { return false }
+  public static func controlStopRequested(job: String?, in space: SegmentSpace) -> Bool {
+    guard let job, let reader = try? JobReader(job: job, in: space) else { return false }
     return reader.control().desired == .stop
   }
 
   /// Adds what the job's telemetry segment knows: the failed rank's last step, or, when mpirun
   /// named no rank, the rank that reported itself failed.
-  public static func enrich(_ failure: RankFailure?, job: String?) -> RankFailure {
+  public static func enrich(_ failure: RankFailure?, job: String?, in space: SegmentSpace) -> RankFailure {
     var f = failure ?? RankFailure(rank: nil, reason: "died (mpirun named no rank)")
-    guard let job, let reader = try? JobReader(job: job) else { return f }
+    guard let job, let reader = try? JobReader(job: job, in: space) else { return f }
     let ranks = reader.ranks()
     if f.rank == nil, let failed = ranks.first(where: { $0.state == .failed }) {
       f.rank = failed.rank
@@ -236,10 +240,10 @@ public final class JobSupervisor: @unchecked Sendable {
 
   /// Removes job `job`'s segment when every process that wrote it is gone (a leftover of an
   /// earlier supervisor), so the incarnation can create it; a live job's segment is left alone.
-  public static func removeDeadSegment(_ job: String) {
-    guard let r = try? JobReader(job: job) else { return }
+  public static func removeDeadSegment(_ job: String, in space: SegmentSpace) {
+    guard let r = try? JobReader(job: job, in: space) else { return }
     if !r.ranks().contains(where: { $0.pidAlive }) && !processAlive(r.info.creatorPid) {
-      try? SegmentWriter.remove(job: job)
+      try? SegmentWriter.remove(job: job, in: space)
     }
   }
 
@@ -270,10 +274,10 @@ public final class JobSupervisor: @unchecked Sendable {
     while true {
       var job = baseJob.map { Self.jobName(base: $0, incarnation: incarnation) }
       if let j = job, let base = baseJob {
-        Self.removeDeadSegment(j)
+        Self.removeDeadSegment(j, in: space)
         // a later incarnation's usual name can be taken in advance by another user (a file in
         // /dev/shm): skip it for one nobody can guess; the first keeps the name asked for
-        if incarnation > 0 && (forceFreshName || Self.nameTaken(j)) {
+        if incarnation > 0 && (forceFreshName || Self.nameTaken(j, in: space)) {
           let fresh = Self.unpredictableJobName(base: base, incarnation: incarnation)
           onEvent(.nameTaken(incarnation: incarnation, name: j, instead: fresh))
           job = fresh
@@ -294,15 +298,15 @@ public final class JobSupervisor: @unchecked Sendable {
       let stopped = stopRequested
       lock.unlock()
       let verdict = Self.verdict(status: status, stderr: stderr, stopRequested: stopped,
-                                 controlStop: status != 0 && Self.controlStopRequested(job: job), hung: hang != nil,
-                                 stoppedCleanly: stopped && status != 0 && Self.endedCleanly(job: job))
+                                 controlStop: status != 0 && Self.controlStopRequested(job: job, in: space), hung: hang != nil,
+                                 stoppedCleanly: stopped && status != 0 && Self.endedCleanly(job: job, in: space))
       if case .done(let code, let summary) = verdict {
         onEvent(.finished(incarnation: incarnation, status: code, summary: summary))
         return code
       }
       let report = MPIFailureReport.parse(stderr)
-      let failure = hang.map { Self.enrich(RankFailure(rank: $0.rank, reason: $0.reason), job: job) }
-        ?? Self.enrich(report.map { RankFailure(rank: $0.rank, reason: $0.reason) }, job: job)
+      let failure = hang.map { Self.enrich(RankFailure(rank: $0.rank, reason: $0.reason), job: job, in: space) }
+        ?? Self.enrich(report.map { RankFailure(rank: $0.rank, reason: $0.reason) }, job: job, in: space)
       onEvent(.failed(incarnation: incarnation, failure: failure, status: status))
       if incarnation >= restarts {
         onEvent(.finished(incarnation: incarnation, status: status, summary: "out of restarts (\(restarts))"))
@@ -374,7 +378,7 @@ public final class JobSupervisor: @unchecked Sendable {
     if stopNow { stop() }
     var watch = job.flatMap {
       hangTimeout == 0 ? nil
-        : HangWatch(job: $0, timeout: hangTimeout, startTimeout: startTimeout > 0 ? startTimeout : .infinity,
+        : HangWatch(job: $0, in: space, timeout: hangTimeout, startTimeout: startTimeout > 0 ? startTimeout : .infinity,
                     now: monotonicSeconds())
     }
     var hang: HangReport?

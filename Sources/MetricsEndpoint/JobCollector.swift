@@ -37,11 +37,11 @@ final class JobCollector {
   let inode: UInt64
   private var latest: [StepRecord?]
 
-  /// Attaches to job `job` of the current namespace.
+  /// Attaches to job `job` of namespace `space`.
   /// - Throws: `TelemetryError` when the segment cannot be read.
-  init(job: String) throws {
-    reader = try JobReader(job: job)
-    inode = segmentInode(job: job) ?? 0
+  init(job: String, in space: SegmentSpace) throws {
+    reader = try JobReader(job: job, in: space)
+    inode = segmentInode(job: job, in: space) ?? 0
     latest = Array(repeating: nil, count: reader.info.worldSize)
   }
 
@@ -78,11 +78,11 @@ final class JobCollector {
 }
 
 /// The inode of job `job`'s segment in /dev/shm, nil when it is gone.
-func segmentInode(job: String) -> UInt64? { segmentFile(job: job)?.inode }
+func segmentInode(job: String, in space: SegmentSpace) -> UInt64? { segmentFile(job: job, in: space)?.inode }
 
 /// The inode and size of job `job`'s segment in /dev/shm, nil when it is gone.
-func segmentFile(job: String) -> (inode: UInt64, size: Int)? {
+func segmentFile(job: String, in space: SegmentSpace) -> (inode: UInt64, size: Int)? {
   var st = stat()
-  guard stat("/dev/shm/" + SegmentName.prefix + job, &st) == 0 else { return nil }
+  guard stat(space.path(job: job), &st) == 0 else { return nil }
   return (UInt64(st.st_ino), Int(st.st_size))
 }

@@ -8,12 +8,14 @@ import NIOCore
 import Prometheus
 import Telemetry
 
-/// The jobs of the current namespace (`SegmentName.namespace`) as Prometheus series.
+/// The jobs of one namespace (a `SegmentSpace`) as Prometheus series.
 public final class MetricsScraper: @unchecked Sendable {
   /// The registry every series lives in.
   public let registry = PrometheusCollectorRegistry()
   /// Only this job when set (`--job`).
   public let only: String?
+  /// The namespace whose jobs it reads.
+  public let space: SegmentSpace
   /// Nanoseconds within which a scrape reuses the previous collection and encoding.
   public var coalesceNs: UInt64 = 100_000_000
 
@@ -29,8 +31,9 @@ public final class MetricsScraper: @unchecked Sendable {
   private var parts: [[UInt8]] = []
   private var text: [UInt8] = []
 
-  /// A scraper of every job of the namespace, or of job `only`.
-  public init(only: String? = nil) {
+  /// A scraper of every job of namespace `space`, or of its job `only`.
+  public init(space: SegmentSpace, only: String? = nil) {
+    self.space = space
     self.only = only
     pthread_mutex_init(mutex, nil)
     let f = MetricFamilies.segmentsUnreadable
@@ -98,12 +101,12 @@ public final class MetricsScraper: @unchecked Sendable {
   }
 
   private func collectAll() {
-    let names = only.map { SegmentName.allJobs().contains($0) ? [$0] : [] } ?? SegmentName.allJobs()
+    let names = only.map { space.allJobs().contains($0) ? [$0] : [] } ?? space.allJobs()
     let present = Set(names)
     // jobs whose segment is gone or was recreated under the same name lose their series; one cut
     // shorter than its mapping is unreadable (reading past its end would fault)
     for (name, entry) in jobs {
-      let file = present.contains(name) ? segmentFile(job: name) : nil
+      let file = present.contains(name) ? segmentFile(job: name, in: space) : nil
       guard let file, file.inode == entry.collector.inode else {
         entry.series.unregister()
         jobs[name] = nil
@@ -119,10 +122,10 @@ public final class MetricsScraper: @unchecked Sendable {
     for name in unreadable.keys where !present.contains(name) { unreadable[name] = nil }
     for name in names {
       if jobs[name] == nil {
-        let inode = segmentInode(job: name)
+        let inode = segmentInode(job: name, in: space)
         if let bad = unreadable[name], bad == inode { continue }
         do {
-          let c = try JobCollector(job: name)
+          let c = try JobCollector(job: name, in: space)
           jobs[name] = (c, JobSeries(registry: registry, job: name, info: c.reader.info))
           unreadable[name] = nil
         } catch TelemetryError.notReady {

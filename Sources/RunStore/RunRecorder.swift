@@ -41,12 +41,12 @@ public final class RunRecorder: @unchecked Sendable {
   private let testStallMs = Int(ProcessInfo.processInfo.environment["TPTOP_RECORDER_TEST_STALL_MS"] ?? "") ?? 0
   private var lastCommit = Date()
 
-  /// Opens job `job`'s segment (in the current namespace) and the run's database.
+  /// Opens job `job`'s segment (in namespace `space`) and the run's database.
   /// - Throws: `StoreError` or `TelemetryError`, one line each.
-  public init(job: String, location: StoreLocation, header: RunHeader, reopen: Bool,
+  public init(job: String, in space: SegmentSpace, location: StoreLocation, header: RunHeader, reopen: Bool,
               warn: @escaping @Sendable (String) -> Void) throws {
-    reader = try JobReader(job: job)
-    rescue = RingRescue(segment: try JobReader(job: job))
+    reader = try JobReader(job: job, in: space)
+    rescue = RingRescue(segment: try JobReader(job: job, in: space))
     var header = header
     header.tensors = reader.info.description.shards
     let wallMinusBootNs = header.wallMinusBootNs

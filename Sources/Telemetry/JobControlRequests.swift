@@ -9,7 +9,7 @@ import JobSchema
 extension JobReader {
   func controlPage() throws -> UnsafeMutableRawPointer {
     if let c = controlMapping { return c.base }
-    let c = try MappedSegment.openWindow(job: name, offset: geometry.controlOffset, length: SegmentLayout.Control.size,
+    let c = try MappedSegment.openWindow(job: name, in: space, offset: geometry.controlOffset, length: SegmentLayout.Control.size,
                                            inode: mapping.inode)
     controlMapping = c
     return c.base

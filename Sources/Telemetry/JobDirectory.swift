@@ -1,4 +1,4 @@
-// The jobs on this machine: the segments in /dev/shm of the current namespace, listed,
+// The jobs on this machine: the segments in /dev/shm of a namespace, listed,
 // summarized, followed across a supervisor's restarts, and collected when their jobs are gone;
 // and the process checks those judgements rest on.
 
@@ -6,32 +6,32 @@ import Atomics
 import Glibc
 import JobSchema
 
-/// The tptop segments of this machine (in the current namespace), as jobs.
+/// The tptop segments of this machine, one namespace at a time, as jobs.
 public enum JobDirectory {
   /// The live incarnation of supervised job `base` (`tptop supervise` names incarnation k
   /// `<base>.r<k>`, or `<base>.r<k>.<hex>` when that name was taken): of this user's readable
   /// segments so named whose job is not over, the latest incarnation's name; nil when none.
-  public static func liveIncarnation(of base: String) -> String? {
+  public static func liveIncarnation(of base: String, in space: SegmentSpace) -> String? {
     var best: (k: Int, job: String)?
-    for job in SegmentName.allJobs() {
+    for job in space.allJobs() {
       guard let k = IncarnationName.incarnation(of: job, base: base),
-            let r = try? JobReader(job: job, requireDescription: false) else { continue }
+            let r = try? JobReader(job: job, in: space, requireDescription: false) else { continue }
       guard !r.phase().isTerminal else { continue }
       if best.map({ k > $0.k }) ?? true { best = (k, job) }
     }
     return best?.job
   }
 
-  /// Every tptop segment in /dev/shm, summarized. Never throws: a segment that cannot be
-  /// attached is listed with `problem` set.
-  public static func list(staleAfter: Double = 5) -> [JobSummary] {
-    SegmentName.allJobs().map { summary(job: $0, staleAfter: staleAfter) }
+  /// Every tptop segment of namespace `space` in /dev/shm, summarized. Never throws: a segment
+  /// that cannot be attached is listed with `problem` set.
+  public static func list(in space: SegmentSpace, staleAfter: Double = 5) -> [JobSummary] {
+    space.allJobs().map { summary(job: $0, in: space, staleAfter: staleAfter) }
   }
 
   /// One job's summary (see `list()`).
-  public static func summary(job: String, staleAfter: Double = 5) -> JobSummary {
+  public static func summary(job: String, in space: SegmentSpace, staleAfter: Double = 5) -> JobSummary {
     do {
-      let r = try JobReader(job: job)
+      let r = try JobReader(job: job, in: space)
       r.staleAfter = staleAfter
       return r.summary()
     } catch let e as TelemetryError {
@@ -39,17 +39,17 @@ public enum JobDirectory {
       if case .foreignOwner = e { foreign = true }
       return JobSummary(
         name: job, phase: nil, worldSize: 0, tp: 0, dp: 0, step: 0, totalSteps: 0, loss: nil,
-        age: segmentAge(job: job), foreign: foreign, problem: e.description)
+        age: segmentAge(job: job, in: space), foreign: foreign, problem: e.description)
     } catch {
       return JobSummary(
         name: job, phase: nil, worldSize: 0, tp: 0, dp: 0, step: 0, totalSteps: 0, loss: nil,
-        age: segmentAge(job: job), foreign: false, problem: "\(error)")
+        age: segmentAge(job: job, in: space), foreign: false, problem: "\(error)")
     }
   }
 
-  static func segmentAge(job: String) -> Double {
+  static func segmentAge(job: String, in space: SegmentSpace) -> Double {
     var st = stat()
-    guard stat("/dev/shm/" + SegmentName.prefix + job, &st) == 0 else { return 0 }
+    guard stat(space.path(job: job), &st) == 0 else { return 0 }
     let now = Double(telemetryRealtimeNanos()) / 1e9
     return max(0, now - Double(st.st_mtim.tv_sec))
   }
@@ -60,21 +60,21 @@ public enum JobDirectory {
   /// - Returns: the names removed.
   @discardableResult
   /// - Parameter only: when non-empty, consider only these job names.
-  public static func collectGarbage(dryRun: Bool = false, staleAfter: Double = 5, only: [String] = []) -> [String] {
+  public static func collectGarbage(in space: SegmentSpace, dryRun: Bool = false, staleAfter: Double = 5, only: [String] = []) -> [String] {
     var removed: [String] = []
-    for job in SegmentName.allJobs() where only.isEmpty || only.contains(job) {
+    for job in space.allJobs() where only.isEmpty || only.contains(job) {
       let r: JobReader
       do {
         // a damaged job description does not hide whether the job's processes are gone
-        r = try JobReader(job: job, requireDescription: false)
+        r = try JobReader(job: job, in: space, requireDescription: false)
       } catch let e as TelemetryError {
         // segments no job can ever use again: creation abandoned half-way, or cut short, or
         // corrupt with no process left mapping them
         switch e {
         case .abandoned, .truncated:
-          if dryRun || (try? SegmentWriter.remove(job: job)) != nil { removed.append(job) }
-        case .corrupt where !segmentMapped(job: job):
-          if dryRun || (try? SegmentWriter.remove(job: job)) != nil { removed.append(job) }
+          if dryRun || (try? SegmentWriter.remove(job: job, in: space)) != nil { removed.append(job) }
+        case .corrupt where !segmentMapped(path: space.path(job: job)):
+          if dryRun || (try? SegmentWriter.remove(job: job, in: space)) != nil { removed.append(job) }
         default: break
         }
         continue
@@ -85,17 +85,16 @@ public enum JobDirectory {
       let allGone = rs.allSatisfy { !$0.pidAlive } && !processAlive(r.info.creatorPid)
       let gone = st == .stale || (st.isTerminal && allGone)
       if gone {
-        if dryRun || (try? SegmentWriter.remove(job: job)) != nil { removed.append(job) }
+        if dryRun || (try? SegmentWriter.remove(job: job, in: space)) != nil { removed.append(job) }
       }
     }
     return removed
   }
 }
 
-/// Whether any process maps job `job`'s segment (scans /proc/<pid>/maps): the liveness test for a
-/// segment whose header is too damaged to name its processes.
-func segmentMapped(job: String) -> Bool {
-  let path = "/dev/shm/" + SegmentName.prefix + job
+/// Whether any process maps the segment at `path` (scans /proc/<pid>/maps): the liveness test for
+/// a segment whose header is too damaged to name its processes.
+func segmentMapped(path: String) -> Bool {
   guard let proc = opendir("/proc") else { return false }
   defer { closedir(proc) }
   var line: UnsafeMutablePointer<CChar>? = nil
@@ -133,19 +132,3 @@ func processState(_ pid: Int32) -> Character? {
 }
 
 // The reader API is documented stable (docs/TELEMETRY.md): the machine-wide calls keep their
-// old names on JobReader, deprecated, for code written against them.
-extension JobReader {
-  @available(*, deprecated, renamed: "JobDirectory.list(staleAfter:)")
-  public static func list(staleAfter: Double = 5) -> [JobSummary] { JobDirectory.list(staleAfter: staleAfter) }
-  @available(*, deprecated, renamed: "JobDirectory.summary(job:staleAfter:)")
-  public static func summary(job: String, staleAfter: Double = 5) -> JobSummary {
-    JobDirectory.summary(job: job, staleAfter: staleAfter)
-  }
-  @available(*, deprecated, renamed: "JobDirectory.liveIncarnation(of:)")
-  public static func liveIncarnation(of base: String) -> String? { JobDirectory.liveIncarnation(of: base) }
-  @available(*, deprecated, renamed: "JobDirectory.collectGarbage(dryRun:staleAfter:only:)")
-  @discardableResult
-  public static func collectGarbage(dryRun: Bool = false, staleAfter: Double = 5, only: [String] = []) -> [String] {
-    JobDirectory.collectGarbage(dryRun: dryRun, staleAfter: staleAfter, only: only)
-  }
-}

@@ -39,6 +39,8 @@ public struct RankPoll: Sendable {
 public final class JobReader {
   /// Job name.
   public let name: String
+  /// The namespace the job's segment is in.
+  public let space: SegmentSpace
   /// Header and job description, read once at attach.
   public let info: JobInfo
   /// Seconds without heartbeat after which a rank whose pid is gone counts as dead (the job failed).
@@ -65,19 +67,20 @@ public final class JobReader {
   /// intact; `info.shards` is then empty.
   /// - Throws: `TelemetryError` with a one-line description (`abandoned` for a segment still not
   ///   ready `creationGrace` seconds after its creation).
-  public init(job: String, requireDescription: Bool = true) throws {
+  public init(job: String, in space: SegmentSpace, requireDescription: Bool = true) throws {
     let h: ValidatedHeader
     do {
-      mapping = try MappedSegment.open(job: job, writable: false)
+      mapping = try MappedSegment.open(job: job, in: space, writable: false)
       h = try ValidatedHeader.validate(base: mapping.base, size: mapping.size, job: job, checkOwner: true,
                                        requireDescription: requireDescription, fileOwner: mapping.fileOwner,
                                        allocatedBytes: mapping.allocatedBytes)
     } catch TelemetryError.notReady(let n) {
-      let age = JobDirectory.segmentAge(job: job)
+      let age = JobDirectory.segmentAge(job: job, in: space)
       if age >= Self.creationGrace { throw TelemetryError.abandoned(job: n, seconds: Int(age)) }
       throw TelemetryError.notReady(n)
     }
     name = job
+    self.space = space
     info = h.info
     geometry = h.geometry
     cursors = Array(repeating: 0, count: h.geometry.worldSize)

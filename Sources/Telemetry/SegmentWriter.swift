@@ -22,7 +22,7 @@ public final class SegmentWriter {
   /// publishes the description; `ready` is written last.
   /// - Parameter slotCount: ring slots per rank, a power of two (default 4096).
   /// - Throws: `TelemetryError` (`.alreadyExists`, `.noSpace`, `.invalidArgument`, ...).
-  public static func create(_ d: JobDescription, slotCount: Int = SegmentLayout.defaultSlotCount) throws -> SegmentWriter {
+  public static func create(_ d: JobDescription, in space: SegmentSpace, slotCount: Int = SegmentLayout.defaultSlotCount) throws -> SegmentWriter {
     if let p = SegmentGeometry.problem(worldSize: d.worldSize, tp: d.tp, shardCount: d.shards.count, slotCount: slotCount) {
       throw TelemetryError.invalidArgument(p)
     }
@@ -37,7 +37,7 @@ public final class SegmentWriter {
     }
     for s in d.shards { try checkShard(s, tp: d.tp) }
     let g = SegmentGeometry(worldSize: d.worldSize, tp: d.tp, shardCount: d.shards.count, slotCount: slotCount)
-    let mapping = try MappedSegment.create(job: d.name, size: g.totalSize)
+    let mapping = try MappedSegment.create(job: d.name, in: space, size: g.totalSize)
     let m = Memory(base: mapping.base)
     typealias H = SegmentLayout.Header
     // posix_fallocate zero-fills; write the fields, then the magic, then `ready`.
@@ -71,15 +71,15 @@ public final class SegmentWriter {
 
   /// Opens a segment another process created (after the caller's barrier).
   /// - Throws: `TelemetryError` when it is missing, not ready or invalid.
-  public static func open(job: String) throws -> SegmentWriter {
-    let mapping = try MappedSegment.open(job: job, writable: true)
+  public static func open(job: String, in space: SegmentSpace) throws -> SegmentWriter {
+    let mapping = try MappedSegment.open(job: job, in: space, writable: true)
     let header = try ValidatedHeader.validate(base: mapping.base, size: mapping.size, job: job, checkOwner: true,
                                               fileOwner: mapping.fileOwner, allocatedBytes: mapping.allocatedBytes)
     return SegmentWriter(mapping: mapping, header: header)
   }
 
   /// Removes a job's segment name from /dev/shm (mappings stay valid until unmapped).
-  public static func remove(job: String) throws { try MappedSegment.unlink(job: job) }
+  public static func remove(job: String, in space: SegmentSpace) throws { try MappedSegment.unlink(job: job, in: space) }
 
   /// Records that world rank `worldRank` runs on node `node`, in a header no process of this
   /// node claims (its rank runs and reports on that node): a view of this node's segment can

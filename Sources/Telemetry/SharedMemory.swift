@@ -15,17 +15,55 @@ public func telemetryRealtimeNanos() -> UInt64 {
   return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
 
-/// Job names and their POSIX shared-memory names.
+/// The segments a process sees: those of the default namespace (`/dev/shm/tptop.<job>`) or of a
+/// named one (`/dev/shm/tptop@<namespace>.<job>`, a node simulated with tptrain --simulate-nodes).
+/// No segment of one namespace is visible from another. A value: each command and the trainer
+/// make it once from their flags and hand it to whatever opens, lists or removes segments.
+public struct SegmentSpace: Hashable, Sendable, CustomStringConvertible {
+  /// nil for the default namespace.
+  public let namespace: String?
+
+  public init(namespace: String? = nil) { self.namespace = namespace }
+
+  /// The default namespace.
+  public static let `default` = SegmentSpace()
+
+  /// Prefix of every segment of this namespace in /dev/shm.
+  public var prefix: String { namespace.map { "tptop@\($0)." } ?? "tptop." }
+
+  /// "namespace node1", or "the default namespace".
+  public var description: String { namespace.map { "namespace \($0)" } ?? "the default namespace" }
+
+  /// The shm_open name, e.g. "/tptop.run1".
+  public func shmName(job: String) throws -> String {
+    guard SegmentName.isValid(job) else { throw TelemetryError.invalidJobName(job) }
+    return "/" + prefix + job
+  }
+
+  /// The segment's path in /dev/shm (for stat and access; the name need not be valid).
+  public func path(job: String) -> String { "/dev/shm/" + prefix + job }
+
+  /// The job names of all segments of this namespace in /dev/shm, sorted.
+  public func allJobs() -> [String] {
+    guard let dir = opendir("/dev/shm") else { return [] }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let ent = readdir(dir) {
+      let name = withUnsafeBytes(of: ent.pointee.d_name) { raw -> String in
+        let n = raw.firstIndex(of: 0) ?? raw.count
+        return String(decoding: raw[0..<n], as: UTF8.self)
+      }
+      if name.hasPrefix(prefix) {
+        let job = String(name.dropFirst(prefix.count))
+        if SegmentName.isValid(job) { names.append(job) }
+      }
+    }
+    return names.sorted()
+  }
+}
+
+/// Job and namespace names.
 public enum SegmentName {
-  /// The namespace this process's segments live in: nil for the default one (`tptop.<job>`),
-  /// else `tptop@<namespace>.<job>`. Set once at start (tptop's `--namespace`, tptrain's
-  /// simulated nodes), before any segment is opened; no segment of one namespace is visible
-  /// from another.
-  nonisolated(unsafe) public static var namespace: String? = nil
-
-  /// Prefix of every segment of the current namespace in /dev/shm.
-  public static var prefix: String { namespace.map { "tptop@\($0)." } ?? "tptop." }
-
   /// Whether `name` can be a namespace: 1–32 characters from `[A-Za-z0-9_-]`.
   public static func isValidNamespace(_ name: String) -> Bool {
     let u = Array(name.utf8)
@@ -42,30 +80,6 @@ public enum SegmentName {
       (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
         || c == 0x2E || c == 0x5F || c == 0x2D
     }
-  }
-
-  /// The shm_open name, e.g. "/tptop.run1".
-  public static func shmName(job: String) throws -> String {
-    guard isValid(job) else { throw TelemetryError.invalidJobName(job) }
-    return "/" + prefix + job
-  }
-
-  /// The job names of all segments in /dev/shm, sorted.
-  public static func allJobs() -> [String] {
-    guard let dir = opendir("/dev/shm") else { return [] }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let ent = readdir(dir) {
-      let name = withUnsafeBytes(of: ent.pointee.d_name) { raw -> String in
-        let n = raw.firstIndex(of: 0) ?? raw.count
-        return String(decoding: raw[0..<n], as: UTF8.self)
-      }
-      if name.hasPrefix(prefix) {
-        let job = String(name.dropFirst(prefix.count))
-        if isValid(job) { names.append(job) }
-      }
-    }
-    return names.sorted()
   }
 
   /// A job name from the current time and pid, e.g. "job-20261128-220501-4242".
@@ -121,8 +135,8 @@ final class MappedSegment {
   }
 
   /// Creates the object exclusively (0600), sizes it, reserves its pages and maps it.
-  static func create(job: String, size: Int) throws -> MappedSegment {
-    let name = try SegmentName.shmName(job: job)
+  static func create(job: String, in space: SegmentSpace, size: Int) throws -> MappedSegment {
+    let name = try space.shmName(job: job)
     let (fd, e) = retrying { shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0o600) }
     if fd < 0 {
       if e == EEXIST { throw TelemetryError.alreadyExists(job) }
@@ -145,15 +159,15 @@ final class MappedSegment {
   }
 
   /// Opens and maps an existing object. `writable` maps it read-write.
-  static func open(job: String, writable: Bool) throws -> MappedSegment {
-    let name = try SegmentName.shmName(job: job)
+  static func open(job: String, in space: SegmentSpace, writable: Bool) throws -> MappedSegment {
+    let name = try space.shmName(job: job)
     let (fd, e) = retrying { shm_open(name, writable ? O_RDWR : O_RDONLY, 0) }
     if fd < 0 {
       if e == ENOENT { throw TelemetryError.noSuchJob(job) }
       if e == EACCES {
         // 0600 objects of other users: report the owner.
         var st = stat()
-        let owner = stat("/dev/shm/" + SegmentName.prefix + job, &st) == 0 ? st.st_uid : UInt32.max
+        let owner = stat(space.path(job: job), &st) == 0 ? st.st_uid : UInt32.max
         throw TelemetryError.foreignOwner(job: job, owner: owner, me: geteuid())
       }
       throw TelemetryError.system(call: "shm_open", job: job, errno: e)
@@ -164,7 +178,7 @@ final class MappedSegment {
     if (st.st_mode & S_IFMT) != S_IFREG {
       // a directory or device someone put under the segment's name: nothing a reader can map
       let what = (st.st_mode & S_IFMT) == S_IFDIR ? "a directory" : "not a regular file"
-      throw TelemetryError.corrupt(job: job, detail: "/dev/shm/\(SegmentName.prefix)\(job) is \(what)")
+      throw TelemetryError.corrupt(job: job, detail: "\(space.path(job: job)) is \(what)")
     }
     let size = Int(st.st_size)
     if size < 8 {
@@ -181,8 +195,8 @@ final class MappedSegment {
   /// Maps `length` bytes at page-aligned `offset` read-write (the control page of a read-only
   /// attachment). Refuses a file that is not `inode` or not this user's (a name replaced since
   /// the attachment, or another user's segment opened by root).
-  static func openWindow(job: String, offset: Int, length: Int, inode: UInt64) throws -> MappedSegment {
-    let name = try SegmentName.shmName(job: job)
+  static func openWindow(job: String, in space: SegmentSpace, offset: Int, length: Int, inode: UInt64) throws -> MappedSegment {
+    let name = try space.shmName(job: job)
     let (fd, e) = retrying { shm_open(name, O_RDWR, 0) }
     if fd < 0 {
       if e == EACCES {
@@ -204,8 +218,8 @@ final class MappedSegment {
   }
 
   /// Removes the object's name (existing mappings stay valid).
-  static func unlink(job: String) throws {
-    let name = try SegmentName.shmName(job: job)
+  static func unlink(job: String, in space: SegmentSpace) throws {
+    let name = try space.shmName(job: job)
     if shm_unlink(name) != 0 {
       let e = errno
       if e == ENOENT { throw TelemetryError.noSuchJob(job) }

@@ -7,7 +7,7 @@ import Glibc
 import Telemetry
 import TelemetryFixtures
 
-struct BenchDashboard: ParsableCommand {
+struct BenchDashboard: SegmentCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench-dashboard",
     abstract: "Measure the dashboard's own CPU use with a synthetic 16-rank job attached.")
@@ -19,7 +19,7 @@ struct BenchDashboard: ParsableCommand {
   @Option(help: "Seconds between refreshes (the default refresh when omitted).") var refresh: Double = DashboardOptions().refresh
   @Option(help: "Screen size WxH of the capture backend.") var size: String = "120x40"
 
-  func run() throws {
+  func run(in space: SegmentSpace) throws {
     let dims = size.split(separator: "x").compactMap { Int($0) }
     guard dims.count == 2, dims[0] > 0, dims[1] > 0 else { throw ValidationError("--size must look like 120x40") }
     guard ranks >= 1, tp >= 1, ranks % tp == 0, seconds > 0, stepsPerSecond > 0 else {
@@ -27,7 +27,7 @@ struct BenchDashboard: ParsableCommand {
     }
     let name = "bench-dash-\(getpid())"
     let synthetic: SyntheticJob
-    do { synthetic = try SyntheticJob(job: name, worldSize: ranks, tp: tp, totalSteps: 1_000_000) } catch {
+    do { synthetic = try SyntheticJob(job: name, in: space, worldSize: ranks, tp: tp, totalSteps: 1_000_000) } catch {
       printErr("tptop-dev: \(error)")
       throw ExitCode(1)
     }
@@ -45,7 +45,7 @@ struct BenchDashboard: ParsableCommand {
     }
     writer.start()
     defer { stop.set() }
-    let source = try TelemetrySource(job: name, logPath: nil)
+    let source = try TelemetrySource(job: name, in: space, logPath: nil)
     let backend = CaptureBackend(width: dims[0], height: dims[1])
     let app = DashboardApp(source: source, backend: backend, library: ThemeLibrary(directories: []),
                            theme: Theme.builtIn, options: DashboardOptions(refresh: refresh))

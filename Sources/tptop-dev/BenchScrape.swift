@@ -6,7 +6,7 @@ import Telemetry
 import TelemetryFixtures
 
 /// `tptop-dev bench-scrape`: the time of one scrape of a synthetic job at several world sizes.
-struct BenchScrape: ParsableCommand {
+struct BenchScrape: SegmentCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench-scrape", abstract: "Time /metrics scrapes of synthetic jobs (BENCH lines).",
     discussion: """
@@ -17,7 +17,7 @@ struct BenchScrape: ParsableCommand {
   @Option(help: "Timed scrapes per world size.") var rounds: Int = 20
   @Option(help: "Steps each rank writes before the first collection (over 64, its ring is overwritten).") var history: Int = 8
 
-  func run() throws {
+  func run(in space: SegmentSpace) throws {
     let sizes = ranks.split(separator: ",").compactMap { Int($0) }
     guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 1 && $0 <= 4096 }), rounds >= 1 && rounds <= 1000,
       history >= 0 && history <= 1_000_000
@@ -27,10 +27,10 @@ struct BenchScrape: ParsableCommand {
     let allocations = AllocationCounter()
     for n in sizes {
       let name = "bench-scrape-\(getpid())-\(n)"
-      let job = try reportingErrors { try SyntheticJob(job: name, worldSize: n, tp: n % 8 == 0 ? 8 : 1, slotCount: 64) }
+      let job = try reportingErrors { try SyntheticJob(job: name, in: space, worldSize: n, tp: n % 8 == 0 ? 8 : 1, slotCount: 64) }
       defer { try? job.remove() }
       job.advance(steps: history)
-      let scraper = MetricsScraper(only: name)
+      let scraper = MetricsScraper(space: space, only: name)
       scraper.coalesceNs = 1_000_000_000  // a scrape right after refresh() encodes only
       var t0 = telemetryMonotonicNanos()
       scraper.refresh()

@@ -10,7 +10,7 @@ import Telemetry
 
 // MARK: bench-telemetry
 
-struct BenchTelemetry: ParsableCommand {
+struct BenchTelemetry: SegmentCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench-telemetry", abstract: "Measure the cost of writing one telemetry record.",
     discussion: """
@@ -31,9 +31,9 @@ struct BenchTelemetry: ParsableCommand {
     guard batch >= 1 && batch <= 4096 else { throw ValidationError("--batch must be in 1...4096") }
   }
 
-  func run() throws {
+  func run(in space: SegmentSpace) throws {
     let job = "bench-\(getpid())"
-    let synthetic = try reportingErrors { try SyntheticJob(job: job, worldSize: 1, tp: 1, slotCount: 4096) }
+    let synthetic = try reportingErrors { try SyntheticJob(job: job, in: space, worldSize: 1, tp: 1, slotCount: 4096) }
     defer { try? synthetic.remove() }
     let w = synthetic.rankWriters[0]
     var rec = SyntheticJob.plausibleRecord(step: 1, rank: 0, model: synthetic.description.model)
@@ -69,7 +69,7 @@ struct BenchTelemetry: ParsableCommand {
     let child = Process()
     child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
     child.arguments = ["stress-reader", "--job", job, "--interval-us", "1000", "--quiet"]
-    let reader = try reportingErrors { try JobReader(job: job) }
+    let reader = try reportingErrors { try JobReader(job: job, in: space) }
     do { try child.run() } catch { throw failure("cannot start the reader process: \(error)") }
     usleep(200_000)
     let withReader = measure()
@@ -153,7 +153,7 @@ enum StressPattern {
   static let eventEvery: UInt64 = 1000
 }
 
-struct StressWriter: ParsableCommand {
+struct StressWriter: SegmentCommand {
   static let configuration = CommandConfiguration(
     commandName: "stress-writer", abstract: "Write pattern records at full speed.")
 
@@ -162,10 +162,10 @@ struct StressWriter: ParsableCommand {
   @Option(help: "Seconds to write for.") var seconds: Double = 5
   @Option(name: .customLong("start-delay-ms"), help: "Wait before writing (readers attach).") var startDelayMs: Int = 300
 
-  func run() throws {
+  func run(in space: SegmentSpace) throws {
     let model = ModelShape(layers: 1, heads: 1, channels: 1, vocab: 1, paddedVocab: 1, maxSeq: 1, batch: 1, seq: 1)
     let d = JobDescription(name: job, model: model, preset: "stress", worldSize: 1, tp: 1, dp: 1, totalSteps: 0, shards: [])
-    let seg = try reportingErrors { try SegmentWriter.create(d, slotCount: slots) }
+    let seg = try reportingErrors { try SegmentWriter.create(d, in: space, slotCount: slots) }
     let w = try reportingErrors { try seg.rankWriter(worldRank: 0) }
     w.setState(.running)
     usleep(useconds_t(max(startDelayMs, 0) * 1000))
@@ -188,7 +188,7 @@ struct StressWriter: ParsableCommand {
   }
 }
 
-struct StressReader: ParsableCommand {
+struct StressReader: SegmentCommand {
   static let configuration = CommandConfiguration(
     commandName: "stress-reader", abstract: "Read and verify pattern records until the writer finishes.")
 
@@ -197,12 +197,12 @@ struct StressReader: ParsableCommand {
   @Option(name: .customLong("interval-us"), help: "Sleep between polls, µs (0: poll continuously).") var intervalUs: Int = 0
   @Flag var quiet = false
 
-  func run() throws {
+  func run(in space: SegmentSpace) throws {
     var reader: JobReader?
     let deadline = Date().addingTimeInterval(attachTimeout)
     while reader == nil {
       do {
-        reader = try JobReader(job: job)
+        reader = try JobReader(job: job, in: space)
       } catch let e as TelemetryError {
         if Date() > deadline { throw failure(e.description) }
         usleep(2000)
@@ -246,7 +246,7 @@ struct StressReader: ParsableCommand {
 
 // MARK: synthetic-job
 
-struct SyntheticJobCommand: ParsableCommand {
+struct SyntheticJobCommand: SegmentCommand {
   static let configuration = CommandConfiguration(
     commandName: "synthetic-job",
     abstract: "Run a fake job that writes plausible records and obeys the control page like tptrain.")
@@ -260,8 +260,8 @@ struct SyntheticJobCommand: ParsableCommand {
   @Flag(name: .customLong("keep-running"), help: "Do not finish after the last step (wait for stop).")
   var keepRunning = false
 
-  func run() throws {
-    let job = try reportingErrors { try SyntheticJob(job: self.job, worldSize: ranks, tp: tp, slotCount: slots, totalSteps: steps) }
+  func run(in space: SegmentSpace) throws {
+    let job = try reportingErrors { try SyntheticJob(job: self.job, in: space, worldSize: ranks, tp: tp, slotCount: slots, totalSteps: steps) }
     let rank0 = job.rankWriters[0]
     var checkpoints: UInt64 = 0
     func stopNow() {

@@ -35,12 +35,26 @@ func emit(_ line: String) {
   FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
+/// A command that writes or reads segments, in the namespace `--namespace` named.
+protocol SegmentCommand: ParsableCommand {
+  func run(in space: SegmentSpace) throws
+}
+
 // `--namespace NAME` anywhere, as in tptop: the synthetic job then writes a segment of that namespace.
+let taken: (namespace: String?, rest: [String])
 do {
-  let taken = try NamespaceOption.take(Array(CommandLine.arguments.dropFirst()))
-  SegmentName.namespace = taken.namespace
-  TPTopDev.main(taken.rest)
+  taken = try NamespaceOption.take(Array(CommandLine.arguments.dropFirst()))
 } catch {
   FileHandle.standardError.write(Data("tptop-dev: \(error)\n".utf8))
   exit(ExitCode.validationFailure.rawValue)
+}
+do {
+  var command = try TPTopDev.parseAsRoot(taken.rest)
+  if let scoped = command as? SegmentCommand {
+    try scoped.run(in: SegmentSpace(namespace: taken.namespace))
+  } else {
+    try command.run()
+  }
+} catch {
+  TPTopDev.exit(withError: error)
 }

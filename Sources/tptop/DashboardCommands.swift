@@ -33,9 +33,9 @@ struct DisplayOptions: ParsableArguments {
 private func printErr(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
 
 /// Attaches to `job` and runs the dashboard until the user detaches.
-private func attach(job: String, logPath: String?, display: DisplayOptions, launched: LaunchedJob? = nil) throws {
+private func attach(job: String, in space: SegmentSpace, logPath: String?, display: DisplayOptions, launched: LaunchedJob? = nil) throws {
   // a job whose segment is gone opens from the run store (StoredSource.swift)
-  if launched == nil, !SegmentName.allJobs().contains(job), StoreLocation.fromEnvironment().exists(run: job) {
+  if launched == nil, !space.allJobs().contains(job), StoreLocation.fromEnvironment().exists(run: job) {
     _ = DashboardSession.run(source: try openedSource(job), options: display.options, themeName: display.theme)
     return
   }
@@ -45,7 +45,7 @@ private func attach(job: String, logPath: String?, display: DisplayOptions, laun
       let p = TelemetrySource.defaultLogPath(job: job)
       return FileManager.default.fileExists(atPath: p) ? p : nil
     }()
-    source = try TelemetrySource(job: job, logPath: log)
+    source = try TelemetrySource(job: job, in: space, logPath: log)
   } catch {
     printErr("tptop: \(error)")
     throw ExitCode(1)
@@ -56,7 +56,7 @@ private func attach(job: String, logPath: String?, display: DisplayOptions, laun
   _ = DashboardSession.run(source: shown, options: display.options, themeName: display.theme)
   // the incarnation the dashboard followed last (a supervised job restarts as <job>.r<k>)
   let name = source.currentJobName
-  let summary = JobDirectory.summary(job: name)
+  let summary = JobDirectory.summary(job: name, in: space)
   let exit = launched?.exitStatus()
   if let words = AttachChoice.keepsRunning(name: name, summary: summary, launcherExit: exit) {
     print(words)
@@ -82,11 +82,11 @@ private func leaveFailed(_ name: String, summary: JobSummary, launched: Launched
 }
 
 /// Starts `plan` and attaches to it.
-private func launchAndAttach(_ plan: LaunchPlan, display: DisplayOptions, restarts: Int = 0, runner: Runner = .mpirun,
+private func launchAndAttach(_ plan: LaunchPlan, in space: SegmentSpace, display: DisplayOptions, restarts: Int = 0, runner: Runner = .mpirun,
                              hangTimeout: Double? = nil) throws {
   let launched: LaunchedJob
   do {
-    launched = try Launcher.start(plan, restarts: restarts, runner: runner, hangTimeout: hangTimeout)
+    launched = try Launcher.start(plan, in: space, restarts: restarts, runner: runner, hangTimeout: hangTimeout)
   } catch {
     printErr("tptop: \(error)")
     throw ExitCode(1)
@@ -104,13 +104,13 @@ private func launchAndAttach(_ plan: LaunchPlan, display: DisplayOptions, restar
     }
     throw ExitCode(1)
   }
-  try attach(job: plan.job, logPath: launched.logPath, display: display, launched: launched)
+  try attach(job: plan.job, in: space, logPath: launched.logPath, display: display, launched: launched)
 }
 
 /// Live jobs, newest first.
-private func liveJobs() -> [JobSummary] { AttachChoice.attachable(JobDirectory.list()) }
+private func liveJobs(in space: SegmentSpace) -> [JobSummary] { AttachChoice.attachable(JobDirectory.list(in: space)) }
 
-struct Demo: ParsableCommand {
+struct Demo: SegmentCommand {
   static let configuration = CommandConfiguration(
     abstract: "Launch the demo job (small preset on the bundled Shakespeare corpus, TP=2) and attach.",
     discussion: "Runs: mpirun -np 2 tptrain --model small --data data/shakespeare.txt --tp 2 … --job NAME")
@@ -124,11 +124,12 @@ struct Demo: ParsableCommand {
     guard steps >= 1, batch >= 1, seq >= 1 else { throw ValidationError("--steps, --batch and --seq must be at least 1") }
   }
 
-  func run() throws {
+  func run(in space: SegmentSpace) throws {
+    try Launch.refuseNamespace(space)
     var args = ["--model", "small", "--batch", String(batch), "--seq", String(seq), "--steps", String(steps)]
     if let data = Demo.findCorpus() { args += ["--data", data] }
     let plan = LaunchPlan(np: 2, tp: 2, dp: 1, hostfile: nil, job: Launcher.newJobName(), trainArguments: args)
-    try launchAndAttach(plan, display: display)
+    try launchAndAttach(plan, in: space, display: display)
   }
 
   /// data/shakespeare.txt in the working directory or in the package that holds the binary.
@@ -145,7 +146,7 @@ struct Demo: ParsableCommand {
   }
 }
 
-struct Launch: ParsableCommand {
+struct Launch: SegmentCommand {
   static let configuration = CommandConfiguration(
     abstract: "Start a training job with mpirun (or torchrun) and attach to it.",
     discussion: """
@@ -180,9 +181,6 @@ struct Launch: ParsableCommand {
 
   func validate() throws {
     do { _ = try LaunchPlan.resolve(np: np, tp: tp, dp: dp) } catch { throw ValidationError("\(error)") }
-    if let ns = SegmentName.namespace {
-      throw ValidationError("--namespace \(ns): launch starts jobs in the default namespace (give --namespace to ls, attach, watch, ...)")
-    }
     if let j = job, !SegmentName.isValid(j) {
       throw ValidationError("invalid --job '\(j)': use 1–63 characters from A-Z a-z 0-9 . _ -")
     }
@@ -216,7 +214,15 @@ struct Launch: ParsableCommand {
     if restart != 0 { throw ValidationError("--restart is for --runner mpirun") }
   }
 
-  func run() throws {
+  /// Jobs start in the default namespace: `--namespace` is for the commands that read them.
+  static func refuseNamespace(_ space: SegmentSpace) throws {
+    if let ns = space.namespace {
+      throw ValidationError("--namespace \(ns): launch starts jobs in the default namespace (give --namespace to ls, attach, watch, ...)")
+    }
+  }
+
+  func run(in space: SegmentSpace) throws {
+    try Self.refuseNamespace(space)
     let (n, t, d) = try LaunchPlan.resolve(np: np, tp: tp, dp: dp)
     var plan = LaunchPlan(np: n, tp: t, dp: d, hostfile: hostfile, hosts: hosts, job: job ?? Launcher.newJobName(),
                           trainArguments: trainArguments)
@@ -224,13 +230,13 @@ struct Launch: ParsableCommand {
     if restart > 0 && !trainArguments.contains("--checkpoint-every") {
       printErr("tptop: note: without --checkpoint-every a restarted job starts again from step 0")
     }
-    try launchAndAttach(plan, display: display, restarts: restart, runner: runner, hangTimeout: hangTimeout)
+    try launchAndAttach(plan, in: space, display: display, restarts: restart, runner: runner, hangTimeout: hangTimeout)
   }
 }
 
 extension Runner: ExpressibleByArgument {}
 
-struct Attach: ParsableCommand {
+struct Attach: SegmentCommand {
   static let configuration = CommandConfiguration(
     abstract: "Attach the dashboard to a running job (the most recent live job when none is named).")
 
@@ -246,29 +252,29 @@ struct Attach: ParsableCommand {
     if let j = job, !SegmentName.isValid(j) { throw ValidationError(TelemetryError.invalidJobName(j).description) }
   }
 
-  func run() throws {
+  func run(in space: SegmentSpace) throws {
     var name = job
     // a name with no segment but a stored run opens that run at once (`attach` below); only a
     // name the store does not know is waited for
-    if let j = job, SegmentName.allJobs().contains(j) || !StoreLocation.fromEnvironment().exists(run: j) {
+    if let j = job, space.allJobs().contains(j) || !StoreLocation.fromEnvironment().exists(run: j) {
       let wait = waitSeconds ?? 10
-      if !SegmentWait.appeared(job: j, within: wait) {
+      if !SegmentWait.appeared(job: j, in: space, within: wait) {
         printErr("tptop: no job '\(j)' appeared within \(Int(wait.rounded())) s (tptop ls lists the jobs; --wait SECONDS waits longer)")
         throw ExitCode(1)
       }
     }
     if name == nil {
-      guard let newest = liveJobs().first else {
+      guard let newest = liveJobs(in: space).first else {
         printErr("tptop: no live job to attach; start one with `tptop demo` or `tptop launch -- …`")
         throw ExitCode(1)
       }
       name = newest.name
     }
-    try attach(job: name!, logPath: nil, display: display)
+    try attach(job: name!, in: space, logPath: nil, display: display)
   }
 }
 
-struct Home: ParsableCommand {
+struct Home: SegmentCommand {
   static let configuration = CommandConfiguration(
     commandName: "home",
     abstract: "Attach if exactly one job is live, otherwise pick from the job list.",
@@ -276,20 +282,20 @@ struct Home: ParsableCommand {
 
   @OptionGroup var display: DisplayOptions
 
-  func run() throws {
-    let live = liveJobs()
+  func run(in space: SegmentSpace) throws {
+    let live = liveJobs(in: space)
     if live.count == 1 {
-      try attach(job: live[0].name, logPath: nil, display: display)
+      try attach(job: live[0].name, in: space, logPath: nil, display: display)
       return
     }
     // this user's jobs, live ones first, newest first within each
     let picked = DashboardSession.pick(themeName: display.theme) {
-      JobDirectory.list().filter(\.isMine)
+      JobDirectory.list(in: space).filter(\.isMine)
         .sorted { (JobListRow.isLive($0) ? 0 : 1, $0.age) < (JobListRow.isLive($1) ? 0 : 1, $1.age) }
         .map(JobListRow.init)
     }
     guard let name = picked else { return }
-    try attach(job: name, logPath: nil, display: display)
+    try attach(job: name, in: space, logPath: nil, display: display)
   }
 }
 
@@ -298,11 +304,11 @@ enum SegmentWait {
   /// False when job `job`'s segment has not appeared (or not become ready) within `seconds`,
   /// polling every 50 ms; true as soon as it opens, or fails to open for another reason (which
   /// attaching then reports).
-  static func appeared(job: String, within seconds: Double) -> Bool {
+  static func appeared(job: String, in space: SegmentSpace, within seconds: Double) -> Bool {
     let deadline = monotonicSeconds() + seconds
     while true {
       do {
-        _ = try JobReader(job: job, requireDescription: false)
+        _ = try JobReader(job: job, in: space, requireDescription: false)
         return true
       } catch TelemetryError.noSuchJob, TelemetryError.notReady, TelemetryError.truncated {
         // not there yet, or still being created

@@ -76,7 +76,7 @@ struct WaitOptions: ParsableArguments {
 
 // MARK: ls
 
-struct ListJobs: ParsableCommand {
+struct ListJobs: SegmentCommand {
   static let configuration = CommandConfiguration(
     commandName: "ls", abstract: "List the training jobs on this machine.")
 
@@ -94,10 +94,10 @@ struct ListJobs: ParsableCommand {
     if let s = state { _ = try JobFilter.states(s) }
   }
 
-  func run() throws {
-    let every = JobDirectory.list(staleAfter: staleAfter)
+  func run(in space: SegmentSpace) throws {
+    let every = JobDirectory.list(in: space, staleAfter: staleAfter)
     if every.isEmpty {
-      emit("no jobs (no /dev/shm/\(SegmentName.prefix)* segments)")
+      emit("no jobs (no \(space.path(job: ""))* segments)")
       return
     }
     let f = JobFilter(name: filter, states: try state.map(JobFilter.states), everyUser: all)
@@ -141,7 +141,7 @@ struct ListJobs: ParsableCommand {
 
 // MARK: watch
 
-struct WatchJob: ParsableCommand {
+struct WatchJob: SegmentCommand {
   static let configuration = CommandConfiguration(
     commandName: "watch",
     abstract: "Print one plain line per step until the job ends (works in pipes and CI logs).",
@@ -159,9 +159,9 @@ struct WatchJob: ParsableCommand {
     guard intervalMs >= 1 && intervalMs <= 10_000 else { throw ValidationError("--interval-ms must be in 1...10000") }
   }
 
-  func run() throws {
-    let name = try job ?? newestLiveJob()
-    let reader = try reportingErrors { try JobReader(job: name) }
+  func run(in space: SegmentSpace) throws {
+    let name = try job ?? newestLiveJob(in: space)
+    let reader = try reportingErrors { try JobReader(job: name, in: space) }
     let watcher = StepLinePrinter(reader: reader)
     if !fromStart { reader.seekToEnd(keepLast: 1) }
     emit("watching \(name): \(reader.info.preset) t=\(reader.info.tp) d=\(reader.info.dp), \(reader.info.totalSteps) steps")
@@ -200,8 +200,8 @@ struct WatchJob: ParsableCommand {
     }
   }
 
-  func newestLiveJob() throws -> String {
-    let jobs = JobDirectory.list().filter { $0.problem == nil }
+  func newestLiveJob(in space: SegmentSpace) throws -> String {
+    let jobs = JobDirectory.list(in: space).filter { $0.problem == nil }
     let live = jobs.filter(\.isLive)
     guard let j = (live.isEmpty ? jobs : live).min(by: { $0.age < $1.age }) else {
       throw failure("no job to watch; start one with tptrain --job NAME or name one (tptop ls)")
@@ -309,7 +309,7 @@ final class StepLinePrinter {
 
 // MARK: export
 
-struct ExportJob: ParsableCommand {
+struct ExportJob: SegmentCommand {
   static let configuration = CommandConfiguration(
     commandName: "export", abstract: "Write every record still in the job's rings (or, for a job that is gone, every record of its stored run) as JSON lines, CSV or TensorBoard event files.")
 
@@ -332,18 +332,18 @@ struct ExportJob: ParsableCommand {
   }
 
   /// What export says of a name it finds nowhere: every place it looked.
-  static func unknownName(_ name: String, store: String) -> String {
-    "nothing named '\(name)' to export: no job segment /dev/shm/\(SegmentName.prefix)\(name), no stored run in \(store), "
+  static func unknownName(_ name: String, in space: SegmentSpace, store: String) -> String {
+    "nothing named '\(name)' to export: no job segment \(space.path(job: name)), no stored run in \(store), "
       + "no TensorBoard log directory (tptop ls and tptop runs list them)"
   }
 
-  func run() throws {
+  func run(in space: SegmentSpace) throws {
     let fmt = TelemetryExport.Format(rawValue: format) ?? .jsonl
     // a stored run, a TensorBoard log directory, or a run as event files (TensorBoardCommands.swift)
-    if try exportFromStoreOrLogDirectory(job, format: format, output: output) { return }
+    if try exportFromStoreOrLogDirectory(job, in: space, format: format, output: output) { return }
     // neither a stored run nor a log directory: a live segment, or nothing of that name anywhere
-    guard SegmentName.allJobs().contains(job) else { throw failure(Self.unknownName(job, store: StoreLocation.fromEnvironment().directory)) }
-    let reader = try reportingErrors { try JobReader(job: job) }
+    guard space.allJobs().contains(job) else { throw failure(Self.unknownName(job, in: space, store: StoreLocation.fromEnvironment().directory)) }
+    let reader = try reportingErrors { try JobReader(job: job, in: space) }
     var out = ""
     if fmt == .csv { out += TelemetryExport.csvHeader + "\n" }
     var lost: UInt64 = 0
@@ -386,19 +386,19 @@ func waitFor(_ reader: JobReader, timeout: Double, _ done: ([RankStatus]) -> Boo
 
 /// The job a command for `job` reaches: `job` itself, or, when `job` is over (or its processes
 /// are gone) and a supervisor restarted it, its live incarnation (said on stdout).
-func followingRestarts(_ job: String) -> String {
-  guard let r = try? JobReader(job: job, requireDescription: false) else { return job }
+func followingRestarts(_ job: String, in space: SegmentSpace) -> String {
+  guard let r = try? JobReader(job: job, in: space, requireDescription: false) else { return job }
   // over, or every process gone (a rank killed moments ago: not yet judged failed)
   let gone = r.phase().isTerminal || !r.ranks().contains(where: \.pidAlive)
-  guard gone, let live = JobDirectory.liveIncarnation(of: job) else { return job }
+  guard gone, let live = JobDirectory.liveIncarnation(of: job, in: space) else { return job }
   emit("job \(job) has ended; its supervisor restarted it as \(live): asking \(live)")
   return live
 }
 
-func controlCommand(_ requested: String, _ desired: DesiredState, _ wait: WaitOptions) throws {
-  let job = followingRestarts(requested)
+func controlCommand(_ requested: String, in space: SegmentSpace, _ desired: DesiredState, _ wait: WaitOptions) throws {
+  let job = followingRestarts(requested, in: space)
   // control needs the header and control page only: a damaged job description does not block it
-  let reader = try reportingErrors { try JobReader(job: job, requireDescription: false) }
+  let reader = try reportingErrors { try JobReader(job: job, in: space, requireDescription: false) }
   // a paused job resumes at the step it paused at (later acknowledgements come from later steps)
   let firstRank = reader.ranks().first { $0.attached }
   let pausedAt = firstRank.flatMap { $0.state == .paused && $0.ackedState == .pause ? $0.ackedStep : nil }
@@ -454,8 +454,8 @@ struct RunStateOptions: ParsableArguments {
   @OptionGroup var wait: WaitOptions
 }
 
-/// A command that asks a job for one run state; `run()` writes the request and waits.
-protocol RunStateCommand: ParsableCommand {
+/// A command that asks a job for one run state; `run(in:)` writes the request and waits.
+protocol RunStateCommand: SegmentCommand {
   /// The subcommand's name.
   static var name: String { get }
   /// Its one-line help.
@@ -467,7 +467,7 @@ protocol RunStateCommand: ParsableCommand {
 
 extension RunStateCommand {
   static var configuration: CommandConfiguration { CommandConfiguration(commandName: name, abstract: abstract) }
-  func run() throws { try controlCommand(options.target.job, Self.desired, options.wait) }
+  func run(in space: SegmentSpace) throws { try controlCommand(options.target.job, in: space, Self.desired, options.wait) }
 }
 
 struct PauseJob: RunStateCommand {
@@ -488,15 +488,15 @@ struct StopJob: RunStateCommand {
   @OptionGroup var options: RunStateOptions
 }
 
-struct CheckpointJob: ParsableCommand {
+struct CheckpointJob: SegmentCommand {
   static let configuration = CommandConfiguration(
     commandName: "checkpoint", abstract: "Ask a job to save a checkpoint at its next step boundary.")
   @OptionGroup var target: JobArgument
   @OptionGroup var wait: WaitOptions
 
-  func run() throws {
-    let job = followingRestarts(target.job)
-    let reader = try reportingErrors { try JobReader(job: job) }
+  func run(in space: SegmentSpace) throws {
+    let job = followingRestarts(target.job, in: space)
+    let reader = try reportingErrors { try JobReader(job: job, in: space) }
     // world rank 0 on its node; on another node's segment, that node's first rank
     let first = reader.ranks().first { $0.attached }?.rank ?? 0
     let before = reader.rankStatus(first).checkpointsSaved
@@ -516,7 +516,7 @@ struct CheckpointJob: ParsableCommand {
 
 // MARK: gc
 
-struct CollectGarbage: ParsableCommand {
+struct CollectGarbage: SegmentCommand {
   static let configuration = CommandConfiguration(
     commandName: "gc",
     abstract: "Remove the segments of jobs that are gone (stale, or finished with every process exited), and segments that can never be read (truncated, or abandoned before they were ready).")
@@ -532,15 +532,15 @@ struct CollectGarbage: ParsableCommand {
     for j in jobs where !SegmentName.isValid(j) && !NamePattern.isGlob(j) { throw ValidationError(TelemetryError.invalidJobName(j).description) }
   }
 
-  func run() throws {
-    let only = jobs.isEmpty ? [] : NamePattern.expand(jobs, among: SegmentName.allJobs())
+  func run(in space: SegmentSpace) throws {
+    let only = jobs.isEmpty ? [] : NamePattern.expand(jobs, among: space.allJobs())
     if !jobs.isEmpty && only.isEmpty {
       emit("nothing to remove (no job matches \(jobs.joined(separator: " ")))")
       return
     }
-    let removed = JobDirectory.collectGarbage(dryRun: dryRun, staleAfter: staleAfter, only: only)
+    let removed = JobDirectory.collectGarbage(in: space, dryRun: dryRun, staleAfter: staleAfter, only: only)
     if removed.isEmpty { emit("nothing to remove") }
-    for r in removed { emit((dryRun ? "would remove " : "removed ") + "/dev/shm/\(SegmentName.prefix)\(r)") }
+    for r in removed { emit((dryRun ? "would remove " : "removed ") + space.path(job: r)) }
   }
 }
 

@@ -4,7 +4,7 @@ import MetricsEndpoint
 import Telemetry
 
 /// `tptop serve`: the namespace's jobs as a Prometheus/OpenMetrics endpoint (docs/METRICS.md).
-struct ServeCommand: ParsableCommand {
+struct ServeCommand: SegmentCommand {
   static let configuration = CommandConfiguration(
     commandName: "serve",
     abstract: "Serve every job's metrics over HTTP for Prometheus (/metrics; /healthz).",
@@ -21,14 +21,14 @@ struct ServeCommand: ParsableCommand {
     if let j = job, !SegmentName.isValid(j) { throw ValidationError(TelemetryError.invalidJobName(j).description) }
   }
 
-  func run() throws {
+  func run(in space: SegmentSpace) throws {
     let address: ListenAddress
     do {
       address = try ListenAddress.parse(listen)
     } catch let e as ListenAddress.Invalid {
       throw failure(e.description, code: 2)
     }
-    let scraper = MetricsScraper(only: job)
+    let scraper = MetricsScraper(space: space, only: job)
     let server: MetricsHTTPServer
     do {
       server = try MetricsHTTPServer(address: address, scraper: scraper)
@@ -36,8 +36,8 @@ struct ServeCommand: ParsableCommand {
       throw failure(e.description, code: 2)
     }
     let which = job.map { "job \($0)" } ?? "every job"
-    let space = SegmentName.namespace.map { " of namespace \($0)" } ?? ""
-    emit("serving \(which)\(space) at http://\(server.address)/metrics (read-only; /healthz for health)")
+    let of = space.namespace.map { " of namespace \($0)" } ?? ""
+    emit("serving \(which)\(of) at http://\(server.address)/metrics (read-only; /healthz for health)")
     if !server.address.isLoopback {
       emit("listening on \(server.address), not only loopback: every machine that can reach it can read these metrics")
     }

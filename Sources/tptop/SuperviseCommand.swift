@@ -2,13 +2,14 @@ import ArgumentParser
 import Foundation
 import Glibc
 import JobControl
+import Telemetry
 
 /// Signal recorded by `tptop supervise`'s handler (0 = none); polled by a watcher thread.
 nonisolated(unsafe) private var supervisorSignal: Int32 = 0
 
 /// `tptop supervise --restart K [--np N] -- <tptrain args>`: runs a training job without a
 /// dashboard and restarts it from its latest checkpoint when a rank dies.
-struct SuperviseCommand: ParsableCommand {
+struct SuperviseCommand: SegmentCommand {
   static let configuration = CommandConfiguration(
     commandName: "supervise",
     abstract: "Run a tptrain job under mpirun; when a rank dies, report it and relaunch from the latest checkpoint.",
@@ -52,14 +53,14 @@ struct SuperviseCommand: ParsableCommand {
     }
   }
 
-  func run() throws {
+  func run(in space: SegmentSpace) throws {
     let train = tptrain ?? Executables.find("tptrain") ?? "tptrain"
     var mpi = [mpirun, "-np", "\(np)", "--bind-to", "none"]
     if geteuid() == 0 && ProcessInfo.processInfo.environment["OMPI_ALLOW_RUN_AS_ROOT"] == nil {
       mpi.append("--allow-run-as-root")
     }
     mpi += mpirunArgs
-    let supervisor = JobSupervisor(mpirun: mpi, tptrain: train, arguments: trainArguments, restarts: restart)
+    let supervisor = JobSupervisor(mpirun: mpi, tptrain: train, arguments: trainArguments, restarts: restart, in: space)
     supervisor.hangTimeout = hangTimeout
     supervisor.startTimeout = startTimeout
     let checkpointDir = JobSupervisor.checkpointDirectory(trainArguments)

@@ -84,7 +84,7 @@ func exportLogDirectory(_ path: String, format: TelemetryExport.Format, output: 
 
 /// The export of a name that is not a live job: a log directory, a stored run, or a stored
 /// run as event files. False when the name is none of these (the live export then reports).
-func exportFromStoreOrLogDirectory(_ name: String, format: String, output: String?) throws -> Bool {
+func exportFromStoreOrLogDirectory(_ name: String, in space: SegmentSpace, format: String, output: String?) throws -> Bool {
   if format == "tfevents" {
     guard let dir = output, dir != "-" else { throw failure("--format tfevents needs --output DIR") }
     let files = try exportTensorBoard(run: name, directory: dir)
@@ -97,13 +97,13 @@ func exportFromStoreOrLogDirectory(_ name: String, format: String, output: Strin
     try exportLogDirectory(name, format: fmt, output: output)
     return true
   }
-  if !SegmentName.isValid(name) || !SegmentName.allJobs().contains(name) {
+  if !SegmentName.isValid(name) || !space.allJobs().contains(name) {
     return try exportStoredRun(name, format: fmt, output: output)
   }
   // a job that has ended, perhaps restarted by its supervisor: its rings hold the last steps of
   // this incarnation only, its stored run every step of every incarnation — once this
   // incarnation's recorder is done with it (the run ended, or a later incarnation records it)
-  guard let reader = try? JobReader(job: name), reader.phase(stalls: false).isTerminal,
+  guard let reader = try? JobReader(job: name, in: space), reader.phase(stalls: false).isTerminal,
         let run = JobRuns.ended(name, createdAt: reader.info.creationTime),
         !run.header.isLive || run.header.job != name else { return false }
   let h = run.header

@@ -27,10 +27,17 @@ struct TPTop: ParsableCommand {
   }
 }
 
+/// A command that reads, steers or removes segments: run with the namespace `--namespace` named
+/// (main below passes it in; no global holds it).
+protocol SegmentCommand: ParsableCommand {
+  func run(in space: SegmentSpace) throws
+}
+
 let arguments: [String]
+let space: SegmentSpace
 do {
   let taken = try NamespaceOption.take(Array(CommandLine.arguments.dropFirst()))
-  SegmentName.namespace = taken.namespace
+  space = SegmentSpace(namespace: taken.namespace)
   arguments = taken.rest
 } catch {
   FileHandle.standardError.write(Data("tptop: \(error)\n".utf8))
@@ -50,4 +57,9 @@ if let word = TPTop.unknownCommand(arguments) {
     """.utf8))
   exit(ExitCode.validationFailure.rawValue)
 }
-TPTop.main(arguments)
+do {
+  var command = try TPTop.parseAsRoot(arguments)
+  if let scoped = command as? SegmentCommand { try scoped.run(in: space) } else { try command.run() }
+} catch {
+  TPTop.exit(withError: error)
+}

@@ -7,6 +7,7 @@ import Foundation
 import JobSchema
 import RunStore
 import Telemetry
+import TPEngine
 import TrainingSetup
 
 /// tptrain's run store and ring flags.
@@ -28,13 +29,11 @@ struct RecordOptions: ParsableArguments {
   }
 }
 
-/// World rank 0's recorder, nil when the run is not recorded (or recording failed to start).
-nonisolated(unsafe) var recorder: RunRecorder?
-
-/// Starts recording job `job` (world rank 0 only, after the segment exists). A store that
-/// cannot be opened prints one warning line; training goes on without recording.
-func startRecording(job: String, description: JobDescription, options: RecordOptions, restart: Bool,
-                    settings: [String: String], quiet: Bool) {
+/// Starts recording job `job` (world rank 0 only, after the segment exists) and returns its
+/// recorder. A store that cannot be opened prints one warning line and returns nil; training goes
+/// on without recording.
+func startRecording(job: String, in space: SegmentSpace, description: JobDescription, options: RecordOptions, restart: Bool,
+                    settings: [String: String], quiet: Bool) -> RunRecorder? {
   let location = StoreLocation.fromEnvironment()
   let (name, note) = location.runName(forJob: job, restart: restart)
   if let note, !quiet { printError("tptrain: " + note) }
@@ -50,20 +49,23 @@ func startRecording(job: String, description: JobDescription, options: RecordOpt
   header.bucketSteps = RunAccumulator.bucketSteps(steps: description.totalSteps, world: description.worldSize, budgetBytes: budget)
   header.settings = RunHeader.settings(fromArguments: Array(CommandLine.arguments.dropFirst())).merging(settings) { _, b in b }
   do {
-    let r = try RunRecorder(job: job, location: location, header: header, reopen: restart || name != job && note == nil,
+    let r = try RunRecorder(job: job, in: space, location: location, header: header, reopen: restart || name != job && note == nil,
                             warn: { printError("tptrain: warning: " + $0) })
     r.start()
-    recorder = r
     if !quiet { print("tptrain: recording run \(name) in \(location.directory)") }
+    return r
   } catch {
     printError("tptrain: warning: \(error); this run is not recorded, training goes on")
+    return nil
   }
 }
 
-/// Writes what the rings still hold and the run's final state.
-func finishRecording(state: JobPhase.Word) {
-  recorder?.finish(state: state)
-  recorder = nil
+/// Writes what the rings still hold and the run's final state (world rank 0 of a recorded run;
+/// nothing elsewhere).
+func finishRecording(_ observer: TrainingObserver, state: JobPhase.Word) {
+  guard let telemetry = observer as? TelemetryObserver, let r = telemetry.recorder else { return }
+  r.finish(state: state)
+  telemetry.recorder = nil
 }
 
 extension RunSetup.Settings {

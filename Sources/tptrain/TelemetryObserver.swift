@@ -2,6 +2,7 @@ import Glibc
 import JobSchema
 import TPComm
 import TPEngine
+import RunStore
 import Telemetry
 
 /// Adapts the engine's observer calls to the job's telemetry segment (docs/TELEMETRY.md).
@@ -22,6 +23,9 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
   var sender: ForwardingSender?
   /// On world rank 0 of a job on several nodes: takes the other nodes' records.
   var receiver: ForwardingReceiver?
+  /// On world rank 0 of a recorded job: its run recorder (a thread of its own), finished with the
+  /// run's final state when training ends (`finishRecording`).
+  var recorder: RunRecorder?
   /// On world rank 0 of a recorded job: copies the records the recorder has not read yet out
   /// of rings about to overwrite them (`RingRescue`), at every step end.
   var rescue: RingRescue?
@@ -39,7 +43,7 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
   ///   when any node's creator failed (its own error on the creator), so no rank opens a segment
   ///   it did not create (a finished job's of the same name) and none is left in a collective.
   init(
-    jobName: String, worldRank: Int, worldSize: Int, localRank: Int, nodeIndex: Int, tp: Int, dp: Int,
+    jobName: String, in space: SegmentSpace, worldRank: Int, worldSize: Int, localRank: Int, nodeIndex: Int, tp: Int, dp: Int,
     model: ModelShape, preset: String, shards: [ShardedTensor], totalSteps: Int, features: RunFeatures,
     slotCount: Int = SegmentLayout.defaultSlotCount, rankNodes: [Int] = [], anyFailed: (Bool) -> Bool
   ) throws {
@@ -50,7 +54,7 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
       let description = JobDescription(
         name: jobName, model: model, preset: preset, worldSize: worldSize, tp: tp, dp: dp, totalSteps: totalSteps,
         shards: shards, features: features)
-      do { created = try SegmentWriter.create(description, slotCount: slotCount) } catch { creationError = error }
+      do { created = try SegmentWriter.create(description, in: space, slotCount: slotCount) } catch { creationError = error }
       // the other nodes' ranks never attach here: their node, for a view of this node alone
       for (rank, node) in rankNodes.enumerated() where node != nodeIndex { created?.recordNode(ofRank: rank, node: node) }
     }
@@ -59,7 +63,7 @@ final class TelemetryObserver: TrainingObserver, PausedNodeChannel {
     if failedSomewhere {
       throw TelemetryError.invalidArgument("the telemetry segment of job '\(jobName)' could not be created (see the creating rank's error)")
     }
-    let segment = try created ?? SegmentWriter.open(job: jobName)
+    let segment = try created ?? SegmentWriter.open(job: jobName, in: space)
     self.segment = segment
     writer = try segment.rankWriter(worldRank: worldRank, localRank: localRank, nodeIndex: nodeIndex)
     writeHeartbeat = WriteHeartbeat(writer: writer)

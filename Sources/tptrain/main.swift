@@ -103,14 +103,14 @@ struct TPTrain: ParsableCommand {
       if world.rank == 0 { printError("tptrain: error: \(e.message)") }
       trainer.observer.stateChanged(.failed)
       trainer.observer.event(.error(e.message))
-      finishRecording(state: .failed)
+      finishRecording(trainer.observer, state: .failed)
       MPIRuntime.finalize()
       Foundation.exit(TrainingExit.outputFailed.rawValue)
     } catch {
       printError("tptrain: error (rank \(world.rank)): \(error)")
       trainer.observer.stateChanged(.failed)
       trainer.observer.event(.error("\(error)"))
-      finishRecording(state: .failed)
+      finishRecording(trainer.observer, state: .failed)
       MPIRuntime.abort(1)
     }
     // the other nodes' last records and final states reach world rank 0's segment
@@ -123,9 +123,9 @@ struct TPTrain: ParsableCommand {
       }
     }
     switch trainer.stopReason {
-    case .nonFinite: finishRecording(state: .failed)
-    case .signal, .stopRequested: finishRecording(state: .stopped)
-    default: finishRecording(state: .finished)
+    case .nonFinite: finishRecording(trainer.observer, state: .failed)
+    case .signal, .stopRequested: finishRecording(trainer.observer, state: .stopped)
+    default: finishRecording(trainer.observer, state: .finished)
     }
     if case .nonFinite(let step, let loss, let norm) = trainer.stopReason {
       if world.rank == 0 {
@@ -268,10 +268,10 @@ struct TPTrain: ParsableCommand {
     let name = String(decoding: world.allGatherBytes(Array(proposed.utf8), length: 128)[0].prefix { $0 != 0 }, as: UTF8.self)
     let shape = ModelShape(config, batch: settings.batch, seq: settings.seq)
     // each node's local rank 0 creates its node's segment (a simulated node's in its namespace)
-    SegmentName.namespace = nodes.namespace
+    let space = SegmentSpace(namespace: nodes.namespace)
     let node = nodes.node
     let observer = try TelemetryObserver(
-      jobName: name, worldRank: world.rank, worldSize: world.size, localRank: node.rank, nodeIndex: nodes.index,
+      jobName: name, in: space, worldRank: world.rank, worldSize: world.size, localRank: node.rank, nodeIndex: nodes.index,
       tp: grid.tp, dp: grid.dp,
       model: shape, preset: setup.model ?? (setup.initFrom != nil ? "checkpoint" : "custom"), shards: gpt.layout,
       totalSteps: settings.steps, features: gpt.parallel.features.with(checkpointAtStop: setup.checkpointEvery > 0),
@@ -296,10 +296,10 @@ struct TPTrain: ParsableCommand {
     }
     if world.rank == 0 && !setup.quiet { print("tptrain: telemetry job \(name) (watch with: tptop attach \(name))") }
     if world.rank == 0 && !record.noRecord {
-      startRecording(job: name, description: observer.segment.info.description, options: record,
-                     restart: setup.resume != nil, settings: settings.recorded, quiet: setup.quiet)
+      observer.recorder = startRecording(job: name, in: space, description: observer.segment.info.description, options: record,
+                                         restart: setup.resume != nil, settings: settings.recorded, quiet: setup.quiet)
       // this rank's training thread keeps what the recorder has not read from being overwritten
-      observer.rescue = recorder?.rescue
+      observer.rescue = observer.recorder?.rescue
     }
     return observer
   }

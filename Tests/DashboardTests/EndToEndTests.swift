@@ -114,13 +114,13 @@ final class EndToEndTests: XCTestCase {
 
   override func tearDown() {
     // Stop and reap whatever is left: ranks by pid from the segment, then the segment itself.
-    if !job.isEmpty, let r = try? JobReader(job: job) {
+    if !job.isEmpty, let r = try? JobReader(job: job, in: .default) {
       _ = try? r.request(.stop)
       usleep(1_000_000)
       for s in r.ranks() where s.pid > 0 && processAlive(s.pid) { kill(s.pid, SIGTERM) }
     }
     if !socket.isEmpty { _ = tmux("kill-server") }
-    if !job.isEmpty { try? SegmentWriter.remove(job: job) }
+    if !job.isEmpty { try? SegmentWriter.remove(job: job, in: .default) }
     if !logDir.isEmpty { try? FileManager.default.removeItem(atPath: logDir) }
   }
 
@@ -177,7 +177,7 @@ final class EndToEndTests: XCTestCase {
     // q detaches; the job keeps running.
     keys("q")
     s = try waitFor("detach message", timeout: 20) { $0.contains("detached from \(self.job)") }
-    let reader = try JobReader(job: job)
+    let reader = try JobReader(job: job, in: .default)
     let before = reader.summary().step
     usleep(1_500_000)
     let after = reader.summary()
@@ -247,7 +247,7 @@ final class EndToEndTests: XCTestCase {
     }
 
     // node 1's ranks stop: after the stale limit its rows and heading say LOST
-    let reader = try JobReader(job: job)
+    let reader = try JobReader(job: job, in: .default)
     let victims = reader.ranks().filter { $0.node == 1 }.map(\.pid)
     XCTAssertEqual(victims.count, 2)
     addTeardownBlock { for pid in victims { kill(pid, SIGKILL) } }
@@ -276,7 +276,7 @@ final class EndToEndTests: XCTestCase {
     _ = try waitForLossToFall("the demo's loss to fall", from: s, steps: 20, timeout: 180)
     keys("q")
     _ = try waitFor("detach message", timeout: 20) { $0.contains("detached from \(self.job)") }
-    XCTAssertEqual(try JobReader(job: job).summary().phase, .running)
+    XCTAssertEqual(try JobReader(job: job, in: .default).summary().phase, .running)
     let stop = EndToEndTests.sh([tptop, "stop", job])
     XCTAssertEqual(stop.0, 0, stop.1)
   }

@@ -21,11 +21,11 @@ final class LaunchRefusalTests: XCTestCase {
     defer { try? synthetic.remove() }
     synthetic.advance(steps: 3)
     let plan = LaunchPlan(np: 2, tp: 2, dp: 1, hostfile: nil, job: job, trainArguments: [])
-    XCTAssertThrowsError(try Launcher.start(plan)) { error in
+    XCTAssertThrowsError(try Launcher.start(plan, in: .default)) { error in
       XCTAssertTrue("\(error)".contains("already running") && "\(error)".contains("tptop stop \(job)"), "\(error)")
     }
     synthetic.finish()
-    XCTAssertThrowsError(try Launcher.start(plan)) { error in
+    XCTAssertThrowsError(try Launcher.start(plan, in: .default)) { error in
       XCTAssertTrue("\(error)".contains("already exists (stopped)") && "\(error)".contains("tptop gc \(job)"), "\(error)")
     }
     XCTAssertEqual(try String(contentsOfFile: LogFiles.path(job: job), encoding: .utf8), "the running job's output\n")

@@ -40,7 +40,7 @@ final class PlainModeTests: XCTestCase {
     XCTAssertEqual(p.terminationStatus, 0)
     XCTAssertTrue(text.contains("detached from \(name)"), text.suffix(400).description)
     XCTAssertTrue(text.contains("step 5"), "a frame of the job was shown first")
-    let control = try JobReader(job: name)
+    let control = try JobReader(job: name, in: .default)
     XCTAssertEqual(control.control().desired, .run, "detaching did not ask the job to stop")
   }
 }

@@ -26,7 +26,7 @@ final class RestartFollowTests: XCTestCase {
     XCTAssertEqual(h.latestStep, 20)
     // control requests now reach the new incarnation
     try src.setDesired(.pause)
-    XCTAssertEqual(try JobReader(job: base + ".r1").control().desired, .pause)
+    XCTAssertEqual(try JobReader(job: base + ".r1", in: .default).control().desired, .pause)
 
     src.followRestarts = false
     _ = try syntheticJob(base + ".r2", steps: 0)
@@ -56,7 +56,7 @@ final class RestartFollowTests: XCTestCase {
     XCTAssertEqual(h.latestStep, 9)
     XCTAssertTrue(h.events.suffix(h.events.count).contains { $0.text.contains("now following \(suffixed) (incarnation 1)") })
     // attached to the suffixed name, the next restart is followed as well
-    let again = try TelemetrySource(job: suffixed, logPath: nil)
+    let again = try TelemetrySource(job: suffixed, in: .default, logPath: nil)
     _ = try syntheticJob(base + ".r2", steps: 11)
     _ = again.poll()
     XCTAssertEqual(again.currentJobName, base + ".r2")
@@ -76,7 +76,7 @@ final class RestartFollowTests: XCTestCase {
       return j
     }
     defer { for j in jobs { try? j.remove() } }
-    let src = try TelemetrySource(job: base, logPath: log)
+    let src = try TelemetrySource(job: base, in: .default, logPath: log)
     src.followRestarts = false
     let h = JobHistory(job: src.job)
     h.ingest(src.poll())

@@ -17,7 +17,7 @@ extension XCTestCase {
 
   /// A dashboard source on job `name` and a history holding everything it has published so far.
   func attachedHistory(_ name: String) throws -> (TelemetrySource, JobHistory) {
-    let src = try TelemetrySource(job: name, logPath: nil)
+    let src = try TelemetrySource(job: name, in: .default, logPath: nil)
     let h = JobHistory(job: src.job)
     h.ingest(src.poll())
     return (src, h)

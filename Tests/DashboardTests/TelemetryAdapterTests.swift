@@ -49,7 +49,7 @@ final class TelemetryAdapterTests: XCTestCase {
     job.finish()
     let (src, h) = try attachedHistory(name)
     XCTAssertEqual(DashboardModel(history: h, state: AppState(), themeName: "").header.state, "finished")
-    XCTAssertEqual(JobDirectory.summary(job: name).phase, .finished)
+    XCTAssertEqual(JobDirectory.summary(job: name, in: .default).phase, .finished)
     // and a finished job takes no stop request that could relabel it
     XCTAssertThrowsError(try src.setDesired(.stop))
   }
@@ -63,13 +63,13 @@ final class TelemetryAdapterTests: XCTestCase {
     let (_, h) = try attachedHistory(name)
     XCTAssertEqual(h.desired, .run)
     XCTAssertEqual(DashboardModel(history: h, state: AppState(), themeName: "").header.state, "stopped")
-    let summary = JobDirectory.summary(job: name)
+    let summary = JobDirectory.summary(job: name, in: .default)
     XCTAssertEqual(summary.phase, .stopped)
     XCTAssertEqual(JobListRow(summary).state, "stopped")
   }
 
   func testMissingJobIsOneLineError() {
-    XCTAssertThrowsError(try TelemetrySource(job: "no-such-job-\(getpid())", logPath: nil)) { e in
+    XCTAssertThrowsError(try TelemetrySource(job: "no-such-job-\(getpid())", in: .default, logPath: nil)) { e in
       XCTAssertFalse("\(e)".contains("\n"))
       XCTAssertTrue("\(e)".contains("no job"), "\(e)")
     }

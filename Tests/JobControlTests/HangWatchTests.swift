@@ -15,10 +15,10 @@ final class HangWatchTests: XCTestCase {
   func testARankStoppedWhilePausedIsAHang() throws {
     let job = uniqueJob("paused")
     let synthetic = try SyntheticJob(job: job, worldSize: 2, tp: 2)
-    defer { try? SegmentWriter.remove(job: job) }
+    defer { try? SegmentWriter.remove(job: job, in: .default) }
     let ranks = synthetic.rankWriters
     for r in ranks { r.setState(.paused); r.heartbeat() }
-    var watch = HangWatch(job: job, timeout: 3, startTimeout: 100, now: 0)
+    var watch = HangWatch(job: job, in: .default, timeout: 3, startTimeout: 100, now: 0)
     for t in stride(from: 0.0, through: 20, by: 1) {
       for r in ranks { r.heartbeat() }
       XCTAssertNil(watch.check(now: t), "a paused job whose ranks beat is idle, not hung (t = \(t))")
@@ -39,13 +39,13 @@ final class HangWatchTests: XCTestCase {
   func testASilentRankIsAHangDuringACheckpointWhetherOrNotItWrites() throws {
     let job = uniqueJob("ckpt")
     let synthetic = try SyntheticJob(job: job, worldSize: 2, tp: 2)
-    defer { try? SegmentWriter.remove(job: job) }
+    defer { try? SegmentWriter.remove(job: job, in: .default) }
     let ranks = synthetic.rankWriters
     synthetic.advance(steps: 3)
     let stale = telemetryMonotonicNanos() - 30_000_000_000
 
     // both ranks writing and beating: the checkpoint floor, and no more
-    var writing = HangWatch(job: job, timeout: 3, startTimeout: 100, now: 0)
+    var writing = HangWatch(job: job, in: .default, timeout: 3, startTimeout: 100, now: 0)
     for r in ranks { r.setState(.checkpointing); r.heartbeat() }
     XCTAssertNil(writing.check(now: 0))
     for t in stride(from: 1.0, through: 30, by: 1) {
@@ -56,7 +56,7 @@ final class HangWatchTests: XCTestCase {
     XCTAssertNotNil(writing.check(now: HangWatch.checkpointFloor + 1), "…and no more")
 
     // rank 0 writes (then waits, beating); rank 1 never began: silent in state running
-    var stuck = HangWatch(job: job, timeout: 3, startTimeout: 100, now: 0)
+    var stuck = HangWatch(job: job, in: .default, timeout: 3, startTimeout: 100, now: 0)
     ranks[0].setState(.checkpointing); ranks[0].heartbeat()
     ranks[1].setState(.running); ranks[1].heartbeat(nowNs: stale)
     XCTAssertNil(stuck.check(now: 0))
@@ -64,7 +64,7 @@ final class HangWatchTests: XCTestCase {
     XCTAssertEqual(try XCTUnwrap(stuck.check(now: 3), "the step timeout, not the checkpoint floor").rank, 1)
 
     // both write; rank 1 stopped while writing: its heartbeat stops with its every thread
-    var stopped = HangWatch(job: job, timeout: 3, startTimeout: 100, now: 0)
+    var stopped = HangWatch(job: job, in: .default, timeout: 3, startTimeout: 100, now: 0)
     for r in ranks { r.setState(.checkpointing); r.heartbeat() }
     XCTAssertNil(stopped.check(now: 0))
     ranks[0].heartbeat(); ranks[1].heartbeat(nowNs: stale)
@@ -77,7 +77,7 @@ final class HangWatchTests: XCTestCase {
   /// Issue 25, item 4: no segment (mpirun stuck, rank 0 stopped before it creates it) past the
   /// start timeout is a hang; so is a segment no rank attached to.
   func testAnIncarnationThatNeverStartsTimesOut() throws {
-    var none = HangWatch(job: uniqueJob("never"), timeout: 3, startTimeout: 10, now: 100)
+    var none = HangWatch(job: uniqueJob("never"), in: .default, timeout: 3, startTimeout: 10, now: 100)
     XCTAssertNil(none.check(now: 105))
     XCTAssertNil(none.check(now: 109.9))
     let r = try XCTUnwrap(none.check(now: 110), "no segment 10 s after the launch")
@@ -89,13 +89,13 @@ final class HangWatchTests: XCTestCase {
       name: job, model: ModelShape(layers: 1, heads: 2, channels: 64, vocab: 64, paddedVocab: 64, maxSeq: 8, batch: 1, seq: 8),
       preset: "tiny", worldSize: 2, tp: 2, dp: 1, totalSteps: 5,
       shards: ShardedTensor.gpt2Layout(ModelShape(layers: 1, heads: 2, channels: 64, vocab: 64, paddedVocab: 64, maxSeq: 8, batch: 1, seq: 8), tp: 2))
-    let segment = try SegmentWriter.create(d, slotCount: 16)
-    defer { try? SegmentWriter.remove(job: job) }
-    var unattached = HangWatch(job: job, timeout: 3, startTimeout: 10, now: 0)
+    let segment = try SegmentWriter.create(d, in: .default, slotCount: 16)
+    defer { try? SegmentWriter.remove(job: job, in: .default) }
+    var unattached = HangWatch(job: job, in: .default, timeout: 3, startTimeout: 10, now: 0)
     XCTAssertNil(unattached.check(now: 5))
     XCTAssertEqual(unattached.check(now: 10)?.neverStarted, true)
     // once a rank attached, the step timeout applies from then on
-    var attached = HangWatch(job: job, timeout: 3, startTimeout: 10, now: 0)
+    var attached = HangWatch(job: job, in: .default, timeout: 3, startTimeout: 10, now: 0)
     let w = try segment.rankWriter(worldRank: 0)
     w.setState(.running)
     XCTAssertNil(attached.check(now: 8))
@@ -109,7 +109,7 @@ final class HangWatchTests: XCTestCase {
     let job = uniqueJob("stuck")
     // sh -c 'sleep 600' stands in for an mpirun hung before it starts tptrain
     let sup = JobSupervisor(mpirun: ["/bin/sh", "-c", "exec sleep 600"], tptrain: "tptrain",
-                            arguments: ["--job", job, "--steps", "5"], restarts: 1)
+                            arguments: ["--job", job, "--steps", "5"], restarts: 1, in: .default)
     sup.startTimeout = 1
     sup.pollInterval = 0.02
     let events = EventLog()

@@ -12,12 +12,12 @@ final class IncarnationNameTests: XCTestCase {
   /// guess, and the restart happens (here the "mpirun" fails at once, so both incarnations fail).
   func testATakenIncarnationNameIsSkipped() throws {
     let base = "flt-taken-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    let blocker = "/dev/shm/" + SegmentName.prefix + base + ".r1"
+    let blocker = "/dev/shm/" + SegmentSpace.default.prefix + base + ".r1"
     let made = try SecondUser.run("echo x > \(blocker)")
     XCTAssertEqual(made.status, 0, made.output)
     defer { unlink(blocker) }
     let sup = JobSupervisor(mpirun: ["/bin/sh", "-c", "exit 1"], tptrain: "tptrain",
-                            arguments: ["--job", base, "--steps", "5"], restarts: 1)
+                            arguments: ["--job", base, "--steps", "5"], restarts: 1, in: .default)
     let log = Events()
     sup.onEvent = { log.append($0) }
     _ = sup.run()

@@ -13,11 +13,10 @@ final class LimitsTests: XCTestCase {
     var limits = MetricsHTTPServer.Limits()
     limits.maxConnections = maxConnections
     limits.idleTimeout = idle
-    SegmentName.namespace = "promlim\(getpid())"  // no jobs: only the server's own counter
-    return try MetricsHTTPServer(address: ListenAddress(host: "127.0.0.1", port: 0), scraper: MetricsScraper(), limits: limits)
+    // a namespace of no jobs: only the server's own counter
+    let scraper = MetricsScraper(space: SegmentSpace(namespace: "promlim\(getpid())"))
+    return try MetricsHTTPServer(address: ListenAddress(host: "127.0.0.1", port: 0), scraper: scraper, limits: limits)
   }
-
-  override func tearDown() { SegmentName.namespace = nil }
 
   /// Whether the server closed `fd` (recv returns 0) within `timeout` seconds.
   private func closedByServer(_ fd: Int32, within timeout: Double) -> Bool {

@@ -10,12 +10,9 @@ import XCTest
 /// 0's namespace serves every rank (ranks 2–3 forwarded, labelled node 1); node 1's namespace
 /// serves its own ranks only, as docs/METRICS.md says.
 final class MultiNodeTests: XCTestCase {
-  override func tearDown() { SegmentName.namespace = nil }
-
   private func scrape(_ job: String, namespace: String?) throws -> [Sample] {
-    SegmentName.namespace = namespace
-    defer { SegmentName.namespace = nil }
-    return try parseSamples(String(decoding: MetricsScraper(only: job).scrape(.prometheusText), as: UTF8.self))
+    let scraper = MetricsScraper(space: SegmentSpace(namespace: namespace), only: job)
+    return try parseSamples(String(decoding: scraper.scrape(.prometheusText), as: UTF8.self))
   }
 
   func testNodeZeroServesEveryRankAndEachNodeItsOwn() throws {

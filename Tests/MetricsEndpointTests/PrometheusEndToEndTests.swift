@@ -98,14 +98,14 @@ final class PrometheusEndToEndTests: XCTestCase {
     try train.run()
     defer {
       if train.isRunning { train.terminate() }
-      try? SegmentWriter.remove(job: job)
+      try? SegmentWriter.remove(job: job, in: .default)
     }
     // Prometheus holds samples of the job while it trains. However fast this machine runs the
     // tiny model, the test holds the job paused mid-run (through its control page, as `tptop
     // pause` does) until Prometheus has scraped it there, then lets it finish.
     var reader: JobReader?
     XCTAssertTrue(waitUntil(60) {
-      if reader == nil { reader = try? JobReader(job: job) }
+      if reader == nil { reader = try? JobReader(job: job, in: .default) }
       return (reader?.ranks().map(\.lastStep).min() ?? 0) >= 20
     }, "the job did not reach step 20")
     let control = try XCTUnwrap(reader)

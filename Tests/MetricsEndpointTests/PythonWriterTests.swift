@@ -12,7 +12,7 @@ final class PythonWriterTests: XCTestCase {
   func testAPythonJobAppearsWithItsValues() throws {
     guard let python = which("python3") else { throw MissingTool.error("python3") }
     let name = uniqueJob("py")
-    defer { shm_unlink("/" + SegmentName.prefix + name) }
+    defer { shm_unlink("/" + SegmentSpace.default.prefix + name) }
     let pythonDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent().appendingPathComponent("python").path
     let script = """
@@ -34,7 +34,7 @@ final class PythonWriterTests: XCTestCase {
       if r.err.contains("x86-64") || r.err.contains("platform") { throw MissingTool.error("the Python writer's platform: \(r.err)") }
       return XCTFail("python writer: \(r.err)")
     }
-    let scraper = MetricsScraper(only: name)
+    let scraper = MetricsScraper(space: .default, only: name)
     let samples = try parseSamples(String(decoding: scraper.scrape(.prometheusText), as: UTF8.self))
     for rank in 0..<2 {
       let labels = ["job": name, "rank": "\(rank)", "tp_rank": "\(rank)", "dp_rank": "0"]

@@ -11,8 +11,7 @@ import TelemetryFixtures
 /// own: the values against the records computed independently, the job states, and segments that
 /// are corrupt or vanish.
 final class ScrapeTests: XCTestCase {
-  override func setUp() { SegmentName.namespace = "promtest\(getpid())" }
-  override func tearDown() { SegmentName.namespace = nil }
+  private let space = SegmentSpace(namespace: "promtest\(getpid())")
 
   private func scrape(_ s: MetricsScraper, _ f: ExpositionFormat = .prometheusText) throws -> [Sample] {
     try parseSamples(String(decoding: s.scrape(f), as: UTF8.self))
@@ -20,10 +19,10 @@ final class ScrapeTests: XCTestCase {
 
   func testEveryRanksValuesAreItsNewestStepRecord() throws {
     let name = uniqueJob("values")
-    let job = try SyntheticJob(job: name, worldSize: 4, tp: 2)
+    let job = try SyntheticJob(job: name, in: space, worldSize: 4, tp: 2)
     defer { try? job.remove() }
     job.advance(steps: 7)
-    let scraper = MetricsScraper()
+    let scraper = MetricsScraper(space: space)
     scraper.coalesceNs = 0
     let samples = try scrape(scraper)
     for rank in 0..<4 {
@@ -126,9 +125,9 @@ final class ScrapeTests: XCTestCase {
   /// A synthetic job of two ranks after two steps, and a scraper of it alone.
   private func twoStepJob(_ tag: String) throws -> (String, SyntheticJob, MetricsScraper) {
     let name = uniqueJob(tag)
-    let job = try SyntheticJob(job: name, worldSize: 2, tp: 2)
+    let job = try SyntheticJob(job: name, in: space, worldSize: 2, tp: 2)
     job.advance(steps: 2)
-    let scraper = MetricsScraper(only: name)
+    let scraper = MetricsScraper(space: space, only: name)
     scraper.coalesceNs = 0
     return (name, job, scraper)
   }
@@ -162,17 +161,17 @@ final class ScrapeTests: XCTestCase {
 
   func testCorruptAndVanishingSegmentsAreCountedAndSkipped() throws {
     let good = uniqueJob("good")
-    let job = try SyntheticJob(job: good, worldSize: 2, tp: 2)
+    let job = try SyntheticJob(job: good, in: space, worldSize: 2, tp: 2)
     defer { try? job.remove() }
     job.advance(steps: 1)
     let bad = uniqueJob("bad")
-    let fd = shm_open("/" + SegmentName.prefix + bad, O_RDWR | O_CREAT | O_EXCL, 0o600)
+    let fd = shm_open("/" + space.prefix + bad, O_RDWR | O_CREAT | O_EXCL, 0o600)
     XCTAssertGreaterThanOrEqual(fd, 0)
     var junk = [UInt8](repeating: 0xA5, count: 65536)
     XCTAssertEqual(write(fd, &junk, junk.count), junk.count)
     close(fd)
-    defer { shm_unlink("/" + SegmentName.prefix + bad) }
-    let scraper = MetricsScraper()
+    defer { shm_unlink("/" + space.prefix + bad) }
+    let scraper = MetricsScraper(space: space)
     scraper.coalesceNs = 0
     var samples = try scrape(scraper)
     XCTAssertEqual(samples.value("tptop_segments_unreadable_total"), 1)
@@ -191,14 +190,14 @@ final class ScrapeTests: XCTestCase {
 
   func testASegmentCutShortWhileServedIsSkippedNotAFault() throws {
     let name = uniqueJob("cut")
-    let job = try SyntheticJob(job: name, worldSize: 4, tp: 2)
+    let job = try SyntheticJob(job: name, in: space, worldSize: 4, tp: 2)
     defer { try? job.remove() }
     job.advance(steps: 2)
-    let scraper = MetricsScraper()
+    let scraper = MetricsScraper(space: space)
     scraper.coalesceNs = 0
     XCTAssertEqual(try scrape(scraper).value("tptop_step", ["job": name, "rank": "3"]), 2)
     // cut the segment to its first page while the server has it mapped: the rings are gone
-    let fd = shm_open("/" + SegmentName.prefix + name, O_RDWR, 0)
+    let fd = shm_open("/" + space.prefix + name, O_RDWR, 0)
     XCTAssertGreaterThanOrEqual(fd, 0)
     XCTAssertEqual(ftruncate(fd, 4096), 0)
     close(fd)
@@ -209,10 +208,10 @@ final class ScrapeTests: XCTestCase {
 
   func testAScrapeDependsOnTheRanksNotTheHistory() throws {
     let name = uniqueJob("history")
-    let job = try SyntheticJob(job: name, worldSize: 8, tp: 4, slotCount: 64)
+    let job = try SyntheticJob(job: name, in: space, worldSize: 8, tp: 4, slotCount: 64)
     defer { try? job.remove() }
     job.advance(steps: 10)
-    let scraper = MetricsScraper(only: name)
+    let scraper = MetricsScraper(space: space, only: name)
     scraper.coalesceNs = 0
     let early = scraper.scrape(.prometheusText)
     // 5000 steps later (rings of 64 slots lapped many times): as many series, the overwritten
@@ -232,13 +231,13 @@ final class ScrapeTests: XCTestCase {
   func testAJobOfManyRanksIsOneFamilyPerMetric() throws {
     // 150 ranks: their series in three registries (64 ranks each), beside a job of 2 ranks
     let big = uniqueJob("many"), small = uniqueJob("few")
-    let a = try SyntheticJob(job: big, worldSize: 150, tp: 2)
+    let a = try SyntheticJob(job: big, in: space, worldSize: 150, tp: 2)
     defer { try? a.remove() }
-    let b = try SyntheticJob(job: small, worldSize: 2, tp: 2)
+    let b = try SyntheticJob(job: small, in: space, worldSize: 2, tp: 2)
     defer { try? b.remove() }
     a.advance(steps: 3)
     b.advance(steps: 3)
-    let scraper = MetricsScraper()
+    let scraper = MetricsScraper(space: space)
     scraper.coalesceNs = 0
     for format in [ExpositionFormat.prometheusText, .openMetrics] {
       let text = String(decoding: scraper.scrape(format), as: UTF8.self)
@@ -268,10 +267,10 @@ final class ScrapeTests: XCTestCase {
 
   func testOpenMetricsOutputOfARealRegistry() throws {
     let name = uniqueJob("om")
-    let job = try SyntheticJob(job: name, worldSize: 2, tp: 2)
+    let job = try SyntheticJob(job: name, in: space, worldSize: 2, tp: 2)
     defer { try? job.remove() }
     job.advance(steps: 1)
-    let scraper = MetricsScraper(only: name)
+    let scraper = MetricsScraper(space: space, only: name)
     let text = String(decoding: scraper.scrape(.openMetrics), as: UTF8.self)
     XCTAssertTrue(text.hasSuffix("# EOF\n"))
     XCTAssertTrue(text.contains("# TYPE tptop_records_lost counter\n"))

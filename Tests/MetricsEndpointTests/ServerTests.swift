@@ -8,19 +8,13 @@ import TelemetryFixtures
 /// `tptop serve` as a process on loopback: routes, formats, `promtool check metrics`, clients
 /// that misbehave, and addresses it cannot use.
 final class ServerTests: XCTestCase {
-  private var namespace = ""
+  private let namespace = "promsrv\(getpid())"
+  private var space: SegmentSpace { SegmentSpace(namespace: namespace) }
   private var environment: [String: String] { ProcessInfo.processInfo.environment }
-
-  override func setUp() {
-    namespace = "promsrv\(getpid())"
-    SegmentName.namespace = namespace
-  }
-
-  override func tearDown() { SegmentName.namespace = nil }
 
   /// A synthetic job in this test's namespace, and a server of that namespace.
   private func serveSyntheticJob(ranks: Int = 4) throws -> (SyntheticJob, ServeProcess) {
-    let job = try SyntheticJob(job: uniqueJob("srv"), worldSize: ranks, tp: 2)
+    let job = try SyntheticJob(job: uniqueJob("srv"), in: space, worldSize: ranks, tp: 2)
     job.advance(steps: 3)
     return (job, try ServeProcess(["--namespace", namespace]))
   }
@@ -40,7 +34,7 @@ final class ServerTests: XCTestCase {
       XCTAssertEqual(r.headers["allow"], "GET, HEAD")
     }
     // the job runs on after every request above: none reached its control page
-    XCTAssertEqual(try JobReader(job: job.description.name).control().desired, .run)
+    XCTAssertEqual(try JobReader(job: job.description.name, in: space).control().desired, .run)
 
     let plain = try http(server.port, "GET", "/metrics")
     XCTAssertEqual(plain.status, 200)

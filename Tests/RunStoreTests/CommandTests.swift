@@ -168,7 +168,7 @@ final class CommandTests: XCTestCase {
     var h = RunHeader(name: job, job: job, writer: "tptrain", state: "running", started: Date().timeIntervalSince1970,
                       world: world, tp: 2, dp: world / 2, totalSteps: totalSteps, preset: "synthetic", budgetBytes: 1 << 24)
     h.recorderPid = getpid()
-    let recorder = try RunRecorder(job: job, location: store.location, header: h, reopen: false, warn: warn)
+    let recorder = try RunRecorder(job: job, in: .default, location: store.location, header: h, reopen: false, warn: warn)
     recorder.start()
     return (synthetic, recorder)
   }
@@ -272,7 +272,7 @@ final class CommandTests: XCTestCase {
     defer { try? synthetic.remove() }
     synthetic.advance(steps: 30)
     synthetic.finish()
-    let created = try JobReader(job: job).info.creationTime
+    let created = try JobReader(job: job, in: .default).info.creationTime
     // incarnation 1 records run `job`: steps 1–60 of both ranks, still running
     func storedRun(job recorder: String, state: String, started: Double, ended: Double?) throws {
       var h = RunHeader(name: job, job: recorder, writer: "tptrain", state: state, started: started, world: 2, tp: 2,

@@ -228,7 +228,7 @@ final class RecordingTests: XCTestCase {
       // wait for the first recorded commit, then a random while
       XCTAssertTrue(eventually(60) { store.location.exists(run: job) && ((try? StoredRun(location: store.location, name: job).header.lastStep) ?? 0) > 0 })
       usleep(UInt32.random(in: 0...1_500_000, using: &rng))
-      guard let reader = try? JobReader(job: job), reader.rankStatus(0).pidAlive else { XCTFail("job \(job) is gone"); continue }
+      guard let reader = try? JobReader(job: job, in: .default), reader.rankStatus(0).pidAlive else { XCTFail("job \(job) is gone"); continue }
       let pid = reader.rankStatus(0).pid
       kill(pid, SIGKILL)
       let killedAt = telemetryMonotonicNanos()

@@ -17,13 +17,16 @@ public final class SyntheticJob {
   /// Last step written.
   public private(set) var step = 0
   public let description: JobDescription
+  /// The namespace its segment is in.
+  public let space: SegmentSpace
 
   /// Creates the segment of a synthetic job with `worldSize` ranks (`tp` must divide it) and
   /// a GPT-2-like shard layout; every rank starts in `.running`.
   public init(
-    job: String, worldSize: Int = 16, tp: Int = 4, slotCount: Int = SegmentLayout.defaultSlotCount,
-    totalSteps: Int = 1000
+    job: String, in space: SegmentSpace = .default, worldSize: Int = 16, tp: Int = 4,
+    slotCount: Int = SegmentLayout.defaultSlotCount, totalSteps: Int = 1000
   ) throws {
+    self.space = space
     guard tp >= 1 && worldSize >= tp && worldSize % tp == 0 else {
       throw TelemetryError.invalidArgument("t \(tp) must divide the world size \(worldSize)")
     }
@@ -33,7 +36,7 @@ public final class SyntheticJob {
     description = JobDescription(
       name: job, model: model, preset: "synthetic", worldSize: worldSize, tp: tp, dp: worldSize / tp, totalSteps: totalSteps,
       shards: ShardedTensor.gpt2Layout(model, tp: tp))
-    writer = try SegmentWriter.create(description, slotCount: slotCount)
+    writer = try SegmentWriter.create(description, in: space, slotCount: slotCount)
     var ws: [RankWriter] = []
     for r in 0..<worldSize {
       let w = try writer.rankWriter(worldRank: r, localRank: r)
@@ -70,7 +73,7 @@ public final class SyntheticJob {
   public func finish(failed: Bool = false) { setState(failed ? .failed : .finished) }
 
   /// Removes the segment.
-  public func remove() throws { try SegmentWriter.remove(job: description.name) }
+  public func remove() throws { try SegmentWriter.remove(job: description.name, in: space) }
 
   /// A step record with plausible values for `step` on `rank`.
   public static func plausibleRecord(step: Int, rank: Int, model: ModelShape) -> StepRecord {

@@ -13,10 +13,10 @@ final class ControlTests: XCTestCase {
   func testDesiredStateCompareAndSwap() throws {
     let job = uniqueJob("cas")
     defer { removeJob(job) }
-    let w = try SegmentWriter.create(smallDescription(job), slotCount: 16)
+    let w = try SegmentWriter.create(smallDescription(job), in: .default, slotCount: 16)
     let ranks = try (0..<2).map { try w.rankWriter(worldRank: $0) }
     for r in ranks { r.setState(.running) }
-    let a = try JobReader(job: job), b = try JobReader(job: job)
+    let a = try JobReader(job: job, in: .default), b = try JobReader(job: job, in: .default)
     XCTAssertEqual(a.control().desired, .run)
     XCTAssertEqual(try a.request(.pause), .run)
     XCTAssertEqual(b.control().desired, .pause)
@@ -39,7 +39,7 @@ final class ControlTests: XCTestCase {
   func testConcurrentCheckpointRequestsAreAllCounted() throws {
     let job = uniqueJob("ckpt")
     defer { removeJob(job) }
-    let w = try SegmentWriter.create(smallDescription(job), slotCount: 16)
+    let w = try SegmentWriter.create(smallDescription(job), in: .default, slotCount: 16)
     for r in 0..<2 { try w.rankWriter(worldRank: r).setState(.running) }
     let threads = 4, each = 2000
     let group = DispatchGroup()
@@ -47,7 +47,7 @@ final class ControlTests: XCTestCase {
     for _ in 0..<threads {
       group.enter()
       Thread {
-        if let r = try? JobReader(job: job) {
+        if let r = try? JobReader(job: job, in: .default) {
           for _ in 0..<each where (try? r.requestCheckpoint()) == nil { failures.with { $0 += 1 } }
         } else {
           failures.with { $0 += 1 }
@@ -143,7 +143,7 @@ final class ControlTests: XCTestCase {
   func testDamagedDescriptionStillTakesStopAndIsCollectedOnceGone() throws {
     // the shard table (the job description after the header) is garbage: new readers refuse it
     let (tool, job, proc) = try damagedJob("damaged", offset: SegmentLayout.Header.size, count: 256)
-    XCTAssertThrowsError(try JobReader(job: job))
+    XCTAssertThrowsError(try JobReader(job: job, in: .default))
     // but stop needs only the header and the control page
     let stop = try runTool(tool, ["stop", job])
     XCTAssertEqual(stop.status, 0, stop.stderr)
@@ -154,7 +154,7 @@ final class ControlTests: XCTestCase {
 
   func testCorruptHeaderIsCollectedWhenNoProcessMapsIt() throws {
     let (tool, job, proc) = try damagedJob("corrupt", offset: SegmentLayout.Header.worldSize, count: 4)
-    XCTAssertThrowsError(try JobReader(job: job, requireDescription: false))
+    XCTAssertThrowsError(try JobReader(job: job, in: .default, requireDescription: false))
     // its writer still maps it: kept
     XCTAssertFalse(try runTool(tool, ["gc", job]).stdout.contains("removed"))
     kill(proc.processIdentifier, SIGKILL)
@@ -326,11 +326,11 @@ final class ControlTests: XCTestCase {
     // (Limited to this test's job: other people's finished jobs on this machine stay.)
     let dry = try runTool(tool, ["gc", "--dry-run", job])
     XCTAssertTrue(dry.stdout.contains("would remove /dev/shm/tptop.\(job)"), dry.stdout)
-    XCTAssertNoThrow(try JobReader(job: job))
+    XCTAssertNoThrow(try JobReader(job: job, in: .default))
     let gc = try runTool(tool, ["gc", job])
     XCTAssertEqual(gc.status, 0)
     XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(job)"), gc.stdout)
-    XCTAssertThrowsError(try JobReader(job: job))
+    XCTAssertThrowsError(try JobReader(job: job, in: .default))
   }
 
   func testKilledJobIsFailedAndCollected() throws {
@@ -363,8 +363,8 @@ final class ControlTests: XCTestCase {
     let (_, valid) = try readValid()
     try writeRawSegment(job: cut, bytes: Array(valid.prefix(valid.count / 2)))
 
-    XCTAssertThrowsError(try JobReader(job: fresh)) { XCTAssertEqual($0 as? TelemetryError, .notReady(fresh)) }
-    XCTAssertThrowsError(try JobReader(job: old)) { e in
+    XCTAssertThrowsError(try JobReader(job: fresh, in: .default)) { XCTAssertEqual($0 as? TelemetryError, .notReady(fresh)) }
+    XCTAssertThrowsError(try JobReader(job: old, in: .default)) { e in
       guard case .abandoned(old, let s)? = e as? TelemetryError else { return XCTFail("\(e)") }
       XCTAssertGreaterThanOrEqual(s, 59)
     }
@@ -378,16 +378,16 @@ final class ControlTests: XCTestCase {
     XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(old)"), gc.stdout)
     XCTAssertTrue(gc.stdout.contains("removed /dev/shm/tptop.\(cut)"), gc.stdout)
     XCTAssertFalse(gc.stdout.contains(fresh), "a segment being created right now stays: \(gc.stdout)")
-    XCTAssertThrowsError(try JobReader(job: fresh)) { XCTAssertEqual($0 as? TelemetryError, .notReady(fresh)) }
-    XCTAssertThrowsError(try JobReader(job: old)) { XCTAssertEqual($0 as? TelemetryError, .noSuchJob(old)) }
-    XCTAssertThrowsError(try JobReader(job: cut)) { XCTAssertEqual($0 as? TelemetryError, .noSuchJob(cut)) }
+    XCTAssertThrowsError(try JobReader(job: fresh, in: .default)) { XCTAssertEqual($0 as? TelemetryError, .notReady(fresh)) }
+    XCTAssertThrowsError(try JobReader(job: old, in: .default)) { XCTAssertEqual($0 as? TelemetryError, .noSuchJob(old)) }
+    XCTAssertThrowsError(try JobReader(job: cut, in: .default)) { XCTAssertEqual($0 as? TelemetryError, .noSuchJob(cut)) }
   }
 
   /// A complete segment's bytes.
   private func readValid() throws -> (String, [UInt8]) {
     let job = uniqueJob("whole")
     defer { removeJob(job) }
-    _ = try SegmentWriter.create(smallDescription(job), slotCount: 16)
+    _ = try SegmentWriter.create(smallDescription(job), in: .default, slotCount: 16)
     return (job, try readRawSegment(job: job))
   }
 

@@ -12,11 +12,11 @@ final class DeviceWordsTests: XCTestCase {
     let job = try SyntheticJob(job: name, worldSize: 2, tp: 2, totalSteps: 10)
     defer { try? job.remove() }
     job.advance(steps: 1)
-    let reader = try JobReader(job: name)
+    let reader = try JobReader(job: name, in: .default)
     XCTAssertNil(reader.ranks()[1].device, "nothing written: no device")
     let R = SegmentLayout.RankHeader.self
     let h = reader.geometry.rankHeaderOffset(1)
-    let f = try XCTUnwrap(FileHandle(forUpdatingAtPath: "/dev/shm/\(SegmentName.prefix)\(name)"))
+    let f = try XCTUnwrap(FileHandle(forUpdatingAtPath: "/dev/shm/\(SegmentSpace.default.prefix)\(name)"))
     func put<T: FixedWidthInteger>(_ v: T, _ off: Int) throws {
       try f.seek(toOffset: UInt64(h + off))
       try f.write(contentsOf: withUnsafeBytes(of: v.littleEndian) { Data($0) })

@@ -47,7 +47,7 @@ final class EngineIntegrationTests: XCTestCase {
     let p = try launch(job, steps: 12)
     XCTAssertTrue(waitExit(p))
     XCTAssertEqual(p.terminationStatus, 0)
-    let r = try JobReader(job: job)
+    let r = try JobReader(job: job, in: .default)
     XCTAssertEqual(r.phase(), .finished)
     XCTAssertEqual(r.info.worldSize, 2)
     XCTAssertEqual(r.info.tp, 2)

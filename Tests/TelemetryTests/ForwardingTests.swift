@@ -10,8 +10,8 @@ final class ForwardingTests: XCTestCase {
   private func segments(slots: Int) throws -> (node0: SegmentWriter, node1: SegmentWriter, job0: String, job1: String) {
     let job0 = uniqueJob("fwd0"), job1 = uniqueJob("fwd1")
     addTeardownBlock { removeJob(job0); removeJob(job1) }
-    return (try SegmentWriter.create(smallDescription(job0), slotCount: slots),
-            try SegmentWriter.create(smallDescription(job1), slotCount: slots), job0, job1)
+    return (try SegmentWriter.create(smallDescription(job0), in: .default, slotCount: slots),
+            try SegmentWriter.create(smallDescription(job1), in: .default, slotCount: slots), job0, job1)
   }
 
   private func metrics(step: Int) -> StepMetrics {
@@ -28,7 +28,7 @@ final class ForwardingTests: XCTestCase {
     let forwarder = RecordForwarder(capacity: 8)
     source.forwarder = forwarder
     let kept = try node0.forwardedRankWriter(worldRank: 1)
-    let reader = try JobReader(job: job0)
+    let reader = try JobReader(job: job0, in: .default)
     XCTAssertFalse(reader.rankStatus(1).attached, "nothing claimed before the first message")
 
     let t0 = telemetryMonotonicNanos()
@@ -84,7 +84,7 @@ final class ForwardingTests: XCTestCase {
     let forwarder = RecordForwarder(capacity: 8)
     source.forwarder = forwarder
     let kept = try node0.forwardedRankWriter(worldRank: 1)
-    let reader = try JobReader(job: job0)
+    let reader = try JobReader(job: job0, in: .default)
     var published = 0
     // 40 records in 4 messages of 8 each (8 more per round dropped: the send had not completed)
     for round in 0..<4 {

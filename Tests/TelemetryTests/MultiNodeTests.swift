@@ -47,12 +47,9 @@ final class MultiNodeTests: XCTestCase {
     return p
   }
 
-  /// A reader of `job`'s segment in namespace `namespace` (the process's namespace is restored).
+  /// A reader of `job`'s segment in namespace `namespace`.
   private func reader(_ job: String, namespace: String?) throws -> JobReader {
-    let saved = SegmentName.namespace
-    defer { SegmentName.namespace = saved }
-    SegmentName.namespace = namespace
-    return try JobReader(job: job)
+    try JobReader(job: job, in: SegmentSpace(namespace: namespace))
   }
 
   /// `tptop ls ARGS`'s row for `job` ("" when absent).

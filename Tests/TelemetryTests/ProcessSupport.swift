@@ -92,7 +92,7 @@ func eventually(_ timeout: Double = 20, _ cond: () -> Bool) -> Bool {
 func attachWhenReady(_ job: String, timeout: Double = 20) -> JobReader? {
   var reader: JobReader?
   _ = eventually(timeout) {
-    if reader == nil { reader = try? JobReader(job: job) }
+    if reader == nil { reader = try? JobReader(job: job, in: .default) }
     guard let r = reader else { return false }
     return r.ranks().allSatisfy { $0.attached && $0.state != .starting }
   }

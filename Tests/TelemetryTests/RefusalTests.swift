@@ -10,7 +10,7 @@ final class RefusalTests: XCTestCase {
   private func validBytes(slots: Int = 16) throws -> (job: String, bytes: [UInt8]) {
     let job = uniqueJob("valid")
     defer { removeJob(job) }
-    let w = try SegmentWriter.create(smallDescription(job), slotCount: slots)
+    let w = try SegmentWriter.create(smallDescription(job), in: .default, slotCount: slots)
     let r0 = try w.rankWriter(worldRank: 0)
     for s in 1...40 { r0.writeStep(SyntheticJob.plausibleRecord(step: s, rank: 0, model: w.info.model)) }
     r0.writeEvent(.error, step: 40, text: "boom")
@@ -22,7 +22,7 @@ final class RefusalTests: XCTestCase {
     defer { removeJob(job) }
     do {
       try writeRawSegment(job: job, bytes: bytes)
-      return .success(try JobReader(job: job))
+      return .success(try JobReader(job: job, in: .default))
     } catch let e as TelemetryError {
       return .failure(e)
     } catch {
@@ -115,11 +115,11 @@ final class RefusalTests: XCTestCase {
   }
 
   func testNoSuchJobAndBadNames() {
-    XCTAssertThrowsError(try JobReader(job: "no-such-job-\(getpid())")) { e in
+    XCTAssertThrowsError(try JobReader(job: "no-such-job-\(getpid())", in: .default)) { e in
       XCTAssertEqual(e as? TelemetryError, .noSuchJob("no-such-job-\(getpid())"))
     }
     for bad in ["", "a/b", "..", String(repeating: "x", count: 64), "sp ace", "é"] {
-      XCTAssertThrowsError(try JobReader(job: bad)) { e in
+      XCTAssertThrowsError(try JobReader(job: bad, in: .default)) { e in
         XCTAssertEqual(e as? TelemetryError, .invalidJobName(bad))
       }
     }
@@ -137,7 +137,7 @@ final class RefusalTests: XCTestCase {
     func exercise(_ bytes: [UInt8]) throws {
       cases += 1
       try writeRawSegment(job: job, bytes: bytes)
-      guard let r = try? JobReader(job: job) else { return }
+      guard let r = try? JobReader(job: job, in: .default) else { return }
       accepted += 1
       _ = r.poll()
       _ = r.ranks()
@@ -190,13 +190,13 @@ final class RefusalTests: XCTestCase {
   func testCorruptRecordsAreCountedNotReturned() throws {
     let job = uniqueJob("corrupt")
     defer { removeJob(job) }
-    let w = try SegmentWriter.create(smallDescription(job, worldSize: 1, tp: 1), slotCount: 16)
+    let w = try SegmentWriter.create(smallDescription(job, worldSize: 1, tp: 1), in: .default, slotCount: 16)
     let r0 = try w.rankWriter(worldRank: 0)
     for s in 1...4 { var r = StepRecord(); r.step = s; r0.writeStep(r) }
     // Damage one payload byte of record 2 behind the writer's back.
     let g = w.geometry
     (w.mapping.base + g.ringOffset(0) + 2 * 256 + SegmentLayout.Slot.loss).storeBytes(of: UInt8(0x55), as: UInt8.self)
-    let p = try JobReader(job: job).poll(rank: 0)
+    let p = try JobReader(job: job, in: .default).poll(rank: 0)
     XCTAssertEqual(p.steps.map(\.step), [1, 2, 4])
     XCTAssertEqual(p.corrupt, 1)
     XCTAssertEqual(p.lost, 0)

@@ -76,9 +76,9 @@ final class RoundTripTests: XCTestCase {
     let job = uniqueJob("desc")
     defer { removeJob(job) }
     let d = smallDescription(job)
-    let w = try SegmentWriter.create(d, slotCount: 64)
+    let w = try SegmentWriter.create(d, in: .default, slotCount: 64)
     XCTAssertEqual(w.info.description, d)
-    let r = try JobReader(job: job)
+    let r = try JobReader(job: job, in: .default)
     XCTAssertEqual(r.info.description, d)
     XCTAssertEqual(r.info.slotCount, 64)
     XCTAssertEqual(r.info.ownerUID, geteuid())
@@ -90,7 +90,7 @@ final class RoundTripTests: XCTestCase {
     XCTAssertEqual(qkv.split, .column)
     XCTAssertEqual(qkv.ranks[1], [32..<64, 96..<128, 160..<192])
     XCTAssertEqual(qkv.rankDescriptions[1], "heads 2–3 of 4: q/k/v rows 32–63 of each 64")
-    XCTAssertThrowsError(try SegmentWriter.create(d, slotCount: 64)) { e in
+    XCTAssertThrowsError(try SegmentWriter.create(d, in: .default, slotCount: 64)) { e in
       XCTAssertEqual(e as? TelemetryError, .alreadyExists(job))
     }
   }
@@ -109,8 +109,8 @@ final class RoundTripTests: XCTestCase {
       var d = smallDescription(job)
       d.features = RunFeatures(sequenceParallel: sp, distributedOptimizer: dist, recompute: recompute,
                                overlapGradReduce: grad, overlapTP: tpo)
-      _ = try SegmentWriter.create(d, slotCount: 64)
-      let r = try JobReader(job: job)
+      _ = try SegmentWriter.create(d, in: .default, slotCount: 64)
+      let r = try JobReader(job: job, in: .default)
       XCTAssertEqual(r.info.versionMinor, 3)
       XCTAssertEqual(r.info.features, d.features)
       XCTAssertEqual(r.info.features.labels, labels)
@@ -151,10 +151,10 @@ final class RoundTripTests: XCTestCase {
   func testStepAndEventRecordsRoundTrip() throws {
     let job = uniqueJob("rec")
     defer { removeJob(job) }
-    let w = try SegmentWriter.create(smallDescription(job), slotCount: 16)
+    let w = try SegmentWriter.create(smallDescription(job), in: .default, slotCount: 16)
     let r0 = try w.rankWriter(worldRank: 0)
     let r1 = try w.rankWriter(worldRank: 1, localRank: 1)
-    let reader = try JobReader(job: job)
+    let reader = try JobReader(job: job, in: .default)
     var rec = SyntheticJob.plausibleRecord(step: 7, rank: 0, model: w.info.model)
     rec.timestampNs = 123
     rec.allReduceHistogram[15] = 99
@@ -203,9 +203,9 @@ final class RoundTripTests: XCTestCase {
   func testLostRecordsAreCountedExactly() throws {
     let job = uniqueJob("lost")
     defer { removeJob(job) }
-    let w = try SegmentWriter.create(smallDescription(job, worldSize: 1, tp: 1), slotCount: 16)
+    let w = try SegmentWriter.create(smallDescription(job, worldSize: 1, tp: 1), in: .default, slotCount: 16)
     let r0 = try w.rankWriter(worldRank: 0)
-    let reader = try JobReader(job: job)
+    let reader = try JobReader(job: job, in: .default)
     for s in 1...5 { var r = StepRecord(); r.step = s; r0.writeStep(r) }
     XCTAssertEqual(reader.poll(rank: 0).steps.map(\.step), [1, 2, 3, 4, 5])
     for s in 6...40 { var r = StepRecord(); r.step = s; r0.writeStep(r) }

@@ -76,10 +76,10 @@ final class StallTests: XCTestCase {
   func testReadersCallAJobWithOnlyOldHeartbeatsStalled() throws {
     let job = uniqueJob("frozen")
     defer { removeJob(job) }
-    let w = try SegmentWriter.create(smallDescription(job))
+    let w = try SegmentWriter.create(smallDescription(job), in: .default)
     let ranks = try (0..<2).map { try w.rankWriter(worldRank: $0) }
     for r in ranks { r.setState(.running) }
-    let reader = try JobReader(job: job)
+    let reader = try JobReader(job: job, in: .default)
     let old = telemetryMonotonicNanos() - 30_000_000_000
     for r in ranks { r.heartbeat(nowNs: old) }
     XCTAssertNil(reader.stallDiagnosis(), "30 s before the first step is within the first-step allowance")
@@ -105,12 +105,12 @@ final class StallTests: XCTestCase {
   func testWaitWordsRoundTripAndTheReaderNamesTheStalledRank() throws {
     let job = uniqueJob("stall")
     defer { removeJob(job) }
-    let seg = try SegmentWriter.create(smallDescription(job), slotCount: 16)
+    let seg = try SegmentWriter.create(smallDescription(job), in: .default, slotCount: 16)
     let w0 = try seg.rankWriter(worldRank: 0, localRank: 0)
     let w1 = try seg.rankWriter(worldRank: 1, localRank: 1)
     w0.setState(.running)
     w1.setState(.running)
-    let reader = try JobReader(job: job)
+    let reader = try JobReader(job: job, in: .default)
     XCTAssertNil(reader.rankStatus(0).waiting)
     XCTAssertNil(reader.stallDiagnosis())
 

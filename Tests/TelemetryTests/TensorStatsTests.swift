@@ -16,7 +16,7 @@ final class TensorStatsTests: XCTestCase {
     let many = [Float](repeating: 2, count: 3 * 40)
     many.withUnsafeBufferPointer { job.rankWriters[0].writeTensorStats(step: 8, firstTensor: 3, values: $0) }
 
-    let reader = try JobReader(job: name)
+    let reader = try JobReader(job: name, in: .default)
     let polls = reader.poll()
     XCTAssertEqual(polls[1].tensorStats.count, 1)
     let t = polls[1].tensorStats[0]

@@ -15,7 +15,7 @@ final class UntrustedSegmentTests: XCTestCase {
   private func validBytes(eventText: String = "boom", slots: Int = 16) throws -> [UInt8] {
     let job = uniqueJob("src")
     defer { removeJob(job) }
-    let w = try SegmentWriter.create(smallDescription(job), slotCount: slots)
+    let w = try SegmentWriter.create(smallDescription(job), in: .default, slotCount: slots)
     let r0 = try w.rankWriter(worldRank: 0)
     for s in 1...3 { r0.writeStep(SyntheticJob.plausibleRecord(step: s, rank: 0, model: w.info.model)) }
     r0.writeEvent(.error, step: 3, text: eventText)
@@ -35,13 +35,13 @@ final class UntrustedSegmentTests: XCTestCase {
     let path = "/dev/shm/tptop." + job
     let made = try SecondUser.run("cat > \(path) && chmod 666 \(path)", input: Data(bytes))
     XCTAssertEqual(made.status, 0, made.output)
-    XCTAssertThrowsError(try JobReader(job: job)) { e in
+    XCTAssertThrowsError(try JobReader(job: job, in: .default)) { e in
       guard case .foreignOwner(_, let owner, let me)? = e as? TelemetryError else { return XCTFail("accepted: \(e)") }
       XCTAssertEqual(owner, SecondUser.uid, "judged by the file's owner, not by the field")
       XCTAssertEqual(me, geteuid())
     }
-    XCTAssertThrowsError(try JobReader(job: job, requireDescription: false), "control refused too")
-    let summary = JobDirectory.summary(job: job)
+    XCTAssertThrowsError(try JobReader(job: job, in: .default, requireDescription: false), "control refused too")
+    let summary = JobDirectory.summary(job: job, in: .default)
     XCTAssertTrue(summary.foreign, "listed as foreign")
     XCTAssertNil(summary.phase)
     // our own file whose field names someone else is ours: the file decides both ways
@@ -50,7 +50,7 @@ final class UntrustedSegmentTests: XCTestCase {
     let mine = uniqueJob("mine")
     defer { removeJob(mine) }
     try writeRawSegment(job: mine, bytes: other)
-    XCTAssertEqual(try JobReader(job: mine).info.ownerUID, geteuid())
+    XCTAssertEqual(try JobReader(job: mine, in: .default).info.ownerUID, geteuid())
   }
 
   /// Issue 25, item 7: a control window onto a name that another user's file took since the
@@ -60,7 +60,7 @@ final class UntrustedSegmentTests: XCTestCase {
     let job = uniqueJob("swap")
     defer { removeJob(job) }
     try writeRawSegment(job: job, bytes: bytes)
-    let reader = try JobReader(job: job)
+    let reader = try JobReader(job: job, in: .default)
     removeJob(job)
     let path = "/dev/shm/tptop." + job
     let made = try SecondUser.run("cat > \(path) && chmod 666 \(path)", input: Data(bytes))
@@ -77,7 +77,7 @@ final class UntrustedSegmentTests: XCTestCase {
     let job = uniqueJob("esc")
     defer { removeJob(job) }
     try writeRawSegment(job: job, bytes: bytes)
-    let text = try XCTUnwrap(JobReader(job: job).poll(rank: 0).events.first?.text)
+    let text = try XCTUnwrap(JobReader(job: job, in: .default).poll(rank: 0).events.first?.text)
     XCTAssertFalse(text.unicodeScalars.contains { $0.value < 0x20 || ($0.value >= 0x7F && $0.value < 0xA0) }, text.debugDescription)
     XCTAssertEqual(text, "\u{FFFD}]0;owned\u{FFFD}\u{FFFD}[2J\u{FFFD}31mred\u{FFFD}\u{FFFD}next")
     XCTAssertEqual(FixedText.printable("plain text, ünïcode"), "plain text, ünïcode")
@@ -92,7 +92,7 @@ final class UntrustedSegmentTests: XCTestCase {
     // everything up to the rings as written (header, description, control page, rank headers),
     // then a hole where the rings are: valid in every field, but its pages were never allocated
     try writeRawSegment(job: job, bytes: bytes)
-    let rings = try JobReader(job: job).geometry.ringOffset(0)
+    let rings = try JobReader(job: job, in: .default).geometry.ringOffset(0)
     removeJob(job)
     let fd = shm_open("/tptop." + job, O_RDWR | O_CREAT | O_EXCL, 0o600)
     XCTAssertGreaterThanOrEqual(fd, 0)
@@ -100,14 +100,14 @@ final class UntrustedSegmentTests: XCTestCase {
     XCTAssertEqual(bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, rings, 0) }, rings)
     close(fd)
     XCTAssertGreaterThan(bytes.count, rings + 4 * SegmentLayout.pageSize, "the hole is larger than the slack")
-    XCTAssertThrowsError(try JobReader(job: job)) { e in
+    XCTAssertThrowsError(try JobReader(job: job, in: .default)) { e in
       guard case .corrupt(_, let detail)? = e as? TelemetryError else { return XCTFail("accepted: \(e)") }
       XCTAssertTrue(detail.hasPrefix("a sparse file"), detail)
       XCTAssertFalse("\(e)".contains("\n"))
     }
     // the same bytes written out in full are accepted
     try writeRawSegment(job: job, bytes: bytes)
-    XCTAssertNoThrow(try JobReader(job: job))
+    XCTAssertNoThrow(try JobReader(job: job, in: .default))
   }
 
   /// Issue 25, item 9: the crafted case itself, 4096 ranks × 2²⁰ slots (1 TiB of rings) claimed
@@ -131,7 +131,7 @@ final class UntrustedSegmentTests: XCTestCase {
     XCTAssertEqual(ftruncate(fd, off_t(g.totalSize)), 0)
     XCTAssertEqual(bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, bytes.count, 0) }, bytes.count)
     close(fd)
-    XCTAssertThrowsError(try JobReader(job: job)) { e in
+    XCTAssertThrowsError(try JobReader(job: job, in: .default)) { e in
       guard case .corrupt(_, let detail)? = e as? TelemetryError else { return XCTFail("accepted: \(e)") }
       XCTAssertTrue(detail.hasPrefix("its header claims 4096 rings of 1048576 slots, 1024 GiB, more than this machine's "), detail)
       XCTAssertFalse("\(e)".contains("\n"))
@@ -151,7 +151,7 @@ final class UntrustedSegmentTests: XCTestCase {
   func testARecordNamingAnotherRankIsNotAccepted() throws {
     let job = uniqueJob("rank77")
     defer { removeJob(job) }
-    let w = try SegmentWriter.create(smallDescription(job), slotCount: 16)
+    let w = try SegmentWriter.create(smallDescription(job), in: .default, slotCount: 16)
     let r0 = try w.rankWriter(worldRank: 0)
     r0.writeStep(SyntheticJob.plausibleRecord(step: 1, rank: 0, model: w.info.model))
     // a writer that claims ring 0 but stamps rank 77 (the Python writer can be told any rank)
@@ -160,7 +160,7 @@ final class UntrustedSegmentTests: XCTestCase {
       RecordCodec.encode(forged.metrics, timestampNs: 1, rank: 77, into: buf.baseAddress!)
       r0.publish(UnsafeRawPointer(buf.baseAddress!))
     }
-    let p = try JobReader(job: job).poll(rank: 0)
+    let p = try JobReader(job: job, in: .default).poll(rank: 0)
     XCTAssertEqual(p.steps.map(\.step), [1])
     XCTAssertEqual(p.corrupt, 1)
   }
