@@ -1,4 +1,4 @@
-// Hidden subcommands that exercise the telemetry segment without a trainer: the write-cost
+// tptop-dev's commands that exercise the telemetry segment without a trainer: the write-cost
 // benchmark, the multi-process stress test's writer and reader, and a synthetic job that obeys
 // the control page like the trainer does.
 
