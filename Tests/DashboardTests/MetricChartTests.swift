@@ -181,7 +181,7 @@ final class MetricChartTests: XCTestCase {
       XCTAssertTrue(series.points.allSatisfy { range.contains(Int($0.0)) }, "\(series.points.map(\.0))")
     }
     let title = titleRow(render(h, z, 120, 40), "loss chart")!
-    XCTAssertTrue(title.contains("×4"), title)
+    XCTAssertTrue(title.contains(", zoom ×4"), title)
     // the x axis's step ticks lie in the steps shown
     let g = render(h, z, 120, 40)
     let r = g.pane("loss chart")!

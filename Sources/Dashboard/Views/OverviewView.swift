@@ -78,8 +78,9 @@ enum OverviewView {
     } else {
       title = metricName(metric) + (smoothed ? " (EMA \(w))" : "")
     }
-    // zoomed: the factor (the x axis's ticks and the status line say which steps)
-    if m.state.zoomLevel > 0 { title += (g.glyphs.unicode ? " ×" : " x") + "\(1 << m.state.zoomLevel)" }
+    // zoomed: the factor, named as such ("loss … ×4" read as the values times four); the x axis's
+    // ticks and the status line say which steps
+    if m.state.zoomLevel > 0 { title += ", zoom \(g.glyphs.times)\(1 << m.state.zoomLevel)" }
     g.box(r, title: title)
     let inner = r.inset(1)
     let series = m.series(metric)
