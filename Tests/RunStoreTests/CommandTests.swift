@@ -375,7 +375,10 @@ final class CommandTests: XCTestCase {
     XCTAssertEqual(value, Double(losses[step - 1]), accuracy: 0.01, last)
     XCTAssertTrue(last.contains(" x2 "), last)
     // the status line names the steps shown: half the history, around the cursor
-    let status = try XCTUnwrap(frames.last?.split(separator: "\n").first { $0.contains("zoom") }.map(String.init), r.out.suffix(8000).description)
+    // (the charts' titles say "zoom x2" too; the status line is the one that names the steps)
+    let status = try XCTUnwrap(frames.last?.split(separator: "\n").first {
+      $0.contains("zoom") && $0.range(of: #"steps [0-9]+.[0-9]+"#, options: .regularExpression) != nil
+    }.map(String.init), r.out.suffix(8000).description)
     let zoomed = try XCTUnwrap(status.range(of: #"steps [0-9]+.[0-9]+"#, options: .regularExpression).map { String(status[$0]) }, status)
     let bounds = zoomed.dropFirst(6).split(whereSeparator: { !$0.isNumber }).map { Int($0)! }
     XCTAssertEqual(bounds[1] - bounds[0] + 1, (5000 - 7) / 2 + 1, "half the history is shown: \(zoomed)")
