@@ -19,7 +19,7 @@ public func telemetryRealtimeNanos() -> UInt64 {
 /// named one (`/dev/shm/tptop@<namespace>.<job>`, a node simulated with tptrain --simulate-nodes).
 /// No segment of one namespace is visible from another. A value: each command and the trainer
 /// make it once from their flags and hand it to whatever opens, lists or removes segments.
-public struct SegmentSpace: Hashable, Sendable, CustomStringConvertible {
+public struct SegmentSpace: Hashable, Sendable {
   /// nil for the default namespace.
   public let namespace: String?
 
@@ -30,9 +30,6 @@ public struct SegmentSpace: Hashable, Sendable, CustomStringConvertible {
 
   /// Prefix of every segment of this namespace in /dev/shm.
   public var prefix: String { namespace.map { "tptop@\($0)." } ?? "tptop." }
-
-  /// "namespace node1", or "the default namespace".
-  public var description: String { namespace.map { "namespace \($0)" } ?? "the default namespace" }
 
   /// The shm_open name, e.g. "/tptop.run1".
   public func shmName(job: String) throws -> String {

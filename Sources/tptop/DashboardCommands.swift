@@ -216,8 +216,11 @@ struct Launch: SegmentCommand {
 
   /// Jobs start in the default namespace: `--namespace` is for the commands that read them.
   static func refuseNamespace(_ space: SegmentSpace) throws {
+    // one line and a usage error's status (thrown from run, a ValidationError would print the
+    // root command's usage under it)
     if let ns = space.namespace {
-      throw ValidationError("--namespace \(ns): launch starts jobs in the default namespace (give --namespace to ls, attach, watch, ...)")
+      throw failure("--namespace \(ns): launch starts jobs in the default namespace (give --namespace to ls, attach, watch, ...)",
+                    code: ExitCode.validationFailure.rawValue)
     }
   }
 
