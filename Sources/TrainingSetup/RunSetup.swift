@@ -412,6 +412,11 @@ public struct RunSetup: ParsableArguments {
     checkpointDir ?? resumed.map { Checkpoints.directory(holding: $0.path) } ?? Checkpoints.defaultDirectory
   }
 
+  /// `path` made absolute against the working directory ("ck" → "/home/me/run/ck").
+  static func absolute(_ path: String) -> String {
+    path.hasPrefix("/") ? path : URL(fileURLWithPath: path).standardizedFileURL.path
+  }
+
   /// The trainer's options for `settings`, starting after the resumed checkpoint's step.
   public func trainingOptions(settings: Settings, resumed: ResumePoint?) -> TrainingOptions {
     var options = TrainingOptions()
@@ -425,7 +430,9 @@ public struct RunSetup: ParsableArguments {
     options.lineage = CheckpointLineage.newRun(parent: resumed?.asParent)
     options.logPath = log
     options.savePath = save
-    options.checkpointDir = checkpointDirectory(resumed: resumed)
+    // absolute, so that the events, the dashboard's stop prompt and "resume with --resume DIR"
+    // name the same directory from any working directory
+    options.checkpointDir = Self.absolute(checkpointDirectory(resumed: resumed))
     options.dumpGradsPrefix = dumpGrads
     options.printSteps = !quiet
     options.shardStatsEvery = max(0, shardStatsEvery)

@@ -284,7 +284,7 @@ final class StepLinePrinter {
     // the loss, the learning rate and the global gradient norm are the same on every rank
     let first = rs.first?.metrics
     s += "  loss \(formatLoss(first?.loss))"
-    s += shown("lr") { String(format: "%.3g", first?.lr ?? 0) }
+    s += shown("lr") { String(format: "%.2e", first?.lr ?? 0) }
     s += shown("grad_norm") { formatGradNorm(first?.gradNorm ?? 0) }
     // the job's rate: d × the mean of the replicas' (one TP rank each) rates
     let rate = StepMetrics.jobTokensPerSecond(replicaRates: rs.filter { $0.rank % max(tp, 1) == 0 }.map(\.metrics.tokensPerSecond),

@@ -34,7 +34,7 @@ struct RunListing {
             loss(h.finalLoss), loss(h.bestLoss), h.hosts.isEmpty ? "-" : h.hosts]
   }
 
-  static let columns = ["NAME", "STATE", "START", "DURATION", "STEPS", "GRID", "CONFIG", "FINAL", "BEST", "HOSTS"]
+  static let columns = ["NAME", "STATE", "START", "DURATION", "STEPS", "GRID", "CONFIG", "LOSS", "BEST", "HOSTS"]
 
   /// Every run of `location`, unreadable ones with their one-line problem.
   static func all(_ location: StoreLocation) -> [RunListing] {

@@ -105,7 +105,7 @@ final class CommandTests: XCTestCase {
     XCTAssertEqual(r.status, 0, r.err)
     let header = r.out.split(separator: "\n").first.map(String.init) ?? ""
     XCTAssertEqual(header.split(separator: " ", omittingEmptySubsequences: true).map(String.init),
-                   ["NAME", "STATE", "START", "DURATION", "STEPS", "GRID", "CONFIG", "FINAL", "BEST", "HOSTS"])
+                   ["NAME", "STATE", "START", "DURATION", "STEPS", "GRID", "CONFIG", "LOSS", "BEST", "HOSTS"])
     XCTAssertTrue(r.out.contains(" t2×d1 "), r.out)
     r = try tptop(["rm", "glob-*", "--yes"])
     XCTAssertEqual(r.status, 0, r.err)

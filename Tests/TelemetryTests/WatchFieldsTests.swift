@@ -70,6 +70,7 @@ final class WatchFieldsTests: XCTestCase {
       XCTAssertTrue(line.contains("  \(label) "), "watch lacks \(f.name) (\(label)): \(line)")
     }
     XCTAssertTrue(line.contains("  allreduce max 4.000 ms"), line)
+    XCTAssertTrue(line.contains("  lr 3.00e-04  "), "lr as tptrain's console and the dashboard write it: \(line)")
     XCTAssertTrue(line.contains("  exposed max 20.0 ms r"), line)
     XCTAssertTrue(line.contains("  hidden 10.0 ms"), line)
   }

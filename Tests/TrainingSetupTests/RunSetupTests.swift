@@ -1,4 +1,5 @@
 import CheckpointLayout
+import Foundation
 import TPEngine
 import TrainingSetup
 import XCTest
@@ -272,7 +273,8 @@ final class RunSetupTests: XCTestCase {
     XCTAssertEqual(o.steps, 10)
     XCTAssertEqual(o.checkpointEvery, 5)
     XCTAssertEqual(o.keepCheckpoints, 3)
-    XCTAssertEqual(o.checkpointDir, "ck")
+    // absolute, against the working directory (the events and the resume hint name it so)
+    XCTAssertEqual(o.checkpointDir, FileManager.default.currentDirectoryPath + "/ck")
     XCTAssertEqual(o.shardStatsEvery, 0)
     XCTAssertFalse(o.printSteps)
   }
