@@ -137,7 +137,7 @@ let package = Package(
     .testTarget(name: "DashboardTests", dependencies: ["JobSchema", "Dashboard", "Telemetry", "TelemetryFixtures", "JobControl", "TestSupport"]),
     .testTarget(name: "JobControlTests", dependencies: ["JobControl", "CheckpointLayout", "Telemetry", "TelemetryFixtures", "JobSchema", "TestSupport"]),
     .testTarget(name: "MetricsEndpointTests", dependencies: ["MetricsEndpoint", "Telemetry", "TelemetryFixtures", "JobSchema", "TestSupport"]),
-    .testTarget(name: "RunStoreTests", dependencies: ["RunStore", "Telemetry", "TelemetryFixtures", "JobSchema", "TestSupport"]),
+    .testTarget(name: "RunStoreTests", dependencies: ["RunStore", "RunViews", "Dashboard", "Telemetry", "TelemetryFixtures", "JobSchema", "TestSupport"]),
     .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "RunStore", "JobSchema", "TestSupport"]),
     .testTarget(name: "TrainingSetupTests", dependencies: ["TrainingSetup", "TPEngine", "CheckpointLayout"]),
   ]

@@ -12,13 +12,23 @@ per step per rank (the run's database after a complete run, divided by steps × 
     BENCH record_<np>_overhead_pct <pct> %
     BENCH store_bytes_per_step_per_rank <bytes> B
     BENCH record_<np>_recorder_cpu_pct <pct> %
+    BENCH record_<np>_recorder_core_pct <pct> %
+    BENCH record_<np>_overhead_in_run_pct <pct> %
 
 The last is the recorder's own CPU time (its thread, `tptop-recorder` in world rank 0: its schedstat
 run time) as a share of the CPU time of every rank of the job: what recording takes from training
 on a machine whose cores the ranks fill, without the wall-clock noise of a shared host. It is read
 in one more recorded run after the timed rounds, never during them: the poller that reads /proc
 takes CPU of its own, which on a machine the ranks fill would be charged to recording (it made a
-`small` TP=2 step 10 % slower in the timed runs when it ran during them).
+`small` TP=2 step 10 % slower in the timed runs when it ran during them). `recorder_core_pct` is
+the recorder's CPU time over that run's wall time: the most recording can add to a step when the
+ranks fill every core (a rank the recorder preempts holds its group back by as long).
+
+The in-run figure compares recording on and off a few seconds apart inside one run, which
+cancels the drift of a shared host that separate runs suffer: with TPTOP_RECORDER_BENCH_DUTY_S=4
+the recorder records only in even 4-second blocks of wall-clock time; the steps wholly inside
+even blocks are compared with those wholly inside odd ones (IN_RUN_STEPS, default 160 steps;
+IN_RUN_RUNS runs, default 3, the median of their figures).
 """
 import json, os, shlex, sqlite3, statistics, subprocess, sys, tempfile, time
 
@@ -102,10 +112,34 @@ with tempfile.TemporaryDirectory() as tmp:
     # the recorder's CPU share, from one more recorded run that is not timed
     job = f"bench-rec-{os.getpid()}-cpu"
     cmd = ["mpirun", "--oversubscribe", "-np", str(np), os.path.join(binary, "tptrain")] + common + ["--quiet", "--job", job]
+    began = time.monotonic()
     p, recorder_cpu, ranks_cpu = run_measuring_recorder(cmd, env, job)
+    wall = time.monotonic() - began
     subprocess.run([os.path.join(binary, "tptop"), "gc", job], capture_output=True)
     if p.returncode != 0:
         sys.exit(f"bench_record: the measuring run failed: {' '.join(cmd)}\n{p.stderr.strip()}")
+    # recording on and off inside one run, in alternate 4-second blocks
+    duty, in_run = 4.0, []
+    for k in range(int(os.environ.get("IN_RUN_RUNS", "3"))):
+        job = f"bench-rec-{os.getpid()}-duty{k}"
+        log = os.path.join(tmp, job + ".jsonl")
+        # COMMON's --steps replaced: the blocks need a run of minutes
+        others = [a for i, a in enumerate(common) if a != "--steps" and (i == 0 or common[i - 1] != "--steps")]
+        steps_arg = ["--steps", os.environ.get("IN_RUN_STEPS", "160")]
+        cmd = ["mpirun", "--oversubscribe", "-np", str(np), os.path.join(binary, "tptrain")] + others + steps_arg + \
+              ["--quiet", "--job", job, "--log", log]
+        d = subprocess.run(cmd, env=dict(env, TPTOP_RECORDER_BENCH_DUTY_S=str(duty)), capture_output=True, text=True)
+        subprocess.run([os.path.join(binary, "tptop"), "gc", job], capture_output=True)
+        if d.returncode != 0:
+            sys.exit(f"bench_record: the in-run comparison failed: {' '.join(cmd)}\n{d.stderr.strip()}")
+        blocks = {0: [], 1: []}
+        for x in [json.loads(l) for l in open(log)][2:]:
+            end = x["unix_ns"] / 1e9
+            first, last = int((end - x["step_ms"] / 1e3) // duty), int(end // duty)
+            if first == last:
+                blocks[first % 2].append(x["step_ms"])
+        if blocks[0] and blocks[1]:
+            in_run.append((statistics.median(blocks[0]) / statistics.median(blocks[1]) - 1) * 100)
     off, on = statistics.median(steps["no_record"]), statistics.median(steps["record"])
     print(f"BENCH record_np{np}_step_ms_no_record {off:.2f} ms")
     print(f"BENCH record_np{np}_step_ms_record {on:.2f} ms")
@@ -115,3 +149,8 @@ with tempfile.TemporaryDirectory() as tmp:
     if ranks_cpu > 0:
         print(f"BENCH record_np{np}_recorder_cpu_pct {recorder_cpu / ranks_cpu * 100:.3f} % "
               f"({recorder_cpu:.3f} s of {ranks_cpu:.1f} s)")
+        print(f"BENCH record_np{np}_recorder_core_pct {recorder_cpu / wall * 100:.3f} % "
+              f"({recorder_cpu:.3f} s in {wall:.1f} s)")
+    if in_run:
+        print(f"BENCH record_np{np}_overhead_in_run_pct {statistics.median(in_run):.2f} % "
+              f"(runs: {', '.join(f'{v:+.2f}' for v in in_run)})")

@@ -12,12 +12,14 @@ import Telemetry
 
 /// Records one job into the run store from a background thread.
 public final class RunRecorder: @unchecked Sendable {
-  /// Longest pause between two polls of the rings.
-  public static let maxPollInterval = 0.05
+  /// Longest pause between two polls of the rings: one poll per transaction at any real step
+  /// rate (a ring of 4096 slots fills in 4096 steps), so the recorder wakes 2.5 times a second.
+  public static let maxPollInterval = 0.4
   /// Shortest pause (tiny rings and fast steps).
   public static let minPollInterval = 0.001
-  /// Time between two transactions: a kill -9 of this process loses at most this much.
-  public var commitInterval = 0.25
+  /// Time between two transactions: a kill -9 of this process loses at most this much (and the
+  /// time a transaction takes).
+  public var commitInterval = 0.4
 
   let reader: JobReader
   let file: RunFile
@@ -39,6 +41,12 @@ public final class RunRecorder: @unchecked Sendable {
   /// Fault injection for tests: this many ms of sleep before every poll (a recorder starved on a
   /// loaded host), from `TPTOP_RECORDER_TEST_STALL_MS`.
   private let testStallMs = Int(ProcessInfo.processInfo.environment["TPTOP_RECORDER_TEST_STALL_MS"] ?? "") ?? 0
+  /// Benchmark switch, from `TPTOP_RECORDER_BENCH_DUTY_S` (seconds, 0 = off): the recorder
+  /// records only during even blocks of this many wall-clock seconds (`unix time / duty` even)
+  /// and sleeps through odd ones, skipping what was written meanwhile — recording on and off
+  /// inside one run, so that a benchmark compares the two a few seconds apart
+  /// (`scripts/bench_record.py`). The stored run then lacks the odd blocks' steps.
+  private let benchDuty = Double(ProcessInfo.processInfo.environment["TPTOP_RECORDER_BENCH_DUTY_S"] ?? "") ?? 0
   private var lastCommit = Date()
 
   /// Opens job `job`'s segment (in namespace `space`) and the run's database.
@@ -95,8 +103,10 @@ public final class RunRecorder: @unchecked Sendable {
       if stop { break }
       if failure != nil { continue }
       if testStallMs > 0 { usleep(useconds_t(testStallMs * 1000)) }
+      if benchDuty > 0 && sitOutBenchBlock() { continue }
       pollRings()
-      if Date().timeIntervalSince(lastCommit) >= commitInterval { commit(final: false) }
+      // (a wait may end a little early: 90 % of the interval is one)
+      if Date().timeIntervalSince(lastCommit) >= 0.9 * commitInterval { commit(final: false) }
     }
     if failure == nil {
       waitForLastSteps(seconds: 1.0)
@@ -110,10 +120,26 @@ public final class RunRecorder: @unchecked Sendable {
     condition.unlock()
   }
 
+  /// In an odd block of `benchDuty` seconds: sleeps to its end (or a stop), then skips every
+  /// record written meanwhile; true when it slept.
+  private func sitOutBenchBlock() -> Bool {
+    let now = Date().timeIntervalSince1970
+    guard Int(now / benchDuty) % 2 == 1 else { return false }
+    let end = (floor(now / benchDuty) + 1) * benchDuty
+    condition.lock()
+    while !stopping && Date().timeIntervalSince1970 < end { _ = condition.wait(until: Date(timeIntervalSince1970: end)) }
+    condition.unlock()
+    reader.seekToEnd()
+    var ends = (0..<reader.info.worldSize).map { reader.cursor(rank: $0) }
+    rescue.drain(cursors: &ends) { _ in }
+    for r in ends.indices { rescue.consumed(rank: r, through: reader.cursor(rank: r)) }
+    return true
+  }
+
   /// The pause between polls: a quarter of the time the smallest ring takes to fill at the
   /// current step rate, within [minPollInterval, maxPollInterval]. With 4096 slots a ring
-  /// fills in 4096 steps, so the ceiling holds at any real step rate; with 16 slots and 5 ms
-  /// steps the recorder polls every 20 ms.
+  /// fills in 4096 steps, so the ceiling holds at steps of 0.4 ms and longer; with 16 slots and
+  /// 5 ms steps the recorder polls every 20 ms.
   func pollInterval() -> Double {
     guard recentStepNs > 0 else { return reader.info.slotCount < 1024 ? Self.minPollInterval * 5 : Self.maxPollInterval }
     let fill = Double(reader.info.slotCount) * recentStepNs / 1e9
@@ -163,7 +189,8 @@ public final class RunRecorder: @unchecked Sendable {
     let batch = accumulator.takeBatch(nowNs: telemetryMonotonicNanos(), final: final)
     let ranks = reader.ranks()
     for r in ranks where r.attached && !r.host.isEmpty && !hosts.contains(r.host) { hosts.append(r.host) }
-    let state = final ? (finalState ?? reader.phase(stalls: false).word.rawValue) : reader.phase(stalls: false).word.rawValue
+    let state = final ? (finalState ?? reader.phase(ranks: ranks, stalls: false).word.rawValue)
+      : reader.phase(ranks: ranks, stalls: false).word.rawValue
     do {
       try file.write(batch, state: state, lastStep: accumulator.lastStep, finalLoss: accumulator.finalLoss,
                      bestLoss: accumulator.bestLoss, hosts: hosts.isEmpty ? nil : hosts.joined(separator: ","),

@@ -140,12 +140,13 @@ package func compareTable(_ runs: [ComparedRun]) -> [[String]] {
     Set(runs.map { $0.settings[k] ?? "-" }).count > 1
   }
   func loss(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "-" }
+  // the losses first: a screen too short for the whole table cuts settings, not results
   var rows = [["run"] + runs.map(\.name)]
-  rows += keys.map { k in [k] + runs.map { $0.settings[k] ?? "-" } }
   rows.append(["final loss"] + runs.map { loss($0.finalLoss) })
   rows.append(["best loss"] + runs.map { loss($0.bestLoss) })
   rows.append(["last-100 mean"] + runs.map { loss($0.recentLoss) })
   rows.append(["steps run"] + runs.map { "\($0.lossSteps)" })  // beside a differing "steps" setting (planned)
+  rows += keys.map { k in [k] + runs.map { $0.settings[k] ?? "-" } }
   return rows
 }
 

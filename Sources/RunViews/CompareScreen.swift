@@ -56,9 +56,24 @@ package func renderCompare(_ runs: [ComparedRun], _ state: CompareState, width: 
   g.put(" tptop compare · \(name) vs \(state.x.rawValue) · smoothing \(weight) · \(state.logY ? "log" : "linear") y",
         x: 0, y: 0, style: .title, maxWidth: width)
   let table = alignedTable(compareTable(runs))
-  let tableHeight = min(table.count, max(0, height / 3))
-  let legendHeight = runs.count
-  let chartHeight = max(3, height - 2 - legendHeight - tableHeight - 1)
+  // the legend flows along as few lines as the width allows, each run "● name  last 2.31"
+  let entries = runs.enumerated().map { i, run in
+    (i, "\(run.name)  last \(run.series[name]?.last.map { Format.value($0.value) } ?? "-")")
+  }
+  var legendLines: [[(Int, String, Int)]] = [[]]  // (run, text, x) per line
+  var lx = 1
+  for (i, text) in entries {
+    let w = 2 + text.count + 3
+    if lx > 1 && lx + w > width { legendLines.append([]); lx = 1 }
+    legendLines[legendLines.count - 1].append((i, text, lx))
+    lx += w
+  }
+  if runs.isEmpty { legendLines = [] }
+  // the table takes up to a third of the screen, but at least its header and the four loss
+  // rows when the screen has room for them beside a chart of 5 rows
+  let tableRoom = max(0, height - 2 - legendLines.count - 1 - 5)
+  let tableHeight = min(table.count, tableRoom, max(height / 3, 5))
+  let chartHeight = max(3, height - 2 - legendLines.count - tableHeight - 1)
   var chart = LineChart()
   chart.logY = state.logY
   chart.xLabel = state.x.label
@@ -79,14 +94,19 @@ package func renderCompare(_ runs: [ComparedRun], _ state: CompareState, width: 
   chart.draw(into: &g, in: chartRect)
   g.markPane("chart", chartRect)
   var y = 1 + chartHeight
-  for (i, run) in runs.enumerated() where y < height - 1 {
-    let last = run.series[name]?.last?.value
-    g.put(String(g.glyphs.dot) + " ", x: 1, y: y, style: Style.rank(i))
-    g.put("\(run.name)  last \(last.map { Format.value($0) } ?? "-")", x: 3, y: y, style: .normal, maxWidth: width - 3)
+  for line in legendLines where y < height - 1 {
+    for (i, text, x) in line {
+      g.put(String(g.glyphs.dot) + " ", x: x, y: y, style: Style.rank(i))
+      g.put(text, x: x + 2, y: y, style: .normal, maxWidth: max(0, width - x - 2))
+    }
     y += 1
   }
-  for line in table.prefix(tableHeight) where y < height - 1 {
-    g.put(" " + line, x: 0, y: y, style: y == 1 + chartHeight + legendHeight ? .header : .normal, maxWidth: width)
+  let tableTop = y
+  for (k, line) in table.prefix(tableHeight).enumerated() where y < height - 1 {
+    // a cut table says so on its last line, and where the whole of it is
+    let cut = table.count > tableHeight && k == tableHeight - 1
+    let text = cut ? "\(unicode ? "…" : "...") \(table.count - tableHeight + 1) more rows: tptop compare --plain" : line
+    g.put(" " + text, x: 0, y: y, style: y == tableTop ? .header : cut ? .dim : .normal, maxWidth: width)
     y += 1
   }
   g.put(" s series  x axis  e/E smoothing  l log-y  q quit", x: 0, y: height - 1, style: .statusBar, maxWidth: width)

@@ -422,11 +422,12 @@ final class CommandTests: XCTestCase {
     func f(_ v: Double) -> String { String(format: "%.4f", v) }
     func mean(_ xs: ArraySlice<Float>) -> Double { xs.map(Double.init).reduce(0, +) / Double(xs.count) }
     let expected = alignedRows([
-      ["run", "cmp-a", "cmp-b"], ["lr", "0.001", "0.003"],
+      ["run", "cmp-a", "cmp-b"],
       ["final loss", f(Double(a.last!)), f(Double(b.last!))],
       ["best loss", f(Double(a.min()!)), f(Double(b.min()!))],
       ["last-100 mean", f(mean(a.suffix(100))), f(mean(b.suffix(100)))],
       ["steps run", "150", "120"],
+      ["lr", "0.001", "0.003"],
     ])
     XCTAssertEqual(r.out, expected.joined(separator: "\n") + "\n")
 
