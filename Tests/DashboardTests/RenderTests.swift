@@ -231,6 +231,22 @@ final class RenderTests: XCTestCase {
     for k in ["pause or resume", "checkpoint", "stop the job", "cycle themes", "detach"] {
       XCTAssertTrue(g.text.contains(k), k)
     }
+    // at 80 columns no description is cut: the longest goes on under its key
+    let help = try! XCTUnwrap(g.pane("help"), g.text)
+    let inside = (help.y..<help.y + help.height).map { String(g.rowText($0).dropFirst(help.x).prefix(help.width)) }
+      .joined(separator: "\n")
+    XCTAssertFalse(inside.contains("…"), inside)
+    for words in ["chart cursor: [ ] a step back / on, { } ten,", "Esc off", "zoom the charts in / out around the cursor", "detach (the job keeps running)"] {
+      XCTAssertTrue(inside.contains(words), "help lacks '\(words)':\n\(inside)")
+    }
+    // a screen too short for wrapped lines still lists every key, one line each
+    g = render(h, s, 60, 24)
+    for k in ["1 2 3 4 5", "Tab / S-Tab", "[ ] { } Esc", "+ -", "cycle themes", "detach"] {
+      XCTAssertTrue(g.text.contains(k), "\(k) at 60×24:\n\(g.text)")
+    }
+    // and a shorter one says how many lines it could not show
+    g = render(h, s, 80, 18)
+    XCTAssertTrue(g.text.contains("more lines: a taller terminal shows them"), g.text)
     s.showHelp = false
     s.confirmingStop = true
     g = render(h, s, 80, 24)
