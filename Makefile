@@ -42,15 +42,19 @@ train: build
 	mpirun --oversubscribe -np 2 $(BIN)/tptrain --model small --batch 8 --seq 256 --steps 200 --tp 2
 
 # Release build (the MPI tests run real training); -enable-testing keeps @testable imports working.
-TESTFLAGS = -c $(CONFIG) -Xswiftc -enable-testing
+# The tests build into a folder of their own, so that `make demo`/`install` after `make test` (and
+# the other way round) finds its build as it left it instead of recompiling with other flags.
+TESTBUILD = .build-test
+TBIN = $(TESTBUILD)/$(CONFIG)
+TESTFLAGS = -c $(CONFIG) -Xswiftc -enable-testing --scratch-path $(TESTBUILD)
 
 PYTHON ?= python3
 # The Python writer's tests: the library alone, against the tptop just built (cross-language,
 # stress), and examples/torch_tp_gpt.py under `tptop launch --runner torchrun`.
-PYTEST = TPTOP_BIN_DIR=$(BIN) $(PYTHON) -m unittest discover -s python/tests
+PYTEST = TPTOP_BIN_DIR=$(TBIN) $(PYTHON) -m unittest discover -s python/tests
 
 # Runs recorded by the tests go to a store of their own, never the user's.
-TEST_RUNS ?= $(CURDIR)/.build/test-runs
+TEST_RUNS ?= $(CURDIR)/$(TESTBUILD)/test-runs
 test test-python chaos: export TPTOP_RUNS = $(TEST_RUNS)
 
 test: test-deps
@@ -58,7 +62,7 @@ test: test-deps
 	$(SWIFT) build $(TESTFLAGS)
 	$(SWIFT) test $(TESTFLAGS)
 	$(PYTEST)
-	bash scripts/chaos/run.sh $(BIN)
+	bash scripts/chaos/run.sh $(TBIN)
 
 test-python: test-deps
 	$(SWIFT) build $(TESTFLAGS) --product tptop
@@ -68,7 +72,7 @@ test-python: test-deps
 # The fault-injection suite (docs/FAULTS.md), on the same build as the tests.
 chaos: test-deps
 	$(SWIFT) build $(TESTFLAGS)
-	bash scripts/chaos/run.sh $(BIN)
+	bash scripts/chaos/run.sh $(TBIN)
 
 bench: build
 	bash scripts/bench.sh $(BIN)
@@ -94,4 +98,4 @@ uninstall:
 	@rmdir $(PREFIX)/share/tptop 2>/dev/null || true
 
 clean:
-	rm -rf .build
+	rm -rf .build $(TESTBUILD)

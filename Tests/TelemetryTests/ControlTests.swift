@@ -266,7 +266,7 @@ final class ControlTests: XCTestCase {
     let r0 = try XCTUnwrap(steps.first { $0["rank"] as? Int == 0 })
     let lr = try XCTUnwrap(r0["lr"] as? Double), gnorm = try XCTUnwrap(r0["grad_norm"] as? Double)
     XCTAssertGreaterThan(lr, 0)
-    XCTAssertTrue(stepLines[9].contains(String(format: "  lr %.3g  gnorm %.4g  tok/s ", Float(lr), Float(gnorm))), stepLines[9])
+    XCTAssertTrue(stepLines[9].contains(String(format: "  lr %.2e  gnorm %.4g  tok/s ", Float(lr), Float(gnorm))), stepLines[9])
   }
 
   func testListExportAndGarbageCollection() throws {
