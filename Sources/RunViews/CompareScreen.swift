@@ -105,7 +105,7 @@ package func renderCompare(_ runs: [ComparedRun], _ state: CompareState, width: 
   for (k, line) in table.prefix(tableHeight).enumerated() where y < height - 1 {
     // a cut table says so on its last line, and where the whole of it is
     let cut = table.count > tableHeight && k == tableHeight - 1
-    let text = cut ? "\(unicode ? "…" : "...") \(table.count - tableHeight + 1) more rows: tptop compare --plain" : line
+    let text = cut ? "\(g.glyphs.ellipsis) \(table.count - tableHeight + 1) more rows: tptop compare --plain" : line
     g.put(" " + text, x: 0, y: y, style: y == tableTop ? .header : cut ? .dim : .normal, maxWidth: width)
     y += 1
   }

@@ -247,6 +247,13 @@ final class RenderTests: XCTestCase {
     // and a shorter one says how many lines it could not show
     g = render(h, s, 80, 18)
     XCTAssertTrue(g.text.contains("more lines: a taller terminal shows them"), g.text)
+    // on an ASCII terminal too, with ASCII marks
+    g = render(h, s, 60, 18, glyphs: .ascii)
+    let box = try! XCTUnwrap(g.pane("help"), g.text)
+    let boxText = (box.y..<box.y + box.height).map { String(g.rowText($0).dropFirst(box.x).prefix(box.width)) }
+      .joined(separator: "\n")
+    XCTAssertTrue(boxText.contains("... "), boxText)
+    XCTAssertTrue(boxText.unicodeScalars.allSatisfy(\.isASCII), boxText)
     s.showHelp = false
     s.confirmingStop = true
     g = render(h, s, 80, 24)

@@ -4,7 +4,8 @@
 # restarts it from the latest checkpoint, and the restarted run ends with the same final loss as an
 # uninterrupted one; the first incarnation's rings lose no step record.
 source "$(dirname "$0")/lib.sh"
-timeout=3 steps=300 every=20
+# 1000 steps: at a few ms a step, 300 could end before the loop below found a step to stop in
+timeout=3 steps=1000 every=20
 train=("${train_args[@]}" --steps $steps)
 
 last_step() { grep -o '"step":[0-9]*' "$1" 2>/dev/null | tail -1 | cut -d: -f2; }

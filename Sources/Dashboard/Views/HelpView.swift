@@ -52,7 +52,7 @@ enum HelpView {
       for (i, line) in wrap(d, textWidth).enumerated() { rows.append((i == 0 ? k : "", line)) }
     }
     // too short a screen for the wrapped lines: one line a key, the longer ones cut with a mark
-    if rows.count + 4 > body.height { rows = keys.map { ($0.0, Format.fit($0.1, textWidth)) } }
+    if rows.count + 4 > body.height { rows = keys.map { ($0.0, $0.1) } }
     let h = min(body.height, rows.count + 4)
     let box = Rect(x: body.x + (body.width - w) / 2, y: body.y + max(0, (body.height - h) / 2), width: w, height: h)
     g.markPane("help", box)
@@ -62,7 +62,7 @@ enum HelpView {
     // a list cut at the bottom says so on its last line
     let room = max(inner.height - 1, 0)
     if rows.count > room && room > 0 {
-      rows = Array(rows.prefix(room - 1)) + [("…", "\(rows.count - room + 1) more lines: a taller terminal shows them")]
+      rows = Array(rows.prefix(room - 1)) + [(g.glyphs.ellipsis, "\(rows.count - room + 1) more lines: a taller terminal shows them")]
     }
     for (i, row) in rows.prefix(room).enumerated() {
       let y = inner.y + 1 + i
