@@ -120,6 +120,36 @@ final class FirstContactTests: XCTestCase {
     XCTAssertFalse(g.rowText(r0).contains("starting") || g.rowText(r0).contains("0B"), g.rowText(r0))
     XCTAssertEqual(g[table.x + 3, r0].style, .dim)
     XCTAssertFalse(DashboardModel.jobState(h).0.contains("starting"))
+    // its step is not 0: the step column (six cells, right-aligned under its title) reads "–"
+    let header = Array(g.rowText(table.y + 1)), row0 = Array(g.rowText(r0)), row2 = Array(g.rowText(r0 + 2))
+    let end = try! XCTUnwrap((0..<(header.count - 3)).first { String(header[$0..<($0 + 4)]) == "step" }) + 4
+    XCTAssertEqual(String(row0[(end - 6)..<end]).trimmingCharacters(in: .whitespaces), "–", String(row0))
+    XCTAssertEqual(String(row2[(end - 6)..<end]).trimmingCharacters(in: .whitespaces), "5", String(row2))
+
+    // the Rank and Comm views say where a remote rank's numbers are, not "starting" or "no steps yet"
+    var state = AppState()
+    state.view = .rank
+    state.selectedRank = 0
+    var rank = Renderer.render(DashboardModel(history: h, state: state, themeName: "default"), width: 120, height: 30)
+    var summary = rank.rowText(rank.pane("rank summary")!.y)
+    XCTAssertTrue(summary.contains("remote, on node 0: its numbers are on that node's screen"), summary)
+    XCTAssertFalse(summary.contains("starting"), summary)
+    state.selectedRank = 2
+    rank = Renderer.render(DashboardModel(history: h, state: state, themeName: "default"), width: 120, height: 30)
+    summary = rank.rowText(rank.pane("rank summary")!.y)
+    XCTAssertTrue(summary.contains("node 1  nodeB:102  running"), summary)
+    state.view = .comm
+    let comm = Renderer.render(DashboardModel(history: h, state: state, themeName: "default"), width: 120, height: 30).text
+    XCTAssertTrue(comm.contains("r0  remote, on node 0: its exposure is on that node's screen"), comm)
+    XCTAssertTrue(comm.contains("r5  remote, on node 2"), comm)
+    XCTAssertFalse(comm.contains("no steps yet"), comm)
+
+    // grouped by node: another node's heading says its ranks report there, this node's reports
+    state.view = .overview
+    state.groupByNode = true
+    let grouped = Renderer.render(DashboardModel(history: h, state: state, themeName: "default"), width: 120, height: 30).text
+    XCTAssertTrue(grouped.contains("ranks 0–1  remote: its ranks report on that node"), grouped)
+    XCTAssertTrue(grouped.contains("ranks 2–3  reporting"), grouped)
   }
 
   /// A job stopped before its last step: header and every rank row say stopped.

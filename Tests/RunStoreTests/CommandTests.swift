@@ -441,7 +441,7 @@ final class CommandTests: XCTestCase {
     func tm(_ args: [String]) throws -> String {
       let path = NSTemporaryDirectory() + "st-tmux-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
       defer { unlink(path) }
-      let parts: [String] = ([tmux] + args).map { (a: String) -> String in "'" + a.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+      let parts: [String] = ([tmux, "-L", session] + args).map { (a: String) -> String in "'" + a.replacingOccurrences(of: "'", with: "'\\''") + "'" }
       let quoted: String = parts.joined(separator: " ")
       let line: String = quoted + " >" + path + " 2>/dev/null </dev/null"
       let words: [String] = ["/bin/sh", "-c", line]
@@ -454,7 +454,9 @@ final class CommandTests: XCTestCase {
       while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
       return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     }
-    defer { _ = try? tm(["kill-session", "-t", session]) }
+    // a server of its own (-L), kept alive by the first screen's session until the end: killing
+    // a server's last session and starting another at once races the server's exit
+    defer { _ = try? tm(["kill-server"]) }
     let env = "TPTOP_RUNS=\(store.location.directory) LANG=C.UTF-8 TERM=xterm-256color"
     _ = try tm(["new-session", "-d", "-s", session, "-x", "120", "-y", "40", "env \(env) \(bin) compare cmp-a cmp-b; sleep 30"])
     XCTAssertTrue(eventually(20) { ((try? tm(["capture-pane", "-p", "-t", session])) ?? "").contains("tptop compare · loss vs step") })
@@ -467,11 +469,11 @@ final class CommandTests: XCTestCase {
     _ = try tm(["send-keys", "-t", session, "e", "l"])
     XCTAssertTrue(eventually(10) { ((try? tm(["capture-pane", "-p", "-t", session])) ?? "").contains("smoothing 0.6 · log y") })
     _ = try tm(["send-keys", "-t", session, "q"])
-    _ = try tm(["kill-session", "-t", session])
     // open: the dashboard on the stored run
-    _ = try tm(["new-session", "-d", "-s", session, "-x", "120", "-y", "40", "env \(env) \(bin) open cmp-a; sleep 30"])
-    XCTAssertTrue(eventually(20) { ((try? tm(["capture-pane", "-p", "-t", session])) ?? "").contains("cmp-a (stored)") })
-    screen = try tm(["capture-pane", "-p", "-t", session])
+    let opened = session + "-open"
+    _ = try tm(["new-session", "-d", "-s", opened, "-x", "120", "-y", "40", "env \(env) \(bin) open cmp-a; sleep 30"])
+    XCTAssertTrue(eventually(20) { ((try? tm(["capture-pane", "-p", "-t", opened])) ?? "").contains("cmp-a (stored)") })
+    screen = try tm(["capture-pane", "-p", "-t", opened])
     XCTAssertTrue(screen.contains("150"), screen)
   }
 

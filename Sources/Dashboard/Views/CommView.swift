@@ -104,7 +104,11 @@ extension CommView {
       let mark = stand?.rank == rank ? String(glyphs.straggler) : " "
       var x = inner.x
       x += g.put(Format.fit(mark + "r\(rank)", 5), x: x, y: y, style: stand?.rank == rank ? .warn : .rank(rank))
-      guard let e = all[rank] else { g.put("no steps yet", x: x, y: y, style: .dim); continue }
+      guard let e = all[rank] else {
+        let remote = m.rows[safe: rank].flatMap { $0.remote ? $0.hostPid : nil }
+        g.put(remote.map { "remote, \($0): its exposure is on that node's screen" } ?? "no steps yet", x: x, y: y, style: .dim, maxWidth: inner.maxX - x)
+        continue
+      }
       let text = "exposed \(Format.ms(e.exposed)) ms (peer wait \(Format.ms(e.peerWait)), transfer \(Format.ms(e.transfer)))  hidden \(Format.ms(e.hidden)) ms  "
       x += g.put(text, x: x, y: y, maxWidth: inner.maxX - x)
       // the step as a bar: exposed, hidden, the rest computing

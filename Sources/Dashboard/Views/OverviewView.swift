@@ -202,7 +202,8 @@ enum OverviewView {
         if r.state == .finished && (m.header.phase == .stopped || m.header.phase == .stopping) { return ("stopped", .dim) }
         return (r.state == .failed ? "FAILED" : r.state.label, r.state == .failed ? .error : r.state == .paused ? .warn : .normal)
       }),
-      Column(title: "step", width: 6, right: true, priority: 90, draw: rightText { r in ("\(r.step)", failedStyle(r)) }),
+      // another node's rank: its step is on that node's screen, not 0
+      Column(title: "step", width: 6, right: true, priority: 90, draw: rightText { r in (r.remote ? "–" : "\(r.step)", failedStyle(r)) }),
       Column(title: "loss", width: 7, right: true, priority: 95, draw: rightText { r in
         (r.loss.map(Format.value) ?? "–", r.loss.map { $0.isFinite ? .normal : .error } ?? .dim)
       }),
@@ -295,12 +296,18 @@ enum OverviewView {
   }
 
   /// "node 1  host-b  ranks 2–3  LOST".
-  static func drawNodeHeading(_ g: inout CellGrid, _ node: Int, _ rows: [RankRow], _ inner: Rect, y: Int) {
+  static func drawNodeHeading(_ g: inout CellGrid, _ m: DashboardModel, _ node: Int, _ rows: [RankRow], _ inner: Rect, y: Int) {
     let hosts = Array(Set(rows.map { $0.hostPid.split(separator: ":").first.map(String.init) ?? "?" })).sorted()
     let ranks = rows.map(\.rank)
     let span = ranks.count > 1 ? "ranks \(ranks.min()!)\(g.glyphs.dash)\(ranks.max()!)" : "rank \(ranks.first ?? 0)"
     let lost = rows.contains(where: \.lost)
-    let text = "node \(node)  \(hosts.joined(separator: ","))  \(span)  \(lost ? "LOST: its ranks stopped reporting" : "reporting")"
+    // what the heading can vouch for: a node whose ranks report elsewhere says so, and once the
+    // job has ended no node is "reporting"
+    let ended = m.header.phase.isTerminal
+    let status = lost ? "LOST: its ranks stopped reporting"
+      : rows.allSatisfy(\.remote) ? "remote: its ranks report on that node"
+      : ended ? "" : "reporting"
+    let text = "node \(node)  \(hosts.joined(separator: ","))  \(span)  \(status)"
     g.put(text, x: inner.x + 1, y: y, style: lost ? .error : .title, maxWidth: inner.width - 1)
   }
 
@@ -330,7 +337,7 @@ enum OverviewView {
     for (i, line) in lines[first..<min(n, first + visible)].enumerated() {
       let y = inner.y + 1 + i
       guard case .rank(let row) = line else {
-        if case .node(let node, let rows) = line { drawNodeHeading(&g, node, rows, inner, y: y) }
+        if case .node(let node, let rows) = line { drawNodeHeading(&g, m, node, rows, inner, y: y) }
         continue
       }
       var x = inner.x

@@ -16,7 +16,12 @@ enum RankView {
     let (tp, dp) = job.coordinates(ofRank: r)
     var line = " rank \(r) of \(job.worldSize)  (tp \(tp), dp \(dp))  \(g.glyphs.leftRight) change"
     if let row {
-      line += "  node \(row.node)  \(row.hostPid)  \(row.lost ? "LOST" : row.state.label)  beat \(Format.age(row.heartbeatAge))"
+      if row.remote {
+        // another node's rank reports to that node's segment: nothing of it is here to show
+        line += "  remote, \(row.hostPid): its numbers are on that node's screen"
+      } else {
+        line += "  node \(row.node)  \(row.hostPid)  \(row.lost ? "LOST" : row.state.label)  beat \(Format.age(row.heartbeatAge))"
+      }
       if let e = row.exitStatus { line += "  exit \(e)" }
       // a writer that does not report the rate leaves it unknown, not 0
       if let last = m.history.samples[r].last, last.gflops > 0 { line += String(format: "  %.1f GFLOP/s", last.gflops) }
