@@ -128,4 +128,25 @@ public enum LogDirectory {
     let base = (root as NSString).lastPathComponent
     return byDir.keys.sorted().map { dir in (dir.isEmpty ? base : dir, byDir[dir]!.sorted()) }
   }
+
+  /// The runs to compare or open: as `runs(at:)`, except that a tptop export (`tptop export
+  /// --format tfevents --output DIR`: `DIR/job` beside `DIR/rank0`, `DIR/rank1`, …) is one run,
+  /// its job-level series, named by `DIR` (the log directory's own name when `DIR` is it); the
+  /// per-rank runs beside a `job` run are that run's detail, not runs of their own.
+  public static func jobRuns(at path: String) -> [(name: String, files: [String])] {
+    let all = runs(at: path)
+    let base = (URL(fileURLWithPath: path).standardizedFileURL.path as NSString).lastPathComponent
+    func split(_ name: String) -> (parent: String, leaf: String) {
+      let parent = (name as NSString).deletingLastPathComponent
+      return (parent, (name as NSString).lastPathComponent)
+    }
+    let exports = Set(all.map { split($0.name) }.filter { $0.leaf == "job" }.map(\.parent))
+    func isRank(_ leaf: String) -> Bool { leaf.hasPrefix("rank") && leaf.count > 4 && leaf.dropFirst(4).allSatisfy(\.isNumber) }
+    return all.compactMap { run in
+      let (parent, leaf) = split(run.name)
+      guard exports.contains(parent) else { return run }
+      if leaf == "job" { return (parent.isEmpty ? base : parent, run.files) }
+      return isRank(leaf) ? nil : run
+    }
+  }
 }

@@ -13,10 +13,11 @@ func loadComparedRuns(_ names: [String], problems: inout [String]) throws -> [Co
   for name in names {
     var isDir: ObjCBool = false
     if FileManager.default.fileExists(atPath: name, isDirectory: &isDir), isDir.boolValue {
-      let runs = LogDirectory.runs(at: name)
+      let runs = LogDirectory.jobRuns(at: name)
       if runs.isEmpty { throw failure("\(name) holds no TensorBoard event files") }
       for r in runs {
-        let label = runs.count == 1 ? (name as NSString).lastPathComponent : ((name as NSString).lastPathComponent + "/" + r.name)
+        let base = (URL(fileURLWithPath: name).standardizedFileURL.path as NSString).lastPathComponent
+        let label = runs.count == 1 || r.name == base ? base : base + "/" + r.name
         out.append(try ComparedRun.tensorBoard(name: label, files: r.files, problems: &problems))
       }
       continue

@@ -11,7 +11,7 @@ import TensorBoard
 func openedSource(_ name: String) throws -> JobSource {
   var isDir: ObjCBool = false
   if FileManager.default.fileExists(atPath: name, isDirectory: &isDir), isDir.boolValue {
-    let runs = LogDirectory.runs(at: name)
+    let runs = LogDirectory.jobRuns(at: name)
     guard let first = runs.first else { throw failure("\(name) holds no TensorBoard event files") }
     if runs.count > 1 {
       FileHandle.standardError.write(Data("tptop: \(name) holds \(runs.count) runs; opening \(first.name) (tptop compare shows them all)\n".utf8))

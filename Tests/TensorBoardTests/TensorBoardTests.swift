@@ -148,6 +148,25 @@ final class TensorBoardTests: XCTestCase {
     XCTAssertEqual(got.count, 30 * perStep)
     XCTAssertEqual(got, expected)
     XCTAssertTrue(got.contains { $0.tag == "train/loss" && $0.step == 3 && $0.value == Double(Float(4 + 1 / Float(3))) })
+
+    // tptop's compare reads an export back as one run named by its directory (not as job,
+    // rank0 and rank1), and a folder of exports as one run each
+    func table(_ dir: String) throws -> [[Substring]] {
+      let c = try self.run(tptop, ["compare", dir, "--plain"], env: ["TPTOP_RUNS": store.directory])
+      XCTAssertEqual(c.status, 0, c.err)
+      return c.out.split(separator: "\n").map { $0.split(separator: " ") }
+    }
+    let final = String(format: "%.4f", Double(Float(4 + 1 / Float(30))))
+    var rows = try table(out)
+    XCTAssertEqual(rows.first, ["run", "tb"])
+    XCTAssertEqual(rows.dropFirst().first, ["final", "loss", Substring(final)])
+    for name in ["a", "b"] {
+      let e = try self.run(tptop, ["export", "tb1", "--format", "tfevents", "--output", scratch + "/exports/" + name], env: ["TPTOP_RUNS": store.directory])
+      XCTAssertEqual(e.status, 0, e.err)
+    }
+    rows = try table(scratch + "/exports")
+    XCTAssertEqual(rows.first, ["run", "exports/a", "exports/b"])
+    XCTAssertEqual(rows.dropFirst().first, ["final", "loss", Substring(final), Substring(final)])
   }
 
   /// torch.utils.tensorboard.SummaryWriter writes two runs (old-style simple values and
