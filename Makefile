@@ -7,6 +7,9 @@
 #                corrupt segment, export targets) on real mpirun jobs; one line per fault
 #   make bench   headline benchmark lines (BENCH <name> <value> <unit>): TP=1, TP=2, MFU, the
 #                PyTorch comparison, telemetry, dashboard; under 10 minutes on 2 cores
+#   make bench-deps  PyTorch 2 from PyPI (scaled_dot_product_attention) into the ignored
+#                .venv-bench, which `make bench` then compares against (~5 GB with the CUDA
+#                libraries PyPI's wheel depends on; without it the comparison uses Debian's torch 1.13)
 #   make bench-all  make bench, then the long sweeps (scrape, run store, collectives, every flag,
 #                overlap, simulated nodes; scripts/bench_sweeps.sh)
 #   make install tptop and tptrain into $(PREFIX)/bin (default ~/.local/bin), themes and the demo
@@ -21,7 +24,7 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = 1
 
 PREFIX ?= $(HOME)/.local
 
-.PHONY: all deps test-deps build demo train test test-python chaos bench bench-all install uninstall clean
+.PHONY: all deps test-deps build demo train test test-python chaos bench bench-deps bench-all install uninstall clean
 
 all: build
 
@@ -76,6 +79,10 @@ chaos: test-deps
 
 bench: build
 	bash scripts/bench.sh $(BIN)
+
+bench-deps: test-deps
+	test -x .venv-bench/bin/python || python3 -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet torch numpy
 
 bench-all: build
 	bash scripts/bench.sh $(BIN)

@@ -9,7 +9,8 @@
 #   CMP_STEPS=N  steps per run of the interleaved PyTorch comparison (default 12: 3 rounds × 10
 #             counted steps per variant keep `make bench` under 10 minutes on 2 cores)
 #   ROUNDS=N  rounds of the interleaved comparison (default 3)
-#   PYTHON=…  the interpreter that has torch (default python3, else /usr/bin/python3 if it has torch)
+#   PYTHON=…  the interpreter that has torch (default: .venv-bench's, made by `make bench-deps`
+#             with PyTorch 2 from PyPI; else python3, else /usr/bin/python3 if it has torch)
 #
 # Step times on a shared VM vary from one second to the next, so each figure is the median over
 # all counted steps, and the minimum step is printed beside it (`_min`, `_best`): the median is
@@ -19,8 +20,9 @@ BIN=${1:-.build/release}
 STEPS=${STEPS:-20}
 CMP_STEPS=${CMP_STEPS:-12}
 ROUNDS=${ROUNDS:-3}
-PY=${PYTHON:-python3}
 HERE=$(cd "$(dirname "$0")" && pwd)
+PY=${PYTHON:-python3}
+[[ -z ${PYTHON:-} && -x $HERE/../.venv-bench/bin/python ]] && PY=$HERE/../.venv-bench/bin/python
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 CORES=$(nproc)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -96,15 +98,15 @@ fi
 # three see the same machine; medians over all counted steps of all rounds. The order rotates
 # each round (with 3 rounds each run takes each place once): on a shared host the run that
 # starts first tends to get the quietest stretch.
-torch_run() {
+torch_run() {  # torch_run ROUND
   "$PY" "$HERE/bench_pytorch.py" --threads "$CORES" --steps "$CMP_STEPS" --data "$HERE/../data/shakespeare.txt" \
-    --times "$tmp/cmp_torch.txt" 2>/dev/null | grep '^#' || true
+    --times "$tmp/cmp_torch_$1.txt" 2>/dev/null | grep '^#' || true
 }
 for r in $(seq "$ROUNDS"); do
   for k in 0 1 2; do
     case $(( (r - 1 + k) % 3 )) in
       0) train 2 "$tmp/cmp_tp2_$r.jsonl" "$CMP_STEPS" ;;
-      1) torch_run ;;
+      1) torch_run "$r" ;;
       2) train 1 "$tmp/cmp_tp1_$r.jsonl" "$CMP_STEPS" ;;
     esac
   done
@@ -112,9 +114,11 @@ done
 python3 - "$tmp" "$ROUNDS" <<'PY'
 import json, statistics, sys
 tmp, rounds = sys.argv[1], int(sys.argv[2])
-torch = [float(l) for l in open(f"{tmp}/cmp_torch.txt")]
-ours = {tp: [json.loads(l)["step_ms"] for r in range(1, rounds + 1) for l in list(open(f"{tmp}/cmp_tp{tp}_{r}.jsonl"))[2:]]
-        for tp in (1, 2)}
+torch_rounds = [[float(l) for l in open(f"{tmp}/cmp_torch_{r}.txt")] for r in range(1, rounds + 1)]
+ours_rounds = {tp: [[json.loads(l)["step_ms"] for l in list(open(f"{tmp}/cmp_tp{tp}_{r}.jsonl"))[2:]] for r in range(1, rounds + 1)]
+               for tp in (1, 2)}
+torch = [x for xs in torch_rounds for x in xs]
+ours = {tp: [x for xs in ours_rounds[tp] for x in xs] for tp in (1, 2)}
 BT = 8 * 256
 for name, xs in (("small_tp2_interleaved", ours[2]), ("small_tp1_interleaved", ours[1]),
                  ("pytorch_small_interleaved", torch)):
@@ -124,4 +128,9 @@ for name, xs in (("small_tp2_interleaved", ours[2]), ("small_tp1_interleaved", o
 for tp in (2, 1):
     print(f"BENCH small_tp{tp}_vs_pytorch {statistics.median(torch) / statistics.median(ours[tp]):.3f} ratio")
     print(f"BENCH small_tp{tp}_vs_pytorch_best {min(torch) / min(ours[tp]):.3f} ratio")
+    # each round's ratio of medians (the variants of a round ran back to back): the lowest is
+    # what "in every round" can claim
+    per = [statistics.median(t) / statistics.median(o) for t, o in zip(torch_rounds, ours_rounds[tp])]
+    print(f"# small_tp{tp}_vs_pytorch by round: " + " ".join(f"{x:.3f}" for x in per))
+    print(f"BENCH small_tp{tp}_vs_pytorch_round_min {min(per):.3f} ratio")
 PY
