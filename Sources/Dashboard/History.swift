@@ -27,7 +27,10 @@ public struct HistoryRing<Element>: Sendable where Element: Sendable {
   }
 
   /// Element `i` counting from the oldest.
-  public subscript(i: Int) -> Element { storage[(head + i) % storage.count] }
+  public subscript(i: Int) -> Element {
+    get { storage[(head + i) % storage.count] }
+    set { storage[(head + i) % storage.count] = newValue }
+  }
 
   /// The newest element.
   public var last: Element? { storage.isEmpty ? nil : self[storage.count - 1] }
@@ -139,6 +142,23 @@ public final class JobHistory {
   }
 
   /// Merges one poll.
+  /// Appends an event, or counts it into the same event from other ranks: every rank reports
+  /// its checkpoint write, pause, resume and stop, and a job of 64 ranks would list each 64
+  /// times. Only events a rank reports of the job merge (a rank's failure is about that rank).
+  func addEvent(_ e: JobEvent) {
+    if e.rank >= 0, e.kind != .rankFailed {
+      let recent = max(0, events.count - 4 * max(job.worldSize, 1))
+      for i in stride(from: events.count - 1, through: recent, by: -1) {
+        let o = events[i]
+        if o.rank >= 0, o.kind == e.kind, o.step == e.step, o.text == e.text, !o.ranks.contains(e.rank) {
+          events[i].ranks.append(e.rank)
+          return
+        }
+      }
+    }
+    events.append(e)
+  }
+
   public func ingest(_ p: SourcePoll, now: Double = Date().timeIntervalSince1970) {
     lastPoll = now
     var changed = false
@@ -166,7 +186,7 @@ public final class JobHistory {
       changed = true
     }
     for (r, n) in p.lost.enumerated() where r < lost.count && n > 0 { lost[r] += n; changed = true }
-    for e in p.events { events.append(e); changed = true }
+    for e in p.events { addEvent(e); changed = true }
     for s in p.shardStats { shardStats[s.tensor &* 1024 &+ s.rank] = s; changed = true }
     if p.desired != desired { desired = p.desired; desiredSinceStep = latestStep; changed = true }
     if p.alive != alive { alive = p.alive; changed = true }

@@ -38,6 +38,9 @@ public struct JobSpec: Sendable, Equatable {
   /// Read from the run store or event files, not a live segment: it takes no commands, its
   /// ranks have no processes, and q quits.
   public var stored = false
+  /// Where the job writes its checkpoints (absolute), when its stored run says; a live segment
+  /// does not carry it.
+  public var checkpointDirectory: String?
 
   /// Creates a job description.
   public init(name: String, model: String, tp: Int, dp: Int, totalSteps: Int,
@@ -113,10 +116,24 @@ public struct JobEvent: Sendable, Equatable {
   /// Seconds since 1970, 0 when unknown.
   public var wallTime: Double
   public var text: String
+  /// Every rank that reported this same event (kind, step and text), `rank` first.
+  public var ranks: [Int]
 
   /// Creates an event.
   public init(kind: Kind, rank: Int, step: Int, wallTime: Double, text: String) {
     (self.kind, self.rank, self.step, self.wallTime, self.text) = (kind, rank, step, wallTime, text)
+    ranks = [rank]
+  }
+
+  /// Who reported it, in at most 7 columns: "you" (the dashboard), "r3", "r0–3" (a run of
+  /// ranks), "all" (every one of `world`), or "5 ranks".
+  public func reporters(world: Int) -> String {
+    if rank < 0 { return "you" }
+    if ranks.count == 1 { return "r\(rank)" }
+    if ranks.count >= world { return "all" }
+    let lo = ranks.min()!, hi = ranks.max()!
+    let run = "r\(lo)–\(hi)"
+    return hi - lo + 1 == ranks.count && run.count <= 7 ? run : "\(ranks.count) ranks"
   }
 }
 

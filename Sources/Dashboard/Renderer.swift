@@ -144,7 +144,8 @@ public enum Renderer {
     } else if features.checkpointAtStop {
       // the event reads "checkpoint saved: DIR/step_…"
       let path = lastSaved.flatMap { e in e.text.range(of: ": ").map { String(e.text[$0.upperBound...]) } }
-      let dir = path.map { " in " + ($0 as NSString).deletingLastPathComponent } ?? " in its --checkpoint-dir"
+      let dir = (path.map { ($0 as NSString).deletingLastPathComponent } ?? m.history.job.checkpointDirectory).map { " in " + $0 }
+        ?? " in its --checkpoint-dir"
       lines.append("A last checkpoint is written first\(dir).")
     } else {
       lines.append("No checkpoint is written at the stop: press n, then c to save one first.")

@@ -21,7 +21,13 @@ final class BackfilledSource: JobSource {
     self.run = run
   }
 
-  var job: JobSpec { live.job }
+  /// The live job, with what only its stored run knows (where it writes its checkpoints).
+  var job: JobSpec {
+    var spec = live.job
+    spec.checkpointDirectory = checkpointDirectory
+    return spec
+  }
+  private lazy var checkpointDirectory: String? = run.header.settings["checkpoint-dir"]
 
   func poll() -> SourcePoll {
     var p = live.poll()

@@ -348,8 +348,12 @@ struct ExportJob: SegmentCommand {
     if fmt == .csv { out += TelemetryExport.csvHeader + "\n" }
     var lost: UInt64 = 0
     var count = 0
-    // dated on the wall clock, tensors by name
-    let context = TelemetryExport.Context(tensorNames: reader.info.shards.map(\.name))
+    // dated on the wall clock, tensors by name: by the clock offset its recorder measured once
+    // (so that every export of a record, live or stored, jsonl or csv, gives it the same unix_ns),
+    // else by one measured now
+    let tensorNames = reader.info.shards.map(\.name)
+    let context = JobRuns.live(job)?.header.wallMinusBootNs.map { TelemetryExport.Context(wallMinusBootNs: $0, tensorNames: tensorNames) }
+      ?? TelemetryExport.Context(tensorNames: tensorNames)
     for p in reader.poll() {
       lost += p.lost
       var records: [TelemetryRecord] = p.steps.map { .step($0) } + p.events.map { .event($0) } + p.tensorStats.map { .tensorStats($0) }

@@ -54,6 +54,13 @@ final class FirstContactTests: XCTestCase {
     h2.ingest(p)
     m = DashboardModel(history: h2, state: s, themeName: "default")
     XCTAssertTrue(Renderer.stopPrompt(m).contains("A last checkpoint is written first in /runs/ck."), "\(Renderer.stopPrompt(m))")
+    // before its first save: the directory its stored run names, else the flag
+    var unsaved = spec
+    m = DashboardModel(history: JobHistory(job: unsaved), state: s, themeName: "default")
+    XCTAssertTrue(Renderer.stopPrompt(m).contains("A last checkpoint is written first in its --checkpoint-dir."), "\(Renderer.stopPrompt(m))")
+    unsaved.checkpointDirectory = "/work/ck"
+    m = DashboardModel(history: JobHistory(job: unsaved), state: s, themeName: "default")
+    XCTAssertTrue(Renderer.stopPrompt(m).contains("A last checkpoint is written first in /work/ck."), "\(Renderer.stopPrompt(m))")
     // on screen at 80×24 and 60×16, whole
     for (w, hh) in [(80, 24), (60, 16), (160, 48)] {
       let g = Renderer.render(DashboardModel(history: h, state: s, themeName: "default"), width: w, height: hh)
@@ -150,6 +157,37 @@ final class FirstContactTests: XCTestCase {
     let grouped = Renderer.render(DashboardModel(history: h, state: state, themeName: "default"), width: 120, height: 30).text
     XCTAssertTrue(grouped.contains("ranks 0–1  remote: its ranks report on that node"), grouped)
     XCTAssertTrue(grouped.contains("ranks 2–3  reporting"), grouped)
+  }
+
+  /// Every rank reports its checkpoint write and its stop: the Events view lists each once,
+  /// saying which ranks reported it; a rank's own error stays its own line.
+  func testEventsEveryRankReportsAreListedOnce() {
+    let job = JobSpec(name: "ev", model: "small", tp: 2, dp: 4, totalSteps: 100, tensors: [])
+    let h = JobHistory(job: job)
+    var p = SourcePoll()
+    let saved = "checkpoint saved: /runs/ck/step_00000040"
+    p.events = [0, 1, 2, 4, 5, 6, 7].map { JobEvent(kind: .checkpointSaved, rank: $0, step: 40, wallTime: 1, text: saved) }
+      + [JobEvent(kind: .error, rank: 5, step: 41, wallTime: 2, text: "error: disk slow")]
+      + (0..<3).map { JobEvent(kind: .stopped, rank: $0, step: 42, wallTime: 3, text: "stopped at step 42") }
+      + [JobEvent(kind: .stopped, rank: 6, step: 42, wallTime: 3, text: "stopped at step 42")]
+    h.ingest(p)
+    var q = SourcePoll()
+    // the next poll brings the last rank's report of the same checkpoint: still one line
+    q.events = [JobEvent(kind: .checkpointSaved, rank: 3, step: 40, wallTime: 1, text: saved)]
+    h.ingest(q)
+    XCTAssertEqual(h.events.count, 3)
+    XCTAssertEqual(h.events[0].reporters(world: 8), "all")
+    XCTAssertEqual(h.events[2].reporters(world: 8), "4 ranks")
+    var state = AppState()
+    state.view = .events
+    let text = Renderer.render(DashboardModel(history: h, state: state, themeName: "default"), width: 120, height: 30).text
+    XCTAssertTrue(text.contains("events (3)"), text)
+    XCTAssertTrue(text.contains("step     40  all      " + saved), text)
+    XCTAssertTrue(text.contains("step     41  r5       error: disk slow"), text)
+    XCTAssertTrue(text.contains("step     42  4 ranks  stopped at step 42"), text)
+    var two = JobEvent(kind: .paused, rank: 2, step: 9, wallTime: 0, text: "paused")
+    two.ranks = [2, 3, 1]
+    XCTAssertEqual(two.reporters(world: 8), "r1–3")
   }
 
   /// A job stopped before its last step: header and every rank row say stopped.

@@ -83,6 +83,8 @@ final class RecordingTests: XCTestCase {
     let run = try StoredRun(location: store.location, name: job)
     XCTAssertTrue(series.allSatisfy { $0.values[0].isFinite && $0.values[0] > 0 })
     XCTAssertEqual(run.header.finalLoss.map(Double.init), series.last?.values[0])
+    // where it checkpoints, for a dashboard's stop prompt before the first save
+    XCTAssertEqual(run.header.settings["checkpoint-dir"], store.location.directory + "-ck")
     var stats = 0
     try run.shardStats { _ in stats += 1 }
     XCTAssertGreaterThan(stats, 0)
