@@ -152,7 +152,7 @@ public final class TelemetrySource: JobSource {
     switch e.kind {
     case .checkpointSaved: kind = .checkpointSaved; text = "checkpoint saved" + (e.text.isEmpty ? "" : ": \(e.text)")
     case .paused: kind = .paused; text = "paused at step \(e.step)"
-    case .resumed: kind = .resumed; text = "resumed at step \(e.step)"
+    case .resumed: kind = .resumed; text = "resumed at step \(e.step)" + (e.text.isEmpty ? "" : ": \(e.text)")
     case .stopped: kind = .stopped; text = "stopped at step \(e.step)"
     case .nonFiniteLoss: kind = .nonFinite; text = "NaN/Inf loss at step \(e.step)" + (e.text.isEmpty ? "" : ": \(e.text)")
     case .error: kind = .error; text = "error: \(e.text)"

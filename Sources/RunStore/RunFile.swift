@@ -11,6 +11,9 @@ import Telemetry
 public final class RunFile {
   public let path: String
   public private(set) var header: RunHeader
+  /// When reopened for a restart: how the incarnation before ended, as the run recorded it
+  /// (its state, last step and last update, seconds since 1970).
+  public private(set) var previousIncarnation: (state: String, lastStep: Int, updated: Double)?
   let db: DatabasePool
 
   /// Creates run `header.name` in `location`, or reopens it when `reopen` (a restart of the same
@@ -36,6 +39,7 @@ public final class RunFile {
       if fresh { Self.removeDatabaseFiles(target) }
       var pool = try DatabasePool(path: target, configuration: config)
       var incarnations = header.incarnations
+      var previous: (state: String, lastStep: Int, updated: Double)?
       try pool.write { d in
         let version = try Int.fetchOne(d, sql: "PRAGMA user_version") ?? 0
         if version > StoreSchema.version {
@@ -49,6 +53,9 @@ public final class RunFile {
         let existing = try Int.fetchOne(d, sql: "SELECT incarnations FROM run WHERE id = 1")
         if let n = existing, reopen {
           incarnations = n + 1
+          if let r = try Row.fetchOne(d, sql: "SELECT state, last_step, updated FROM run WHERE id = 1") {
+            previous = (r["state"] ?? "", r["last_step"] ?? 0, r["updated"] ?? 0)
+          }
           // the first incarnation's clock offset stays (a file from before schema 2 takes this one's)
           try d.execute(
             sql: """
@@ -78,6 +85,7 @@ public final class RunFile {
       }
       db = pool
       self.header.incarnations = incarnations
+      previousIncarnation = previous
     } catch let e as StoreError {
       throw e
     } catch let e as DatabaseError {

@@ -49,10 +49,13 @@ public final class RunRecorder: @unchecked Sendable {
   private let benchDuty = Double(ProcessInfo.processInfo.environment["TPTOP_RECORDER_BENCH_DUTY_S"] ?? "") ?? 0
   private var lastCommit = Date()
 
-  /// Opens job `job`'s segment (in namespace `space`) and the run's database.
+  /// Opens job `job`'s segment (in namespace `space`) and the run's database. A restart
+  /// (`reopen`) of a run whose last incarnation did not finish records an event saying so, at
+  /// that incarnation's last step and time, and one for the resume (`resumedFrom`: the
+  /// checkpoint directory and its step): what a stored run's Events view tells of a restart.
   /// - Throws: `StoreError` or `TelemetryError`, one line each.
   public init(job: String, in space: SegmentSpace, location: StoreLocation, header: RunHeader, reopen: Bool,
-              warn: @escaping @Sendable (String) -> Void) throws {
+              resumedFrom: (path: String, step: Int)? = nil, warn: @escaping @Sendable (String) -> Void) throws {
     reader = try JobReader(job: job, in: space)
     rescue = RingRescue(segment: try JobReader(job: job, in: space))
     var header = header
@@ -64,6 +67,22 @@ public final class RunRecorder: @unchecked Sendable {
     accumulator = RunAccumulator(world: header.world, dp: header.dp, bucketSteps: header.bucketSteps,
                                  wallOffset: Double(wallMinusBootNs) / 1e9)
     self.warn = warn
+    if let previous = file.previousIncarnation {
+      let k = file.header.incarnations
+      // on the boot clock of the run's offset, as the rings' records are
+      let offset = Double(file.header.wallMinusBootNs ?? wallMinusBootNs)
+      func bootNs(wall: Double) -> UInt64 { UInt64(max(0, wall * 1e9 - offset)) }
+      if previous.state != JobPhase.Word.finished.rawValue && previous.state != JobPhase.Word.stopped.rawValue {
+        var e = EventRecord(kind: .error, step: previous.lastStep,
+                            text: "incarnation \(k - 1) ended at step \(previous.lastStep) without finishing (last recorded: \(previous.state))")
+        e.timestampNs = bootNs(wall: previous.updated)
+        accumulator.add(e)
+      }
+      var e = EventRecord(kind: .resumed, step: resumedFrom?.step ?? previous.lastStep,
+                          text: (resumedFrom.map { "from \($0.path), " } ?? "") + "incarnation \(k)")
+      e.timestampNs = bootNs(wall: Date().timeIntervalSince1970)
+      accumulator.add(e)
+    }
   }
 
   /// The run's name in the store.

@@ -32,8 +32,9 @@ struct RecordOptions: ParsableArguments {
 /// Starts recording job `job` (world rank 0 only, after the segment exists) and returns its
 /// recorder. A store that cannot be opened prints one warning line and returns nil; training goes
 /// on without recording.
-func startRecording(job: String, in space: SegmentSpace, description: JobDescription, options: RecordOptions, restart: Bool,
-                    settings: [String: String], quiet: Bool) -> RunRecorder? {
+func startRecording(job: String, in space: SegmentSpace, description: JobDescription, options: RecordOptions,
+                    resumedFrom: (path: String, step: Int)?, settings: [String: String], quiet: Bool) -> RunRecorder? {
+  let restart = resumedFrom != nil
   let location = StoreLocation.fromEnvironment()
   let (name, note) = location.runName(forJob: job, restart: restart)
   if let note, !quiet { printError("tptrain: " + note) }
@@ -50,7 +51,7 @@ func startRecording(job: String, in space: SegmentSpace, description: JobDescrip
   header.settings = RunHeader.settings(fromArguments: Array(CommandLine.arguments.dropFirst())).merging(settings) { _, b in b }
   do {
     let r = try RunRecorder(job: job, in: space, location: location, header: header, reopen: restart || name != job && note == nil,
-                            warn: { printError("tptrain: warning: " + $0) })
+                            resumedFrom: resumedFrom, warn: { printError("tptrain: warning: " + $0) })
     r.start()
     if !quiet { print("tptrain: recording run \(name) in \(location.directory)") }
     return r

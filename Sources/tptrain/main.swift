@@ -236,7 +236,7 @@ struct TPTrain: ParsableCommand {
     let options = setup.trainingOptions(settings: settings, resumed: resumed)
 
     let observer: TrainingObserver = try makeObserver(world: world, nodes: nodes, grid: grid, config: config, gpt: gpt, settings: settings,
-                                                      checkpointDir: options.checkpointDir)
+                                                      checkpointDir: options.checkpointDir, resumed: resumed)
     if world.rank == 0 && !setup.quiet {
       print("tptrain: \(RunSetup.describe(config)) | tp \(grid.tp) × dp \(grid.dp) | B \(batch) T \(seq) | \(config.parameterCount) params | data \(dataPath) (\(stream.count) tokens) | BLAS \(BLASTuning.coreName) × \(placement.threads) thread\(placement.threads == 1 ? "" : "s")/rank" + (activations.sequenceParallel ? " | SP" : "") + (activations.recompute == .none ? "" : " | recompute=\(activations.recompute.name)")
             + (parallel.distributedOptimizer ? " | distopt ×\(parallel.optimizerShards)" : "")
@@ -263,7 +263,7 @@ struct TPTrain: ParsableCommand {
   }
 
   func makeObserver(world: Communicator, nodes: NodeTopology, grid: ParallelLayout, config: GPTConfig, gpt: GPT, settings: RunSetup.Settings,
-                    checkpointDir: String) throws -> TrainingObserver {
+                    checkpointDir: String, resumed: ResumePoint?) throws -> TrainingObserver {
     if setup.noTelemetry { return NullObserver() }
     // Every rank must use rank 0's name (a default name holds rank 0's time and pid).
     let proposed = setup.job ?? defaultJobName()
@@ -299,7 +299,7 @@ struct TPTrain: ParsableCommand {
     if world.rank == 0 && !setup.quiet { print("tptrain: telemetry job \(name) (watch with: tptop attach \(name))") }
     if world.rank == 0 && !record.noRecord {
       observer.recorder = startRecording(job: name, in: space, description: observer.segment.info.description, options: record,
-                                         restart: setup.resume != nil,
+                                         resumedFrom: resumed.map { ($0.path, $0.state.step) },
                                          settings: settings.recorded.merging(["checkpoint-dir": checkpointDir]) { _, b in b },
                                          quiet: setup.quiet)
       // this rank's training thread keeps what the recorder has not read from being overwritten

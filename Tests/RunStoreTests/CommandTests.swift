@@ -346,6 +346,46 @@ final class CommandTests: XCTestCase {
     XCTAssertLessThan(first.lowerBound, second.lowerBound, "newest last, as the live Events view:\n\(frame)")
   }
 
+  /// A restart of a run that did not finish says so in the run's events: the incarnation that
+  /// ended without finishing, at its last step and time, then the resume and its checkpoint.
+  func testARestartedRunsEventsTellTheRestart() throws {
+    let (first, recorder) = try recordedSyntheticJob("rst", world: 2, slots: 64, totalSteps: 50)
+    let job = first.description.name
+    first.advance(steps: 12)
+    XCTAssertTrue(eventually(10) { ((try? StoredRun(location: self.store.location, name: job))?.header.lastStep ?? 0) >= 12 })
+    recorder.finish(state: .failed)
+    try first.remove()
+    usleep(50_000)
+    // the next incarnation, resumed from the checkpoint of step 8, records into the same run
+    let second = try SyntheticJob(job: job, worldSize: 2, tp: 2, slotCount: 64, totalSteps: 50)
+    defer { try? second.remove() }
+    var h = RunHeader(name: job, job: job, writer: "tptrain", state: "running", started: Date().timeIntervalSince1970,
+                      world: 2, tp: 2, dp: 1, totalSteps: 50, preset: "synthetic", budgetBytes: 1 << 24)
+    h.recorderPid = getpid()
+    let again = try RunRecorder(job: job, in: .default, location: store.location, header: h, reopen: true,
+                                resumedFrom: ("/ck/step_00000008", 8), warn: { XCTFail($0) })
+    again.start()
+    second.advance(steps: 3)
+    again.finish(state: .finished)
+    try second.remove()
+
+    var events: [EventRecord] = []
+    let run = try StoredRun(location: store.location, name: job)
+    try run.events { events.append($0) }
+    XCTAssertEqual(run.header.incarnations, 2)
+    XCTAssertEqual(events.map(\.kind), [.error, .resumed], "\(events)")
+    XCTAssertEqual(events.map(\.step), [12, 8])
+    XCTAssertEqual(events.map(\.text), ["incarnation 1 ended at step 12 without finishing (last recorded: failed)",
+                                        "from /ck/step_00000008, incarnation 2"])
+    // the Events view of `tptop open`, in time order
+    let r = try tptop(["open", job], input: "5\n", environment: ["TERM": "dumb", "COLUMNS": "120", "LINES": "40"])
+    XCTAssertEqual(r.status, 0, r.err)
+    let frame = try XCTUnwrap(Self.frames(r.out, width: 120).last { $0.contains("events (") }, r.out.suffix(2000).description)
+    let ended = try XCTUnwrap(frame.range(of: "step     12  r0       error: incarnation 1 ended at step 12 without finishing"), frame)
+    let resumed = try XCTUnwrap(frame.range(of: "step      8  r0       resumed at step 8: from /ck/step_00000008, incarnation 2"), frame)
+    XCTAssertLessThan(ended.lowerBound, resumed.lowerBound, frame)
+  }
+
   /// The plain frames `tptop open` or `attach` printed, split at their separator lines.
   static func frames(_ out: String, width: Int) -> [String] {
     out.components(separatedBy: "\n" + String(repeating: "=", count: width) + "\n").filter { !$0.isEmpty }
