@@ -134,10 +134,19 @@ package func smoothed(_ values: [Double], weight w: Double) -> [Double] {
   }
 }
 
+/// A run's value of setting `key` as the table shows it: a flag the run was not given reads
+/// `default` (`none` for features), and every setting of a run that records none (a
+/// TensorBoard run) `n/a`.
+package func settingText(_ run: ComparedRun, _ key: String) -> String {
+  if let v = run.settings[key] { return v }
+  if run.settings.isEmpty { return "n/a" }
+  return key == "features" ? "none" : "default"
+}
+
 /// The comparison table: settings that differ between the runs, then the losses.
 package func compareTable(_ runs: [ComparedRun]) -> [[String]] {
   let keys = Set(runs.flatMap { $0.settings.keys }).sorted().filter { k in
-    Set(runs.map { $0.settings[k] ?? "-" }).count > 1
+    Set(runs.map { settingText($0, k) }).count > 1
   }
   func loss(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "-" }
   // the losses first: a screen too short for the whole table cuts settings, not results
@@ -146,7 +155,7 @@ package func compareTable(_ runs: [ComparedRun]) -> [[String]] {
   rows.append(["best loss"] + runs.map { loss($0.bestLoss) })
   rows.append(["last-100 mean"] + runs.map { loss($0.recentLoss) })
   rows.append(["steps run"] + runs.map { "\($0.lossSteps)" })  // beside a differing "steps" setting (planned)
-  rows += keys.map { k in [k] + runs.map { $0.settings[k] ?? "-" } }
+  rows += keys.map { k in [k] + runs.map { settingText($0, k) } }
   return rows
 }
 

@@ -39,4 +39,19 @@ final class CompareScreenTests: XCTestCase {
     XCTAssertFalse(text.contains("more rows"), text)
     for label in ["steps run", "warmup", "seq"] { XCTAssertTrue(text.contains(" \(label) "), "lacks \(label):\n\(text)") }
   }
+
+  /// A setting a run was not given reads "default" ("none" for features), and the settings of
+  /// a run that records none (a TensorBoard run) "n/a": never one "-" for both.
+  func testAMissingSettingSaysWhy() {
+    let a = ComparedRun(name: "a", settings: ["lr": "0.001", "sequence-parallel": "true", "features": "SP"], series: [:])
+    let b = ComparedRun(name: "b", settings: ["lr": "0.003"], series: [:])
+    let tb = ComparedRun(name: "tb", settings: [:], series: [:])
+    let rows = compareTable([a, b, tb])
+    XCTAssertEqual(rows.first, ["run", "a", "b", "tb"])
+    XCTAssertEqual(Array(rows.suffix(3)), [
+      ["features", "SP", "none", "n/a"],
+      ["lr", "0.001", "0.003", "n/a"],
+      ["sequence-parallel", "true", "default", "n/a"],
+    ])
+  }
 }
