@@ -125,10 +125,10 @@ public struct JobEvent: Sendable, Equatable {
     ranks = [rank]
   }
 
-  /// Who reported it, in at most 7 columns: "you" (the dashboard), "r3", "r0–3" (a run of
-  /// ranks), "all" (every one of `world`), or "5 ranks".
-  public func reporters(world: Int) -> String {
-    if rank < 0 { return "you" }
+  /// Who reported it, in at most 7 columns: "you" (this dashboard; "tptop" in a stored run:
+  /// its recorder), "r3", "r0–3" (a run of ranks), "all" (every one of `world`), or "5 ranks".
+  public func reporters(world: Int, stored: Bool = false) -> String {
+    if rank < 0 { return stored ? "tptop" : "you" }
     if ranks.count == 1 { return "r\(rank)" }
     if ranks.count >= world { return "all" }
     let lo = ranks.min()!, hi = ranks.max()!

@@ -138,7 +138,7 @@ public enum Renderer {
     let features = m.history.job.features
     let lastSaved = m.history.events.suffix(m.history.events.count).last { $0.kind == .checkpointSaved && !$0.text.isEmpty }
     var lines = ["Stop job \(m.header.job) at the next step, for good?",
-                 "Every rank exits; the job cannot be resumed from the dashboard."]
+                 "Every rank exits; only tptrain --resume continues it, from a checkpoint."]
     if features.ignoresControl {
       lines.append("This job says it does not apply stop requests: nothing will stop it.")
     } else if features.checkpointAtStop {
@@ -147,6 +147,8 @@ public enum Renderer {
       let dir = (path.map { ($0 as NSString).deletingLastPathComponent } ?? m.history.job.checkpointDirectory).map { " in " + $0 }
         ?? " in its --checkpoint-dir"
       lines.append("A last checkpoint is written first\(dir).")
+    } else if let last = lastSaved.flatMap({ e in e.text.range(of: ": ").map { String(e.text[$0.upperBound...]) } }) {
+      lines.append("No checkpoint is written at the stop; the last is \(last): press n, then c for a newer one.")
     } else {
       lines.append("No checkpoint is written at the stop: press n, then c to save one first.")
     }

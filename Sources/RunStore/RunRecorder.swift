@@ -68,18 +68,21 @@ public final class RunRecorder: @unchecked Sendable {
                                  wallOffset: Double(wallMinusBootNs) / 1e9)
     self.warn = warn
     if let previous = file.previousIncarnation {
-      let k = file.header.incarnations
+      // numbered as the supervisor numbers them: the first incarnation is 0
+      let k = file.header.incarnations - 1
       // on the boot clock of the run's offset, as the rings' records are
       let offset = Double(file.header.wallMinusBootNs ?? wallMinusBootNs)
       func bootNs(wall: Double) -> UInt64 { UInt64(max(0, wall * 1e9 - offset)) }
       if previous.state != JobPhase.Word.finished.rawValue && previous.state != JobPhase.Word.stopped.rawValue {
         var e = EventRecord(kind: .error, step: previous.lastStep,
                             text: "incarnation \(k - 1) ended at step \(previous.lastStep) without finishing (last recorded: \(previous.state))")
+        e.rank = -1  // the run store's own, not a rank's
         e.timestampNs = bootNs(wall: previous.updated)
         accumulator.add(e)
       }
       var e = EventRecord(kind: .resumed, step: resumedFrom?.step ?? previous.lastStep,
                           text: (resumedFrom.map { "from \($0.path), " } ?? "") + "incarnation \(k)")
+      e.rank = -1
       e.timestampNs = bootNs(wall: Date().timeIntervalSince1970)
       accumulator.add(e)
     }

@@ -19,9 +19,20 @@ public final class StoredRun {
   /// - Throws: `StoreError` with one line (no such run, not a run store file, damaged).
   public convenience init(location: StoreLocation, name: String) throws {
     guard StoreLocation.isValidRunName(name), location.exists(run: name) else {
-      throw StoreError("no stored run named '\(name)' in \(location.directory)")
+      throw StoreError("no stored run named '\(name)' in \(location.directory) (tptop runs lists them)")
     }
     try self.init(path: location.path(run: name), name: name)
+  }
+
+  /// Opens the run a job or incarnation name records into: run `name`, or, for a supervisor's
+  /// incarnation (`<job>.r<k>`, as `tptop ls` and the supervisor name it) whose own name no
+  /// run has, the run of its job `<job>` (where every incarnation records).
+  public static func recording(_ name: String, location: StoreLocation) throws -> StoredRun {
+    let base = IncarnationName.parse(name).base
+    if base != name, !location.exists(run: name), location.exists(run: base) {
+      return try StoredRun(location: location, name: base)
+    }
+    return try StoredRun(location: location, name: name)
   }
 
   /// Opens the run database at `path`.
@@ -211,10 +222,11 @@ public final class StoredRun {
     }
   }
 
-  /// Every event, in (rank, ring index) order.
+  /// Every event, rank by rank in the order recorded (each incarnation's ring indices start
+  /// again from 0, so by index a restarted run's events would interleave).
   public func events(_ body: (EventRecord) throws -> Void) throws {
     try reading { d in
-      let rows = try Row.fetchCursor(d, sql: "SELECT * FROM events ORDER BY rank, ring_index, rowid")
+      let rows = try Row.fetchCursor(d, sql: "SELECT * FROM events ORDER BY rank, rowid")
       while let r = try rows.next() {
         let kind = EventKind.allCases.first { $0.name == (r["kind"] as String? ?? "") } ?? .error
         var e = EventRecord(kind: kind, step: r["step"], text: r["text"] ?? "")

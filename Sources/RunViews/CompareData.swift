@@ -25,6 +25,9 @@ package struct ComparedRun {
   package static func stored(_ run: StoredRun) throws -> ComparedRun {
     let h = run.header
     var settings = h.settings
+    // the grid row says t and d for every run (a --tp or --dp flag only where it was given)
+    settings["tp"] = nil
+    settings["dp"] = nil
     settings["grid"] = "tp \(h.tp) × dp \(h.dp)"
     settings["preset"] = h.preset
     if let m = h.model { settings["model"] = "L\(m.layers) H\(m.heads) C\(m.channels)" }

@@ -23,7 +23,7 @@ func loadComparedRuns(_ names: [String], problems: inout [String]) throws -> [Co
       continue
     }
     do {
-      out.append(try ComparedRun.stored(StoredRun(location: location, name: name)))
+      out.append(try ComparedRun.stored(StoredRun.recording(name, location: location)))
     } catch let e as StoreError {
       throw failure(e.description)
     }

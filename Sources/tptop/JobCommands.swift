@@ -315,8 +315,8 @@ struct ExportJob: SegmentCommand {
 
   @Argument(help: "Job name, stored run name, or TensorBoard log directory.")
   var job: String
-  @Option(help: "Output format: jsonl or csv; tfevents (a stored run as TensorBoard event files under --output DIR).")
-  var format: String
+  @Option(help: "Output format: jsonl (the default) or csv; tfevents (a stored run as TensorBoard event files under --output DIR).")
+  var format: String = "jsonl"
   @Option(name: [.short, .long], help: ArgumentHelp(
     "Output file (default or '-': standard output).",
     discussion: "A regular file is replaced atomically; a symbolic link, device or FIFO is written through."))

@@ -19,7 +19,7 @@ func openedSource(_ name: String) throws -> JobSource {
     do { return try TensorBoardSource(name: first.name, files: first.files) } catch { throw failure("\(error)") }
   }
   do {
-    return StoredSource(run: try StoredRun(location: StoreLocation.fromEnvironment(), name: name))
+    return StoredSource(run: try StoredRun.recording(name, location: StoreLocation.fromEnvironment()))
   } catch {
     throw failure("\(error)")
   }

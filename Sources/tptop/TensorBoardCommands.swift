@@ -13,6 +13,11 @@ func exportTensorBoard(run name: String, directory: String) throws -> [String] {
   let location = StoreLocation.fromEnvironment()
   let run: StoredRun
   do { run = try StoredRun(location: location, name: name) } catch { throw failure("\(error)") }
+  // event files already there would be read with the new ones as one run (TensorBoard reads
+  // every file of a directory): the run's steps twice
+  if let held = LogDirectory.runs(at: directory).first {
+    throw failure("\(directory) already holds TensorBoard event files (\(held.name)): a second export there would add to them; remove them or name another --output")
+  }
   do {
     let job = try EventFileWriter(directory: directory + "/job", wallTime: run.header.started)
     let columns = TensorBoardTags.series.map { t in (StoreSchema.seriesColumns.firstIndex(of: t.column)!, t.tag, t.scale) }

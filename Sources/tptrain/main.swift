@@ -300,7 +300,9 @@ struct TPTrain: ParsableCommand {
     if world.rank == 0 && !record.noRecord {
       observer.recorder = startRecording(job: name, in: space, description: observer.segment.info.description, options: record,
                                          resumedFrom: resumed.map { ($0.path, $0.state.step) },
-                                         settings: settings.recorded.merging(["checkpoint-dir": checkpointDir]) { _, b in b },
+                                         // where a stop's checkpoint goes, for a dashboard's stop prompt
+                                         settings: settings.recorded.merging(
+                                           observer.segment.info.description.features.checkpointAtStop ? ["checkpoint-dir": checkpointDir] : [:]) { _, b in b },
                                          quiet: setup.quiet)
       // this rank's training thread keeps what the recorder has not read from being overwritten
       observer.rescue = observer.recorder?.rescue

@@ -44,7 +44,15 @@ final class FirstContactTests: XCTestCase {
     var m = DashboardModel(history: h, state: s, themeName: "default")
     let plain = Renderer.stopPrompt(m)
     XCTAssertTrue(plain[0].contains("for good"), "\(plain)")
-    XCTAssertTrue(plain.contains { $0.contains("No checkpoint is written") }, "\(plain)")
+    XCTAssertTrue(plain.contains { $0.contains("No checkpoint is written at the stop: press n, then c to save one first.") }, "\(plain)")
+    XCTAssertTrue(plain.contains { $0.contains("only tptrain --resume continues it") }, "\(plain)")
+    // a checkpoint asked for before, with none at the stop: the prompt names it
+    var asked = SourcePoll()
+    asked.events = [JobEvent(kind: .checkpointSaved, rank: 0, step: 15, wallTime: 0, text: "checkpoint saved: /runs/ck/step_00000015")]
+    h.ingest(asked)
+    XCTAssertTrue(Renderer.stopPrompt(DashboardModel(history: h, state: s, themeName: "default")).contains(
+      "No checkpoint is written at the stop; the last is /runs/ck/step_00000015: press n, then c for a newer one."),
+      "\(Renderer.stopPrompt(DashboardModel(history: h, state: s, themeName: "default")))")
     // a job that checkpoints at a stop, and has saved one before: its directory
     var spec = h.job
     spec.features.checkpointAtStop = true
@@ -207,6 +215,12 @@ final class FirstContactTests: XCTestCase {
       XCTAssertTrue(g.rowText(y).contains("stopped"), g.rowText(y))
       XCTAssertFalse(g.rowText(y).contains("finished"), g.rowText(y))
     }
+    // the Rank view's summary says it the same way
+    var state = AppState()
+    state.view = .rank
+    let rank = Renderer.render(DashboardModel(history: h, state: state, themeName: "default"), width: 120, height: 30)
+    let summary = rank.rowText(rank.pane("rank summary")!.y)
+    XCTAssertTrue(summary.contains("  stopped  beat"), summary)
   }
 
   func testAllReduceP50CarriesOneDigit() {

@@ -375,15 +375,23 @@ final class CommandTests: XCTestCase {
     XCTAssertEqual(run.header.incarnations, 2)
     XCTAssertEqual(events.map(\.kind), [.error, .resumed], "\(events)")
     XCTAssertEqual(events.map(\.step), [12, 8])
-    XCTAssertEqual(events.map(\.text), ["incarnation 1 ended at step 12 without finishing (last recorded: failed)",
-                                        "from /ck/step_00000008, incarnation 2"])
+    XCTAssertEqual(events.map(\.text), ["incarnation 0 ended at step 12 without finishing (last recorded: failed)",
+                                        "from /ck/step_00000008, incarnation 1"])
+    XCTAssertEqual(events.map(\.rank), [-1, -1], "the store's own events, not a rank's")
     // the Events view of `tptop open`, in time order
     let r = try tptop(["open", job], input: "5\n", environment: ["TERM": "dumb", "COLUMNS": "120", "LINES": "40"])
     XCTAssertEqual(r.status, 0, r.err)
     let frame = try XCTUnwrap(Self.frames(r.out, width: 120).last { $0.contains("events (") }, r.out.suffix(2000).description)
-    let ended = try XCTUnwrap(frame.range(of: "step     12  r0       error: incarnation 1 ended at step 12 without finishing"), frame)
-    let resumed = try XCTUnwrap(frame.range(of: "step      8  r0       resumed at step 8: from /ck/step_00000008, incarnation 2"), frame)
+    let ended = try XCTUnwrap(frame.range(of: "step     12  tptop    error: incarnation 0 ended at step 12 without finishing"), frame)
+    let resumed = try XCTUnwrap(frame.range(of: "step      8  tptop    resumed at step 8: from /ck/step_00000008, incarnation 1"), frame)
     XCTAssertLessThan(ended.lowerBound, resumed.lowerBound, frame)
+    // the supervisor's name of an incarnation finds the run every incarnation records into
+    let byIncarnation = try tptop(["compare", job + ".r1", "--plain"])
+    XCTAssertEqual(byIncarnation.status, 0, byIncarnation.err)
+    XCTAssertEqual(byIncarnation.out.split(separator: "\n").first?.split(separator: " ").map(String.init), ["run", job])
+    let missing = try tptop(["open", job + "x"])
+    XCTAssertNotEqual(missing.status, 0)
+    XCTAssertTrue(missing.err.contains("(tptop runs lists them)"), missing.err)
   }
 
   /// The plain frames `tptop open` or `attach` printed, split at their separator lines.

@@ -77,13 +77,15 @@ final class RecordingTests: XCTestCase {
     let job = uniqueJob("tiny")
     let steps = 300
     // rings of 64 slots, a fifth of the run (a recorder starved behind smaller rings: below)
-    let r = try run(job, steps: steps, extra: ["--ring-slots", "64", "--shard-stats-every", "50", "--batch", "8", "--seq", "64"])
+    defer { try? FileManager.default.removeItem(atPath: store.location.directory + "-ck") }
+    let r = try run(job, steps: steps, extra: ["--ring-slots", "64", "--shard-stats-every", "50", "--batch", "8", "--seq", "64",
+                                             "--checkpoint-every", "150"])
     XCTAssertEqual(r.status, 0, r.output)
     let series = try assertEveryStep(job, steps: steps, ranks: 2)
     let run = try StoredRun(location: store.location, name: job)
     XCTAssertTrue(series.allSatisfy { $0.values[0].isFinite && $0.values[0] > 0 })
     XCTAssertEqual(run.header.finalLoss.map(Double.init), series.last?.values[0])
-    // where it checkpoints, for a dashboard's stop prompt before the first save
+    // where a stop's checkpoint goes, for a dashboard's stop prompt before the first save
     XCTAssertEqual(run.header.settings["checkpoint-dir"], store.location.directory + "-ck")
     var stats = 0
     try run.shardStats { _ in stats += 1 }

@@ -166,6 +166,18 @@ final class TensorBoardTests: XCTestCase {
     }
     rows = try table(scratch + "/exports")
     XCTAssertEqual(rows.first, ["run", "exports/a", "exports/b"])
+    // a second export into a directory that holds event files would add the run to them (every
+    // file a directory holds is one run to TensorBoard): refused in one line, nothing written
+    let before = try FileManager.default.subpathsOfDirectory(atPath: out).sorted()
+    let again = try self.run(tptop, ["export", "tb1", "--format", "tfevents", "--output", out], env: ["TPTOP_RUNS": store.directory])
+    XCTAssertNotEqual(again.status, 0)
+    XCTAssertEqual(again.err.split(separator: "\n").count, 1, again.err)
+    XCTAssertTrue(again.err.contains("already holds TensorBoard event files"), again.err)
+    XCTAssertEqual(try FileManager.default.subpathsOfDirectory(atPath: out).sorted(), before)
+    // jsonl is export's default format
+    let plain = try self.run(tptop, ["export", "tb1"], env: ["TPTOP_RUNS": store.directory])
+    XCTAssertEqual(plain.status, 0, plain.err)
+    XCTAssertTrue(plain.out.hasPrefix("{"), String(plain.out.prefix(200)))
     XCTAssertEqual(rows.dropFirst().first, ["final", "loss", Substring(final), Substring(final)])
   }
 

@@ -18,7 +18,7 @@ enum EventsView {
       let start = max(0, end - inner.height)
       for (i, idx) in (start..<end).enumerated() {
         let e = events[idx]
-        let who = e.reporters(world: m.history.job.worldSize)
+        let who = e.reporters(world: m.history.job.worldSize, stored: m.history.job.stored)
         let line = "\(Format.clock(e.wallTime))  step \(Format.fit(String(e.step), 6, right: true))  \(Format.fit(who, 7))  \(e.text)"
         g.put(line, x: inner.x, y: inner.y + i, style: style(e.kind), maxWidth: inner.width)
       }

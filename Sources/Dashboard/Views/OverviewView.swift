@@ -183,6 +183,13 @@ enum OverviewView {
     }
   }
 
+  /// A rank's state in one word, as every view says it: the finished ranks of a job stopped (or
+  /// stopping) before its last step read stopped, as the header's phase does.
+  static func stateWord(_ r: RankRow, _ m: DashboardModel) -> String {
+    if r.state == .finished && (m.header.phase == .stopped || m.header.phase == .stopping) { return "stopped" }
+    return r.state == .failed ? "FAILED" : r.state.label
+  }
+
   static func columns(_ m: DashboardModel, width: Int) -> [Column] {
     let glyphs = m.glyphs
     let failedStyle: (RankRow) -> Style = { $0.state == .failed ? .error : .normal }
@@ -197,10 +204,9 @@ enum OverviewView {
         // a lost node's ranks show no stale state as if it were current
         if r.lost { return ("LOST", .error) }
         if r.remote { return ("remote", .dim) }
-        // one word per state: the finished ranks of a job stopped (or stopping) before its last
-        // step read stopped, as the header's phase does
-        if r.state == .finished && (m.header.phase == .stopped || m.header.phase == .stopping) { return ("stopped", .dim) }
-        return (r.state == .failed ? "FAILED" : r.state.label, r.state == .failed ? .error : r.state == .paused ? .warn : .normal)
+        let word = stateWord(r, m)
+        if word == "stopped" { return (word, .dim) }
+        return (word, r.state == .failed ? .error : r.state == .paused ? .warn : .normal)
       }),
       // another node's rank: its step is on that node's screen, not 0
       Column(title: "step", width: 6, right: true, priority: 90, draw: rightText { r in (r.remote ? "–" : "\(r.step)", failedStyle(r)) }),

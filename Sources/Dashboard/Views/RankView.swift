@@ -20,7 +20,7 @@ enum RankView {
         // another node's rank reports to that node's segment: nothing of it is here to show
         line += "  remote, \(row.hostPid): its numbers are on that node's screen"
       } else {
-        line += "  node \(row.node)  \(row.hostPid)  \(row.lost ? "LOST" : row.state.label)  beat \(Format.age(row.heartbeatAge))"
+        line += "  node \(row.node)  \(row.hostPid)  \(row.lost ? "LOST" : OverviewView.stateWord(row, m))  beat \(Format.age(row.heartbeatAge))"
       }
       if let e = row.exitStatus { line += "  exit \(e)" }
       // a writer that does not report the rate leaves it unknown, not 0
