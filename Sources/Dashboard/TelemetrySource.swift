@@ -11,8 +11,6 @@ import Telemetry
 public final class TelemetrySource: JobSource {
   public let job: JobSpec
   private(set) var reader: JobReader
-  private var seenEvents = Set<String>()
-  private var eventOrder: [String] = []
   /// Supplies the launcher's exit status of the job (mpirun's), when this process launched it.
   public var launcherStatus: (() -> Int32?)?
   private var segmentPath: String
@@ -54,8 +52,6 @@ public final class TelemetrySource: JobSource {
     reader = r
     incarnation += 1
     segmentPath = space.path(job: next)
-    seenEvents.removeAll()
-    eventOrder.removeAll()
     let event = JobEvent(kind: .info, rank: -1, step: failedAtStep, wallTime: now,
                          text: "restarted by the supervisor: now following \(next) (incarnation \(incarnation))")
     return (event, failedAtStep)
@@ -113,14 +109,9 @@ public final class TelemetrySource: JobSource {
           p.shardStats.append(ShardStats(tensor: t.firstTensor + i, rank: rp.rank, step: t.step, norms: n))
         }
       }
-      for e in rp.events {
-        // Every rank reports job-wide events (pause, resume, stop): show each once.
-        let key = "\(e.kind.rawValue)/\(e.step)/\(e.text)"
-        guard seenEvents.insert(key).inserted else { continue }
-        eventOrder.append(key)
-        if eventOrder.count > 2000 { seenEvents.remove(eventOrder.removeFirst()) }
-        p.events.append(TelemetrySource.event(e, wallTime: wall(e.timestampNs)))
-      }
+      // every rank's events: the history lists what several ranks report alike once, with
+      // who reported it (JobHistory.addEvent)
+      for e in rp.events { p.events.append(TelemetrySource.event(e, wallTime: wall(e.timestampNs))) }
     }
     let status = launcherStatus?()
     let headers = reader.ranks()

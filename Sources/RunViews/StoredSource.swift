@@ -131,10 +131,16 @@ package struct Decimator {
 package final class TensorBoardSource: JobSource {
   package let job: JobSpec
   private var readers: [EventFileReader]
+  private let files: [String]
   private var pending: [Int64: StepSample] = [:]
+  /// `perf/tokens_per_s` by step, turned into the step's tokens once its step time is known.
+  private var rates: [Int64: Double] = [:]
   private var problems: [String] = []
+  /// Event files unwritten this long are a run that has ended.
+  package static let endedAfter: TimeInterval = 60
 
   package init(name: String, files: [String]) throws {
+    self.files = files
     readers = try files.map { try EventFileReader(path: $0) }
     var spec = JobSpec(name: name + " (TensorBoard)", model: "event files", tp: 1, dp: 1, totalSteps: 0, tensors: [])
     spec.stored = true
@@ -153,7 +159,7 @@ package final class TensorBoardSource: JobSource {
         case "train/lr", "lr", "learning_rate": s.metrics.lr = Float(e.value)
         case "train/grad_norm", "grad_norm": s.metrics.gradNorm = Float(e.value)
         case "perf/step_ms": s.metrics.stepNs = UInt64(max(0, e.value) * 1e6)
-        case "perf/tokens_per_s": s.metrics.tokens = Int(e.value * max(Double(s.metrics.stepNs) / 1e9, 1))
+        case "perf/tokens_per_s": rates[e.step] = e.value
         default: break
         }
         pending[e.step] = s
@@ -163,11 +169,22 @@ package final class TensorBoardSource: JobSource {
         p.events.append(JobEvent(kind: .error, rank: -1, step: 0, wallTime: 0, text: problem))
       }
     }
+    // a step's tokens from its rate and time (the dashboard divides them again: a rate
+    // without a step time shows as unknown, not as tokens per second of a one-second step)
+    for (step, rate) in rates {
+      guard var s = pending[step], s.metrics.stepNs > 0 else { continue }
+      s.metrics.tokens = Int((rate * Double(s.metrics.stepNs) / 1e9).rounded())
+      pending[step] = s
+    }
+    rates.removeAll()
     let samples = pending.keys.sorted().map { pending[$0]! }
     pending.removeAll()
     p.steps = [StoredSource.decimated(samples, to: StoredSource.samplesPerRank)]
     p.lost = [0]
-    p.ranks = [RankHealth(rank: 0, pid: 0, host: "-", state: .running, heartbeatAge: 0)]
+    // event files still being written are a live run; unwritten for a minute, an ended one
+    let newest = files.compactMap { (try? FileManager.default.attributesOfItem(atPath: $0)[.modificationDate]) as? Date }.max()
+    let ended = newest.map { Date().timeIntervalSince($0) > Self.endedAfter } ?? true
+    p.ranks = [RankHealth(rank: 0, pid: 0, host: "-", state: ended ? .finished : .running, heartbeatAge: 0)]
     return p
   }
 

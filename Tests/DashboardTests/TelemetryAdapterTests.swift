@@ -21,8 +21,10 @@ final class TelemetryAdapterTests: XCTestCase {
     job.event(.paused)
     job.setState(.paused)
     h.ingest(src.poll())
-    // Reported by every rank, shown once.
+    // Reported by every rank, shown once, saying so.
     XCTAssertEqual(h.events.count, 1)
+    XCTAssertEqual(h.events[0].ranks.sorted(), Array(0..<src.job.worldSize))
+    XCTAssertEqual(h.events[0].reporters(world: src.job.worldSize), "all")
     let model = DashboardModel(history: h, state: AppState(), themeName: "default")
     XCTAssertEqual(model.header.state, "paused")
     try src.requestCheckpoint()

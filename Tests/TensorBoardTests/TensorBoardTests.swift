@@ -37,6 +37,7 @@ final class TensorBoardTests: XCTestCase {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: tool)
     p.arguments = args
+    p.standardInput = FileHandle.nullDevice
     p.environment = ProcessInfo.processInfo.environment.merging(env) { _, b in b }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
@@ -174,6 +175,20 @@ final class TensorBoardTests: XCTestCase {
     XCTAssertEqual(again.err.split(separator: "\n").count, 1, again.err)
     XCTAssertTrue(again.err.contains("already holds TensorBoard event files"), again.err)
     XCTAssertEqual(try FileManager.default.subpathsOfDirectory(atPath: out).sorted(), before)
+    // `tptop open` on the export: an ended run (its files unwritten for a while), its job rate
+    // as recorded (it showed the rate divided by the step time again: ×100 here)
+    let old = Date(timeIntervalSinceNow: -600)
+    for f in try FileManager.default.subpathsOfDirectory(atPath: out) where f.contains("tfevents") {
+      try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: out + "/" + f)
+    }
+    var lastRate = 0.0
+    try run.series { lastRate = $0.values[StoreSchema.seriesColumns.firstIndex(of: "tokens_per_s")!] }
+    let opened = try self.run(tptop, ["open", out], env: ["TPTOP_RUNS": store.directory, "TERM": "dumb", "COLUMNS": "120", "LINES": "30"])
+    XCTAssertEqual(opened.status, 0, opened.err)
+    let header = String(opened.out.split(separator: "\n").first ?? "")
+    XCTAssertTrue(header.contains("finished"), header)
+    let shown = try XCTUnwrap(header.range(of: #"[0-9.]+k tok/s"#, options: .regularExpression).map { Double(header[$0].prefix { $0 != "k" })! * 1000 }, header)
+    XCTAssertEqual(shown, lastRate, accuracy: lastRate * 0.05, header)
     // jsonl is export's default format
     let plain = try self.run(tptop, ["export", "tb1"], env: ["TPTOP_RUNS": store.directory])
     XCTAssertEqual(plain.status, 0, plain.err)

@@ -11,7 +11,7 @@ enum EventsView {
     g.box(evRect, title: "events (\(events.count))")
     let inner = evRect.inset(1)
     if events.count == 0 {
-      g.put("no events yet", x: inner.x + 1, y: inner.y, style: .dim)
+      g.put(m.history.job.stored ? "no events" : "no events yet", x: inner.x + 1, y: inner.y, style: .dim)
     } else if inner.height > 0 {
       let scroll = min(m.state.eventScroll, max(0, events.count - inner.height))
       let end = events.count - scroll

@@ -10,7 +10,8 @@ enum ShardsView {
     let tensors = job.tensors
     guard !tensors.isEmpty else {
       g.box(body, title: "shards")
-      g.put("the job has not published its shard layout yet", x: body.x + 2, y: body.y + 2, style: .dim, maxWidth: body.width - 4)
+      let why = m.history.job.stored ? "this run has no shard layout (event files do not record one)" : "the job has not published its shard layout yet"
+      g.put(why, x: body.x + 2, y: body.y + 2, style: .dim, maxWidth: body.width - 4)
       g.markPane("shards", body)
       return
     }
