@@ -141,7 +141,6 @@ public final class JobHistory {
     if d != desired { desired = d; desiredSinceStep = latestStep; generation += 1 }
   }
 
-  /// Merges one poll.
   /// Appends an event, or counts it into the same event from other ranks: every rank reports
   /// its checkpoint write, pause, resume and stop, and a job of 64 ranks would list each 64
   /// times. Only events a rank reports of the job merge (a rank's failure is about that rank).
@@ -159,6 +158,7 @@ public final class JobHistory {
     events.append(e)
   }
 
+  /// Merges one poll.
   public func ingest(_ p: SourcePoll, now: Double = Date().timeIntervalSince1970) {
     lastPoll = now
     var changed = false

@@ -137,18 +137,18 @@ public enum Renderer {
   public static func stopPrompt(_ m: DashboardModel) -> [String] {
     let features = m.history.job.features
     let lastSaved = m.history.events.suffix(m.history.events.count).last { $0.kind == .checkpointSaved && !$0.text.isEmpty }
+    // the event reads "checkpoint saved: DIR/step_…"
+    let lastPath = lastSaved.flatMap { e in e.text.range(of: ": ").map { String(e.text[$0.upperBound...]) } }
     var lines = ["Stop job \(m.header.job) at the next step, for good?",
                  "Every rank exits; only tptrain --resume continues it, from a checkpoint."]
     if features.ignoresControl {
       lines.append("This job says it does not apply stop requests: nothing will stop it.")
     } else if features.checkpointAtStop {
-      // the event reads "checkpoint saved: DIR/step_…"
-      let path = lastSaved.flatMap { e in e.text.range(of: ": ").map { String(e.text[$0.upperBound...]) } }
-      let dir = (path.map { ($0 as NSString).deletingLastPathComponent } ?? m.history.job.checkpointDirectory).map { " in " + $0 }
+      let dir = (lastPath.map { ($0 as NSString).deletingLastPathComponent } ?? m.history.job.checkpointDirectory).map { " in " + $0 }
         ?? " in its --checkpoint-dir"
       lines.append("A last checkpoint is written first\(dir).")
-    } else if let last = lastSaved.flatMap({ e in e.text.range(of: ": ").map { String(e.text[$0.upperBound...]) } }) {
-      lines.append("No checkpoint is written at the stop; the last is \(last): press n, then c for a newer one.")
+    } else if let lastPath {
+      lines.append("No checkpoint is written at the stop; the last is \(lastPath): press n, then c for a newer one.")
     } else {
       lines.append("No checkpoint is written at the stop: press n, then c to save one first.")
     }

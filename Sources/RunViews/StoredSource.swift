@@ -133,7 +133,7 @@ package final class TensorBoardSource: JobSource {
   private var readers: [EventFileReader]
   private let files: [String]
   private var pending: [Int64: StepSample] = [:]
-  /// `perf/tokens_per_s` by step, turned into the step's tokens once its step time is known.
+  /// `perf/tokens_per_s` by step, read in this poll: the step's tokens where its step time was read too.
   private var rates: [Int64: Double] = [:]
   private var problems: [String] = []
   /// Event files unwritten this long are a run that has ended.
